@@ -1,0 +1,42 @@
+"""Choosing the device a job runs on, and saying why."""
+
+from __future__ import annotations
+
+import torch
+
+from engine.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def describe_device(choice: str = "auto") -> tuple[str, str]:
+    """(device string, the reason it was chosen) — used by `doctor` and by every job."""
+    if choice not in DEVICES:
+        raise ConfigError(f"Unknown device {choice!r}. Allowed: {', '.join(DEVICES)}.")
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "--device cuda was asked for, but PyTorch sees no CUDA GPU "
+                f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}). "
+                "Check `nvidia-smi`, or use --device auto."
+            )
+        name = torch.cuda.get_device_name(0)
+        return "cuda", f"CUDA GPU found: {name} ({torch.cuda.device_count()} visible)"
+    if choice == "mps" or (choice == "auto" and _mps_available()):
+        if not _mps_available():
+            raise ConfigError("--device mps was asked for, but Apple's MPS backend is not available here.")
+        return "mps", "Apple Silicon GPU (MPS) available"
+    if choice == "cpu":
+        return "cpu", "asked for with --device cpu"
+    why = "no CUDA GPU visible"
+    if torch.version.cuda is None:
+        why += " (this PyTorch is a CPU-only build)"
+    return "cpu", f"{why}; using {torch.get_num_threads()} CPU threads"
+
+
+def resolve_device(choice: str = "auto") -> torch.device:
+    return torch.device(describe_device(choice)[0])
