@@ -1,0 +1,407 @@
+"""Finding a dataset's layout, labels and splits; the integrity scan.
+
+Layouts, detected automatically:
+  class-folders  root/<class>/<image>
+  train-val      root/train/<class>/<image> and root/val|valid|validation|test/<class>/<image>
+  oxford-pets    root/images/<Breed_Name>_<n>.jpg (+ root/annotations/trainval.txt, test.txt), or the flat folder
+  petimages      the Microsoft download: PetImages/Cat, PetImages/Dog
+
+The scan never modifies, moves or deletes anything: unusable files are listed with a reason and skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import statistics
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.errors import ConfigError, DatasetError
+from engine.events import ProgressAdvanced
+from engine.images import MIN_SIDE, ImageProblem, check_image, is_image_name
+from engine.paths import cache_dir
+
+if TYPE_CHECKING:
+    from engine.jobs import JobContext
+
+VAL_DIR_NAMES = ("val", "valid", "validation", "test")
+PETS_NAME = re.compile(r"^(?P<breed>.+)_(?P<num>\d+)\.(?:jpe?g|png)$", re.IGNORECASE)
+IGNORED_DIRS = {"__MACOSX", "annotations"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str  # absolute
+    label: int
+    split: str | None = None  # "train" / "val" when the layout fixes it; None when tlbench splits
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    path: str
+    reason: str
+
+
+@dataclass
+class DatasetInfo:
+    root: Path
+    layout: str
+    classes: list[str]
+    samples: list[Sample]
+    unreadable: list[Unreadable] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    median_side: int | None = None  # of the usable images; guides the default input size
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    def counts(self) -> list[int]:
+        counts = [0] * len(self.classes)
+        for s in self.samples:
+            counts[s.label] += 1
+        return counts
+
+    def to_json(self) -> dict:
+        return {
+            "layout": self.layout,
+            "root": str(self.root),
+            "images": len(self.samples),
+            "classes": [{"name": n, "count": c} for n, c in zip(self.classes, self.counts())],
+            "unreadable": [{"path": u.path, "reason": u.reason} for u in self.unreadable],
+            "notes": list(self.notes),
+        }
+
+
+# ---------------------------------------------------------------------------------------------- layouts
+
+
+def _visible_dirs(path: Path) -> list[Path]:
+    out = []
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError as err:
+        raise DatasetError(f"Cannot list {path}: {err.strerror or err}.") from None
+    for e in entries:
+        if e.name.startswith(".") or e.name in IGNORED_DIRS:
+            continue
+        try:
+            if e.is_dir():
+                out.append(Path(e.path))
+        except OSError:
+            continue
+    return out
+
+
+def _image_files(path: Path) -> list[str]:
+    """Image files directly in `path` (symlinks included: a broken one is reported by the scan)."""
+    out = []
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError:
+        return out
+    for e in entries:
+        if not is_image_name(e.name):
+            continue
+        try:
+            if e.is_file() or e.is_symlink():
+                out.append(os.path.abspath(e.path))
+        except OSError:
+            out.append(os.path.abspath(e.path))
+    return out
+
+
+def _nested_images(path: Path, limit: int = 100_000) -> tuple[int, str | None]:
+    """Images in sub-folders below `path` (not following links, so loops cannot trap us)."""
+    count, example = 0, None
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if Path(dirpath) == path:
+            continue
+        n = sum(1 for f in filenames if is_image_name(f))
+        if n and example is None:
+            example = dirpath
+        count += n
+        if count >= limit:
+            break
+    return count, example
+
+
+def _is_loop(child: Path, root: Path) -> bool:
+    try:
+        target = child.resolve()
+        return root.resolve().is_relative_to(target)
+    except (OSError, RuntimeError):
+        return True
+
+
+def _class_folders(root: Path, split: str | None, notes: list[str]) -> list[tuple[str, str, str | None]]:
+    """(path, class name, split) for root/<class>/<image>."""
+    items: list[tuple[str, str, str | None]] = []
+    for d in _visible_dirs(root):
+        if _is_loop(d, root):
+            notes.append(f"Skipped {d.name}/: a symbolic link back into the dataset (a loop).")
+            continue
+        files = _image_files(d)
+        nested, example = _nested_images(d)
+        if nested:
+            notes.append(
+                f"Ignored {nested} image(s) in sub-folders of {d.name}/ (e.g. {Path(example).relative_to(root)}): "
+                "tlbench reads one level of class folders. Flatten them, or point tlbench at the deeper folder."
+            )
+        if not files:
+            if not nested:
+                notes.append(f"Skipped {d.name}/: no images in it.")
+            continue
+        items.extend((f, d.name, split) for f in files)
+    return items
+
+
+def _find_petimages(root: Path) -> Path | None:
+    for cand in (root, root / "PetImages"):
+        if (cand / "Cat").is_dir() and (cand / "Dog").is_dir():
+            names = {p.name for p in _visible_dirs(cand)}
+            if names <= {"Cat", "Dog"}:
+                return cand
+    return None
+
+
+def _pets_images_dir(root: Path) -> Path | None:
+    for cand in (root / "images", root):
+        if not cand.is_dir():
+            continue
+        files = [os.path.basename(f) for f in _image_files(cand)]
+        if len(files) < 4:
+            continue
+        matched = [PETS_NAME.match(f) for f in files]
+        breeds = {m.group("breed") for m in matched if m}
+        if sum(1 for m in matched if m) >= 0.9 * len(files) and len(breeds) >= 2 and not _visible_dirs(cand):
+            return cand
+    return None
+
+
+def _pets_items(images: Path, notes: list[str]) -> list[tuple[str, str, str | None]]:
+    split_of: dict[str, str] = {}
+    for ann in (images.parent / "annotations", images / "annotations"):
+        if (ann / "trainval.txt").exists() and (ann / "test.txt").exists():
+            for fname, split in (("trainval.txt", "train"), ("test.txt", "val")):
+                for line in (ann / fname).read_text(encoding="utf-8", errors="replace").splitlines():
+                    if line.strip() and not line.startswith("#"):
+                        split_of[line.split()[0]] = split
+            notes.append(f"Using the official split from {ann}: trainval.txt for training, test.txt for validation.")
+            break
+    items = []
+    skipped = 0
+    for f in _image_files(images):
+        m = PETS_NAME.match(os.path.basename(f))
+        if not m:
+            continue
+        stem = os.path.splitext(os.path.basename(f))[0]
+        split = split_of.get(stem) if split_of else None
+        if split_of and split is None:
+            skipped += 1
+            continue
+        items.append((f, m.group("breed"), split))
+    if skipped:
+        notes.append(f"{skipped} image(s) are in neither trainval.txt nor test.txt and were left out.")
+    breeds = {b for _, b, _ in items}
+    cats = sum(1 for b in breeds if b[:1].isupper())
+    notes.append(f"{cats} cat breeds (capitalised names) and {len(breeds) - cats} dog breeds (lower case).")
+    return items
+
+
+def find_items(root: Path) -> tuple[str, list[tuple[str, str, str | None]], list[str]]:
+    """Detect the layout; return (layout name, [(path, class, split)], notes)."""
+    notes: list[str] = []
+    if not root.exists():
+        raise DatasetError(f"Dataset folder {root} does not exist. Check the path, or run `tlbench fetch` to download one.")
+    if root.is_file():
+        hint = " It looks like an archive: extract it first, or use `tlbench fetch`." if re.search(
+            r"\.(zip|tar|tgz|gz|bz2|xz)$", root.name) else ""
+        raise DatasetError(f"{root} is a file; tlbench needs a folder of images.{hint}")
+
+    pet = _find_petimages(root)
+    if pet is not None:
+        return "petimages", _class_folders(pet, None, notes), notes
+
+    subdirs = {p.name.lower(): p for p in _visible_dirs(root)}
+    val_name = next((n for n in VAL_DIR_NAMES if n in subdirs), None)
+    if "train" in subdirs and val_name:
+        items = _class_folders(subdirs["train"], "train", notes)
+        items += _class_folders(subdirs[val_name], "val", notes)
+        if val_name != "test" and "test" in subdirs:
+            notes.append(f"Using {subdirs[val_name].name}/ for validation; test/ is left untouched.")
+        return "train-val", items, notes
+
+    pets = _pets_images_dir(root)
+    if pets is not None:
+        return "oxford-pets", _pets_items(pets, notes), notes
+
+    items = _class_folders(root, None, notes)
+    loose = len(_image_files(root))
+    if loose and items:
+        notes.append(f"Ignored {loose} image(s) directly in {root.name}/: images belong in a folder named after their class.")
+    if not items:
+        if loose:
+            raise DatasetError(
+                f"{root} holds {loose} images but no class folders. Put each class in its own folder "
+                f"({root}/<class>/image.jpg), or name files like Oxford Pets (Breed_Name_12.jpg)."
+            )
+        nested_msg = next((n for n in notes if n.startswith("Ignored")), None)
+        if nested_msg:
+            raise DatasetError(f"No images directly inside the class folders of {root}. {nested_msg}")
+        raise DatasetError(f"No images found in {root}. tlbench reads {', '.join(sorted({'.jpg', '.png'}))} and other "
+                           "image files in one folder per class.")
+    return "class-folders", items, notes
+
+
+# ---------------------------------------------------------------------------------------------- scan
+
+
+def _scan_cache_path(root: Path) -> Path:
+    key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+    return cache_dir() / "scan" / f"{key}.json"
+
+
+def _load_scan_cache(root: Path, min_side: int) -> dict:
+    try:
+        data = json.loads(_scan_cache_path(root).read_text())
+        if data.get("version") == 1 and data.get("min_side") == min_side:
+            return data["entries"]
+    except (OSError, ValueError, KeyError):
+        pass
+    return {}
+
+
+def _save_scan_cache(root: Path, min_side: int, entries: dict) -> None:
+    from engine.runs import atomic_write_text  # runs imports torch; keep the scan import light
+
+    path = _scan_cache_path(root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({"version": 1, "min_side": min_side, "entries": entries}))
+    except OSError:
+        pass  # a cache we cannot write only costs time
+
+
+def _check_one(path: str, min_side: int, cached: dict) -> tuple[str, list]:
+    try:
+        st = os.stat(path)
+        ident = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        ident = [None, None]
+    hit = cached.get(path)
+    if hit is not None and hit[:2] == ident and ident[0] is not None:
+        return path, hit
+    try:
+        w, h, fmt = check_image(path, min_side)
+        return path, ident + [w, h, fmt]
+    except ImageProblem as err:
+        return path, ident + [str(err)]
+    except Exception as err:  # noqa: BLE001 - an unexpected decoder failure is still just an unusable file
+        return path, ident + [f"cannot decode ({type(err).__name__}: {err})"]
+
+
+def scan_dataset(
+    root: str | os.PathLike,
+    *,
+    check: bool = True,
+    min_side: int = MIN_SIDE,
+    workers: int | None = None,
+    ctx: JobContext | None = None,
+) -> DatasetInfo:
+    """Find the layout and check every image. Reads only; results are cached by (path, size, mtime)."""
+    root = Path(root).expanduser()
+    layout, items, notes = find_items(root)
+    classes = sorted({c for _, c, _ in items})
+    index = {c: i for i, c in enumerate(classes)}
+    paths = [p for p, _, _ in items]
+
+    results: dict[str, list] = {}
+    if check:
+        cached = _load_scan_cache(root, min_side)
+        workers = workers or min(8, (os.cpu_count() or 2) * 2)  # decoding releases the GIL
+        total = len(paths)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for i, (path, res) in enumerate(pool.map(lambda p: _check_one(p, min_side, cached), paths, chunksize=64)):
+                results[path] = res
+                if ctx is not None and (i % 64 == 0 or i + 1 == total):
+                    ctx.progress(ProgressAdvanced("scan", i + 1, total, "files"), force=i + 1 == total)
+                    ctx.check()
+        if results != cached:
+            _save_scan_cache(root, min_side, results)
+
+    samples, unreadable, sides = [], [], []
+    for path, cls, split in items:
+        res = results.get(path)
+        if res is not None and len(res) == 3:
+            unreadable.append(Unreadable(path, res[2]))
+            continue
+        if res is not None:
+            sides.append(min(res[2], res[3]))
+        samples.append(Sample(path, index[cls], split))
+    used = sorted({classes[s.label] for s in samples})
+    if used != classes:  # a class whose every image is unusable
+        gone = [c for c in classes if c not in used]
+        notes.append(f"No usable images left in class(es): {', '.join(gone)}.")
+        index = {c: i for i, c in enumerate(used)}
+        samples = [Sample(s.path, index[classes[s.label]], s.split) for s in samples]
+        classes = used
+    if unreadable:
+        notes.append(f"{len(unreadable)} unusable file(s) skipped (listed; nothing was changed on disk).")
+    median = int(statistics.median(sides)) if sides else None
+    return DatasetInfo(root.resolve(), layout, classes, samples, unreadable, notes, median)
+
+
+# ---------------------------------------------------------------------------------------------- split
+
+
+def _order_key(seed: int, path: str, root: Path) -> str:
+    rel = os.path.relpath(path, root)
+    return hashlib.sha1(f"{seed}:{rel}".encode()).hexdigest()
+
+
+def split_dataset(info: DatasetInfo, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """A stratified train/validation split.
+
+    Each file's side is decided by a hash of (seed, relative path): the same files and seed always give the
+    same split, on any machine, and adding files does not reshuffle the others. A layout that carries its
+    own split (train/ + val/, the Pets annotations) is used as is.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"--val-fraction {val_fraction} is out of range: use a value between 0 and 1, e.g. 0.2.")
+    counts = info.counts()
+    if len(info.classes) < 2:
+        found = f"1 class ({info.classes[0]!r})" if info.classes else "no classes"
+        raise DatasetError(
+            f"Found {found} with usable images in {info.root}; a classifier needs at least 2. "
+            f"Add one folder per class: {info.root}/<class>/image.jpg."
+        )
+    if any(s.split for s in info.samples):
+        train = [s for s in info.samples if s.split == "train"]
+        val = [s for s in info.samples if s.split == "val"]
+        train_labels = {s.label for s in train}
+        missing = [info.classes[i] for i in range(len(info.classes)) if i not in train_labels]
+        if missing:
+            raise DatasetError(f"Class(es) {', '.join(missing)} have no training images in {info.root}.")
+        if not val:
+            raise DatasetError(f"The validation folder of {info.root} has no usable images.")
+        return train, val
+    few = [f"{c} ({n})" for c, n in zip(info.classes, counts) if n < 2]
+    if few:
+        raise DatasetError(
+            f"Class(es) with fewer than 2 usable images: {', '.join(few)}. Each class needs at least 2 "
+            "(one to train on, one to validate). Add images or remove the folder."
+        )
+    train, val = [], []
+    for label in range(len(info.classes)):
+        members = sorted((s for s in info.samples if s.label == label), key=lambda s: _order_key(seed, s.path, info.root))
+        n_val = min(len(members) - 1, max(1, round(len(members) * val_fraction)))
+        val.extend(members[:n_val])
+        train.extend(members[n_val:])
+    return train, val
