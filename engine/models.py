@@ -1,0 +1,65 @@
+"""The classifier tlbench trains: normalisation inside the model, a backbone, a head.
+
+Images enter in [0, 1]; normalisation is the model's first layer. That keeps one convention everywhere —
+attacks measure eps in pixel units, exports embed their preprocessing, predictions need no side recipe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class Classifier(nn.Module):
+    """normalize -> backbone (pooled features) -> head (logits)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.backbone = backbone
+        self.head = head
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.normalize(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def last_linear(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
+    """The classification layer of an ImageNet model: (its parent, its attribute name, the layer).
+
+    Every torchvision classifier and EfficientNet-Lite ends in an nn.Linear; what precedes it is the
+    feature extractor (pooling and flattening included). This is timm's `reset_classifier` idea.
+    """
+    found = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            found = name
+    if found is None:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear classification layer")
+    parent_name, _, attr = found.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    return parent, attr, getattr(parent, attr)
+
+
+def split_head(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
+    """Replace the model's last Linear with Identity (in place); return (feature extractor, that Linear)."""
+    parent, attr, linear = last_linear(model)
+    if isinstance(parent, nn.Sequential):
+        parent[int(attr)] = nn.Identity()
+    else:
+        setattr(parent, attr, nn.Identity())
+    return model, linear
