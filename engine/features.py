@@ -1,0 +1,203 @@
+"""Extracting pooled backbone features once, and caching them on disk.
+
+The cache is keyed by backbone, weights identity and preprocessing; inside it each file is identified by
+(path, size, mtime). A second run on the same files does no backbone forward pass at all.
+Extraction is fast on a CPU: eval mode, inference_mode, BatchNorm folded into the convolutions,
+channels_last, and JPEG decoding in DataLoader workers, overlapped with the forward pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.utils.data import DataLoader
+
+from engine.events import ProgressAdvanced
+from engine.images import image_identity
+from engine.paths import cache_dir
+from engine.preprocess import ImageFiles, auto_workers
+from engine.runs import _atomic_write_bytes
+
+if TYPE_CHECKING:
+    from engine.jobs import JobContext
+    from engine.models import Classifier
+
+FEATURE_VERSION = 1
+
+
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold every BatchNorm2d that directly follows a Conv2d (in the same parent) into it. Eval mode only.
+
+    Adjacency of registration is a heuristic; `inference_copy` verifies the folded model's output against
+    the original and falls back when they differ, so an unusual architecture can never be silently broken.
+    """
+    folded = 0
+    for parent in model.modules():
+        names = list(parent._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = parent._modules[a], parent._modules[b]
+            if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+                    and conv.out_channels == bn.num_features and bn.track_running_stats):
+                parent._modules[a] = fuse_conv_bn_eval(conv, bn)
+                parent._modules[b] = nn.Identity()
+                folded += 1
+    return folded
+
+
+def inference_copy(model: Classifier, device: torch.device, size: int) -> Classifier:
+    """A frozen copy for extraction: BN folded (when verified equal), channels_last on CPU and CUDA."""
+    fast = copy.deepcopy(model).eval()
+    if fold_batchnorm(fast.backbone):
+        probe = torch.rand(2, 3, size, size)
+        with torch.inference_mode():
+            want = model.eval().features(probe)
+            got = fast.features(probe)
+        if not torch.allclose(want, got, rtol=1e-3, atol=1e-3 * float(want.abs().max()) + 1e-5):
+            fast = copy.deepcopy(model).eval()
+    fast = fast.to(device)
+    if device.type in ("cpu", "cuda"):
+        fast = fast.to(memory_format=torch.channels_last)
+    for p in fast.parameters():
+        p.requires_grad_(False)
+    return fast
+
+
+def cache_key(backbone: str, weights_identity: str, prep: dict) -> dict:
+    return {"version": FEATURE_VERSION, "backbone": backbone, "weights": weights_identity, "preprocessing": prep}
+
+
+class FeatureCache:
+    """<cache>/features/<backbone>-<hash of key>/<hash of dataset root>.pt holding {"key", "ids", "features"};
+    loaded with weights_only=True."""
+
+    def __init__(self, key: dict, dataset_root: str | Path, root: Path | None = None):
+        self.key = key
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        # one file per dataset, so a small dataset never loads a big one's features
+        part = hashlib.sha256(str(Path(dataset_root).resolve()).encode()).hexdigest()[:16]
+        self.dir = (root or cache_dir() / "features") / f"{key['backbone']}-{digest}"
+        self.path = self.dir / f"{part}.pt"
+
+    def load(self) -> dict[str, torch.Tensor]:
+        try:
+            data = torch.load(self.path, map_location="cpu", weights_only=True)
+            if data.get("key") != json.loads(json.dumps(self.key)):
+                return {}
+            return dict(zip(data["ids"], data["features"]))
+        except FileNotFoundError:
+            return {}
+        except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
+            return {}
+
+    def save(self, entries: dict[str, torch.Tensor]) -> None:
+        if not entries:
+            return
+        import io
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ids = list(entries)
+        buf = io.BytesIO()
+        torch.save({"key": self.key, "ids": ids, "features": torch.stack([entries[i] for i in ids])}, buf)
+        try:
+            _atomic_write_bytes(self.path, buf.getvalue())
+        except OSError:
+            pass  # a cache we cannot write only costs time next run
+
+
+def extract(
+    model: Classifier,
+    paths: list[str],
+    prep: dict,
+    device: torch.device,
+    batch_size: int = 64,
+    workers: int | None = None,
+    ctx: JobContext | None = None,
+) -> tuple[torch.Tensor, dict[int, str], float]:
+    """Pooled features for `paths` -> (features [N, D] on CPU, {index: reason} for unusable files, images/s)."""
+    fast = inference_copy(model, device, prep["crop_size"])
+    workers = auto_workers(device) if workers is None else workers
+    loader = DataLoader(
+        ImageFiles(paths, prep), batch_size=batch_size, shuffle=False, num_workers=workers,
+        pin_memory=device.type == "cuda", persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+    )
+    feats: torch.Tensor | None = None
+    errors: dict[int, str] = {}
+    done, start = 0, time.perf_counter()
+    with torch.inference_mode():
+        for x, idx, err in loader:
+            x = x.to(device, non_blocking=True).float().div_(255)
+            if device.type in ("cpu", "cuda"):
+                x = x.contiguous(memory_format=torch.channels_last)
+            f = fast.features(x).float().cpu()
+            if feats is None:
+                feats = torch.empty(len(paths), f.shape[1])
+            feats[idx] = f
+            for i, e in zip(idx.tolist(), err):
+                if e:
+                    errors[i] = e
+            done += len(idx)
+            if ctx is not None:
+                rate = done / max(time.perf_counter() - start, 1e-6)
+                ctx.progress(ProgressAdvanced("extract", done, len(paths), "images", rate), force=done == len(paths))
+                ctx.check()
+    seconds = time.perf_counter() - start
+    if feats is None:
+        feats = torch.empty(0, 0)
+    return feats, errors, (len(paths) / seconds if seconds > 0 and paths else 0.0)
+
+
+def cached_features(
+    model_factory: Callable[[], Classifier],
+    key: dict,
+    dataset_root: str | Path,
+    paths: list[str],
+    device: torch.device,
+    batch_size: int = 64,
+    workers: int | None = None,
+    ctx: JobContext | None = None,
+) -> tuple[torch.Tensor, dict[int, str], dict]:
+    """Features for `paths`, from the cache where the file is unchanged; extracts only the rest.
+
+    `model_factory` builds the model only when something must be extracted: a full hit loads no backbone.
+
+    Returns (features, {index: reason}, stats) with stats {"feature_cache": "hit"|"miss", "extracted",
+    "extract_images_per_s"}. A file that fails to decode is never cached, so it is retried next time.
+    """
+    cache = FeatureCache(key, dataset_root)
+    stored = cache.load()
+    ids = [image_identity(p) for p in paths]
+    missing = [i for i, ident in enumerate(ids) if ident not in stored]
+    errors: dict[int, str] = {}
+    rate = 0.0
+    if missing:
+        if ctx is not None:
+            ctx.log(f"extracting features for {len(missing)} of {len(paths)} images "
+                    f"({len(paths) - len(missing)} cached)")
+        new, errs, rate = extract(model_factory(), [paths[i] for i in missing], key["preprocessing"], device,
+                                  batch_size, workers, ctx)
+        for j, i in enumerate(missing):
+            if j in errs:
+                errors[i] = errs[j]
+            else:
+                stored[ids[i]] = new[j].clone()
+        cache.save(stored)
+    elif ctx is not None:
+        ctx.log(f"feature cache hit: {len(paths)} images, no backbone forward pass")
+    dim = next(iter(stored.values())).shape[0] if stored else 0
+    out = torch.zeros(len(paths), dim)
+    for i, ident in enumerate(ids):
+        if i not in errors:
+            out[i] = stored[ident]
+    stats = {"feature_cache": "miss" if missing else "hit", "extracted": len(missing) - len(errors),
+             "extract_images_per_s": round(rate, 2)}
+    return out, errors, stats

@@ -1,0 +1,232 @@
+"""Training jobs. Probe mode: frozen backbone, features extracted once and cached, a linear head on top.
+
+`train(config, ctx)` is the job function (run it with engine.jobs.run_job): it scans the dataset, creates
+the run directory, trains, and returns the result summary that `tlbench train --json` prints.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.backbones import build_classifier, feature_dim, get_spec
+from engine.config import TrainConfig, resolve_img_size
+from engine.datasets import DatasetInfo, Sample, scan_dataset, split_dataset
+from engine.devices import describe_device
+from engine.events import CheckpointSaved, EpochEnded, JobStarted
+from engine.features import cache_key, cached_features
+from engine.images import image_identity
+from engine.jobs import JobContext
+from engine.models import Classifier
+from engine.runs import (
+    append_metrics,
+    create_run_dir,
+    runs_root,
+    save_checkpoint,
+    save_config,
+    versions,
+)
+from engine.seeding import seed_everything
+from engine.weights import weights_identity
+
+
+@dataclass
+class Prepared:
+    """What every mode needs before its loop: data, split, run directory, config record, and the model —
+    built on first use, so a probe whose features are all cached never loads the backbone."""
+
+    config: TrainConfig
+    info: DatasetInfo
+    train: list[Sample]
+    val: list[Sample]
+    weights_identity: str
+    prep: dict
+    device: torch.device
+    run_dir: Path
+    record: dict  # config.json
+    ctx: JobContext
+    _model: Classifier | None = None
+
+    @property
+    def model(self) -> Classifier:
+        if self._model is None:
+            self._model, identity = build_classifier(self.config.backbone, len(self.info.classes),
+                                                     self.config.weights, self.ctx)
+            assert identity == self.weights_identity, (identity, self.weights_identity)
+        return self._model
+
+
+def dataset_fingerprint(info: DatasetInfo) -> str:
+    """A hash of every used file's (relative path, size, mtime): tells whether a run's data changed."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for s in sorted(info.samples, key=lambda s: s.path):
+        ident = image_identity(s.path).split("|", 1)[1]
+        h.update(f"{Path(s.path).relative_to(info.root)}|{ident}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def prepare(config: TrainConfig, ctx: JobContext) -> Prepared:
+    config.validate()
+    seed = seed_everything(config.seed)
+    config.seed = seed
+    device_name, why = describe_device(config.device)
+    device = torch.device(device_name)
+    ctx.log(f"device: {device_name} ({why})")
+
+    info = scan_dataset(config.dataset, ctx=ctx)
+    ctx.log(f"dataset: {info.root} — layout {info.layout}, {len(info.samples)} images, {len(info.classes)} classes")
+    for note in info.notes:
+        ctx.log(note, "warning")
+    for bad in info.unreadable[:20]:
+        ctx.log(f"skipped {bad.path}: {bad.reason}", "warning")
+    if len(info.unreadable) > 20:
+        ctx.log(f"… and {len(info.unreadable) - 20} more unusable files (see `tlbench scan`)", "warning")
+    train, val = split_dataset(info, config.val_fraction, seed)
+    ctx.log(f"split: {len(train)} train / {len(val)} validation (seed {seed})")
+
+    spec = get_spec(config.backbone)
+    img_size = resolve_img_size(config.img_size, spec.input_size, info.median_side)
+    prep = spec.preprocessing(img_size)
+    identity = weights_identity(spec, config.weights)
+    ctx.log(f"backbone: {config.backbone} ({identity}), input {img_size} px")
+
+    run_dir = create_run_dir(runs_root(config.runs_dir), info.name, config.backbone, config.mode)
+    record = {
+        **config.to_dict(),
+        "dataset": str(info.root),
+        "img_size": img_size,
+        "seed": seed,
+        "device_resolved": device_name,
+        "dataset_layout": info.layout,
+        "dataset_fingerprint": dataset_fingerprint(info),
+        "classes": info.classes,
+        "train_images": len(train),
+        "val_images": len(val),
+        "skipped_images": len(info.unreadable),
+        "weights_identity": identity,
+        "preprocessing": prep,
+        "feature_dim": feature_dim(config.backbone),
+        "versions": versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    save_config(run_dir, record)
+    ctx.emit(JobStarted("train", f"{config.mode} {config.backbone} on {info.name}", str(run_dir)))
+    ctx.log(f"run directory: {run_dir}")
+    ctx.result["run_dir"] = str(run_dir)
+    return Prepared(config, info, train, val, identity, prep, device, run_dir, record, ctx)
+
+
+def evaluate_head(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(mean loss, accuracy) of a head on features."""
+    if len(labels) == 0:
+        return float("nan"), float("nan")
+    with torch.inference_mode():
+        logits = head(feats)
+        loss = F.cross_entropy(logits, labels).item()
+        acc = (logits.argmax(1) == labels).float().mean().item()
+    return loss, acc
+
+
+def save_probe_checkpoints(p: Prepared, best: dict, last: dict, ctx: JobContext) -> None:
+    common = {"config": p.record, "model_scope": "head", "classes": p.info.classes}
+    save_checkpoint(p.run_dir / "best.pt", {**common, **best})
+    save_checkpoint(p.run_dir / "last.pt", {**common, **last})
+    ctx.emit(CheckpointSaved(str(p.run_dir / "best.pt"), best["epoch"], best=True))
+
+
+def train_probe(p: Prepared, ctx: JobContext) -> dict:
+    cfg = p.config
+    key = cache_key(cfg.backbone, p.weights_identity, p.prep)
+    samples = p.train + p.val
+    feats, errors, stats = cached_features(
+        lambda: p.model, key, p.info.root, [s.path for s in samples], p.device, cfg.batch_size, cfg.workers, ctx
+    )
+    for i, reason in sorted(errors.items()):
+        ctx.log(f"skipped {samples[i].path}: {reason}", "warning")
+    keep = torch.tensor([i not in errors for i in range(len(samples))])
+    labels = torch.tensor([s.label for s in samples])
+    is_train = torch.tensor([i < len(p.train) for i in range(len(samples))])
+    xtr, ytr = feats[keep & is_train], labels[keep & is_train]
+    xva, yva = feats[keep & ~is_train], labels[keep & ~is_train]
+
+    generator = torch.Generator().manual_seed(cfg.seed)
+    head = nn.Linear(p.record["feature_dim"], len(p.info.classes))
+    nn.init.normal_(head.weight, std=0.01, generator=generator)
+    nn.init.zeros_(head.bias)
+    optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = max(1, -(-len(ytr) // cfg.batch_size))
+    best_acc, best_epoch, history = -1.0, 0, []
+    best: dict = {}
+    last: dict = {}
+    start = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        head.train()
+        order = torch.randperm(len(ytr), generator=generator)
+        total_loss, correct = 0.0, 0
+        for step in range(steps):
+            if ctx.stopped and history:
+                save_probe_checkpoints(p, best, last, ctx)
+            ctx.check()
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            logits = head(xtr[idx])
+            loss = F.cross_entropy(logits, ytr[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(idx)
+            correct += (logits.argmax(1) == ytr[idx]).sum().item()
+        head.eval()
+        val_loss, val_acc = evaluate_head(head, xva, yva)
+        row = {"epoch": epoch, "train_loss": total_loss / max(1, len(ytr)), "train_acc": correct / max(1, len(ytr)),
+               "val_loss": val_loss, "val_acc": val_acc, "lr": cfg.lr, "seconds": time.perf_counter() - t0}
+        history.append(row)
+        append_metrics(p.run_dir, row)
+        if val_acc > best_acc:
+            best_acc, best_epoch = val_acc, epoch
+            best_state = {k: v.clone() for k, v in head.state_dict().items()}
+        ctx.emit(EpochEnded(epoch, cfg.epochs, {k: v for k, v in row.items() if k != "epoch"}, row["seconds"]))
+        ctx.result.update({"epochs": epoch, "val_acc": val_acc, "best_val_acc": best_acc})
+        last = {"epoch": epoch, "model": head.state_dict(), "optimizer": optimizer.state_dict(), "metrics": row}
+        best = {"epoch": best_epoch, "model": best_state, "metrics": history[best_epoch - 1]}
+        # A probe epoch takes milliseconds: checkpoints are written when the loop ends (or is stopped),
+        # not every epoch.
+        if epoch == cfg.epochs:
+            save_probe_checkpoints(p, best, last, ctx)
+
+    return {
+        "val_acc": history[-1]["val_acc"],
+        "best_val_acc": best_acc,
+        "best_epoch": best_epoch,
+        "epochs": cfg.epochs,
+        "train_images": int(len(ytr)),
+        "val_images": int(len(yva)),
+        "skipped_images": len(p.info.unreadable) + len(errors),
+        **stats,
+        "train_seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def train(config: TrainConfig, ctx: JobContext) -> dict:
+    """The training job: prepare, run the mode's loop, return the summary."""
+    started = time.perf_counter()
+    p = prepare(config, ctx)
+    if config.mode == "probe":
+        result = train_probe(p, ctx)
+    else:  # the fine-tuning modes live in engine.finetune
+        from engine.finetune import train_finetune
+
+        result = train_finetune(p, ctx)
+    summary = {"run_dir": str(p.run_dir), "classes": p.info.classes, **result,
+               "seconds": round(time.perf_counter() - started, 3)}
+    from engine.runs import atomic_write_json
+
+    atomic_write_json(p.run_dir / "summary.json", summary)
+    return summary
