@@ -1,0 +1,53 @@
+"""Headless subcommands: `tlbench scan|backbones|doctor|train|predict …`.
+
+Progress goes to stderr; with --json exactly one JSON object goes to stdout (an error too). Bad input exits 2
+with a message naming the value. Rich is imported lazily, so importing the engine stays UI-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# One module per subcommand, each with register(subparsers) setting `func`.
+COMMANDS = ["scan", "backbones", "doctor", "train", "predict"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad flags; we add the --json error object so scripts always get one."""
+
+    def error(self, message: str):  # noqa: D401
+        from engine.cli.common import print_error_json
+
+        if "--json" in sys.argv:
+            print_error_json("Invalid arguments", f"{self.prog}: {message}")
+        super().error(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="tlbench", description="Transfer learning on images, in the terminal. "
+                    "`tlbench [DATASET]` opens the workbench; the subcommands run headless.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"engine.cli.{name.replace('-', '_')}").register(sub)
+    return parser
+
+
+def subcommands() -> list[str]:
+    return list(COMMANDS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.cli.common import handle_errors
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return handle_errors(args, lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

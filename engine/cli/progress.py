@@ -1,0 +1,104 @@
+"""The headless view of the event stream: a Rich progress display and log lines on stderr."""
+
+from __future__ import annotations
+
+import math
+
+from engine.events import (
+    BatchEnded,
+    CheckpointSaved,
+    EpochEnded,
+    Event,
+    ImageRendered,
+    JobFailed,
+    JobFinished,
+    LogLine,
+    ProgressAdvanced,
+)
+
+
+def format_metrics(metrics: dict) -> str:
+    parts = []
+    for k, v in metrics.items():
+        if k in ("seconds",):
+            continue
+        if isinstance(v, float):
+            v = "nan" if not math.isfinite(v) else (f"{v:.2e}" if k == "lr" or (v and abs(v) < 1e-3) else f"{v:.4f}")
+        parts.append(f"{k} {v}")
+    return "  ".join(parts)
+
+
+class ProgressSink:
+    """Callable sink; use as a context manager so the live display is torn down cleanly."""
+
+    def __init__(self, enabled: bool = True):
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.enabled = enabled
+        self.live = enabled and self.console.is_terminal
+        self.progress = None
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "ProgressSink":
+        if self.live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                console=self.console, transient=False,
+            )
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def _print(self, text: str, style: str = "") -> None:
+        if self.enabled:
+            self.console.print(text, style=style, markup=False)
+
+    def _task(self, key: str, description: str, total: float | None) -> int | None:
+        if self.progress is None:
+            return None
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(description, total=total, rate="")
+        return self.tasks[key]
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, LogLine):
+            self._print(event.text, "yellow" if event.level == "warning" else "dim")
+        elif isinstance(event, ProgressAdvanced):
+            task = self._task(f"p:{event.phase}", event.phase, event.total)
+            rate = ""
+            if event.rate:
+                rate = f"{event.rate / 1e6:.1f} MB/s" if event.unit == "bytes" else f"{event.rate:.1f} {event.unit}/s"
+            if task is not None:
+                self.progress.update(task, completed=event.done, total=event.total, rate=rate)
+            elif event.total and event.done >= event.total:
+                self._print(f"{event.phase}: {event.done:.0f}/{event.total:.0f} {event.unit} {rate}".rstrip(), "dim")
+        elif isinstance(event, BatchEnded):
+            task = self._task(f"e:{event.phase}:{event.epoch}", f"epoch {event.epoch} {event.phase}", event.steps)
+            if task is not None:
+                rate = f"{event.images_per_s:.1f} img/s" if event.images_per_s else ""
+                self.progress.update(task, completed=event.step, rate=f"loss {event.loss:.4f} {rate}")
+        elif isinstance(event, EpochEnded):
+            self._print(f"epoch {event.epoch}/{event.epochs}  {format_metrics(event.metrics)}  ({event.seconds:.1f}s)")
+        elif isinstance(event, CheckpointSaved):
+            pass  # one per epoch; the epoch line says enough
+        elif isinstance(event, ImageRendered):
+            if event.path:
+                self._print(f"saved {event.path}", "dim")
+        elif isinstance(event, JobFinished) and event.reason == "stopped":
+            self._print("stopped", "yellow")
+        elif isinstance(event, JobFailed):
+            pass  # the error panel follows
