@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from engine.backbones import DEFAULT_BACKBONE, get_spec
 from engine.devices import DEVICES
@@ -21,22 +21,42 @@ MODE_HELP = {
 }
 
 
+OPTIMIZERS = ("adamw", "sgd")
+AUGMENTS = ("none", "light", "strong")
+
+
+def _f(default, help: str):
+    """A config field with its help text (the CLI and the workbench's Model screen show it)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    dataset: str
-    backbone: str = DEFAULT_BACKBONE
-    mode: str = "probe"
-    epochs: int | None = None  # None: DEFAULT_EPOCHS[mode]
-    batch_size: int = 64
-    lr: float = 1e-3
-    img_size: int | None = None  # None: the backbone's size, smaller for small images (see resolve_img_size)
-    val_fraction: float = 0.2
-    seed: int | None = 0
-    workers: int | None = None  # None: chosen for the device
-    device: str = "auto"
-    runs_dir: str | None = None
-    weights: str | None = None  # None: registry weights; "random"; or a state-dict file
-    weight_decay: float = 0.0
+    dataset: str = _f("", "dataset folder")
+    backbone: str = _f(DEFAULT_BACKBONE, "pretrained backbone (`tlbench backbones` lists them)")
+    mode: str = _f("probe", "probe | head | partial | full")
+    epochs: int | None = _f(None, "epochs (default: 30 for probe, 5-6 for the others)")
+    batch_size: int = _f(64, "images per step")
+    lr: float = _f(1e-3, "learning rate (the head's; the backbone gets less in full mode)")
+    img_size: int | None = _f(None, "input size in px (default: the backbone's, less for small images)")
+    val_fraction: float = _f(0.2, "validation share when tlbench splits the data")
+    seed: int | None = _f(0, "random seed (recorded in the run)")
+    workers: int | None = _f(None, "DataLoader workers (default: chosen for the device)")
+    device: str = _f("auto", "auto | cpu | cuda | mps")
+    runs_dir: str | None = _f(None, "where runs are written (default $TLBENCH_RUNS or ./runs)")
+    weights: str | None = _f(None, "backbone weights: registry (default), 'random', or a state-dict file")
+    weight_decay: float = _f(0.0, "weight decay")
+    # fine-tuning (head, partial, full)
+    optimizer: str = _f("adamw", "adamw | sgd (momentum 0.9)")
+    label_smoothing: float = _f(0.0, "label smoothing, 0 to <1")
+    augment: str = _f("light", "none | light (random resized crop + flip) | strong")
+    unfreeze: int = _f(2, "partial mode: how many of the backbone's last stages to train")
+    freeze_epochs: int = _f(1, "full mode: epochs with the backbone frozen before unfreezing")
+    amp: bool = _f(True, "mixed precision on CUDA")
+    channels_last: bool = _f(True, "channels_last memory format on CUDA")
+    grad_clip: float | None = _f(None, "clip the gradient norm to this value")
+    patience: int | None = _f(None, "early stopping: epochs without a better validation accuracy")
+    tensorboard: bool = _f(False, "log scalars for TensorBoard (needs the tensorboard package)")
 
     def validate(self) -> "TrainConfig":
         get_spec(self.backbone)  # raises with the allowed names
@@ -61,6 +81,21 @@ class TrainConfig:
             raise ConfigError(f"--seed {self.seed} is out of range: use a non-negative integer.")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f"--weight-decay {self.weight_decay} must be >= 0.")
+        if not self.dataset:
+            raise ConfigError("No dataset given: pass a dataset folder (see `tlbench scan`).")
+        if self.optimizer not in OPTIMIZERS:
+            raise choice_error("optimizer", self.optimizer, OPTIMIZERS)
+        if self.augment not in AUGMENTS:
+            raise choice_error("augmentation preset", self.augment, AUGMENTS)
+        if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
+            raise ConfigError(f"--label-smoothing {self.label_smoothing} is out of range: use 0 to below 1, e.g. 0.1.")
+        _positive_int("--unfreeze", self.unfreeze, 1000)
+        if not isinstance(self.freeze_epochs, int) or self.freeze_epochs < 0:
+            raise ConfigError(f"--freeze-epochs {self.freeze_epochs} must be a whole number, 0 or more.")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise ConfigError(f"--grad-clip {self.grad_clip} must be a positive number.")
+        if self.patience is not None:
+            _positive_int("--patience", self.patience, 10_000)
         return self
 
     def to_dict(self) -> dict:

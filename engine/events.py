@@ -81,6 +81,16 @@ class ImageRendered(Event):
 
 
 @dataclass(frozen=True)
+class StepEnded(Event):
+    """One optimisation step of an attack or a dream: values such as {"target_prob": 0.93, "loss": 0.1}."""
+
+    kind: str  # "attack" | "dream" | "lr-find" …
+    step: int
+    steps: int
+    values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class JobFinished(Event):
     reason: str  # "completed" | "stopped"
     result: dict[str, Any] = field(default_factory=dict)

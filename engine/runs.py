@@ -137,6 +137,15 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return rows
 
 
+def update_report(run_dir: Path, updates: dict) -> dict:
+    """Merge top-level keys into the run's report.json (evaluation, robustness …) atomically."""
+    path = Path(run_dir) / "report.json"
+    report = read_json(path) if path.exists() else {}
+    report.update(updates)
+    atomic_write_json(path, report)
+    return report
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """torch.save to memory, then an atomic replace: a crash mid-write leaves the previous file intact."""
     buf = io.BytesIO()
