@@ -99,7 +99,7 @@ def _visible_dirs(path: Path) -> list[Path]:
 
 
 def _image_files(path: Path) -> list[str]:
-    """Image files directly in `path` (symlinks included: a broken one is reported by the scan)."""
+    """Entries named like images directly in `path`, except folders."""
     out = []
     try:
         entries = sorted(os.scandir(path), key=lambda e: e.name)
@@ -109,10 +109,12 @@ def _image_files(path: Path) -> list[str]:
         if not is_image_name(e.name):
             continue
         try:
-            if e.is_file() or e.is_symlink():
-                out.append(os.path.abspath(e.path))
+            if e.is_dir():
+                continue
         except OSError:
-            out.append(os.path.abspath(e.path))
+            pass  # a looping link: listed, and the scan says why it is unusable
+        # anything else named like an image (file, broken link, FIFO…) is listed; the scan judges it
+        out.append(os.path.abspath(e.path))
     return out
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import warnings
 
 import numpy as np
@@ -20,6 +21,9 @@ MIN_SIDE = 8  # smaller images carry too little to classify (the demo digits are
 
 # A truncated file must fail loudly, not be padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Treat PIL's decompression-bomb warning as an error, process-wide (thumbnails included). Set once here:
+# warnings.catch_warnings() is not thread-safe and the scan decodes on several threads.
+warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
 class ImageProblem(Exception):
@@ -32,17 +36,18 @@ def is_image_name(name: str) -> bool:
 
 def _open(path: str | os.PathLike) -> Image.Image:
     try:
-        size = os.stat(path).st_size
+        st = os.stat(path)
     except FileNotFoundError:
-        raise ImageProblem("file not found (a broken or looping symbolic link?)") from None
+        raise ImageProblem("file not found (a broken symbolic link?)") from None
     except OSError as err:
         raise ImageProblem(f"cannot read file ({err.strerror or err})") from None
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        # a FIFO or device named *.jpg would block or stream forever
+        raise ImageProblem("not a regular file (a pipe, socket or device)")
+    if st.st_size == 0:
         raise ImageProblem("empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+        img = Image.open(path)
     except PermissionError:
         raise ImageProblem("permission denied") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:

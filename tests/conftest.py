@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def tree_hash(root: Path) -> str:
             h.update(f"{os.path.relpath(p, root)}|{st.st_size}|{st.st_mode}|{st.st_mtime_ns}".encode())
             if os.path.islink(p):
                 h.update(os.readlink(p).encode())
-            elif os.access(p, os.R_OK):
+            elif stat.S_ISREG(st.st_mode) and os.access(p, os.R_OK):  # never open a FIFO
                 with open(p, "rb") as f:
                     h.update(f.read())
     return h.hexdigest()
