@@ -1,12 +1,17 @@
 """Downloading one file: resumable, verified, with progress as engine events.
 
-torch.hub and torchvision's helpers print a tqdm bar and cannot resume; tlbench needs progress events for
-the workbench and a partial file that never counts as complete, so the transfer loop lives here.
+Why the transfer loop is ours and not torchvision's `download_url` or torch.hub's: those print a tqdm bar and
+always start from byte 0. tlbench needs (1) progress as `ProgressAdvanced` events, so the workbench and the
+CLI show size, speed and ETA from the same stream, and stop/pause between chunks; (2) resuming an interrupted
+transfer with an HTTP Range request into `dest.part`, which never counts as complete: it is renamed to `dest`
+only after its size and checksum are verified. Checksums themselves use torchvision's helpers
+(`calculate_md5`), since torchvision publishes the md5s of the archives we fetch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import time
 import urllib.error
@@ -31,6 +36,17 @@ def offline() -> bool:
     return os.environ.get("TLBENCH_OFFLINE", "").strip() not in ("", "0", "false", "no")
 
 
+def human_bytes(n: float | None) -> str:
+    """1234567 -> '1.2 MB' (decimal units, like the download sizes sites publish)."""
+    if n is None:
+        return "? bytes"
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover - loop always returns
+
+
 def sha256_file(path: str | os.PathLike, limit: int | None = None) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -39,22 +55,69 @@ def sha256_file(path: str | os.PathLike, limit: int | None = None) -> str:
     return h.hexdigest()[:limit] if limit else h.hexdigest()
 
 
+def md5_file(path: str | os.PathLike) -> str:
+    # torchvision's helper (md5 with usedforsecurity=False, so it works on FIPS systems too); imported here
+    # because torchvision pulls in torch, which a plain download should not pay for.
+    from torchvision.datasets.utils import calculate_md5
+
+    return calculate_md5(path)
+
+
+def verify_file(path: str | os.PathLike, *, size: int | None = None, md5: str | None = None,
+                sha256: str | None = None) -> str | None:
+    """None when `path` matches every given expectation, else what is wrong (size first: it is free)."""
+    path = Path(path)
+    if not path.is_file():
+        return f"{path} is missing"
+    have = path.stat().st_size
+    if size is not None and have != size:
+        return f"size {have:,} bytes, expected {size:,}"
+    if md5:
+        digest = md5_file(path)
+        if digest != md5.lower():
+            return f"md5 {digest}, expected {md5}"
+    if sha256:
+        digest = sha256_file(path)
+        if not digest.startswith(sha256.lower()):
+            return f"sha256 {digest[:len(sha256)]}…, expected {sha256}…"
+    return None
+
+
 def download(
     url: str,
     dest: str | os.PathLike,
     *,
     sha256: str | None = None,
+    md5: str | None = None,
+    size: int | None = None,
     ctx: JobContext | None = None,
     phase: str = "download",
     timeout: float = 30.0,
 ) -> Path:
-    """Fetch `url` to `dest` via `dest.part`, resuming a partial file; verify `sha256` (full or a prefix)."""
+    """Fetch `url` to `dest` via `dest.part`, resuming a partial file; verify `size`, `md5` and `sha256`
+    (full or a prefix) before the file takes its final name."""
     dest = Path(dest)
-    if offline():
-        raise DownloadFailed(f"network access is disabled (TLBENCH_OFFLINE is set); cannot fetch {url}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
+    if size is not None and have > size:  # not a prefix of the file we want: start over
+        part.unlink()
+        have = 0
+    if size is None or have < size:
+        if offline():
+            raise DownloadFailed(f"network access is disabled (TLBENCH_OFFLINE is set); cannot fetch {url}")
+        _transfer(url, part, have, size, ctx, phase, timeout)
+    problem = verify_file(part, size=size, md5=md5, sha256=sha256)
+    if problem:
+        part.unlink(missing_ok=True)  # our own partial file, never user data
+        raise DownloadFailed(f"{url}: the downloaded file failed verification ({problem}); it was removed, "
+                             "run again to download it afresh")
+    os.replace(part, dest)
+    return dest
+
+
+def _transfer(url: str, part: Path, have: int, size: int | None, ctx: JobContext | None, phase: str,
+              timeout: float) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "tlbench"})
     if have:
         request.add_header("Range", f"bytes={have}-")
@@ -62,42 +125,35 @@ def download(
         response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) URLs from our registry
     except urllib.error.HTTPError as err:
         if err.code == 416 and have:  # the part file already holds everything
-            response = None
-        else:
-            raise DownloadFailed(f"{url}: HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, OSError) as err:
+            return
+        raise DownloadFailed(f"{url}: HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
         reason = getattr(err, "reason", err)
         raise DownloadFailed(f"{url}: {reason}") from None
-    if response is not None:
-        with response:
-            if have and response.status != 206:  # the server ignored Range: start over
-                have = 0
-            total = response.length
-            total = (total + have) if total is not None else None
-            done, start = have, time.monotonic()
-            try:
-                with open(part, "ab" if have else "wb") as f:
-                    while True:
-                        block = response.read(CHUNK)
-                        if not block:
-                            break
-                        f.write(block)
-                        done += len(block)
-                        if ctx is not None:
-                            rate = (done - have) / max(time.monotonic() - start, 1e-6)
-                            ctx.progress(ProgressAdvanced(phase, done, total, "bytes", rate))
-                            ctx.check()
-            except (OSError, urllib.error.URLError) as err:
-                raise DownloadFailed(f"{url}: transfer interrupted after {done:,} bytes ({err}); "
-                                     "run again to resume") from None
-            if total is not None and done < total:
-                raise DownloadFailed(f"{url}: transfer ended early ({done:,} of {total:,} bytes); run again to resume")
-            if ctx is not None:
-                ctx.progress(ProgressAdvanced(phase, done, total, "bytes"), force=True)
-    if sha256:
-        digest = sha256_file(part)
-        if not digest.startswith(sha256.lower()):
-            part.unlink(missing_ok=True)  # our own partial file, never user data
-            raise DownloadFailed(f"{url}: checksum mismatch (expected sha256 {sha256}…, got {digest[:len(sha256)]}…)")
-    os.replace(part, dest)
-    return dest
+    with response:
+        if have and response.status != 206:  # the server ignored Range: start over
+            have = 0
+        total = response.length
+        total = (total + have) if total is not None else size
+        done, start = have, time.monotonic()
+        try:
+            with open(part, "ab" if have else "wb") as f:
+                while True:
+                    block = response.read(CHUNK)
+                    if not block:
+                        break
+                    f.write(block)
+                    done += len(block)
+                    if ctx is not None:
+                        rate = (done - have) / max(time.monotonic() - start, 1e-6)
+                        ctx.progress(ProgressAdvanced(phase, done, total, "bytes", rate))
+                        ctx.check()
+        except (OSError, urllib.error.URLError, http.client.HTTPException) as err:
+            # http.client raises IncompleteRead (not an OSError) when the server closes early
+            raise DownloadFailed(f"{url}: transfer interrupted after {done:,} bytes ({type(err).__name__}: "
+                                 f"{err}); run again to resume") from None
+        if total is not None and done < total:
+            raise DownloadFailed(f"{url}: transfer ended early ({done:,} of {total:,} bytes); run again to resume")
+        if ctx is not None:
+            rate = (done - have) / max(time.monotonic() - start, 1e-6)
+            ctx.progress(ProgressAdvanced(phase, done, total, "bytes", rate), force=True)

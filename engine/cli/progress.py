@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from engine.downloads import human_bytes
 from engine.events import (
     BatchEnded,
     CheckpointSaved,
@@ -44,15 +45,27 @@ class ProgressSink:
         if self.live:
             from rich.progress import (
                 BarColumn,
+                DownloadColumn,
                 MofNCompleteColumn,
                 Progress,
+                ProgressColumn,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
 
+            class CountColumn(ProgressColumn):
+                """'3/10' for steps and images, '12.3/755.0 MB' for downloads."""
+
+                def __init__(self):
+                    super().__init__()
+                    self.steps, self.bytes = MofNCompleteColumn(), DownloadColumn()
+
+                def render(self, task):
+                    return (self.bytes if task.fields.get("unit") == "bytes" else self.steps).render(task)
+
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("[bold]{task.description}"), BarColumn(), CountColumn(),
                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                 console=self.console, transient=False,
             )
@@ -67,25 +80,27 @@ class ProgressSink:
         if self.enabled:
             self.console.print(text, style=style, markup=False)
 
-    def _task(self, key: str, description: str, total: float | None) -> int | None:
+    def _task(self, key: str, description: str, total: float | None, unit: str = "") -> int | None:
         if self.progress is None:
             return None
         if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(description, total=total, rate="")
+            self.tasks[key] = self.progress.add_task(description, total=total, rate="", unit=unit)
         return self.tasks[key]
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, LogLine):
             self._print(event.text, "yellow" if event.level == "warning" else "dim")
         elif isinstance(event, ProgressAdvanced):
-            task = self._task(f"p:{event.phase}", event.phase, event.total)
+            task = self._task(f"p:{event.phase}", event.phase, event.total, event.unit)
             rate = ""
             if event.rate:
                 rate = f"{event.rate / 1e6:.1f} MB/s" if event.unit == "bytes" else f"{event.rate:.1f} {event.unit}/s"
             if task is not None:
                 self.progress.update(task, completed=event.done, total=event.total, rate=rate)
             elif event.total and event.done >= event.total:
-                self._print(f"{event.phase}: {event.done:.0f}/{event.total:.0f} {event.unit} {rate}".rstrip(), "dim")
+                count = (f"{human_bytes(event.total)}" if event.unit == "bytes"
+                         else f"{event.done:.0f}/{event.total:.0f} {event.unit}")
+                self._print(f"{event.phase}: {count} {rate}".rstrip(), "dim")
         elif isinstance(event, BatchEnded):
             task = self._task(f"e:{event.phase}:{event.epoch}", f"epoch {event.epoch} {event.phase}", event.steps)
             if task is not None:
