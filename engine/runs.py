@@ -148,9 +148,13 @@ def update_report(run_dir: Path, updates: dict) -> dict:
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     """torch.save to memory, then an atomic replace: a crash mid-write leaves the previous file intact."""
+    path = Path(path)
     buf = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **payload}, buf)
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    # A process killed mid-write leaves its temporary file behind; one writer per run, so clear them.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    _atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
