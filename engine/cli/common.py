@@ -113,7 +113,9 @@ def show_error(title: str, message: str) -> None:
     from rich.panel import Panel
     from rich.text import Text
 
-    stderr_console().print(Panel(Text(message), title=f"[bold red]{title}", border_style="red", expand=False))
+    # soft_wrap off here: the stderr console soft-wraps, which would crop a long message inside the panel
+    stderr_console().print(Panel(Text(message), title=f"[bold red]{title}", border_style="red", expand=False),
+                           soft_wrap=False)
 
 
 def handle_errors(args: argparse.Namespace, fn: Callable[[], int]) -> int:
