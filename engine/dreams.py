@@ -171,12 +171,12 @@ def _randint(lo: int, hi: int, g: torch.Generator) -> int:
 
 
 def jitter(x: torch.Tensor, d: int, g: torch.Generator) -> torch.Tensor:
-    """Lucid's jitter: a random crop that drops d-1 pixels in total per axis."""
-    if d <= 1:
+    """Lucid's jitter: a random crop d pixels smaller on each axis."""
+    if d <= 0:
         return x
-    dx, dy = _randint(0, d - 1, g), _randint(0, d - 1, g)
+    dx, dy = _randint(0, d, g), _randint(0, d, g)
     h, w = x.shape[-2:]
-    return x[..., dy:dy + h - (d - 1), dx:dx + w - (d - 1)]
+    return x[..., dy:dy + h - d, dx:dx + w - d]
 
 
 SCALES = [1 + (i - 5) / 50.0 for i in range(11)]  # 0.9 … 1.1

@@ -269,8 +269,9 @@ def test_class_names_resolve_by_name_synonym_and_index():
     assert resolve_class("Golden Retriever dog", classes) == 207
     with pytest.raises(ConfigError, match="out of range"):
         resolve_class("1000", classes)
-    with pytest.raises(ConfigError, match=r"ambiguous.*134.*517"):
-        resolve_class("crane", classes)
+    assert resolve_class("crane", classes) == 517 and resolve_class("Crane bird", classes) == 134
+    with pytest.raises(ConfigError, match=r"ambiguous.*0 \('cat'\), 1 \('Cat'\)"):
+        resolve_class("CAT", ["cat", "Cat", "dog"])
     with pytest.raises(ConfigError, match=r"Did you mean 'tiger cat' \(282\)"):
         resolve_class("cat", classes)
 
