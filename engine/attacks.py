@@ -351,8 +351,8 @@ def attack_job(params: AttackParams, ctx: JobContext) -> dict:
         from engine.dreams import target_in
 
         eval_target = target if tm.run_dir is None else target_in(eval_tm.classes, tm.classes[target])
-    out_dir = Path(params.out).expanduser() if params.out else _stamp_dir(
-        tm, "attacks", f"{params.backbone or ''}-{params.method}")
+    label = f"{params.backbone}-{params.method}" if params.backbone else params.method
+    out_dir = Path(params.out).expanduser() if params.out else _stamp_dir(tm, "attacks", label)
     out_dir.mkdir(parents=True, exist_ok=True)
     aim = f"toward {tm.classes[target]!r} ({target})" if target is not None else "untargeted"
     ctx.emit(JobStarted("attack", f"{_describe(params)} {aim} on {tm.name}",
@@ -554,7 +554,7 @@ def validation_samples(record: dict, data: str | None, ctx: JobContext):
 
 def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
     """Robust accuracy per eps on the run's validation split, the way Foolbox reports it: an image counts
-    as robust at eps when the model classifies it correctly and the attack at eps does not change that
+    as robust at eps when the model classifies it correctly and no attack at eps or below changes that
     (eps 0 is the clean accuracy). Saved in the run's report.json under "robustness" -> "<method>-<norm>"."""
     from torch.utils.data import DataLoader
 
@@ -593,19 +593,19 @@ def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
         x = xb[keep].to(device).float().div(255)
         y = labels_all[idx[keep]].to(device)
         with torch.no_grad():
-            ok = model(x).argmax(1) == y
-        for e in params.eps:
+            robust = model(x).argmax(1) == y
+        for e in params.eps:  # ascending
             ctx.check()
-            if e == 0:
-                robust = ok
-            else:
+            if e > 0:
                 alpha = params.step_size if params.step_size is not None else default_step_size(
                     params.method, e, params.steps)
                 adv = run_attack(model, x, y, method=params.method, eps=e, steps=params.steps, alpha=alpha,
                                  norm=params.norm, random_start=params.random_start, generator=generator,
                                  check=ctx.check)
+                # An adversarial example found at a smaller eps also lies in this larger ball, so it counts
+                # here too: the curve never rises because one attack run happened to do worse.
                 with torch.no_grad():
-                    robust = ok & (model(adv).argmax(1) == y)
+                    robust = robust & (model(adv).argmax(1) == y)
             correct[e] += int(robust.sum())
             done = counted * len(params.eps) + len(keep) * (params.eps.index(e) + 1)
             ctx.progress(ProgressAdvanced("robustness", done, total_work, "image-attacks"))

@@ -68,6 +68,7 @@ def run(args) -> int:
 
 def show(result: dict) -> None:
     console = stdout_console()
+    console.soft_wrap = True  # paths stay whole for copy and paste
     for r in result.get("results", []):
         if "error" in r:
             console.print(f"[red]error[/] {r['path']}: {r['error']}", highlight=False)

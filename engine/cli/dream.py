@@ -49,6 +49,7 @@ def run(args) -> int:
         print_json(r)
         return code
     console = stdout_console()
+    console.soft_wrap = True  # paths stay whole for copy and paste
     console.print(f"[bold]{r['target']['class']}[/] ({r['target']['index']}) {r['recipe']} dream, "
                   f"{r['steps']} steps in {r['seconds']:.1f}s" + (" [yellow](stopped)[/]" if r.get("stopped") else ""),
                   highlight=False)

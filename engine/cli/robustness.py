@@ -54,6 +54,7 @@ def run(args) -> int:
     for row in r["rows"]:
         table.add_row(row["eps_text"], f"{row['accuracy']:.4f}", f"{row['correct']}/{row['images']}")
     console = stdout_console()
+    console.soft_wrap = True  # paths stay whole for copy and paste
     console.print(table)
     console.print(f"saved in {r['run_dir']}/report.json (robustness.{r['key']})", highlight=False)
     return EXIT_OK
