@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # One module per subcommand, each with register(subparsers) setting `func`.
-COMMANDS = ["scan", "backbones", "doctor", "train", "predict", "fetch"]
+COMMANDS = ["scan", "backbones", "doctor", "train", "predict", "fetch", "attack", "robustness", "dream"]
 
 
 class Parser(argparse.ArgumentParser):
