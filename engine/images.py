@@ -38,7 +38,8 @@ def _open(path: str | os.PathLike) -> Image.Image:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise ImageProblem("file not found (a broken symbolic link?)") from None
+        what = "broken symbolic link (its target is missing)" if os.path.islink(path) else "file not found"
+        raise ImageProblem(what) from None
     except OSError as err:
         raise ImageProblem(f"cannot read file ({err.strerror or err})") from None
     if not stat.S_ISREG(st.st_mode):
