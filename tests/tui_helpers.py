@@ -38,15 +38,17 @@ def demo_paths(digit: int, n: int) -> list[str]:
     return sorted(str(p) for p in (DEMO / str(digit)).glob("*.png"))[:n]
 
 
-def write_run(root: Path, name: str = RUN_NAME, *, report: bool = True, classes: list[str] | None = None) -> Path:
+def write_run(root: Path, name: str = RUN_NAME, *, report: bool = True, classes: list[str] | None = None,
+              created: str = "2026-01-01T12:00:00+0000") -> Path:
     """A finished probe run on the demo digits, as engine.training and (issue 3) evaluation write it."""
     classes = classes or [str(i) for i in range(10)]
     run = root / name
     run.mkdir(parents=True)
-    config = {"dataset": str(DEMO), "backbone": "efficientnet_lite0", "mode": "probe", "epochs": 5,
+    # A fixed dataset path: snapshots must not show where this checkout lives.
+    config = {"dataset": "/data/digits", "backbone": "efficientnet_lite0", "mode": "probe", "epochs": 5,
               "batch_size": 64, "lr": 0.001, "img_size": 64, "seed": 0, "val_fraction": 0.2,
               "classes": classes, "train_images": 1438, "val_images": 359,
-              "created": "2026-01-01T12:00:00+0000"}
+              "created": created}
     (run / "config.json").write_text(json.dumps(config))
     rows = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.8 + 0.03 * e, "val_loss": 1.2 / e,
              "val_acc": 0.75 + 0.04 * e, "lr": 0.001, "seconds": 0.5} for e in range(1, 6)]

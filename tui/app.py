@@ -36,7 +36,7 @@ from tui.runs.screen import RunsScreen
 from tui.state import Workbench
 from tui.train.screen import TrainScreen
 
-SCREENS_GROUP = Binding.Group("Screens", compact=True)
+SCREENS_GROUP = Binding.Group("", compact=True)  # the tab bar names them
 # Modules that import torch: warmed on a background thread so the Model and Train screens open at once.
 HEAVY_MODULES = ("engine.config", "engine.backbones", "engine.weights", "engine.training", "engine.predict")
 
@@ -86,6 +86,8 @@ class TlbenchApp(App):
                 tooltip="Past runs: config, curves, report; use one's model"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key of every screen"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (a running job is stopped first)"),
+        # Shown in the footer's flow like every other key (Textual's own palette key is docked over it).
+        Binding("ctrl+p", "command_palette", "Palette", id="app.palette", tooltip="Search every action"),
     ]
 
     # Seconds to wait for running jobs to stop when quitting; after that the app exits anyway.

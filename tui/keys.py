@@ -56,7 +56,7 @@ class HelpScreen(ModalScreen[None]):
                                  + (f" [dim]— {b.tooltip}[/dim]" if b.tooltip else "") for b in bindings)
                 yield Static(rows, classes="help-keys")
             yield Static(self.app.colour_note(), id="help-colour")  # type: ignore[attr-defined]
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -49,7 +49,7 @@ class WorkbenchScreen(Screen):
     def compose(self) -> ComposeResult:
         yield TabBar(self.TAB)
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def compose_body(self) -> ComposeResult:
         yield from ()

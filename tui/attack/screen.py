@@ -83,9 +83,9 @@ class AttackScreen(ModelJobScreen):
     BINDINGS = [
         Binding("a", "start", "Attack", id="attack.start", tooltip="Run the attack with these settings"),
         Binding("s", "stop", "Stop", id="attack.stop", tooltip="Stop the attack"),
-        Binding("p", "use_picked", "Picked image", id="attack.picked",
+        Binding("p", "use_picked", "Picked", id="attack.picked",
                 tooltip="Use the image last highlighted on Data or Results as the source"),
-        Binding("c", "focus_target", "Target class", id="attack.target", tooltip="Search the target class"),
+        Binding("c", "focus_target", "Target", id="attack.target", tooltip="Search the target class"),
     ]
 
     def compose_body(self) -> ComposeResult:

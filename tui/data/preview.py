@@ -52,7 +52,7 @@ class PreviewScreen(ModalScreen[int]):
             yield Static(id="preview-title", markup=False)
             yield ImageView(self.cache, id="preview-image")
             yield Static(id="preview-details", markup=False)
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.show_current()

@@ -61,9 +61,9 @@ class DataScreen(WorkbenchScreen):
         Binding("o", "open_dataset", "Open", id="data.open", tooltip="Open another dataset folder"),
         Binding("f", "fetch", "Fetch", id="data.fetch", tooltip="Download a dataset (tlbench fetch)"),
         Binding("u", "toggle_unusable", "Unusable", id="data.unusable", tooltip="Show the unusable files and why"),
-        Binding("r", "rescan", "Rescan", id="data.rescan", tooltip="Scan the dataset folder again"),
-        Binding("g", "focus_grid", "Images", id="data.images", tooltip="Move to the thumbnail grid"),
-        Binding("c", "focus_classes", "Classes", id="data.classes", tooltip="Move to the class list"),
+        Binding("r", "rescan", "Scan", id="data.rescan", tooltip="Scan the dataset folder again"),
+        Binding("g", "focus_grid", "Grid", id="data.images", tooltip="Move to the thumbnail grid"),
+        Binding("c", "focus_classes", "List", id="data.classes", tooltip="Move to the class list"),
     ]
 
     def __init__(self) -> None:

@@ -83,8 +83,8 @@ class ModelScreen(WorkbenchScreen):
 
     BINDINGS = [
         Binding("m", "next_mode", "Mode", id="model.mode", tooltip="Cycle probe, head, partial, full"),
-        Binding("b", "focus_backbones", "Backbones", id="model.backbones", tooltip="Move to the backbone table"),
-        Binding("s", "focus_form", "Settings", id="model.settings", tooltip="Move to the hyperparameters"),
+        Binding("b", "focus_backbones", "Backbone", id="model.backbones", tooltip="Move to the backbone table"),
+        Binding("s", "focus_form", "Fields", id="model.settings", tooltip="Move to the hyperparameters"),
         Binding("d", "defaults", "Defaults", id="model.defaults", tooltip="Reset every setting to its default"),
         Binding("t", "train", "Train", id="model.train", tooltip="Go to Train and start with these settings"),
     ]

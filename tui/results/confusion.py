@@ -28,7 +28,7 @@ def blend(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> Color:
 
 class ConfusionGrid(ScrollView, can_focus=True):
     BINDINGS = [
-        Binding("enter", "choose", "Show images", id="confusion.choose"),
+        Binding("enter", "choose", "Images", id="confusion.choose"),
         Binding("up", "move(0, -1)", "Up", show=False, id="confusion.up"),
         Binding("down", "move(0, 1)", "Down", show=False, id="confusion.down"),
         Binding("left", "move(-1, 0)", "Left", show=False, id="confusion.left"),
@@ -95,7 +95,8 @@ class ConfusionGrid(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         segments: list[Segment] = []
         if vy == 0:
-            segments.append(Segment("true\\pred".ljust(self.label_w)[: self.label_w], label_style))
+            corner = "true\\pred" if self.label_w > 9 else ("t\\p" if self.label_w > 3 else "")
+            segments.append(Segment(corner.ljust(self.label_w), label_style))
             for j in range(n):
                 segments.append(Segment(self.header(j).rjust(self.cell_w)[-self.cell_w:], label_style))
         else:

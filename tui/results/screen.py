@@ -40,10 +40,10 @@ class ResultsScreen(WorkbenchScreen):
     HELP = "How the chosen run did: choose a confusion cell (enter) to see its images; l lists the top losses."
 
     BINDINGS = [
-        Binding("l", "top_losses", "Top losses", id="results.top_losses", tooltip="Show the top losses' images"),
+        Binding("l", "top_losses", "Losses", id="results.top_losses", tooltip="Show the top losses' images"),
         Binding("m", "focus_matrix", "Matrix", id="results.matrix", tooltip="Move to the confusion matrix"),
         Binding("i", "focus_images", "Images", id="results.images", tooltip="Move to the images"),
-        Binding("a", "attack", "Attack image", id="results.attack", tooltip="Attack the highlighted image (5)"),
+        Binding("a", "attack", "Attack", id="results.attack", tooltip="Attack the highlighted image (5)"),
         Binding("r", "reload", "Reload", id="results.reload", tooltip="Read the run's files again"),
     ]
 

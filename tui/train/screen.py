@@ -28,6 +28,16 @@ from tui.train.curves import CurvePlot
 from tui.train.progress import TrainProgress, clock
 
 
+def epoch_line(event: EpochEnded) -> str:
+    """'epoch 3/30  train loss 0.2955 acc 0.9263 · val loss 0.3942 acc 0.8886' (fits 80 columns)."""
+    def part(split: str) -> str:
+        values = [(name, event.metrics.get(f"{split}_{name}")) for name in ("loss", "acc")]
+        shown = " ".join(f"{name} {v:.4f}" for name, v in values if isinstance(v, (int, float)))
+        return f"{split} {shown}" if shown else ""
+
+    return f"epoch {event.epoch}/{event.epochs}  " + " · ".join(p for p in (part("train"), part("val")) if p)
+
+
 def summary_text(result: dict, reason: str) -> Text:
     """The final summary of a training job."""
     text = Text()
@@ -63,9 +73,9 @@ class TrainScreen(WorkbenchScreen):
 
     BINDINGS = [
         Binding("t", "start", "Start", id="train.start", tooltip="Start training with the Model screen's settings"),
-        Binding("space", "pause", "Pause/resume", id="train.pause", tooltip="Pause or resume the running job"),
+        Binding("space", "pause", "Pause", id="train.pause", tooltip="Pause or resume the running job"),
         Binding("s", "stop", "Stop", id="train.stop", tooltip="Stop the job (checkpoints are kept)"),
-        Binding("c", "clear_log", "Clear log", id="train.clear", tooltip="Clear the log"),
+        Binding("c", "clear_log", "Clear", id="train.clear", tooltip="Clear the log"),
     ]
 
     def __init__(self) -> None:
@@ -73,6 +83,7 @@ class TrainScreen(WorkbenchScreen):
         self.job: RunningJob | None = None
         self.progress = TrainProgress()
         self.run_dir: str | None = None
+        self.finished_once = False
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="train-status")
@@ -82,7 +93,8 @@ class TrainScreen(WorkbenchScreen):
             yield CurvePlot("accuracy", [("train_acc", "train"), ("val_acc", "val")], ylim=(0.0, 1.0),
                             id="acc-plot")
         yield RichLog(id="train-log", max_lines=2000, wrap=True, markup=False, highlight=False)
-        yield Static("", id="train-summary", classes="hidden")
+        # Always two lines, so the layout (and the log's scroll position) never jumps when a job ends.
+        yield Static("", id="train-summary")
 
     def on_mount(self) -> None:
         self.query_one("#train-progress", ProgressBar).update(total=100, progress=0)
@@ -98,13 +110,15 @@ class TrainScreen(WorkbenchScreen):
             self.workbench.dataset.name if self.workbench.dataset else "no dataset")
         mode = cfg.get("mode", "probe")
         backbone = cfg.get("backbone", "efficientnet_lite0")
-        line = f"Ready: {mode} · {backbone} · {dataset}. t start · settings on the Model screen (2)."
+        line = f"Ready: {mode} · {backbone} · {dataset}."
         if self.workbench.config_error:
             line = f"Settings need a fix on the Model screen (2): {self.workbench.config_error}"
         self.query_one("#train-status", Static).update(line)
+        self.query_one("#train-summary", Static).update(Text(
+            "t starts training with the Model screen's settings (2); the summary of the run appears here.", "dim"))
 
     def state_changed(self) -> None:
-        if not self.running and self.query_one("#train-summary").has_class("hidden"):
+        if not self.running and not self.finished_once:
             self.show_idle()
 
     # ------------------------------------------------------------------------------------ actions
@@ -121,7 +135,8 @@ class TrainScreen(WorkbenchScreen):
             return
         self.progress = TrainProgress()
         self.run_dir = None
-        self.query_one("#train-summary").add_class("hidden")
+        self.query_one("#train-summary", Static).update(Text("Running — space pauses, s stops (the last "
+                                                             "checkpoint is kept).", "dim"))
         self.query_one("#train-log", RichLog).clear()
         self.query_one("#loss-plot", CurvePlot).set_history([])
         self.query_one("#acc-plot", CurvePlot).set_history([])
@@ -192,9 +207,7 @@ class TrainScreen(WorkbenchScreen):
                 row = self.progress.history[-1]
                 self.query_one("#loss-plot", CurvePlot).add(row)
                 self.query_one("#acc-plot", CurvePlot).add(row)
-                metrics = "  ".join(f"{k} {v:.4f}" for k, v in event.metrics.items()
-                                    if k in ("train_loss", "train_acc", "val_loss", "val_acc"))
-                log.write(Text(f"epoch {event.epoch}/{event.epochs}  {metrics}"))
+                log.write(Text(epoch_line(event)))
             self.show_progress()
         elif isinstance(event, CheckpointSaved):
             log.write(Text(f"checkpoint {Path(event.path).name} (epoch {event.epoch})", "dim"))
@@ -219,7 +232,7 @@ class TrainScreen(WorkbenchScreen):
         result = dict(event.result)
         summary = self.query_one("#train-summary", Static)
         summary.update(summary_text(result, event.reason))
-        summary.remove_class("hidden")
+        self.finished_once = True
         if event.reason == "completed":
             self.query_one("#train-progress", ProgressBar).update(total=100, progress=100)
         self.query_one("#train-status", Static).update(
