@@ -71,8 +71,10 @@ async def test_thumbnails_render_off_the_ui_thread_and_only_what_is_visible(tmp_
         await wait_thumbnails(pilot, grid)
         visible = len(grid.visible_indices())
         assert len(grid.items) == 400 and 0 < visible < 40
-        assert app.thumbnails.rendered <= 2 * visible  # not all 400
+        # blue's 3 and red's visible ones (a first page may render twice while the layout settles), not 400
+        assert app.thumbnails.rendered <= 2 * (3 + visible)
         grid.focus()
+        await pilot.pause()
         for _ in range(12):
             await pilot.press("pagedown")
         await wait_thumbnails(pilot, grid)
@@ -252,6 +254,7 @@ async def test_results_after_a_run_with_a_report(tmp_path, tiny_dataset):
             assert screen.query_one("#confused", DataTable).row_count == 1
             # choose the confusion cell (true 0 -> predicted 1): its images show
             grid.focus()
+            await pilot.pause()
             await pilot.press("right", "enter")
             await pilot.pause()
             images = screen.query_one("#loss-images", ThumbnailGrid)
@@ -279,6 +282,7 @@ async def test_results_show_a_written_report_and_cells_choose_images(tmp_path):
         images = app.screen.query_one("#loss-images", ThumbnailGrid)
         assert len(images.items) == 7  # the top losses first
         grid.focus()
+        await pilot.pause()
         await pilot.press(*["down"] * 3, *["right"] * 8)  # true 3, predicted 8
         assert "true 3 → predicted 8: 4" in text_of(app, "#matrix-status")
         await pilot.press("enter")
@@ -286,6 +290,7 @@ async def test_results_show_a_written_report_and_cells_choose_images(tmp_path):
         assert len(images.items) == 4 and all(t.label == "3" for t in images.items)
         confused = app.screen.query_one("#confused", DataTable)
         confused.focus()
+        await pilot.pause()
         await pilot.press("down", "enter")  # 9 -> 4
         await pilot.pause()
         assert grid.cursor == (4, 9) and len(images.items) == 2
@@ -336,28 +341,34 @@ async def test_attack_and_dream_say_what_is_coming_and_handle_their_events(tmp_p
             await pilot.press("a")  # refused with a notification, no crash
             await pilot.pause()
             assert not app.jobs.running("attack")
-        # the events issue 7's job will emit
+        # the events engine.attacks' job emits, and its summary
         pixels = Image.new("RGB", (8, 8), (200, 30, 30)).tobytes()
         for step in range(1, 4):
             screen.post_message(JobEvent("attack", StepEnded("attack", step, 3, {"target_prob": step / 3})))
-        screen.post_message(JobEvent("attack", ImageRendered("adversarial", 3, None, 8, 8, pixels,
-                                                             {"class": "8", "prob": 0.97})))
-        screen.post_message(JobEvent("attack", JobFinished("completed", {"before": "3", "after": "8"})))
+        screen.post_message(JobEvent("attack", ImageRendered("attack-adversarial", 3, None, 8, 8, pixels,
+                                                             {"success": 1.0})))
+        summary = {"out_dir": "runs/x/attacks/1", "results": [{
+            "path": "a.png", "before": [{"class": "3", "prob": 0.98}], "after": [{"class": "8", "prob": 0.97}],
+            "success": True, "linf_255": 4.0, "l2": 0.5}]}
+        screen.post_message(JobEvent("attack", JobFinished("completed", summary)))
         await pilot.pause(0.2)
         assert len(screen.query_one("#attack-plot").history) == 3
-        assert "8 0.97" in text_of(app, "#cap-adversarial")
+        assert "8 0.97 · fooled" in text_of(app, "#cap-adversarial")
+        assert "3 0.98" in text_of(app, "#cap-original") and "4.0/255" in text_of(app, "#cap-perturbation")
         view = screen.query_one("#img-adversarial", ImageView)
         await wait_for(pilot, lambda: view.ready, 10, "the rendered image")
-        assert "after 8" in text_of(app, "#attack-status")
+        assert "3 0.98 → 8 0.97" in text_of(app, "#attack-status")
 
         await pilot.press("6")
         dream = app.screen
         await wait_for(pilot, lambda: dream.model is not None, 30, "the model info")
         if not dream.available:
             assert "Coming with issue 7" in text_of(app, "#coming")
-        dream.post_message(JobEvent("dream", ImageRendered("dream", 10, None, 8, 8, pixels)))
+        dream.post_message(JobEvent("dream", StepEnded("dream", 25, 300, {"target_prob": 0.4})))
+        dream.post_message(JobEvent("dream", ImageRendered("dream-preview", 25, None, 8, 8, pixels,
+                                                           {"target_prob": 0.4})))
         await pilot.pause(0.2)
-        assert dream.frame is not None
+        assert dream.frame is not None and "probability 0.400" in text_of(app, "#dream-caption")
         await pilot.press("w")  # save the current frame, atomically, into the run
         await pilot.pause()
         assert list((run / "dreams").glob("*.png"))
@@ -415,7 +426,7 @@ async def test_truecolor_hint_shows_once(tmp_path, monkeypatch):
         app = make_app(runs_dir=str(tmp_path / "runs"), color_hint=True)
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause(0.2)
-            assert not app.truecolor
+            assert not app.truecolor and app.console.color_system == "256"  # previews degrade to 256 colours
             hints = [n for n in app._notifications if n.title == "Colours"]
             assert len(hints) == expected
             assert "256" in app.colour_note()
@@ -470,3 +481,144 @@ async def test_quit_without_jobs_is_immediate():
             await asyncio.sleep(0)
 
     await run_with_timeout(scenario(), 30)
+
+
+async def test_unusable_files_are_listed_with_their_reasons(tmp_path):
+    from badfiles import write_text_as_jpg, write_zero_byte
+    from conftest import make_dataset
+
+    root = make_dataset(tmp_path / "mixed", {"red": 4, "blue": 4})
+    write_zero_byte(root / "red" / "empty.png")
+    write_text_as_jpg(root / "blue" / "note.jpg")
+    before = sorted(p.name for p in root.rglob("*"))
+    app = make_app(root)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await wait_for(pilot, lambda: app.state.info is not None, what="the scan")
+        assert "2 unusable (u)" in text_of(app, "#data-summary")
+        await pilot.press("u")
+        await pilot.pause()
+        table = app.screen.query_one("#unusable", DataTable)
+        rows = {str(table.get_row_at(i)[0]).rsplit("/", 1)[-1]: str(table.get_row_at(i)[1])
+                for i in range(table.row_count)}
+        assert "empty file" in rows["empty.png"] and "not an image" in rows["note.jpg"]
+        assert "nothing on disk was changed" in text_of(app, "#unusable-title")
+        await pilot.press("u")
+        await pilot.pause()
+        assert app.screen.query_one("#data-unusable").has_class("hidden")
+    assert sorted(p.name for p in root.rglob("*")) == before  # read only
+
+
+async def test_fetch_hook_downloads_and_opens_the_dataset(tmp_path, monkeypatch):
+    """When engine.fetch exists (issue 5), f asks for a name, fetches it as a job and opens the result."""
+    import importlib.machinery
+    import sys
+    import types
+
+    from conftest import make_dataset
+
+    from engine.events import ProgressAdvanced
+
+    fetched = tmp_path / "data" / "colours"
+    fake = types.ModuleType("engine.fetch")
+    fake.__spec__ = importlib.machinery.ModuleSpec("engine.fetch", None)
+    fake.DATASETS = {"colours": "a tiny test dataset"}
+
+    def fetch_dataset(name, dest=None, *, ctx=None):  # engine.fetch's signature
+        assert name == "colours" and dest is not None
+        ctx.progress(ProgressAdvanced("download", 1, 1, "bytes"), force=True)
+        return {"path": str(make_dataset(fetched, {"red": 3, "green": 3})), "command": "tlbench …"}
+
+    fake.fetch_dataset = fetch_dataset
+    monkeypatch.setitem(sys.modules, "engine.fetch", fake)
+    app = make_app(tmp_path / "nothing-here")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "f fetch one (" in text_of(app, "#data-empty")
+        await pilot.press("f")
+        await pilot.pause()
+        await pilot.press(*"colours", "enter")
+        await wait_for(pilot, lambda: app.state.info is not None, what="the fetched dataset")
+        assert app.state.dataset == fetched and app.state.info.classes == ["green", "red"]
+
+
+async def test_f_fetches_or_says_fetching_is_coming(tmp_path):
+    from tui.data.open_dataset import AskScreen
+    from tui.data.screen import DataScreen
+
+    app = make_app(tmp_path / "nothing-here")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error")
+        await pilot.press("escape", "f")
+        await pilot.pause()
+        if DataScreen.fetch_available():  # engine.fetch: a dialog lists the datasets
+            assert isinstance(app.screen, AskScreen) and "oxford-pets" in str(app.screen.hint)
+        else:
+            assert any("issue 5" in n.message for n in app._notifications)
+
+
+async def test_open_another_dataset_with_o(tmp_path, tiny_dataset):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.info is not None, what="the demo")
+        await pilot.press("o")
+        await pilot.pause()
+        field = app.screen.query_one("#ask-input")
+        field.value = str(tiny_dataset)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.state.info is not None and app.state.info.name == "colours",
+                       what="the new dataset")
+        assert app.screen.query_one("#classes", DataTable).row_count == 3
+
+
+def test_robustness_rows_read_the_sweeps_in_a_report():
+    from tui.attack.screen import robustness_rows
+
+    report = {"pgd-linf": {"eps": [0.0, 2 / 255, 8 / 255], "accuracy": [0.98, 0.5, 0.01], "rows": []},
+              "fgsm-linf": {"eps": [0.0], "accuracy": [0.98]}}
+    rows = robustness_rows(report)
+    assert rows[:2] == [("pgd-linf", "0.0", "0.980"), ("pgd-linf", "2/255", "0.500")]
+    assert ("fgsm-linf", "0.0", "0.980") in rows
+    assert robustness_rows(None) == [] and robustness_rows({"x": 1}) == []
+
+
+ENGINE_ATTACKS = __import__("tui.attack.common", fromlist=["engine_available"]).engine_available("engine.attacks")
+
+
+@pytest.mark.skipif(not ENGINE_ATTACKS, reason="engine.attacks and engine.dreams are not in this engine yet")
+async def test_end_to_end_train_attack_and_dream(tmp_path, tiny_dataset):
+    """Train a probe, attack one of its images into another class, dream a class: all from the keys."""
+    app = make_app(tiny_dataset, runs_dir=str(tmp_path / "runs"), config={"epochs": 3})
+
+    async def scenario():
+        async with app.run_test(size=(120, 35)) as pilot:
+            await wait_for(pilot, lambda: app.state.info is not None, what="the scan")
+            await pilot.press("3", "t")
+            await wait_for(pilot, lambda: app.state.run_dir is not None and not app.jobs.running(), 180, "training")
+            image = str(next((tiny_dataset / "red").glob("*.png")))
+            await pilot.press("5")
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.model is not None and screen.model["run_dir"], 60, "the model")
+            screen.query_one("#attack-source").value = image
+            screen.query_one("#attack-target").value = "blue"
+            screen.query_one("#attack-eps").value = "16/255"
+            screen.query_one("#attack-steps").value = "5"
+            await pilot.press("escape", "a")
+            await wait_for(pilot, lambda: screen.job is not None and screen.job.done.is_set(), 180, "the attack")
+            await pilot.pause(0.3)
+            assert len(screen.query_one("#attack-plot").history) == 5
+            assert "adversarial ·" in text_of(app, "#cap-adversarial")
+            assert screen.query_one("#img-adversarial").source is not None
+
+            await pilot.press("6")
+            dream = app.screen
+            await wait_for(pilot, lambda: dream.model is not None, 60, "the model")
+            dream.query_one("#dream-class").value = "green"
+            dream.query_one("#dream-steps").value = "4"
+            await pilot.press("escape", "d")
+            await wait_for(pilot, lambda: dream.job is not None and dream.job.done.is_set(), 180, "the dream")
+            await pilot.pause(0.3)
+            assert dream.frame is not None and "probability" in text_of(app, "#dream-status")
+
+    await run_with_timeout(scenario(), 600)

@@ -13,7 +13,9 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
+
+from tui.widgets.keybar import KeyBar
 
 
 def own_bindings(bindings: Iterable[Binding | tuple]) -> list[Binding]:
@@ -56,7 +58,7 @@ class HelpScreen(ModalScreen[None]):
                                  + (f" [dim]— {b.tooltip}[/dim]" if b.tooltip else "") for b in bindings)
                 yield Static(rows, classes="help-keys")
             yield Static(self.app.colour_note(), id="help-colour")  # type: ignore[attr-defined]
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from engine.events import Event, JobFailed
 from engine.jobs import JobControl
 from tui.jobs import RunningJob
 from tui.messages import JobEvent
+from tui.widgets.keybar import KeyBar
 from tui.widgets.tabbar import TabBar
 
 if TYPE_CHECKING:
@@ -49,13 +49,20 @@ class WorkbenchScreen(Screen):
     def compose(self) -> ComposeResult:
         yield TabBar(self.TAB)
         yield from self.compose_body()
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def compose_body(self) -> ComposeResult:
         yield from ()
 
-    def on_screen_resume(self) -> None:
-        """Shown (again): reload from the shared state when something changed meanwhile."""
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        """Shown (again): reload from the shared state when something changed meanwhile.
+
+        Textual dispatches one handler per class (this one, then Screen's own), so this is not a super() call.
+        Textual restyles the whole screen on every resume; ours did not change while hidden (a class change
+        restyles at once, a theme change goes through refresh_css), and restyling a screen full of tables
+        cost ~100 ms per key press when switching screens.
+        """
+        event.refresh_styles = False
         if self._seen_version != self.workbench.version:
             self._seen_version = self.workbench.version
             self.state_changed()

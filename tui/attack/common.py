@@ -20,11 +20,23 @@ from tui.screen import WorkbenchScreen
 
 
 def engine_available(module: str) -> bool:
-    """Whether an engine module exists, without importing it (it would import torch)."""
+    """Whether this engine has `module`, without importing it (it would import torch).
+
+    Only a module inside this engine package counts: an editable install of another checkout can make
+    find_spec see that checkout's newer modules, which would not fit this one's.
+    """
+    import engine
+
     try:
-        return importlib.util.find_spec(module) is not None
+        spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         return False
+    if spec is None:
+        return False
+    if spec.origin is None:  # a module put in sys.modules by hand (tests)
+        return True
+    roots = [Path(p).resolve() for p in engine.__path__]
+    return any(Path(spec.origin).resolve().is_relative_to(root) for root in roots)
 
 
 def rendered_image(event: ImageRendered) -> MemoryImage | str | None:

@@ -8,7 +8,7 @@ wiring it is `job_function` below — the event handling (StepEnded, ImageRender
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from textual import work
 from textual.app import ComposeResult
@@ -22,56 +22,62 @@ from engine.jobs import JobFn
 from tui.attack.common import ModelJobScreen, rendered_image
 from tui.jobs import RunningJob, run_engine_job
 from tui.model.form import FieldSpec, parse_value
+from tui.state import display_path
 from tui.train.curves import CurvePlot
 from tui.widgets.image_view import ImageView
 from tui.widgets.inputs import TextField
 
-METHODS = [("PGD L∞", "pgd"), ("PGD L2", "pgd-l2"), ("FGSM", "fgsm"), ("gradient descent (lesson)", "gd")]
+# (label, "method-norm"): engine.attacks takes the method and the norm apart.
+METHODS = [("PGD L∞", "pgd-linf"), ("PGD L2", "pgd-l2"), ("FGSM", "fgsm-linf"), ("lesson: gradient descent", "gd-linf")]
 PANES = ("original", "adversarial", "perturbation")
 PANE_HINTS = {"original": "p uses the picked image", "adversarial": "a attacks",
               "perturbation": "the difference, amplified"}
 
 
 @dataclass
-class AttackParams:
+class AttackRequest:
+    """What the form asks for; job_function turns it into engine.attacks.AttackParams."""
+
     image: str
     target: str | None
-    method: str
+    method: str  # "pgd-linf" …
     eps: float
     steps: int
     run_dir: str | None
     backbone: str
 
 
-def job_function(params: AttackParams) -> JobFn:
-    """The engine call, made on the worker thread. Contract expected from issue 7:
-    engine.attacks.attack_job(**params) -> a job function fn(ctx) emitting StepEnded("attack", …,
-    values={"target_prob": …}) and ImageRendered(kind="original"|"adversarial"|"perturbation", pixels, values=
-    {"class": …, "prob": …}), returning {"before": …, "after": …, "linf": …, "l2": …}."""
-    from engine.attacks import attack_job  # noqa: F401 - ModuleNotFoundError until issue 7 lands
+def job_function(request: AttackRequest) -> JobFn:
+    """The engine call, made on the worker thread (engine.attacks imports torch). Its job emits
+    StepEnded("attack", …, {"target_prob", "label_prob", "loss"}) every step and ImageRendered
+    ("attack-original" | "attack-adversarial" | "attack-perturbation", pixels) at the end; its summary
+    holds per image the predictions before and after, success and the achieved norms."""
+    from engine.attacks import AttackParams, attack_job
 
-    return attack_job(**asdict(params))
+    method, norm = request.method.split("-", 1)
+    params = AttackParams(images=[request.image], run_dir=request.run_dir,
+                          backbone=None if request.run_dir else request.backbone, method=method, norm=norm,
+                          eps=request.eps, steps=request.steps, target=request.target)
+    return lambda ctx: attack_job(params, ctx)
 
 
-def robustness_rows(robustness) -> list[tuple[str, str]]:
-    """(eps, accuracy) rows from report.json's robustness entry, whichever shape it takes."""
+def robustness_rows(robustness) -> list[tuple[str, str, str]]:
+    """(sweep, eps, accuracy) rows from report.json's "robustness": {"pgd-linf": {"eps": [...], "accuracy":
+    [...]}, …} as `tlbench robustness` writes it (a single sweep without the key is read too)."""
     def eps_text(e) -> str:
         if isinstance(e, (int, float)) and 0 < e < 1:
             return f"{e * 255:g}/255"
         return str(e)
 
-    if isinstance(robustness, dict):
-        if isinstance(robustness.get("eps"), list) and isinstance(robustness.get("accuracy"), list):
-            return [(eps_text(e), f"{a:.3f}") for e, a in zip(robustness["eps"], robustness["accuracy"])]
-        rows = robustness.get("results") or robustness.get("sweep")
-        if isinstance(rows, list):
-            return robustness_rows(rows)
-        return [(eps_text(k), f"{v:.3f}" if isinstance(v, (int, float)) else str(v)) for k, v in robustness.items()
-                if not isinstance(v, (dict, list))]
-    if isinstance(robustness, list):
-        return [(eps_text(r.get("eps")), f"{r.get('accuracy', r.get('robust_accuracy', 0)):.3f}")
-                for r in robustness if isinstance(r, dict)]
-    return []
+    if not isinstance(robustness, dict):
+        return []
+    sweeps = {"": robustness} if "eps" in robustness else robustness
+    rows = []
+    for key, sweep in sweeps.items():
+        if isinstance(sweep, dict) and isinstance(sweep.get("eps"), list) and isinstance(sweep.get("accuracy"), list):
+            for e, a in zip(sweep["eps"], sweep["accuracy"]):
+                rows.append((str(key), eps_text(e), f"{a:.3f}" if isinstance(a, (int, float)) else str(a)))
+    return rows
 
 
 class AttackScreen(ModelJobScreen):
@@ -100,7 +106,7 @@ class AttackScreen(ModelJobScreen):
                 yield TextField(placeholder="untargeted", id="attack-target", compact=True)
             with Vertical(classes="field"):
                 yield Label("method")
-                yield Select(METHODS, value="pgd", allow_blank=False, id="attack-method", compact=True)
+                yield Select(METHODS, value="pgd-linf", allow_blank=False, id="attack-method", compact=True)
             with Vertical(classes="field narrow"):
                 yield Label("eps")
                 yield TextField("4/255", id="attack-eps", compact=True)
@@ -122,7 +128,7 @@ class AttackScreen(ModelJobScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.query_one("#robustness", DataTable).add_columns("eps", "accuracy")
+        self.query_one("#robustness", DataTable).add_columns("sweep", "eps", "accuracy")
 
     def state_changed(self) -> None:
         super().state_changed()
@@ -150,10 +156,10 @@ class AttackScreen(ModelJobScreen):
                 rows = robustness_rows(read_json(report).get("robustness"))
             except Exception:  # noqa: BLE001 - a damaged report shows no sweep; Results says why
                 rows = []
-        for eps, acc in rows:
-            table.add_row(eps, acc)
+        for row in rows:
+            table.add_row(*row)
         if not rows:
-            table.add_row("-", "no sweep yet (issue 7)")
+            table.add_row("-", "-", "none yet: tlbench robustness RUN")
 
     def model_loaded(self) -> None:
         classes = self.model["classes"] if self.model else []
@@ -161,7 +167,7 @@ class AttackScreen(ModelJobScreen):
 
     # ------------------------------------------------------------------------------------ actions
 
-    def read_params(self) -> AttackParams | None:
+    def read_params(self) -> AttackRequest | None:
         source = self.query_one("#attack-source", TextField).value.strip()
         target = self.query_one("#attack-target", TextField).value.strip() or None
         try:
@@ -175,9 +181,7 @@ class AttackScreen(ModelJobScreen):
         problems = []
         if not source or not os.path.isfile(os.path.expanduser(source)):
             problems.append(f"source image {source!r} is not a file: type a path, or p for the picked image")
-        classes = self.model["classes"] if self.model else []
-        if target is not None and classes and target not in classes:
-            problems.append(f"unknown target class {target!r}: type to search the model's {len(classes)} classes")
+        # an unknown target class is the engine's to judge: it accepts indices and near names, and suggests
         if not 0 <= eps <= 1:
             problems.append(f"eps {eps:g} is out of range: use 0 to 1 in pixel units, e.g. 4/255")
         if steps <= 0:
@@ -186,24 +190,25 @@ class AttackScreen(ModelJobScreen):
             self.notify("; ".join(problems) + ".", title="Cannot attack yet", severity="error")
             return None
         method = self.query_one("#attack-method", Select).value
-        return AttackParams(os.path.expanduser(source), target, str(method), float(eps), int(steps),
-                            self.model.get("run_dir") if self.model else None,
-                            self.model.get("backbone", "") if self.model else "")
+        return AttackRequest(os.path.expanduser(source), target, str(method), float(eps), int(steps),
+                             self.model.get("run_dir") if self.model else None,
+                             self.model.get("backbone", "") if self.model else "")
 
     def action_start(self) -> None:
         if not self.check_startable():
             return
-        params = self.read_params()
-        if params is None:
+        request = self.read_params()
+        if request is None:
             return
         self.query_one("#attack-plot", CurvePlot).set_history([])
-        self.query_one("#attack-status", Static).update("Attacking …")
+        self.query_one("#attack-status", Static).update("Attacking (loading the model) …")
+        self.tlbench.set_job_status("attack", "attack")
         self.job = self.start_job("attack")
-        self.run_attack(self.job, params)
+        self.run_attack(self.job, request)
 
     @work(thread=True, exclusive=True, group="attack", exit_on_error=False)
-    def run_attack(self, job: RunningJob, params: AttackParams) -> None:
-        run_engine_job(self, job, lambda ctx: job_function(params)(ctx), self.tlbench.jobs)
+    def run_attack(self, job: RunningJob, request: AttackRequest) -> None:
+        run_engine_job(self, job, lambda ctx: job_function(request)(ctx), self.tlbench.jobs)
 
     def action_use_picked(self) -> None:
         picked = self.workbench.picked_image
@@ -223,25 +228,39 @@ class AttackScreen(ModelJobScreen):
         status = self.query_one("#attack-status", Static)
         if isinstance(event, StepEnded):
             self.query_one("#attack-plot", CurvePlot).add({"epoch": event.step, **event.values})
-            prob = event.values.get("target_prob")
-            status.update(f"step {event.step}/{event.steps}" + (f" · target probability {prob:.3f}" if prob is not None else ""))
-        elif isinstance(event, ImageRendered) and event.kind in PANES:
-            source = rendered_image(event)
-            self.query_one(f"#img-{event.kind}", ImageView).show(source)
-            v = event.values
-            label = f"{event.kind}"
-            if "class" in v or "prob" in v:
-                label += f" · {v.get('class', '?')} {float(v.get('prob', 0)):.2f}"
-            self.query_one(f"#cap-{event.kind}", Static).update(label)
+            prob = event.values.get("target_prob", event.values.get("label_prob"))
+            what = "target" if "target_prob" in event.values else "label"
+            status.update(f"step {event.step}/{event.steps}" + (f" · {what} probability {prob:.3f}" if prob is not None else ""))
+            self.tlbench.set_job_status("attack", f"attack {event.step}/{event.steps}")
+        elif isinstance(event, ImageRendered) and event.kind.removeprefix("attack-") in PANES:
+            pane = event.kind.removeprefix("attack-")
+            self.query_one(f"#img-{pane}", ImageView).show(rendered_image(event))
         elif isinstance(event, JobFinished):
-            r = event.result
-            parts = [event.reason]
-            for key in ("before", "after"):
-                if key in r:
-                    parts.append(f"{key} {r[key]}")
-            for key in ("linf", "l2"):
-                if isinstance(r.get(key), (int, float)):
-                    parts.append(f"{key} {r[key]:.4f}")
-            status.update(" · ".join(parts))
+            self.tlbench.set_job_status("attack", "")
+            self.finished(event)
         elif isinstance(event, JobFailed):
+            self.tlbench.set_job_status("attack", "")
             status.update(f"failed: {event.title}")
+
+    def finished(self, event: JobFinished) -> None:
+        """Captions from the summary: the prediction before and after, and how far the image moved."""
+        status = self.query_one("#attack-status", Static)
+        results = event.result.get("results") or []
+        result = results[0] if results else {}
+        if "error" in result:
+            status.update(f"{event.reason}: {result['error']}")
+            return
+
+        def top(key: str) -> str:
+            preds = result.get(key) or []
+            return f"{preds[0]['class']} {preds[0]['prob']:.2f}" if preds else "?"
+
+        if result:
+            self.query_one("#cap-original", Static).update(f"original · {top('before')}")
+            verdict = "fooled" if result.get("success") else "held"
+            self.query_one("#cap-adversarial", Static).update(f"adversarial · {top('after')} · {verdict}")
+            self.query_one("#cap-perturbation", Static).update(
+                f"perturbation · L∞ {result.get('linf_255', 0):.1f}/255 · L2 {result.get('l2', 0):.3f}")
+        out = event.result.get("out_dir")
+        status.update(f"{event.reason}" + (f" · {top('before')} → {top('after')}" if result else "")
+                      + (f" · PNGs in {display_path(out)}" if out else ""))

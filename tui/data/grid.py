@@ -51,7 +51,8 @@ class ThumbnailGrid(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"thumbnail-grid--caption", "thumbnail-grid--cursor", "thumbnail-grid--placeholder"}
 
     DEFAULT_CSS = """
-    ThumbnailGrid { height: 1fr; }
+    /* A stable gutter: the scrollbar appearing must not change the cell size (every thumbnail re-rendered). */
+    ThumbnailGrid { height: 1fr; scrollbar-gutter: stable; }
     ThumbnailGrid > .thumbnail-grid--caption { color: $text-muted; }
     ThumbnailGrid > .thumbnail-grid--cursor { background: $accent; color: $text; text-style: bold; }
     ThumbnailGrid > .thumbnail-grid--placeholder { color: $text-disabled; }
@@ -81,6 +82,7 @@ class ThumbnailGrid(ScrollView, can_focus=True):
         self.items: list[Thumb] = []
         self._wanted: frozenset[Key] = frozenset()
         self.empty_text = ""
+        self._styles: dict | None = None
 
     # ------------------------------------------------------------------------------------------- layout
 
@@ -97,8 +99,32 @@ class ThumbnailGrid(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width or self.size.width
         return max(1, (width + GAP) // self.slot_w)
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles = None
+
+    @property
+    def styles_cached(self) -> dict:
+        """The widget's styles, computed once per CSS change (rich_style walks the DOM: too slow per line)."""
+        if self._styles is None:
+            base = self.rich_style
+            color = base.bgcolor
+            rgb = color.get_truecolor() if color is not None and not color.is_default else None
+            self._styles = {
+                "base": base,
+                "background": None if rgb is None else (rgb.red, rgb.green, rgb.blue),
+                "caption": self.get_component_rich_style("thumbnail-grid--caption"),
+                "cursor": self.get_component_rich_style("thumbnail-grid--cursor"),
+                "placeholder": base + self.get_component_rich_style("thumbnail-grid--placeholder"),
+            }
+        return self._styles
+
+    @property
+    def background(self) -> tuple[int, int, int] | None:
+        return self.styles_cached["background"]
+
     def key(self, index: int) -> Key:
-        return (self.items[index].path, self.cell_w, self.cell_h)
+        return (self.items[index].path, self.cell_w, self.cell_h, self.background)
 
     def set_items(self, items: list[Thumb], empty_text: str = "") -> None:
         self.items = items
@@ -107,13 +133,15 @@ class ThumbnailGrid(ScrollView, can_focus=True):
         self.set_reactive(ThumbnailGrid.cursor, 0)
         self._update_virtual_size()
         self.refresh()
-        self._request_visible()
+        # After the layout settles: new items can resize neighbours (an auto-width class list) and so the
+        # cells; requesting now would render the first page at a size about to change.
+        self.call_after_refresh(self._request_visible)
         if items:
             self.post_message(self.Highlighted(self, 0, items[0]))
 
     def _update_virtual_size(self) -> None:
         rows = -(-len(self.items) // self.columns)
-        self.virtual_size = Size(self.columns * self.slot_w, rows * self.slot_h)
+        self.virtual_size = Size(self.columns * self.slot_w - GAP, rows * self.slot_h)
 
     def visible_indices(self) -> range:
         top = int(self.scroll_y)
@@ -165,43 +193,59 @@ class ThumbnailGrid(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width or self.size.width
-        base = self.rich_style
+        styles = self.styles_cached
+        base = styles["base"]
         if not self.items:
             text = self.empty_text if y == 1 else ""
             return Strip([Segment(("  " + text)[:width])]).adjust_cell_length(width).apply_style(base)
         vy = y + int(self.scroll_y)
         row, line = divmod(vy, self.slot_h)
+        if line < self.cell_h:
+            return self._image_line(row, line, width)
         cols = self.columns
-        caption_style = self.get_component_rich_style("thumbnail-grid--caption")
-        cursor_style = self.get_component_rich_style("thumbnail-grid--cursor")
-        dot_style = self.get_component_rich_style("thumbnail-grid--placeholder")
-        parts: list[Strip] = []
-        gap = Strip.blank(GAP)
+        caption_style, cursor_style = styles["caption"], styles["cursor"]
+        segments: list[Segment] = []
         for col in range(cols):
             index = row * cols + col
             if index >= len(self.items):
                 break
-            if line < self.cell_h:
-                strips = self.cache.get(self.key(index))
-                if strips is not None:
-                    parts.append(strips[line])
-                elif line == self.cell_h // 2:
-                    parts.append(Strip([Segment("·".center(self.cell_w), dot_style)], self.cell_w))
-                else:
-                    parts.append(Strip.blank(self.cell_w))
+            selected = index == self.cursor
+            caption = self.items[index].caption
+            if len(caption) + 1 > self.cell_w:  # the extension is the least telling part
+                caption = os.path.splitext(caption)[0]
+            caption = (("▶" if selected else " ") + caption)[: self.cell_w].ljust(self.cell_w)
+            if selected:
+                style = cursor_style if self.has_focus else caption_style + Style(reverse=True)
             else:
-                selected = index == self.cursor
-                caption = self.items[index].caption
-                if len(caption) + 1 > self.cell_w:  # the extension is the least telling part
-                    caption = os.path.splitext(caption)[0]
-                caption = (("▶" if selected else " ") + caption)[: self.cell_w].ljust(self.cell_w)
-                if selected:
-                    style = cursor_style if self.has_focus else caption_style + Style(reverse=True)
-                else:
-                    style = caption_style
-                parts.append(Strip([Segment(caption, style)], self.cell_w))
+                style = caption_style
+            segments.append(Segment(caption, base + style))
+            segments.append(Segment(" " * GAP, base))
+        return Strip(segments).adjust_cell_length(width, base)
+
+    def _image_line(self, row: int, line: int, width: int) -> Strip:
+        """The thumbnails' strips are fully styled already (see ThumbnailCache): joining them is cheap."""
+        styles = self.styles_cached
+        base = styles["base"]
+        cols = self.columns
+        blank, gap = Strip.blank(self.cell_w, base), Strip.blank(GAP, base)
+        parts: list[Strip] = []
+        for col in range(cols):
+            index = row * cols + col
+            if index >= len(self.items):
+                break
+            strips = self.cache.get(self.key(index))
+            if strips is not None:
+                parts.append(strips[line])
+            elif line == self.cell_h // 2:
+                parts.append(Strip([Segment("·".center(self.cell_w), styles["placeholder"])], self.cell_w))
+            else:
+                parts.append(blank)
             parts.append(gap)
-        return Strip.join(parts).adjust_cell_length(width).apply_style(base)
+        used = sum(p.cell_length for p in parts)
+        if used < width:
+            parts.append(Strip.blank(width - used, base))
+        strip = Strip.join(parts)
+        return strip.crop(0, width) if used > width else strip
 
     def on_focus(self) -> None:
         self.refresh()

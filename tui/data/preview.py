@@ -9,12 +9,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tui.data.grid import Thumb
 from tui.data.thumbnails import ThumbnailCache
 from tui.state import display_path
 from tui.widgets.image_view import ImageView
+from tui.widgets.keybar import KeyBar
 
 
 def describe_file(path: str) -> str:
@@ -52,7 +53,7 @@ class PreviewScreen(ModalScreen[int]):
             yield Static(id="preview-title", markup=False)
             yield ImageView(self.cache, id="preview-image")
             yield Static(id="preview-details", markup=False)
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.show_current()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -307,7 +306,9 @@ class DataScreen(WorkbenchScreen):
 
     @staticmethod
     def fetch_available() -> bool:
-        return importlib.util.find_spec("engine.fetch") is not None
+        from tui.attack.common import engine_available
+
+        return engine_available("engine.fetch")
 
     def action_fetch(self) -> None:
         """The hook for `tlbench fetch` (issue 5): ask for a dataset name, download it, open it."""
@@ -318,21 +319,23 @@ class DataScreen(WorkbenchScreen):
         from engine.fetch import DATASETS
 
         names = [str(n) for n in DATASETS]
+        described = "; ".join(f"{n}: {getattr(DATASETS[n], 'title', n)}" if isinstance(DATASETS, dict) else n
+                              for n in names)
 
         def chosen(name: str | None) -> None:
             if name:
                 self.query_one("#data-summary", Static).update(f"Fetching {name} …")
                 self.run_fetch(self.start_job("fetch"), name)
 
-        self.app.push_screen(AskScreen("Fetch a dataset", "one of: " + ", ".join(names), "", names), chosen)
+        self.app.push_screen(AskScreen("Fetch a dataset into " + display_path(data_dir()), described, "", names),
+                             chosen)
 
     @work(thread=True, exclusive=True, group="fetch", exit_on_error=False)
     def run_fetch(self, job: RunningJob, name: str) -> None:
         from engine.fetch import fetch_dataset
 
         def fetch(ctx):
-            result = fetch_dataset(name, data_dir(), ctx)
-            path = result.get("path") or result.get("root") if isinstance(result, dict) else result
-            return {"fetched": str(path)}
+            result = fetch_dataset(name, data_dir(), ctx=ctx)
+            return {"fetched": str(result["path"]), "command": result.get("command", "")}
 
         run_engine_job(self, job, fetch, self.tlbench.jobs)

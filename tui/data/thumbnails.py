@@ -14,13 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image
+from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from rich_pixels import Pixels
 from textual.strip import Strip
 
-# (source, width in cells, height in cells); the source is a path or any hashable id of an in-memory image.
-Key = tuple[Hashable, int, int]
+# (source, width in cells, height in cells, background RGB or None); the source is a path or a MemoryImage.
+# The background fills the margins of an image that does not fill its box, so the strips come out fully
+# styled and the widget only has to join them (no per-cell restyling on the UI thread).
+Key = tuple[Hashable, int, int, "tuple[int, int, int] | None"]
 Loader = Callable[[Hashable, int], Image.Image]  # (source, shorter side wanted in px) -> RGB image
 
 
@@ -32,31 +35,38 @@ class MemoryImage:
     name: str = ""
 
 
-def fit_image(img: Image.Image, width: int, height: int) -> Image.Image:
-    """The image resized (LANCZOS, aspect kept) and centred on a transparent width x (2*height) canvas."""
+def fit_image(img: Image.Image, width: int, height: int, background: tuple[int, int, int] | None = None) -> Image.Image:
+    """The image resized (LANCZOS, aspect kept) and centred on a width x (2*height) canvas of `background`
+    (transparent when None)."""
     px_w, px_h = width, height * 2
     scale = min(px_w / img.width, px_h / img.height)
     size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
     resized = img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
-    canvas = Image.new("RGBA", (px_w, px_h), (0, 0, 0, 0))
+    fill = (*background, 255) if background is not None else (0, 0, 0, 0)
+    canvas = Image.new("RGBA", (px_w, px_h), fill)
     canvas.paste(resized, ((px_w - size[0]) // 2, (px_h - size[1]) // 2))
     return canvas
 
 
-def image_strips(img: Image.Image, width: int, height: int) -> list[Strip]:
+def image_strips(img: Image.Image, width: int, height: int,
+                 background: tuple[int, int, int] | None = None) -> list[Strip]:
     """`height` lines of `width` cells: the image as half blocks (upper pixel = background colour)."""
-    pixels = Pixels.from_image(fit_image(img, width, height))
+    pixels = Pixels.from_image(fit_image(img, width, height, background))
     # rich-pixels keeps its segments; going through a Console to get them back would cost more
     segments = pixels._segments.segments if pixels._segments is not None else []
     lines = [list(line) for line in Segment.split_lines(segments)]
-    strips = [Strip(line).adjust_cell_length(width) for line in lines[:height]]
+    pad = Style(bgcolor=Color.from_rgb(*background)) if background is not None else None
+    strips = [Strip(line).adjust_cell_length(width, pad) for line in lines[:height]]
     while len(strips) < height:
-        strips.append(Strip.blank(width))
+        strips.append(Strip.blank(width, pad))
     return strips
 
 
-def message_strips(text: str, width: int, height: int, style: Style | None = None) -> list[Strip]:
+def message_strips(text: str, width: int, height: int, style: Style | None = None,
+                   background: tuple[int, int, int] | None = None) -> list[Strip]:
     """A placeholder: `text` centred in an otherwise blank box."""
+    base = Style(bgcolor=Color.from_rgb(*background)) if background is not None else None
+    style = (base + style) if base is not None and style is not None else (style or base)
     mid = height // 2
     out = []
     for y in range(height):
@@ -64,7 +74,7 @@ def message_strips(text: str, width: int, height: int, style: Style | None = Non
             shown = text[:width].center(width)
             out.append(Strip([Segment(shown, style)], width))
         else:
-            out.append(Strip.blank(width))
+            out.append(Strip.blank(width, base))
     return out
 
 
@@ -76,7 +86,8 @@ class ThumbnailCache:
     skipped, so fast scrolling through thousands of images never builds a backlog.
     """
 
-    def __init__(self, load: Loader, max_items: int = 600, threads: int = 2) -> None:
+    # 400 thumbnails of 14x7 cells are ~20 MB of styled segments: pages of a class back and forth stay cached.
+    def __init__(self, load: Loader, max_items: int = 400, threads: int = 2) -> None:
         self.load = load
         self.max_items = max_items
         self._lock = threading.Lock()
@@ -115,13 +126,13 @@ class ThumbnailCache:
 
     def render_now(self, key: Key) -> list[Strip]:
         """Render in this thread (pool threads, benchmarks); cached like a requested render."""
-        source, width, height = key
+        source, width, height, background = key
         try:
             img = source.image if isinstance(source, MemoryImage) else self.load(source, 2 * height)
-            strips = image_strips(img, width, height)
+            strips = image_strips(img, width, height, background)
         except Exception as err:  # noqa: BLE001 - an unreadable image becomes a placeholder, never a crash
             self.errors[source] = str(err) or type(err).__name__
-            strips = message_strips("✗ unreadable", width, height, Style(color="red"))
+            strips = message_strips("✗ unreadable", width, height, Style(color="red"), background)
         with self._lock:
             self._items[key] = strips
             self._items.move_to_end(key)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import work
@@ -25,6 +25,7 @@ from tui.attack.common import ModelJobScreen, rendered_image
 from tui.data.thumbnails import MemoryImage
 from tui.jobs import RunningJob, run_engine_job
 from tui.model.form import FieldSpec, parse_value
+from tui.state import display_path
 from tui.train.curves import CurvePlot
 from tui.widgets.image_view import ImageView
 from tui.widgets.inputs import TextField
@@ -33,23 +34,28 @@ RECIPES = [("robust", "robust"), ("lesson CE+TV", "lesson")]
 
 
 @dataclass
-class DreamParams:
+class DreamRequest:
+    """What the form asks for; job_function turns it into engine.dreams.DreamParams."""
+
     target: str
     steps: int
-    tv_weight: float
+    tv_weight: float | None  # None: the recipe's default
     jitter: int
     recipe: str
     run_dir: str | None
     backbone: str
 
 
-def job_function(params: DreamParams) -> JobFn:
-    """The engine call, made on the worker thread. Contract expected from issue 7:
-    engine.dreams.dream_job(**params) -> fn(ctx) emitting StepEnded("dream", …, values={"prob": …}) and
-    ImageRendered(kind="dream", pixels, …) every few steps, returning {"path": PNG, "prob": …}."""
-    from engine.dreams import dream_job  # noqa: F401 - ModuleNotFoundError until issue 7 lands
+def job_function(request: DreamRequest) -> JobFn:
+    """The engine call, made on the worker thread (engine.dreams imports torch). Its job emits
+    StepEnded("dream", …, {"target_prob", "loss"}) every step, ImageRendered("dream-preview", pixels) every
+    25 steps and ImageRendered("dream", pixels, path) at the end; the summary has "probability" and "path"."""
+    from engine.dreams import DreamParams, dream_job
 
-    return dream_job(**asdict(params))
+    params = DreamParams(target=request.target, run_dir=request.run_dir,
+                         backbone=None if request.run_dir else request.backbone, recipe=request.recipe,
+                         steps=request.steps, tv_weight=request.tv_weight, jitter=request.jitter)
+    return lambda ctx: dream_job(params, ctx)
 
 
 class DreamScreen(ModelJobScreen):
@@ -81,10 +87,10 @@ class DreamScreen(ModelJobScreen):
                 yield TextField("300", id="dream-steps", compact=True)
             with Vertical(classes="field narrow"):
                 yield Label("TV weight")
-                yield TextField("0.0005", id="dream-tv", compact=True)
+                yield TextField(placeholder="recipe's", id="dream-tv", compact=True)
             with Vertical(classes="field narrow"):
                 yield Label("jitter px")
-                yield TextField("8", id="dream-jitter", compact=True)
+                yield TextField("0", id="dream-jitter", compact=True)
             with Vertical(classes="field"):
                 yield Label("recipe")
                 yield Select(RECIPES, value="robust", allow_blank=False, id="dream-recipe", compact=True)
@@ -92,7 +98,7 @@ class DreamScreen(ModelJobScreen):
             with Vertical(id="dream-image-box"):
                 yield ImageView(self.tlbench.thumbnails, "the image appears here as it forms", id="dream-image")
                 yield Static("", id="dream-caption", classes="caption", markup=False)
-            yield CurvePlot("class probability", [("prob", "class")], ylim=(0.0, 1.0), xlabel="step",
+            yield CurvePlot("class probability", [("target_prob", "class")], ylim=(0.0, 1.0), xlabel="step",
                             id="dream-plot")
         yield Static("", id="dream-status", markup=False)
 
@@ -100,22 +106,21 @@ class DreamScreen(ModelJobScreen):
         classes = self.model["classes"] if self.model else []
         self.query_one("#dream-class", TextField).suggester = SuggestFromList(classes, case_sensitive=False)
 
-    def read_params(self) -> DreamParams | None:
+    def read_params(self) -> DreamRequest | None:
         target = self.query_one("#dream-class", TextField).value.strip()
         try:
             steps = parse_value(FieldSpec("steps", "int", False, None, "steps"), self.query_one("#dream-steps").value)
-            tv = parse_value(FieldSpec("tv_weight", "float", False, None, "TV weight"), self.query_one("#dream-tv").value)
+            tv = parse_value(FieldSpec("tv_weight", "float", True, None, "TV weight"), self.query_one("#dream-tv").value)
             jitter = parse_value(FieldSpec("jitter", "int", False, None, "jitter"), self.query_one("#dream-jitter").value)
         except ValueError as err:
             self.notify(str(err), title="Invalid setting", severity="error")
             return None
-        classes = self.model["classes"] if self.model else []
         problems = []
-        if target not in classes:
-            problems.append(f"unknown class {target!r}: type to search the model's {len(classes)} classes")
+        if not target:  # a near name or an index is the engine's to resolve (it suggests close names)
+            problems.append("no class: type one (c), the suggestions come from the model's classes")
         if steps <= 0:
             problems.append(f"steps {steps} must be 1 or more")
-        if tv < 0:
+        if tv is not None and tv < 0:
             problems.append(f"TV weight {tv:g} must be 0 or more")
         if jitter < 0:
             problems.append(f"jitter {jitter} must be 0 or more")
@@ -123,22 +128,23 @@ class DreamScreen(ModelJobScreen):
             self.notify("; ".join(problems) + ".", title="Cannot dream yet", severity="error")
             return None
         recipe = str(self.query_one("#dream-recipe", Select).value)
-        return DreamParams(target, steps, tv, jitter, recipe, self.model.get("run_dir"), self.model.get("backbone", ""))
+        return DreamRequest(target, steps, tv, jitter, recipe, self.model.get("run_dir"), self.model.get("backbone", ""))
 
     def action_start(self) -> None:
         if not self.check_startable():
             return
-        params = self.read_params()
-        if params is None:
+        request = self.read_params()
+        if request is None:
             return
         self.query_one("#dream-plot", CurvePlot).set_history([])
-        self.query_one("#dream-status", Static).update(f"Dreaming {params.target} …")
+        self.query_one("#dream-status", Static).update(f"Dreaming {request.target} (loading the model) …")
+        self.tlbench.set_job_status("dream", "dream")
         self.job = self.start_job("dream")
-        self.run_dream(self.job, params)
+        self.run_dream(self.job, request)
 
     @work(thread=True, exclusive=True, group="dream", exit_on_error=False)
-    def run_dream(self, job: RunningJob, params: DreamParams) -> None:
-        run_engine_job(self, job, lambda ctx: job_function(params)(ctx), self.tlbench.jobs)
+    def run_dream(self, job: RunningJob, request: DreamRequest) -> None:
+        run_engine_job(self, job, lambda ctx: job_function(request)(ctx), self.tlbench.jobs)
 
     def action_focus_class(self) -> None:
         self.query_one("#dream-class", TextField).focus()
@@ -167,18 +173,25 @@ class DreamScreen(ModelJobScreen):
         status = self.query_one("#dream-status", Static)
         if isinstance(event, StepEnded):
             self.query_one("#dream-plot", CurvePlot).add({"epoch": event.step, **event.values})
-            prob = event.values.get("prob")
+            prob = event.values.get("target_prob")
             status.update(f"step {event.step}/{event.steps}" + (f" · probability {prob:.3f}" if prob is not None else ""))
-        elif isinstance(event, ImageRendered):
+            self.tlbench.set_job_status("dream", f"dream {event.step}/{event.steps}")
+        elif isinstance(event, ImageRendered) and event.kind in ("dream", "dream-preview"):
             source = rendered_image(event)
             if isinstance(source, MemoryImage):
                 self.frame = source
             self.query_one("#dream-image", ImageView).show(source)
-            self.query_one("#dream-caption", Static).update(f"step {event.step}")
+            prob = event.values.get("target_prob")
+            self.query_one("#dream-caption", Static).update(
+                f"step {event.step}" + (f" · probability {prob:.3f}" if prob is not None else "")
+                + (" · final" if event.kind == "dream" else ""))
         elif isinstance(event, JobFinished):
+            self.tlbench.set_job_status("dream", "")
             r = event.result
-            extra = f" · saved {r['path']}" if r.get("path") else ""
-            prob = f" · probability {r['prob']:.3f}" if isinstance(r.get("prob"), (int, float)) else ""
+            extra = f" · saved {display_path(r['path'])}" if r.get("path") else ""
+            prob = f" · probability {r['probability']:.3f} (rank {r.get('rank', '?')})" if isinstance(
+                r.get("probability"), (int, float)) else ""
             status.update(f"{event.reason}{prob}{extra}")
         elif isinstance(event, JobFailed):
+            self.tlbench.set_job_status("dream", "")
             status.update(f"failed: {event.title}")

@@ -90,8 +90,7 @@ class TrainScreen(WorkbenchScreen):
         yield ProgressBar(id="train-progress", show_eta=False, total=100)
         with Horizontal(id="curves"):
             yield CurvePlot("loss", [("train_loss", "train"), ("val_loss", "val")], id="loss-plot")
-            yield CurvePlot("accuracy", [("train_acc", "train"), ("val_acc", "val")], ylim=(0.0, 1.0),
-                            id="acc-plot")
+            yield CurvePlot("accuracy", [("train_acc", "train"), ("val_acc", "val")], id="acc-plot")
         yield RichLog(id="train-log", max_lines=2000, wrap=True, markup=False, highlight=False)
         # Always two lines, so the layout (and the log's scroll position) never jumps when a job ends.
         yield Static("", id="train-summary")

@@ -38,7 +38,9 @@ class ImageView(Widget):
         w, h = self.content_size
         if self.source is None or w <= 0 or h <= 0:
             return None
-        return (self.source, w, h)
+        color = self.rich_style.bgcolor
+        rgb = color.get_truecolor() if color is not None and not color.is_default else None
+        return (self.source, w, h, None if rgb is None else (rgb.red, rgb.green, rgb.blue))
 
     @property
     def ready(self) -> bool:
@@ -62,7 +64,7 @@ class ImageView(Widget):
         key = self.key
         strips = self.cache.get(key) if key is not None else None
         if strips is not None and y < len(strips):
-            return strips[y].apply_style(self.rich_style)
+            return strips[y]
         height = self.content_size.height
         if y == height // 2:
             text = self.text if self.source is None else "·"
