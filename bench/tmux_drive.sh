@@ -48,7 +48,7 @@ wait_for() {  # wait_for TEXT SECONDS: until the screen shows TEXT
 wait_for "images ·" 60          # the scan is done: "digits · class-folders · 1797 images · …"
 sleep 1; shot data
 keys Down Down Down; sleep 1; shot data-class-3
-keys g Right Right; sleep 0.5; keys Enter; sleep 1; shot preview
+keys g; sleep 0.5; keys Right Right; sleep 0.5; keys Enter; sleep 1; shot preview
 keys Escape; sleep 0.3
 keys u; sleep 0.5; shot unusable
 keys u; sleep 0.3

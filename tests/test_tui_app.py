@@ -622,3 +622,38 @@ async def test_end_to_end_train_attack_and_dream(tmp_path, tiny_dataset):
             assert dream.frame is not None and "probability" in text_of(app, "#dream-status")
 
     await run_with_timeout(scenario(), 600)
+
+
+def test_jobs_run_at_a_lower_cpu_priority_than_the_interface():
+    import os
+    import sys
+    import threading
+
+    from engine.jobs import JobControl
+    from tui.jobs import JOB_NICENESS, JobRegistry, run_engine_job
+
+    class Owner:
+        def __init__(self):
+            self.messages = []
+
+        def post_message(self, message):
+            self.messages.append(message)
+            return True
+
+    registry = JobRegistry()
+    job = registry.begin("probe", JobControl())
+    seen = {}
+
+    def fn(ctx):
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return {"ok": True}
+
+    owner = Owner()
+    t = threading.Thread(target=lambda: run_engine_job(owner, job, fn, registry))
+    t.start()
+    t.join(10)
+    assert job.done.is_set() and not registry.running()
+    assert isinstance(owner.messages[-1].event, JobFinished)
+    if sys.platform.startswith("linux"):
+        assert seen["nice"] >= os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < seen["nice"]  # the caller is untouched

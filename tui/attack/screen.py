@@ -159,7 +159,7 @@ class AttackScreen(ModelJobScreen):
         for row in rows:
             table.add_row(*row)
         if not rows:
-            table.add_row("-", "-", "none yet: tlbench robustness RUN")
+            table.add_row("-", "-", "none yet")
 
     def model_loaded(self) -> None:
         classes = self.model["classes"] if self.model else []
