@@ -657,3 +657,24 @@ def test_jobs_run_at_a_lower_cpu_priority_than_the_interface():
     if sys.platform.startswith("linux"):
         assert seen["nice"] >= os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < seen["nice"]  # the caller is untouched
+
+
+async def test_a_worker_that_crashes_is_reported_in_one_place(tmp_path, monkeypatch):
+    """Not a job's own error (those arrive as JobFailed) but the worker itself: the error modal, no crash."""
+    import tui.runs.screen as runs_screen
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the worker broke")
+
+    monkeypatch.setattr(runs_screen, "run_engine_job", broken)
+    app = make_app(runs_dir=str(tmp_path / "runs"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("7")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), 30, "the error modal")
+        assert app.screen.error_title == "Unexpected RuntimeError" and "the worker broke" in app.screen.cause
+        while isinstance(app.screen, ErrorModal):  # each failed reload reports once
+            await pilot.press("escape")
+            await pilot.pause()
+        await pilot.press("1")
+        await pilot.pause()
+        assert app.current_mode == "data"

@@ -15,11 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-from textual import on
 from textual.app import App
 from textual.binding import Binding
 from textual.reactive import reactive
-from textual.worker import Worker, WorkerState
 
 from engine.images import load_rgb
 from engine.paths import cache_dir, demo_dataset
@@ -156,11 +154,6 @@ class TlbenchApp(App):
 
     def show_error(self, error: BaseException, title: str | None = None) -> None:
         self.push_screen(ErrorModal(*describe_error(error, title)))
-
-    @on(Worker.StateChanged)
-    def worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR and event.worker.error is not None:
-            self.show_error(event.worker.error)
 
     # ------------------------------------------------------------------------------------ actions
 
