@@ -159,6 +159,32 @@ def imagenet_classes() -> list[str]:
     return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
+def backbone_info(name: str) -> dict:
+    """One registry row: size, input, preprocessing, ImageNet top-1, feature width and weights status.
+
+    `tlbench backbones` prints these rows and the workbench's Model screen shows them.
+    """
+    from engine.weights import weights_status
+
+    spec = get_spec(name)
+    status = weights_status(spec)
+    return {
+        "name": name,
+        "family": spec.family,
+        "params": param_count(name),
+        "input_size": spec.input_size,
+        "resize_size": spec.resize_size,
+        "interpolation": spec.interpolation,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "feature_dim": feature_dim(name),
+        "imagenet_top1": spec.top1,
+        "weights": status.status,
+        "weights_path": status.path,
+        "weights_detail": status.detail,
+    }
+
+
 def lite_weights_file(name: str) -> Path | None:
     """The state dict a Lite package ships, found without importing the package."""
     _, module, fname, _ = LITE[name]

@@ -17,13 +17,16 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import torch
-import torchvision
+from typing import TYPE_CHECKING, Any
 
 from engine import __version__
 from engine.errors import RunError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that need it: listing runs, reading metrics and writing the
+# scan cache stay light, so the workbench's first screen does not wait ~5 s for PyTorch.
 
 CHECKPOINT_FORMAT = "tlbench-checkpoint/1"
 
@@ -34,6 +37,9 @@ def runs_root(arg: str | os.PathLike | None = None) -> Path:
 
 
 def versions() -> dict[str, str]:
+    import torch
+    import torchvision
+
     return {
         "python": platform.python_version(),
         "torch": str(torch.__version__),  # TorchVersion is a str subclass that weights_only refuses
@@ -148,6 +154,8 @@ def update_report(run_dir: Path, updates: dict) -> dict:
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     """torch.save to memory, then an atomic replace: a crash mid-write leaves the previous file intact."""
+    import torch
+
     path = Path(path)
     buf = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **payload}, buf)
@@ -159,6 +167,8 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
     """Load with weights_only=True: a checkpoint carrying a pickled payload is refused, never executed."""
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise RunError(f"Checkpoint {path} not found.")

@@ -1,95 +1,209 @@
-"""The tlbench workbench (Textual). Talks to the engine only through jobs and events."""
+"""The tlbench workbench (Textual). Talks to the engine only through jobs and events.
+
+`create_app(...)` builds it (tests reuse it); `run_app(argv)` is what the `tlbench` command calls.
+Start-up never waits for PyTorch: the first screen needs only the dataset scan; the heavy engine modules
+are imported on a background thread once the first frame is on screen.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import sys
+import threading
+import time
 from pathlib import Path
 
-from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
-from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
-from textual.worker import Worker, WorkerState
+from textual.reactive import reactive
 
-from engine.datasets import DatasetInfo, scan_dataset
-from engine.events import Event, JobFailed, JobFinished
-from engine.jobs import JobContext, JobControl, run_job
-from engine.paths import demo_dataset
+from engine.images import load_rgb
+from engine.paths import cache_dir, demo_dataset
+from tui.attack.screen import AttackScreen
+from tui.data.screen import DataScreen
+from tui.data.thumbnails import ThumbnailCache
+from tui.dream.screen import DreamScreen
+from tui.errors import ErrorModal, describe_error
+from tui.jobs import JobRegistry
+from tui.keys import HelpScreen, KeysProvider
+from tui.model.screen import ModelScreen
+from tui.results.screen import ResultsScreen
+from tui.runs.screen import RunsScreen
+from tui.state import Workbench
+from tui.train.screen import TrainScreen
+
+SCREENS_GROUP = Binding.Group("", compact=True)  # the tab bar names them
+# Modules that import torch: warmed on a background thread so the Model and Train screens open at once.
+HEAVY_MODULES = ("engine.config", "engine.backbones", "engine.weights", "engine.training", "engine.predict")
 
 
-class EngineEvent(Message):
-    """An engine event crossing from a worker thread into the app (post_message is thread-safe)."""
+def load_thumbnail(path, min_side: int):
+    """Decode for display: reduced-size JPEG decoding, EXIF orientation, any mode to RGB."""
+    return load_rgb(path, min_size=max(8, min_side))
 
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
+
+def warm_engine() -> None:
+    import importlib
+
+    for name in HEAVY_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a broken import surfaces (with its message) when a screen needs it
+            return
 
 
 class TlbenchApp(App):
     TITLE = "tlbench"
-    BINDINGS = [Binding("q", "quit", "Quit", id="quit")]
+    CSS_PATH = "tlbench.tcss"
+    MODES = {
+        "data": DataScreen, "model": ModelScreen, "train": TrainScreen, "results": ResultsScreen,
+        "attack": AttackScreen, "dream": DreamScreen, "runs": RunsScreen,
+    }
+    DEFAULT_MODE = "data"
+    # Nothing is focused on arrival, so keys reach the screen; screens focus their main list themselves.
+    AUTO_FOCUS = None
+    # Screens get -short below 30 rows (80x24 over SSH), so the stylesheet can give space to what matters.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    COMMANDS = App.COMMANDS | {KeysProvider}
+    BINDINGS = [
+        Binding("1", "switch_mode('data')", "Data", id="screen.data", group=SCREENS_GROUP,
+                tooltip="Classes, thumbnails, unusable files, the split"),
+        Binding("2", "switch_mode('model')", "Model", id="screen.model", group=SCREENS_GROUP,
+                tooltip="Backbone, mode and hyperparameters"),
+        Binding("3", "switch_mode('train')", "Train", id="screen.train", group=SCREENS_GROUP,
+                tooltip="Start, pause and stop training; live log and curves"),
+        Binding("4", "switch_mode('results')", "Results", id="screen.results", group=SCREENS_GROUP,
+                tooltip="Confusion matrix, per-class accuracy, top losses"),
+        Binding("5", "switch_mode('attack')", "Attack", id="screen.attack", group=SCREENS_GROUP,
+                tooltip="Adversarial examples against the chosen run"),
+        Binding("6", "switch_mode('dream')", "Dream", id="screen.dream", group=SCREENS_GROUP,
+                tooltip="Render the image a class wants to see"),
+        Binding("7", "switch_mode('runs')", "Runs", id="screen.runs", group=SCREENS_GROUP,
+                tooltip="Past runs: config, curves, report; use one's model"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key of every screen"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit (a running job is stopped first)"),
+        # Shown in the footer's flow like every other key (Textual's own palette key is docked over it).
+        Binding("ctrl+p", "command_palette", "Palette", id="app.palette", tooltip="Search every action"),
+    ]
 
-    def __init__(self, dataset: Path, runs_dir: str | None = None):
+    # Seconds to wait for running jobs to stop when quitting; after that the app exits anyway.
+    QUIT_TIMEOUT = 5.0
+
+    job_status: reactive[str] = reactive("")
+
+    def __init__(self, dataset: Path | None, runs_dir: str | None = None, *, config: dict | None = None,
+                 blink: bool = True, color_hint: bool = True, warm: bool = True) -> None:
         super().__init__()
-        self.dataset = dataset
-        self.runs_dir = runs_dir
-        self.info: DatasetInfo | None = None
-        self.control = JobControl()
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(f"Scanning {self.dataset} …", id="summary")
-        yield DataTable(id="classes", cursor_type="row")
-        yield Footer()
+        self.state = Workbench(dataset, runs_dir, config=dict(config or {}))
+        self.jobs = JobRegistry()
+        self.thumbnails = ThumbnailCache(load_thumbnail)
+        self.blink = blink
+        self.color_hint = color_hint
+        self.warm = warm
+        self._statuses: dict[str, str] = {}
+        self.quitting = False
 
     def on_mount(self) -> None:
-        self.sub_title = str(self.dataset)
-        self.scan()
+        if self.warm:
+            self.call_after_refresh(self._start_warm_up)
+        if self.color_hint:
+            self.call_after_refresh(self._truecolor_hint)
 
-    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
-    def scan(self) -> None:
-        def job(ctx: JobContext):
-            return {"info": scan_dataset(self.dataset, ctx=ctx)}
+    def _start_warm_up(self) -> None:
+        threading.Thread(target=warm_engine, name="tlbench-warm-up", daemon=True).start()
 
-        run_job("scan", job, lambda e: self.post_message(EngineEvent(e)), self.control)
+    # ------------------------------------------------------------------------------------ colour
 
-    @on(EngineEvent)
-    def handle_event(self, message: EngineEvent) -> None:
-        event = message.event
-        if isinstance(event, JobFinished) and "info" in event.result:
-            self.show_dataset(event.result["info"])
-        elif isinstance(event, JobFailed):
-            self.query_one("#summary", Static).update(f"[b red]{event.title}[/]\n{event.error}")
-            self.notify(str(event.error), title=event.title, severity="error", timeout=10)
+    @property
+    def truecolor(self) -> bool:
+        return self.console.color_system == "truecolor"
 
-    def show_dataset(self, info: DatasetInfo) -> None:
-        self.info = info
-        self.query_one("#summary", Static).update(
-            f"[b]{info.root.name}[/]  layout {info.layout} · {len(info.samples)} images · "
-            f"{len(info.classes)} classes · {len(info.unreadable)} unusable"
-        )
-        table = self.query_one("#classes", DataTable)
-        table.clear(columns=True)
-        table.add_columns("class", "images")
-        for name, count in zip(info.classes, info.counts()):
-            table.add_row(name, str(count))
+    def colour_note(self) -> str:
+        if self.truecolor:
+            return "Colour: truecolor."
+        return (f"Colour: {self.console.color_system or 'none'} — previews are reduced to 256 colours. "
+                "export COLORTERM=truecolor if your terminal supports it (see README, SSH tips).")
 
-    @on(Worker.StateChanged)
-    def worker_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            self.notify(str(event.worker.error), title="Unexpected error", severity="error")
+    def _truecolor_hint(self) -> None:
+        """Once per machine: over SSH COLORTERM is often dropped and previews fall back to 256 colours."""
+        if self.truecolor:
+            return
+        marker = cache_dir() / "hints" / "truecolor"
+        if marker.exists():
+            return
+        self.notify("This terminal did not announce truecolor, so thumbnails use 256 colours. If it supports "
+                    "24-bit colour: export COLORTERM=truecolor (over SSH: SendEnv/AcceptEnv COLORTERM).",
+                    title="Colours", timeout=12)
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("shown\n")
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------------------------ jobs and errors
+
+    def set_job_status(self, job: str, text: str) -> None:
+        """What the tab bar shows on the right while jobs run ('● train 3/30')."""
+        if text:
+            self._statuses[job] = text
+        else:
+            self._statuses.pop(job, None)
+        self.job_status = ("● " + " · ".join(self._statuses.values())) if self._statuses else ""
+
+    def show_error(self, error: BaseException, title: str | None = None) -> None:
+        self.push_screen(ErrorModal(*describe_error(error, title)))
+
+    # ------------------------------------------------------------------------------------ actions
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        """Stop every running job and wait for it (up to QUIT_TIMEOUT) while the UI keeps painting."""
+        if self.quitting:
+            return
+        self.quitting = True
+        running = self.jobs.running()
+        if running:
+            names = ", ".join(sorted({j.name for j in running}))
+            self.notify(f"Stopping {names} …", title="Quitting", timeout=self.QUIT_TIMEOUT)
+            self.jobs.stop_all()
+            deadline = time.monotonic() + self.QUIT_TIMEOUT
+            while self.jobs.running() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        self.exit()
 
     def on_unmount(self) -> None:
-        self.control.stop()
+        self.jobs.stop_all()
+        self.thumbnails.shutdown()
+
+
+def create_app(dataset: str | os.PathLike | None = None, runs_dir: str | None = None, **options) -> TlbenchApp:
+    """The app on `dataset` (the bundled demo when None); options: config, blink, color_hint, warm."""
+    path = Path(dataset).expanduser() if dataset else demo_dataset()
+    return TlbenchApp(path, runs_dir, **options)
 
 
 def run_app(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tlbench", description="Open the workbench on a dataset "
                                      "(the bundled demo digits when none is given). Subcommands: tlbench --help.")
     parser.add_argument("dataset", nargs="?", default=None)
-    parser.add_argument("--runs-dir", default=None)
+    parser.add_argument("--runs-dir", default=None, help="where runs are written (default $TLBENCH_RUNS or ./runs)")
     args = parser.parse_args(argv)
-    dataset = Path(args.dataset).expanduser() if args.dataset else demo_dataset()
-    TlbenchApp(dataset, args.runs_dir).run()
-    return 0
+    app = create_app(args.dataset, args.runs_dir)
+    # Our own loop: asyncio.run would wait, without a limit, for worker threads when it shuts down.
+    loop = asyncio.new_event_loop()
+    try:
+        app.run(loop=loop)
+    finally:
+        loop.close()
+    if app.jobs.running() and not app.jobs.join_all(1.0):
+        # A job ignored the stop request (stuck in one long call); its run files are written atomically,
+        # so leaving now loses at most the step in flight. Never hang the terminal on exit.
+        print("tlbench: a job did not stop in time; exiting anyway.", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(app.return_code or 0)
+    return app.return_code or 0

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from engine.backbones import available_backbones, feature_dim, get_spec, param_count
+from engine.backbones import available_backbones, backbone_info
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, stdout_console
-from engine.weights import weights_status
 
 
 def describe(name: str) -> dict:
-    spec = get_spec(name)
-    status = weights_status(spec)
-    return {
-        "name": name,
-        "family": spec.family,
-        "params": param_count(name),
-        "input_size": spec.input_size,
-        "resize_size": spec.resize_size,
-        "interpolation": spec.interpolation,
-        "mean": list(spec.mean),
-        "std": list(spec.std),
-        "feature_dim": feature_dim(name),
-        "imagenet_top1": spec.top1,
-        "weights": status.status,
-        "weights_path": status.path,
-        "weights_detail": status.detail,
-    }
+    """Kept for callers of the CLI module; the row now lives in engine.backbones."""
+    return backbone_info(name)
 
 
 def register(sub) -> None:

@@ -1,0 +1,86 @@
+"""Helpers for the workbench's pilot and snapshot tests: waiting on conditions, writing runs and reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from conftest import DEMO
+
+from tui.app import create_app
+
+RUN_NAME = "20260101-120000-digits-efficientnet_lite0-probe"
+
+
+def make_app(dataset=DEMO, runs_dir=None, **options):
+    """The app as tests use it: no blinking cursor, no colour hint, no background warm-up."""
+    options = {"blink": False, "color_hint": False, "warm": False, **options}
+    return create_app(dataset, runs_dir, **options)
+
+
+async def wait_for(pilot, predicate, timeout: float = 60.0, what: str = "condition") -> None:
+    """Let the app run until predicate() holds; fail (not hang) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def wait_thumbnails(pilot, grid, timeout: float = 30.0) -> None:
+    await wait_for(pilot, lambda: grid.items and grid.loading == 0, timeout, "thumbnails")
+    await pilot.pause()
+
+
+def demo_paths(digit: int, n: int) -> list[str]:
+    return sorted(str(p) for p in (DEMO / str(digit)).glob("*.png"))[:n]
+
+
+def write_run(root: Path, name: str = RUN_NAME, *, report: bool = True, classes: list[str] | None = None,
+              created: str = "2026-01-01T12:00:00+0000") -> Path:
+    """A finished probe run on the demo digits, as engine.training and (issue 3) evaluation write it."""
+    classes = classes or [str(i) for i in range(10)]
+    run = root / name
+    run.mkdir(parents=True)
+    # A fixed dataset path: snapshots must not show where this checkout lives.
+    config = {"dataset": "/data/digits", "backbone": "efficientnet_lite0", "mode": "probe", "epochs": 5,
+              "batch_size": 64, "lr": 0.001, "img_size": 64, "seed": 0, "val_fraction": 0.2,
+              "classes": classes, "train_images": 1438, "val_images": 359,
+              "created": created}
+    (run / "config.json").write_text(json.dumps(config))
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.8 + 0.03 * e, "val_loss": 1.2 / e,
+             "val_acc": 0.75 + 0.04 * e, "lr": 0.001, "seconds": 0.5} for e in range(1, 6)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "summary.json").write_text(json.dumps({"run_dir": str(run), "val_acc": 0.95, "best_val_acc": 0.95,
+                                                  "best_epoch": 5, "seconds": 42.0}))
+    if report:
+        (run / "report.json").write_text(json.dumps(sample_report(classes)))
+    return run
+
+
+def sample_report(classes: list[str]) -> dict:
+    """A report in the agreed schema: mostly right, 3 often read as 8 and 9 as 4."""
+    n = len(classes)
+    confusion = [[0] * n for _ in range(n)]
+    for i in range(n):
+        confusion[i][i] = 34
+    confusion[3][8], confusion[9][4], confusion[1][7] = 4, 2, 1
+    per_class = [{"class": c, "precision": 0.95, "recall": 0.94, "accuracy": 0.94, "support": sum(confusion[i])}
+                 for i, c in enumerate(classes)]
+    losses = []
+    for true, pred, count in ((3, 8, 4), (9, 4, 2), (1, 7, 1)):
+        for k, path in enumerate(demo_paths(true, count)):
+            losses.append({"path": path, "true": classes[true], "predicted": classes[pred],
+                           "prob_true": 0.05, "prob_predicted": 0.9 - 0.1 * k, "loss": 3.0 - 0.2 * k})
+    return {"split": "val", "checkpoint": "best.pt", "n": sum(map(sum, confusion)), "classes": classes,
+            "accuracy": 0.9804, "top5": 0.9972, "per_class": per_class, "confusion": confusion,
+            "most_confused": [{"true": "3", "predicted": "8", "count": 4}, {"true": "9", "predicted": "4", "count": 2},
+                              {"true": "1", "predicted": "7", "count": 1}],
+            "top_losses": losses}
+
+
+async def run_with_timeout(coro, timeout: float):
+    """A hang fails the test instead of blocking the suite."""
+    return await asyncio.wait_for(coro, timeout)

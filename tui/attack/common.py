@@ -1,0 +1,134 @@
+"""What the Attack and Dream screens share: the model they work on, its classes, the engine's presence,
+and turning ImageRendered events into pictures.
+
+Wiring a landed engine is one function per screen (`job_function`); the event handling is already here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from PIL import Image
+from textual import work
+from textual.widgets import Static
+
+from engine.events import Event, ImageRendered, JobFinished
+from tui.data.thumbnails import MemoryImage
+from tui.jobs import RunningJob, run_engine_job
+from tui.screen import WorkbenchScreen
+
+
+def engine_available(module: str) -> bool:
+    """Whether this engine has `module`, without importing it (it would import torch).
+
+    Only a module inside this engine package counts: an editable install of another checkout can make
+    find_spec see that checkout's newer modules, which would not fit this one's.
+    """
+    import engine
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if spec.origin is None:  # a module put in sys.modules by hand (tests)
+        return True
+    roots = [Path(p).resolve() for p in engine.__path__]
+    return any(Path(spec.origin).resolve().is_relative_to(root) for root in roots)
+
+
+def rendered_image(event: ImageRendered) -> MemoryImage | str | None:
+    """The picture an ImageRendered event carries: raw HxWx3 bytes, or a file path."""
+    if event.pixels and event.width and event.height:
+        return MemoryImage(Image.frombytes("RGB", (event.width, event.height), event.pixels),
+                           f"{event.kind} {event.step}")
+    return event.path
+
+
+def load_model_info(run_dir: Path | None, backbone: str) -> dict:
+    """The job: the chosen run's name and classes, or the raw backbone's 1,000 ImageNet classes."""
+    if run_dir is not None:
+        from engine.runs import load_config
+
+        config = load_config(run_dir)
+        return {"model": f"run {run_dir.name}", "classes": list(config.get("classes", [])),
+                "backbone": config.get("backbone", backbone), "run_dir": str(run_dir)}
+    from engine.backbones import imagenet_classes
+
+    return {"model": f"{backbone} ImageNet head", "note": "no run chosen: 7 Runs, u", "classes": imagenet_classes(),
+            "backbone": backbone, "run_dir": None}
+
+
+class ModelJobScreen(WorkbenchScreen):
+    """A screen that runs a job against a model: Attack and Dream."""
+
+    ENGINE_MODULE = ""  # "engine.attacks" / "engine.dreams"
+    ISSUE = "issue 7"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: dict | None = None
+        self.job: RunningJob | None = None
+
+    @property
+    def available(self) -> bool:
+        return engine_available(self.ENGINE_MODULE)
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and not self.job.done.is_set()
+
+    def coming_text(self) -> str:
+        return (f"Coming with {self.ISSUE}: {self.ENGINE_MODULE.replace('.', '/')}.py is not in this build yet. "
+                "The layout below is what it will fill; starting is disabled until then.")
+
+    def on_mount(self) -> None:
+        banner = self.query_one("#coming", Static)
+        banner.update(self.coming_text())
+        banner.set_class(self.available, "hidden")
+
+    def state_changed(self) -> None:
+        backbone = self.workbench.config.get("backbone") or "efficientnet_lite0"
+        self.query_one("#model-line", Static).update("Model: loading …")
+        self.run_model_info(self.start_job("model-info"), self.workbench.run_dir, backbone)
+
+    @work(thread=True, exclusive=True, group="model-info", exit_on_error=False)
+    def run_model_info(self, job: RunningJob, run_dir: Path | None, backbone: str) -> None:
+        run_engine_job(self, job, lambda ctx: {"model_info": load_model_info(run_dir, backbone)}, self.tlbench.jobs)
+
+    def job_event(self, job: str, event: Event) -> None:
+        if job == "model-info":
+            if isinstance(event, JobFinished) and "model_info" in event.result:
+                self.model = event.result["model_info"]
+                note = f" ({self.model['note']})" if self.model.get("note") else ""
+                self.query_one("#model-line", Static).update(
+                    f"Model: {self.model['model']} · {len(self.model['classes'])} classes{note}")
+                self.model_loaded()
+            return
+        self.model_job_event(job, event)
+
+    def model_loaded(self) -> None:
+        """The model's classes are known (for the class search)."""
+
+    def model_job_event(self, job: str, event: Event) -> None:
+        """Events of the attack or dream job."""
+
+    def check_startable(self) -> bool:
+        if not self.available:
+            self.notify(self.coming_text(), title="Coming soon", severity="warning", timeout=6)
+            return False
+        if self.running:
+            self.notify("A job is running: s stops it.", severity="warning")
+            return False
+        if self.model is None:
+            self.notify("The model is still loading.", severity="warning")
+            return False
+        return True
+
+    def action_stop(self) -> None:
+        if not self.running:
+            self.notify("Nothing is running.", severity="warning")
+            return
+        self.job.control.stop()

@@ -1,0 +1,1 @@
+"""The Data screen: classes, thumbnails, previews, unusable files, the split."""

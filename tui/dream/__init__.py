@@ -1,0 +1,1 @@
+"""The Dream screen: the image a class wants to see (engine: issue 7)."""

@@ -1,0 +1,81 @@
+"""Errors shown to a person: a title, the cause and the fix, in a modal the app survives."""
+
+from __future__ import annotations
+
+import re
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from engine.errors import ConfigError, DatasetError, RunError, TlbenchError, WeightsError, explain_unexpected
+
+# Engine messages say what happened first and what to do after; split at the first sentence end that is
+# followed by a capital letter or a command in backquotes (so "e.g. 0.2" stays whole).
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`(])")
+
+DEFAULT_FIX = {
+    DatasetError: "Open another folder with o on the Data screen (1), or fix the files and rescan with r.",
+    ConfigError: "Correct the value on the Model screen (2); the reason is shown beside the form.",
+    WeightsError: "Choose a backbone whose weights are shipped or cached on the Model screen (2).",
+    RunError: "Pick another run on the Runs screen (7).",
+}
+
+COMING = {
+    "engine.finetune": ("Mode not available yet",
+                        "The fine-tuning modes (head, partial, full) are not in this build of tlbench yet.",
+                        "Use mode probe on the Model screen (2); fine-tuning arrives with issue 3."),
+    "engine.attacks": ("Attacks not available yet", "engine/attacks.py is not in this build of tlbench yet.",
+                       "Attacks arrive with issue 7; until then train and read results."),
+    "engine.dreams": ("Dreams not available yet", "engine/dreams.py is not in this build of tlbench yet.",
+                      "Class dreams arrive with issue 7."),
+    "engine.fetch": ("Fetching not available yet", "engine/fetch.py is not in this build of tlbench yet.",
+                     "Download a dataset by hand and open it with o; `tlbench fetch` arrives with issue 5."),
+}
+
+
+def split_message(message: str) -> tuple[str, str]:
+    """(cause, fix) from an engine message 'what happened. What to do.'; fix is '' when there is none."""
+    parts = SENTENCE_END.split(message.strip(), maxsplit=1)
+    return (parts[0], parts[1]) if len(parts) == 2 else (message.strip(), "")
+
+
+def describe_error(error: BaseException, title: str | None = None) -> tuple[str, str, str]:
+    """(title, cause, fix) for any exception a job or an input raised."""
+    if isinstance(error, ModuleNotFoundError) and error.name in COMING:
+        return COMING[error.name]
+    if isinstance(error, TlbenchError):
+        cause, fix = split_message(error.message)
+        if not fix:
+            fix = next((f for cls, f in DEFAULT_FIX.items() if isinstance(error, cls)), "")
+        return title or error.title, cause, fix
+    unexpected_title, message = explain_unexpected(error)
+    cause, fix = split_message(message)
+    return unexpected_title, cause, fix
+
+
+class ErrorModal(ModalScreen[None]):
+    """Title, cause and fix; any of escape, enter or q closes it and the app carries on."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close", id="error.close"),
+        Binding("enter", "dismiss", "Close", show=False, id="error.close_enter"),
+        Binding("q", "dismiss", "Close", show=False, id="error.close_q"),
+    ]
+
+    def __init__(self, title: str, cause: str, fix: str) -> None:
+        super().__init__()
+        self.error_title, self.cause, self.fix = title, cause, fix
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="error-box"):
+            yield Static(self.error_title, id="error-title", markup=False)
+            yield Static(self.cause, id="error-cause", markup=False)
+            if self.fix:
+                yield Static("Fix: " + self.fix, id="error-fix", markup=False)
+            yield Static("escape close", id="error-keys")
+
+    def action_dismiss(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,1 @@
+"""The Model screen: the backbone registry, the training mode and every hyperparameter."""

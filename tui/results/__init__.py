@@ -1,0 +1,1 @@
+"""The Results screen: confusion matrix, per-class accuracy, most-confused pairs, top losses."""
