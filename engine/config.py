@@ -96,6 +96,10 @@ class TrainConfig:
             raise ConfigError(f"--grad-clip {self.grad_clip} must be a positive number.")
         if self.patience is not None:
             _positive_int("--patience", self.patience, 10_000)
+        if self.mode == "full" and self.freeze_epochs >= self.epochs:
+            raise ConfigError(
+                f"--freeze-epochs {self.freeze_epochs} leaves no epoch to fine-tune with --epochs {self.epochs}: "
+                f"use fewer frozen epochs (e.g. 1) or more epochs, or --mode head to keep the backbone frozen.")
         return self
 
     def to_dict(self) -> dict:

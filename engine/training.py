@@ -82,8 +82,10 @@ def dataset_fingerprint(info: DatasetInfo) -> str:
     return h.hexdigest()[:32]
 
 
-def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None) -> Prepared:
-    """Validate, seed, scan and split; create the run directory (or reuse `resume_dir`'s) and config.json."""
+def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None, kind: str = "train") -> Prepared:
+    """Validate, seed, scan and split; create the run directory (or reuse `resume_dir`'s) and config.json.
+
+    `kind` names the job ("train", "lr-find"); an lr-find directory ends in -lr-find instead of the mode."""
     config.validate()
     record_old = load_config(resume_dir) if resume_dir is not None else None
     seed = seed_everything(config.seed)
@@ -128,10 +130,12 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
     else:
         run_dir = None
         if dist.is_main:
-            run_dir = create_run_dir(runs_root(config.runs_dir), info.name, config.backbone, config.mode)
+            run_dir = create_run_dir(runs_root(config.runs_dir), info.name, config.backbone,
+                                     config.mode if kind == "train" else kind)
         run_dir = Path(D.broadcast(dist, str(run_dir) if run_dir else None))
         record = {
             **config.to_dict(),
+            "kind": kind,
             "dataset": str(info.root),
             "img_size": img_size,
             "seed": seed,
@@ -151,7 +155,7 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
         }
     if dist.is_main:
         save_config(run_dir, record)
-    ctx.emit(JobStarted("train", f"{config.mode} {config.backbone} on {info.name}", str(run_dir)))
+    ctx.emit(JobStarted(kind, f"{config.mode} {config.backbone} on {info.name}", str(run_dir)))
     ctx.log(f"run directory: {run_dir}")
     ctx.result["run_dir"] = str(run_dir)
     return Prepared(config, info, train, val, identity, prep, device, run_dir, record, ctx, dist)
