@@ -127,6 +127,20 @@ def set_trainable(model: nn.Module, stages: list[Stage], n: int) -> list[Stage]:
     return trainable
 
 
+# EfficientNet-Lite's BatchNorm momentum is TensorFlow's 0.99 (0.01 here): over a short fine-tune its running
+# statistics would lag far behind the changing weights and wreck validation. Trained BN layers use at least
+# PyTorch's default.
+MIN_BN_MOMENTUM = 0.1
+
+
+def set_bn_momentum(stages: list[Stage]) -> None:
+    for stage in stages:
+        for module in stage.modules:
+            for m in module.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.momentum is not None:
+                    m.momentum = max(m.momentum, MIN_BN_MOMENTUM)
+
+
 def set_train_mode(model: nn.Module, stages: list[Stage], trainable: list[Stage]) -> None:
     """Train mode, except what is frozen: a frozen BatchNorm must not update its running statistics."""
     model.train()
@@ -289,6 +303,7 @@ class Trainer:
         ph = self.phases[idx]
         self.phase_id = idx
         self.trainable = set_trainable(self.model, self.stages, ph.trainable)
+        set_bn_momentum(self.trainable)
         if ph.trainable:
             names = ", ".join(s.name for s in self.trainable)
             what = "all stages" if ph.trainable == len(self.stages) else f"the last {ph.trainable} stage(s)"
@@ -374,13 +389,20 @@ class Trainer:
         seen = self.partial["seen"]
         t0 = time.perf_counter() - self.partial["seconds"]
         step = start_step
+        batches = iter(dl)
         try:
-            for x, idx, err in dl:
+            while True:
+                # stop before fetching: the next batch's augmentation must not draw from the RNG state
+                # that last.pt records
                 stop, _ = self.sync_flags(self.ctx.stopped, False)
                 if stop:
                     raise JobStopped()
                 if not self.info.enabled:
                     self.ctx.check()  # pause / stop (the workbench and the CLI's signals)
+                try:
+                    x, idx, err = next(batches)
+                except StopIteration:
+                    break
                 y = self.train_labels[idx]
                 if any(err):  # a file that broke since the scan: drop it from the batch, list it once
                     ok = torch.tensor([not e for e in err])
