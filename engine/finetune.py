@@ -291,10 +291,6 @@ class Trainer:
         if self.info.is_main:
             self.ctx.log(text, level)
 
-    @property
-    def raw_model(self) -> nn.Module:
-        return self.model
-
     def steps_per_epoch(self, epoch: int) -> int:
         n = len(epoch_indices(len(self.p.train), self.cfg.batch_size, self.cfg.seed, epoch, self.info))
         return max(1, math.ceil(n / self.cfg.batch_size))
@@ -304,14 +300,15 @@ class Trainer:
         self.phase_id = idx
         self.trainable = set_trainable(self.model, self.stages, ph.trainable)
         set_bn_momentum(self.trainable)
+        when = f"epochs {ph.first}-{ph.last}" if ph.last > ph.first else f"epoch {ph.first}"
         if ph.trainable:
             names = ", ".join(s.name for s in self.trainable)
             what = "all stages" if ph.trainable == len(self.stages) else f"the last {ph.trainable} stage(s)"
             lowest = ph.lr * DISCRIMINATIVE_SPAN ** (-len(self.trainable) / len(self.stages))
-            self.log(f"epochs {ph.first}-{ph.last}: training {what} ({names}) and the head; "
+            self.log(f"{when}: training {what} ({names}) and the head; "
                      f"lr {ph.lr:.2e} for the head down to {lowest:.2e} for {self.trainable[0].name}")
         else:
-            self.log(f"epochs {ph.first}-{ph.last}: backbone frozen (BatchNorm in eval mode), training the head, "
+            self.log(f"{when}: backbone frozen (BatchNorm in eval mode), training the head, "
                      f"lr {ph.lr:.2e}")
         groups = param_groups(self.model, self.stages, self.trainable, ph.lr, self.cfg.weight_decay)
         self.optimizer = make_optimizer(self.cfg, groups)

@@ -207,3 +207,20 @@ def test_cats_dogs_full_fine_tuning_keeps_the_pretrained_features():
     full = finetune(CATS_DOGS, mode="full", img_size=128, epochs=3, freeze_epochs=1, lr=1e-3, batch_size=16,
                     augment="light", workers=1)
     assert full["val_acc"] >= probe["val_acc"], (full, probe)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--mode", "full", "--epochs", "2", "--freeze-epochs", "2"], "--freeze-epochs 2 leaves no epoch"),
+    (["--optimizer", "adam"], "invalid choice: 'adam'"),
+    (["--augment", "heavy"], "invalid choice: 'heavy'"),
+])
+def test_cli_rejects_bad_fine_tuning_flags(colours, args, needle):
+    import os
+    import subprocess
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "tui.main", "train", str(colours), *args, "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 2 and needle in out.stderr, out.stderr
+    assert "error" in json.loads(out.stdout)
