@@ -4,8 +4,8 @@
   augmented images.
 - partial: the backbone's last N stages (engine.stages) trained with the head; the frozen ones stay in eval.
 - full: fastai's `fine_tune`: `freeze_epochs` epochs with the backbone frozen (one-cycle, pct_start 0.99),
-  then everything unfrozen with discriminative learning rates (each stage lower than the next, the first at
-  1/100 of the head's) under a second one-cycle schedule at half the rate.
+  then everything unfrozen with discriminative learning rates (fastai's slice(lr/100, lr): the head at lr,
+  the last stage at lr/10, down to lr/100 for the first) under a second one-cycle schedule at half the rate.
 
 The loop is the plain one (torchvision's references): DataLoader workers decode uint8 images, the model
 normalises on the device, AMP and channels_last on CUDA. Every epoch ends with last.pt (and best.pt when the
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from engine.jobs import JobContext
     from engine.training import Prepared
 
-# fastai's lr_mult: the first stage learns at 1/100 of the head's rate, the others in geometric steps.
-DISCRIMINATIVE_SPAN = 100.0
 
 
 class TrainingDiverged(JobError):
@@ -127,9 +125,9 @@ def set_trainable(model: nn.Module, stages: list[Stage], n: int) -> list[Stage]:
     return trainable
 
 
-# EfficientNet-Lite's BatchNorm momentum is TensorFlow's 0.99 (0.01 here): over a short fine-tune its running
-# statistics would lag far behind the changing weights and wreck validation. Trained BN layers use at least
-# PyTorch's default.
+# With --train-bn, trained BatchNorm layers update their running statistics. EfficientNet-Lite's momentum is
+# TensorFlow's 0.99 (0.01 here): over a short fine-tune those statistics would lag far behind the changing
+# weights, so trained layers use at least PyTorch's default.
 MIN_BN_MOMENTUM = 0.1
 
 
@@ -141,8 +139,11 @@ def set_bn_momentum(stages: list[Stage]) -> None:
                     m.momentum = max(m.momentum, MIN_BN_MOMENTUM)
 
 
-def set_train_mode(model: nn.Module, stages: list[Stage], trainable: list[Stage]) -> None:
-    """Train mode, except what is frozen: a frozen BatchNorm must not update its running statistics."""
+def set_train_mode(model: nn.Module, stages: list[Stage], trainable: list[Stage], train_bn: bool = False) -> None:
+    """Train mode, except what is frozen: a frozen stage is in eval mode (its BatchNorm statistics never
+    move). Trained stages keep their BatchNorm statistics too unless `train_bn` (Keras's advice for
+    fine-tuning: small batches of a small dataset would replace ImageNet's statistics with noise, and the
+    head would see the features shift under it); their BatchNorm scale and shift still learn."""
     model.train()
     if not trainable:
         model.backbone.eval()  # a fixed feature extractor, dropout included
@@ -152,6 +153,19 @@ def set_train_mode(model: nn.Module, stages: list[Stage], trainable: list[Stage]
         if id(stage) not in keep:
             for m in stage.modules:
                 m.eval()
+        elif not train_bn:
+            for m in stage.modules:
+                for bn in m.modules():
+                    if isinstance(bn, nn.modules.batchnorm._BatchNorm):
+                        bn.eval()
+
+
+def stage_lr(lr: float, i: int, k: int) -> float:
+    """fastai's slice(lr/100, lr) spread over the backbone's own stages: the head learns at lr, the last
+    stage at lr/10, down to lr/100 for the first (geometric steps between)."""
+    if k <= 1:
+        return lr / 10
+    return lr / 10 * (1 / 10) ** ((k - 1 - i) / (k - 1))
 
 
 def param_groups(model: nn.Module, stages: list[Stage], trainable: list[Stage], lr: float,
@@ -172,7 +186,7 @@ def param_groups(model: nn.Module, stages: list[Stage], trainable: list[Stage], 
     keep = {id(s) for s in trainable}
     for i, stage in enumerate(stages):
         if id(stage) in keep:
-            add(stage.parameters(), lr * DISCRIMINATIVE_SPAN ** (-(k - i) / k), stage.name)
+            add(stage.parameters(), stage_lr(lr, i, k), stage.name)
     add(model.head.parameters(), lr, "head")
     return groups
 
@@ -284,6 +298,9 @@ class Trainer:
         self.resume_state = resume
         if resume is not None:
             self._restore(resume)
+        else:  # a new head starts small, as the probe's does: pretrained features are large
+            nn.init.normal_(self.model.head.weight, std=0.01)
+            nn.init.zeros_(self.model.head.bias)
 
     # -- helpers
 
@@ -299,14 +316,16 @@ class Trainer:
         ph = self.phases[idx]
         self.phase_id = idx
         self.trainable = set_trainable(self.model, self.stages, ph.trainable)
-        set_bn_momentum(self.trainable)
+        if self.cfg.train_bn:
+            set_bn_momentum(self.trainable)
         when = f"epochs {ph.first}-{ph.last}" if ph.last > ph.first else f"epoch {ph.first}"
         if ph.trainable:
             names = ", ".join(s.name for s in self.trainable)
             what = "all stages" if ph.trainable == len(self.stages) else f"the last {ph.trainable} stage(s)"
-            lowest = ph.lr * DISCRIMINATIVE_SPAN ** (-len(self.trainable) / len(self.stages))
-            self.log(f"{when}: training {what} ({names}) and the head; "
-                     f"lr {ph.lr:.2e} for the head down to {lowest:.2e} for {self.trainable[0].name}")
+            first = len(self.stages) - len(self.trainable)
+            self.log(f"{when}: training {what} ({names}) and the head; lr {ph.lr:.2e} for the head, "
+                     f"{stage_lr(ph.lr, len(self.stages) - 1, len(self.stages)):.2e} for {self.trainable[-1].name} "
+                     f"down to {stage_lr(ph.lr, first, len(self.stages)):.2e} for {self.trainable[0].name}")
         else:
             self.log(f"{when}: backbone frozen (BatchNorm in eval mode), training the head, "
                      f"lr {ph.lr:.2e}")
@@ -374,7 +393,7 @@ class Trainer:
 
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
-        set_train_mode(self.model, self.stages, self.trainable)
+        set_train_mode(self.model, self.stages, self.trainable, self.cfg.train_bn)
         order = epoch_indices(len(self.p.train), cfg.batch_size, cfg.seed, epoch, self.info)
         steps = max(1, math.ceil(len(order) / cfg.batch_size))
         start_step = self.skip_steps

@@ -64,7 +64,7 @@ def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr
     model, opt = trainer.model, trainer.optimizer
     from engine.finetune import set_train_mode
 
-    set_train_mode(model, trainer.stages, trainer.trainable)
+    set_train_mode(model, trainer.stages, trainer.trainable, config.train_bn)
     ctx.log(f"lr range test: {steps} steps from {start_lr:.0e} to {end_lr:.0e}")
     lrs, losses, smoothed = [], [], []
     avg, best = 0.0, math.inf

@@ -127,6 +127,9 @@ def test_partial_mode_trains_the_named_last_stages(colours):
     frozen = stage_keys(before, ["backbone._blocks.", "backbone._conv_stem", "backbone._bn0"])
     assert any(not torch.equal(before[k], after[k]) for k in trained)
     assert all(torch.equal(before[k], after[k]) for k in frozen)  # running stats of frozen BN included
+    # trained stages learn BatchNorm's scale and shift but keep ImageNet's statistics (no --train-bn)
+    assert not torch.equal(before["backbone._bn1.weight"], after["backbone._bn1.weight"])
+    assert torch.equal(before["backbone._bn1.running_mean"], after["backbone._bn1.running_mean"])
     logs = " ".join(e.text for e in events if isinstance(e, LogLine))
     assert "training the last 1 stage(s) (head conv)" in logs
 
@@ -189,13 +192,17 @@ def test_tensorboard_missing_is_a_clear_error(colours, monkeypatch):
 
 def test_sgd_label_smoothing_clipping_and_strong_augmentation_run(colours):
     r = finetune(colours, mode="partial", epochs=1, optimizer="sgd", label_smoothing=0.1, grad_clip=1.0,
-                 augment="strong", weight_decay=1e-4, workers=1)
+                 augment="strong", weight_decay=1e-4, workers=1, train_bn=True)
     assert r["epochs"] == 1 and 0 <= r["val_acc"] <= 1
+    before, after = pretrained_state(), load_checkpoint(f"{r['run_dir']}/last.pt")["model"]
+    assert not torch.equal(before["backbone._bn1.running_mean"], after["backbone._bn1.running_mean"])
     assert json.loads(open(f"{r['run_dir']}/config.json").read())["optimizer"] == "sgd"
 
 
 def test_demo_digits_full_fine_tuning_reaches_the_bar():
-    r = finetune(DEMO, mode="full", img_size=32, epochs=3, freeze_epochs=1, batch_size=32, lr=2e-3,
+    """The issue's bar, >= 0.97, as cheaply as it allows: 48 px (8 px digits carry nothing more), 5 epochs;
+    measured 0.975 (0.967 after 3 epochs, 0.961 at 64 px)."""
+    r = finetune(DEMO, mode="full", img_size=48, epochs=5, freeze_epochs=0, batch_size=32, lr=3e-3,
                  augment="none", workers=1)
     assert r["val_acc"] >= 0.97, r
 
@@ -203,9 +210,11 @@ def test_demo_digits_full_fine_tuning_reaches_the_bar():
 @pytest.mark.slow
 @pytest.mark.skipif(not CATS_DOGS.exists(), reason="../shared/data/cats-dogs-dev is not on this machine")
 def test_cats_dogs_full_fine_tuning_keeps_the_pretrained_features():
-    probe = finetune(CATS_DOGS, mode="probe", img_size=128, epochs=30, lr=1e-3, batch_size=32, workers=1)
-    full = finetune(CATS_DOGS, mode="full", img_size=128, epochs=3, freeze_epochs=1, lr=1e-3, batch_size=16,
-                    augment="light", workers=1)
+    """At a small input size (96 px) full fine-tuning ends no lower than the probe (measured: 0.917 vs 0.854;
+    at 160 px 0.979 vs 0.958). SGD: on 192 images AdamW's unfrozen phase is the less gentle of the two."""
+    probe = finetune(CATS_DOGS, mode="probe", img_size=96, epochs=30, lr=1e-3, batch_size=32, workers=1)
+    full = finetune(CATS_DOGS, mode="full", img_size=96, epochs=6, freeze_epochs=4, lr=1e-2, batch_size=16,
+                    optimizer="sgd", augment="light", workers=1)
     assert full["val_acc"] >= probe["val_acc"], (full, probe)
 
 

@@ -47,6 +47,9 @@ def run(args) -> int:
     from rich.table import Table
 
     console = stdout_console()
+    if report["accuracy"] is None:
+        console.print(f"no usable images to evaluate ({report['split']})")
+        return code
     top5 = f", top-5 {report['top5']:.4f}" if report.get("top5") is not None else ""
     console.print(f"[bold]accuracy[/] {report['accuracy']:.4f}{top5} on {report['n']} images ({report['split']})")
     table = Table("class", "precision", "recall", "accuracy", "support", box=None)

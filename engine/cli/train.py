@@ -52,6 +52,9 @@ def add_common_training_flags(p, dataset_optional: bool = False) -> None:
     p.add_argument("--label-smoothing", type=non_negative_float, default=0.0, help="0 to below 1, e.g. 0.1")
     p.add_argument("--augment", choices=AUGMENTS, default="light",
                    help="none | light (random resized crop + flip) | strong (+ TrivialAugment, random erasing)")
+    p.add_argument("--train-bn", action="store_true",
+                   help="update BatchNorm running statistics in trained stages (for large datasets; by default "
+                   "they stay ImageNet's while the BatchNorm scale and shift train)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="mixed precision (CUDA)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels_last memory format (CUDA)")
@@ -86,7 +89,7 @@ def config_from_args(args) -> TrainConfig:
         val_fraction=args.val_fraction, seed=args.seed, workers=args.workers, device=args.device,
         runs_dir=args.runs_dir, weights=args.weights, weight_decay=args.weight_decay, optimizer=args.optimizer,
         label_smoothing=args.label_smoothing, augment=args.augment, unfreeze=args.unfreeze,
-        freeze_epochs=getattr(args, "freeze_epochs", 1), amp=args.amp, channels_last=args.channels_last,
+        freeze_epochs=getattr(args, "freeze_epochs", 1), train_bn=args.train_bn, amp=args.amp, channels_last=args.channels_last,
         grad_clip=getattr(args, "grad_clip", None), patience=getattr(args, "patience", None),
         tensorboard=getattr(args, "tensorboard", False),
     )
