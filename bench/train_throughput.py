@@ -4,7 +4,7 @@ plain PyTorch loop, the same model, data, batch size and DataLoader workers, in 
     .venv/bin/python bench/train_throughput.py [DATASET] [--img-size 96] [--repeat 2] [--epochs 2]
 
 The plain loop is the one a user writes: DataLoader(shuffle=True), model.train(), cross-entropy, AdamW.
-tlbench runs `train --mode full --freeze-epochs 0 --augment none` and reports images/s per epoch (its
+tlbench runs `train --mode full --freeze-epochs 0 --augment none --train-bn` and reports images/s per epoch (its
 training phase only, like the plain loop). The first epoch of each side warms up and is not counted; sides
 alternate, and the best epoch of each side is kept. Prints a table; writes bench/results/train_throughput.json.
 """
@@ -56,7 +56,8 @@ def tlbench_epochs(args, runs):
     from engine.jobs import run_job
     from engine.training import train
 
-    cfg = TrainConfig(dataset=args.dataset, mode="full", freeze_epochs=0, epochs=args.epochs, augment="none",
+    # train_bn: BatchNorm in train mode, as in the plain loop, so both sides do the same computation
+    cfg = TrainConfig(dataset=args.dataset, mode="full", freeze_epochs=0, epochs=args.epochs, augment="none", train_bn=True,
                       img_size=args.img_size, batch_size=args.batch_size, workers=args.workers, lr=1e-4,
                       runs_dir=str(runs), device=args.device)
     rates = []
