@@ -52,6 +52,7 @@ class TrainConfig:
     augment: str = _f("light", "none | light (random resized crop + flip) | strong")
     unfreeze: int = _f(2, "partial mode: how many of the backbone's last stages to train")
     freeze_epochs: int = _f(1, "full mode: epochs with the backbone frozen before unfreezing")
+    train_bn: bool = _f(False, "update BatchNorm running statistics in trained stages (large datasets)")
     amp: bool = _f(True, "mixed precision on CUDA")
     channels_last: bool = _f(True, "channels_last memory format on CUDA")
     grad_clip: float | None = _f(None, "clip the gradient norm to this value")
@@ -96,6 +97,10 @@ class TrainConfig:
             raise ConfigError(f"--grad-clip {self.grad_clip} must be a positive number.")
         if self.patience is not None:
             _positive_int("--patience", self.patience, 10_000)
+        if self.mode == "full" and self.freeze_epochs >= self.epochs:
+            raise ConfigError(
+                f"--freeze-epochs {self.freeze_epochs} leaves no epoch to fine-tune with --epochs {self.epochs}: "
+                f"use fewer frozen epochs (e.g. 1) or more epochs, or --mode head to keep the backbone frozen.")
         return self
 
     def to_dict(self) -> dict:

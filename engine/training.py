@@ -1,7 +1,10 @@
 """Training jobs. Probe mode: frozen backbone, features extracted once and cached, a linear head on top.
+The fine-tuning modes (head, partial, full) are in engine.finetune.
 
 `train(config, ctx)` is the job function (run it with engine.jobs.run_job): it scans the dataset, creates
-the run directory, trains, and returns the result summary that `tlbench train --json` prints.
+the run directory, trains, writes the evaluation report, and returns the result summary that
+`tlbench train --json` prints. `resume(run_dir, ctx)` continues a stopped run from its last.pt.
+Under torchrun (WORLD_SIZE > 1) every rank runs the job; rank 0 alone writes the run.
 """
 
 from __future__ import annotations
@@ -14,18 +17,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import distributed as D
 from engine.backbones import build_classifier, feature_dim, get_spec
 from engine.config import TrainConfig, resolve_img_size
 from engine.datasets import DatasetInfo, Sample, scan_dataset, split_dataset
 from engine.devices import describe_device
-from engine.events import CheckpointSaved, EpochEnded, JobStarted
+from engine.errors import RunError
+from engine.events import CheckpointSaved, EpochEnded, JobStarted, null_sink
 from engine.features import cache_key, cached_features
 from engine.images import image_identity
 from engine.jobs import JobContext
 from engine.models import Classifier
 from engine.runs import (
     append_metrics,
+    atomic_write_json,
     create_run_dir,
+    load_checkpoint,
+    load_config,
+    resolve_run_dir,
     runs_root,
     save_checkpoint,
     save_config,
@@ -50,6 +59,7 @@ class Prepared:
     run_dir: Path
     record: dict  # config.json
     ctx: JobContext
+    dist: D.DistInfo = D.SINGLE
     _model: Classifier | None = None
 
     @property
@@ -72,13 +82,23 @@ def dataset_fingerprint(info: DatasetInfo) -> str:
     return h.hexdigest()[:32]
 
 
-def prepare(config: TrainConfig, ctx: JobContext) -> Prepared:
+def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None, kind: str = "train") -> Prepared:
+    """Validate, seed, scan and split; create the run directory (or reuse `resume_dir`'s) and config.json.
+
+    `kind` names the job ("train", "lr-find"); an lr-find directory ends in -lr-find instead of the mode."""
     config.validate()
+    record_old = load_config(resume_dir) if resume_dir is not None else None
     seed = seed_everything(config.seed)
     config.seed = seed
     device_name, why = describe_device(config.device)
-    device = torch.device(device_name)
+    dist = D.setup(device_name)
+    device = D.device_for(dist, torch.device(device_name))
+    if not dist.is_main:  # rank 0 alone logs and writes
+        ctx = JobContext(null_sink, ctx.control)
     ctx.log(f"device: {device_name} ({why})")
+    if dist.enabled:
+        ctx.log(f"distributed: {dist.world_size} processes (torchrun), global batch "
+                f"{config.batch_size * dist.world_size} = {config.batch_size} per process")
 
     info = scan_dataset(config.dataset, ctx=ctx)
     ctx.log(f"dataset: {info.root} — layout {info.layout}, {len(info.samples)} images, {len(info.classes)} classes")
@@ -97,30 +117,48 @@ def prepare(config: TrainConfig, ctx: JobContext) -> Prepared:
     identity = weights_identity(spec, config.weights)
     ctx.log(f"backbone: {config.backbone} ({identity}), input {img_size} px")
 
-    run_dir = create_run_dir(runs_root(config.runs_dir), info.name, config.backbone, config.mode)
-    record = {
-        **config.to_dict(),
-        "dataset": str(info.root),
-        "img_size": img_size,
-        "seed": seed,
-        "device_resolved": device_name,
-        "dataset_layout": info.layout,
-        "dataset_fingerprint": dataset_fingerprint(info),
-        "classes": info.classes,
-        "train_images": len(train),
-        "val_images": len(val),
-        "skipped_images": len(info.unreadable),
-        "weights_identity": identity,
-        "preprocessing": prep,
-        "feature_dim": feature_dim(config.backbone),
-        "versions": versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    save_config(run_dir, record)
-    ctx.emit(JobStarted("train", f"{config.mode} {config.backbone} on {info.name}", str(run_dir)))
+    fingerprint = dataset_fingerprint(info)
+    if record_old is not None:
+        run_dir = resume_dir
+        if info.classes != record_old["classes"]:
+            raise RunError(f"Cannot resume {run_dir}: the dataset's classes changed since the run started "
+                           f"({record_old['classes']} then, {info.classes} now). Start a new run.")
+        if fingerprint != record_old.get("dataset_fingerprint"):
+            ctx.log("the dataset's files changed since the run started: the split may differ", "warning")
+        record = {**record_old, "resumed": [*record_old.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")],
+                  "device_resolved": device_name, "workers": config.workers}
+    else:
+        run_dir = None
+        if dist.is_main:
+            run_dir = create_run_dir(runs_root(config.runs_dir), info.name, config.backbone,
+                                     config.mode if kind == "train" else kind)
+        run_dir = Path(D.broadcast(dist, str(run_dir) if run_dir else None))
+        record = {
+            **config.to_dict(),
+            "kind": kind,
+            "dataset": str(info.root),
+            "img_size": img_size,
+            "seed": seed,
+            "device_resolved": device_name,
+            "world_size": dist.world_size,
+            "dataset_layout": info.layout,
+            "dataset_fingerprint": fingerprint,
+            "classes": info.classes,
+            "train_images": len(train),
+            "val_images": len(val),
+            "skipped_images": len(info.unreadable),
+            "weights_identity": identity,
+            "preprocessing": prep,
+            "feature_dim": feature_dim(config.backbone),
+            "versions": versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    if dist.is_main:
+        save_config(run_dir, record)
+    ctx.emit(JobStarted(kind, f"{config.mode} {config.backbone} on {info.name}", str(run_dir)))
     ctx.log(f"run directory: {run_dir}")
     ctx.result["run_dir"] = str(run_dir)
-    return Prepared(config, info, train, val, identity, prep, device, run_dir, record, ctx)
+    return Prepared(config, info, train, val, identity, prep, device, run_dir, record, ctx, dist)
 
 
 def evaluate_head(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -201,6 +239,16 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
         if epoch == cfg.epochs:
             save_probe_checkpoints(p, best, last, ctx)
 
+    # the evaluation report of best.pt, from the cached features: no backbone pass
+    from engine.evaluation import build_report, save_report
+
+    head.load_state_dict(best_state)
+    with torch.inference_mode():
+        val_logits = head(xva)
+    val_paths = [samples[i].path for i in range(len(samples)) if keep[i] and not is_train[i]]
+    report = build_report(val_logits, yva, val_paths, p.info.classes)
+    save_report(p.run_dir, report, p.prep)
+
     return {
         "val_acc": history[-1]["val_acc"],
         "best_val_acc": best_acc,
@@ -211,22 +259,76 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
         "skipped_images": len(p.info.unreadable) + len(errors),
         **stats,
         "train_seconds": round(time.perf_counter() - start, 3),
+        "report": str(p.run_dir / "report.json"),
+        "top5": report["top5"],
     }
 
 
 def train(config: TrainConfig, ctx: JobContext) -> dict:
-    """The training job: prepare, run the mode's loop, return the summary."""
+    """The training job: prepare, run the mode's loop, write the report, return the summary."""
     started = time.perf_counter()
     p = prepare(config, ctx)
-    if config.mode == "probe":
-        result = train_probe(p, ctx)
-    else:  # the fine-tuning modes live in engine.finetune
-        from engine.finetune import train_finetune
+    try:
+        if config.mode == "probe":
+            if p.dist.enabled:
+                raise RunError("--mode probe trains a linear head on cached features in seconds: run it "
+                               "without torchrun (torchrun is for the head, partial and full modes).")
+            result = train_probe(p, ctx)
+        else:  # the fine-tuning modes live in engine.finetune
+            from engine.finetune import train_finetune
 
-        result = train_finetune(p, ctx)
+            result = train_finetune(p, ctx)
+        return finish(p, result, started)
+    finally:
+        D.teardown(p.dist)
+
+
+def finish(p: Prepared, result: dict, started: float) -> dict:
     summary = {"run_dir": str(p.run_dir), "classes": p.info.classes, **result,
                "seconds": round(time.perf_counter() - started, 3)}
-    from engine.runs import atomic_write_json
-
-    atomic_write_json(p.run_dir / "summary.json", summary)
+    if p.dist.is_main:
+        atomic_write_json(p.run_dir / "summary.json", summary)
     return summary
+
+
+def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, workers: int | None = None,
+           runs_dir: str | None = None) -> dict:
+    """Continue a stopped fine-tuning run from its last.pt, with the settings it recorded.
+
+    On a CPU with the same seed the result equals the uninterrupted run's (tests/test_resume.py).
+    """
+    started = time.perf_counter()
+    run_dir = resolve_run_dir(run_dir, runs_root(runs_dir))
+    record = load_config(run_dir)
+    if (run_dir / "summary.json").exists():
+        raise RunError(f"{run_dir} already finished ({len(read_metrics_safe(run_dir))} epochs, see "
+                       "summary.json): nothing to resume. Start a new run, e.g. with more --epochs.")
+    if record.get("mode") == "probe":
+        raise RunError(f"{run_dir} is a probe run; a probe takes seconds on cached features. "
+                       "Start it again instead of resuming.")
+    if not (run_dir / "last.pt").exists():
+        raise RunError(f"{run_dir} has no last.pt: it stopped before finishing a step. Start a new run.")
+    config = TrainConfig.from_dict(record)
+    if device is not None:
+        config.device = device
+    if workers is not None:
+        config.workers = workers
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    if int(ckpt["epoch"]) >= (config.epochs or 0):
+        raise RunError(f"{run_dir} already completed its {config.epochs} epochs. Start a new run to train longer.")
+    p = prepare(config, ctx, resume_dir=run_dir)
+    try:
+        from engine.finetune import train_finetune
+
+        return finish(p, train_finetune(p, ctx, resume=ckpt), started)
+    finally:
+        D.teardown(p.dist)
+
+
+def read_metrics_safe(run_dir: Path) -> list[dict]:
+    from engine.runs import read_metrics
+
+    try:
+        return read_metrics(run_dir)
+    except ValueError:
+        return []

@@ -1,4 +1,4 @@
-"""Headless subcommands: `tlbench scan|backbones|doctor|train|predict|fetch …`.
+"""Headless subcommands: `tlbench scan|backbones|doctor|fetch|train|eval|lr-find|export|predict|attack|robustness|dream …`.
 
 Progress goes to stderr; with --json exactly one JSON object goes to stdout (an error too). Bad input exits 2
 with a message naming the value. Rich is imported lazily, so importing the engine stays UI-free.
@@ -11,7 +11,8 @@ import importlib
 import sys
 
 # One module per subcommand, each with register(subparsers) setting `func`.
-COMMANDS = ["scan", "backbones", "doctor", "train", "predict", "fetch", "attack", "robustness", "dream"]
+COMMANDS = ["scan", "backbones", "doctor", "fetch", "train", "lr-find", "eval", "export", "predict", "attack",
+            "robustness", "dream"]
 
 
 class Parser(argparse.ArgumentParser):

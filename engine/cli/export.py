@@ -1,0 +1,37 @@
+"""`tlbench export RUN_DIR --format torchscript|onnx`: a self-contained model (preprocessing, class names)."""
+
+from __future__ import annotations
+
+from engine.cli.common import add_json_flag, print_json, run_cli_job, stdout_console
+from engine.events import JobFailed
+from engine.export import FORMATS
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a run's model to TorchScript or ONNX (preprocessing and classes inside)")
+    p.add_argument("run_dir", help="a run directory (runs/<…>)")
+    p.add_argument("--format", choices=FORMATS, default="torchscript",
+                   help="torchscript (default) or onnx (needs pip install 'tlbench[onnx]')")
+    p.add_argument("--output", default=None, help="file to write (default RUN/export/model.pt or model.onnx)")
+    p.add_argument("--checkpoint", choices=["best.pt", "last.pt"], default="best.pt")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine.export import export_run
+    from engine.runs import resolve_run_dir, runs_root
+
+    run_dir = resolve_run_dir(args.run_dir, runs_root())
+    code, final, _ = run_cli_job(args, "export", lambda ctx: export_run(
+        run_dir, args.format, ctx, args.output, args.checkpoint))
+    if isinstance(final, JobFailed) or final.reason != "completed":
+        return code
+    r = final.result
+    if args.json:
+        print_json(r)
+    else:
+        stdout_console().print(f"[bold green]exported[/] {r['path']} ({r['bytes'] / 1e6:.1f} MB, "
+                               f"{len(r['classes'])} classes; matches the run within {r['max_abs_diff']:.1e})",
+                               highlight=False)
+    return code

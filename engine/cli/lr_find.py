@@ -1,0 +1,44 @@
+"""`tlbench lr-find DATASET`: the learning-rate range test; suggests --lr, saves the curve (PNG and JSON)."""
+
+from __future__ import annotations
+
+from engine.cli.common import (
+    add_json_flag,
+    positive_float,
+    positive_int,
+    print_json,
+    run_cli_job,
+    stdout_console,
+)
+from engine.cli.train import add_common_training_flags, config_from_args
+from engine.events import JobFailed
+
+
+def register(sub) -> None:
+    p = sub.add_parser("lr-find", help="learning-rate range test: suggests --lr, saves the curve")
+    add_common_training_flags(p)
+    p.add_argument("--mode", choices=["head", "partial", "full"], default="full",
+                   help="the parameters the test trains: as the mode's first phase (default full: the head)")
+    p.add_argument("--start-lr", type=positive_float, default=1e-7)
+    p.add_argument("--end-lr", type=positive_float, default=10.0)
+    p.add_argument("--steps", type=positive_int, default=100, help="steps of the test (50-200)")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine.lr_find import lr_find
+
+    config = config_from_args(args).validate()
+    code, final, _ = run_cli_job(args, "lr-find", lambda ctx: lr_find(config, ctx, args.start_lr, args.end_lr,
+                                                                      args.steps))
+    if isinstance(final, JobFailed) or final.reason != "completed":
+        return code
+    r = final.result
+    if args.json:
+        print_json(r)
+    else:
+        lr = f"{r['suggested_lr']:.1e}" if r["suggested_lr"] else "none (the loss did not fall)"
+        stdout_console().print(f"[bold green]suggested --lr[/] {lr}\n[bold]curve[/] {r['curve']}  "
+                               f"[bold]data[/] {r['data']}", highlight=False)
+    return code

@@ -1,0 +1,100 @@
+"""Evaluation reports: the numbers on hand-made logits, the report every run writes, `tlbench eval`,
+and a clear error for a dataset whose classes differ from the run's."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT, make_dataset
+from PIL import Image
+
+from engine.config import TrainConfig
+from engine.errors import DatasetError
+from engine.evaluation import build_report, evaluate_run
+from engine.jobs import run_job
+from engine.runs import read_json, update_report
+from engine.training import train
+
+REPORT_KEYS = {"split", "checkpoint", "n", "classes", "accuracy", "top5", "per_class", "confusion",
+               "most_confused", "top_losses"}
+
+
+def test_report_numbers_on_known_logits():
+    classes = ["a", "b", "c"]
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    pred = torch.tensor([0, 0, 1, 1, 0, 2])
+    logits = torch.full((6, 3), -4.0)
+    logits[torch.arange(6), pred] = 4.0
+    logits[2, 1] = 1.0  # sample 2 is wrong but not confidently: sample 4 is the top loss
+    r = build_report(logits, labels, [f"img{i}.png" for i in range(6)], classes)
+    assert set(r) == REPORT_KEYS and r["n"] == 6 and r["accuracy"] == pytest.approx(4 / 6)
+    assert r["top5"] is None  # fewer than 5 classes
+    assert r["confusion"] == [[2, 1, 0], [1, 1, 0], [0, 0, 1]]  # rows true, columns predicted
+    a, b, c = r["per_class"]
+    assert (a["precision"], a["recall"], a["support"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3), 3)
+    assert (b["precision"], b["recall"]) == (pytest.approx(0.5), pytest.approx(0.5))
+    assert a["accuracy"] == pytest.approx(4 / 6)  # one-vs-rest: 2 TP + 2 TN of 6
+    assert c == {"class": "c", "precision": 1.0, "recall": 1.0, "accuracy": 1.0, "support": 1}
+    assert r["most_confused"] == [{"true": "a", "predicted": "b", "count": 1}, {"true": "b", "predicted": "a", "count": 1}]
+    top = r["top_losses"][0]
+    assert (top["path"], top["true"], top["predicted"]) == ("img4.png", "b", "a")
+    assert top["prob_predicted"] > 0.99 and top["prob_true"] < 0.01 and top["loss"] > 7
+    assert [t["loss"] for t in r["top_losses"]] == sorted((t["loss"] for t in r["top_losses"]), reverse=True)
+
+
+def test_top5_with_five_classes_or_more():
+    logits = torch.arange(7.0).repeat(3, 1)  # class 6 first, then 5, 4, 3, 2
+    r = build_report(logits, torch.tensor([6, 2, 0]), ["x", "y", "z"], list("abcdefg"))
+    assert r["accuracy"] == pytest.approx(1 / 3) and r["top5"] == pytest.approx(2 / 3)
+
+
+@pytest.fixture(scope="module")
+def probe_run(tmp_path_factory):
+    root = make_dataset(tmp_path_factory.mktemp("ev") / "colours", {"red": 8, "blue": 8, "green": 8})
+    cfg = TrainConfig(dataset=str(root), img_size=32, epochs=10, lr=1e-2)
+    final = run_job("train", lambda ctx: train(cfg, ctx))
+    return root, final.result
+
+
+def test_every_run_writes_its_report_and_figures(probe_run):
+    _, result = probe_run
+    report = read_json(f"{result['run_dir']}/report.json")
+    assert REPORT_KEYS <= set(report) and report["n"] == result["val_images"]
+    assert report["classes"] == ["blue", "green", "red"] and report["split"] == "val"
+    for name in ("confusion.png", "top_losses.png"):
+        with Image.open(f"{result['run_dir']}/{name}") as img:
+            assert img.format == "PNG" and img.width > 100
+
+
+def test_evaluate_run_keeps_other_report_keys(probe_run):
+    root, result = probe_run
+    update_report(result["run_dir"], {"robustness": {"eps": [0.0]}})  # another job's key
+    summary = evaluate_run(result["run_dir"], str(root))
+    report = read_json(f"{result['run_dir']}/report.json")
+    assert report["robustness"] == {"eps": [0.0]}
+    assert summary["split"] == "all" and report["n"] == 24 and summary["accuracy"] == report["accuracy"]
+
+
+def test_eval_on_a_dataset_with_other_classes_lists_the_difference(probe_run, tmp_path):
+    _, result = probe_run
+    other = make_dataset(tmp_path / "other", {"red": 2, "blue": 2, "yellow": 2})
+    with pytest.raises(DatasetError) as err:
+        evaluate_run(result["run_dir"], str(other))
+    msg = str(err.value)
+    assert "in the dataset but not the run: yellow" in msg and "in the run but not the dataset: green" in msg
+
+
+def test_eval_cli_json_and_exit_codes(probe_run, tmp_path):
+    root, result = probe_run
+    out = subprocess.run([sys.executable, "-m", "tui.main", "eval", result["run_dir"], "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    assert payload["split"] == "val" and payload["n"] == result["val_images"] and "accuracy" in payload
+    other = make_dataset(tmp_path / "o", {"cat": 2, "dog": 2})
+    bad = subprocess.run([sys.executable, "-m", "tui.main", "eval", result["run_dir"], "--data", str(other)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert bad.returncode == 2 and "cat, dog" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,116 @@
+"""Checkpoints and resume: a run stopped and resumed equals the uninterrupted run (CPU, fixed seed), and a
+real SIGTERM to `tlbench train` saves last.pt, exits cleanly, and --resume finishes the run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import ROOT, make_dataset
+
+from engine.config import TrainConfig
+from engine.errors import RunError
+from engine.events import BatchEnded, EpochEnded, JobFinished, JobStarted
+from engine.jobs import JobContext, JobControl, run_job
+from engine.runs import load_checkpoint, read_metrics
+from engine.training import resume, train
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("rs") / "colours", {"red": 10, "blue": 10, "green": 10})
+
+
+def config(dataset):
+    # full mode crosses the freeze -> unfreeze boundary; light augmentation in the main process draws from
+    # the global RNG, so the restored RNG state matters
+    return TrainConfig(dataset=str(dataset), mode="full", img_size=32, epochs=3, freeze_epochs=1, batch_size=8,
+                       workers=0, lr=3e-3, augment="light", seed=7)
+
+
+def run_until(dataset, stop_when):
+    """Run, asking for a stop when `stop_when(event)` is true; returns (final event, run dir)."""
+    control = JobControl()
+    seen = {}
+
+    def sink(e):
+        if isinstance(e, JobStarted) and e.run_dir:
+            seen["run_dir"] = e.run_dir
+        if stop_when(e):
+            control.stop()
+
+    final = run_job("train", lambda ctx: train(config(dataset), ctx), sink, control)
+    return final, seen["run_dir"]
+
+
+@pytest.mark.parametrize("where", ["epoch boundary", "mid-epoch"])
+def test_stopped_and_resumed_equals_uninterrupted(colours, monkeypatch, where):
+    monkeypatch.setattr(JobContext, "MAX_PROGRESS_PER_S", 1e9)  # every BatchEnded reaches the sink
+    whole, whole_dir = run_until(colours, lambda e: False)
+    assert whole.reason == "completed"
+
+    if where == "epoch boundary":
+        stop = lambda e: isinstance(e, EpochEnded) and e.epoch == 1  # noqa: E731 - then the new phase starts
+    else:
+        stop = lambda e: isinstance(e, BatchEnded) and e.epoch == 2 and e.step == 2  # noqa: E731
+    stopped, run_dir = run_until(colours, stop)
+    assert isinstance(stopped, JobFinished) and stopped.reason == "stopped"
+    ckpt = load_checkpoint(f"{run_dir}/last.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == ((1, 0) if where == "epoch boundary" else (1, 2))
+    for key in ("config", "model", "optimizer", "scheduler", "scaler", "rng", "classes", "metrics"):
+        assert key in ckpt, key
+
+    resumed = run_job("resume", lambda ctx: resume(run_dir, ctx))
+    assert isinstance(resumed, JobFinished) and resumed.reason == "completed", resumed
+    a, b = read_metrics(whole_dir), read_metrics(run_dir)
+    assert [r["epoch"] for r in b] == [1, 2, 3]
+    for ra, rb in zip(a, b):
+        for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr"):
+            assert rb[k] == pytest.approx(ra[k], rel=1e-5, abs=1e-6), (ra["epoch"], k)
+    wa, wb = load_checkpoint(f"{whole_dir}/last.pt")["model"], load_checkpoint(f"{run_dir}/last.pt")["model"]
+    for k in wa:
+        assert torch.allclose(wa[k].float(), wb[k].float(), rtol=1e-4, atol=1e-6), k
+    assert json.loads(open(f"{run_dir}/config.json").read())["resumed"]
+    assert (tmp := f"{run_dir}/report.json") and os.path.exists(tmp)
+
+
+def test_resume_refuses_a_finished_run(colours):
+    final, run_dir = run_until(colours, lambda e: False)
+    with pytest.raises(RunError, match="already finished"):
+        resume(run_dir, JobContext(lambda e: None, JobControl()))
+
+
+def test_sigterm_saves_last_pt_exits_cleanly_and_resume_finishes(tmp_path):
+    data = make_dataset(tmp_path / "d", {"red": 20, "blue": 20})
+    cmd = [sys.executable, "-m", "tui.main", "train", str(data), "--mode", "head", "--epochs", "8", "--img-size",
+           "32", "--batch-size", "4", "--json"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    try:
+        for line in proc.stderr:  # wait until training is under way
+            if line.startswith("epoch 1/8"):
+                break
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        assert time.monotonic() - sent < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    result = json.loads(out)
+    assert result["stopped"] is True
+    run_dir = result["run_dir"]
+    ckpt = load_checkpoint(f"{run_dir}/last.pt")
+    assert 1 <= ckpt["epoch"] < 8
+
+    done = subprocess.run([sys.executable, "-m", "tui.main", "train", "--resume", run_dir, "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resumed from last.pt" in done.stderr
+    assert json.loads(done.stdout)["epochs"] == 8
+    assert [r["epoch"] for r in read_metrics(run_dir)] == list(range(1, 9))
