@@ -229,10 +229,19 @@ async def test_results_after_a_run_with_a_report(tmp_path, tiny_dataset):
             await wait_for(pilot, lambda: app.state.run_dir is not None and not app.jobs.running(), 120, "training")
             run_dir = app.state.run_dir
             await pilot.press("4")
-            await wait_for(pilot, lambda: app.screen.view is not None, 30, "the run")
-            assert "no report.json yet" in text_of(app, "#results-empty")  # before evaluation: says what's coming
-
+            await wait_for(pilot, lambda: app.screen.view is not None and app.screen.view.report is not None, 30,
+                           "the run's own report")
             classes = json.loads((run_dir / "config.json").read_text())["classes"]
+            real = json.loads((run_dir / "report.json").read_text())  # every run ends with its evaluation
+            assert app.screen.query_one("#per-class", DataTable).row_count == len(classes)
+            assert app.screen.query_one("#matrix", ConfusionGrid).matrix == real["confusion"]
+
+            (run_dir / "report.json").unlink()  # a run without a report says what is coming
+            await pilot.press("r")
+            await wait_for(pilot, lambda: app.screen.view is not None and app.screen.view.report is None, 30,
+                           "the empty state")
+            assert "no report.json yet" in text_of(app, "#results-empty")
+
             report = sample_report([str(i) for i in range(10)])
             report["classes"] = classes
             n = len(classes)
