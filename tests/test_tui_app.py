@@ -687,3 +687,20 @@ async def test_a_worker_that_crashes_is_reported_in_one_place(tmp_path, monkeypa
         await pilot.press("1")
         await pilot.pause()
         assert app.current_mode == "data"
+
+
+async def test_enter_in_a_field_gives_the_keys_back_to_the_screen(tmp_path):
+    """Typing a target then Enter: the next key is a command again (2 switches to Model), not more text."""
+    app = make_app(DEMO, runs_dir=str(tmp_path / "runs"))
+
+    async def scenario():
+        async with app.run_test(size=(120, 35)) as pilot:
+            await wait_for(pilot, lambda: app.state.info is not None, what="the scan")
+            await pilot.press("5", "c", "7")
+            field = app.focused
+            assert field is not None and field.value == "7"
+            await pilot.press("enter", "2")
+            await pilot.pause()
+            assert field.value == "7" and app.screen.TAB == "model"
+
+    await run_with_timeout(scenario(), 60)

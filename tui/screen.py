@@ -9,6 +9,7 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from engine.events import Event, JobFailed
@@ -71,6 +72,11 @@ class WorkbenchScreen(Screen):
         """The shared state changed since this screen last looked (dataset, settings, chosen run)."""
 
     def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    @on(Input.Submitted)
+    def _leave_field_on_enter(self, event: Input.Submitted) -> None:
+        """Enter in a text field means "done typing": give the keys back to the screen (a to attack, …)."""
         self.set_focus(None)
 
     def start_job(self, name: str) -> RunningJob:
