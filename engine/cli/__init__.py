@@ -15,13 +15,16 @@ COMMANDS = ["scan", "backbones", "doctor", "fetch", "train", "lr-find", "eval", 
             "robustness", "dream"]
 
 
+_argv: list[str] = []  # the arguments main() is parsing (not sys.argv: main can be called with its own)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse exits 2 on bad flags; we add the --json error object so scripts always get one."""
 
     def error(self, message: str):  # noqa: D401
         from engine.cli.common import print_error_json
 
-        if "--json" in sys.argv:
+        if "--json" in _argv:
             print_error_json("Invalid arguments", f"{self.prog}: {message}")
         super().error(message)
 
@@ -42,8 +45,10 @@ def subcommands() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     from engine.cli.common import handle_errors
 
+    global _argv
+    _argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
