@@ -107,3 +107,36 @@ def test_the_grep_would_catch_a_violation(tmp_path):
     for pattern, name in FORBIDDEN:
         assert pattern.search(samples[name]), name
     assert not FORBIDDEN[1][0].search("model.eval()")  # a method named eval is not eval()
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tiny_dataset, monkeypatch):
+    """The disk fills up while epoch 2's checkpoint is written: a clear error, epoch 1's last.pt intact."""
+    import errno
+
+    import engine.runs as runs
+    from engine.config import TrainConfig
+    from engine.events import JobFailed
+    from engine.jobs import run_job
+    from engine.training import train
+
+    last_writes = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if ".last.pt." in name and name.endswith(".tmp"):
+            last_writes.append(name)
+            if len(last_writes) == 2:  # epoch 2's last.pt: the disk is full
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(runs.os, "fsync", fsync)
+
+    cfg = TrainConfig(str(tiny_dataset), mode="head", epochs=3, img_size=32, batch_size=8, augment="none")
+    final = run_job("train", lambda ctx: train(cfg, ctx))
+    assert isinstance(final, JobFailed) and final.error.errno == errno.ENOSPC
+    title, message = explain_unexpected(final.error)
+    assert title == "Disk full" and "previous checkpoint is intact" in message
+    run_dir = next(Path(os.environ["TLBENCH_RUNS"]).iterdir())
+    assert load_checkpoint(run_dir / "last.pt")["epoch"] == 1  # the file from before the failure
+    assert not list(run_dir.glob(".*.tmp"))  # the failed write cleaned up after itself
