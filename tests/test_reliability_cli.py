@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, make_dataset
+
 from engine.cli import COMMANDS
 
 CASES = {
