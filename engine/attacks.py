@@ -301,14 +301,14 @@ def quantized(x: torch.Tensor) -> torch.Tensor:
 
 
 def _stamp_dir(tm: TargetModel, kind: str, label: str) -> Path:
-    from engine.runs import _slug, runs_root
+    from engine.runs import runs_root, safe_name
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = tm.run_dir / kind if tm.run_dir is not None else runs_root() / kind
-    path = base / f"{stamp}-{_slug(label)}"
+    path = base / f"{stamp}-{safe_name(label)}"
     i = 2
     while path.exists():
-        path = base / f"{stamp}-{_slug(label)}-{i}"
+        path = base / f"{stamp}-{safe_name(label)}-{i}"
         i += 1
     return path
 

@@ -328,13 +328,13 @@ def target_in(classes: list[str], name: str) -> int | None:
 
 
 def _default_out(tm: TargetModel, params: DreamParams, class_name: str) -> Path:
-    from engine.runs import _slug, runs_root
+    from engine.runs import runs_root, safe_name
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = f"{stamp}-{_slug(class_name)}-{params.recipe}.png"
+    name = f"{stamp}-{safe_name(class_name)}-{params.recipe}.png"
     if tm.run_dir is not None:
         return tm.run_dir / "dreams" / name
-    return runs_root() / "dreams" / f"{stamp}-{_slug(params.backbone or '')}-{_slug(class_name)}-{params.recipe}.png"
+    return runs_root() / "dreams" / f"{stamp}-{safe_name(params.backbone or '')}-{safe_name(class_name)}-{params.recipe}.png"
 
 
 def _out_path(tm: TargetModel, params: DreamParams, class_name: str) -> Path:

@@ -48,14 +48,16 @@ def versions() -> dict[str, str]:
     }
 
 
-def _slug(text: str) -> str:
+def safe_name(text: str) -> str:
+    """A file-name part made only of letters, digits, '_', '.', '-': user text (a class name, a label) can
+    never add a path separator or climb out with '..'."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "x"
 
 
 def create_run_dir(root: Path, dataset: str, backbone: str, mode: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{_slug(dataset)}-{_slug(backbone)}-{_slug(mode)}"
+    base = f"{stamp}-{safe_name(dataset)}-{safe_name(backbone)}-{safe_name(mode)}"
     for i in range(1, 1000):
         path = root / (base if i == 1 else f"{base}-{i}")
         try:

@@ -140,3 +140,17 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tiny_datase
     run_dir = next(Path(os.environ["TLBENCH_RUNS"]).iterdir())
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 1  # the file from before the failure
     assert not list(run_dir.glob(".*.tmp"))  # the failed write cleaned up after itself
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/etc/passwd", "..", "a/../../b", "tabby cat", "猫", ""])
+def test_names_from_user_text_cannot_escape_their_folder(tmp_path, name):
+    """Class names and labels end up in file names (dream PNGs, attack folders, run directories)."""
+    from engine.runs import create_run_dir, safe_name
+    from tui.dream.screen import dream_save_path
+
+    folder = tmp_path / "run" / "dreams"
+    path = dream_save_path(folder, name)
+    assert path.parent == folder and path.resolve().is_relative_to(folder.resolve())
+    assert "/" not in safe_name(name) and safe_name(name) not in ("", ".", "..")
+    run = create_run_dir(tmp_path / "runs", name, name, "probe")
+    assert run.parent == tmp_path / "runs"

@@ -58,6 +58,13 @@ def job_function(request: DreamRequest) -> JobFn:
     return lambda ctx: dream_job(params, ctx)
 
 
+def dream_save_path(folder: Path, class_name: str) -> Path:
+    """Where `w` saves a dream: inside `folder`, whatever the class name holds ("../x", "a/b")."""
+    from engine.runs import safe_name
+
+    return folder / f"{safe_name(class_name.replace(' ', '-')) or 'dream'}.png"
+
+
 class DreamScreen(ModelJobScreen):
     TAB = "dream"
     TITLE = "Dream"
@@ -154,8 +161,7 @@ class DreamScreen(ModelJobScreen):
             self.notify("No image yet: d starts a dream.", severity="warning")
             return
         folder = (self.workbench.run_dir or Path.cwd()) / "dreams"
-        name = self.frame.name.replace(" ", "-") or "dream"
-        path = folder / f"{name}.png"
+        path = dream_save_path(folder, self.frame.name)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".dream.", suffix=".png", dir=folder)
