@@ -12,11 +12,12 @@ The scan never modifies, moves or deletes anything: unusable files are listed wi
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
 import statistics
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -291,15 +292,17 @@ def _save_scan_cache(root: Path, min_side: int, entries: dict) -> None:
         pass  # a cache we cannot write only costs time
 
 
-def _check_one(path: str, min_side: int, cached: dict) -> tuple[str, list]:
+def _identity(path: str) -> list:
     try:
         st = os.stat(path)
-        ident = [st.st_size, st.st_mtime_ns]
+        return [st.st_size, st.st_mtime_ns]
     except OSError:
-        ident = [None, None]
-    hit = cached.get(path)
-    if hit is not None and hit[:2] == ident and ident[0] is not None:
-        return path, hit
+        return [None, None]
+
+
+def _check_one(path: str, min_side: int) -> tuple[str, list]:
+    """(path, [size, mtime, width, height, format]) or (path, [size, mtime, reason])."""
+    ident = _identity(path)
     try:
         w, h, fmt = check_image(path, min_side)
         return path, ident + [w, h, fmt]
@@ -307,6 +310,22 @@ def _check_one(path: str, min_side: int, cached: dict) -> tuple[str, list]:
         return path, ident + [str(err)]
     except Exception as err:  # noqa: BLE001 - an unexpected decoder failure is still just an unusable file
         return path, ident + [f"cannot decode ({type(err).__name__}: {err})"]
+
+
+# Below this many files to check, threads (decoding releases the GIL; no start-up cost). Above it, processes:
+# for small files the per-file Python work holds the GIL, so threads would leave all but one core idle.
+PROCESS_POOL_MIN = 2000
+
+
+def _checker(count: int, workers: int | None):
+    cores = os.cpu_count() or 1
+    if count >= PROCESS_POOL_MIN and cores > 1:
+        import multiprocessing
+
+        # spawn, not fork: the workbench scans from a thread, and forking a threaded process can deadlock
+        pool = ProcessPoolExecutor(max_workers=workers or min(8, cores), mp_context=multiprocessing.get_context("spawn"))
+        return pool, 256
+    return ThreadPoolExecutor(max_workers=workers or min(8, cores * 2)), 1
 
 
 def scan_dataset(
@@ -327,14 +346,27 @@ def scan_dataset(
     results: dict[str, list] = {}
     if check:
         cached = _load_scan_cache(root, min_side)
-        workers = workers or min(8, (os.cpu_count() or 2) * 2)  # decoding releases the GIL
-        total = len(paths)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for i, (path, res) in enumerate(pool.map(lambda p: _check_one(p, min_side, cached), paths, chunksize=64)):
-                results[path] = res
-                if ctx is not None and (i % 64 == 0 or i + 1 == total):
-                    ctx.progress(ProgressAdvanced("scan", i + 1, total, "files"), force=i + 1 == total)
-                    ctx.check()
+        todo = []
+        for path in paths:
+            hit = cached.get(path)
+            if hit is not None and hit[0] is not None and hit[:2] == _identity(path):
+                results[path] = hit
+            else:
+                todo.append(path)
+        total, done = len(paths), len(results)
+        if ctx is not None:
+            ctx.progress(ProgressAdvanced("scan", done, total, "files"), force=True)
+        if todo:
+            pool, chunk = _checker(len(todo), workers)
+            try:
+                for path, res in pool.map(_check_one, todo, itertools.repeat(min_side), chunksize=chunk):
+                    results[path] = res
+                    done += 1
+                    if ctx is not None and (done % 64 == 0 or done == total):
+                        ctx.progress(ProgressAdvanced("scan", done, total, "files"), force=done == total)
+                        ctx.check()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)  # a stopped scan does not wait for the rest
         if results != cached:
             _save_scan_cache(root, min_side, results)
 

@@ -228,3 +228,22 @@ def test_demo_dataset_is_bundled():
     info = scan_dataset(DEMO)
     assert info.layout == "class-folders" and len(info.samples) == 1797 and len(info.classes) == 10
     assert info.median_side == 8 and not info.unreadable
+
+
+def test_big_scans_use_processes_and_agree_with_threads(tmp_path, monkeypatch):
+    """Above PROCESS_POOL_MIN files the checks run in worker processes; the verdicts must be the same."""
+    import engine.datasets as ds
+
+    root = make_dataset(tmp_path / "d", {"red": 6, "blue": 6})
+    bf.write_truncated_jpeg(root / "red" / "t.jpg")
+    threaded = scan_dataset(root)
+    (tmp_path / "cache2").mkdir()
+    monkeypatch.setenv("TLBENCH_CACHE", str(tmp_path / "cache2"))  # no cache hits: everything re-checked
+    monkeypatch.setattr(ds, "PROCESS_POOL_MIN", 5)
+    pools = []
+    real = ds._checker
+    monkeypatch.setattr(ds, "_checker", lambda n, w: pools.append(real(n, w)) or pools[-1])
+    in_processes = scan_dataset(root)
+    assert type(pools[0][0]).__name__ == "ProcessPoolExecutor"
+    assert in_processes.to_json() == threaded.to_json()
+    assert [u.reason for u in in_processes.unreadable] == [u.reason for u in threaded.unreadable]
