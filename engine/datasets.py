@@ -18,6 +18,7 @@ import os
 import re
 import statistics
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -317,15 +318,55 @@ def _check_one(path: str, min_side: int) -> tuple[str, list]:
 PROCESS_POOL_MIN = 2000
 
 
+def _quiet_worker() -> None:
+    """Scan worker processes share the terminal: under the workbench a stray warning would tear the screen."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def _threads(workers: int | None) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) * 2))
+
+
 def _checker(count: int, workers: int | None):
     cores = os.cpu_count() or 1
     if count >= PROCESS_POOL_MIN and cores > 1:
         import multiprocessing
 
         # spawn, not fork: the workbench scans from a thread, and forking a threaded process can deadlock
-        pool = ProcessPoolExecutor(max_workers=workers or min(8, cores), mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(max_workers=workers or min(8, cores), initializer=_quiet_worker,
+                                   mp_context=multiprocessing.get_context("spawn"))
         return pool, 256
-    return ThreadPoolExecutor(max_workers=workers or min(8, cores * 2)), 1
+    return _threads(workers), 1
+
+
+def _check_all(todo: list[str], min_side: int, workers: int | None, results: dict, on_result, ctx) -> None:
+    """Check `todo` into `results`; if worker processes cannot start, the rest is checked on threads."""
+    pool = None
+    try:
+        pool, chunk = _checker(len(todo), workers)
+        for path, res in pool.map(_check_one, todo, itertools.repeat(min_side), chunksize=chunk):
+            results[path] = res
+            on_result()
+    except (OSError, ValueError, BrokenProcessPool) as err:
+        # e.g. a host that replaced sys.stderr with an object without a real file descriptor (Textual does):
+        # multiprocessing cannot start its helper process. Slower, but the scan still finishes.
+        if isinstance(pool, ThreadPoolExecutor):
+            raise
+        if ctx is not None:
+            ctx.log(f"scan: worker processes unavailable ({err}); checking on threads instead", "warning")
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        pool = _threads(workers)
+        rest = [p for p in todo if p not in results]
+        for path, res in pool.map(_check_one, rest, itertools.repeat(min_side)):
+            results[path] = res
+            on_result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)  # a stopped scan does not wait for the rest
 
 
 def scan_dataset(
@@ -357,16 +398,14 @@ def scan_dataset(
         if ctx is not None:
             ctx.progress(ProgressAdvanced("scan", done, total, "files"), force=True)
         if todo:
-            pool, chunk = _checker(len(todo), workers)
-            try:
-                for path, res in pool.map(_check_one, todo, itertools.repeat(min_side), chunksize=chunk):
-                    results[path] = res
-                    done += 1
-                    if ctx is not None and (done % 64 == 0 or done == total):
-                        ctx.progress(ProgressAdvanced("scan", done, total, "files"), force=done == total)
-                        ctx.check()
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)  # a stopped scan does not wait for the rest
+            def advanced() -> None:
+                nonlocal done
+                done += 1
+                if ctx is not None and (done % 64 == 0 or done == total):
+                    ctx.progress(ProgressAdvanced("scan", done, total, "files"), force=done == total)
+                    ctx.check()
+
+            _check_all(todo, min_side, workers, results, advanced, ctx)
         if results != cached:
             _save_scan_cache(root, min_side, results)
 

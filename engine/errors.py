@@ -65,8 +65,11 @@ def explain_unexpected(err: BaseException) -> tuple[str, str]:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     low = text.lower()
     if "out of memory" in low or isinstance(err, MemoryError):
+        # torch's text has several sentences ("CUDA out of memory. Tried to allocate …"): keep them in one
+        # cause so the fix below is what readers (and the workbench's cause/fix split) see as the fix.
+        cause = text.rstrip(".").replace(". ", "; ")
         return ("Out of memory",
-                f"{text}. Use a smaller --batch-size (halve it) or a smaller --img-size, or a smaller backbone.")
+                f"{cause}. Use a smaller --batch-size (halve it) or a smaller --img-size, or a smaller backbone.")
     if isinstance(err, OSError) and getattr(err, "errno", None) == 28:
         return ("Disk full", f"{text}. Free space where runs and caches are written (see `tlbench doctor`); "
                 "the previous checkpoint is intact.")

@@ -247,3 +247,48 @@ def test_big_scans_use_processes_and_agree_with_threads(tmp_path, monkeypatch):
     assert type(pools[0][0]).__name__ == "ProcessPoolExecutor"
     assert in_processes.to_json() == threaded.to_json()
     assert [u.reason for u in in_processes.unreadable] == [u.reason for u in threaded.unreadable]
+
+
+SCAN_UNDER_TEXTUAL = """
+import json, sys
+sys.path.insert(0, sys.argv[3])
+import engine.datasets as ds
+from engine.events import LogLine
+from engine.jobs import run_job
+ds.PROCESS_POOL_MIN = 5
+if sys.argv[2] == "app":
+    from tui.app import start_process_helper
+    start_process_helper()  # what the workbench does before it runs
+
+class NoFd:  # what Textual puts in sys.stderr while the app runs
+    def write(self, s): return len(s)
+    def flush(self): pass
+    def fileno(self): return -1
+
+sys.stderr = NoFd()
+logs = []
+final = run_job("scan", lambda ctx: {"images": len(ds.scan_dataset(sys.argv[1], ctx=ctx).samples)},
+                lambda e: logs.append(e.text) if isinstance(e, LogLine) else None)
+print(json.dumps({"images": final.result["images"], "logs": logs}))
+"""
+
+
+@pytest.mark.parametrize("host", ["bare", "app"])
+def test_a_big_scan_under_the_workbench_uses_processes_or_falls_back_to_threads(tmp_path, host):
+    """Found in the app: with Textual's stderr (fileno -1) multiprocessing could not start, and the scan
+    failed. Now the workbench starts the helper first (processes), and anywhere else the scan falls back."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    root = make_dataset(tmp_path / "d", {"red": 6, "blue": 6})
+    env = {**os.environ, "TLBENCH_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", SCAN_UNDER_TEXTUAL, str(root), host, str(ROOT)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["images"] == 12
+    fell_back = [t for t in out["logs"] if "worker processes unavailable" in t]
+    assert bool(fell_back) == (host == "bare"), out["logs"]

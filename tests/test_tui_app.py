@@ -704,3 +704,42 @@ async def test_enter_in_a_field_gives_the_keys_back_to_the_screen(tmp_path):
             assert field.value == "7" and app.screen.TAB == "model"
 
     await run_with_timeout(scenario(), 60)
+
+
+async def test_out_of_memory_in_a_job_explains_the_fix_and_the_app_keeps_running(tmp_path, tiny_dataset,
+                                                                                   monkeypatch):
+    """CUDA OOM injected into training: a modal with the workbench's fix; then the app trains again."""
+    import torch
+
+    from engine.models import Classifier
+
+    real_features = Classifier.features
+    oom = {"on": True}
+
+    def features(self, x):
+        if oom["on"]:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real_features(self, x)
+
+    monkeypatch.setattr(Classifier, "features", features)
+    app = make_app(tiny_dataset, runs_dir=str(tmp_path / "runs"), config={"epochs": 1})
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.state.info is not None, what="the scan")
+            await pilot.press("3", "t")
+            await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), 120, "the error modal")
+            modal = app.screen
+            assert modal.error_title == "Out of memory"
+            assert "CUDA out of memory" in modal.cause and "20.00 GiB" in modal.cause
+            assert "batch_size" in modal.fix and "Model screen (2)" in modal.fix
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.screen.TAB == "train" and not app.jobs.running()
+            oom["on"] = False  # the user lowered the batch size: the next try trains
+            await pilot.press("t")
+            screen = app.screen
+            await wait_for(pilot, lambda: "Done." in str(screen.query_one("#train-summary", Static).render()),
+                           120, "the second run to finish")
+
+    await run_with_timeout(scenario(), 300)

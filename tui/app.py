@@ -104,6 +104,7 @@ class TlbenchApp(App):
         self.warm = warm
         self._statuses: dict[str, str] = {}
         self.quitting = False
+        start_process_helper()
 
     def on_mount(self) -> None:
         if self.warm:
@@ -179,6 +180,21 @@ class TlbenchApp(App):
     def on_unmount(self) -> None:
         self.jobs.stop_all()
         self.thumbnails.shutdown()
+
+
+def start_process_helper() -> None:
+    """Start multiprocessing's resource tracker now, while sys.stderr is a real file.
+
+    Scans of big folders check images in worker processes, and starting those needs the tracker; once the
+    app runs, Textual's stand-in for sys.stderr has fileno() -1 and the tracker can no longer start ("bad
+    value(s) in fds_to_keep"). The engine would fall back to threads, 5x slower on 50,000 files.
+    """
+    try:
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
+    except Exception:  # noqa: BLE001 - only an optimisation; the scan falls back to threads
+        pass
 
 
 def create_app(dataset: str | os.PathLike | None = None, runs_dir: str | None = None, **options) -> TlbenchApp:

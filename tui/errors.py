@@ -53,6 +53,8 @@ def describe_error(error: BaseException, title: str | None = None) -> tuple[str,
         return title or error.title, cause, fix
     unexpected_title, message = explain_unexpected(error)
     cause, fix = split_message(message)
+    if unexpected_title == "Out of memory":  # the workbench's words, not the command-line flags
+        fix = "Halve batch_size or lower img_size on the Model screen (2), or pick a smaller backbone."
     return unexpected_title, cause, fix
 
 
