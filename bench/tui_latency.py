@@ -165,15 +165,34 @@ def move_classes(term: Terminal, firsts: list[str], n: int, row: int = 0) -> tup
     return out, row
 
 
+def make_big_dataset(root: Path, big: int) -> Path:
+    """Class "a_big" with `big` small PNGs and three classes of 40: the grid must cope with the big one."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls, n in (("a_big", big), ("b", 40), ("c", 40), ("d", 40)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(root / cls / f"{cls}_{i:05d}.png")
+    return root
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--switches", type=int, default=42)
     ap.add_argument("--moves", type=int, default=40)
     ap.add_argument("--img-size", type=int, default=192)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "tui_latency.json"))
+    ap.add_argument("--big", type=int, default=0,
+                    help="instead of the demo: a generated dataset whose first class holds this many images")
+    ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    name = f"tui_latency_big{args.big}.json" if args.big else "tui_latency.json"
+    args.out = args.out or str(ROOT / "bench" / "results" / name)
 
     dataset = ROOT / "data" / "demo" / "digits"
+    if args.big:
+        dataset = make_big_dataset(Path(tempfile.mkdtemp(prefix="tlbench-big-")), args.big)
     classes = sorted(p.name for p in dataset.iterdir() if p.is_dir())
     counts = [len([f for f in (dataset / c).iterdir() if f.suffix == ".png"]) for c in classes]
     # the status line reads "<class> · 1/<count> · <file> …": count + file identify the class
@@ -216,7 +235,8 @@ def main() -> None:
     out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.machine(), "cpus": os.cpu_count(),
            "load_avg_at_end": os.getloadavg(), "terminal": f"{COLS}x{ROWS} pty, truecolor",
            "startup_first_frame_s": None if startup_s is None else round(startup_s, 2),
-           "training_load": f"probe on the demo digits, cold feature cache, img_size {args.img_size}",
+           "dataset": "demo digits" if not args.big else f"generated: one class of {args.big} images + 3 of 40",
+           "training_load": f"probe on that dataset, cold feature cache, img_size {args.img_size}",
            "training_was_running": running, "quit_during_job_s": round(quit_s, 2),
            "summary": summary, "raw_ms": {k: [None if v is None else round(v, 1) for v in vals]
                                           for k, vals in results.items()}}
