@@ -444,7 +444,7 @@ async def test_truecolor_hint_shows_once(tmp_path, monkeypatch):
 @pytest.mark.parametrize("error, title, fix_part", [
     (ModuleNotFoundError("No module named 'engine.finetune'", name="engine.finetune"), "Mode not available yet",
      "probe"),
-    (MemoryError(), "Out of memory", "batch-size"),
+    (MemoryError(), "Out of memory", "Halve batch_size"),
 ])
 def test_errors_are_explained_with_a_cause_and_a_fix(error, title, fix_part):
     from tui.errors import describe_error
