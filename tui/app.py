@@ -32,6 +32,7 @@ from tui.model.screen import ModelScreen
 from tui.results.screen import ResultsScreen
 from tui.runs.screen import RunsScreen
 from tui.state import Workbench
+from tui.terminal import unwatch, watch
 from tui.train.screen import TrainScreen
 
 SCREENS_GROUP = Binding.Group("", compact=True)  # the tab bar names them
@@ -104,9 +105,12 @@ class TlbenchApp(App):
         self.warm = warm
         self._statuses: dict[str, str] = {}
         self.quitting = False
+        self.signal_exit = 0  # 128 + the signal when a hangup or SIGTERM ended the app
         start_process_helper()
 
     def on_mount(self) -> None:
+        if not self.is_headless:
+            watch(self, self._terminal_gone)
         if self.warm:
             self.call_after_refresh(self._start_warm_up)
         if self.color_hint:
@@ -175,9 +179,17 @@ class TlbenchApp(App):
             deadline = time.monotonic() + self.QUIT_TIMEOUT
             while self.jobs.running() and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-        self.exit()
+        self.exit(return_code=self.signal_exit)
+
+    def _terminal_gone(self, sig: int) -> None:
+        """SIGHUP, SIGTERM or a hung-up terminal: quit as q does (jobs stop and save), exit 128 + signal."""
+        if not self.quitting:
+            self.signal_exit = 128 + int(sig)
+            self.run_worker(self.action_quit(), exclusive=False)
 
     def on_unmount(self) -> None:
+        if not self.is_headless:
+            unwatch()
         self.jobs.stop_all()
         self.thumbnails.shutdown()
 

@@ -1,0 +1,85 @@
+"""The workbench on a real pseudo-terminal, losing it: an SSH session dropping (SIGHUP), a SIGTERM, or the
+terminal closing with no signal at all (Textual alone would then spin at 100% CPU and train on, unseen).
+Each time the running training job stops at its step, last.pt is saved, and the app exits with 128+signal."""
+
+import fcntl
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+
+import pytest
+from conftest import ROOT, make_dataset
+
+from engine.runs import load_checkpoint
+
+CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from tui.app import create_app
+app = create_app({dataset!r}, {runs!r}, config={config!r}, color_hint=False, warm=False)
+app.run()
+sys.exit(app.return_code or 0)
+"""
+
+
+def read_until(master: int, needle: bytes, timeout: float) -> bytes:
+    """Read the app's output until `needle` shows (b"": just drain for `timeout` seconds)."""
+    buf, deadline = b"", time.monotonic() + timeout
+    while (needle not in buf) if needle else time.monotonic() < deadline:
+        if needle and time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {needle!r}; last output: {buf[-400:]!r}")
+        ready, _, _ = select.select([master], [], [], 0.05)
+        if ready:
+            buf += os.read(master, 65536)
+    return buf
+
+
+@pytest.mark.parametrize("how", ["sighup", "sigterm", "closed"])
+def test_losing_the_terminal_stops_the_job_saves_and_exits(tmp_path, how):
+    data = make_dataset(tmp_path / "d", {"red": 12, "blue": 12})
+    runs = tmp_path / "runs"
+    code = CHILD.format(root=str(ROOT), dataset=str(data), runs=str(runs),
+                        config={"mode": "head", "epochs": 10_000, "img_size": 32, "batch_size": 4, "workers": 0})
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "TLBENCH_CACHE": str(tmp_path / "c")}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave, env=env,
+                            cwd=ROOT, start_new_session=True)
+    os.close(slave)
+    try:
+        read_until(master, b"split", 60)
+        os.write(master, b"3")
+        read_until(master, b"loss", 30)
+        os.write(master, b"t")
+        deadline = time.monotonic() + 120
+        while not list(runs.glob("*/last.pt")):  # a checkpoint exists: the job is mid-training
+            assert proc.poll() is None and time.monotonic() < deadline
+            read_until(master, b"", 0.2)  # keep reading, as a terminal does, so the app never blocks
+        sent = time.monotonic()
+        if how == "closed":
+            os.close(master)  # no signal: only the hang-up on stdin tells the app
+        else:
+            proc.send_signal(signal.SIGHUP if how == "sighup" else signal.SIGTERM)
+            while proc.poll() is None and time.monotonic() - sent < 30:
+                try:
+                    read_until(master, b"", 0.2)
+                except OSError:
+                    break
+        rc = proc.wait(30)
+        assert time.monotonic() - sent < 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if how != "closed":
+            os.close(master)
+    assert rc == 128 + (signal.SIGTERM if how == "sigterm" else signal.SIGHUP)
+    (run,) = runs.iterdir()
+    ckpt = load_checkpoint(run / "last.pt")
+    assert 1 <= ckpt["epoch"] < 10_000
+    assert not list(run.glob("*.tmp"))
