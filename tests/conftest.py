@@ -27,6 +27,24 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(base / "torch"))
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     yield base
+    _forget_dataloader_sigchld_handler()
+
+
+def _forget_dataloader_sigchld_handler() -> None:
+    """The first DataLoader with workers that runs in the main thread installs a SIGCHLD handler and never
+    removes it. In one pytest process it then outlives its test: a worker of a later test's job (the workbench
+    runs jobs on threads, where torch installs no handler) that exits with an error made it raise inside that
+    test's event loop, failing every later test that forks. Each test starts with the default again, as a
+    fresh process would (the app itself never runs a loader in its main thread)."""
+    import signal
+    import sys
+    import threading
+
+    handling = sys.modules.get("torch.utils.data._utils.signal_handling")
+    if handling is None or threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    handling._SIGCHLD_handler_set = False  # the next main-thread loader installs it afresh
 
 
 def write_image(path: Path, rgb: tuple[int, int, int], size: int = 32, noise: int = 30, seed: int = 0,
