@@ -556,10 +556,9 @@ def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
     """Robust accuracy per eps on the run's validation split, the way Foolbox reports it: an image counts
     as robust at eps when the model classifies it correctly and no attack at eps or below changes that
     (eps 0 is the clean accuracy). Saved in the run's report.json under "robustness" -> "<method>-<norm>"."""
-    from torch.utils.data import DataLoader
 
     from engine.devices import describe_device
-    from engine.preprocess import ImageFiles, auto_workers
+    from engine.preprocess import ImageFiles, auto_workers, data_loader
     from engine.runs import read_json, update_report
     from engine.targets import load_target_model
 
@@ -577,8 +576,8 @@ def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
     ctx.log(f"device: {device_name} ({why}); {len(val)} validation images; eps "
             + ", ".join(eps_text(e) for e in params.eps))
     workers = params.workers if params.workers is not None else auto_workers(device)
-    loader = DataLoader(ImageFiles([s.path for s in val], tm.prep), batch_size=params.batch_size,
-                        num_workers=workers)
+    loader = data_loader(ImageFiles([s.path for s in val], tm.prep), batch_size=params.batch_size,
+                         num_workers=workers)
     labels_all = torch.tensor([s.label for s in val])
     correct = {e: 0 for e in params.eps}
     counted, skipped = 0, []

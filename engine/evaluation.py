@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from engine.errors import DatasetError
 from engine.events import JobStarted, ProgressAdvanced
-from engine.preprocess import ImageFiles, auto_workers
+from engine.preprocess import ImageFiles, auto_workers, data_loader
 from engine.runs import load_config, update_report
 
 if TYPE_CHECKING:
@@ -91,8 +90,8 @@ def compute_logits(model, paths: list[str], prep: dict, device: torch.device, ba
                    workers: int | None = None, ctx: JobContext | None = None) -> tuple[torch.Tensor, dict[int, str]]:
     """Logits for image files (eval transform) -> (logits [N, C] on CPU, {index: reason} for unusable files)."""
     workers = auto_workers(device) if workers is None else workers
-    loader = DataLoader(ImageFiles(paths, prep), batch_size=batch_size, num_workers=workers,
-                        pin_memory=device.type == "cuda")
+    loader = data_loader(ImageFiles(paths, prep), batch_size=batch_size, num_workers=workers,
+                         pin_memory=device.type == "cuda")
     out: torch.Tensor | None = None
     errors: dict[int, str] = {}
     done = 0

@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torch.utils.data import DataLoader
 
 from engine.events import ProgressAdvanced
 from engine.images import image_identity
 from engine.paths import cache_dir
-from engine.preprocess import ImageFiles, auto_workers
+from engine.preprocess import ImageFiles, auto_workers, data_loader
 from engine.runs import _atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -125,7 +124,7 @@ def extract(
     """Pooled features for `paths` -> (features [N, D] on CPU, {index: reason} for unusable files, images/s)."""
     fast = inference_copy(model, device, prep["crop_size"])
     workers = auto_workers(device) if workers is None else workers
-    loader = DataLoader(
+    loader = data_loader(
         ImageFiles(paths, prep), batch_size=batch_size, shuffle=False, num_workers=workers,
         pin_memory=device.type == "cuda", persistent_workers=False,
         prefetch_factor=4 if workers else None,

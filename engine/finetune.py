@@ -30,7 +30,7 @@ from engine import distributed as D
 from engine.errors import ConfigError, JobError
 from engine.events import BatchEnded, CheckpointSaved, EpochEnded
 from engine.jobs import JobStopped
-from engine.preprocess import ImageFiles, auto_workers
+from engine.preprocess import ImageFiles, auto_workers, data_loader
 from engine.runs import append_metrics, save_checkpoint
 from engine.stages import Stage, backbone_stages, describe
 
@@ -76,9 +76,9 @@ def epoch_indices(n: int, batch_size: int, seed: int, epoch: int, info: D.DistIn
 
 def loader(ds, indices: list[int], batch_size: int, workers: int, device: torch.device, seed: int) -> DataLoader:
     # An explicit generator seeds the workers' augmentation, so an epoch is the same after a resume.
-    return DataLoader(ds, batch_size=batch_size, sampler=indices, num_workers=workers,
-                      pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
-                      prefetch_factor=4 if workers else None)
+    return data_loader(ds, batch_size=batch_size, sampler=indices, num_workers=workers,
+                       pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(seed),
+                       prefetch_factor=4 if workers else None)
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -480,8 +480,8 @@ class Trainer:
     def validate(self) -> tuple[float, float, torch.Tensor, torch.Tensor]:
         """(val loss, val acc) reduced across ranks, and this rank's logits and labels."""
         self.model.eval()
-        dl = DataLoader(self.val_ds, batch_size=self.cfg.batch_size, num_workers=self.workers,
-                        pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None)
+        dl = data_loader(self.val_ds, batch_size=self.cfg.batch_size, num_workers=self.workers,
+                         pin_memory=self.device.type == "cuda", prefetch_factor=4 if self.workers else None)
         logits_all = torch.empty(len(self.val_ds), len(self.p.info.classes))
         keep = torch.ones(len(self.val_ds), dtype=torch.bool)
         with torch.inference_mode():

@@ -10,7 +10,7 @@ import os
 
 import torch
 import torchvision.transforms.v2.functional as TF
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import InterpolationMode
 
 from engine.images import ImageProblem, load_rgb
@@ -65,3 +65,23 @@ def auto_workers(device: torch.device) -> int:
     if device.type == "cpu":
         return max(1, cores // 4)
     return min(8, cores - 1)
+
+
+def forked_worker_init(_worker_id: int) -> None:
+    """Runs first in every DataLoader worker process.
+
+    A worker forked from a ThreadPoolExecutor thread (the workbench runs jobs on Textual's thread workers,
+    which are the event loop's executor) inherits concurrent.futures' exit hook, which joins every pool
+    thread, itself included: "cannot join current thread", and the worker exits with code 1 after its work.
+    Those threads are not in this process; forget them.
+    """
+    import concurrent.futures.thread as pool_threads
+
+    pool_threads._threads_queues.clear()
+
+
+def data_loader(dataset: Dataset, **kwargs) -> DataLoader:
+    """torch's DataLoader with the worker set-up every engine loader needs (see forked_worker_init)."""
+    if kwargs.get("num_workers"):
+        kwargs.setdefault("worker_init_fn", forked_worker_init)
+    return DataLoader(dataset, **kwargs)

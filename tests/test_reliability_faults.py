@@ -154,3 +154,31 @@ def test_names_from_user_text_cannot_escape_their_folder(tmp_path, name):
     assert "/" not in safe_name(name) and safe_name(name) not in ("", ".", "..")
     run = create_run_dir(tmp_path / "runs", name, name, "probe")
     assert run.parent == tmp_path / "runs"
+
+
+def _loader_worker_exit_codes() -> list:
+    from engine.preprocess import data_loader
+
+    it = iter(data_loader(list(range(8)), batch_size=2, num_workers=2))
+    assert [int(b.sum()) for b in it] == [1, 5, 9, 13]
+    workers = list(it._workers)
+    it._shutdown_workers()
+    return [w.exitcode for w in workers]
+
+
+def test_loader_workers_forked_from_a_pool_thread_exit_cleanly():
+    """The workbench runs jobs on the event loop's executor threads. A DataLoader worker forked there inherited
+    concurrent.futures' exit hook, tried to join its own thread and exited with code 1 after its work; in CI
+    that surfaced through a SIGCHLD handler as "DataLoader worker exited unexpectedly"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(_loader_worker_exit_codes).result() == [0, 0]
+
+
+def test_every_engine_loader_goes_through_data_loader():
+    """So every loader gets the worker set-up above; a new bare DataLoader( would miss it."""
+    bare = [f"{p.relative_to(ROOT)}:{n}" for p in Path(ROOT, "engine").rglob("*.py")
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+            if re.search(r"(?<![\w.])DataLoader\(", line.split("#", 1)[0]) and p.name != "preprocess.py"]
+    assert not bare, bare
