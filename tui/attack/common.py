@@ -1,7 +1,7 @@
 """What the Attack and Dream screens share: the model they work on, its classes, the engine's presence,
 and turning ImageRendered events into pictures.
 
-Wiring a landed engine is one function per screen (`job_function`); the event handling is already here.
+A screen supplies its form (`read_params`), its job (`job_for`) and its event handling (`model_job_event`).
 """
 
 from __future__ import annotations
@@ -11,12 +11,17 @@ from pathlib import Path
 
 from PIL import Image
 from textual import work
+from textual.app import ComposeResult
+from textual.suggester import SuggestFromList
 from textual.widgets import Static
 
 from engine.events import Event, ImageRendered, JobFinished
+from engine.jobs import JobFn
 from tui.data.thumbnails import MemoryImage
 from tui.jobs import RunningJob, run_engine_job
 from tui.screen import WorkbenchScreen
+from tui.train.curves import CurvePlot
+from tui.widgets.inputs import TextField
 
 
 def engine_available(module: str) -> bool:
@@ -66,6 +71,8 @@ class ModelJobScreen(WorkbenchScreen):
 
     ENGINE_MODULE = ""  # "engine.attacks" / "engine.dreams"
     ISSUE = "issue 7"
+    JOB = ""  # "attack" / "dream": the job's name, its tab-bar status and the prefix of #JOB-plot, #JOB-status
+    CLASS_FIELD = ""  # the text field whose suggestions are the model's classes
 
     def __init__(self) -> None:
         super().__init__()
@@ -109,11 +116,43 @@ class ModelJobScreen(WorkbenchScreen):
             return
         self.model_job_event(job, event)
 
+    def compose_header(self) -> ComposeResult:
+        yield Static("Model: -", id="model-line", markup=False)
+        yield Static("", id="coming", markup=False)
+
     def model_loaded(self) -> None:
-        """The model's classes are known (for the class search)."""
+        """The model's classes are known: they become the class search's suggestions."""
+        classes = self.model["classes"] if self.model else []
+        self.query_one(self.CLASS_FIELD, TextField).suggester = SuggestFromList(classes, case_sensitive=False)
 
     def model_job_event(self, job: str, event: Event) -> None:
         """Events of the attack or dream job."""
+
+    def read_params(self):
+        """The form as a request for job_for(), or None after telling the user what is wrong."""
+        raise NotImplementedError
+
+    def job_for(self, request) -> JobFn:
+        raise NotImplementedError
+
+    def starting_text(self, request) -> str:
+        return "Starting (loading the model) …"
+
+    def action_start(self) -> None:
+        if not self.check_startable():
+            return
+        request = self.read_params()
+        if request is None:
+            return
+        self.query_one(f"#{self.JOB}-plot", CurvePlot).set_history([])
+        self.query_one(f"#{self.JOB}-status", Static).update(self.starting_text(request))
+        self.tlbench.set_job_status(self.JOB, self.JOB)
+        self.job = self.start_job(self.JOB)
+        self.run_model_job(self.job, self.job_for(request))
+
+    @work(thread=True, exclusive=True, group="model-job", exit_on_error=False)
+    def run_model_job(self, job: RunningJob, fn: JobFn) -> None:
+        run_engine_job(self, job, fn, self.tlbench.jobs)
 
     def check_startable(self) -> bool:
         if not self.available:

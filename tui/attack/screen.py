@@ -10,17 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Label, Select, Static
 
 from engine.events import Event, ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.jobs import JobFn
 from tui.attack.common import ModelJobScreen, rendered_image
-from tui.jobs import RunningJob, run_engine_job
 from tui.model.form import FieldSpec, parse_value
 from tui.state import display_path
 from tui.train.curves import CurvePlot
@@ -85,6 +82,8 @@ class AttackScreen(ModelJobScreen):
     TITLE = "Attack"
     HELP = "Adversarial examples: push an image toward a target class and watch the probability climb."
     ENGINE_MODULE = "engine.attacks"
+    JOB = "attack"
+    CLASS_FIELD = "#attack-target"
 
     BINDINGS = [
         Binding("a", "start", "Attack", id="attack.start", tooltip="Run the attack with these settings"),
@@ -95,8 +94,7 @@ class AttackScreen(ModelJobScreen):
     ]
 
     def compose_body(self) -> ComposeResult:
-        yield Static("Model: -", id="model-line", markup=False)
-        yield Static("", id="coming", markup=False)
+        yield from self.compose_header()
         with Horizontal(id="attack-form", classes="job-form"):
             with Vertical(classes="field wide"):
                 yield Label("source image")
@@ -161,10 +159,6 @@ class AttackScreen(ModelJobScreen):
         if not rows:
             table.add_row("-", "-", "none yet")
 
-    def model_loaded(self) -> None:
-        classes = self.model["classes"] if self.model else []
-        self.query_one("#attack-target", TextField).suggester = SuggestFromList(classes, case_sensitive=False)
-
     # ------------------------------------------------------------------------------------ actions
 
     def read_params(self) -> AttackRequest | None:
@@ -194,21 +188,11 @@ class AttackScreen(ModelJobScreen):
                              self.model.get("run_dir") if self.model else None,
                              self.model.get("backbone", "") if self.model else "")
 
-    def action_start(self) -> None:
-        if not self.check_startable():
-            return
-        request = self.read_params()
-        if request is None:
-            return
-        self.query_one("#attack-plot", CurvePlot).set_history([])
-        self.query_one("#attack-status", Static).update("Attacking (loading the model) …")
-        self.tlbench.set_job_status("attack", "attack")
-        self.job = self.start_job("attack")
-        self.run_attack(self.job, request)
+    def job_for(self, request: AttackRequest) -> JobFn:
+        return lambda ctx: job_function(request)(ctx)  # job_function imports torch: on the worker thread
 
-    @work(thread=True, exclusive=True, group="attack", exit_on_error=False)
-    def run_attack(self, job: RunningJob, request: AttackRequest) -> None:
-        run_engine_job(self, job, lambda ctx: job_function(request)(ctx), self.tlbench.jobs)
+    def starting_text(self, request: AttackRequest) -> str:
+        return "Attacking (loading the model) …"
 
     def action_use_picked(self) -> None:
         picked = self.workbench.picked_image

@@ -12,18 +12,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.suggester import SuggestFromList
 from textual.widgets import Label, Select, Static
 
 from engine.events import Event, ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.jobs import JobFn
 from tui.attack.common import ModelJobScreen, rendered_image
 from tui.data.thumbnails import MemoryImage
-from tui.jobs import RunningJob, run_engine_job
 from tui.model.form import FieldSpec, parse_value
 from tui.state import display_path
 from tui.train.curves import CurvePlot
@@ -70,6 +67,8 @@ class DreamScreen(ModelJobScreen):
     TITLE = "Dream"
     HELP = "Optimise an image from noise until the model sees the class in it; watch it form; w saves it."
     ENGINE_MODULE = "engine.dreams"
+    JOB = "dream"
+    CLASS_FIELD = "#dream-class"
 
     BINDINGS = [
         Binding("d", "start", "Dream", id="dream.start", tooltip="Start dreaming the chosen class"),
@@ -83,8 +82,7 @@ class DreamScreen(ModelJobScreen):
         self.frame: MemoryImage | None = None
 
     def compose_body(self) -> ComposeResult:
-        yield Static("Model: -", id="model-line", markup=False)
-        yield Static("", id="coming", markup=False)
+        yield from self.compose_header()
         with Horizontal(id="dream-form", classes="job-form"):
             with Vertical(classes="field wide"):
                 yield Label("class")
@@ -108,10 +106,6 @@ class DreamScreen(ModelJobScreen):
             yield CurvePlot("class probability", [("target_prob", "class")], ylim=(0.0, 1.0), xlabel="step",
                             id="dream-plot")
         yield Static("", id="dream-status", markup=False)
-
-    def model_loaded(self) -> None:
-        classes = self.model["classes"] if self.model else []
-        self.query_one("#dream-class", TextField).suggester = SuggestFromList(classes, case_sensitive=False)
 
     def read_params(self) -> DreamRequest | None:
         target = self.query_one("#dream-class", TextField).value.strip()
@@ -137,21 +131,11 @@ class DreamScreen(ModelJobScreen):
         recipe = str(self.query_one("#dream-recipe", Select).value)
         return DreamRequest(target, steps, tv, jitter, recipe, self.model.get("run_dir"), self.model.get("backbone", ""))
 
-    def action_start(self) -> None:
-        if not self.check_startable():
-            return
-        request = self.read_params()
-        if request is None:
-            return
-        self.query_one("#dream-plot", CurvePlot).set_history([])
-        self.query_one("#dream-status", Static).update(f"Dreaming {request.target} (loading the model) …")
-        self.tlbench.set_job_status("dream", "dream")
-        self.job = self.start_job("dream")
-        self.run_dream(self.job, request)
+    def job_for(self, request: DreamRequest) -> JobFn:
+        return lambda ctx: job_function(request)(ctx)  # job_function imports torch: on the worker thread
 
-    @work(thread=True, exclusive=True, group="dream", exit_on_error=False)
-    def run_dream(self, job: RunningJob, request: DreamRequest) -> None:
-        run_engine_job(self, job, lambda ctx: job_function(request)(ctx), self.tlbench.jobs)
+    def starting_text(self, request: DreamRequest) -> str:
+        return f"Dreaming {request.target} (loading the model) …"
 
     def action_focus_class(self) -> None:
         self.query_one("#dream-class", TextField).focus()
