@@ -177,8 +177,7 @@ async def test_training_a_probe_then_stopping_a_long_one(tmp_path, tiny_dataset)
             await wait_for(pilot, lambda: any(isinstance(e, EpochEnded) for e in events), 120, "epochs")
             assert app.job_status.startswith("● train")
             await pilot.press("space")  # pause
-            await pilot.pause(0.3)
-            assert screen.job.control.paused
+            await wait_for(pilot, lambda: screen.job.control.paused, 10, "the pause")
             await pilot.press("space")  # resume
             await pilot.press("s")
             await wait_for(pilot, lambda: isinstance(events[-1], JobFinished), 60, "the stop")
@@ -360,8 +359,7 @@ async def test_attack_and_dream_say_what_is_coming_and_handle_their_events(tmp_p
             "path": "a.png", "before": [{"class": "3", "prob": 0.98}], "after": [{"class": "8", "prob": 0.97}],
             "success": True, "linf_255": 4.0, "l2": 0.5}]}
         screen.post_message(JobEvent("attack", JobFinished("completed", summary)))
-        await pilot.pause(0.2)
-        assert len(screen.query_one("#attack-plot").history) == 3
+        await wait_for(pilot, lambda: len(screen.query_one("#attack-plot").history) == 3, 10, "three steps plotted")
         assert "8 0.97 · fooled" in text_of(app, "#cap-adversarial")
         assert "3 0.98" in text_of(app, "#cap-original") and "4.0/255" in text_of(app, "#cap-perturbation")
         view = screen.query_one("#img-adversarial", ImageView)
@@ -376,8 +374,8 @@ async def test_attack_and_dream_say_what_is_coming_and_handle_their_events(tmp_p
         dream.post_message(JobEvent("dream", StepEnded("dream", 25, 300, {"target_prob": 0.4})))
         dream.post_message(JobEvent("dream", ImageRendered("dream-preview", 25, None, 8, 8, pixels,
                                                            {"target_prob": 0.4})))
-        await pilot.pause(0.2)
-        assert dream.frame is not None and "probability 0.400" in text_of(app, "#dream-caption")
+        await wait_for(pilot, lambda: dream.frame is not None, 10, "the dream frame")
+        assert "probability 0.400" in text_of(app, "#dream-caption")
         await pilot.press("w")  # save the current frame, atomically, into the run
         await pilot.pause()
         assert list((run / "dreams").glob("*.png"))
@@ -434,7 +432,7 @@ async def test_truecolor_hint_shows_once(tmp_path, monkeypatch):
     for expected in (1, 0):
         app = make_app(runs_dir=str(tmp_path / "runs"), color_hint=True)
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: app.color_hint_checked, 30, "the colour check")
             assert not app.truecolor and app.console.color_system == "256"  # previews degrade to 256 colours
             hints = [n for n in app._notifications if n.title == "Colours"]
             assert len(hints) == expected
@@ -615,8 +613,7 @@ async def test_end_to_end_train_attack_and_dream(tmp_path, tiny_dataset):
             screen.query_one("#attack-steps").value = "5"
             await pilot.press("escape", "a")
             await wait_for(pilot, lambda: screen.job is not None and screen.job.done.is_set(), 180, "the attack")
-            await pilot.pause(0.3)
-            assert len(screen.query_one("#attack-plot").history) == 5
+            await wait_for(pilot, lambda: len(screen.query_one("#attack-plot").history) == 5, 10, "five steps plotted")
             assert "adversarial ·" in text_of(app, "#cap-adversarial")
             assert screen.query_one("#img-adversarial").source is not None
 
@@ -627,8 +624,8 @@ async def test_end_to_end_train_attack_and_dream(tmp_path, tiny_dataset):
             dream.query_one("#dream-steps").value = "4"
             await pilot.press("escape", "d")
             await wait_for(pilot, lambda: dream.job is not None and dream.job.done.is_set(), 180, "the dream")
-            await pilot.pause(0.3)
-            assert dream.frame is not None and "probability" in text_of(app, "#dream-status")
+            await wait_for(pilot, lambda: dream.frame is not None, 10, "the dream frame")
+            assert "probability" in text_of(app, "#dream-status")
 
     await run_with_timeout(scenario(), 600)
 

@@ -102,6 +102,7 @@ class TlbenchApp(App):
         self.thumbnails = ThumbnailCache(load_thumbnail)
         self.blink = blink
         self.color_hint = color_hint
+        self.color_hint_checked = False
         self.warm = warm
         self._statuses: dict[str, str] = {}
         self.quitting = False
@@ -133,6 +134,7 @@ class TlbenchApp(App):
 
     def _truecolor_hint(self) -> None:
         """Once per machine: over SSH COLORTERM is often dropped and previews fall back to 256 colours."""
+        self.color_hint_checked = True  # tests wait on this, not on a fixed delay
         if self.truecolor:
             return
         marker = cache_dir() / "hints" / "truecolor"
