@@ -164,8 +164,8 @@ async def test_training_a_probe_then_stopping_a_long_one(tmp_path, tiny_dataset)
             assert isinstance(final, JobFinished) and final.reason == "completed", final
             assert [e.epoch for e in events if isinstance(e, EpochEnded)] == [1, 2, 3]
             assert any(isinstance(e, LogLine) for e in events)
-            await pilot.pause()
-            assert "Done." in str(screen.query_one("#train-summary", Static).render())
+            await wait_for(pilot, lambda: "Done." in str(screen.query_one("#train-summary", Static).render()), 10,
+                           "the summary")
             assert app.state.run_dir is not None and (app.state.run_dir / "config.json").exists()
             assert len(screen.query_one("#acc-plot").history) == 3
             assert app.job_status == ""
@@ -182,8 +182,8 @@ async def test_training_a_probe_then_stopping_a_long_one(tmp_path, tiny_dataset)
             await pilot.press("s")
             await wait_for(pilot, lambda: isinstance(events[-1], JobFinished), 60, "the stop")
             assert events[-1].reason == "stopped"
-            await pilot.pause()
-            assert "Stopped." in str(screen.query_one("#train-summary", Static).render())
+            await wait_for(pilot, lambda: "Stopped." in str(screen.query_one("#train-summary", Static).render()), 10,
+                           "the summary")
             assert not app.jobs.running()
 
     await run_with_timeout(scenario(), 300)
@@ -432,7 +432,7 @@ async def test_truecolor_hint_shows_once(tmp_path, monkeypatch):
     for expected in (1, 0):
         app = make_app(runs_dir=str(tmp_path / "runs"), color_hint=True)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.color_hint_checked, 30, "the colour check")
+            await wait_for(pilot, lambda a=app: a.color_hint_checked, 30, "the colour check")
             assert not app.truecolor and app.console.color_system == "256"  # previews degrade to 256 colours
             hints = [n for n in app._notifications if n.title == "Colours"]
             assert len(hints) == expected
