@@ -14,15 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-import torchvision
-from torch import nn
-
 from engine.errors import ConfigError, choice_error
-from engine.models import Classifier, last_linear, split_head
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from engine.jobs import JobContext
+    from engine.models import Classifier
+
+# torch and torchvision are imported inside the functions: the CLI's parsers and the config read names from
+# here, and `tlbench --help` should not wait seconds for them.
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -87,6 +88,8 @@ def _lite_spec(name: str) -> BackboneSpec:
 
 
 def _tv_spec(name: str, featured: bool) -> BackboneSpec:
+    import torchvision
+
     weights = torchvision.models.get_model_weights(name).DEFAULT
     kw = getattr(weights.transforms, "keywords", {})
     crop = int(kw.get("crop_size", 224))
@@ -103,6 +106,8 @@ def _tv_spec(name: str, featured: bool) -> BackboneSpec:
 
 @functools.cache
 def torchvision_classifiers() -> tuple[str, ...]:
+    import torchvision
+
     return tuple(torchvision.models.list_models(module=torchvision.models))
 
 
@@ -128,6 +133,8 @@ def available_backbones(all_models: bool = False) -> list[str]:
 
 def build_architecture(spec: BackboneSpec) -> nn.Module:
     """The ImageNet model with random weights."""
+    import torchvision
+
     if spec.family == "efficientnet_lite":
         from engine.efficientnet_lite import EfficientNetLite
 
@@ -138,6 +145,10 @@ def build_architecture(spec: BackboneSpec) -> nn.Module:
 @functools.cache
 def feature_dim(name: str) -> int:
     """Width of the pooled features, read off the architecture built on the meta device (no memory, fast)."""
+    import torch
+
+    from engine.models import last_linear
+
     with torch.device("meta"):
         model = build_architecture(get_spec(name))
     return last_linear(model)[2].in_features
@@ -145,6 +156,8 @@ def feature_dim(name: str) -> int:
 
 @functools.cache
 def param_count(name: str) -> int:
+    import torch
+
     spec = get_spec(name)
     if spec.params:
         return spec.params
@@ -156,6 +169,8 @@ def param_count(name: str) -> int:
 @functools.cache
 def imagenet_classes() -> list[str]:
     """The 1,000 ImageNet class names, in index order (from torchvision's weights metadata)."""
+    import torchvision
+
     return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
@@ -226,6 +241,10 @@ def build_classifier(
 
     With num_classes=None the ImageNet head is kept (attacks and dreams against the raw backbone).
     """
+    from torch import nn
+
+    from engine.models import Classifier, split_head
+
     spec = get_spec(name)
     if num_classes is not None and num_classes < 2:
         raise ConfigError(f"A classifier needs at least 2 classes, got {num_classes}.")

@@ -23,6 +23,7 @@ MODE_HELP = {
 
 OPTIMIZERS = ("adamw", "sgd")
 AUGMENTS = ("none", "light", "strong")
+EXPORT_FORMATS = ("torchscript", "onnx")  # here, not in engine.export, so the CLI's parser needs no torch
 
 
 def _f(default, help: str):

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions: the CLI's parsers read DEVICES, and `tlbench --help` should not
+# wait seconds for torch.
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _mps_available() -> bool:
+    import torch
+
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
 
 def describe_device(choice: str = "auto") -> tuple[str, str]:
     """(device string, the reason it was chosen) — used by `doctor` and by every job."""
+    import torch
+
     if choice not in DEVICES:
         raise ConfigError(f"Unknown device {choice!r}. Allowed: {', '.join(DEVICES)}.")
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
@@ -39,4 +49,6 @@ def describe_device(choice: str = "auto") -> tuple[str, str]:
 
 
 def resolve_device(choice: str = "auto") -> torch.device:
+    import torch
+
     return torch.device(describe_device(choice)[0])

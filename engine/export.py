@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.config import EXPORT_FORMATS
 from engine.errors import ConfigError
 from engine.events import JobStarted
 from engine.runs import load_config
@@ -26,7 +27,7 @@ from engine.runs import load_config
 if TYPE_CHECKING:
     from engine.jobs import JobContext
 
-FORMATS = ("torchscript", "onnx")
+FORMATS = EXPORT_FORMATS
 ONNX_OPSET = 18  # Resize with antialiasing
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from engine.cli.common import add_json_flag, print_json, run_cli_job, stdout_console
+from engine.config import EXPORT_FORMATS
 from engine.events import JobFailed
-from engine.export import FORMATS
 
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a run's model to TorchScript or ONNX (preprocessing and classes inside)")
     p.add_argument("run_dir", help="a run directory (runs/<…>)")
-    p.add_argument("--format", choices=FORMATS, default="torchscript",
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="torchscript",
                    help="torchscript (default) or onnx (needs pip install 'tlbench[onnx]')")
     p.add_argument("--output", default=None, help="file to write (default RUN/export/model.pt or model.onnx)")
     p.add_argument("--checkpoint", choices=["best.pt", "last.pt"], default="best.pt")
