@@ -4,8 +4,9 @@
 
 Baseline in the same session: what a plain script does to check a folder — torchvision's ImageFolder to
 list it, then PIL's open + verify on every file. Each side runs as its own process; peak RSS comes from the
-kernel's accounting of that process (wait4); "imports only" is the same process stopping before the scan
-(Python, PyTorch and torchvision loaded), so the difference is what scanning costs. The scan of more than
+kernel's accounting of that process (wait4); "imports only" is `tlbench scan --help`, the same process
+stopping before the scan (Python and tlbench's CLI; scanning loads no PyTorch), so the difference is what
+scanning costs. The plain script's cost includes importing torchvision, as it would for its user. The scan of more than
 2,000 files runs in worker processes; their memory is the kernel's to report per child, so the bounded-memory
 claim rests on the parent (which holds the results) staying flat as the file count grows tenfold.
 Writes bench/results/scan_load.json.
