@@ -428,7 +428,8 @@ def scan_dataset(
     if unreadable:
         notes.append(f"{len(unreadable)} unusable file(s) skipped (listed; nothing was changed on disk).")
     median = int(statistics.median(sides)) if sides else None
-    return DatasetInfo(root.resolve(), layout, classes, samples, unreadable, notes, median)
+    # abspath, like the samples' paths: resolving symlinks here would put a linked dataset's files outside it
+    return DatasetInfo(Path(os.path.abspath(root)), layout, classes, samples, unreadable, notes, median)
 
 
 # ---------------------------------------------------------------------------------------------- split

@@ -165,6 +165,23 @@ def test_adding_a_file_does_not_reshuffle_the_others(tmp_path):
     assert len({s.path for s in val} - {s.path for s in val2}) <= 1
 
 
+def test_a_dataset_reached_through_a_symlink_is_the_same_dataset(tmp_path):
+    """~/data -> /mnt/big/data is common: same split, same fingerprint, and training accepts the paths."""
+    from engine.training import dataset_fingerprint
+
+    root = make_dataset(tmp_path / "real" / "d", {"red": 10, "blue": 10})
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    linked = scan_dataset(tmp_path / "link" / "d")
+    assert all(s.path.startswith(str(linked.root) + os.sep) for s in linked.samples)
+
+    def rel(info, samples):
+        return sorted(os.path.relpath(s.path, info.root) for s in samples)
+
+    real = scan_dataset(root)
+    assert rel(linked, split_dataset(linked, 0.3)[1]) == rel(real, split_dataset(real, 0.3)[1])
+    assert dataset_fingerprint(linked) == dataset_fingerprint(real)
+
+
 def test_one_class_is_a_clear_error(tmp_path):
     root = make_dataset(tmp_path / "d", {"red": 5})
     with pytest.raises(DatasetError, match="at least 2"):
