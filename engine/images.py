@@ -42,6 +42,8 @@ def _open(path: str | os.PathLike) -> Image.Image:
         raise ImageProblem(what) from None
     except OSError as err:
         raise ImageProblem(f"cannot read file ({err.strerror or err})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageProblem("a folder, not an image file")
     if not stat.S_ISREG(st.st_mode):
         # a FIFO or device named *.jpg would block or stream forever
         raise ImageProblem("not a regular file (a pipe, socket or device)")

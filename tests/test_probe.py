@@ -102,6 +102,24 @@ def test_predict_top_k_and_a_bad_image_gets_its_own_error(tiny_dataset, tmp_path
     assert "not an image" in out[1]["error"]
 
 
+def test_predict_reads_folders_and_batches_without_changing_results(tiny_dataset, tmp_path):
+    r = run_train(dataset=str(tiny_dataset), seed=1)
+    model, record = load_run_model(r["run_dir"])
+    (tmp_path / "empty").mkdir()
+    bf.write_text_as_jpg(tiny_dataset / "red" / "zz_bad.jpg")
+    folder = predict_paths(model, record, [str(tiny_dataset / "red"), str(tmp_path / "empty")], batch_size=5)
+    files = sorted(str(p) for p in (tiny_dataset / "red").iterdir())
+    assert [o["path"] for o in folder] == files + [str(tmp_path / "empty")]
+    assert folder[-1]["error"] == "a folder with no image files in it"
+    assert "not an image" in folder[-2]["error"]  # zz_bad.jpg: its own line, the others still predicted
+    one_by_one = [predict_paths(model, record, [f])[0] for f in files]
+    for batched, single in zip(folder, one_by_one):
+        if "error" in single:
+            continue
+        assert batched["predictions"][0]["class"] == single["predictions"][0]["class"]
+        assert batched["predictions"][0]["prob"] == pytest.approx(single["predictions"][0]["prob"], abs=1e-5)
+
+
 def test_batchnorm_folding_keeps_outputs():
     from engine.backbones import build_classifier
 

@@ -1,4 +1,4 @@
-"""`tlbench predict RUN_DIR IMAGE...`: top-k classes per image; a bad image gets its own error line."""
+"""`tlbench predict RUN_DIR IMAGE|FOLDER...`: top-k classes per image; a bad image gets its own error line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from engine.devices import DEVICES, resolve_device
 def register(sub) -> None:
     p = sub.add_parser("predict", help="classify images with a trained run")
     p.add_argument("run_dir", help="a run directory (runs/<…>)")
-    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("images", nargs="+", help="image files, or folders (every image inside them, sorted)")
     p.add_argument("--top-k", type=positive_int, default=5)
     p.add_argument("--checkpoint", choices=["best.pt", "last.pt"], default="best.pt")
     p.add_argument("--device", choices=DEVICES, default="auto")
