@@ -541,10 +541,10 @@ def parse_eps_list(text: str) -> list[float]:
 
 def validation_samples(record: dict, data: str | None, ctx: JobContext):
     """The run's validation split, recomputed from its dataset, seed and val_fraction."""
-    from engine.datasets import scan_dataset, split_dataset
+    from engine.datasets import scan_run_dataset, split_dataset
     from engine.errors import RunError
 
-    info = scan_dataset(data or record["dataset"], ctx=ctx)
+    info = scan_run_dataset(record["dataset"], data or None, ctx=ctx)
     if list(info.classes) != list(record["classes"]):
         raise RunError(f"The dataset at {info.root} has classes {info.classes}, but the run was trained on "
                        f"{record['classes']}. Pass the run's dataset with --data.")

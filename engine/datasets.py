@@ -435,6 +435,15 @@ def scan_dataset(
 # ---------------------------------------------------------------------------------------------- split
 
 
+def scan_run_dataset(recorded: str, given: str | os.PathLike | None = None,
+                     ctx: JobContext | None = None) -> DatasetInfo:
+    """The dataset a run was trained on (or `given` instead), with a fix when it has moved since."""
+    if given is None and not os.path.isdir(recorded):
+        raise DatasetError(f"The run's dataset {recorded} is no longer there (moved or deleted). "
+                           "Pass where it is now with --data PATH.")
+    return scan_dataset(given if given is not None else recorded, ctx=ctx)
+
+
 def _order_key(seed: int, path: str, root: Path) -> str:
     rel = os.path.relpath(path, root)
     return hashlib.sha1(f"{seed}:{rel}".encode()).hexdigest()

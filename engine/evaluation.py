@@ -126,10 +126,10 @@ def class_mismatch(run_classes: list[str], data_classes: list[str]) -> str | Non
 def evaluation_samples(record: dict, dataset: str | None, ctx: JobContext | None):
     """(samples, split name): the run's own validation split, or a given dataset (its val part when it has
     one, else every image), whose classes must be the run's."""
-    from engine.datasets import scan_dataset, split_dataset
+    from engine.datasets import scan_dataset, scan_run_dataset, split_dataset
 
     if dataset is None:
-        info = scan_dataset(record["dataset"], ctx=ctx)
+        info = scan_run_dataset(record["dataset"], ctx=ctx)
         if info.classes != record["classes"]:
             raise DatasetError(
                 f"The run's dataset {record['dataset']} has changed classes since training "

@@ -98,3 +98,20 @@ def test_eval_cli_json_and_exit_codes(probe_run, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tui.main", "eval", result["run_dir"], "--data", str(other)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
     assert bad.returncode == 2 and "cat, dog" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_run_whose_dataset_moved_says_to_pass_data(tmp_path):
+    from engine.attacks import validation_samples
+    from engine.runs import load_config
+
+    root = make_dataset(tmp_path / "colours", {"red": 6, "blue": 6})
+    cfg = TrainConfig(dataset=str(root), img_size=32, epochs=2, runs_dir=str(tmp_path / "runs"))
+    run_dir = run_job("train", lambda ctx: train(cfg, ctx)).result["run_dir"]
+    moved = root.rename(tmp_path / "moved")
+    for call in (lambda: evaluate_run(run_dir), lambda: validation_samples(load_config(run_dir), None, None)):
+        with pytest.raises(DatasetError) as err:
+            call()
+        assert f"dataset {root} is no longer there" in str(err.value) and "--data PATH" in str(err.value)
+    assert evaluate_run(run_dir, str(moved))["n"] == 12
+    info, val = validation_samples(load_config(run_dir), str(moved), None)
+    assert info.root == moved and len(val) >= 2
