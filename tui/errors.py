@@ -23,6 +23,12 @@ DEFAULT_FIX = {
     RunError: "Pick another run on the Runs screen (7).",
 }
 
+# Engine fixes are worded for the command line; in the workbench the same step is a key.
+WORKBENCH_WORDS = {
+    "run `tlbench fetch` to download one": "press f on the Data screen (1) to fetch one",
+    "or use `tlbench fetch`": "or press f on the Data screen (1) to fetch a dataset",
+}
+
 COMING = {
     "engine.finetune": ("Mode not available yet",
                         "The fine-tuning modes (head, partial, full) are not in this build of tlbench yet.",
@@ -48,6 +54,8 @@ def describe_error(error: BaseException, title: str | None = None) -> tuple[str,
         return COMING[error.name]
     if isinstance(error, TlbenchError):
         cause, fix = split_message(error.message)
+        for cli, keys in WORKBENCH_WORDS.items():
+            fix = fix.replace(cli, keys)
         if not fix:
             fix = next((f for cls, f in DEFAULT_FIX.items() if isinstance(error, cls)), "")
         return title or error.title, cause, fix
