@@ -136,9 +136,16 @@ DATASETS: dict[str, DatasetSource] = {
 }
 
 
+# The names people type for them (the datasets' own names, and the lesson's).
+ALIASES = {"pets": "oxford-pets", "oxford-iiit-pet": "oxford-pets", "oxford-iiit-pets": "oxford-pets",
+           "petimages": "cats-vs-dogs", "cats-dogs": "cats-vs-dogs", "dogs-vs-cats": "cats-vs-dogs"}
+
+
 def resolve(name: str) -> DatasetSource:
-    """The registry entry for `name` (case and '_' vs '-' forgiven); a ConfigError naming the allowed ones."""
+    """The registry entry for `name` (case, '_' vs '-' and common aliases forgiven); a ConfigError naming the
+    allowed ones."""
     key = str(name).strip().lower().replace("_", "-")
+    key = ALIASES.get(key, key)
     if key not in DATASETS:
         raise choice_error("dataset", name, DATASETS, "Run `tlbench fetch` without a name to list them.")
     return DATASETS[key]

@@ -273,6 +273,7 @@ def test_unknown_name_lists_the_allowed_ones_and_a_close_match():
     msg = str(err.value)
     assert "'oxford-pets'" in msg and "cats-vs-dogs" in msg and "imagenette" in msg
     assert fetch.resolve("Oxford_Pets").name == "oxford-pets"
+    assert fetch.resolve("pets").name == "oxford-pets" and fetch.resolve("PetImages").name == "cats-vs-dogs"
 
 
 def test_registry_lists_descriptions_sizes_and_official_sources():
