@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from engine.jobs import JobContext
 
 TOP_LOSSES = 16
+# Every wrong prediction is listed (highest loss first) so the workbench can show any confusion cell's
+# images; the cap keeps report.json small (~150 bytes a row) on a badly trained model of a huge dataset.
+MAX_MISTAKES = 5000
 MOST_CONFUSED = 20
 
 
@@ -36,7 +39,7 @@ def build_report(logits: torch.Tensor, labels: torch.Tensor, paths: list[str], c
     report: dict = {"split": split, "checkpoint": checkpoint, "n": n, "classes": list(classes)}
     if n == 0:
         return {**report, "accuracy": None, "top5": None, "per_class": [], "confusion": [[0] * c for _ in range(c)],
-                "most_confused": [], "top_losses": []}
+                "most_confused": [], "top_losses": [], "mistakes": []}
     probs = logits.softmax(1)
     pred = probs.argmax(1)
     losses = F.cross_entropy(logits, labels, reduction="none")
@@ -64,15 +67,21 @@ def build_report(logits: torch.Tensor, labels: torch.Tensor, paths: list[str], c
     pairs.sort(key=lambda x: (-x[0], x[1], x[2]))
     report["most_confused"] = [{"true": classes[t], "predicted": classes[p], "count": cnt}
                                for cnt, t, p in pairs[:MOST_CONFUSED]]
-    order = losses.argsort(descending=True)[:top_losses].tolist()
-    report["top_losses"] = [{
-        "path": str(paths[i]),
-        "true": classes[int(labels[i])],
-        "predicted": classes[int(pred[i])],
-        "prob_true": round(float(probs[i, labels[i]]), 6),
-        "prob_predicted": round(float(probs[i, pred[i]]), 6),
-        "loss": round(float(losses[i]), 6),
-    } for i in order]
+
+    def row(i: int) -> dict:
+        return {
+            "path": str(paths[i]),
+            "true": classes[int(labels[i])],
+            "predicted": classes[int(pred[i])],
+            "prob_true": round(float(probs[i, labels[i]]), 6),
+            "prob_predicted": round(float(probs[i, pred[i]]), 6),
+            "loss": round(float(losses[i]), 6),
+        }
+
+    order = losses.argsort(descending=True).tolist()
+    report["top_losses"] = [row(i) for i in order[:top_losses]]
+    wrong = (pred != labels).tolist()
+    report["mistakes"] = [row(i) for i in [i for i in order if wrong[i]][:MAX_MISTAKES]]
     return report
 
 

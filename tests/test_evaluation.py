@@ -19,7 +19,7 @@ from engine.runs import read_json, update_report
 from engine.training import train
 
 REPORT_KEYS = {"split", "checkpoint", "n", "classes", "accuracy", "top5", "per_class", "confusion",
-               "most_confused", "top_losses"}
+               "most_confused", "top_losses", "mistakes"}
 
 
 def test_report_numbers_on_known_logits():
@@ -43,6 +43,8 @@ def test_report_numbers_on_known_logits():
     assert (top["path"], top["true"], top["predicted"]) == ("img4.png", "b", "a")
     assert top["prob_predicted"] > 0.99 and top["prob_true"] < 0.01 and top["loss"] > 7
     assert [t["loss"] for t in r["top_losses"]] == sorted((t["loss"] for t in r["top_losses"]), reverse=True)
+    assert [(m["path"], m["true"], m["predicted"]) for m in r["mistakes"]] == [  # every wrong one, worst first
+        ("img4.png", "b", "a"), ("img2.png", "a", "b")]
 
 
 def test_top5_with_five_classes_or_more():

@@ -304,6 +304,27 @@ async def test_results_show_a_written_report_and_cells_choose_images(tmp_path):
         assert grid.cursor == (4, 9) and len(images.items) == 2
 
 
+async def test_a_cell_shows_every_mistake_the_report_lists(tmp_path):
+    """A cell's images come from the report's full list of wrong predictions, not just the top 16 losses."""
+    run = write_run(tmp_path / "runs")
+    report = json.loads((run / "report.json").read_text())
+    report["mistakes"] = report["top_losses"]
+    report["top_losses"] = report["top_losses"][:1]
+    (run / "report.json").write_text(json.dumps(report))
+    app = make_app(runs_dir=str(tmp_path / "runs"))
+    app.state.run_dir = run
+    async with app.run_test(size=(120, 35)) as pilot:
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.screen.view is not None, 30, "the report")
+        images = app.screen.query_one("#loss-images", ThumbnailGrid)
+        assert len(images.items) == 1  # l's view: the top losses
+        app.screen.query_one("#matrix", ConfusionGrid).select(3, 8)
+        app.screen.cell_images(3, 8)
+        await pilot.pause()
+        assert len(images.items) == 4 and "true 3 → predicted 8: 4 image(s), highest loss first" in text_of(
+            app, "#images-title")
+
+
 async def test_runs_list_open_and_use_a_model(tmp_path):
     root = tmp_path / "runs"
     older = write_run(root, report=False)

@@ -5,6 +5,7 @@ report.json (written by evaluation, issue 3):
    "per_class": [{"class", "precision", "recall", "accuracy", "support"}],
    "confusion": [[int]] (rows = true, columns = predicted), "most_confused": [{"true", "predicted", "count"}],
    "top_losses": [{"path", "true", "predicted", "prob_true", "prob_predicted", "loss"}],
+   "mistakes": [the same rows: every wrong prediction, highest loss first, capped] (absent in older reports),
    "robustness": {...} (issue 7)}
 """
 
@@ -93,6 +94,10 @@ def normalise_report(report: Any, classes: list[str]) -> dict:
     out["per_class"] = [r for r in report.get("per_class") or [] if isinstance(r, dict)]
     out["most_confused"] = [r for r in report.get("most_confused") or [] if isinstance(r, dict)]
     out["top_losses"] = [r for r in report.get("top_losses") or [] if isinstance(r, dict) and r.get("path")]
+    # None: a report written before mistakes were listed; cells then fall back to the top losses
+    mistakes = report.get("mistakes")
+    out["mistakes"] = ([r for r in mistakes if isinstance(r, dict) and r.get("path")]
+                       if isinstance(mistakes, list) else None)
     if not out["most_confused"] and out["confusion"]:
         out["most_confused"] = most_confused(out["confusion"], out["classes"])
     return out

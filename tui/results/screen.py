@@ -150,14 +150,16 @@ class ResultsScreen(WorkbenchScreen):
         classes = report["classes"]
         t, p = classes[true], classes[predicted]
         count = report["confusion"][true][predicted] if report["confusion"] else 0
-        losses = [r for r in report["top_losses"] if str(r.get("true")) == t and str(r.get("predicted")) == p]
+        listed = report["mistakes"] if report["mistakes"] is not None else report["top_losses"]
+        losses = [r for r in listed if str(r.get("true")) == t and str(r.get("predicted")) == p]
         if true == predicted:
             self.show_images(f"{t} correctly classified: {count}", [],
-                             "correct predictions are not listed in the report; its images are the top losses")
+                             "the report lists wrong predictions only; l shows the top losses")
             return
         shown = f"{len(losses)} of {count}" if len(losses) < count else str(count)
-        self.show_images(f"true {t} → predicted {p}: {shown} image(s) (from the top losses)", loss_thumbs(losses),
-                         "none of these are among the report's top losses")
+        source = "highest loss first" if report["mistakes"] is not None else "from the top losses"
+        self.show_images(f"true {t} → predicted {p}: {shown} image(s), {source}", loss_thumbs(losses),
+                         "none of these are listed in the report (re-run `tlbench eval RUN` to list them all)")
 
     # ------------------------------------------------------------------------------------ events
 
