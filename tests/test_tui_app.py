@@ -235,11 +235,16 @@ async def test_results_after_a_run_with_a_report(tmp_path, tiny_dataset):
             assert app.screen.query_one("#per-class", DataTable).row_count == len(classes)
             assert app.screen.query_one("#matrix", ConfusionGrid).matrix == real["confusion"]
 
-            (run_dir / "report.json").unlink()  # a run without a report says what is coming
+            (run_dir / "report.json").unlink()  # a run without a report says so, and e writes it again
             await pilot.press("r")
             await wait_for(pilot, lambda: app.screen.view is not None and app.screen.view.report is None, 30,
                            "the empty state")
             assert "no report.json yet" in text_of(app, "#results-empty")
+            await pilot.press("e")
+            await wait_for(pilot, lambda: app.screen.view is not None and app.screen.view.report is not None, 120,
+                           "the evaluation")
+            again = json.loads((run_dir / "report.json").read_text())
+            assert again["confusion"] == real["confusion"] and app.job_status == ""
 
             report = sample_report([str(i) for i in range(10)])
             report["classes"] = classes
@@ -350,8 +355,8 @@ async def test_runs_list_open_and_use_a_model(tmp_path):
         assert "no report.json yet" in text_of(app, "#results-empty")
 
 
-async def test_attack_and_dream_say_what_is_coming_and_handle_their_events(tmp_path):
-    """Until issue 7 lands the screens say so and refuse to start; the event handling is already wired."""
+async def test_attack_and_dream_show_their_jobs_events(tmp_path):
+    """The events engine.attacks' and engine.dreams' jobs emit become the plot, the pictures and captions."""
     from PIL import Image
 
     from engine.events import ImageRendered, StepEnded
@@ -365,11 +370,6 @@ async def test_attack_and_dream_say_what_is_coming_and_handle_their_events(tmp_p
         screen = app.screen
         await wait_for(pilot, lambda: screen.model is not None, 30, "the model info")
         assert "run " + run.name in text_of(app, "#model-line")
-        if not screen.available:
-            assert "Coming with issue 7" in text_of(app, "#coming")
-            await pilot.press("a")  # refused with a notification, no crash
-            await pilot.pause()
-            assert not app.jobs.running("attack")
         # the events engine.attacks' job emits, and its summary
         pixels = Image.new("RGB", (8, 8), (200, 30, 30)).tobytes()
         for step in range(1, 4):
@@ -390,8 +390,6 @@ async def test_attack_and_dream_say_what_is_coming_and_handle_their_events(tmp_p
         await pilot.press("6")
         dream = app.screen
         await wait_for(pilot, lambda: dream.model is not None, 30, "the model info")
-        if not dream.available:
-            assert "Coming with issue 7" in text_of(app, "#coming")
         dream.post_message(JobEvent("dream", StepEnded("dream", 25, 300, {"target_prob": 0.4})))
         dream.post_message(JobEvent("dream", ImageRendered("dream-preview", 25, None, 8, 8, pixels,
                                                            {"target_prob": 0.4})))
@@ -461,8 +459,6 @@ async def test_truecolor_hint_shows_once(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("error, title, fix_part", [
-    (ModuleNotFoundError("No module named 'engine.finetune'", name="engine.finetune"), "Mode not available yet",
-     "probe"),
     (MemoryError(), "Out of memory", "Halve batch_size"),
 ])
 def test_errors_are_explained_with_a_cause_and_a_fix(error, title, fix_part):
@@ -571,19 +567,16 @@ async def test_fetch_hook_downloads_and_opens_the_dataset(tmp_path, monkeypatch)
         assert app.state.dataset == fetched and app.state.info.classes == ["green", "red"]
 
 
-async def test_f_fetches_or_says_fetching_is_coming(tmp_path):
+async def test_f_lists_the_datasets_to_fetch(tmp_path):
     from tui.data.open_dataset import AskScreen
-    from tui.data.screen import DataScreen
 
     app = make_app(tmp_path / "nothing-here")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error")
         await pilot.press("escape", "f")
         await pilot.pause()
-        if DataScreen.fetch_available():  # engine.fetch: a dialog lists the datasets
-            assert isinstance(app.screen, AskScreen) and "oxford-pets" in str(app.screen.hint)
-        else:
-            assert any("issue 5" in n.message for n in app._notifications)
+        assert isinstance(app.screen, AskScreen) and "oxford-pets" in str(app.screen.hint)
+        assert "Oxford-IIIT Pets" in str(app.screen.hint)  # each name with its title
 
 
 async def test_open_another_dataset_with_o(tmp_path, tiny_dataset):
@@ -611,10 +604,6 @@ def test_robustness_rows_read_the_sweeps_in_a_report():
     assert robustness_rows(None) == [] and robustness_rows({"x": 1}) == []
 
 
-ENGINE_ATTACKS = __import__("tui.attack.common", fromlist=["engine_available"]).engine_available("engine.attacks")
-
-
-@pytest.mark.skipif(not ENGINE_ATTACKS, reason="engine.attacks and engine.dreams are not in this engine yet")
 async def test_end_to_end_train_attack_and_dream(tmp_path, tiny_dataset):
     """Train a probe, attack one of its images into another class, dream a class: all from the keys."""
     app = make_app(tiny_dataset, runs_dir=str(tmp_path / "runs"), config={"epochs": 3})

@@ -121,12 +121,8 @@ def test_results(snap_compare, size, tmp_path):
 
 
 def model_screen_test(key: str):
-    """Attack and Dream as they look with their engine (engine.attacks/dreams): the same picture before and
-    after those modules land. The "coming" banner shown without them is checked by the pilot tests."""
-    def test(snap_compare, size, tmp_path, monkeypatch):
-        from tui.attack.common import ModelJobScreen
-
-        monkeypatch.setattr(ModelJobScreen, "available", property(lambda self: True))
+    """Attack and Dream on a run, before a job starts."""
+    def test(snap_compare, size, tmp_path):
         run = write_run(tmp_path / "runs")
         app = make_app(runs_dir=str(tmp_path / "runs"))
         app.state.run_dir = run

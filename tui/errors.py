@@ -29,18 +29,6 @@ WORKBENCH_WORDS = {
     "or use `tlbench fetch`": "or press f on the Data screen (1) to fetch a dataset",
 }
 
-COMING = {
-    "engine.finetune": ("Mode not available yet",
-                        "The fine-tuning modes (head, partial, full) are not in this build of tlbench yet.",
-                        "Use mode probe on the Model screen (2); fine-tuning arrives with issue 3."),
-    "engine.attacks": ("Attacks not available yet", "engine/attacks.py is not in this build of tlbench yet.",
-                       "Attacks arrive with issue 7; until then train and read results."),
-    "engine.dreams": ("Dreams not available yet", "engine/dreams.py is not in this build of tlbench yet.",
-                      "Class dreams arrive with issue 7."),
-    "engine.fetch": ("Fetching not available yet", "engine/fetch.py is not in this build of tlbench yet.",
-                     "Download a dataset by hand and open it with o; `tlbench fetch` arrives with issue 5."),
-}
-
 
 def split_message(message: str) -> tuple[str, str]:
     """(cause, fix) from an engine message 'what happened. What to do.'; fix is '' when there is none."""
@@ -50,8 +38,6 @@ def split_message(message: str) -> tuple[str, str]:
 
 def describe_error(error: BaseException, title: str | None = None) -> tuple[str, str, str]:
     """(title, cause, fix) for any exception a job or an input raised."""
-    if isinstance(error, ModuleNotFoundError) and error.name in COMING:
-        return COMING[error.name]
     if isinstance(error, TlbenchError):
         cause, fix = split_message(error.message)
         for cli, keys in WORKBENCH_WORDS.items():

@@ -1,1 +1,1 @@
-"""The Attack screen: adversarial examples against the chosen run (engine: issue 7)."""
+"""The Attack screen: adversarial examples against the chosen run (engine.attacks)."""

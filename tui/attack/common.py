@@ -1,12 +1,11 @@
-"""What the Attack and Dream screens share: the model they work on, its classes, the engine's presence,
-and turning ImageRendered events into pictures.
+"""What the Attack and Dream screens share: the model they work on, its classes, and turning ImageRendered
+events into pictures.
 
 A screen supplies its form (`read_params`), its job (`job_for`) and its event handling (`model_job_event`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from PIL import Image
@@ -22,26 +21,6 @@ from tui.jobs import RunningJob, run_engine_job
 from tui.screen import WorkbenchScreen
 from tui.train.curves import CurvePlot
 from tui.widgets.inputs import TextField
-
-
-def engine_available(module: str) -> bool:
-    """Whether this engine has `module`, without importing it (it would import torch).
-
-    Only a module inside this engine package counts: an editable install of another checkout can make
-    find_spec see that checkout's newer modules, which would not fit this one's.
-    """
-    import engine
-
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return False
-    if spec is None:
-        return False
-    if spec.origin is None:  # a module put in sys.modules by hand (tests)
-        return True
-    roots = [Path(p).resolve() for p in engine.__path__]
-    return any(Path(spec.origin).resolve().is_relative_to(root) for root in roots)
 
 
 def rendered_image(event: ImageRendered) -> MemoryImage | str | None:
@@ -69,8 +48,6 @@ def load_model_info(run_dir: Path | None, backbone: str) -> dict:
 class ModelJobScreen(WorkbenchScreen):
     """A screen that runs a job against a model: Attack and Dream."""
 
-    ENGINE_MODULE = ""  # "engine.attacks" / "engine.dreams"
-    ISSUE = "issue 7"
     JOB = ""  # "attack" / "dream": the job's name, its tab-bar status and the prefix of #JOB-plot, #JOB-status
     CLASS_FIELD = ""  # the text field whose suggestions are the model's classes
 
@@ -80,21 +57,8 @@ class ModelJobScreen(WorkbenchScreen):
         self.job: RunningJob | None = None
 
     @property
-    def available(self) -> bool:
-        return engine_available(self.ENGINE_MODULE)
-
-    @property
     def running(self) -> bool:
         return self.job is not None and not self.job.done.is_set()
-
-    def coming_text(self) -> str:
-        return (f"Coming with {self.ISSUE}: {self.ENGINE_MODULE.replace('.', '/')}.py is not in this build yet. "
-                "The layout below is what it will fill; starting is disabled until then.")
-
-    def on_mount(self) -> None:
-        banner = self.query_one("#coming", Static)
-        banner.update(self.coming_text())
-        banner.set_class(self.available, "hidden")
 
     def state_changed(self) -> None:
         backbone = self.workbench.config.get("backbone") or "efficientnet_lite0"
@@ -118,7 +82,6 @@ class ModelJobScreen(WorkbenchScreen):
 
     def compose_header(self) -> ComposeResult:
         yield Static("Model: -", id="model-line", markup=False)
-        yield Static("", id="coming", markup=False)
 
     def model_loaded(self) -> None:
         """The model's classes are known: they become the class search's suggestions."""
@@ -155,9 +118,6 @@ class ModelJobScreen(WorkbenchScreen):
         run_engine_job(self, job, fn, self.tlbench.jobs)
 
     def check_startable(self) -> bool:
-        if not self.available:
-            self.notify(self.coming_text(), title="Coming soon", severity="warning", timeout=6)
-            return False
         if self.running:
             self.notify("A job is running: s stops it.", severity="warning")
             return False

@@ -1,8 +1,6 @@
 """5 Attack: make the model see another class. Source image, target class, method, eps, steps; the target
 probability plotted live; original | adversarial | perturbation with predictions; the robustness sweep.
-
-The engine (engine/attacks.py) arrives with issue 7. Until then the screen shows its layout and says so;
-wiring it is `job_function` below — the event handling (StepEnded, ImageRendered, JobFinished) is done.
+The job is engine.attacks' (built by `job_function` on the worker thread, since it imports torch).
 """
 
 from __future__ import annotations
@@ -81,7 +79,6 @@ class AttackScreen(ModelJobScreen):
     TAB = "attack"
     TITLE = "Attack"
     HELP = "Adversarial examples: push an image toward a target class and watch the probability climb."
-    ENGINE_MODULE = "engine.attacks"
     JOB = "attack"
     CLASS_FIELD = "#attack-target"
 
@@ -125,7 +122,6 @@ class AttackScreen(ModelJobScreen):
         yield Static("", id="attack-status", markup=False)
 
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#robustness", DataTable).add_columns("sweep", "eps", "accuracy")
 
     def state_changed(self) -> None:

@@ -161,11 +161,10 @@ class DataScreen(WorkbenchScreen):
     # --------------------------------------------------------------------------------------- showing
 
     def show_empty(self, why: str) -> None:
-        fetch = ("f fetch one (Oxford-IIIT Pets, Cats vs Dogs, Imagenette)" if self.fetch_available()
-                 else "f fetch one — coming with `tlbench fetch` (issue 5)")
         self.query_one("#data-summary", Static).update(why)
         self.query_one("#data-empty", Static).update(
-            f"{why}\n\no  open a folder of images (one sub-folder per class)\n{fetch}\n\n"
+            f"{why}\n\no  open a folder of images (one sub-folder per class)\n"
+            "f fetch one (Oxford-IIIT Pets, Cats vs Dogs, Imagenette)\n\n"
             "tlbench reads class folders, train/ + val/, Oxford-IIIT Pets and Microsoft PetImages layouts.")
         self.query_one("#data-body").add_class("hidden")
         self.query_one("#data-unusable").add_class("hidden")
@@ -304,23 +303,12 @@ class DataScreen(WorkbenchScreen):
         self.workbench.changed()
         self.start_scan(path)
 
-    @staticmethod
-    def fetch_available() -> bool:
-        from tui.attack.common import engine_available
-
-        return engine_available("engine.fetch")
-
     def action_fetch(self) -> None:
-        """The hook for `tlbench fetch` (issue 5): ask for a dataset name, download it, open it."""
-        if not self.fetch_available():
-            self.notify("Fetching datasets arrives with `tlbench fetch` (issue 5). Until then download one "
-                        "by hand and open it with o.", title="Coming soon", severity="warning", timeout=6)
-            return
+        """What `tlbench fetch` does, from a key: ask for a dataset name, download it, open it."""
         from engine.fetch import DATASETS
 
-        names = [str(n) for n in DATASETS]
-        described = "; ".join(f"{n}: {getattr(DATASETS[n], 'title', n)}" if isinstance(DATASETS, dict) else n
-                              for n in names)
+        names = list(DATASETS)
+        described = "; ".join(f"{n}: {src.title}" for n, src in DATASETS.items())
 
         def chosen(name: str | None) -> None:
             if name:

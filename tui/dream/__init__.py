@@ -1,1 +1,1 @@
-"""The Dream screen: the image a class wants to see (engine: issue 7)."""
+"""The Dream screen: the image a class wants to see (engine.dreams)."""

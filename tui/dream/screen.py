@@ -1,8 +1,6 @@
 """6 Dream: render the image a class wants to see. Class (search), steps, TV weight, jitter, recipe; the
 image updating live; save.
-
-The engine (engine/dreams.py) arrives with issue 7; until then the screen shows its layout and says so.
-Wiring it is `job_function` below — the event handling is done.
+The job is engine.dreams' (built by `job_function` on the worker thread, since it imports torch).
 """
 
 from __future__ import annotations
@@ -66,7 +64,6 @@ class DreamScreen(ModelJobScreen):
     TAB = "dream"
     TITLE = "Dream"
     HELP = "Optimise an image from noise until the model sees the class in it; watch it form; w saves it."
-    ENGINE_MODULE = "engine.dreams"
     JOB = "dream"
     CLASS_FIELD = "#dream-class"
 

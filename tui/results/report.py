@@ -1,12 +1,12 @@
 """Reading a run for the Results and Runs screens (no torch): config, metrics, summary and report.json.
 
-report.json (written by evaluation, issue 3):
+report.json (written by engine.evaluation):
   {"split", "checkpoint", "n", "classes", "accuracy", "top5",
    "per_class": [{"class", "precision", "recall", "accuracy", "support"}],
    "confusion": [[int]] (rows = true, columns = predicted), "most_confused": [{"true", "predicted", "count"}],
    "top_losses": [{"path", "true", "predicted", "prob_true", "prob_predicted", "loss"}],
    "mistakes": [the same rows: every wrong prediction, highest loss first, capped] (absent in older reports),
-   "robustness": {...} (issue 7)}
+   "robustness": {...} (engine.attacks' sweep)}
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
-from engine.events import Event, JobFinished
+from engine.events import Event, JobFailed, JobFinished
 from tui.data.grid import Thumb, ThumbnailGrid
 from tui.data.preview import PreviewScreen
 from tui.jobs import RunningJob, run_engine_job
@@ -37,14 +37,19 @@ def fmt(value, digits: int = 3) -> str:
 class ResultsScreen(WorkbenchScreen):
     TAB = "results"
     TITLE = "Results"
-    HELP = "How the chosen run did: choose a confusion cell (enter) to see its images; l lists the top losses."
+    HELP = ("How the chosen run did: choose a confusion cell (enter) to see its images; l lists the top losses; "
+            "e evaluates the run again.")
 
     BINDINGS = [
         Binding("l", "top_losses", "Losses", id="results.top_losses", tooltip="Show the top losses' images"),
-        Binding("m", "focus_matrix", "Matrix", id="results.matrix", tooltip="Move to the confusion matrix"),
-        Binding("i", "focus_images", "Images", id="results.images", tooltip="Move to the images"),
+        # m and i stay out of the footer (it must fit 80 columns); ? and ctrl+p list them
+        Binding("m", "focus_matrix", "Matrix", id="results.matrix", tooltip="Move to the confusion matrix",
+                show=False),
+        Binding("i", "focus_images", "Images", id="results.images", tooltip="Move to the images", show=False),
         Binding("a", "attack", "Attack", id="results.attack", tooltip="Attack the highlighted image (5)"),
         Binding("r", "reload", "Reload", id="results.reload", tooltip="Read the run's files again"),
+        Binding("e", "evaluate", "Evaluate", id="results.evaluate",
+                tooltip="Evaluate the run's best.pt on its validation split and rewrite its report"),
     ]
 
     def __init__(self) -> None:
@@ -87,9 +92,33 @@ class ResultsScreen(WorkbenchScreen):
     def run_load(self, job: RunningJob, run_dir: Path) -> None:
         run_engine_job(self, job, lambda ctx: {"view": load_run_view(run_dir)}, self.tlbench.jobs)
 
+    def action_evaluate(self) -> None:
+        run_dir = self.workbench.run_dir
+        if run_dir is None:
+            self.notify("No run chosen: pick one on the Runs screen (7).", severity="warning")
+            return
+        if self.tlbench.jobs.running("eval"):
+            self.notify("Already evaluating; the report shows when it is written.", severity="warning")
+            return
+        self.query_one("#results-header", Static).update(f"Evaluating {run_dir.name} …")
+        self.tlbench.set_job_status("eval", "eval")
+        self.run_evaluate(self.start_job("eval"), run_dir, self.workbench.config.get("device") or "auto")
+
+    @work(thread=True, exclusive=True, group="eval", exit_on_error=False)
+    def run_evaluate(self, job: RunningJob, run_dir: Path, device: str) -> None:
+        def evaluate(ctx):
+            from engine.evaluation import evaluate_run
+
+            return evaluate_run(run_dir, ctx=ctx, device=device)
+
+        run_engine_job(self, job, evaluate, self.tlbench.jobs)
+
     def job_event(self, job: str, event: Event) -> None:
         if job == "results" and isinstance(event, JobFinished) and "view" in event.result:
             self.show_view(event.result["view"])
+        elif job == "eval" and isinstance(event, (JobFinished, JobFailed)):
+            self.tlbench.set_job_status("eval", "")
+            self.action_reload()  # the new report, or (after a failure) the run as it was
 
     # ------------------------------------------------------------------------------------ showing
 
@@ -110,10 +139,9 @@ class ResultsScreen(WorkbenchScreen):
         if report is None:
             best = fmt(view.best_val_acc, 4)
             header.update(f"{view.name}")
-            why = view.report_error or ("This run has no report.json yet. Evaluation reports — the confusion "
-                                        "matrix, per-class accuracy, the most-confused pairs and the top losses — "
-                                        "come with issue 3: every training run will write one, and "
-                                        "`tlbench eval RUN` will write it for older runs.")
+            why = view.report_error or ("This run has no report.json yet: it is still training, or it ended "
+                                        "before its evaluation. e evaluates its best.pt now (the confusion "
+                                        "matrix, per-class accuracy, the most-confused pairs and the mistakes).")
             empty.update(f"{why}\n\nWhat the run recorded: best validation accuracy {best} over "
                          f"{len(view.metrics)} epoch(s); its curves are on the Runs screen (7).")
             return

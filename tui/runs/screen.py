@@ -49,8 +49,8 @@ def config_table(config: dict) -> Table:
 
 def report_text(view: RunView) -> Text:
     if view.report is None:
-        return Text(view.report_error or "No report.json yet: evaluation reports come with issue 3 "
-                    "(`tlbench eval RUN`).", "dim")
+        return Text(view.report_error or "No report.json yet: e on the Results screen (4) evaluates the run.",
+                    "dim")
     r = view.report
     text = Text()
     text.append(f"accuracy {r.get('accuracy', '-')}", "bold")
@@ -168,7 +168,7 @@ class RunsScreen(WorkbenchScreen):
                                                       + (" · ● = the model in use" if views else ""))
         if not views:
             empty.update("No runs yet. Train one on the Train screen (3): each run is a folder with its config, "
-                         "metrics, checkpoints and (with evaluation, issue 3) a report.")
+                         "metrics, checkpoints and its evaluation report.")
         else:
             table.move_cursor(row=min(row, len(views) - 1))
             table.focus()
