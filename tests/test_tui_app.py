@@ -533,7 +533,7 @@ async def test_unusable_files_are_listed_with_their_reasons(tmp_path):
 
 
 async def test_fetch_hook_downloads_and_opens_the_dataset(tmp_path, monkeypatch):
-    """When engine.fetch exists (issue 5), f asks for a name, fetches it as a job and opens the result."""
+    """f asks for a name, fetches it as a job and opens the result."""
     import importlib.machinery
     import sys
     import types
