@@ -545,7 +545,7 @@ async def test_fetch_hook_downloads_and_opens_the_dataset(tmp_path, monkeypatch)
     fetched = tmp_path / "data" / "colours"
     fake = types.ModuleType("engine.fetch")
     fake.__spec__ = importlib.machinery.ModuleSpec("engine.fetch", None)
-    fake.DATASETS = {"colours": "a tiny test dataset"}
+    fake.DATASETS = {"colours": types.SimpleNamespace(title="a tiny test dataset")}  # engine.fetch: DatasetSource
 
     def fetch_dataset(name, dest=None, *, ctx=None):  # engine.fetch's signature
         assert name == "colours" and dest is not None
