@@ -27,7 +27,6 @@ from engine.runs import load_config
 if TYPE_CHECKING:
     from engine.jobs import JobContext
 
-FORMATS = EXPORT_FORMATS
 ONNX_OPSET = 18  # Resize with antialiasing
 
 
@@ -123,10 +122,10 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "torchscript", ctx: JobCon
     """The export job: RUN/export/model.pt (TorchScript) or model.onnx, checked against the run's model."""
     from engine.predict import load_run_model
 
-    if fmt not in FORMATS:
+    if fmt not in EXPORT_FORMATS:
         from engine.errors import choice_error
 
-        raise choice_error("export format", fmt, FORMATS)
+        raise choice_error("export format", fmt, EXPORT_FORMATS)
     if fmt == "onnx":
         onnx_modules()  # fail before loading anything
     run_dir = Path(run_dir)

@@ -178,7 +178,10 @@ async def test_training_a_probe_then_stopping_a_long_one(tmp_path, tiny_dataset)
             assert app.job_status.startswith("● train")
             await pilot.press("space")  # pause
             await wait_for(pilot, lambda: screen.job.control.paused, 10, "the pause")
-            await pilot.press("space")  # resume
+            await pilot.press("4", "e")  # evaluating a run while training is refused (its report comes at the end)
+            await pilot.pause()
+            assert not app.jobs.running("eval") and any("Training is running" in n.message for n in app._notifications)
+            await pilot.press("3", "space")  # resume
             await pilot.press("s")
             await wait_for(pilot, lambda: isinstance(events[-1], JobFinished), 60, "the stop")
             assert events[-1].reason == "stopped"

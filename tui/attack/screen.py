@@ -1,5 +1,6 @@
 """5 Attack: make the model see another class. Source image, target class, method, eps, steps; the target
 probability plotted live; original | adversarial | perturbation with predictions; the robustness sweep.
+
 The job is engine.attacks' (built by `job_function` on the worker thread, since it imports torch).
 """
 

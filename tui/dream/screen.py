@@ -1,5 +1,6 @@
 """6 Dream: render the image a class wants to see. Class (search), steps, TV weight, jitter, recipe; the
 image updating live; save.
+
 The job is engine.dreams' (built by `job_function` on the worker thread, since it imports torch).
 """
 

@@ -97,6 +97,9 @@ class ResultsScreen(WorkbenchScreen):
         if run_dir is None:
             self.notify("No run chosen: pick one on the Runs screen (7).", severity="warning")
             return
+        if self.tlbench.jobs.running("train"):
+            self.notify("Training is running: its report is written when it ends.", severity="warning")
+            return
         if self.tlbench.jobs.running("eval"):
             self.notify("Already evaluating; the report shows when it is written.", severity="warning")
             return
@@ -187,7 +190,7 @@ class ResultsScreen(WorkbenchScreen):
         shown = f"{len(losses)} of {count}" if len(losses) < count else str(count)
         source = "highest loss first" if report["mistakes"] is not None else "from the top losses"
         self.show_images(f"true {t} → predicted {p}: {shown} image(s), {source}", loss_thumbs(losses),
-                         "none of these are listed in the report (re-run `tlbench eval RUN` to list them all)")
+                         "none of these are listed in this older report: e evaluates the run again and lists them all")
 
     # ------------------------------------------------------------------------------------ events
 
