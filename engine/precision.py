@@ -1,0 +1,59 @@
+"""Numeric precision of a job's forward passes: which autocast dtype, and whether fp16 needs a GradScaler.
+
+One place for every job (extraction, fine-tuning, attacks, dreams), so a device gets the same choice
+everywhere. `auto` is conservative: bf16 on a CUDA GPU that runs it natively, fp16 on an older CUDA GPU,
+fp32 elsewhere — on CPUs bf16 autocast was 1.3x faster on one machine (AVX-512) and 13x slower on another
+(AVX2 only), so a CPU gets reduced precision only when asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.errors import ConfigError, choice_error
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions: the CLI's parsers read PRECISIONS, and `tlbench --help` should not
+# wait seconds for torch.
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The dtype to autocast to on `device`, or None for plain fp32."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise choice_error("precision", precision, PRECISIONS)
+    kind = device.type
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        if kind == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--precision {precision} is not available on {kind}: use --precision fp32.")
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def needs_grad_scaler(device: torch.device, dtype: torch.dtype | None) -> bool:
+    """fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none."""
+    import torch
+
+    return dtype == torch.float16 and device.type in ("cuda", "mps")
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """torch.autocast for `dtype` on `device`'s type, disabled when dtype is None."""
+    import torch
+
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    import torch
+
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
