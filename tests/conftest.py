@@ -92,3 +92,27 @@ def tree_hash(root: Path) -> str:
                 with open(p, "rb") as f:
                     h.update(f.read())
     return h.hexdigest()
+
+
+# The 37 Oxford-IIIT Pets breeds as the dataset names them: long names, mixed case, the sizes the workbench
+# must show readably at 80x24.
+OXFORD_PETS_CLASSES = [
+    "Abyssinian", "american_bulldog", "american_pit_bull_terrier", "basset_hound", "beagle", "Bengal", "Birman",
+    "Bombay", "boxer", "British_Shorthair", "chihuahua", "Egyptian_Mau", "english_cocker_spaniel",
+    "english_setter", "german_shorthaired", "great_pyrenees", "havanese", "japanese_chin", "keeshond",
+    "leonberger", "Maine_Coon", "miniature_pinscher", "newfoundland", "Persian", "pomeranian", "pug", "Ragdoll",
+    "Russian_Blue", "saint_bernard", "samoyed", "scottish_terrier", "shiba_inu", "Siamese", "Sphynx",
+    "staffordshire_bull_terrier", "wheaten_terrier", "yorkshire_terrier",
+]
+
+
+def make_pets_like(root: Path, per_class: int = 4, size: int = 32) -> Path:
+    """root/<breed>/<breed>_<i>.jpg for the 37 Oxford breeds: one hue per class (easy to learn), small files."""
+    import colorsys
+
+    for k, name in enumerate(OXFORD_PETS_CLASSES):
+        r, g, b = colorsys.hsv_to_rgb(k / len(OXFORD_PETS_CLASSES), 0.8, 0.85)
+        for i in range(per_class):
+            write_image(root / name / f"{name}_{i + 1}.jpg", (int(r * 255), int(g * 255), int(b * 255)), size,
+                        noise=20, seed=1000 * k + i)
+    return root
