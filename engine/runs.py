@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import __version__
-from engine.errors import RunError
+from engine.errors import EXIT_FAILED, RunError
 
 if TYPE_CHECKING:
     import torch
@@ -65,7 +65,8 @@ def create_run_dir(root: Path, dataset: str, backbone: str, mode: str) -> Path:
             return path
         except FileExistsError:
             continue
-    raise RunError(f"Could not create a run directory under {root}: too many runs named {base}.")
+    raise RunError(f"Could not create a run directory under {root}: too many runs named {base}.",
+                   exit_code=EXIT_FAILED)  # not the user's input: a thousand runs started in one second
 
 
 def resolve_run_dir(value: str | os.PathLike, root: Path | None = None) -> Path:

@@ -70,6 +70,7 @@ def test_missing_dataset_is_a_clear_error(tmp_path):
     out = tlbench("scan", tmp_path / "nowhere", "--json")
     assert out.returncode == 2
     assert json.loads(out.stdout)["error"]["title"] == "Dataset problem"
+    assert json.loads(out.stdout)["error"]["exit_code"] == 2
     assert "does not exist" in out.stderr and "Traceback" not in out.stderr
 
 
