@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from engine import __version__
+
 # One module per subcommand, each with register(subparsers) setting `func`.
 COMMANDS = ["scan", "backbones", "doctor", "fetch", "train", "lr-find", "eval", "export", "predict", "attack",
             "robustness", "dream"]
@@ -34,6 +36,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tlbench", description="Transfer learning on images, in the terminal. "
                     "`tlbench [DATASET]` opens the workbench; the subcommands run headless.")
+    parser.add_argument("--version", action="version", version=f"tlbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
         importlib.import_module(f"engine.cli.{name.replace('-', '_')}").register(sub)
