@@ -275,3 +275,16 @@ def test_a_vanished_terminal_does_not_fail_the_job():
         sink(EpochEnded(1, 2, {"val_acc": 0.5}, 1.0))
         sink(JobFinished("stopped", {}))
     assert sink.enabled is False
+
+
+def test_a_dead_stderr_still_leaves_the_json_and_the_code(monkeypatch, tmp_path, capfd):
+    """The panel cannot be written (stderr gone after SIGHUP, or a closed pipe): the script still gets its
+    error object and the right exit code."""
+    import engine.cli.common as common
+
+    def gone(title, message):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(common, "show_error", gone)
+    code, out, _ = run_main(capfd, "scan", tmp_path / "no-such-thing", "--json")
+    assert code == EXIT_BAD_INPUT and one_error(out)["kind"] == "DatasetError"

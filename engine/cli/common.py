@@ -14,8 +14,8 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from engine.errors import (
-    EXIT_BAD_INPUT,
+from engine.errors import (  # the exit codes are re-exported: subcommands import them from here
+    EXIT_BAD_INPUT,  # noqa: F401
     EXIT_FAILED,
     EXIT_OK,
     EXIT_SIGNAL_BASE,
@@ -114,8 +114,7 @@ def _json_default(obj: Any):
     return str(obj)
 
 
-def print_error_json(title: str, message: str, kind: str = "error", exit_code: int = EXIT_BAD_INPUT,
-                     **extra: Any) -> None:
+def print_error_json(title: str, message: str, kind: str, exit_code: int, **extra: Any) -> None:
     print_json({"error": {"title": title, "message": message, "kind": kind, "exit_code": exit_code}, **extra})
 
 
@@ -174,7 +173,7 @@ def handle_errors(args: argparse.Namespace, fn: Callable[[], int]) -> int:
         # at /dev/null so the interpreter's final flush does not complain, and exit as `yes | head` would.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
-        return EXIT_SIGNAL_BASE + signal.SIGPIPE
+        return EXIT_SIGNAL_BASE + getattr(signal, "SIGPIPE", 13)
     except KeyboardInterrupt as err:  # Ctrl+C, or SIGTERM/SIGHUP as Stopped, outside a job
         signum = getattr(err, "signum", signal.SIGINT)
         return report_stop(args, EXIT_SIGNAL_BASE + signum, "Interrupted",
@@ -198,11 +197,13 @@ def signal_name(signum: int) -> str:
 
 
 def report_stop(args: argparse.Namespace, code: int, title: str, message: str, panel: bool = True) -> int:
-    # After SIGHUP the terminal may be gone: failing to say so must not change the exit code.
-    with contextlib.suppress(OSError):
-        if panel:
+    # After SIGHUP the terminal may be gone: failing to say so must not change the exit code, and a dead
+    # stderr must not cost the script its JSON on stdout (or the other way round).
+    if panel:
+        with contextlib.suppress(OSError):
             show_error(title, message)
-        if getattr(args, "json", False) and _json_objects == 0:
+    if getattr(args, "json", False) and _json_objects == 0:
+        with contextlib.suppress(OSError):
             print_error_json(title, message, "Stopped", code, stopped=True)
     return code
 
@@ -216,9 +217,10 @@ def report_failure(args: argparse.Namespace, err: BaseException, title: str | No
         code = EXIT_FAILED
         if os.environ.get("TLBENCH_DEBUG"):
             traceback.print_exception(err, file=sys.stderr)
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # as in report_stop
         show_error(title, message)
-        if getattr(args, "json", False) and _json_objects == 0:  # a result already out stays the one object
+    if getattr(args, "json", False) and _json_objects == 0:  # a result already out stays the one object
+        with contextlib.suppress(OSError):
             print_error_json(title, message, type(err).__name__, code)
     return code
 
