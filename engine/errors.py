@@ -1,22 +1,38 @@
-"""One exception family for everything a user can get wrong.
+"""One exception family for everything a user can get wrong, or that can go wrong in a job.
 
 Each error has a short title and a message that says what happened, with which value, and what to do.
-The CLI prints it as a panel and exits 2; the workbench shows it in a notification or modal.
+The CLI prints it as a panel and exits with the error's `exit_code`; the workbench shows it in a
+notification or modal.
+
+Exit codes say who can fix it, so scripts can tell the cases apart:
+    2  bad input: a setting, a dataset, an argument, a file the user named (fix the command and rerun)
+    1  a job that failed: training diverged, a download failed, an unexpected exception, out of memory
+    128+N  stopped by signal N (130 for Ctrl+C), with the job's state saved
+Every direct subclass of TlbenchError states its code (tests/test_exit_codes.py lists them all, so a new
+error class has to be placed deliberately); a single raise can override it with `exit_code=`.
 """
 
 from __future__ import annotations
 
 import difflib
 
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_SIGNAL_BASE = 128  # + the signal number, as a shell reports a process ended by a signal
+
 
 class TlbenchError(Exception):
     title = "tlbench error"
+    # A failure unless the error says the input was bad: an error nobody classified must not tell a script
+    # "fix your command" when retrying might be what helps.
+    exit_code = EXIT_FAILED
 
-    def __init__(self, message: str, *, title: str | None = None):
+    def __init__(self, message: str, *, title: str | None = None, exit_code: int | None = None):
         super().__init__(message)
         self.message = message
         if title:
             self.title = title
+        if exit_code is not None:
+            self.exit_code = exit_code
 
     def __str__(self) -> str:
         return self.message
@@ -24,22 +40,34 @@ class TlbenchError(Exception):
 
 class DatasetError(TlbenchError):
     title = "Dataset problem"
+    exit_code = EXIT_BAD_INPUT
 
 
 class WeightsError(TlbenchError):
+    """A weights file the user named, or weights that are not here; a failed download raises it with
+    exit_code=EXIT_FAILED."""
+
     title = "Pretrained weights unavailable"
+    exit_code = EXIT_BAD_INPUT
 
 
 class ConfigError(TlbenchError):
     title = "Invalid setting"
+    exit_code = EXIT_BAD_INPUT
 
 
 class JobError(TlbenchError):
+    """A job that started on good input and failed (e.g. TrainingDiverged)."""
+
     title = "Job failed"
+    exit_code = EXIT_FAILED
 
 
 class RunError(TlbenchError):
+    """A run directory the user named: missing, not a run, finished, or with a file that cannot be read."""
+
     title = "Run problem"
+    exit_code = EXIT_BAD_INPUT
 
 
 def suggest(value: str, allowed: list[str] | tuple[str, ...], n: int = 3) -> str:

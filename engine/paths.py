@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 
@@ -22,5 +23,13 @@ def data_dir() -> Path:
 
 
 def demo_dataset() -> Path:
-    """The bundled demo (UCI digits), found beside the source tree or the installed package."""
+    """The bundled demo (UCI digits): a folder of PNGs, one subfolder per class.
+
+    The repository keeps it in data/demo (beside its README and the script that makes it); pyproject.toml
+    maps that folder into the wheel as the package data engine/demo. So an installed tlbench finds it inside
+    the package, and a source checkout or an editable install (where engine/ has no demo) beside the tree.
+    """
+    installed = resources.files("engine") / "demo" / "digits"
+    if isinstance(installed, Path) and installed.is_dir():  # a zipped install is not a folder: use the tree
+        return installed
     return Path(__file__).resolve().parent.parent / "data" / "demo" / "digits"

@@ -14,13 +14,14 @@ import json
 import os
 import platform
 import re
-import tempfile
+import secrets
+import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import __version__
-from engine.errors import RunError
+from engine.errors import EXIT_FAILED, RunError
 
 if TYPE_CHECKING:
     import torch
@@ -65,7 +66,8 @@ def create_run_dir(root: Path, dataset: str, backbone: str, mode: str) -> Path:
             return path
         except FileExistsError:
             continue
-    raise RunError(f"Could not create a run directory under {root}: too many runs named {base}.")
+    raise RunError(f"Could not create a run directory under {root}: too many runs named {base}.",
+                   exit_code=EXIT_FAILED)  # not the user's input: a thousand runs started in one second
 
 
 def resolve_run_dir(value: str | os.PathLike, root: Path | None = None) -> Path:
@@ -84,12 +86,23 @@ def resolve_run_dir(value: str | os.PathLike, root: Path | None = None) -> Path:
     raise RunError(f"Run directory {value} not found. List runs with `ls {root or 'runs'}`.")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then os.replace: readers see old or new."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then os.replace: readers see old or new.
+
+    The file gets the permissions open() would give it: a new one 0o666 minus the umask (so with umask 022
+    or 002 teammates can read `--runs-dir /shared/runs`), a replaced one keeps its mode. tempfile.mkstemp
+    would create 0o600, readable by the owner alone.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = None
+    tmp, fd = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None and hasattr(os, "fchmod"):  # no fchmod on Windows before Python 3.13
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -102,8 +115,26 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+# Other modules import the old private name; the engine layout issue can move them to atomic_write_bytes.
+_atomic_write_bytes = atomic_write_bytes
+
+
+def _create_temporary(path: Path) -> tuple[Path, int]:
+    """A new, exclusive temporary file beside `path`. Created with mode 0o666 so the kernel applies the
+    umask (and a directory's default ACL) exactly as for open(); reading the umask ourselves would need
+    os.umask, which briefly changes it for every thread of the process."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return tmp, os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -164,7 +195,7 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     # A process killed mid-write leaves its temporary file behind; one writer per run, so clear them.
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         stale.unlink(missing_ok=True)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:

@@ -9,6 +9,8 @@ import badfiles as bf
 import pytest
 from conftest import ROOT, make_dataset
 
+import engine
+
 
 def tlbench(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "tui.main", *map(str, args)], cwd=ROOT, capture_output=True,
@@ -70,6 +72,7 @@ def test_missing_dataset_is_a_clear_error(tmp_path):
     out = tlbench("scan", tmp_path / "nowhere", "--json")
     assert out.returncode == 2
     assert json.loads(out.stdout)["error"]["title"] == "Dataset problem"
+    assert json.loads(out.stdout)["error"]["exit_code"] == 2
     assert "does not exist" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -90,6 +93,7 @@ def test_doctor_reports_versions_device_weights_and_colour(monkeypatch):
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     assert {"python", "torch", "torchvision", "textual"} <= set(d["versions"])
+    assert d["versions"]["tlbench"] == engine.__version__
     assert d["device"]["device"] == "cpu" and d["device"]["reason"]
     assert d["weights"]["efficientnet_lite0"]["status"] == "shipped"
     assert d["terminal"]["truecolor"] is False and "COLORTERM=truecolor" in d["terminal"]["fix"]

@@ -55,7 +55,7 @@ def test_bad_input_exits_2_naming_the_value(command, paths, capfd, monkeypatch):
     assert code == 2, (code, err[-2000:])
     assert needle in err, err[-2000:]
     assert "Traceback" not in err
-    assert "error" in json.loads(out)  # one JSON object, even for a refusal
+    assert json.loads(out)["error"]["exit_code"] == 2  # one JSON object, even for a refusal, with the code
 
 
 def test_the_console_script_exits_2_too(paths):

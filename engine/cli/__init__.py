@@ -1,7 +1,8 @@
 """Headless subcommands: `tlbench scan|backbones|doctor|fetch|train|eval|lr-find|export|predict|attack|robustness|dream …`.
 
-Progress goes to stderr; with --json exactly one JSON object goes to stdout (an error too). Bad input exits 2
-with a message naming the value. Rich is imported lazily, so importing the engine stays UI-free.
+Progress goes to stderr; with --json exactly one JSON object goes to stdout (an error too). Exit codes: 0 done,
+2 bad input (with a message naming the value), 1 a job that failed, 128+N stopped by signal N (see
+engine.errors). Rich is imported lazily, so importing the engine stays UI-free.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+
+from engine import __version__
 
 # One module per subcommand, each with register(subparsers) setting `func`.
 COMMANDS = ["scan", "backbones", "doctor", "fetch", "train", "lr-find", "eval", "export", "predict", "attack",
@@ -23,15 +26,17 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401
         from engine.cli.common import print_error_json
+        from engine.errors import EXIT_BAD_INPUT
 
         if "--json" in _argv:
-            print_error_json("Invalid arguments", f"{self.prog}: {message}")
-        super().error(message)
+            print_error_json("Invalid arguments", f"{self.prog}: {message}", "ArgumentError", EXIT_BAD_INPUT)
+        super().error(message)  # exits with EXIT_BAD_INPUT (argparse's 2)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="tlbench", description="Transfer learning on images, in the terminal. "
                     "`tlbench [DATASET]` opens the workbench; the subcommands run headless.")
+    parser.add_argument("--version", action="version", version=f"tlbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
         importlib.import_module(f"engine.cli.{name.replace('-', '_')}").register(sub)

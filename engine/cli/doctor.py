@@ -6,6 +6,7 @@ import os
 import platform
 from importlib import metadata
 
+from engine import __version__
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, stdout_console
 from engine.paths import cache_dir, data_dir
 
@@ -54,7 +55,7 @@ def gather() -> dict:
             "torch": torch.__version__,
             "torchvision": _version("torchvision"),
             "textual": _version("textual"),
-            "tlbench": _version("tlbench"),
+            "tlbench": __version__,  # also right in a source checkout that was never installed
         },
         "device": {"device": device, "reason": why, "cuda_build": torch.version.cuda,
                    "cpu_threads": torch.get_num_threads()},

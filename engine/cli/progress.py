@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from engine.downloads import human_bytes
@@ -74,11 +75,18 @@ class ProgressSink:
 
     def __exit__(self, *exc) -> None:
         if self.progress is not None:
-            self.progress.stop()
+            with contextlib.suppress(OSError):  # the terminal may be gone (see _print)
+                self.progress.stop()
 
     def _print(self, text: str, style: str = "") -> None:
-        if self.enabled:
+        if not self.enabled:
+            return
+        try:
             self.console.print(text, style=style, markup=False)
+        except OSError:
+            # stderr is gone (an SSH session dropped: SIGHUP asked the job to stop). Showing progress must not
+            # fail the job before it has saved its state, so the display goes quiet instead.
+            self.enabled = False
 
     def _task(self, key: str, description: str, total: float | None, unit: str = "") -> int | None:
         if self.progress is None:
