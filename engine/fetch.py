@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.archives import extract_archives, partial_dirs, verify_integrity
 from engine.downloads import DownloadFailed, download, human_bytes, offline, verify_file
-from engine.errors import TlbenchError, choice_error
+from engine.errors import EXIT_BAD_INPUT, TlbenchError, choice_error
 from engine.jobs import JobStopped
 from engine.paths import data_dir
 
@@ -225,15 +225,18 @@ def fetch_dataset(name: str, dest: str | os.PathLike | None = None, *, ctx: JobC
         raise FetchError(
             f"{target} already exists but is not a complete `tlbench fetch` of {src.name} (no {MARKER} in it). "
             f"If you put the dataset there yourself, open it with `tlbench {shlex.quote(str(target))}`; "
-            f"otherwise move it away and run `{rerun}` again, or choose another --dest."
+            f"otherwise move it away and run `{rerun}` again, or choose another --dest.",
+            exit_code=EXIT_BAD_INPUT,
         )
     if root.exists() and not root.is_dir():
-        raise FetchError(f"--dest {root} is a file; give a folder (it is created if missing).")
+        raise FetchError(f"--dest {root} is a file; give a folder (it is created if missing).",
+                         exit_code=EXIT_BAD_INPUT)
     downloads = root / "downloads"
     try:
         downloads.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise FetchError(f"Cannot create {downloads}: {err.strerror or err}. Choose a writable --dest.") from None
+        raise FetchError(f"Cannot create {downloads}: {err.strerror or err}. Choose a writable --dest.",
+                         exit_code=EXIT_BAD_INPUT) from None
 
     with _locked(root):
         for stale in partial_dirs(target):  # an extraction killed mid-way; ours by name, and we hold the lock

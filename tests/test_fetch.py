@@ -388,9 +388,10 @@ def test_cli_unknown_name_exits_2_with_a_close_match(capfd):
     assert "'imagenette'" in message and "oxford-pets" in message and "cats-vs-dogs" in message
 
 
-def test_cli_offline_exits_2_with_the_manual_route(capfd, tmp_path):
+def test_cli_offline_exits_1_with_the_manual_route(capfd, tmp_path):
+    """A download that cannot happen is a failed job (exit 1), not bad input: the command was right."""
     code, out, err = cli(capfd, "imagenette", "--dest", tmp_path, "--json")
-    assert code == 2
+    assert code == 1
     message = json.loads(out)["error"]["message"]
     assert "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz" in message
     assert str(tmp_path / "downloads") in message
@@ -401,3 +402,14 @@ def test_cli_without_a_name_lists_the_datasets(capfd):
     assert code == 0
     names = [d["name"] for d in json.loads(out)["datasets"]]
     assert names == ["oxford-pets", "cats-vs-dogs", "imagenette"]
+
+
+def test_cli_a_dest_that_is_a_file_or_a_foreign_folder_is_bad_input(capfd, tmp_path):
+    """What the user named is wrong, so exit 2 (a failed download would be 1)."""
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    code, out, _ = cli(capfd, "imagenette", "--dest", a_file, "--json")
+    assert code == 2 and json.loads(out)["error"]["exit_code"] == 2 and "is a file" in json.loads(out)["error"]["message"]
+    (tmp_path / "mine" / "imagenette2-160").mkdir(parents=True)
+    code, out, _ = cli(capfd, "imagenette", "--dest", tmp_path / "mine", "--json")
+    assert code == 2 and "not a complete" in json.loads(out)["error"]["message"]
