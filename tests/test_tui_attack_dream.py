@@ -45,15 +45,20 @@ async def test_attack_status_keeps_the_path_whole_in_spirit_at_80x24(tmp_path):
         await wait_for(pilot, lambda: screen.model is not None, 30, "the model info")
         out = f"/home/someone/experiments/runs/{LONG_RUN}/attacks/20260101-120501-pgd"
         summary = {"out_dir": out, "results": [{
-            "path": "a.png", "before": [{"class": "3", "prob": 0.98}], "after": [{"class": "8", "prob": 0.97}],
-            "success": True, "linf_255": 4.0, "l2": 0.5}]}
+            "path": "a.png", "before": [{"class": "staffordshire_bull_terrier", "prob": 0.98}],
+            "after": [{"class": "american_pit_bull_terrier", "prob": 0.97}], "success": True, "linf_255": 4.0,
+            "l2": 0.5}]}
         screen.post_message(JobEvent("attack", JobFinished("completed", summary)))
         await pilot.pause()
         await pilot.pause()
         status = text_of(app, "#attack-status")
         width = screen.query_one("#attack-status").content_region.width
-        assert status.startswith("completed · 3 0.98 → 8 0.97 · PNGs in ")
-        assert len(status) <= width and "…" in status and status.endswith("120501-pgd")
+        assert status.startswith("completed · staff") and " 0.98 → americ" in status and " 0.97 · PNGs in " in status
+        assert len(status) <= width and status.endswith("120501-pgd")
+        for pane in ("original", "adversarial"):  # class and probability, and the verdict, whole or shortened
+            caption = text_of(app, f"#cap-{pane}")
+            assert len(caption) <= screen.query_one(f"#cap-{pane}").content_region.width
+        assert text_of(app, "#cap-adversarial").endswith("0.97 · fooled")
         model_line = text_of(app, "#model-line")
         assert model_line.startswith("Model: run 20260101") and model_line.rstrip().endswith("10 classes")
 

@@ -335,19 +335,28 @@ class AttackScreen(ModelJobScreen):
             status.update(f"{event.reason}: {result['error']}")
             return
 
-        def top(key: str) -> str:
+        def top(key: str) -> list[Part]:
+            """The top prediction: its class (shrinks from the middle) and its probability (never)."""
             preds = result.get(key) or []
-            return f"{preds[0]['class']} {preds[0]['prob']:.2f}" if preds else "?"
+            if not preds:
+                return [Part("?")]
+            return [Part(str(preds[0]["class"]), shrink=True, least=7), Part(f" {preds[0]['prob']:.2f}")]
 
         if result:
-            self.query_one("#cap-original", FitLine).set_parts("original · ", Part(top("before"), shrink=True))
+            # the pane's name gives way first: the panes keep their order (original | adversarial | perturbation)
+            self.query_one("#cap-original", FitLine).set_parts(Part("original · ", optional=True), *top("before"))
             verdict = "fooled" if result.get("success") else "held"
             self.query_one("#cap-adversarial", FitLine).set_parts(
-                "adversarial · ", Part(top("after"), shrink=True), f" · {verdict}")
+                Part("adversarial · ", optional=True), *top("after"), f" · {verdict}")
             self.query_one("#cap-perturbation", FitLine).set_parts(
-                f"perturbation · L∞ {result.get('linf_255', 0):.1f}/255", Part(f" · L2 {result.get('l2', 0):.3f}",
-                                                                              optional=True))
+                Part("perturbation · ", optional=True), f"L∞ {result.get('linf_255', 0):.1f}/255",
+                Part(f" · L2 {result.get('l2', 0):.3f}", optional=True))
         out = event.result.get("out_dir")
-        # the path shrinks from its middle (its end names the attack's folder), never off the line's end
-        status.set_parts(event.reason, f" · {top('before')} → {top('after')}" if result else "",
-                         *((" · PNGs in ", Part(display_path(out), shrink=True, least=16, tail=0.7)) if out else ()))
+        # class names and the path shrink from their middles (the path's end names the attack's folder), so
+        # the line never loses the path off its end
+        parts: list[Part | str] = [event.reason]
+        if result:
+            parts += [" · ", *top("before"), " → ", *top("after")]
+        if out:
+            parts += [" · PNGs in ", Part(display_path(out), shrink=True, least=16, tail=0.7)]
+        status.set_parts(*parts)

@@ -215,9 +215,13 @@ class DreamScreen(ModelJobScreen):
                 self.saved = event.path
             self.query_one("#dream-image", ImageView).show(source)
             prob = event.values.get("target_prob")
-            self.query_one("#dream-caption", FitLine).set_parts(
-                Part(self.dream_class, shrink=True, least=8), f" · step {event.step}",
-                f" · probability {prob:.3f}" if prob is not None else "", " · final" if event.kind == "dream" else "")
+            # the probability first: at 80 columns the step and "final" give way, then the class name shrinks
+            parts = [Part(self.dream_class, shrink=True, least=8), " · "] if self.dream_class else []
+            parts += [f"probability {prob:.3f}" if prob is not None else "",
+                      Part(f" · step {event.step}", optional=True)]
+            if event.kind == "dream":
+                parts.append(Part(" · final", optional=True))
+            self.query_one("#dream-caption", FitLine).set_parts(*parts)
         elif isinstance(event, JobFinished):
             self.tlbench.set_job_status("dream", "")
             r = event.result

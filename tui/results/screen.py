@@ -50,7 +50,7 @@ class ResultsScreen(WorkbenchScreen):
 
     BINDINGS = [
         Binding("l", "top_losses", "Losses", id="results.top_losses", tooltip="Show the most confident mistakes"),
-        Binding("n", "normalise", "Percent", id="results.normalise",
+        Binding("n", "normalise", "Row%", id="results.normalise",
                 tooltip="The matrix in counts, or each row in percent of its true class"),
         # m and i stay out of the footer (it must fit 80 columns); ? and ctrl+p list them
         Binding("m", "focus_matrix", "Matrix", id="results.matrix", tooltip="Move to the confusion matrix",
