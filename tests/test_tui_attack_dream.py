@@ -113,7 +113,8 @@ async def test_robustness_sweep_runs_from_the_attack_screen(tmp_path, probe):
             assert "none yet" in str(table.get_row_at(0)[2])
             await pilot.press("R")
             await wait_for(pilot, lambda: screen.sweep is not None and screen.sweep.done.is_set(), 240, "the sweep")
-            await pilot.pause()
+            # the job is done before the UI has read its last event: wait for the panel
+            await wait_for(pilot, lambda: table.row_count == 5, 10, "the sweep in the panel")
             rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
             report = json.loads((Path(run_dir) / "report.json").read_text())
             sweep = report["robustness"]["pgd-linf"]

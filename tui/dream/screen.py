@@ -69,23 +69,28 @@ def dream_file_stem(class_name: str, step: int) -> str:
 
 def save_png_new(image, folder: Path, stem: str) -> Path:
     """Write `image` as folder/stem.png, or stem-2.png, stem-3.png … whichever is free: never overwrites.
-    Atomic: the PNG is written to a temporary file, then hard-linked under the free name (the link fails
-    when the name exists, so two saves cannot take the same one)."""
+    The free name is reserved by creating it exclusively, then the PNG, written to a temporary file, replaces
+    the empty reservation at once (a reader never sees half a PNG; works where hard links do not)."""
     folder.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 10_000):
+        path = folder / (f"{stem}.png" if i == 1 else f"{stem}-{i}.png")
+        try:
+            with open(path, "xb"):
+                break
+        except FileExistsError:
+            continue
+    else:
+        raise OSError(f"no free file name for {stem}.png in {folder}")
     fd, tmp = tempfile.mkstemp(prefix=".dream.", suffix=".png", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             image.save(f, format="PNG")
-        for i in range(1, 10_000):
-            path = folder / (f"{stem}.png" if i == 1 else f"{stem}-{i}.png")
-            try:
-                os.link(tmp, path)
-                return path
-            except FileExistsError:
-                continue
-        raise OSError(f"no free file name for {stem}.png in {folder}")
-    finally:
-        os.unlink(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # the reservation, still empty
+        raise
+    return path
 
 
 def class_named(typed: str, classes: list[str]) -> str:
