@@ -120,7 +120,10 @@ async def test_robustness_sweep_runs_from_the_attack_screen(tmp_path, probe):
             sweep = report["robustness"]["pgd-linf"]
             assert [r[1] for r in rows] == ["0.0", "1/255", "2/255", "4/255", "8/255"]
             assert [r[2] for r in rows] == [f"{a:.3f}" for a in sweep["accuracy"]]
-            assert text_of(app, "#attack-status").startswith(f"Robustness pgd-linf on {sweep['images']} images")
+            status = text_of(app, "#attack-status")
+            assert status.startswith(f"Robustness pgd-linf on {sweep['images']} images: {sweep['accuracy'][0]:.3f} "
+                                     f"at 0 → {sweep['accuracy'][-1]:.3f} at 8/255")
+            assert len(status) <= screen.query_one("#attack-status").content_region.width
             assert app.job_status == ""
 
     await run_with_timeout(scenario(), 400)

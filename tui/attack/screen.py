@@ -278,10 +278,12 @@ class AttackScreen(ModelJobScreen):
             self.show_robustness()
             r = event.result
             if event.reason == "completed" and r.get("rows"):
-                status.set_parts(f"Robustness {r.get('key', '')} on {r.get('images')} images: " + " · ".join(
-                    f"{row['eps_text']} {row['accuracy']:.3f}" for row in r["rows"]), Part(" · saved in ", optional=True),
-                    Part(str(Path(r.get("run_dir", "")) / "report.json"), shrink=True, least=12, tail=0.7,
-                         optional=True))
+                first, last = r["rows"][0], r["rows"][-1]  # the panel lists every eps; the line, the range
+                status.set_parts(f"Robustness {r.get('key', '')} on {r.get('images')} images: "
+                                 f"{first['accuracy']:.3f} at {first['eps_text']} → {last['accuracy']:.3f} at "
+                                 f"{last['eps_text']}", Part(" · saved in ", optional=True),
+                                 Part(display_path(Path(r.get("run_dir", "")) / "report.json"), shrink=True, least=12,
+                                      tail=0.7, optional=True))
             else:
                 status.update("Robustness sweep stopped: nothing saved.")
         elif isinstance(event, JobFailed):
