@@ -31,7 +31,12 @@ def _save(img: Image.Image, path: Path) -> None:
 
 
 def _short(text: str, n: int = 14) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+    """Shortened from the middle: Oxford's breeds differ at both ends (american_pit_bull_terrier,
+    staffordshire_bull_terrier), so cutting the end would make names alike."""
+    if len(text) <= n:
+        return text
+    head = (n - 1 + 1) // 2
+    return text[:head] + "…" + text[len(text) - (n - 1 - head):]
 
 
 def confusion_png(confusion: list[list[int]], classes: list[str], path: Path) -> None:
@@ -74,8 +79,8 @@ def top_losses_png(items: list[dict], path: Path, prep: dict | None = None, thum
     img = Image.new("RGB", (cols * (thumb + 8) + 8, rows * (thumb + cap + 8) + 28), WHITE)
     d = ImageDraw.Draw(img)
     font = _font(11)
-    d.text((8, 6), "top losses: true / predicted, prob of each, loss" if items else "no images", fill=BLACK,
-           font=_font(12))
+    d.text((8, 6), "top losses: true, -> predicted, prob of predicted / of true, loss" if items
+           else "no mistakes: every image was classified correctly", fill=BLACK, font=_font(12))
     for k, item in enumerate(items):
         x = 8 + (k % cols) * (thumb + 8)
         y = 28 + (k // cols) * (thumb + cap + 8)
@@ -89,10 +94,11 @@ def top_losses_png(items: list[dict], path: Path, prep: dict | None = None, thum
         except Exception:  # noqa: BLE001 - a file gone since evaluation: leave its cell grey
             d.rectangle([x, y, x + thumb, y + thumb], fill=(230, 230, 230))
         wrong = item["true"] != item["predicted"]
-        d.text((x, y + thumb + 2), f"{_short(item['true'], 10)} / {_short(item['predicted'], 10)}",
-               fill=(190, 20, 20) if wrong else BLACK, font=font)
-        d.text((x, y + thumb + 16), f"{item['prob_true']:.2f} / {item['prob_predicted']:.2f}", fill=BLACK, font=font)
-        d.text((x, y + thumb + 30), f"loss {item['loss']:.2f}", fill=GREY, font=font)
+        d.text((x, y + thumb + 2), _short(item["true"], 20), fill=BLACK, font=font)
+        d.text((x, y + thumb + 16), "-> " + _short(item["predicted"], 18), fill=(190, 20, 20) if wrong else BLACK,
+               font=font)
+        d.text((x, y + thumb + 30), f"{item['prob_predicted']:.2f} / {item['prob_true']:.2f}  loss {item['loss']:.2f}",
+               fill=GREY, font=font)
     _save(img, path)
 
 

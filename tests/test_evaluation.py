@@ -35,9 +35,10 @@ def test_report_numbers_on_known_logits():
     assert r["confusion"] == [[2, 1, 0], [1, 1, 0], [0, 0, 1]]  # rows true, columns predicted
     a, b, c = r["per_class"]
     assert (a["precision"], a["recall"], a["support"]) == (pytest.approx(2 / 3), pytest.approx(2 / 3), 3)
-    assert (b["precision"], b["recall"]) == (pytest.approx(0.5), pytest.approx(0.5))
-    assert a["accuracy"] == pytest.approx(4 / 6)  # one-vs-rest: 2 TP + 2 TN of 6
-    assert c == {"class": "c", "precision": 1.0, "recall": 1.0, "accuracy": 1.0, "support": 1}
+    assert a["f1"] == pytest.approx(2 / 3)
+    assert (b["precision"], b["recall"], b["f1"]) == (pytest.approx(0.5), pytest.approx(0.5), pytest.approx(0.5))
+    assert a["accuracy"] == pytest.approx(4 / 6)  # one-vs-rest, kept for older readers: 2 TP + 2 TN of 6
+    assert c == {"class": "c", "precision": 1.0, "recall": 1.0, "f1": 1.0, "accuracy": 1.0, "support": 1}
     assert r["most_confused"] == [{"true": "a", "predicted": "b", "count": 1}, {"true": "b", "predicted": "a", "count": 1}]
     top = r["top_losses"][0]
     assert (top["path"], top["true"], top["predicted"]) == ("img4.png", "b", "a")
@@ -45,6 +46,24 @@ def test_report_numbers_on_known_logits():
     assert [t["loss"] for t in r["top_losses"]] == sorted((t["loss"] for t in r["top_losses"]), reverse=True)
     assert [(m["path"], m["true"], m["predicted"]) for m in r["mistakes"]] == [  # every wrong one, worst first
         ("img4.png", "b", "a"), ("img2.png", "a", "b")]
+    assert r["top_losses"] == r["mistakes"]  # mistakes only: the 4 right answers are not "losses" to show
+
+
+def test_per_class_f1_and_a_class_never_predicted():
+    """F1 per class; a class the model never predicts has no precision (and so no F1), not a made-up 0."""
+    logits = torch.full((4, 3), -4.0)
+    logits[torch.arange(4), torch.tensor([0, 0, 1, 0])] = 4.0  # class 2's only image is read as 0
+    r = build_report(logits, torch.tensor([0, 1, 1, 2]), ["p0", "p1", "p2", "p3"], ["a", "b", "c"])
+    a, b, c = r["per_class"]
+    assert (a["precision"], a["recall"], a["f1"]) == (pytest.approx(1 / 3), 1.0, pytest.approx(0.5))
+    assert (b["precision"], b["recall"], b["f1"]) == (1.0, 0.5, pytest.approx(2 / 3))
+    assert (c["precision"], c["recall"], c["f1"], c["support"]) == (None, 0.0, None, 1)
+
+
+def test_a_model_without_mistakes_has_no_top_losses():
+    logits = torch.eye(3) * 2  # right about every image, though not very sure
+    r = build_report(logits, torch.tensor([0, 1, 2]), ["x", "y", "z"], ["a", "b", "c"])
+    assert r["accuracy"] == 1.0 and r["top_losses"] == [] and r["mistakes"] == []
 
 
 def test_top5_with_five_classes_or_more():

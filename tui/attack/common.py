@@ -20,6 +20,7 @@ from tui.data.thumbnails import MemoryImage
 from tui.jobs import RunningJob, run_engine_job
 from tui.screen import WorkbenchScreen
 from tui.train.curves import CurvePlot
+from tui.widgets.fitline import FitLine, Part
 from tui.widgets.inputs import TextField
 
 
@@ -62,7 +63,7 @@ class ModelJobScreen(WorkbenchScreen):
 
     def state_changed(self) -> None:
         backbone = self.workbench.config.get("backbone") or "efficientnet_lite0"
-        self.query_one("#model-line", Static).update("Model: loading …")
+        self.query_one("#model-line", FitLine).update("Model: loading …")
         self.run_model_info(self.start_job("model-info"), self.workbench.run_dir, backbone)
 
     @work(thread=True, exclusive=True, group="model-info", exit_on_error=False)
@@ -74,14 +75,16 @@ class ModelJobScreen(WorkbenchScreen):
             if isinstance(event, JobFinished) and "model_info" in event.result:
                 self.model = event.result["model_info"]
                 note = f" ({self.model['note']})" if self.model.get("note") else ""
-                self.query_one("#model-line", Static).update(
-                    f"Model: {self.model['model']} · {len(self.model['classes'])} classes{note}")
+                # the run's name gives way from its middle: its date and its mode are at its ends
+                self.query_one("#model-line", FitLine).set_parts(
+                    "Model: ", Part(self.model["model"], shrink=True, least=16, tail=0.6),
+                    f" · {len(self.model['classes'])} classes", Part(note, optional=True))
                 self.model_loaded()
             return
         self.model_job_event(job, event)
 
     def compose_header(self) -> ComposeResult:
-        yield Static("Model: -", id="model-line", markup=False)
+        yield FitLine("Model: -", id="model-line")
 
     def model_loaded(self) -> None:
         """The model's classes are known: they become the class search's suggestions."""
@@ -101,12 +104,16 @@ class ModelJobScreen(WorkbenchScreen):
     def starting_text(self, request) -> str:
         return "Starting (loading the model) …"
 
+    def prepare(self, request) -> None:
+        """A new job starts: reset what the screen shows of the last one (before its history is cleared)."""
+
     def action_start(self) -> None:
         if not self.check_startable():
             return
         request = self.read_params()
         if request is None:
             return
+        self.prepare(request)
         self.query_one(f"#{self.JOB}-plot", CurvePlot).set_history([])
         self.query_one(f"#{self.JOB}-status", Static).update(self.starting_text(request))
         self.tlbench.set_job_status(self.JOB, self.JOB)

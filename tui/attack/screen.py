@@ -1,25 +1,31 @@
-"""5 Attack: make the model see another class. Source image, target class, method, eps, steps; the target
-probability plotted live; original | adversarial | perturbation with predictions; the robustness sweep.
+"""5 Attack: make the model see another class. Source image, target class, method, eps, steps; the
+probabilities plotted live (targeted: the target's rising and the original class's falling; untargeted: the
+original class's falling); original | adversarial | perturbation with predictions; the robustness sweep, run
+with R.
 
-The job is engine.attacks' (built by `job_function` on the worker thread, since it imports torch).
+The jobs are engine.attacks' (built on the worker thread, since engine.attacks imports torch).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Select, Static
 
-from engine.events import Event, ImageRendered, JobFailed, JobFinished, StepEnded
+from engine.events import Event, ImageRendered, JobFailed, JobFinished, ProgressAdvanced, StepEnded
 from engine.jobs import JobFn
 from tui.attack.common import ModelJobScreen, rendered_image
+from tui.jobs import RunningJob, run_engine_job
 from tui.model.form import FieldSpec, parse_value
 from tui.state import display_path
 from tui.train.curves import CurvePlot
+from tui.widgets.fitline import FitLine, Part
 from tui.widgets.image_view import ImageView
 from tui.widgets.inputs import TextField
 
@@ -28,6 +34,9 @@ METHODS = [("PGD L∞", "pgd-linf"), ("PGD L2", "pgd-l2"), ("FGSM", "fgsm-linf")
 PANES = ("original", "adversarial", "perturbation")
 PANE_HINTS = {"original": "p uses the picked image", "adversarial": "a attacks",
               "perturbation": "the difference, amplified"}
+# The sweep R runs from the workbench: engine.attacks' defaults (PGD L∞, eps 0 to 8/255, 10 steps) on at most
+# this many validation images, so it takes minutes, not hours, on a CPU; `tlbench robustness` does any size.
+SWEEP_LIMIT = 256
 
 
 @dataclass
@@ -41,6 +50,24 @@ class AttackRequest:
     steps: int
     run_dir: str | None
     backbone: str
+
+
+def plot_series(targeted: bool) -> tuple[str, list[tuple[str, str]]]:
+    """(title, series) of the probability plot: StepEnded("attack") always carries "label_prob" (the class the
+    model saw before the attack) and, when targeted, "target_prob"."""
+    if targeted:
+        return "probability per step", [("target_prob", "target"), ("label_prob", "original class")]
+    return "original class probability", [("label_prob", "original class")]
+
+
+def sweep_job(run_dir: str, device: str) -> JobFn:
+    """engine.attacks' robustness job for a run (imported on the worker thread: it imports torch)."""
+    def job(ctx):
+        from engine.attacks import RobustnessParams, robustness_job
+
+        return robustness_job(RobustnessParams(run_dir=run_dir, limit=SWEEP_LIMIT, device=device), ctx)
+
+    return job
 
 
 def job_function(request: AttackRequest) -> JobFn:
@@ -89,7 +116,18 @@ class AttackScreen(ModelJobScreen):
         Binding("p", "use_picked", "Picked", id="attack.picked",
                 tooltip="Use the image last highlighted on Data or Results as the source"),
         Binding("c", "focus_target", "Target", id="attack.target", tooltip="Search the target class"),
+        Binding("R", "robustness", "Sweep", id="attack.robustness",
+                tooltip=f"Robustness sweep of the run: PGD L∞ accuracy at eps 0 to 8/255 on up to {SWEEP_LIMIT} "
+                        "validation images, saved in its report"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sweep: RunningJob | None = None
+
+    @property
+    def sweeping(self) -> bool:
+        return self.sweep is not None and not self.sweep.done.is_set()
 
     def compose_body(self) -> ComposeResult:
         yield from self.compose_header()
@@ -113,14 +151,14 @@ class AttackScreen(ModelJobScreen):
             for pane in PANES:
                 with Vertical(classes="pane"):
                     yield ImageView(self.tlbench.thumbnails, PANE_HINTS[pane], id=f"img-{pane}")
-                    yield Static(pane, id=f"cap-{pane}", classes="caption", markup=False)
+                    yield FitLine(pane, id=f"cap-{pane}", classes="caption")
         with Horizontal(id="attack-bottom"):
-            yield CurvePlot("target probability", [("target_prob", "target")], ylim=(0.0, 1.0), xlabel="step",
-                            id="attack-plot")
+            title, series = plot_series(False)
+            yield CurvePlot(title, series, ylim=(0.0, 1.0), xlabel="step", id="attack-plot")
             with Vertical(id="robustness-box"):
-                yield Static("robustness sweep (val accuracy)", classes="caption")
+                yield Static("robustness (val accuracy) · R runs", classes="caption", id="robustness-title")
                 yield DataTable(id="robustness", cursor_type="row", show_cursor=False)
-        yield Static("", id="attack-status", markup=False)
+        yield FitLine("", id="attack-status")
 
     def on_mount(self) -> None:
         self.query_one("#robustness", DataTable).add_columns("sweep", "eps", "accuracy")
@@ -135,8 +173,9 @@ class AttackScreen(ModelJobScreen):
     def set_source(self, path: str, label: str | None) -> None:
         self.query_one("#attack-source", TextField).value = path
         self.query_one("#img-original", ImageView).show(path)
-        self.query_one("#cap-original", Static).update(
-            f"original · {os.path.basename(path)}" + (f" · label {label}" if label else ""))
+        self.query_one("#cap-original", FitLine).set_parts(
+            "original · ", Part(os.path.basename(path), shrink=True, least=8, tail=0.7),
+            Part(f" · label {label}" if label else "", optional=True))
 
     def show_robustness(self) -> None:
         table = self.query_one("#robustness", DataTable)
@@ -154,7 +193,7 @@ class AttackScreen(ModelJobScreen):
         for row in rows:
             table.add_row(*row)
         if not rows:
-            table.add_row("-", "-", "none yet")
+            table.add_row("-", "-", "none yet: R" if run_dir else "no run")
 
     # ------------------------------------------------------------------------------------ actions
 
@@ -191,6 +230,66 @@ class AttackScreen(ModelJobScreen):
     def starting_text(self, request: AttackRequest) -> str:
         return "Attacking (loading the model) …"
 
+    def prepare(self, request: AttackRequest) -> None:
+        plot = self.query_one("#attack-plot", CurvePlot)
+        plot.title, plot.series = plot_series(request.target is not None)
+
+    def check_startable(self) -> bool:
+        if self.sweeping:
+            self.notify("The robustness sweep is running: s stops it.", severity="warning")
+            return False
+        return super().check_startable()
+
+    def action_stop(self) -> None:
+        if self.sweeping:
+            self.sweep.control.stop()
+            self.query_one("#attack-status", FitLine).update("Stopping the sweep after this batch …")
+            return
+        super().action_stop()
+
+    def action_robustness(self) -> None:
+        run_dir = self.workbench.run_dir
+        if run_dir is None:
+            self.notify("A sweep measures a trained run: choose one on the Runs screen (7), u.", severity="warning")
+            return
+        if self.running or self.sweeping:
+            self.notify("A job is running: s stops it.", severity="warning")
+            return
+        self.query_one("#attack-status", FitLine).set_parts(
+            "Robustness sweep of ", Part(run_dir.name, shrink=True, least=12, tail=0.6),
+            Part(" (loading the model and the validation split) …", optional=True))
+        self.tlbench.set_job_status("robustness", "sweep")
+        self.sweep = self.start_job("robustness")
+        self.run_sweep(self.sweep, sweep_job(str(run_dir), self.workbench.config.get("device") or "auto"))
+
+    @work(thread=True, exclusive=True, group="robustness", exit_on_error=False)
+    def run_sweep(self, job: RunningJob, fn: JobFn) -> None:
+        run_engine_job(self, job, fn, self.tlbench.jobs)
+
+    def sweep_event(self, event: Event) -> None:
+        status = self.query_one("#attack-status", FitLine)
+        if isinstance(event, ProgressAdvanced) and event.phase == "robustness" and event.total:
+            share = event.done / event.total
+            status.set_parts(f"Robustness sweep: {share:.0%} ({event.done:.0f}/{event.total:.0f} image-attacks)",
+                             Part(" · s stops", optional=True))
+            self.tlbench.set_job_status("robustness", f"sweep {share:.0%}")
+        elif isinstance(event, JobFinished):
+            self.tlbench.set_job_status("robustness", "")
+            self.show_robustness()
+            r = event.result
+            if event.reason == "completed" and r.get("rows"):
+                first, last = r["rows"][0], r["rows"][-1]  # the panel lists every eps; the line, the range
+                status.set_parts(f"Robustness {r.get('key', '')} on {r.get('images')} images: "
+                                 f"{first['accuracy']:.3f} at {first['eps_text']} → {last['accuracy']:.3f} at "
+                                 f"{last['eps_text']}", Part(" · saved in ", optional=True),
+                                 Part(display_path(Path(r.get("run_dir", "")) / "report.json"), shrink=True, least=12,
+                                      tail=0.7, optional=True))
+            else:
+                status.update("Robustness sweep stopped: nothing saved.")
+        elif isinstance(event, JobFailed):
+            self.tlbench.set_job_status("robustness", "")
+            status.update(f"Robustness sweep failed: {event.title}")
+
     def action_use_picked(self) -> None:
         picked = self.workbench.picked_image
         if picked is None:
@@ -204,14 +303,20 @@ class AttackScreen(ModelJobScreen):
     # ------------------------------------------------------------------------------------ events
 
     def model_job_event(self, job: str, event: Event) -> None:
+        if job == "robustness":
+            self.sweep_event(event)
+            return
         if job != "attack":
             return
-        status = self.query_one("#attack-status", Static)
+        status = self.query_one("#attack-status", FitLine)
         if isinstance(event, StepEnded):
             self.query_one("#attack-plot", CurvePlot).add({"epoch": event.step, **event.values})
-            prob = event.values.get("target_prob", event.values.get("label_prob"))
-            what = "target" if "target_prob" in event.values else "label"
-            status.update(f"step {event.step}/{event.steps}" + (f" · {what} probability {prob:.3f}" if prob is not None else ""))
+            parts = [f"step {event.step}/{event.steps}"]
+            if isinstance(event.values.get("target_prob"), (int, float)):
+                parts.append(f" · target {event.values['target_prob']:.3f}")
+            if isinstance(event.values.get("label_prob"), (int, float)):
+                parts.append(f" · original class {event.values['label_prob']:.3f}")
+            status.set_parts(*parts)
             self.tlbench.set_job_status("attack", f"attack {event.step}/{event.steps}")
         elif isinstance(event, ImageRendered) and event.kind.removeprefix("attack-") in PANES:
             pane = event.kind.removeprefix("attack-")
@@ -225,23 +330,35 @@ class AttackScreen(ModelJobScreen):
 
     def finished(self, event: JobFinished) -> None:
         """Captions from the summary: the prediction before and after, and how far the image moved."""
-        status = self.query_one("#attack-status", Static)
+        status = self.query_one("#attack-status", FitLine)
         results = event.result.get("results") or []
         result = results[0] if results else {}
         if "error" in result:
             status.update(f"{event.reason}: {result['error']}")
             return
 
-        def top(key: str) -> str:
+        def top(key: str) -> list[Part]:
+            """The top prediction: its class (shrinks from the middle) and its probability (never)."""
             preds = result.get(key) or []
-            return f"{preds[0]['class']} {preds[0]['prob']:.2f}" if preds else "?"
+            if not preds:
+                return [Part("?")]
+            return [Part(str(preds[0]["class"]), shrink=True, least=7), Part(f" {preds[0]['prob']:.2f}")]
 
         if result:
-            self.query_one("#cap-original", Static).update(f"original · {top('before')}")
+            # the pane's name gives way first: the panes keep their order (original | adversarial | perturbation)
+            self.query_one("#cap-original", FitLine).set_parts(Part("original · ", optional=True), *top("before"))
             verdict = "fooled" if result.get("success") else "held"
-            self.query_one("#cap-adversarial", Static).update(f"adversarial · {top('after')} · {verdict}")
-            self.query_one("#cap-perturbation", Static).update(
-                f"perturbation · L∞ {result.get('linf_255', 0):.1f}/255 · L2 {result.get('l2', 0):.3f}")
+            self.query_one("#cap-adversarial", FitLine).set_parts(
+                Part("adversarial · ", optional=True), *top("after"), f" · {verdict}")
+            self.query_one("#cap-perturbation", FitLine).set_parts(
+                Part("perturbation · ", optional=True), f"L∞ {result.get('linf_255', 0):.1f}/255",
+                Part(f" · L2 {result.get('l2', 0):.3f}", optional=True))
         out = event.result.get("out_dir")
-        status.update(f"{event.reason}" + (f" · {top('before')} → {top('after')}" if result else "")
-                      + (f" · PNGs in {display_path(out)}" if out else ""))
+        # class names and the path shrink from their middles (the path's end names the attack's folder), so
+        # the line never loses the path off its end
+        parts: list[Part | str] = [event.reason]
+        if result:
+            parts += [" · ", *top("before"), " → ", *top("after")]
+        if out:
+            parts += [" · PNGs in ", Part(display_path(out), shrink=True, least=16, tail=0.7)]
+        status.set_parts(*parts)

@@ -1,5 +1,10 @@
 """6 Dream: render the image a class wants to see. Class (search), steps, TV weight, jitter, recipe; the
-image updating live; save.
+image updating live.
+
+The job saves the final image itself (also when stopped), into the run's dreams/ folder; the status line
+names it. `w` keeps a snapshot of the image as it is now, while it forms (a preview every 25 steps), named
+after the class and the step with a suffix that never overwrites an earlier one; once the job has saved its
+final image, `w` says where instead of writing a second copy.
 
 The job is engine.dreams' (built by `job_function` on the worker thread, since it imports torch).
 """
@@ -14,7 +19,7 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Label, Select, Static
+from textual.widgets import Label, Select
 
 from engine.events import Event, ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.jobs import JobFn
@@ -23,6 +28,7 @@ from tui.data.thumbnails import MemoryImage
 from tui.model.form import FieldSpec, parse_value
 from tui.state import display_path
 from tui.train.curves import CurvePlot
+from tui.widgets.fitline import FitLine, Part
 from tui.widgets.image_view import ImageView
 from tui.widgets.inputs import TextField
 
@@ -54,11 +60,47 @@ def job_function(request: DreamRequest) -> JobFn:
     return lambda ctx: dream_job(params, ctx)
 
 
-def dream_save_path(folder: Path, class_name: str) -> Path:
-    """Where `w` saves a dream: inside `folder`, whatever the class name holds ("../x", "a/b")."""
+def dream_file_stem(class_name: str, step: int) -> str:
+    """"Bengal-step75": a file name part that stays inside its folder whatever the class name holds."""
     from engine.runs import safe_name
 
-    return folder / f"{safe_name(class_name.replace(' ', '-')) or 'dream'}.png"
+    return f"{safe_name(class_name.replace(' ', '-')) or 'dream'}-step{step}"
+
+
+def save_png_new(image, folder: Path, stem: str) -> Path:
+    """Write `image` as folder/stem.png, or stem-2.png, stem-3.png … whichever is free: never overwrites.
+    The free name is reserved by creating it exclusively, then the PNG, written to a temporary file, replaces
+    the empty reservation at once (a reader never sees half a PNG; works where hard links do not)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 10_000):
+        path = folder / (f"{stem}.png" if i == 1 else f"{stem}-{i}.png")
+        try:
+            with open(path, "xb"):
+                break
+        except FileExistsError:
+            continue
+    else:
+        raise OSError(f"no free file name for {stem}.png in {folder}")
+    fd, tmp = tempfile.mkstemp(prefix=".dream.", suffix=".png", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # the reservation, still empty
+        raise
+    return path
+
+
+def class_named(typed: str, classes: list[str]) -> str:
+    """The model's own spelling of the class typed (any case, or its index), else the text as typed."""
+    for name in classes:
+        if name.casefold() == typed.casefold():
+            return name
+    if typed.isdigit() and int(typed) < len(classes):
+        return classes[int(typed)]
+    return typed
 
 
 class DreamScreen(ModelJobScreen):
@@ -71,13 +113,17 @@ class DreamScreen(ModelJobScreen):
     BINDINGS = [
         Binding("d", "start", "Dream", id="dream.start", tooltip="Start dreaming the chosen class"),
         Binding("s", "stop", "Stop", id="dream.stop", tooltip="Stop dreaming"),
-        Binding("w", "save", "Save", id="dream.save", tooltip="Save the current image as PNG in the run"),
+        Binding("w", "save", "Snapshot", id="dream.save",
+                tooltip="Keep the image as it is now (the job saves the final one itself): dreams/<class>-step<N>.png"),
         Binding("c", "focus_class", "Class", id="dream.class", tooltip="Search the class to dream"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.frame: MemoryImage | None = None
+        self.frame_step = 0
+        self.dream_class = ""  # the class of the dream on screen
+        self.saved: str | None = None  # where the job saved its final image
 
     def compose_body(self) -> ComposeResult:
         yield from self.compose_header()
@@ -100,10 +146,10 @@ class DreamScreen(ModelJobScreen):
         with Horizontal(id="dream-body"):
             with Vertical(id="dream-image-box"):
                 yield ImageView(self.tlbench.thumbnails, "the image appears here as it forms", id="dream-image")
-                yield Static("", id="dream-caption", classes="caption", markup=False)
+                yield FitLine("", id="dream-caption", classes="caption")
             yield CurvePlot("class probability", [("target_prob", "class")], ylim=(0.0, 1.0), xlabel="step",
                             id="dream-plot")
-        yield Static("", id="dream-status", markup=False)
+        yield FitLine("", id="dream-status")
 
     def read_params(self) -> DreamRequest | None:
         target = self.query_one("#dream-class", TextField).value.strip()
@@ -132,33 +178,35 @@ class DreamScreen(ModelJobScreen):
     def job_for(self, request: DreamRequest) -> JobFn:
         return lambda ctx: job_function(request)(ctx)  # job_function imports torch: on the worker thread
 
+    def prepare(self, request: DreamRequest) -> None:
+        self.dream_class = class_named(request.target, self.model["classes"] if self.model else [])
+        self.frame, self.frame_step, self.saved = None, 0, None
+
     def starting_text(self, request: DreamRequest) -> str:
-        return f"Dreaming {request.target} (loading the model) …"
+        return f"Dreaming {self.dream_class} (loading the model) …"
 
     def action_focus_class(self) -> None:
         self.query_one("#dream-class", TextField).focus()
 
     def action_save(self) -> None:
+        if self.saved is not None:
+            self.notify(f"The dream is saved already: {display_path(self.saved)}", title="Already saved")
+            return
         if self.frame is None:
-            self.notify("No image yet: d starts a dream.", severity="warning")
+            self.notify("No image yet: d starts a dream (a preview comes every 25 steps).", severity="warning")
             return
         folder = (self.workbench.run_dir or Path.cwd()) / "dreams"
-        path = dream_save_path(folder, self.frame.name)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".dream.", suffix=".png", dir=folder)
-            with os.fdopen(fd, "wb") as f:
-                self.frame.image.save(f, format="PNG")
-            os.replace(tmp, path)  # atomic: a reader never sees half a PNG
+            path = save_png_new(self.frame.image, folder, dream_file_stem(self.dream_class, self.frame_step))
         except OSError as err:
             self.tlbench.show_error(err, "Could not save the image")
             return
-        self.notify(f"Saved {path}", title="Dream saved")
+        self.notify(f"Saved {display_path(path)}", title="Snapshot saved")
 
     def model_job_event(self, job: str, event: Event) -> None:
         if job != "dream":
             return
-        status = self.query_one("#dream-status", Static)
+        status = self.query_one("#dream-status", FitLine)
         if isinstance(event, StepEnded):
             self.query_one("#dream-plot", CurvePlot).add({"epoch": event.step, **event.values})
             prob = event.values.get("target_prob")
@@ -167,19 +215,29 @@ class DreamScreen(ModelJobScreen):
         elif isinstance(event, ImageRendered) and event.kind in ("dream", "dream-preview"):
             source = rendered_image(event)
             if isinstance(source, MemoryImage):
-                self.frame = source
+                self.frame, self.frame_step = source, event.step
+            if event.kind == "dream" and event.path:
+                self.saved = event.path
             self.query_one("#dream-image", ImageView).show(source)
             prob = event.values.get("target_prob")
-            self.query_one("#dream-caption", Static).update(
-                f"step {event.step}" + (f" · probability {prob:.3f}" if prob is not None else "")
-                + (" · final" if event.kind == "dream" else ""))
+            # the probability first: at 80 columns the step and "final" give way, then the class name shrinks
+            parts = [Part(self.dream_class, shrink=True, least=8), " · "] if self.dream_class else []
+            parts += [f"probability {prob:.3f}" if prob is not None else "",
+                      Part(f" · step {event.step}", optional=True)]
+            if event.kind == "dream":
+                parts.append(Part(" · final", optional=True))
+            self.query_one("#dream-caption", FitLine).set_parts(*parts)
         elif isinstance(event, JobFinished):
             self.tlbench.set_job_status("dream", "")
             r = event.result
-            extra = f" · saved {display_path(r['path'])}" if r.get("path") else ""
+            if r.get("path"):
+                self.saved = r["path"]
             prob = f" · probability {r['probability']:.3f} (rank {r.get('rank', '?')})" if isinstance(
                 r.get("probability"), (int, float)) else ""
-            status.update(f"{event.reason}{prob}{extra}")
+            # the saved file's path shrinks from its middle (its end is the file name), never off the end
+            status.set_parts(f"{event.reason}{prob}",
+                             *((" · saved ", Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
+                               if r.get("path") else ()))
         elif isinstance(event, JobFailed):
             self.tlbench.set_job_status("dream", "")
             status.update(f"failed: {event.title}")

@@ -2,11 +2,16 @@
 
 report.json (written by engine.evaluation):
   {"split", "checkpoint", "n", "classes", "accuracy", "top5",
-   "per_class": [{"class", "precision", "recall", "accuracy", "support"}],
+   "per_class": [{"class", "precision", "recall", "f1", "support", "accuracy" (one-vs-rest, not shown)}],
    "confusion": [[int]] (rows = true, columns = predicted), "most_confused": [{"true", "predicted", "count"}],
-   "top_losses": [{"path", "true", "predicted", "prob_true", "prob_predicted", "loss"}],
+   "top_losses": [{"path", "true", "predicted", "prob_true", "prob_predicted", "loss"}] (mistakes only),
    "mistakes": [the same rows: every wrong prediction, highest loss first, capped] (absent in older reports),
    "robustness": {...} (engine.attacks' sweep)}
+
+Older reports are read too: F1 (and precision, recall, support when a report has none) come from the confusion
+matrix, and the right answers older reports listed among the top losses are left out.
+
+A run's status comes from its files (see `run_status`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ class RunView:
     report: dict | None
     report_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    marker: dict | None = None  # status.json, when the engine wrote one
+    running: bool = False  # set by the Runs screen for the run this workbench's training job is writing now
+    has_checkpoint: bool = False  # last.pt or best.pt exists
 
     @property
     def name(self) -> str:
@@ -59,9 +67,14 @@ class RunView:
 
     @property
     def status(self) -> str:
-        if self.summary is not None:
-            return "done"
-        return "stopped" if self.metrics else "no epochs"
+        """done | running | stopped | failed (see run_status)."""
+        return "running" if self.running else run_status(self)[0]
+
+    @property
+    def status_detail(self) -> str:
+        if self.running:
+            return "training now in this workbench (3 Train shows it)"
+        return run_status(self)[1]
 
     @property
     def created(self) -> str:
@@ -79,6 +92,33 @@ class RunView:
         return Path(str(self.config.get("dataset", "-"))).name or "-"
 
 
+STATUS_FILE = "status.json"  # a marker the engine may write ({"status", "error"}); read when present
+
+
+def run_status(view: RunView) -> tuple[str, str]:
+    """(status, why) from the run's files, for runs this workbench is not training right now.
+
+    - summary.json: the run finished ("done").
+    - status.json, when the engine wrote one: its "status" (and "error"), trusted as written.
+    - epochs in metrics.jsonl or a last.pt, without a summary: "stopped" (stopped, interrupted, or it failed
+      mid-way; `tlbench train --resume` continues fine-tuning runs).
+    - config.json alone: "failed" — a run that never finished an epoch nor saved a checkpoint failed (or was
+      stopped) at start. A run another process is starting right now also looks like this until the engine
+      records its status.
+    """
+    if view.summary is not None:
+        return "done", "finished (summary.json written)"
+    marker = view.marker
+    if marker and marker.get("status") in ("running", "failed", "stopped", "done"):
+        return str(marker["status"]), str(marker.get("error") or marker.get("reason") or "as the engine recorded it")
+    epochs = len(view.metrics)
+    if epochs or view.has_checkpoint:
+        return "stopped", (f"{epochs} epoch(s) recorded, no summary.json: it stopped before its last epoch"
+                           if epochs else "a checkpoint but no epoch recorded: it stopped during its first epoch")
+    return "failed", ("only config.json: no epoch finished and no checkpoint was saved, so it failed "
+                      "(or was stopped) at start")
+
+
 def normalise_report(report: Any, classes: list[str]) -> dict:
     """The report with every key the screens read present and of the right shape (missing parts empty)."""
     if not isinstance(report, dict):
@@ -91,9 +131,14 @@ def normalise_report(report: Any, classes: list[str]) -> dict:
         raise RunError(f"report.json's confusion matrix is not {n}x{n} for {n} classes. "
                        "Re-run `tlbench eval RUN` to rewrite it.")
     out["confusion"] = [[int(v) for v in row] for row in confusion]
-    out["per_class"] = [r for r in report.get("per_class") or [] if isinstance(r, dict)]
+    per_class = [r for r in report.get("per_class") or [] if isinstance(r, dict)]
+    if not per_class and out["confusion"]:
+        per_class = per_class_from_confusion(out["confusion"], out["classes"])
+    out["per_class"] = [with_f1(r) for r in per_class]
     out["most_confused"] = [r for r in report.get("most_confused") or [] if isinstance(r, dict)]
-    out["top_losses"] = [r for r in report.get("top_losses") or [] if isinstance(r, dict) and r.get("path")]
+    # mistakes only: reports written before the fix listed right answers among the "top losses"
+    out["top_losses"] = [r for r in report.get("top_losses") or [] if isinstance(r, dict) and r.get("path")
+                         and r.get("true") != r.get("predicted")]
     # None: a report written before mistakes were listed; cells then fall back to the top losses
     mistakes = report.get("mistakes")
     out["mistakes"] = ([r for r in mistakes if isinstance(r, dict) and r.get("path")]
@@ -101,6 +146,26 @@ def normalise_report(report: Any, classes: list[str]) -> dict:
     if not out["most_confused"] and out["confusion"]:
         out["most_confused"] = most_confused(out["confusion"], out["classes"])
     return out
+
+
+def with_f1(row: dict) -> dict:
+    """The row with "f1" (older reports have precision and recall only)."""
+    if "f1" in row:
+        return row
+    p, r = row.get("precision"), row.get("recall")
+    ok = isinstance(p, (int, float)) and isinstance(r, (int, float))
+    return {**row, "f1": (2 * p * r / (p + r) if p + r else 0.0) if ok else None}
+
+
+def per_class_from_confusion(confusion: list[list[int]], classes: list[str]) -> list[dict]:
+    """Precision, recall and support per class from the matrix (rows true, columns predicted)."""
+    rows = []
+    for k, name in enumerate(classes):
+        tp, support = confusion[k][k], sum(confusion[k])
+        predicted = sum(row[k] for row in confusion)
+        rows.append({"class": name, "precision": tp / predicted if predicted else None,
+                     "recall": tp / support if support else None, "support": support})
+    return rows
 
 
 def most_confused(confusion: list[list[int]], classes: list[str], limit: int = 20) -> list[dict]:
@@ -123,7 +188,14 @@ def load_run_view(run_dir: str | Path) -> RunView:
             summary = read_json(run_dir / "summary.json")
         except RunError:
             summary = None
-    view = RunView(run_dir, config, metrics, summary, None)
+    marker = None
+    if (run_dir / STATUS_FILE).exists():
+        try:
+            marker = read_json(run_dir / STATUS_FILE)
+        except RunError:
+            marker = None
+    view = RunView(run_dir, config, metrics, summary, None, marker=marker if isinstance(marker, dict) else None,
+                   has_checkpoint=(run_dir / "last.pt").exists() or (run_dir / "best.pt").exists())
     path = run_dir / "report.json"
     if path.exists():
         try:

@@ -1,4 +1,9 @@
-"""4 Results: the confusion matrix, per-class accuracy, the most-confused pairs and the top losses."""
+"""4 Results: the confusion matrix, per-class precision/recall/F1, the most-confused pairs and the mistakes.
+
+Made for 80x24 first: the header leads with the accuracy (the run's name shrinks from the middle), class
+names are shortened from the middle, the matrix keeps its headers in view while it scrolls and toggles to
+row percentages (n), and each mistake's caption names both classes and the probability.
+"""
 
 from __future__ import annotations
 
@@ -6,48 +11,53 @@ import os
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
 from engine.events import Event, JobFailed, JobFinished
-from tui.data.grid import Thumb, ThumbnailGrid
+from tui.data.grid import ThumbnailGrid
 from tui.data.preview import PreviewScreen
 from tui.jobs import RunningJob, run_engine_job
 from tui.results.confusion import ConfusionGrid
+from tui.results.losses import LossGrid, percent
 from tui.results.report import RunView, load_run_view
 from tui.screen import WorkbenchScreen
 from tui.state import ImageRef
+from tui.widgets.fitline import FitLine, Part, shorten_middle
+from tui.widgets.tables import refill
 
 NO_RUN = ("No run chosen yet. Train one on the Train screen (3), or pick one on the Runs screen (7) "
           "and press u to use it.")
-
-
-def loss_thumbs(losses: list[dict]) -> list[Thumb]:
-    return [Thumb(r["path"], f"{r.get('true', '?')}→{r.get('predicted', '?')} {float(r.get('prob_predicted', 0)):.2f}",
-                  str(r.get("true", ""))) for r in losses]
+WIDE = 100  # from this many columns on, names get more room and numbers a third decimal
 
 
 def fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
 
 
+def number(value, digits: int) -> Text:
+    return Text(fmt(value, digits), justify="right")
+
+
 class ResultsScreen(WorkbenchScreen):
     TAB = "results"
     TITLE = "Results"
-    HELP = ("How the chosen run did: choose a confusion cell (enter) to see its images; l lists the top losses; "
-            "e evaluates the run again.")
+    HELP = ("How the chosen run did: choose a confusion cell (enter) to see its images; n shows row percentages; "
+            "l lists the top losses; e evaluates the run again.")
 
     BINDINGS = [
-        Binding("l", "top_losses", "Losses", id="results.top_losses", tooltip="Show the top losses' images"),
+        Binding("l", "top_losses", "Losses", id="results.top_losses", tooltip="Show the most confident mistakes"),
+        Binding("n", "normalise", "Row%", id="results.normalise",
+                tooltip="The matrix in counts, or each row in percent of its true class"),
         # m and i stay out of the footer (it must fit 80 columns); ? and ctrl+p list them
         Binding("m", "focus_matrix", "Matrix", id="results.matrix", tooltip="Move to the confusion matrix",
                 show=False),
         Binding("i", "focus_images", "Images", id="results.images", tooltip="Move to the images", show=False),
         Binding("a", "attack", "Attack", id="results.attack", tooltip="Attack the highlighted image (5)"),
-        Binding("r", "reload", "Reload", id="results.reload", tooltip="Read the run's files again"),
+        Binding("r", "reload", "Reload", id="results.reload", tooltip="Read the run's files again", show=False),
         Binding("e", "evaluate", "Evaluate", id="results.evaluate",
                 tooltip="Evaluate the run's best.pt on its validation split and rewrite its report"),
     ]
@@ -55,26 +65,34 @@ class ResultsScreen(WorkbenchScreen):
     def __init__(self) -> None:
         super().__init__()
         self.view: RunView | None = None
-        self.shown_images: list[Thumb] = []
+        self.wide = False
 
     def compose_body(self) -> ComposeResult:
-        yield Static(NO_RUN, id="results-header", markup=False)
+        yield FitLine(NO_RUN, id="results-header")
         with Horizontal(id="results-top"):
             with Vertical(id="matrix-box"):
                 yield ConfusionGrid(id="matrix")
-                yield Static("", id="matrix-status", markup=False)
             yield DataTable(id="per-class", cursor_type="row")
+        yield FitLine("", id="matrix-status")  # the whole width: both class names of a cell, whole at 80
         with Horizontal(id="results-bottom"):
             yield DataTable(id="confused", cursor_type="row")
             with Vertical(id="loss-box"):
-                yield Static("", id="images-title", markup=False)
-                yield ThumbnailGrid(self.tlbench.thumbnails, cell_width=12, id="loss-images")
+                yield FitLine("", id="images-title")
+                yield LossGrid(self.tlbench.thumbnails, cell_width=15, id="loss-images")
+                yield FitLine("", id="loss-detail")
         yield Static("", id="results-empty", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one("#per-class", DataTable).add_columns("class", "prec", "recall", "acc", "n")
-        self.query_one("#confused", DataTable).add_columns("true", "predicted", "count")
+        self.wide = self.app.size.width >= WIDE
         self.show_view(None)
+
+    def on_resize(self, event: events.Resize) -> None:
+        wide = self.app.size.width >= WIDE
+        if wide != self.wide:
+            self.wide = wide
+            if self.view is not None and self.view.report is not None:
+                # after the new layout: tables refilled inside a resize kept their old column widths
+                self.call_after_refresh(self.fill_tables, self.view.report)
 
     def state_changed(self) -> None:
         run_dir = self.workbench.run_dir
@@ -85,7 +103,8 @@ class ResultsScreen(WorkbenchScreen):
 
     def action_reload(self) -> None:
         if self.workbench.run_dir is not None:
-            self.query_one("#results-header", Static).update(f"Reading {self.workbench.run_dir.name} …")
+            self.query_one("#results-header", FitLine).set_parts(
+                "Reading ", Part(self.workbench.run_dir.name, shrink=True, tail=0.6), " …")
             self.run_load(self.start_job("results"), self.workbench.run_dir)
 
     @work(thread=True, exclusive=True, group="results", exit_on_error=False)
@@ -103,7 +122,8 @@ class ResultsScreen(WorkbenchScreen):
         if self.tlbench.jobs.running("eval"):
             self.notify("Already evaluating; the report shows when it is written.", severity="warning")
             return
-        self.query_one("#results-header", Static).update(f"Evaluating {run_dir.name} …")
+        self.query_one("#results-header", FitLine).set_parts(
+            "Evaluating ", Part(run_dir.name, shrink=True, tail=0.6), " …")
         self.tlbench.set_job_status("eval", "eval")
         self.run_evaluate(self.start_job("eval"), run_dir, self.workbench.config.get("device") or "auto")
 
@@ -128,11 +148,11 @@ class ResultsScreen(WorkbenchScreen):
     def show_view(self, view: RunView | None) -> None:
         self.view = view
         report = view.report if view else None
-        for part in ("#results-top", "#results-bottom"):
+        for part in ("#results-top", "#matrix-status", "#results-bottom"):
             self.query_one(part).set_class(report is None, "hidden")
         empty = self.query_one("#results-empty", Static)
         empty.set_class(report is not None, "hidden")
-        header = self.query_one("#results-header", Static)
+        header = self.query_one("#results-header", FitLine)
         if report is None:
             self.set_focus(None)
         if view is None:
@@ -141,38 +161,52 @@ class ResultsScreen(WorkbenchScreen):
             return
         if report is None:
             best = fmt(view.best_val_acc, 4)
-            header.update(f"{view.name}")
-            why = view.report_error or ("This run has no report.json yet: it is still training, or it ended "
-                                        "before its evaluation. e evaluates its best.pt now (the confusion "
-                                        "matrix, per-class accuracy, the most-confused pairs and the mistakes).")
+            header.set_parts(Part(view.name, shrink=True, tail=0.6))
+            if view.report_error:
+                why = view.report_error
+            elif view.status == "failed":
+                why = (f"This run has nothing to evaluate: {view.status_detail}. The Runs screen (7) lists "
+                       "every run with its status; train again on the Train screen (3).")
+            else:
+                why = ("This run has no report.json yet: it is still training, or it ended before its "
+                       "evaluation. e evaluates its best.pt now (the confusion matrix, per-class precision and "
+                       "recall, the most-confused pairs and the mistakes).")
             empty.update(f"{why}\n\nWhat the run recorded: best validation accuracy {best} over "
                          f"{len(view.metrics)} epoch(s); its curves are on the Runs screen (7).")
             return
-        top5 = f" · top-5 {fmt(report.get('top5'))}" if report.get("top5") is not None else ""
-        header.update(f"{view.name} · {report.get('split', 'val')} · n {report.get('n', '-')} · "
-                      f"accuracy {fmt(report.get('accuracy'))}{top5} · {report.get('checkpoint', '')}")
-        classes = report["classes"]
+        # the numbers first: on 80 columns the run's name gives way (from its middle), never the accuracy
+        parts = [Part(f"accuracy {fmt(report.get('accuracy'))}", "bold")]
+        if report.get("top5") is not None:
+            parts.append(Part(f" · top-5 {fmt(report.get('top5'))}"))
+        parts += [Part(f" · {report.get('n', '-')} {report.get('split', 'val')} images"),
+                  Part(f" · {report.get('checkpoint') or 'best.pt'} · ")]
+        parts.append(Part(view.name, shrink=True, least=10, tail=0.6))
+        header.set_parts(*parts)
         grid = self.query_one("#matrix", ConfusionGrid)
-        grid.set_matrix(classes, report["confusion"])
-        per_class = self.query_one("#per-class", DataTable)
-        per_class.clear()
-        for row in report["per_class"]:
-            per_class.add_row(str(row.get("class", "?")), Text(fmt(row.get("precision")), justify="right"),
-                              Text(fmt(row.get("recall")), justify="right"),
-                              Text(fmt(row.get("accuracy")), justify="right"),
-                              Text(str(row.get("support", "-")), justify="right"))
-        confused = self.query_one("#confused", DataTable)
-        confused.clear()
-        for row in report["most_confused"]:
-            confused.add_row(str(row.get("true")), str(row.get("predicted")), Text(str(row.get("count")), justify="right"))
+        grid.set_matrix(report["classes"], report["confusion"])
+        self.fill_tables(report)
         self.action_top_losses()
-        self.query_one("#matrix-status", Static).update("enter shows a cell's images")
+        self.query_one("#matrix-status", FitLine).update("enter shows a cell's images · n percent of row")
         grid.focus()
 
-    def show_images(self, title: str, thumbs: list[Thumb], empty: str) -> None:
-        self.shown_images = thumbs
-        self.query_one("#images-title", Static).update(title)
-        self.query_one("#loss-images", ThumbnailGrid).set_items(thumbs, empty_text=empty)
+    def fill_tables(self, report: dict) -> None:
+        """Per-class precision, recall, F1 and support; the most-confused pairs. Names shortened from the
+        middle (37 Oxford breeds must fit beside the matrix at 80 columns)."""
+        name_w, digits = (24, 3) if self.wide else (13, 2)
+        refill(self.query_one("#per-class", DataTable), ("class", "prec", "recall", "F1", "n"), [
+            (shorten_middle(str(row.get("class", "?")), name_w), number(row.get("precision"), digits),
+             number(row.get("recall"), digits), number(row.get("f1"), digits),
+             Text(str(row.get("support", "-")), justify="right")) for row in report["per_class"]])
+        pair_w = 22 if self.wide else 12
+        refill(self.query_one("#confused", DataTable), ("true", "→ predicted", "n"), [
+            (shorten_middle(str(row.get("true")), pair_w), shorten_middle(str(row.get("predicted")), pair_w),
+             Text(str(row.get("count")), justify="right")) for row in report["most_confused"]])
+
+    def show_images(self, title: list[Part], rows: list[dict], empty: str) -> None:
+        self.query_one("#images-title", FitLine).set_parts(*title)
+        self.query_one("#loss-images", LossGrid).set_losses(rows, empty)
+        if not rows:
+            self.query_one("#loss-detail", FitLine).update("")
 
     def cell_images(self, true: int, predicted: int) -> None:
         if self.view is None or self.view.report is None:
@@ -181,16 +215,42 @@ class ResultsScreen(WorkbenchScreen):
         classes = report["classes"]
         t, p = classes[true], classes[predicted]
         count = report["confusion"][true][predicted] if report["confusion"] else 0
-        listed = report["mistakes"] if report["mistakes"] is not None else report["top_losses"]
+        fresh = report["mistakes"] is not None
+        listed = report["mistakes"] if fresh else report["top_losses"]
         losses = [r for r in listed if str(r.get("true")) == t and str(r.get("predicted")) == p]
         if true == predicted:
-            self.show_images(f"{t} correctly classified: {count}", [],
+            self.show_images([Part(t, shrink=True), Part(f" correctly classified: {count}")], [],
                              "the report lists wrong predictions only; l shows the top losses")
             return
         shown = f"{len(losses)} of {count}" if len(losses) < count else str(count)
-        source = "highest loss first" if report["mistakes"] is not None else "from the top losses"
-        self.show_images(f"true {t} → predicted {p}: {shown} image(s), {source}", loss_thumbs(losses),
-                         "none of these are listed in this older report: e evaluates the run again and lists them all")
+        source = "highest loss first" if fresh else "from the top losses"
+        title = [Part("true "), Part(t, shrink=True), Part(" → predicted "), Part(p, shrink=True),
+                 Part(f": {shown} image(s), {source}")]
+        if count == 0:
+            empty = f"no images: no {t} was predicted as {p}"
+        elif not fresh:  # only a report written before mistakes were listed lacks them
+            empty = "none of these are listed in this older report: e evaluates the run again and lists them all"
+        elif len(report["mistakes"]) < self.mistakes_total(report):
+            empty = (f"not among the {len(report['mistakes'])} mistakes the report lists (the worst first); "
+                     f"the matrix counts {count}")
+        else:
+            empty = "none listed in the report (it disagrees with its matrix): e evaluates the run again"
+        self.show_images(title, losses, empty)
+
+    @staticmethod
+    def mistakes_total(report: dict) -> int:
+        return sum(c for i, row in enumerate(report["confusion"]) for j, c in enumerate(row) if i != j)
+
+    def show_cell_status(self, true: int, predicted: int) -> None:
+        report = self.view.report
+        classes = report["classes"]
+        row = report["confusion"][true]
+        count, total = row[predicted], sum(row)
+        share = f" ({percent(count / total)} of the row)" if total else ""
+        self.query_one("#matrix-status", FitLine).set_parts(
+            Part("true "), Part(classes[true], "bold", shrink=True, least=7), Part(" → predicted "),
+            Part(classes[predicted], "bold", shrink=True, least=7), Part(f": {count}"),
+            Part(share, optional=True), Part(" · enter images", optional=True))
 
     # ------------------------------------------------------------------------------------ events
 
@@ -198,13 +258,7 @@ class ResultsScreen(WorkbenchScreen):
     def cell_highlighted(self, event: ConfusionGrid.CellHighlighted) -> None:
         if self.view is None or self.view.report is None:
             return
-        report = self.view.report
-        classes = report["classes"]
-        row = report["confusion"][event.true]
-        count, total = row[event.predicted], sum(row)
-        share = f" ({count / total:.0%} of {classes[event.true]})" if total else ""
-        self.query_one("#matrix-status", Static).update(
-            f"true {classes[event.true]} → predicted {classes[event.predicted]}: {count}{share} · enter images")
+        self.show_cell_status(event.true, event.predicted)
 
     @on(ConfusionGrid.CellChosen, "#matrix")
     def cell_chosen(self, event: ConfusionGrid.CellChosen) -> None:
@@ -221,6 +275,27 @@ class ResultsScreen(WorkbenchScreen):
             t, p = classes.index(row["true"]), classes.index(row["predicted"])
             self.query_one("#matrix", ConfusionGrid).select(t, p)
             self.cell_images(t, p)
+
+    @on(DataTable.RowSelected, "#per-class")
+    def class_chosen(self, event: DataTable.RowSelected) -> None:
+        """Enter on a class: the matrix cursor goes to its row's diagonal."""
+        grid = self.query_one("#matrix", ConfusionGrid)
+        grid.select(event.cursor_row, event.cursor_row)
+        grid.focus()
+
+    @on(ThumbnailGrid.Highlighted, "#loss-images")
+    def image_highlighted(self, event: ThumbnailGrid.Highlighted) -> None:
+        grid = self.query_one("#loss-images", LossGrid)
+        if event.index >= len(grid.rows):
+            return
+        row = grid.rows[event.index]
+        loss = row.get("loss")
+        self.query_one("#loss-detail", FitLine).set_parts(
+            Part(str(row.get("true", "?")), "bold", shrink=True, least=8), Part(" → "),
+            Part(str(row.get("predicted", "?")), "bold", shrink=True, least=8),
+            Part(f" {percent(row.get('prob_predicted'))}"), Part(f" · true {percent(row.get('prob_true'))}"),
+            Part(f" · loss {loss:.2f}" if isinstance(loss, (int, float)) else "", optional=True),
+            Part(" · " + os.path.basename(str(row.get("path", ""))), shrink=True, least=12, tail=0.7, optional=True))
 
     @on(ThumbnailGrid.Opened, "#loss-images")
     def image_opened(self, event: ThumbnailGrid.Opened) -> None:
@@ -239,18 +314,36 @@ class ResultsScreen(WorkbenchScreen):
             self.notify("No report to show: " + ("choose a run (7)" if self.view is None else "not evaluated yet"),
                         severity="warning")
             return
-        losses = self.view.report["top_losses"]
-        self.show_images(f"top losses: {len(losses)} most confident mistakes (true→predicted prob)",
-                         loss_thumbs(losses), "no mistakes listed")
+        report = self.view.report
+        losses = report["top_losses"]  # mistakes only (right answers in older reports are left out)
+        if losses:
+            title = [Part(f"top losses: the {len(losses)} most confident mistakes"),
+                     Part(" (true, → predicted, its probability)", optional=True)]
+            empty = ""
+        elif report.get("accuracy") == 1 or (report["confusion"] and not self.mistakes_total(report)):
+            title = [Part("top losses: no mistakes")]
+            empty = f"no mistakes: all {report.get('n', '')} images were classified correctly"
+        else:
+            title = [Part("top losses: none listed")]
+            empty = "this older report lists no mistakes among its top losses: e evaluates the run again"
+        self.show_images(title, losses, empty)
+
+    def action_normalise(self) -> None:
+        grid = self.query_one("#matrix", ConfusionGrid)
+        if not grid.n:
+            self.notify("No confusion matrix to show yet.", severity="warning")
+            return
+        grid.toggle_normalised()
+        self.notify("Each row in percent of its true class" if grid.normalised else "Counts", timeout=2)
 
     def action_focus_matrix(self) -> None:
         self.query_one("#matrix", ConfusionGrid).focus()
 
     def action_focus_images(self) -> None:
-        self.query_one("#loss-images", ThumbnailGrid).focus()
+        self.query_one("#loss-images", LossGrid).focus()
 
     def action_attack(self) -> None:
-        grid = self.query_one("#loss-images", ThumbnailGrid)
+        grid = self.query_one("#loss-images", LossGrid)
         if not grid.items:
             self.notify("No image highlighted: choose a confusion cell or the top losses first.", severity="warning")
             return

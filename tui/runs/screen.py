@@ -1,33 +1,66 @@
-"""7 Runs: past runs (date, dataset, backbone, mode, best val acc, duration); enter opens one; u uses its model."""
+"""7 Runs: every run (date, dataset, backbone, mode, best val acc, duration, status); enter opens one; u uses
+its model; R resumes a stopped one (on the Train screen); x exports it; p predicts with it; o sorts; / filters.
+
+Statuses are what the files say (tui.results.report.run_status): done, stopped, failed (a run that never
+finished an epoch nor saved a checkpoint), and running for the run this workbench is training now.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
-from engine.events import Event, JobFinished
+from engine.events import Event, JobFailed, JobFinished
+from engine.jobs import JobFn
 from tui.jobs import RunningJob, run_engine_job
 from tui.results.report import RunView, list_run_views
+from tui.runs.dialogs import ExportDialog, PredictDialog, PredictionsScreen
 from tui.screen import WorkbenchScreen
 from tui.state import display_path
 from tui.train.curves import CurvePlot
 from tui.train.progress import clock
+from tui.widgets.fitline import FitLine, Part, shorten_middle
+from tui.widgets.inputs import TextField
 from tui.widgets.keybar import KeyBar
+from tui.widgets.tables import refill
 
 CONFIG_KEYS_FIRST = ("dataset", "backbone", "mode", "epochs", "batch_size", "lr", "img_size", "seed",
                      "val_fraction", "weights_identity", "device_resolved", "train_images", "val_images")
+SORTS = ("date", "accuracy", "name")
+STATUS_STYLE = {"done": "green", "running": "bold cyan", "stopped": "yellow", "failed": "bold red"}
+WIDE = 100  # columns from which dates are shown whole and names get more room
+PREDICT_TOP_K = 3
+RELIST_AFTER_S = 5.0  # shown again after this long, the folder is read again (statuses change as jobs run)
 
 
 def fmt_acc(value: float | None) -> str:
     return f"{value:.4f}" if isinstance(value, float) else "-"
+
+
+def sort_views(views: list[RunView], key: str) -> list[RunView]:
+    """date: newest first; accuracy: best first (runs without one last); name: dataset, backbone, mode."""
+    if key == "accuracy":
+        return sorted(views, key=lambda v: (v.best_val_acc is None, -(v.best_val_acc or 0.0), v.name))
+    if key == "name":
+        return sorted(views, key=lambda v: (v.dataset.lower(), str(v.config.get("backbone", "")).lower(),
+                                            str(v.config.get("mode", "")), v.name))
+    return sorted(views, key=lambda v: (v.created, v.name), reverse=True)
+
+
+def matches(view: RunView, query: str) -> bool:
+    """Every word of the query appears in the run's name, dataset, backbone, mode or status (any case)."""
+    haystack = " ".join([view.name, view.dataset, str(view.config.get("backbone", "")),
+                         str(view.config.get("mode", "")), view.status]).lower()
+    return all(word in haystack for word in query.lower().split())
 
 
 def config_table(config: dict) -> Table:
@@ -47,18 +80,25 @@ def config_table(config: dict) -> Table:
     return table
 
 
-def report_text(view: RunView) -> Text:
+def report_text(view: RunView, name_w: int = 16) -> Text:
     if view.report is None:
         return Text(view.report_error or "No report.json yet: e on the Results screen (4) evaluates the run.",
                     "dim")
     r = view.report
+
+    def num(value) -> str:
+        return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
+
     text = Text()
-    text.append(f"accuracy {r.get('accuracy', '-')}", "bold")
-    if r.get("top5") is not None:
-        text.append(f" · top-5 {r['top5']}")
+    acc = r.get("accuracy")
+    text.append(f"accuracy {acc:.4f}" if isinstance(acc, (int, float)) else "accuracy -", "bold")
+    if isinstance(r.get("top5"), (int, float)):
+        text.append(f" · top-5 {r['top5']:.4f}")
     text.append(f" · {r.get('split', 'val')} n {r.get('n', '-')}\n")
-    for row in r["per_class"][:40]:
-        text.append(f"{str(row.get('class')):<16} acc {row.get('accuracy', '-')}  n {row.get('support', '-')}\n")
+    text.append(f"{'class':<{name_w}}  prec recall   F1    n\n", "bold")
+    for row in r["per_class"]:
+        text.append(f"{shorten_middle(str(row.get('class')), name_w):<{name_w}}  {num(row.get('precision')):>4} "
+                    f"{num(row.get('recall')):>6} {num(row.get('f1')):>4} {row.get('support', '-'):>4}\n")
     if r["most_confused"]:
         text.append("most confused: " + ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})"
                                                 for p in r["most_confused"][:5]))
@@ -79,8 +119,10 @@ class RunDetailScreen(Screen):
 
     def compose(self) -> ComposeResult:
         v = self.view
-        yield Static(f"{v.name} · {v.status} · best val acc {fmt_acc(v.best_val_acc)} · {clock(v.seconds)}",
-                     id="run-title", markup=False)
+        yield FitLine(Part(v.name, shrink=True, least=16, tail=0.6), " · ",
+                      Part(v.status, STATUS_STYLE.get(v.status, "")),
+                      f" · best val acc {fmt_acc(v.best_val_acc)} · {clock(v.seconds)}",
+                      Part(f" · {v.status_detail}", optional=True), id="run-title")
         with Horizontal(id="run-body"):
             with VerticalScroll(id="run-config"):
                 yield Static(config_table(v.config))
@@ -89,7 +131,7 @@ class RunDetailScreen(Screen):
                     yield CurvePlot("loss", [("train_loss", "train"), ("val_loss", "val")], id="run-loss")
                     yield CurvePlot("accuracy", [("train_acc", "train"), ("val_acc", "val")], id="run-acc")
                 with VerticalScroll(id="run-report"):
-                    yield Static(report_text(v))
+                    yield Static(report_text(v, 22 if self.app.size.width >= WIDE else 14))
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -104,33 +146,75 @@ class RunDetailScreen(Screen):
         self.dismiss(None)
 
 
+class RunsTable(DataTable):
+    """The runs list: home and end go to the first and the last run (a row table has no columns to jump)."""
+
+    BINDINGS = [
+        Binding("home", "scroll_top", "First", show=False, id="runs.first"),
+        Binding("end", "scroll_bottom", "Last", show=False, id="runs.last"),
+    ]
+
+
 class RunsScreen(WorkbenchScreen):
     TAB = "runs"
     TITLE = "Runs"
-    HELP = "Every run in the runs folder, newest first. enter opens one; u makes it the model for 4, 5 and 6."
+    HELP = ("Every run in the runs folder with its status. enter opens one; u makes it the model for 4, 5 and 6; "
+            "R resumes a stopped one; x exports; p predicts; o sorts; / filters.")
 
     BINDINGS = [
         Binding("enter", "open", "Open", id="runs.open", tooltip="Config, curves and report of the run",
                 priority=True),
         Binding("u", "use", "Use", id="runs.use", tooltip="Results, Attack and Dream use this run"),
-        Binding("r", "reload", "Reload", id="runs.reload", tooltip="List the runs folder again"),
+        Binding("R", "resume", "Resume", id="runs.resume",
+                tooltip="Continue a stopped fine-tuning run from its last.pt (the Train screen shows it)"),
+        Binding("x", "export", "Export", id="runs.export",
+                tooltip="Export the run's model (TorchScript or ONNX), checked against the run"),
+        Binding("p", "predict", "Predict", id="runs.predict",
+                tooltip="Classify an image or a folder of images with the run's model"),
+        Binding("slash", "filter", "Filter", id="runs.filter", show=False,
+                tooltip="Type to show only runs whose name, dataset, backbone, mode or status match"),
+        Binding("o", "sort", "Sort", id="runs.sort", show=False, tooltip="Sort by date, accuracy or name"),
+        Binding("r", "reload", "Reload", id="runs.reload", tooltip="List the runs folder again", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.views: list[RunView] = []
+        self.all_views: list[RunView] = []
+        self.views: list[RunView] = []  # as shown: filtered and sorted
+        self.sort_key = "date"
+        self.resuming: RunningJob | None = None
+        self.resuming_dir: Path | None = None
+        self.predicting: tuple[str, str] = ("", "")  # (run name, path) of the last prediction asked for
+        self.listed_at = 0.0
+        self.wide = False
 
     def compose_body(self) -> ComposeResult:
-        yield Static("", id="runs-header", markup=False)
-        yield DataTable(id="runs", cursor_type="row")
+        yield FitLine("", id="runs-header")
+        yield TextField(placeholder="filter: name, dataset, backbone, mode or status", id="runs-filter",
+                        classes="hidden", compact=True)
+        yield RunsTable(id="runs", cursor_type="row")
         yield Static("", id="runs-empty", classes="hidden", markup=False)
+        yield FitLine("", id="runs-status")  # the highlighted run's status, and why
+        yield FitLine("", id="runs-job")  # the last export or prediction
 
     def on_mount(self) -> None:
-        self.query_one("#runs", DataTable).add_columns("", "date", "dataset", "backbone", "mode", "best acc",
-                                                       "time", "status")
+        self.wide = self.app.size.width >= WIDE
+
+    def on_resize(self, event: events.Resize) -> None:
+        wide = self.app.size.width >= WIDE
+        if wide != self.wide:
+            self.wide = wide
+            self.call_after_refresh(self.show_runs)
 
     def state_changed(self) -> None:
         self.action_reload()
+
+    def on_screen_resume(self) -> None:
+        """Statuses change while jobs run (a run finishes, fails, starts): read the folder again when shown,
+        unless it was read moments ago (switching screens back and forth must stay cheap)."""
+        fresh = time.monotonic() - self.listed_at < RELIST_AFTER_S
+        if self.all_views and self._seen_version == self.workbench.version and not fresh:
+            self.action_reload()
 
     @property
     def root(self) -> Path:
@@ -139,43 +223,90 @@ class RunsScreen(WorkbenchScreen):
         return runs_root(self.workbench.runs_dir)
 
     def action_reload(self) -> None:
-        self.query_one("#runs-header", Static).update(f"Reading {display_path(self.root)} …")
+        if not self.all_views:
+            self.query_one("#runs-header", FitLine).set_parts(
+                "Reading ", Part(display_path(self.root), shrink=True, least=12, tail=0.7), " …")
         self.run_list(self.start_job("runs"), self.root)
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def run_list(self, job: RunningJob, root: Path) -> None:
         run_engine_job(self, job, lambda ctx: {"views": list_run_views(root)}, self.tlbench.jobs)
 
+    # ------------------------------------------------------------------------------------ jobs
+
     def job_event(self, job: str, event: Event) -> None:
         if job == "runs" and isinstance(event, JobFinished) and "views" in event.result:
-            self.show_runs(event.result["views"])
+            self.all_views = event.result["views"]
+            self.listed_at = time.monotonic()
+            self.show_runs()
+        elif job == "export":
+            self.export_event(event)
+        elif job == "predict":
+            self.predict_event(event)
 
-    def show_runs(self, views: list[RunView]) -> None:
-        self.views = views
-        table = self.query_one("#runs", DataTable)
-        row = table.cursor_row
-        table.clear()
+    def mark_running(self) -> None:
+        """The run this workbench is training now is "running", not "stopped"/"failed": the one R resumed,
+        else (a job started on the Train screen) the newest run without a summary."""
+        for v in self.all_views:
+            v.running = False
+        if self.resuming is not None and not self.resuming.done.is_set():
+            for v in self.all_views:
+                v.running = v.run_dir == self.resuming_dir
+        elif self.tlbench.jobs.running("train"):
+            newest = sort_views(self.all_views, "date")
+            unfinished = [v for v in newest if v.summary is None]
+            if unfinished and newest and unfinished[0] is newest[0]:
+                newest[0].running = True
+
+    def show_runs(self) -> None:
+        table = self.query_one("#runs", RunsTable)
+        selected = self.current()
+        keep = selected.run_dir if selected else None
+        self.mark_running()
+        query = self.query_one("#runs-filter", TextField).value.strip()
+        shown = [v for v in self.all_views if matches(v, query)] if query else list(self.all_views)
+        self.views = sort_views(shown, self.sort_key)
         chosen = self.workbench.run_dir
-        for v in views:
-            table.add_row("●" if chosen and v.run_dir.resolve() == Path(chosen).resolve() else " ", v.created,
-                          v.dataset, str(v.config.get("backbone", "-")), str(v.config.get("mode", "-")),
-                          Text(fmt_acc(v.best_val_acc), justify="right"), Text(clock(v.seconds), justify="right"),
-                          v.status, key=str(v.run_dir))
+        chosen = Path(chosen).resolve() if chosen else None
+        name_w, backbone_w = (24, 24) if self.wide else (10, 15)
+        rows = []
+        for v in self.views:
+            status = v.status
+            rows.append(("●" if chosen and v.run_dir.resolve() == chosen else " ",
+                         v.created if self.wide else v.created[5:], shorten_middle(v.dataset, name_w),
+                         shorten_middle(str(v.config.get("backbone", "-")), backbone_w),
+                         str(v.config.get("mode", "-")), Text(fmt_acc(v.best_val_acc), justify="right"),
+                         Text(clock(v.seconds), justify="right"), Text(status, STATUS_STYLE.get(status, ""))))
+        refill(table, ("", "date", "dataset", "backbone", "mode", "best acc", "time", "status"), rows,
+               [str(v.run_dir) for v in self.views])
         empty = self.query_one("#runs-empty", Static)
-        empty.set_class(bool(views), "hidden")
-        table.set_class(not views, "hidden")
-        self.query_one("#runs-header", Static).update(f"{len(views)} run(s) in {display_path(self.root)}"
-                                                      + (" · ● = the model in use" if views else ""))
-        if not views:
+        empty.set_class(bool(self.views), "hidden")
+        table.set_class(not self.views, "hidden")
+        self.show_header(query)
+        if not self.all_views:
             empty.update("No runs yet. Train one on the Train screen (3): each run is a folder with its config, "
                          "metrics, checkpoints and its evaluation report.")
+        elif not self.views:
+            empty.update(f"No run matches {query!r}: / edits the filter (empty shows every run).")
         else:
-            table.move_cursor(row=min(row, len(views) - 1))
-            table.focus()
+            rows = [v.run_dir for v in self.views]
+            table.move_cursor(row=rows.index(keep) if keep in rows else 0, animate=False)
+            if not self.query_one("#runs-filter", TextField).has_focus:
+                table.focus()
+
+    def show_header(self, query: str) -> None:
+        total, shown = len(self.all_views), len(self.views)
+        count = f"{shown} of {total} runs" if query else f"{total} run(s)"
+        parts = [Part(count, "bold"), " in ", Part(display_path(self.root), shrink=True, least=10, tail=0.7),
+                 f" · by {self.sort_key} (o)"]
+        parts.append(Part(f" · filter {query!r} (/)" if query else " · / filters", optional=not query))
+        if total:
+            parts.append(Part(" · ● in use", optional=True))
+        self.query_one("#runs-header", FitLine).set_parts(*parts)
 
     def current(self) -> RunView | None:
-        table = self.query_one("#runs", DataTable)
-        if not self.views or table.cursor_row >= len(self.views):
+        table = self.query_one("#runs", RunsTable)
+        if not self.views or table.cursor_row >= len(self.views) or table.row_count != len(self.views):
             return None
         return self.views[table.cursor_row]
 
@@ -183,7 +314,53 @@ class RunsScreen(WorkbenchScreen):
     def row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
 
+    @on(DataTable.RowHighlighted, "#runs")
+    def row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        view = self.current()
+        if view is not None:
+            self.query_one("#runs-status", FitLine).set_parts(
+                Part(view.status, STATUS_STYLE.get(view.status, "")), ": ",
+                Part(view.status_detail, shrink=True, least=20))
+
+    # ------------------------------------------------------------------------------------ sort and filter
+
+    def action_sort(self) -> None:
+        self.sort_key = SORTS[(SORTS.index(self.sort_key) + 1) % len(SORTS)]
+        self.show_runs()
+
+    def action_filter(self) -> None:
+        field = self.query_one("#runs-filter", TextField)
+        field.remove_class("hidden")
+        field.focus()
+
+    @on(Input.Changed, "#runs-filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self.show_runs()
+
+    def action_leave_field(self) -> None:
+        """Escape: out of the filter (an empty one hides) back to the list; the list keeps the keys, so
+        arrows pressed right after escape move through the runs instead of being dropped."""
+        field = self.query_one("#runs-filter", TextField)
+        if not field.value.strip():
+            field.add_class("hidden")
+        table = self.query_one("#runs", RunsTable)
+        if self.views:
+            table.focus()
+        else:
+            self.set_focus(None)
+
+    @on(Input.Submitted, "#runs-filter")
+    def filter_submitted(self, event: Input.Submitted) -> None:
+        """Enter in the filter: back to the (filtered) list (not to no focus at all, as other fields do)."""
+        event.prevent_default()
+        self.action_leave_field()
+
+    # ------------------------------------------------------------------------------------ actions
+
     def action_open(self) -> None:
+        if self.query_one("#runs-filter", TextField).has_focus:  # enter (a priority key here) ends the filter
+            self.action_leave_field()
+            return
         view = self.current()
         if view is None:
             self.notify("No run to open.", severity="warning")
@@ -201,5 +378,145 @@ class RunsScreen(WorkbenchScreen):
         self.workbench.run_dir = view.run_dir
         self.workbench.changed()
         self._seen_version = self.workbench.version
-        self.show_runs(self.views)
+        self.show_runs()
         self.notify(f"{view.name} is the model for Results (4), Attack (5) and Dream (6).", title="Model chosen")
+
+    async def action_resume(self) -> None:
+        """Continue a stopped run (engine.training.resume) as the workbench's training job, shown on Train.
+
+        The Train screen starts jobs only with its own settings, so this starts the job here with the Train
+        screen as the owner of its events (its log, curves, progress and summary show it as any training)
+        and hands it the job, so that space pauses and s stops it there.
+        """
+        view = self.current()
+        if view is None:
+            self.notify("No run to resume.", severity="warning")
+            return
+        if self.tlbench.jobs.running("train"):
+            self.notify("A training job is running: one at a time (3 Train shows it).", severity="warning")
+            return
+        if view.status == "done":
+            self.notify(f"{view.name} finished: nothing to resume. Start a new run (3), e.g. with more epochs.",
+                        severity="warning")
+            return
+        await self.app.switch_mode("train")
+        train = self.app.screen
+        job = self.start_job("train")
+        train.job = job  # type: ignore[attr-defined] - the Train screen's pause and stop act on its job
+        self.resuming, self.resuming_dir = job, view.run_dir
+        self.tlbench.set_job_status("train", "train resuming")
+        self.run_resume(job, str(view.run_dir), self.workbench.config.get("device"), train)
+
+    @work(thread=True, exclusive=True, group="resume", exit_on_error=False)
+    def run_resume(self, job: RunningJob, run_dir: str, device: str | None, owner) -> None:
+        def resume_job(ctx):
+            from engine.training import resume  # torch: imported here, never on the UI thread
+
+            return resume(run_dir, ctx, device=None if device in (None, "auto") else device)
+
+        run_engine_job(owner, job, resume_job, self.tlbench.jobs)
+
+    def action_export(self) -> None:
+        view = self.current()
+        if view is None:
+            self.notify("No run to export.", severity="warning")
+            return
+        if self.tlbench.jobs.running("export"):
+            self.notify("Already exporting: the result shows here.", severity="warning")
+            return
+
+        def chosen(fmt: str | None) -> None:
+            if fmt:
+                self.query_one("#runs-job", FitLine).set_parts(
+                    f"Exporting to {fmt} (loading the model, then checking the export) … ",
+                    Part(view.name, shrink=True, least=12, tail=0.6))
+                self.tlbench.set_job_status("export", "export")
+                self.run_job(self.start_job("export"), export_job(str(view.run_dir), fmt))
+
+        self.app.push_screen(ExportDialog(view.name), chosen)
+
+    def export_event(self, event: Event) -> None:
+        status = self.query_one("#runs-job", FitLine)
+        if isinstance(event, JobFinished):
+            self.tlbench.set_job_status("export", "")
+            r = event.result
+            if event.reason != "completed" or "path" not in r:
+                status.update("Export stopped.")
+                return
+            size = f"{r['bytes'] / 1e6:.1f} MB" if isinstance(r.get("bytes"), int) else ""
+            status.set_parts(Part(f"exported {r.get('format', '')}", "bold"),
+                             f" · {size} · checked: |Δp| ≤ {r.get('max_abs_diff', float('nan')):.1e}",
+                             Part(" vs the run's model", optional=True), " · ",
+                             Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
+        elif isinstance(event, JobFailed):
+            self.tlbench.set_job_status("export", "")
+            status.update(f"Export failed: {event.title}")
+
+    def action_predict(self) -> None:
+        view = self.current()
+        if view is None:
+            self.notify("No run to predict with.", severity="warning")
+            return
+        if view.status in ("failed", "running") or not view.has_checkpoint:
+            self.notify(f"{view.name} has no model to predict with yet ({view.status}).", severity="warning")
+            return
+        if self.tlbench.jobs.running("predict"):
+            self.notify("Already predicting: the results show when ready.", severity="warning")
+            return
+        picked = self.workbench.picked_image
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.query_one("#runs-job", FitLine).set_parts(
+                    "Predicting ", Part(display_path(path), shrink=True, least=12, tail=0.7), " (loading the model) …")
+                self.tlbench.set_job_status("predict", "predict")
+                self.predicting = (view.name, path)
+                self.run_job(self.start_job("predict"),
+                             predict_job(str(view.run_dir), path, self.workbench.config.get("device") or "auto"))
+
+        self.app.push_screen(PredictDialog(view.name, picked.path if picked else ""), chosen)
+
+    def predict_event(self, event: Event) -> None:
+        status = self.query_one("#runs-job", FitLine)
+        if isinstance(event, JobFinished):
+            self.tlbench.set_job_status("predict", "")
+            results = event.result.get("results") or []
+            failed = sum(1 for r in results if "error" in r)
+            name, path = self.predicting
+            status.set_parts(f"predicted {len(results) - failed} image(s)" + (f", {failed} unreadable" if failed else ""),
+                             " in ", Part(display_path(path), shrink=True, least=12, tail=0.7))
+            if results:
+                self.app.push_screen(PredictionsScreen(
+                    [f"{len(results)} image(s) in ", Part(display_path(path), shrink=True, least=12, tail=0.7),
+                     f" · top {PREDICT_TOP_K} of ", Part(name, shrink=True, least=12, tail=0.6)], results))
+        elif isinstance(event, JobFailed):
+            self.tlbench.set_job_status("predict", "")
+            status.update(f"Predict failed: {event.title}")
+
+    @work(thread=True, exclusive=False, group="runs-jobs", exit_on_error=False)
+    def run_job(self, job: RunningJob, fn: JobFn) -> None:
+        run_engine_job(self, job, fn, self.tlbench.jobs)
+
+
+def export_job(run_dir: str, fmt: str) -> JobFn:
+    def job(ctx):
+        from engine.export import export_run  # torch: imported on the worker thread
+
+        return export_run(run_dir, fmt, ctx)
+
+    return job
+
+
+def predict_job(run_dir: str, path: str, device: str) -> JobFn:
+    """The run's model on an image or a folder: top predictions per image (engine.predict)."""
+    def job(ctx):
+        from engine.devices import resolve_device
+        from engine.predict import load_run_model, predict_paths  # torch: on the worker thread
+
+        dev = resolve_device(device)
+        ctx.check()
+        model, record = load_run_model(run_dir, dev)
+        ctx.check()
+        return {"results": predict_paths(model, record, [path], PREDICT_TOP_K, dev)}
+
+    return job
