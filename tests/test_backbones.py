@@ -254,7 +254,12 @@ def test_without_network_a_download_fails_at_once_and_the_status_says_so(network
     import engine.downloads as downloads
 
     never = threading.Event()
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: never.wait())
+
+    def slow_resolver(*args, **kwargs):
+        never.wait(15)  # released when the test ends
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
     monkeypatch.setattr(downloads, "NETWORK_CHECK_SECONDS", 0.2)
     spec = get_spec("resnet18")
     try:
