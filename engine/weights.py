@@ -143,7 +143,12 @@ def load_weights(spec: BackboneSpec, model: nn.Module, weights=None, ctx: JobCon
     if weights is not None:
         identity = weights_identity(spec, weights)
         path = Path(weights).expanduser()
-        _load_into(model, _read_state_dict(path), str(path), spec.name)
+        state = _read_state_dict(path)
+        if spec.name in ("googlenet", "inception_v3"):
+            # a state dict saved from torchvision's pretrained Inception-v3 still holds its auxiliary head,
+            # which tlbench's models do not have (see backbones.without_aux_heads)
+            state = {k: v for k, v in state.items() if not k.startswith(("AuxLogits.", "aux1.", "aux2."))}
+        _load_into(model, state, str(path), spec.name)
         return identity
     if spec.family != "efficientnet_lite":
         raise ValueError(f"{spec.name}: torchvision weights load through load_torchvision_pretrained")

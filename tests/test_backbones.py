@@ -284,3 +284,14 @@ def test_status_of_weights_that_need_a_download_gives_their_size(networked, monk
 
     row = backbone_info("resnet50")
     assert row["weights"] == "download" and row["weights_bytes"] == status.bytes == int(97.79 * 2**20)
+
+
+def test_a_weights_file_saved_from_torchvisions_inception_with_its_aux_head_loads(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.Inception3(aux_logits=True, transform_input=True, init_weights=False)
+    torch.save(reference.state_dict(), tmp_path / "inception.pt")
+    model, _ = build_imagenet_model("inception_v3", tmp_path / "inception.pt")
+    assert model.AuxLogits is None and model.transform_input
+    assert torch.equal(model.state_dict()["fc.weight"], reference.state_dict()["fc.weight"])
