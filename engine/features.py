@@ -287,7 +287,7 @@ def cached_features(
     elif ctx is not None:
         ctx.log(f"feature cache hit: {len(paths)} images, no backbone forward pass")
     dim = next(iter(stored.values())).shape[0] if stored else 0
-    out = torch.zeros(len(paths), dim)
+    out = torch.zeros(len(paths), dim, device="cpu")  # host-side: features are kept on the CPU
     for i, ident in enumerate(ids):
         if i not in errors:
             out[i] = stored[ident]
