@@ -81,7 +81,8 @@ class BackboneSpec:
         size = img_size or self.input_size
         if self.fixed_input and size != self.input_size:
             raise ConfigError(
-                f"{self.name} takes exactly {self.input_size} px images (its position embeddings are fixed), "
+                f"{self.name} takes exactly {self.input_size} px images (its position embeddings or attention "
+                f"windows are sized for them), "
                 f"but the input size is {size} px (set with --img-size, or chosen for this dataset's small "
                 f"images). Run with --img-size {self.input_size}, or pick a convolutional backbone."
             )
@@ -165,8 +166,8 @@ def without_aux_heads(model: nn.Module) -> nn.Module:
 
 
 def architecture_kwargs(spec: BackboneSpec) -> dict:
-    """The constructor arguments that give a random model the pretrained model's architecture: builder_kwargs
-    what torchvision's builder sets itself when it is given the spec's weights, without auxiliary heads.
+    """The constructor arguments that give a random model the pretrained model's architecture: what
+    torchvision's builder sets itself when it is given the spec's weights, without auxiliary heads.
 
     torchvision applies the latter only when `weights=` is passed; a random backbone (and the model a full
     checkpoint is loaded into) must have the same architecture as the pretrained one, so we pass them
@@ -214,7 +215,8 @@ def build_architecture(spec: BackboneSpec, seed: int | None = None) -> nn.Module
 
 @contextlib.contextmanager
 def parameters_on_meta():
-    """While active (in this thread), new parameters and buffers are allocated on the meta device.
+    """While active (in this thread), tensors allocated with torch.empty/zeros/ones/full/rand/randn (what nn
+    modules create their parameters and buffers with) go to the meta device.
 
     Unlike `with torch.device("meta")`, computations stay real: RegNet computes its stage widths with
     torch.arange(...).tolist() in its constructor, which a meta tensor cannot do. So any architecture builds
