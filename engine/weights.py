@@ -20,7 +20,7 @@ import torchvision
 from torch import nn
 
 from engine.downloads import DownloadFailed, download, human_bytes, network_problem, offline, sha256_file
-from engine.errors import WeightsError
+from engine.errors import EXIT_FAILED, WeightsError
 from engine.runs import unpickling_reason
 
 if TYPE_CHECKING:
@@ -179,7 +179,8 @@ def ensure_torchvision_weights(spec: BackboneSpec, ctx: JobContext | None = None
             f"No pretrained weights for {spec.name} here: {path.name} is not in the torch hub cache "
             f"({path.parent}) and the download failed ({err}). On a machine with internet, download {tv.url} "
             f"({human_bytes(spec.weights_bytes)}) and copy it into {path.parent} (set TORCH_HOME to use another "
-            "cache); or use --weights FILE, or a backbone that ships its weights (efficientnet_lite0)."
+            "cache); or use --weights FILE, or a backbone that ships its weights (efficientnet_lite0).",
+            exit_code=EXIT_FAILED,  # a failed download, as for `tlbench fetch`: the command itself was right
         ) from None
     return path
 

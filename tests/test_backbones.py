@@ -111,6 +111,7 @@ def test_offline_error_names_the_cache_and_the_remedies():
     msg = str(err.value)
     assert "resnet50" in msg and str(hub_checkpoints_dir()) in msg
     assert "--weights FILE" in msg and "efficientnet_lite0" in msg
+    assert err.value.exit_code == 1  # a failed download (as for `tlbench fetch`), not bad input
 
 
 def test_weights_file_loads_with_weights_only(tmp_path):
