@@ -13,10 +13,13 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
+from textual import events, on
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
 from textual.reactive import reactive
 
 from engine.images import load_rgb
@@ -53,6 +56,15 @@ def warm_engine() -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a broken import surfaces (with its message) when a screen needs it
             return
+
+
+class KeyHandled(Message):
+    """Posted right behind a key to the widget the key went to; it reaches the app once that widget and its
+    parents have handled the key (queues are first in, first out). See TlbenchApp.on_event."""
+
+    def __init__(self, serial: int, target, rounds_left: int) -> None:
+        super().__init__()
+        self.serial, self.target, self.rounds_left = serial, target, rounds_left
 
 
 class TlbenchApp(App):
@@ -94,6 +106,15 @@ class TlbenchApp(App):
 
     job_status: reactive[str] = reactive("")
 
+    # Keys typed in a burst (a laggy SSH link delivers them together) must land where focus is *after* the
+    # keys before them: Textual forwards each key to the focused widget's queue at once, so "tab 0.002"
+    # would put 0.002 in the field tab was leaving. The app holds the next key until the previous one was
+    # handled: a KeyHandled marker goes to the same widget right behind the key and bubbles back to the app;
+    # a second round covers what the key's action posted (Enter -> Submitted -> the field gives up focus).
+    KEY_ROUNDS = 2
+    # A marker can be lost when its widget is removed (a modal closing); then the next key waits this long.
+    KEY_GATE_TIMEOUT = 0.3
+
     def __init__(self, dataset: Path | None, runs_dir: str | None = None, *, config: dict | None = None,
                  blink: bool = True, color_hint: bool = True, warm: bool = True) -> None:
         super().__init__()
@@ -107,6 +128,10 @@ class TlbenchApp(App):
         self._statuses: dict[str, str] = {}
         self.quitting = False
         self.signal_exit = 0  # 128 + the signal when a hangup or SIGTERM ended the app
+        self._key_serial = 0
+        self._key_in_flight: tuple[int, float] | None = None  # (serial, when it was forwarded)
+        self._held_keys: deque[events.Event] = deque()
+        self._key_timer = None
         start_process_helper()
 
     def on_mount(self) -> None:
@@ -119,6 +144,55 @@ class TlbenchApp(App):
 
     def _start_warm_up(self) -> None:
         threading.Thread(target=warm_engine, name="tlbench-warm-up", daemon=True).start()
+
+    # ------------------------------------------------------------------------------------ keys in order
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            if self._key_in_flight is not None:
+                if time.monotonic() - self._key_in_flight[1] < self.KEY_GATE_TIMEOUT:
+                    self._held_keys.append(event)
+                    if self._key_timer is None:
+                        self._key_timer = self.set_timer(self.KEY_GATE_TIMEOUT, self._key_gate_expired)
+                    return
+                self._key_in_flight = None  # its marker was lost: go on
+            await self._deliver_key(event)
+            return
+        await super().on_event(event)
+
+    async def _deliver_key(self, event: events.Event) -> None:
+        target = self.focused or self.screen
+        await super().on_event(event)
+        if event.is_forwarded:  # queued for a widget (not taken by a priority binding): hold the next key
+            self._key_serial += 1
+            if target.post_message(KeyHandled(self._key_serial, target, self.KEY_ROUNDS - 1)):
+                self._key_in_flight = (self._key_serial, time.monotonic())
+
+    async def _release_keys(self) -> None:
+        self._key_in_flight = None
+        if self._key_timer is not None:
+            self._key_timer.stop()
+            self._key_timer = None
+        while self._held_keys and self._key_in_flight is None:
+            await self._deliver_key(self._held_keys.popleft())
+
+    @on(KeyHandled)
+    async def _key_handled(self, message: KeyHandled) -> None:
+        message.stop()
+        if self._key_in_flight is None or message.serial != self._key_in_flight[0]:
+            return
+        target = message.target
+        if message.rounds_left and target.is_attached and target.post_message(
+                KeyHandled(message.serial, target, message.rounds_left - 1)):
+            return
+        await self._release_keys()
+
+    async def _key_gate_expired(self) -> None:
+        self._key_timer = None
+        if self._key_in_flight is not None and time.monotonic() - self._key_in_flight[1] >= self.KEY_GATE_TIMEOUT:
+            await self._release_keys()
+        elif self._held_keys:
+            self._key_timer = self.set_timer(self.KEY_GATE_TIMEOUT, self._key_gate_expired)
 
     # ------------------------------------------------------------------------------------ colour
 
