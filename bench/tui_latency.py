@@ -200,7 +200,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="tlbench-latency-"))
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "TLBENCH_CACHE": str(tmp / "cache"),
-           "TLBENCH_RUNS": str(tmp / "runs"), "TLBENCH_OFFLINE": "1"}
+           "TLBENCH_RUNS": str(tmp / "runs"), "TLBENCH_OFFLINE": "1", "TLBENCH_STATE": str(tmp / "state.json")}
     code = CHILD.format(root=str(ROOT), dataset=str(dataset), runs=str(tmp / "runs"),
                         config={"img_size": args.img_size, "epochs": 30})
     term = Terminal(env, code)

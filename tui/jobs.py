@@ -21,9 +21,14 @@ from typing import Any
 
 from textual.message_pump import MessagePump
 
-from engine.events import JobFailed, JobFinished
+from engine.events import Event, JobFailed, JobFinished
 from engine.jobs import JobControl, JobFn, run_job
 from tui.messages import JobEvent
+
+# What a job is doing, as every part of the workbench shows it (the tab bar, the Train screen's two lines):
+# one property, so the top and the bottom of a screen can never disagree.
+RUNNING, PAUSED, STOPPING, STOPPED, FAILED, DONE = "running", "paused", "stopping…", "stopped", "failed", "done"
+ENDED = (STOPPED, FAILED, DONE)
 
 
 @dataclass
@@ -31,6 +36,22 @@ class RunningJob:
     name: str
     control: JobControl
     done: threading.Event = field(default_factory=threading.Event)
+    final: Event | None = None  # JobFinished or JobFailed, set by the job's thread as it sends it
+
+    @property
+    def state(self) -> str:
+        """running / paused / stopping… / stopped / failed / done — from the control the keys act on (at
+        once) and the job's final event (the moment it is sent)."""
+        final = self.final
+        if isinstance(final, JobFailed):
+            return FAILED
+        if isinstance(final, JobFinished):
+            return STOPPED if final.reason == "stopped" else DONE
+        if self.control.stopped:
+            return STOPPING
+        if self.control.paused:
+            return PAUSED
+        return RUNNING
 
 
 class JobRegistry:
@@ -101,6 +122,8 @@ def run_engine_job(owner: MessagePump, job: RunningJob, fn: JobFn, registry: Job
     name = job.name
 
     def sink(event: Any) -> None:
+        if isinstance(event, (JobFinished, JobFailed)):
+            job.final = event  # before the message: whoever handles it sees the job as ended
         owner.post_message(JobEvent(name, event))
 
     try:

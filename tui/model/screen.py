@@ -184,8 +184,13 @@ class ModelScreen(WorkbenchScreen):
         if message:
             status.update(Text.assemble(("✗ ", "bold red"), (message, "red")))
         else:
-            epochs = values.get("epochs") or (self.registry or {}).get("default_epochs", {}).get(self.mode, "?")
-            status.update(Text.assemble(("✓ ", "bold green"), f"{self.mode} · {self.backbone} · {epochs} epochs "
+            epochs = values.get("epochs")
+            if epochs is None:  # an empty field means the mode's default: say which, never silently
+                default = (self.registry or {}).get("default_epochs", {}).get(self.mode, "?")
+                epochs_text = f"{default} epochs (the {self.mode} default)"
+            else:
+                epochs_text = f"{epochs} epochs"
+            status.update(Text.assemble(("✓ ", "bold green"), f"{self.mode} · {self.backbone} · {epochs_text} "
                                         f"· {dataset} — t to train"))
         status.set_class(bool(message), "-invalid")
         self.query_one("#model-header", Static).update(
