@@ -56,7 +56,7 @@ def test_model(snap_compare, size):
     async def before(pilot):
         await scanned(pilot)
         await pilot.press("2")
-        await wait_for(pilot, lambda: bool(pilot.app.screen.query("#form")), 120, "the registry")
+        await wait_for(pilot, lambda: pilot.app.screen.registry is not None, 120, "the registry")
         await settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=before)

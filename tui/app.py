@@ -31,9 +31,9 @@ from tui.data.screen import DataScreen
 from tui.data.thumbnails import ThumbnailCache
 from tui.dream.screen import DreamScreen
 from tui.errors import ErrorModal, describe_error
-from tui.jobs import ENDED, RUNNING, STOPPING, JobRegistry
+from tui.jobs import ENDED, RUNNING, STOPPING, JobRegistry, yield_cpu_to_the_ui
 from tui.keys import HelpScreen, KeysProvider
-from tui.model.screen import ModelScreen
+from tui.model.screen import ModelScreen, backbone_rows
 from tui.results.screen import ResultsScreen
 from tui.runs.screen import RunsScreen
 from tui.state import Workbench, load_state, newest_run, save_state, state_path
@@ -110,6 +110,8 @@ class TlbenchApp(App):
     READ_ONLY_JOBS = frozenset({"scan", "split", "registry", "runs", "results", "model-info"})
 
     job_status: reactive[str] = reactive("")
+    # Bumped when the backbone registry has loaded (or failed to) on its background thread.
+    registry_version: reactive[int] = reactive(0)
 
     # Keys typed in a burst (a laggy SSH link delivers them together) must land where focus is *after* the
     # keys before them: Textual forwards each key to the focused widget's queue at once, so "tab 0.002"
@@ -139,6 +141,8 @@ class TlbenchApp(App):
         self._written = self.state.remembered()  # what the file holds (or would): unchanged is not rewritten
         self._save_timer = None
         self._save_lock = threading.Lock()
+        self._registry_thread: threading.Thread | None = None
+        self.registry_outcome: tuple[BaseException | None, list[dict] | None] | None = None
         self.jobs = JobRegistry()
         self.thumbnails = ThumbnailCache(load_thumbnail)
         self.blink = blink
@@ -171,6 +175,29 @@ class TlbenchApp(App):
 
     def _start_warm_up(self) -> None:
         threading.Thread(target=warm_engine, name="tlbench-warm-up", daemon=True).start()
+        self.ensure_registry()  # the Model screen's table is ready before its first visit
+
+    def ensure_registry(self) -> None:
+        """Load the backbone registry on a background thread, once (it imports torch and torchvision)."""
+        if self._registry_thread is None:
+            self._registry_thread = threading.Thread(target=self._load_registry, name="tlbench-registry",
+                                                     daemon=True)
+            self._registry_thread.start()
+
+    def _load_registry(self) -> None:
+        yield_cpu_to_the_ui()  # like a job: the interface keeps the CPU it needs meanwhile
+        try:
+            outcome: tuple = (None, backbone_rows())
+        except Exception as err:  # noqa: BLE001 - shown by the Model screen with the error modal
+            outcome = (err, None)
+        try:
+            self.call_from_thread(self._registry_loaded, outcome)
+        except RuntimeError:  # the app closed meanwhile
+            pass
+
+    def _registry_loaded(self, outcome: tuple) -> None:
+        self.registry_outcome = outcome
+        self.registry_version += 1
 
     # ------------------------------------------------------------------------------------ keys in order
 
