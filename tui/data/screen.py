@@ -86,7 +86,7 @@ class DataScreen(WorkbenchScreen):
         Binding("u", "toggle_unusable", "Unusable", id="data.unusable", tooltip="Show the unusable files and why"),
         Binding("r", "rescan", "Scan", id="data.rescan", tooltip="Scan the dataset folder again"),
         Binding("g", "focus_grid", "Grid", id="data.images", tooltip="Move to the thumbnail grid"),
-        Binding("c", "focus_classes", "List", id="data.classes", tooltip="Move to the class list"),
+        Binding("c", "focus_classes", "List", id="data.classes", tooltip="Move to the class list", show=False),
         Binding("slash", "jump", "Jump", id="data.jump", tooltip="Type a class name to jump to it"),
         Binding("s", "sort", "Sort", id="data.sort", tooltip="Sort the classes by name or by image count"),
         Binding("v", "view", "View", id="data.view",
@@ -165,8 +165,8 @@ class DataScreen(WorkbenchScreen):
             rate = f" · {event.rate / 1e6:.1f} MB/s" if event.rate and event.unit == "bytes" else ""
             summary.update(f"{verb} {display_path(self.scan_path) if job == 'scan' else ''} … "
                            f"{event.phase} {event.done:.0f}/{event.total:.0f} {event.unit}{rate}")
-            if job == "scan":
-                self.tlbench.set_job_status("scan", f"scan {100 * event.done / event.total:.0f}%")
+            if job in ("scan", "fetch"):
+                self.tlbench.set_job_status(job, f"{job} {100 * event.done / event.total:.0f}%")
         elif isinstance(event, JobFinished):
             if job == "scan":
                 self.tlbench.set_job_status("scan", "")
@@ -179,7 +179,11 @@ class DataScreen(WorkbenchScreen):
                     self.open_scanned(event.result["info"], event.result["split"])
             elif job == "split" and "split" in event.result and self.info is not None:
                 self.show_split(event.result["split"])
+            elif job == "fetch" and event.reason == "stopped":
+                self.tlbench.set_job_status("fetch", "")
+                self.say("Fetching stopped (a partial download is resumed next time).")
             elif job == "fetch" and event.result.get("fetched"):
+                self.tlbench.set_job_status("fetch", "")
                 self.notify(f"Fetched into {display_path(event.result['fetched'])}", title="Dataset ready")
                 self.open_dataset(Path(event.result["fetched"]))
         elif isinstance(event, JobFailed):
@@ -194,7 +198,8 @@ class DataScreen(WorkbenchScreen):
                     self.workbench.info = None
                     self.show_empty(failed + ".")
             elif job == "fetch":
-                summary.update("Fetching failed.")
+                self.tlbench.set_job_status("fetch", "")
+                self.say(f"✗ Fetching failed: {event.title.lower()} (the error says why).")
 
     def state_changed(self) -> None:
         """Settings changed on the Model screen (the split depends on val_fraction and seed), or the run."""
@@ -313,6 +318,13 @@ class DataScreen(WorkbenchScreen):
         if self.order:
             row = self.order.index(current) if current in self.order else 0
             table.move_cursor(row=row)
+
+    def say(self, problem: str) -> None:
+        """A job's outcome in the summary: beside the open dataset, or alone when none is open."""
+        if self.info is not None:
+            self.show_summary(problem)
+        else:
+            self.query_one("#data-summary", Static).update(problem)
 
     def show_summary(self, problem: str = "") -> None:
         """Two lines: the dataset and its split; `problem` (a failed open) replaces the second line."""
@@ -508,6 +520,7 @@ class DataScreen(WorkbenchScreen):
         def chosen(name: str | None) -> None:
             if name:
                 self.query_one("#data-summary", Static).update(f"Fetching {name} …")
+                self.tlbench.set_job_status("fetch", "fetch starting")
                 self.run_fetch(self.start_job("fetch"), name)
 
         self.app.push_screen(AskScreen("Fetch a dataset into " + display_path(data_dir()), described, "", names),

@@ -29,11 +29,16 @@ class LrPlot(PlotextPlot):
         plt.clear_figure()
         plt.title("lr range test: smoothed loss")
         plt.xlabel("learning rate (log)")
-        shown = [(lr, loss) for lr, loss in self.points if lr > 0 and math.isfinite(loss)]
+        # log10 of the rate on the x axis, ticks at whole decades labelled 1e-5 …: plotext's own log scale
+        # labels a decade as 0.000000100, which does not fit 80 columns
+        shown = [(math.log10(lr), loss) for lr, loss in self.points if lr > 0 and math.isfinite(loss)]
         if shown:
-            plt.xscale("log")
             xs, ys = zip(*shown)
-            plt.plot(list(xs), list(ys), marker="braille", label="loss")
+            plt.plot(list(xs), list(ys), marker="braille")
+            decades = list(range(math.floor(min(xs)), math.ceil(max(xs)) + 1))
+            step = max(1, len(decades) // 6)
+            ticks = decades[::step]
+            plt.xticks(ticks, [f"1e{k}" for k in ticks])
             if self.suggestion:
-                plt.vline(self.suggestion, "green")
+                plt.vline(math.log10(self.suggestion), "green")
         self.refresh()

@@ -248,11 +248,11 @@ class ModelScreen(WorkbenchScreen):
         above, below = self.query_one("#form", ConfigForm).out_of_view()
         parts = []
         if below:
-            parts.append(f"▼ {below} more setting{'s' if below > 1 else ''} below (s, then tab or ↓)")
+            parts.append(f"▼ {below} more below (s, tab)")
         if above:
             parts.append(f"▲ {above} above")
         if self.hidden_fields:
-            parts.append(f"{', '.join(self.hidden_fields)}: not used in {self.mode} mode")
+            parts.append(f"not used in {self.mode} mode: {', '.join(self.hidden_fields)}")
         self.query_one("#form-more", Static).update(Text(" · ".join(parts), "dim"))
 
     def check(self, values: dict | None = None, parse_errors: dict[str, str] | None = None) -> None:

@@ -115,7 +115,7 @@ class TrainProgress:
             remaining -= self.step / self.steps
         return max(0.0, remaining * per_epoch)
 
-    def line(self) -> str:
+    def line(self, eta: bool = True) -> str:
         """The key numbers first (they must survive 80 columns): epoch, val acc, loss, then the rest."""
         if self.between_phases:
             return f"{self.phase} done · preparing the next step …"
@@ -137,7 +137,7 @@ class TrainProgress:
             parts.append(f"{self.phase} {self.done:.0f}/{self.total:.0f} {self.unit}")
         if self.rate:
             parts.append(f"{self.rate:.1f} {'img' if self.unit == 'images' else self.unit}/s")
-        eta = self.eta
-        if eta is not None:
-            parts.append(f"ETA {clock(eta)}")
+        remaining = self.eta if eta else None
+        if remaining is not None:
+            parts.append(f"ETA {clock(remaining)}")
         return " · ".join(parts)

@@ -27,6 +27,7 @@ from tui.jobs import DONE, FAILED, PAUSED, RUNNING, STOPPED, STOPPING, RunningJo
 from tui.screen import WorkbenchScreen
 from tui.train.curves import CurvePlot
 from tui.train.progress import TrainProgress, clock
+from tui.widgets.text import middle_truncate
 
 
 def epoch_line(event: EpochEnded) -> str:
@@ -57,32 +58,40 @@ class TrainPlanned(Message):
         self.epochs = epochs
 
 
-def summary_text(result: dict, reason: str) -> Text:
-    """The final summary of a training job."""
-    text = Text()
+def summary_text(result: dict, reason: str, width: int = 0) -> Text:
+    """The final summary of a training job in two lines that each fit `width` (0: no limit): the result
+    first, then where it is; the less telling parts go first when the line is short."""
+    first = Text()
     if reason == "stopped":
-        text.append("Stopped. ", "bold yellow")
+        first.append("Stopped. ", "bold yellow")
     else:
-        text.append("Done. ", "bold green")
+        first.append("Done. ", "bold green")
     if "best_val_acc" in result:
-        text.append(f"best val acc {result['best_val_acc']:.4f}", "bold")
+        first.append(f"best val acc {result['best_val_acc']:.4f}", "bold")
         if "best_epoch" in result:
-            text.append(f" (epoch {result['best_epoch']})")
+            first.append(f" (epoch {result['best_epoch']})")
         if "val_acc" in result:
-            text.append(f" · last {result['val_acc']:.4f}")
-    if "train_images" in result:
-        text.append(f" · {result['train_images']} train / {result['val_images']} val images")
-    if result.get("skipped_images"):
-        text.append(f" · {result['skipped_images']} skipped")
-    if result.get("feature_cache"):
-        text.append(f" · feature cache {result['feature_cache']}")
+            first.append(f" · last {result['val_acc']:.4f}")
     if "seconds" in result:
-        text.append(f" · {clock(result['seconds'])}")
+        first.append(f" · {clock(result['seconds'])}")
+    extras = []
+    if "train_images" in result:
+        extras.append(f"{result['train_images']} train / {result['val_images']} val images")
+    if result.get("skipped_images"):
+        extras.append(f"{result['skipped_images']} skipped")
+    if result.get("feature_cache"):
+        extras.append(f"feature cache {result['feature_cache']}")
+    for extra in extras:
+        if not width or first.cell_len + 3 + len(extra) <= width:
+            first.append(f" · {extra}")
+    second = Text()
     if result.get("run_dir"):
-        text.append(f"\nrun {Path(result['run_dir']).name}", "dim")
-        if reason == "completed":
-            text.append(" — 4 Results · 7 Runs", "dim")
-    return text
+        tail = " — 4 Results · 7 Runs" if reason == "completed" else ""
+        name = Path(result["run_dir"]).name
+        if width:
+            name = middle_truncate(name, max(12, width - 4 - len(tail)))
+        second.append(f"run {name}{tail}", "dim")
+    return Text("\n").join([first, second]) if second else first
 
 
 class TrainScreen(WorkbenchScreen):
@@ -273,7 +282,7 @@ class TrainScreen(WorkbenchScreen):
         word, style = STATE_WORDS[state]
         p = self.progress
         status = Text.assemble((word, style))
-        numbers = p.line()
+        numbers = p.line(eta=state not in (STOPPED, DONE, FAILED))
         if state == FAILED:
             status.append(f": {self.failure or 'the job failed'}", "red")
             status.append(" — t to try again", "dim")
@@ -294,7 +303,8 @@ class TrainScreen(WorkbenchScreen):
                                          ("\nthe run's files so far are kept" + (f" in {Path(self.run_dir).name}"
                                                                                   if self.run_dir else ""), "dim")))
         else:
-            summary.update(summary_text(self.result, "stopped" if state == STOPPED else "completed"))
+            width = summary.content_region.width or self.size.width - 2
+            summary.update(summary_text(self.result, "stopped" if state == STOPPED else "completed", width))
 
     def show_bar(self, state: str) -> None:
         """The bar measures the phase it names; stopped and failed say so (the bar keeps where it got)."""
