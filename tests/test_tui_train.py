@@ -195,3 +195,47 @@ async def test_zero_epochs_is_rejected_with_the_reason_like_other_bad_values(tin
         await pilot.pause()
         assert not app.jobs.running("train")
         assert "--epochs -3" in text_of(app, "#train-status")
+
+
+async def test_the_tab_bar_keeps_a_jobs_state_visible_at_80_columns(tiny_dataset):
+    """At 80x24 the tabs shrink to their numbers before a job's state is cut off."""
+    from engine.jobs import JobControl
+    from tui.widgets.tabbar import TabBar
+
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(80, 24)) as pilot:
+        job = app.jobs.begin("lr-find", JobControl())
+        app.set_job_status("lr-find", "lr-find 9/100")
+        job.control.stop()
+        app.refresh_job_status()
+        await pilot.pause()
+        shown = str(app.screen.query_one(TabBar).render())
+        assert shown.rstrip().endswith("lr-find 9/100 · stopping…") and "1 Data" in shown
+        assert " 2 " in shown and "2 Model" not in shown  # the other tabs by their number
+        app.jobs.end(job)
+
+
+def test_torch_is_imported_by_one_thread_at_a_time(monkeypatch):
+    """Two threads importing torchvision at once failed ("cannot import name 'InterpolationMode' from
+    partially initialized module"): the warm-up, the registry and every job that may import torch go
+    through tui.jobs.import_engine (one lock); jobs that never do (the scan) do not wait for it."""
+    import threading
+
+    import tui.app
+    import tui.jobs
+    from engine.jobs import JobControl
+
+    calls: list[str] = []
+    monkeypatch.setattr(tui.jobs, "import_engine", lambda: calls.append(threading.current_thread().name))
+    monkeypatch.setattr(tui.app, "import_engine", lambda: calls.append("app"))
+
+    class Owner:
+        def post_message(self, message):
+            return True
+
+    registry = tui.jobs.JobRegistry()
+    for name in ("scan", "train", "lr-find"):
+        tui.jobs.run_engine_job(Owner(), registry.begin(name, JobControl()), lambda ctx: {}, registry)
+    assert len(calls) == 2  # train and lr-find, not the scan
+    tui.app.warm_engine()
+    assert calls[-1] == "app"

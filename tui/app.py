@@ -31,7 +31,7 @@ from tui.data.screen import DataScreen
 from tui.data.thumbnails import ThumbnailCache
 from tui.dream.screen import DreamScreen
 from tui.errors import ErrorModal, describe_error
-from tui.jobs import ENDED, RUNNING, STOPPING, JobRegistry, yield_cpu_to_the_ui
+from tui.jobs import ENDED, RUNNING, STOPPING, JobRegistry, import_engine, yield_cpu_to_the_ui
 from tui.keys import HelpScreen, KeysProvider
 from tui.model.screen import ModelScreen, backbone_rows
 from tui.results.screen import ResultsScreen
@@ -41,8 +41,6 @@ from tui.terminal import unwatch, watch
 from tui.train.screen import TrainScreen
 
 SCREENS_GROUP = Binding.Group("", compact=True)  # the tab bar names them
-# Modules that import torch: warmed on a background thread so the Model and Train screens open at once.
-HEAVY_MODULES = ("engine.config", "engine.backbones", "engine.weights", "engine.training", "engine.predict")
 
 
 def load_thumbnail(path, min_side: int):
@@ -51,13 +49,11 @@ def load_thumbnail(path, min_side: int):
 
 
 def warm_engine() -> None:
-    import importlib
-
-    for name in HEAVY_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a broken import surfaces (with its message) when a screen needs it
-            return
+    """Import torch and the engine on a background thread, so the Model and Train screens open at once."""
+    try:
+        import_engine()
+    except Exception:  # noqa: BLE001 - a broken import surfaces (with its message) when a screen needs it
+        pass
 
 
 class KeyHandled(Message):
@@ -187,6 +183,7 @@ class TlbenchApp(App):
     def _load_registry(self) -> None:
         yield_cpu_to_the_ui()  # like a job: the interface keeps the CPU it needs meanwhile
         try:
+            import_engine()  # under the import lock: the warm-up may be importing torch right now
             outcome: tuple = (None, backbone_rows())
         except Exception as err:  # noqa: BLE001 - shown by the Model screen with the error modal
             outcome = (err, None)

@@ -12,6 +12,7 @@ waits for the UI (`call_from_thread` would stall the training loop until the UI 
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
@@ -93,6 +94,23 @@ class JobRegistry:
         return not self.running()
 
 
+# The engine modules that import torch and torchvision. Two threads importing them at once can fail with
+# "cannot import name 'InterpolationMode' from partially initialized module 'torchvision.transforms'"
+# (seen: a training job started while the start-up warm-up and the registry were still importing), so
+# they are imported under one lock, by whichever thread needs them first; later calls return at once.
+HEAVY_MODULES = ("engine.config", "engine.backbones", "engine.weights", "engine.training", "engine.predict")
+_import_lock = threading.Lock()
+# Jobs that never import torch: they must not wait for the warm-up (the first scan is the first screen).
+TORCH_FREE_JOBS = frozenset({"scan", "split", "runs", "results"})
+
+
+def import_engine() -> None:
+    """Import the engine's heavy modules (torch, torchvision) in this thread, one thread at a time."""
+    with _import_lock:
+        for name in HEAVY_MODULES:
+            importlib.import_module(name)
+
+
 # Jobs started from the workbench run this much "nicer" than the interface: a training job saturating both
 # cores (its PyTorch threads and DataLoader workers inherit the value) then leaves the UI thread the CPU it
 # needs for a key press. Measured on 2 cores: screen-switch p95 123 -> 78 ms under a cold feature extraction.
@@ -126,8 +144,13 @@ def run_engine_job(owner: MessagePump, job: RunningJob, fn: JobFn, registry: Job
             job.final = event  # before the message: whoever handles it sees the job as ended
         owner.post_message(JobEvent(name, event))
 
+    def body(ctx):
+        if name not in TORCH_FREE_JOBS:
+            import_engine()  # a failed import ends the job as JobFailed, with its message
+        return fn(ctx)
+
     try:
         yield_cpu_to_the_ui()
-        return run_job(name, fn, sink, job.control)
+        return run_job(name, body, sink, job.control)
     finally:
         registry.end(job)
