@@ -239,3 +239,20 @@ def test_torch_is_imported_by_one_thread_at_a_time(monkeypatch):
     assert len(calls) == 2  # train and lr-find, not the scan
     tui.app.warm_engine()
     assert calls[-1] == "app"
+
+
+async def test_toasts_leave_the_final_summary_readable(tiny_dataset):
+    """Toasts sit above the bottom lines (the final summary, the key bar), at 80x24 too."""
+    from textual.widgets._toast import Toast
+
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.state.info is not None, what="the scan")
+        await pilot.press("3")
+        app.notify("A training job is running: s stops it. " * 2, title="Train")
+        await wait_for(pilot, lambda: bool(app.screen.query(Toast)), 10, "the toast")
+        await pilot.pause()
+        summary = app.screen.query_one("#train-summary").region
+        for toast in app.screen.query(Toast):
+            assert not toast.region.overlaps(summary), (toast.region, summary)
+            assert toast.region.width <= 48

@@ -184,7 +184,9 @@ class TlbenchApp(App):
         yield_cpu_to_the_ui()  # like a job: the interface keeps the CPU it needs meanwhile
         try:
             import_engine()  # under the import lock: the warm-up may be importing torch right now
-            outcome: tuple = (None, backbone_rows())
+            # Each row builds a model on the meta device (~0.2 s of Python holding the GIL): a pause between
+            # rows lets a key press that arrives meanwhile be handled sooner.
+            outcome: tuple = (None, backbone_rows(lambda: time.sleep(0.02)))
         except Exception as err:  # noqa: BLE001 - shown by the Model screen with the error modal
             outcome = (err, None)
         try:
