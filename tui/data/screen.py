@@ -19,6 +19,7 @@ from engine.paths import data_dir
 from tui.data.grid import Thumb, ThumbnailGrid
 from tui.data.open_dataset import AskScreen
 from tui.data.preview import PreviewScreen
+from tui.errors import describe_error
 from tui.jobs import RunningJob, run_engine_job
 from tui.screen import WorkbenchScreen
 from tui.state import ImageRef, display_path
@@ -191,8 +192,10 @@ class DataScreen(WorkbenchScreen):
                 self.tlbench.set_job_status("scan", "")
                 failed = f"Could not open {display_path(self.scan_path)}: {event.title.lower()}"
                 if self.info is not None and self.scan_path != Path(self.info.root):
-                    # The dataset that was open stays open; the summary says what went wrong (the modal too).
-                    self.show_summary(f"✗ {failed} — {event.error}. Still showing {self.info.name}.")
+                    # The dataset that was open stays open; the summary says what went wrong (the modal too,
+                    # with the fix): the cause first, so 80 columns show it.
+                    cause = describe_error(event.error, event.title)[1]
+                    self.show_summary(f"✗ Still showing {self.info.name}: {cause}")
                 else:
                     self.info = None
                     self.workbench.info = None
