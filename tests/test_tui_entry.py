@@ -174,3 +174,30 @@ async def test_path_suggester_offers_folders_only_when_asked(tmp_path):
     assert await anything.get_suggestion(str(tmp_path / "alps")) == str(tmp_path / "alps.txt")
     assert await folders.get_suggestion(str(tmp_path / "alpha")) == str(tmp_path / "alpha") + os.sep
     assert folders.is_complete(str(tmp_path / "alpha")) and not folders.is_complete(str(tmp_path / "alps.txt"))
+
+
+async def test_a_plain_suggest_from_list_gets_enter_too():
+    """Attack's and Dream's class fields set Textual's SuggestFromList on a TextField: Enter takes it too."""
+    from textual.app import App
+    from textual.suggester import SuggestFromList
+
+    submitted: list[str] = []
+
+    class One(App):
+        def compose(self):
+            yield TextField(id="cls")
+
+        def on_input_submitted(self, event):
+            submitted.append(event.value)
+
+    app = One()
+    async with app.run_test() as pilot:
+        field = app.query_one("#cls", TextField)
+        field.suggester = SuggestFromList(["green", "blue", "red"], case_sensitive=False)
+        field.focus()
+        await burst(pilot, "g", "r", "enter")
+        await wait_for(pilot, lambda: submitted == ["green"], 10, "green")
+        field.value = ""
+        await burst(pilot, "R", "E", "D", "enter")  # a whole choice, in the list's own spelling
+        await wait_for(pilot, lambda: len(submitted) == 2, 10, "red")
+        assert submitted[-1] == "red"

@@ -13,11 +13,10 @@ What a person gets in a field with a suggester (the grey text after the cursor i
   to the next field as usual. The suggestion is computed at that moment, so "ca<Tab>" typed in one burst
   completes even before the grey text was drawn.
 - Enter accepts the suggestion, then submits: `Input.Submitted.value` (and `field.value`) is the suggestion,
-  not the typed prefix ("ca" + Enter submits "cat"). A value that is already a whole answer is kept as typed:
-  `ChoiceSuggester.is_complete` (an exact choice, any case: "CAT" becomes the canonical "cat") and
-  `PathSuggester.is_complete` (an existing path) say so; with a plain Textual `SuggestFromList` an exact
-  (case-insensitive) member of the list counts as whole. `TextField(enter_accepts_suggestion=False)` keeps
-  the typed text on Enter.
+  not the typed prefix ("ca" + Enter submits "cat"). A value that is already a whole answer is kept:
+  an exact choice of a `ChoiceSuggester` or a plain Textual `SuggestFromList` (any case, unless the list
+  is case-sensitive: "CAT" becomes the list's "cat"), an existing path for `PathSuggester`.
+  `TextField(enter_accepts_suggestion=False)` keeps the typed text on Enter.
 - Without a suggester a TextField is a plain Input (Tab moves focus, Enter submits what was typed).
 
 Keys typed in a burst are delivered in order, each to the widget that was focused when it was processed:
@@ -43,6 +42,18 @@ async def suggest_now(suggester: Suggester | None, value: str) -> str | None:
     return await suggester.get_suggestion(value if suggester.case_sensitive else value.casefold())
 
 
+def canonical_choice(suggester: Suggester | None, value: str) -> str | None:
+    """The list item `value` names exactly (any case, unless the list is case-sensitive), in the list's
+    own spelling; None when it names none or the suggester is not a list."""
+    if not isinstance(suggester, SuggestFromList):
+        return None
+    folded = value if suggester.case_sensitive else value.casefold()
+    for original, compared in zip(suggester._suggestions, suggester._for_comparison):
+        if compared == folded:
+            return original
+    return None
+
+
 def is_complete(suggester: Suggester | None, value: str) -> bool:
     """True when `value` is already a whole answer for this suggester (Enter keeps it as typed)."""
     check = getattr(suggester, "is_complete", None)
@@ -63,11 +74,7 @@ class ChoiceSuggester(SuggestFromList):
 
     def canonical(self, value: str) -> str | None:
         """The choice `value` names exactly (in the choice's own case), or None."""
-        folded = value if self.case_sensitive else value.casefold()
-        for original, compared in zip(self._suggestions, self._for_comparison):
-            if compared == folded:
-                return original
-        return None
+        return canonical_choice(self, value)
 
     def is_complete(self, value: str) -> bool:
         return self.canonical(value) is not None
@@ -148,8 +155,7 @@ class TextField(Input):
     async def action_submit(self) -> None:
         """Enter: take the suggestion unless the typed value is a whole answer already, then submit."""
         if self.enter_accepts_suggestion and self.suggester is not None and self.value:
-            canonical = getattr(self.suggester, "canonical", None)
-            exact = canonical(self.value) if canonical is not None else None
+            exact = canonical_choice(self.suggester, self.value)
             if exact is not None:
                 self.value = exact
             elif not is_complete(self.suggester, self.value):
