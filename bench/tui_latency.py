@@ -42,12 +42,13 @@ SCREEN_MARKERS = {
     "1": "split ", "2": "params", "3": "loss", "4": "No run chosen", "5": "source image",
     "6": "TV weight", "7": "run(s) in",
 }
+# As the `tlbench` command runs it (run_app: its exit path is what "quit" measures); the training settings
+# come from the state file, as they would after a person set them on the Model screen.
 CHILD = """
 import sys
 sys.path.insert(0, {root!r})
-from tui.app import create_app
-app = create_app({dataset!r}, {runs!r}, config={config!r}, color_hint=False)
-app.run()
+from tui.app import run_app
+run_app([{dataset!r}, "--runs-dir", {runs!r}])
 """
 
 
@@ -200,9 +201,10 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="tlbench-latency-"))
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "TLBENCH_CACHE": str(tmp / "cache"),
-           "TLBENCH_RUNS": str(tmp / "runs"), "TLBENCH_OFFLINE": "1"}
-    code = CHILD.format(root=str(ROOT), dataset=str(dataset), runs=str(tmp / "runs"),
-                        config={"img_size": args.img_size, "epochs": 30})
+           "TLBENCH_RUNS": str(tmp / "runs"), "TLBENCH_OFFLINE": "1", "TLBENCH_STATE": str(tmp / "state.json")}
+    (tmp / "state.json").write_text(json.dumps({"version": 1, "run_dir": None,
+                                                "config": {"img_size": args.img_size, "epochs": 30}}))
+    code = CHILD.format(root=str(ROOT), dataset=str(dataset), runs=str(tmp / "runs"))
     term = Terminal(env, code)
     t_start = time.perf_counter()
     first = term.wait_for(b"split ", 0, 60)

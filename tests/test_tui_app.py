@@ -111,7 +111,7 @@ async def test_model_form_validates_inline_with_the_reason(tmp_path, tiny_datase
     app = make_app(tiny_dataset)
     async with app.run_test(size=(120, 35)) as pilot:
         await pilot.press("2")
-        await wait_for(pilot, lambda: bool(app.screen.query("#form")), what="the registry")
+        await wait_for(pilot, lambda: app.screen.registry is not None, what="the registry")
         table = app.screen.query_one("#backbones", DataTable)
         assert table.row_count >= 10
         lr = app.screen.query_one("#field-lr")

@@ -9,7 +9,7 @@ no blinking cursor, no clock, training shown by replaying a fixed event stream, 
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, make_pets_like
 from tui_helpers import make_app, wait_for, wait_thumbnails, write_run
 
 from engine.events import CheckpointSaved, EpochEnded, JobFinished, JobStarted, LogLine, ProgressAdvanced
@@ -42,66 +42,83 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+@pytest.fixture
+def pets(tmp_path, monkeypatch):
+    """37 classes with Oxford-IIIT Pets' names (generated, seeded); the app runs from tmp_path, so every
+    path it shows reads "pets/…" on any machine."""
+    monkeypatch.chdir(tmp_path)
+    make_pets_like(tmp_path / "pets", per_class=4, size=32)
+    return "pets"
+
+
 @SIZES
-def test_data(snap_compare, size):
+def test_data(snap_compare, size, pets):
     async def before(pilot):
         await scanned(pilot)
         await wait_thumbnails(pilot, pilot.app.screen.query_one("#thumbs"))
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=before)
+    assert snap_compare(make_app(pets), terminal_size=size, run_before=before)
 
 
 @SIZES
-def test_model(snap_compare, size):
+def test_model(snap_compare, size, pets):
     async def before(pilot):
         await scanned(pilot)
         await pilot.press("2")
-        await wait_for(pilot, lambda: bool(pilot.app.screen.query("#form")), 120, "the registry")
+        await wait_for(pilot, lambda: pilot.app.screen.registry is not None, 120, "the registry")
         await settle(pilot)
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=before)
+    assert snap_compare(make_app(pets), terminal_size=size, run_before=before)
 
 
-def replay_training(screen) -> None:
-    """A fixed probe run's event stream, as engine.training emits it."""
+def replay_training(screen, epochs: int = 10) -> None:
+    """A fixed probe run's event stream, as engine.training emits it, for a job the screen started (its
+    state — running, done — is what the screen shows; no worker runs)."""
+    screen.job = screen.start_job("train")
+    screen.tlbench.set_job_status("train", "train starting")
     events = [JobStarted("train"), LogLine("device: cpu (no CUDA GPU visible)"),
-              LogLine("dataset: digits — layout class-folders, 1797 images, 10 classes"),
-              JobStarted("train", "probe efficientnet_lite0 on digits", "runs/20260101-120000-digits-probe"),
-              ProgressAdvanced("extract", 1797, 1797, "images", 80.0)]
-    for e in range(1, 11):
-        events.append(EpochEnded(e, 30, {"train_loss": 1.5 / e, "train_acc": 0.6 + 0.035 * e,
-                                         "val_loss": 1.6 / e + 0.1, "val_acc": 0.55 + 0.035 * e}, 0.25))
+              LogLine("dataset: pets — layout class-folders, 148 images, 37 classes"),
+              JobStarted("train", "probe efficientnet_lite0 on pets", "runs/20260101-120000-pets-probe"),
+              ProgressAdvanced("scan", 148, 148, "files"),
+              LogLine("extracting features for 148 of 148 images (0 cached)"),
+              ProgressAdvanced("extract", 148, 148, "images", 80.0)]
+    for e in range(1, epochs + 1):
+        events.append(EpochEnded(e, 30, {"train_loss": 1.5 / e, "train_acc": 0.98 - 0.4 * 0.8 ** e,
+                                         "val_loss": 1.6 / e + 0.1, "val_acc": 0.93 - 0.4 * 0.8 ** e}, 0.25))
     for event in events:
         screen.post_message(JobEvent("train", event))
 
 
 @SIZES
-def test_train_live(snap_compare, size):
+def test_train_live(snap_compare, size, pets):
     async def before(pilot):
         await scanned(pilot)
         await pilot.press("3")
         replay_training(pilot.app.screen)
         await settle(pilot)
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=before)
+    assert snap_compare(make_app(pets), terminal_size=size, run_before=before)
 
 
 @SIZES
-def test_train_finished(snap_compare, size, tmp_path):
+def test_train_finished(snap_compare, size, pets, tmp_path):
     async def before(pilot):
         await scanned(pilot)
         await pilot.press("3")
         screen = pilot.app.screen
-        replay_training(screen)
-        run = str(tmp_path / "20260101-120000-digits-efficientnet_lite0-probe")
-        for event in (CheckpointSaved(run + "/best.pt", 9, True),
-                      JobFinished("completed", {"run_dir": run, "val_acc": 0.9, "best_val_acc": 0.9304,
-                                                "best_epoch": 9, "train_images": 1438, "val_images": 359,
-                                                "skipped_images": 0, "feature_cache": "hit", "seconds": 12.5})):
-            screen.post_message(JobEvent("train", event))
+        replay_training(screen, 30)
+        run = str(tmp_path / "20260101-120000-pets-efficientnet_lite0-probe")
+        final = JobFinished("completed", {"run_dir": run, "val_acc": 0.9, "best_val_acc": 0.9304,
+                                          "best_epoch": 29, "train_images": 118, "val_images": 30,
+                                          "skipped_images": 0, "feature_cache": "hit", "seconds": 12.5})
+        screen.post_message(JobEvent("train", CheckpointSaved(run + "/best.pt", 29, True)))
+        await settle(pilot)
+        screen.job.final = final  # as tui.jobs.run_engine_job sets it before sending the final event
+        pilot.app.jobs.end(screen.job)
+        screen.post_message(JobEvent("train", final))
         await settle(pilot)
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=before)
+    assert snap_compare(make_app(pets), terminal_size=size, run_before=before)
 
 
 @SIZES

@@ -3,8 +3,10 @@ terminal closing with no signal at all (Textual alone would then spin at 100% CP
 Each time the running training job stops at its step, last.pt is saved, and the app exits with 128+signal."""
 
 import fcntl
+import json
 import os
 import pty
+import re
 import select
 import signal
 import struct
@@ -48,7 +50,8 @@ def test_losing_the_terminal_stops_the_job_saves_and_exits(tmp_path, how):
                         config={"mode": "head", "epochs": 10_000, "img_size": 32, "batch_size": 4, "workers": 0})
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "TLBENCH_CACHE": str(tmp_path / "c")}
+    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "TLBENCH_CACHE": str(tmp_path / "c"),
+           "TLBENCH_STATE": str(tmp_path / "state.json")}
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave, env=env,
                             cwd=ROOT, start_new_session=True)
     os.close(slave)
@@ -83,3 +86,83 @@ def test_losing_the_terminal_stops_the_job_saves_and_exits(tmp_path, how):
     ckpt = load_checkpoint(run / "last.pt")
     assert 1 <= ckpt["epoch"] < 10_000
     assert not list(run.glob("*.tmp"))
+
+
+RUN_APP_CHILD = """
+import atexit, sys
+sys.path.insert(0, {root!r})
+atexit.register(lambda: open({marker!r}, "w").write("the interpreter's teardown ran"))
+from tui.app import run_app
+run_app([{dataset!r}, "--runs-dir", {runs!r}])
+"""
+
+
+def spawn_run_app(tmp_path, data, runs, config_epochs=None):
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    marker = tmp_path / "teardown-ran"
+    code = RUN_APP_CHILD.format(root=str(ROOT), dataset=str(data), runs=str(runs), marker=str(marker))
+    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "TLBENCH_CACHE": str(tmp_path / "c"),
+           "TLBENCH_STATE": str(tmp_path / "state.json")}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave, env=env,
+                            cwd=ROOT, start_new_session=True)
+    os.close(slave)
+    return proc, master, marker
+
+
+def wait_exit(proc, master, timeout: float) -> bytes:
+    out, deadline = b"", time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            out += read_until(master, b"", 0.1)
+        except OSError:
+            break
+    return out
+
+
+def test_quit_shows_stopping_and_leaves_without_the_slow_teardown(tmp_path):
+    """D15: q while idle and q while training. The process ends through os._exit once the terminal is
+    restored (the interpreter's teardown with PyTorch loaded took 2-4 s here: its atexit marker never
+    appears); during training "stopping…" is on screen before the app exits, and last.pt is saved."""
+    data = make_dataset(tmp_path / "d", {"red": 12, "blue": 12})
+    runs = tmp_path / "runs"
+    proc, master, marker = spawn_run_app(tmp_path, data, runs)
+    try:
+        read_until(master, b"split", 60)
+        os.write(master, b"q")
+        sent = time.monotonic()
+        wait_exit(proc, master, 30)
+        assert proc.wait(5) == 0 and time.monotonic() - sent < 10  # generous: the machine is shared
+        assert not marker.exists()
+
+        (tmp_path / "state.json").write_text(json.dumps({"config": {"mode": "head", "epochs": 10_000,
+                                                                     "img_size": 32, "batch_size": 4,
+                                                                     "workers": 0}}))
+        os.close(master)
+        proc, master, marker = spawn_run_app(tmp_path, data, runs)
+        read_until(master, b"split", 60)
+        os.write(master, b"3")
+        read_until(master, b"loss", 30)
+        os.write(master, b"t")
+        deadline = time.monotonic() + 300
+        screen = b""
+        while not list(runs.glob("*/last.pt")):
+            assert proc.poll() is None and time.monotonic() < deadline, re.sub(
+                rb"\x1b\[[0-9;?<>]*[a-zA-Z]", b" ", screen)[-600:]
+            screen += read_until(master, b"", 0.2)
+        os.write(master, b"q")
+        sent = time.monotonic()
+        out = wait_exit(proc, master, 30)
+        assert proc.wait(5) == 0 and time.monotonic() - sent < 15
+        shown = re.sub(rb"\x1b\[[0-9;?<>]*[a-zA-Z]", b"", out)  # the text, without colours and moves
+        assert b"topping" in shown, shown[-2000:]
+        assert not marker.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        try:
+            os.close(master)
+        except OSError:
+            pass
+    (run,) = runs.iterdir()
+    assert load_checkpoint(run / "last.pt")["epoch"] >= 1

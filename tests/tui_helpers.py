@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 
@@ -15,8 +16,10 @@ RUN_NAME = "20260101-120000-digits-efficientnet_lite0-probe"
 
 
 def make_app(dataset=DEMO, runs_dir=None, **options):
-    """The app as tests use it: no blinking cursor, no colour hint, no background warm-up."""
-    options = {"blink": False, "color_hint": False, "warm": False, **options}
+    """The app as tests use it: no blinking cursor, no colour hint, no background warm-up, and a state file
+    of the test's own (beside its TLBENCH_CACHE, which conftest makes per test)."""
+    state = Path(os.environ.get("TLBENCH_CACHE", "/nonexistent")).parent / "state.json"
+    options = {"blink": False, "color_hint": False, "warm": False, "state_file": state, **options}
     return create_app(dataset, runs_dir, **options)
 
 

@@ -13,31 +13,34 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
+from typing import NoReturn
 
+from textual import events, on
 from textual.app import App
 from textual.binding import Binding
+from textual.message import Message
 from textual.reactive import reactive
 
 from engine.images import load_rgb
 from engine.paths import cache_dir, demo_dataset
+from engine.runs import runs_root
 from tui.attack.screen import AttackScreen
 from tui.data.screen import DataScreen
 from tui.data.thumbnails import ThumbnailCache
 from tui.dream.screen import DreamScreen
 from tui.errors import ErrorModal, describe_error
-from tui.jobs import JobRegistry
+from tui.jobs import ENDED, RUNNING, STOPPING, JobRegistry, import_engine, yield_cpu_to_the_ui
 from tui.keys import HelpScreen, KeysProvider
-from tui.model.screen import ModelScreen
+from tui.model.screen import ModelScreen, backbone_rows
 from tui.results.screen import ResultsScreen
 from tui.runs.screen import RunsScreen
-from tui.state import Workbench
+from tui.state import Workbench, load_state, newest_run, save_state, state_path
 from tui.terminal import unwatch, watch
 from tui.train.screen import TrainScreen
 
 SCREENS_GROUP = Binding.Group("", compact=True)  # the tab bar names them
-# Modules that import torch: warmed on a background thread so the Model and Train screens open at once.
-HEAVY_MODULES = ("engine.config", "engine.backbones", "engine.weights", "engine.training", "engine.predict")
 
 
 def load_thumbnail(path, min_side: int):
@@ -46,13 +49,20 @@ def load_thumbnail(path, min_side: int):
 
 
 def warm_engine() -> None:
-    import importlib
+    """Import torch and the engine on a background thread, so the Model and Train screens open at once."""
+    try:
+        import_engine()
+    except Exception:  # noqa: BLE001 - a broken import surfaces (with its message) when a screen needs it
+        pass
 
-    for name in HEAVY_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a broken import surfaces (with its message) when a screen needs it
-            return
+
+class KeyHandled(Message):
+    """Posted right behind a key to the widget the key went to; it reaches the app once that widget and its
+    parents have handled the key (queues are first in, first out). See TlbenchApp.on_event."""
+
+    def __init__(self, serial: int, target, rounds_left: int) -> None:
+        super().__init__()
+        self.serial, self.target, self.rounds_left = serial, target, rounds_left
 
 
 class TlbenchApp(App):
@@ -89,15 +99,46 @@ class TlbenchApp(App):
         Binding("ctrl+p", "command_palette", "Palette", id="app.palette", tooltip="Search every action"),
     ]
 
-    # Seconds to wait for running jobs to stop when quitting; after that the app exits anyway.
-    QUIT_TIMEOUT = 5.0
+    # Seconds to wait for running jobs to stop when quitting; after that the app exits anyway. The README
+    # promises an exit within 5 s: this, plus the terminal's restoration (~0.3 s), stays under it.
+    QUIT_TIMEOUT = 4.0
+    # Jobs that only read: quitting stops them but does not wait (a registry load can sit in an import).
+    READ_ONLY_JOBS = frozenset({"scan", "split", "registry", "runs", "results", "model-info"})
 
     job_status: reactive[str] = reactive("")
+    # Bumped when the backbone registry has loaded (or failed to) on its background thread.
+    registry_version: reactive[int] = reactive(0)
+
+    # Keys typed in a burst (a laggy SSH link delivers them together) must land where focus is *after* the
+    # keys before them: Textual forwards each key to the focused widget's queue at once, so "tab 0.002"
+    # would put 0.002 in the field tab was leaving. The app holds the next key until the previous one was
+    # handled: a KeyHandled marker goes to the same widget right behind the key and bubbles back to the app;
+    # a second round covers what the key's action posted (Enter -> Submitted -> the field gives up focus).
+    KEY_ROUNDS = 2
+    # A marker can be lost when its widget is removed (a modal closing); then the next key waits this long.
+    KEY_GATE_TIMEOUT = 0.3
+
+    # Seconds between a change of the settings (or the current run) and writing the state file.
+    SAVE_DELAY = 0.5
 
     def __init__(self, dataset: Path | None, runs_dir: str | None = None, *, config: dict | None = None,
-                 blink: bool = True, color_hint: bool = True, warm: bool = True) -> None:
+                 blink: bool = True, color_hint: bool = True, warm: bool = True,
+                 state_file: Path | None = None) -> None:
         super().__init__()
-        self.state = Workbench(dataset, runs_dir, config=dict(config or {}))
+        # The last settings and the current run, remembered across restarts; `config` given here wins.
+        self.state_file = state_file or state_path()
+        saved, self.state_notice = load_state(self.state_file)
+        run_dir = Path(saved["run_dir"]) if saved.get("run_dir") else None
+        if run_dir is not None and not (run_dir / "config.json").is_file():
+            run_dir = None  # deleted or moved since: Results, Attack and Dream must not point at nothing
+        self.state = Workbench(dataset, runs_dir, config={**saved.get("config", {}), **(config or {})},
+                               run_dir=run_dir)
+        self.state.on_change = self._state_changed
+        self._written = self.state.remembered()  # what the file holds (or would): unchanged is not rewritten
+        self._save_timer = None
+        self._save_lock = threading.Lock()
+        self._registry_thread: threading.Thread | None = None
+        self.registry_outcome: tuple[BaseException | None, list[dict] | None] | None = None
         self.jobs = JobRegistry()
         self.thumbnails = ThumbnailCache(load_thumbnail)
         self.blink = blink
@@ -107,6 +148,10 @@ class TlbenchApp(App):
         self._statuses: dict[str, str] = {}
         self.quitting = False
         self.signal_exit = 0  # 128 + the signal when a hangup or SIGTERM ended the app
+        self._key_serial = 0
+        self._key_in_flight: tuple[int, float] | None = None  # (serial, when it was forwarded)
+        self._held_keys: deque[events.Event] = deque()
+        self._key_timer = None
         start_process_helper()
 
     def on_mount(self) -> None:
@@ -116,9 +161,127 @@ class TlbenchApp(App):
             self.call_after_refresh(self._start_warm_up)
         if self.color_hint:
             self.call_after_refresh(self._truecolor_hint)
+        if self.state_notice:
+            self.notify(self.state_notice, title="State file", severity="warning", timeout=10)
+        if self.state.run_dir is None:
+            threading.Thread(target=self._adopt_newest_run, name="tlbench-runs", daemon=True).start()
+        # Every screen's jobs show their state in the tab bar, also when a screen changed a job's control
+        # without saying so (4 Hz; nothing is repainted unless the text changes).
+        self.set_interval(0.25, self.refresh_job_status)
 
     def _start_warm_up(self) -> None:
         threading.Thread(target=warm_engine, name="tlbench-warm-up", daemon=True).start()
+        self.ensure_registry()  # the Model screen's table is ready before its first visit
+
+    def ensure_registry(self) -> None:
+        """Load the backbone registry on a background thread, once (it imports torch and torchvision)."""
+        if self._registry_thread is None:
+            self._registry_thread = threading.Thread(target=self._load_registry, name="tlbench-registry",
+                                                     daemon=True)
+            self._registry_thread.start()
+
+    def _load_registry(self) -> None:
+        yield_cpu_to_the_ui()  # like a job: the interface keeps the CPU it needs meanwhile
+        try:
+            import_engine()  # under the import lock: the warm-up may be importing torch right now
+            # Each row builds a model on the meta device (~0.2 s of Python holding the GIL): a pause between
+            # rows lets a key press that arrives meanwhile be handled sooner.
+            outcome: tuple = (None, backbone_rows(lambda: time.sleep(0.02)))
+        except Exception as err:  # noqa: BLE001 - shown by the Model screen with the error modal
+            outcome = (err, None)
+        try:
+            self.call_from_thread(self._registry_loaded, outcome)
+        except RuntimeError:  # the app closed meanwhile
+            pass
+
+    def _registry_loaded(self, outcome: tuple) -> None:
+        self.registry_outcome = outcome
+        self.registry_version += 1
+
+    # ------------------------------------------------------------------------------------ keys in order
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            if self._key_in_flight is not None:
+                if time.monotonic() - self._key_in_flight[1] < self.KEY_GATE_TIMEOUT:
+                    self._held_keys.append(event)
+                    if self._key_timer is None:
+                        self._key_timer = self.set_timer(self.KEY_GATE_TIMEOUT, self._key_gate_expired)
+                    return
+                self._key_in_flight = None  # its marker was lost: go on
+            await self._deliver_key(event)
+            return
+        await super().on_event(event)
+
+    async def _deliver_key(self, event: events.Event) -> None:
+        target = self.focused or self.screen
+        await super().on_event(event)
+        if event.is_forwarded:  # queued for a widget (not taken by a priority binding): hold the next key
+            self._key_serial += 1
+            if target.post_message(KeyHandled(self._key_serial, target, self.KEY_ROUNDS - 1)):
+                self._key_in_flight = (self._key_serial, time.monotonic())
+
+    async def _release_keys(self) -> None:
+        self._key_in_flight = None
+        if self._key_timer is not None:
+            self._key_timer.stop()
+            self._key_timer = None
+        while self._held_keys and self._key_in_flight is None:
+            await self._deliver_key(self._held_keys.popleft())
+
+    @on(KeyHandled)
+    async def _key_handled(self, message: KeyHandled) -> None:
+        message.stop()
+        if self._key_in_flight is None or message.serial != self._key_in_flight[0]:
+            return
+        target = message.target
+        if message.rounds_left and target.is_attached and target.post_message(
+                KeyHandled(message.serial, target, message.rounds_left - 1)):
+            return
+        await self._release_keys()
+
+    async def _key_gate_expired(self) -> None:
+        self._key_timer = None
+        if self._key_in_flight is not None and time.monotonic() - self._key_in_flight[1] >= self.KEY_GATE_TIMEOUT:
+            await self._release_keys()
+        elif self._held_keys:
+            self._key_timer = self.set_timer(self.KEY_GATE_TIMEOUT, self._key_gate_expired)
+
+    # ------------------------------------------------------------------------------------ remembered state
+
+    def _adopt_newest_run(self) -> None:
+        """No run remembered: the newest run with a model becomes current (Results, Attack, Dream show it)."""
+        run = newest_run(runs_root(self.state.runs_dir))
+        if run is not None:
+            try:
+                self.call_from_thread(self._adopt_run, run)
+            except RuntimeError:  # the app closed meanwhile
+                pass
+
+    def _adopt_run(self, run: Path) -> None:
+        if self.state.run_dir is None:
+            self.state.run_dir = run
+            self.state.changed()
+
+    def _state_changed(self) -> None:
+        """Settings or the current run changed: write the state file soon (once for a burst of changes)."""
+        if self._save_timer is None and self.is_running:
+            self._save_timer = self.set_timer(self.SAVE_DELAY, self._save_soon)
+
+    def _save_soon(self) -> None:
+        self._save_timer = None
+        state = self.state.remembered()
+        if state == self._written:  # a change of what is not remembered (the dataset scan, say)
+            return
+        self._written = state
+        threading.Thread(target=self._write_state, args=(state,), name="tlbench-state", daemon=True).start()
+
+    def _write_state(self, state: dict) -> None:
+        with self._save_lock:
+            try:
+                save_state(self.state_file, state)
+            except OSError:
+                pass  # a read-only home: the workbench works, it just does not remember
 
     # ------------------------------------------------------------------------------------ colour
 
@@ -152,12 +315,23 @@ class TlbenchApp(App):
     # ------------------------------------------------------------------------------------ jobs and errors
 
     def set_job_status(self, job: str, text: str) -> None:
-        """What the tab bar shows on the right while jobs run ('● train 3/30')."""
+        """What the tab bar shows on the right while a job runs ('● train 3/30'); '' removes it. The job's
+        state (paused, stopping…) is added from the job itself (tui.jobs.RunningJob.state)."""
         if text:
             self._statuses[job] = text
         else:
             self._statuses.pop(job, None)
-        self.job_status = ("● " + " · ".join(self._statuses.values())) if self._statuses else ""
+        self.refresh_job_status()
+
+    def refresh_job_status(self) -> None:
+        states = {j.name: j.state for j in self.jobs.running()}
+        parts = []
+        for job, text in self._statuses.items():
+            state = states.get(job, RUNNING)
+            parts.append(text if state == RUNNING else f"{text} · {state}")
+        status = ("● " + " · ".join(parts)) if parts else ""
+        if status != self.job_status:
+            self.job_status = status
 
     def show_error(self, error: BaseException, title: str | None = None) -> None:
         self.push_screen(ErrorModal(*describe_error(error, title)))
@@ -173,13 +347,17 @@ class TlbenchApp(App):
         if self.quitting:
             return
         self.quitting = True
-        running = self.jobs.running()
-        if running:
-            names = ", ".join(sorted({j.name for j in running}))
-            self.notify(f"Stopping {names} …", title="Quitting", timeout=self.QUIT_TIMEOUT)
-            self.jobs.stop_all()
+        self.jobs.stop_all()
+        waited = [j for j in self.jobs.running() if j.name not in self.READ_ONLY_JOBS and j.state not in ENDED]
+        if waited:
+            # On screen at once: the tab bar says "stopping…" and so does a toast; the Train screen follows
+            # the tab bar's text. Then wait (painting) for the jobs to save and end, QUIT_TIMEOUT at most.
+            names = ", ".join(sorted({j.name for j in waited}))
+            self.notify(f"Quitting: {names} {STOPPING} (checkpoints are saved; at most "
+                        f"{self.QUIT_TIMEOUT:.0f} s)", title="Quitting", timeout=self.QUIT_TIMEOUT + 1)
+            self.refresh_job_status()
             deadline = time.monotonic() + self.QUIT_TIMEOUT
-            while self.jobs.running() and time.monotonic() < deadline:
+            while any(not j.done.is_set() for j in waited) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
         self.exit(return_code=self.signal_exit)
 
@@ -194,6 +372,11 @@ class TlbenchApp(App):
             unwatch()
         self.jobs.stop_all()
         self.thumbnails.shutdown()
+        if self._save_timer is not None:  # a change not written yet: now, before the process ends
+            self._save_timer.stop()
+            self._save_timer = None
+            if self.state.remembered() != self._written:
+                self._write_state(self.state.remembered())
 
 
 def start_process_helper() -> None:
@@ -212,12 +395,14 @@ def start_process_helper() -> None:
 
 
 def create_app(dataset: str | os.PathLike | None = None, runs_dir: str | None = None, **options) -> TlbenchApp:
-    """The app on `dataset` (the bundled demo when None); options: config, blink, color_hint, warm."""
+    """The app on `dataset` (the bundled demo when None); options: config, blink, color_hint, warm,
+    state_file (default: tui.state.state_path())."""
     path = Path(dataset).expanduser() if dataset else demo_dataset()
     return TlbenchApp(path, runs_dir, **options)
 
 
-def run_app(argv: list[str]) -> int:
+def run_app(argv: list[str]) -> NoReturn:
+    """The workbench as the `tlbench` command runs it; ends the process with the app's exit code."""
     parser = argparse.ArgumentParser(prog="tlbench", description="Open the workbench on a dataset "
                                      "(the bundled demo digits when none is given). Subcommands: tlbench --help.")
     parser.add_argument("dataset", nargs="?", default=None)
@@ -230,10 +415,18 @@ def run_app(argv: list[str]) -> int:
         app.run(loop=loop)
     finally:
         loop.close()
-    if app.jobs.running() and not app.jobs.join_all(1.0):
+    code = app.return_code or 0
+    unfinished = [j.name for j in app.jobs.running() if j.name not in app.READ_ONLY_JOBS]
+    if unfinished and not app.jobs.join_all(0.5):
         # A job ignored the stop request (stuck in one long call); its run files are written atomically,
         # so leaving now loses at most the step in flight. Never hang the terminal on exit.
-        print("tlbench: a job did not stop in time; exiting anyway.", file=sys.stderr)
-        sys.stderr.flush()
-        os._exit(app.return_code or 0)
-    return app.return_code or 0
+        print(f"tlbench: {', '.join(sorted(set(unfinished)))} did not stop in time; exiting anyway.",
+              file=sys.stderr)
+    # Leave without the interpreter's own teardown: with PyTorch loaded it took 2-4 s after the terminal
+    # was restored (measured on 2 busy cores: run_app returned 0.26 s after q, the process ended 4 s later,
+    # all in C finalisation), and a warm-up still importing torch would hold it further. Every job has been
+    # stopped (or given up on, above), run files and the state file are written atomically, and the
+    # terminal is restored: nothing is left for the teardown to do that matters.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -12,6 +12,7 @@ waits for the UI (`call_from_thread` would stall the training loop until the UI 
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
@@ -21,9 +22,14 @@ from typing import Any
 
 from textual.message_pump import MessagePump
 
-from engine.events import JobFailed, JobFinished
+from engine.events import Event, JobFailed, JobFinished
 from engine.jobs import JobControl, JobFn, run_job
 from tui.messages import JobEvent
+
+# What a job is doing, as every part of the workbench shows it (the tab bar, the Train screen's two lines):
+# one property, so the top and the bottom of a screen can never disagree.
+RUNNING, PAUSED, STOPPING, STOPPED, FAILED, DONE = "running", "paused", "stopping…", "stopped", "failed", "done"
+ENDED = (STOPPED, FAILED, DONE)
 
 
 @dataclass
@@ -31,6 +37,22 @@ class RunningJob:
     name: str
     control: JobControl
     done: threading.Event = field(default_factory=threading.Event)
+    final: Event | None = None  # JobFinished or JobFailed, set by the job's thread as it sends it
+
+    @property
+    def state(self) -> str:
+        """running / paused / stopping… / stopped / failed / done — from the control the keys act on (at
+        once) and the job's final event (the moment it is sent)."""
+        final = self.final
+        if isinstance(final, JobFailed):
+            return FAILED
+        if isinstance(final, JobFinished):
+            return STOPPED if final.reason == "stopped" else DONE
+        if self.control.stopped:
+            return STOPPING
+        if self.control.paused:
+            return PAUSED
+        return RUNNING
 
 
 class JobRegistry:
@@ -72,6 +94,23 @@ class JobRegistry:
         return not self.running()
 
 
+# The engine modules that import torch and torchvision. Two threads importing them at once can fail with
+# "cannot import name 'InterpolationMode' from partially initialized module 'torchvision.transforms'"
+# (seen: a training job started while the start-up warm-up and the registry were still importing), so
+# they are imported under one lock, by whichever thread needs them first; later calls return at once.
+HEAVY_MODULES = ("engine.config", "engine.backbones", "engine.weights", "engine.training", "engine.predict")
+_import_lock = threading.Lock()
+# Jobs that never import torch: they must not wait for the warm-up (the first scan is the first screen).
+TORCH_FREE_JOBS = frozenset({"scan", "split", "runs", "results"})
+
+
+def import_engine() -> None:
+    """Import the engine's heavy modules (torch, torchvision) in this thread, one thread at a time."""
+    with _import_lock:
+        for name in HEAVY_MODULES:
+            importlib.import_module(name)
+
+
 # Jobs started from the workbench run this much "nicer" than the interface: a training job saturating both
 # cores (its PyTorch threads and DataLoader workers inherit the value) then leaves the UI thread the CPU it
 # needs for a key press. Measured on 2 cores: screen-switch p95 123 -> 78 ms under a cold feature extraction.
@@ -101,10 +140,17 @@ def run_engine_job(owner: MessagePump, job: RunningJob, fn: JobFn, registry: Job
     name = job.name
 
     def sink(event: Any) -> None:
+        if isinstance(event, (JobFinished, JobFailed)):
+            job.final = event  # before the message: whoever handles it sees the job as ended
         owner.post_message(JobEvent(name, event))
+
+    def body(ctx):
+        if name not in TORCH_FREE_JOBS:
+            import_engine()  # a failed import ends the job as JobFailed, with its message
+        return fn(ctx)
 
     try:
         yield_cpu_to_the_ui()
-        return run_job(name, fn, sink, job.control)
+        return run_job(name, body, sink, job.control)
     finally:
         registry.end(job)

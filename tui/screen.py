@@ -6,10 +6,11 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import events, on
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Input
+from textual.widgets import Checkbox, Input, Select, TextArea
 from textual.worker import Worker, WorkerState
 
 from engine.events import Event, JobFailed
@@ -22,6 +23,10 @@ from tui.widgets.tabbar import TabBar
 if TYPE_CHECKING:
     from tui.app import TlbenchApp
     from tui.state import Workbench
+
+
+# Widgets that take typed keys: Esc leaves them so 1-7 and the screen's letters work again.
+FIELDS = (Input, Select, Checkbox, TextArea)
 
 
 class WorkbenchScreen(Screen):
@@ -72,12 +77,18 @@ class WorkbenchScreen(Screen):
         """The shared state changed since this screen last looked (dataset, settings, chosen run)."""
 
     def action_leave_field(self) -> None:
+        """Esc in a field gives the keys back to the screen. Anywhere else (a list) it does nothing here: the
+        list keeps focus so arrows typed right after still move it, and Esc stays free for other bindings."""
+        if not isinstance(self.focused, FIELDS):
+            raise SkipAction()
         self.set_focus(None)
 
     @on(Input.Submitted)
     def _leave_field_on_enter(self, event: Input.Submitted) -> None:
-        """Enter in a text field means "done typing": give the keys back to the screen (a to attack, …)."""
-        self.set_focus(None)
+        """Enter in a text field means "done typing": give the keys back to the screen (a to attack, …).
+        A screen's own handler may have moved focus somewhere useful already; that is kept."""
+        if self.focused is event.input:
+            self.set_focus(None)
 
     def start_job(self, name: str) -> RunningJob:
         """Register a job on the UI thread before its worker starts, so quitting can always stop it."""

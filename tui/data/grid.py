@@ -22,6 +22,7 @@ from textual.strip import Strip
 
 from tui.data.thumbnails import Key, ThumbnailCache
 from tui.messages import ThumbnailsReady
+from tui.widgets.text import middle_truncate
 
 GAP = 1  # columns between thumbnails
 
@@ -213,7 +214,8 @@ class ThumbnailGrid(ScrollView, can_focus=True):
             caption = self.items[index].caption
             if len(caption) + 1 > self.cell_w:  # the extension is the least telling part
                 caption = os.path.splitext(caption)[0]
-            caption = (("▶" if selected else " ") + caption)[: self.cell_w].ljust(self.cell_w)
+            # the middle gives way: "Abyssinian_12" and "Abyssinian_13" must stay apart
+            caption = (("▶" if selected else " ") + middle_truncate(caption, self.cell_w - 1)).ljust(self.cell_w)
             if selected:
                 style = cursor_style if self.has_focus else caption_style + Style(reverse=True)
             else:

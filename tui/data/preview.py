@@ -40,6 +40,8 @@ class PreviewScreen(ModalScreen[int]):
         Binding("enter", "close", "Close", show=False, id="preview.close_enter"),
         Binding("left", "step(-1)", "Previous", id="preview.previous"),
         Binding("right", "step(1)", "Next", id="preview.next"),
+        Binding("home", "go(0)", "First", show=False, id="preview.first"),
+        Binding("end", "go(-1)", "Last", show=False, id="preview.last"),
         Binding("a", "attack", "Attack it", id="preview.attack"),
     ]
 
@@ -74,7 +76,17 @@ class PreviewScreen(ModalScreen[int]):
         self.query_one("#preview-image", ImageView).show(item.path)
 
     def action_step(self, delta: int) -> None:
-        self.index = (self.index + delta) % len(self.items)
+        """← and → stop at the ends (no wrapping: the first image's ← must not show the last)."""
+        index = max(0, min(len(self.items) - 1, self.index + delta))
+        if index == self.index:
+            self.app.bell()
+            return
+        self.index = index
+        self.show_current()
+
+    def action_go(self, index: int) -> None:
+        """Home and End: the first and the last image."""
+        self.index = len(self.items) - 1 if index < 0 else max(0, min(len(self.items) - 1, index))
         self.show_current()
 
     def action_close(self) -> None:

@@ -22,6 +22,10 @@ class FieldSpec:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()  # the training modes it applies to; () for every mode
+
+    def applies_to(self, mode: str) -> bool:
+        return not self.modes or mode in self.modes
 
     @property
     def flag(self) -> str:
@@ -62,12 +66,21 @@ def show_value(value: Any) -> str:
 
 
 class ConfigForm(VerticalScroll):
-    """One row per field: name, value, help. Posts Changed with the parsed values and parse errors."""
+    """One row per field: name, value, help. Posts Changed with the parsed values and parse errors, and
+    Scrolled when what is out of view changes (the screen shows a "more below" hint)."""
 
     class Changed(Message):
         def __init__(self, form: ConfigForm, values: dict[str, Any], errors: dict[str, str], name: str) -> None:
             super().__init__()
             self.form, self.values, self.errors, self.name = form, values, errors, name
+
+    class Scrolled(Message):
+        def __init__(self, form: ConfigForm) -> None:
+            super().__init__()
+            self.form = form
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, ConfigForm.Scrolled)
 
     def __init__(self, specs: list[FieldSpec], values: dict[str, Any], *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -115,6 +128,39 @@ class ConfigForm(VerticalScroll):
             widget.value = value
         else:
             widget.value = show_value(value)  # type: ignore[attr-defined]
+
+    def show_for_mode(self, mode: str) -> list[str]:
+        """Hide the rows that do not apply to `mode` (their values are kept); returns the hidden names."""
+        hidden = []
+        for spec in self.specs:
+            row = self.query_one(f"#row-{spec.name}")
+            row.display = spec.applies_to(mode)
+            if not row.display:
+                hidden.append(spec.name)
+        self.call_after_refresh(self.post_message, self.Scrolled(self))
+        return hidden
+
+    def out_of_view(self) -> tuple[int, int]:
+        """(rows above, rows below) the visible part of the form."""
+        top, bottom = self.scroll_y, self.scroll_y + self.scrollable_content_region.height
+        above = below = 0
+        for row in self.query(".form-row"):
+            if not row.display:
+                continue
+            y0 = row.virtual_region.y
+            y1 = y0 + max(1, row.virtual_region.height)
+            if y1 <= top:
+                above += 1
+            elif y0 >= bottom:
+                below += 1
+        return above, below
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self.post_message(self.Scrolled(self))
+
+    def on_resize(self) -> None:
+        self.post_message(self.Scrolled(self))
 
     def mark_invalid(self, names: set[str]) -> None:
         for spec in self.specs:

@@ -1,4 +1,5 @@
-"""2 Model: the backbone registry, the mode (one line each) and every TrainConfig field, validated as typed."""
+"""2 Model: the backbone registry, the mode (one line each) and every TrainConfig field, validated as typed;
+the learning-rate range test (l) with its curve and suggestion (u uses it)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,29 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from engine.events import Event, JobFinished
-from tui.jobs import RunningJob, run_engine_job
+from engine.events import Event, JobFailed, JobFinished, JobStarted, LogLine, ProgressAdvanced, StepEnded
+from tui.jobs import RUNNING, STOPPING, RunningJob, run_engine_job
 from tui.model.form import ConfigForm, FieldSpec
-from tui.screen import WorkbenchScreen
+from tui.model.lr_plot import LrPlot
+from tui.screen import FIELDS, WorkbenchScreen
 
 # Set by the workbench itself, not typed in: the open dataset, the runs folder, the backbone (the table).
 NOT_IN_FORM = {"dataset", "runs_dir", "backbone"}
 WEIGHTS_STYLE = {"shipped": "green", "cached": "green", "download": "yellow", "missing": "red"}
+WEIGHTS_WORDS = {"shipped": "shipped", "cached": "cached", "download": "needs download", "missing": "missing"}
+# Which modes a field applies to, for fields whose dataclass metadata does not say ("modes"): the engine
+# ignores them elsewhere (a probe trains on cached features: no augmentation, no BatchNorm, no stages).
+FIELD_MODES = {
+    "unfreeze": ("partial",),
+    "freeze_epochs": ("full",),
+    "train_bn": ("partial", "full"),
+    "augment": ("head", "partial", "full"),
+}
 
 
 def field_specs(config_cls, choices: dict[str, tuple[str, ...]]) -> list[FieldSpec]:
-    """FieldSpecs from the dataclass: type from the annotations, help from metadata["help"]."""
+    """FieldSpecs from the dataclass: type from the annotations, help from metadata["help"], the modes a
+    field applies to from metadata["modes"] (else FIELD_MODES)."""
     hints = typing.get_type_hints(config_cls)
     specs = []
     for f in dataclasses.fields(config_cls):
@@ -37,7 +49,8 @@ def field_specs(config_cls, choices: dict[str, tuple[str, ...]]) -> list[FieldSp
         kind = {int: "int", float: "float", bool: "bool"}.get(base, "str")
         help_text = f.metadata.get("help", "")
         options = choices.get(f.name) or help_choices(help_text) if kind == "str" else ()
-        specs.append(FieldSpec(f.name, kind, optional, f.default, help_text, tuple(options or ())))
+        modes = tuple(f.metadata.get("modes") or FIELD_MODES.get(f.name, ()))
+        specs.append(FieldSpec(f.name, kind, optional, f.default, help_text, tuple(options or ()), modes))
     return specs
 
 
@@ -48,20 +61,27 @@ def help_choices(help_text: str) -> tuple[str, ...]:
     return tuple(m.group(1) for m in (re.match(r"\s*([\w.-]+)", part) for part in help_text.split("|")) if m)
 
 
-def load_registry(ctx) -> dict:
-    """The job behind the screen (imports torch; runs on a worker thread)."""
-    from engine.backbones import available_backbones, backbone_info
+def form_info() -> dict:
+    """What the form needs: TrainConfig's fields and the modes. engine.config imports no torch (~0.1 s; the
+    first screen does not need it, so it is imported here, by which time the warm-up has loaded it)."""
     from engine.config import AUGMENTS, DEFAULT_EPOCHS, MODE_HELP, MODES, OPTIMIZERS, TrainConfig
     from engine.devices import DEVICES
 
     choices = {"mode": MODES, "device": DEVICES, "optimizer": OPTIMIZERS, "augment": AUGMENTS}
-    specs = field_specs(TrainConfig, choices)
+    return {"specs": field_specs(TrainConfig, choices), "mode_help": dict(MODE_HELP),
+            "default_epochs": dict(DEFAULT_EPOCHS), "default_backbone": TrainConfig.backbone}
+
+
+def backbone_rows(check=None) -> list[dict]:
+    """The registry's rows (imports torch and torchvision: seconds; the app loads it in the background)."""
+    from engine.backbones import available_backbones, backbone_info
+
     rows = []
     for name in available_backbones():
-        ctx.check()
+        if check is not None:
+            check()
         rows.append(backbone_info(name))
-    return {"rows": rows, "specs": specs, "mode_help": dict(MODE_HELP), "default_epochs": dict(DEFAULT_EPOCHS),
-            "default_backbone": TrainConfig.backbone}
+    return rows
 
 
 def validate(values: dict, dataset: str, runs_dir: str | None) -> str | None:
@@ -76,106 +96,177 @@ def validate(values: dict, dataset: str, runs_dir: str | None) -> str | None:
     return None
 
 
+def weights_text(row: dict) -> str:
+    return WEIGHTS_WORDS.get(row["weights"], row["weights"])
+
+
 class ModelScreen(WorkbenchScreen):
     TAB = "model"
     TITLE = "Model"
-    HELP = "Pick a backbone (enter), a mode and hyperparameters; each value is checked as you type."
+    HELP = ("Pick a backbone (enter), a mode and hyperparameters; each value is checked as you type. "
+            "l runs the learning-rate range test; u uses its suggestion.")
 
     BINDINGS = [
         Binding("m", "next_mode", "Mode", id="model.mode", tooltip="Cycle probe, head, partial, full"),
         Binding("b", "focus_backbones", "Backbone", id="model.backbones", tooltip="Move to the backbone table"),
         Binding("s", "focus_form", "Fields", id="model.settings", tooltip="Move to the hyperparameters"),
+        Binding("l", "lr_find", "LR find", id="model.lr_find",
+                tooltip="Learning-rate range test with these settings (l again stops it)"),
+        Binding("u", "use_lr", "Use lr", id="model.use_lr", tooltip="Put the range test's suggested lr in the form"),
         Binding("d", "defaults", "Defaults", id="model.defaults", tooltip="Reset every setting to its default"),
         Binding("t", "train", "Train", id="model.train", tooltip="Go to Train and start with these settings"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.registry: dict | None = None
+        self.info: dict | None = None  # form_info()
+        self.rows: list[dict] | None = None  # the registry's rows, once loaded
+        self.hidden_fields: list[str] = []
+        self.lr_job: RunningJob | None = None
+        self.lr_points: list[tuple[float, float]] = []
+        self.lr_result: dict = {}
+
+    @property
+    def registry(self) -> dict | None:
+        """form_info() and the rows together, once both are there (tests and the bench wait on this)."""
+        if self.info is None or self.rows is None:
+            return None
+        return {**self.info, "rows": self.rows}
 
     def compose_body(self) -> ComposeResult:
         yield Static("Loading the backbone registry (PyTorch is starting) …", id="model-header", markup=False)
         with Vertical(id="model-body"):
             yield DataTable(id="backbones", cursor_type="row")
+            yield Static("", id="backbone-detail", markup=False)
             yield Static("", id="modes")
+            with Vertical(id="lr-panel", classes="hidden"):
+                yield Static("", id="lr-status")
+                yield LrPlot(id="lr-plot")
             yield Vertical(id="form-slot")
+            yield Static("", id="form-more")
         yield Static("", id="config-status")
 
     def on_mount(self) -> None:
         table = self.query_one("#backbones", DataTable)
         table.add_columns("", "backbone", "params", "input", "top-1", "features", "weights")
-        self.run_registry(self.start_job("registry"))
+        self.watch(self.tlbench, "registry_version", self._registry_arrived, init=False)
+        self.tlbench.ensure_registry()
+        # The screen paints first; its ~80 form widgets mount right after (a key press switches at once).
+        self.call_after_refresh(self._first_form)
 
-    @work(thread=True, exclusive=True, group="registry", exit_on_error=False)
-    def run_registry(self, job: RunningJob) -> None:
-        run_engine_job(self, job, load_registry, self.tlbench.jobs)
+    async def _first_form(self) -> None:
+        self.info = form_info()
+        await self.show_form()
+        self._registry_arrived()
 
-    async def job_event(self, job: str, event: Event) -> None:
-        if job == "registry" and isinstance(event, JobFinished) and event.reason == "completed":
-            self.registry = event.result
-            await self.show_registry()
+    def _registry_arrived(self, _version: int = 0) -> None:
+        outcome = self.tlbench.registry_outcome
+        if outcome is None:
+            return
+        error, rows = outcome
+        if error is not None:
+            self.query_one("#model-header", Static).update("The backbone registry could not be loaded.")
+            self.tlbench.show_error(error, "Backbone registry")
+            return
+        self.rows = rows
+        self.show_backbones()
+        self.check()
 
     # ------------------------------------------------------------------------------------ showing
 
     @property
     def backbone(self) -> str:
-        return self.workbench.config.get("backbone") or (self.registry or {}).get("default_backbone", "")
+        return self.workbench.config.get("backbone") or (self.info or {}).get("default_backbone", "")
 
     @property
     def mode(self) -> str:
         return self.workbench.config.get("mode", "probe")
 
-    async def show_registry(self) -> None:
-        assert self.registry is not None
-        table = self.query_one("#backbones", DataTable)
-        table.clear()
-        for row in self.registry["rows"]:
-            top1 = f"{row['imagenet_top1']:.1f}" if row["imagenet_top1"] else "-"
-            table.add_row(
-                "●" if row["name"] == self.backbone else " ", row["name"],
-                Text(f"{row['params'] / 1e6:.1f}M", justify="right"), Text(str(row["input_size"]), justify="right"),
-                Text(top1, justify="right"), Text(str(row["feature_dim"]), justify="right"),
-                Text(row["weights"], style=WEIGHTS_STYLE.get(row["weights"], "")), key=row["name"])
-        names = [r["name"] for r in self.registry["rows"]]
-        if self.backbone in names:
-            table.move_cursor(row=names.index(self.backbone))
-        form = ConfigForm(self.registry["specs"], self.workbench.config, id="form")
+    async def show_form(self) -> None:
+        assert self.info is not None
+        form = ConfigForm(self.info["specs"], self.workbench.config, id="form")
         slot = self.query_one("#form-slot")
         await slot.remove_children()
         await slot.mount(form)
         self.show_modes()
         self.check()
-        table.focus()
+
+    def show_backbones(self) -> None:
+        assert self.rows is not None
+        table = self.query_one("#backbones", DataTable)
+        table.clear()
+        for row in self.rows:
+            top1 = f"{row['imagenet_top1']:.1f}" if row["imagenet_top1"] else "-"
+            table.add_row(
+                "●" if row["name"] == self.backbone else " ", row["name"],
+                Text(f"{row['params'] / 1e6:.1f}M", justify="right"), Text(str(row["input_size"]), justify="right"),
+                Text(top1, justify="right"), Text(str(row["feature_dim"]), justify="right"),
+                Text(weights_text(row), style=WEIGHTS_STYLE.get(row["weights"], "")), key=row["name"])
+        names = [r["name"] for r in self.rows]
+        if self.backbone in names:
+            table.move_cursor(row=names.index(self.backbone))
+        if self.focused is None:
+            table.focus()
+        self.show_detail()
+
+    def show_detail(self) -> None:
+        """One line under the table: the highlighted backbone's weights, said plainly."""
+        table = self.query_one("#backbones", DataTable)
+        if not self.rows or table.cursor_row >= len(self.rows):
+            return
+        row = self.rows[table.cursor_row]
+        text = Text.assemble((row["name"], "bold"), " · weights ",
+                             (weights_text(row), WEIGHTS_STYLE.get(row["weights"], "")))
+        if row.get("weights_detail"):
+            text.append(f" — {row['weights_detail']}", "dim")
+        self.query_one("#backbone-detail", Static).update(text)
 
     def on_resize(self) -> None:
         self.show_modes()
 
     def show_modes(self) -> None:
         """One line per mode; on a short terminal only the chosen mode's, so the form keeps its room."""
-        if self.registry is None:
+        if self.info is None:
             return
         text = Text()
         short = self.has_class("-short")
-        modes = [(m, line) for m, line in self.registry["mode_help"].items() if not short or m == self.mode]
+        modes = [(m, line) for m, line in self.info["mode_help"].items() if not short or m == self.mode]
         for i, (mode, line) in enumerate(modes):
             chosen = mode == self.mode
             text.append("\n" if i else "")
             text.append(("● " if chosen else "  ") + f"{mode:<8}", "bold" if chosen else "dim")
             text.append(line, "" if chosen else "dim")
         self.query_one("#modes", Static).update(text)
+        if self.query("#form"):
+            self.hidden_fields = self.query_one("#form", ConfigForm).show_for_mode(self.mode)
+
+    @on(ConfigForm.Scrolled)
+    def show_more_hint(self, event: ConfigForm.Scrolled | None = None) -> None:
+        """The form scrolls: say how many settings are out of view, and which do not apply to the mode."""
+        if not self.query("#form"):
+            return
+        above, below = self.query_one("#form", ConfigForm).out_of_view()
+        parts = []
+        if below:
+            parts.append(f"▼ {below} more below (s, tab)")
+        if above:
+            parts.append(f"▲ {above} above")
+        if self.hidden_fields:
+            parts.append(f"not used in {self.mode} mode: {', '.join(self.hidden_fields)}")
+        self.query_one("#form-more", Static).update(Text(" · ".join(parts), "dim"))
 
     def check(self, values: dict | None = None, parse_errors: dict[str, str] | None = None) -> None:
         """Validate the whole config; show the reason and mark the field it names."""
         values = dict(self.workbench.config if values is None else values)
         values["backbone"] = self.backbone
         parse_errors = parse_errors or {}
+        specs = self.info["specs"] if self.info else []
         if parse_errors:
             message = next(iter(parse_errors.values()))
             bad = set(parse_errors)
         else:
             message = validate(values, str(self.workbench.dataset or ""), self.workbench.runs_dir)
-            bad = {s.name for s in self.registry["specs"] if message and re.search(
-                rf"{re.escape(s.flag)}\b|\b{s.name}\b", message)} if self.registry else set()
+            bad = {s.name for s in specs if message and re.search(rf"{re.escape(s.flag)}\b|\b{s.name}\b", message)}
         if self.query("#form"):
             self.query_one("#form", ConfigForm).mark_invalid(bad)
         self.workbench.config_error = message
@@ -184,12 +275,18 @@ class ModelScreen(WorkbenchScreen):
         if message:
             status.update(Text.assemble(("✗ ", "bold red"), (message, "red")))
         else:
-            epochs = values.get("epochs") or (self.registry or {}).get("default_epochs", {}).get(self.mode, "?")
-            status.update(Text.assemble(("✓ ", "bold green"), f"{self.mode} · {self.backbone} · {epochs} epochs "
+            epochs = values.get("epochs")
+            if epochs is None:  # an empty field means the mode's default: say which, never silently
+                default = (self.info or {}).get("default_epochs", {}).get(self.mode, "?")
+                epochs_text = f"{default} epochs (the {self.mode} default)"
+            else:
+                epochs_text = f"{epochs} epochs"
+            status.update(Text.assemble(("✓ ", "bold green"), f"{self.mode} · {self.backbone} · {epochs_text} "
                                         f"· {dataset} — t to train"))
         status.set_class(bool(message), "-invalid")
+        loading = "" if self.rows is not None else " · loading the backbone registry (PyTorch is starting) …"
         self.query_one("#model-header", Static).update(
-            f"Training settings for {dataset}: backbone {self.backbone}, mode {self.mode}")
+            f"Training settings for {dataset}: backbone {self.backbone}, mode {self.mode}{loading}")
 
     # ------------------------------------------------------------------------------------ events
 
@@ -205,30 +302,140 @@ class ModelScreen(WorkbenchScreen):
         self.show_modes()
         self.check(config if not event.errors else None, event.errors)
 
+    @on(DataTable.RowHighlighted, "#backbones")
+    def backbone_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_detail()
+
     @on(DataTable.RowSelected, "#backbones")
     def backbone_chosen(self, event: DataTable.RowSelected) -> None:
         name = str(event.row_key.value)
-        row = next(r for r in self.registry["rows"] if r["name"] == name) if self.registry else None
+        row = next((r for r in self.rows or [] if r["name"] == name), None)
         self.workbench.config = {**self.workbench.config, "backbone": name}
         self.workbench.changed()
         self._seen_version = self.workbench.version
         table = self.query_one("#backbones", DataTable)
         for key in table.rows:
             table.update_cell(key, table.ordered_columns[0].key, "●" if key.value == name else " ")
-        if row and row["weights"] == "missing":
-            self.notify(f"{name}: {row['weights_detail']}.", title="Weights missing", severity="warning")
+        own_weights = self.workbench.config.get("weights")  # 'random' or a file: the registry's do not matter
+        if row and not own_weights and row["weights"] in ("missing", "download"):
+            title = "Weights missing" if row["weights"] == "missing" else "Weights need a download"
+            self.notify(f"{name}: {row['weights_detail']}. Training needs them (or weights = random).",
+                        title=title, severity="warning")
         self.check()
 
     def state_changed(self) -> None:
-        if self.registry is not None:
+        if self.info is not None:
+            self.show_modes()
             self.check()
+
+    # ------------------------------------------------------------------------------------ lr-find
+
+    def action_lr_find(self) -> None:
+        """l: the range test with the form's settings as a job (l again stops it)."""
+        if self.lr_job is not None and self.lr_job.final is None:
+            if self.lr_job.state == RUNNING:
+                self.lr_job.control.stop()
+                self.tlbench.refresh_job_status()
+                self.show_lr()
+            return
+        if self.workbench.config_error:
+            self.notify(self.workbench.config_error, title="Fix the settings first", severity="error")
+            return
+        if self.workbench.dataset is None:
+            self.notify("Open a dataset on the Data screen (1) first.", severity="error")
+            return
+        self.lr_points, self.lr_result = [], {}
+        self.query_one("#lr-panel").remove_class("hidden")
+        self.query_one("#model-body").add_class("-lr")
+        self.lr_job = self.start_job("lr-find")
+        self.tlbench.set_job_status("lr-find", "lr-find starting")
+        self.show_lr("starting (PyTorch, the dataset, the backbone) …")
+        self.run_lr_find(self.lr_job)
+
+    @work(thread=True, exclusive=True, group="lr-find", exit_on_error=False)
+    def run_lr_find(self, job: RunningJob) -> None:
+        workbench = self.workbench
+
+        def lr_find_job(ctx):
+            from engine.lr_find import lr_find  # torch: imported here, never on the UI thread
+
+            return lr_find(workbench.train_config(), ctx)
+
+        run_engine_job(self, job, lr_find_job, self.tlbench.jobs)
+
+    def show_lr(self, note: str = "") -> None:
+        """The panel's one line: the job's state, the step, the suggestion and what u does."""
+        job = self.lr_job
+        if job is None:
+            return
+        state = job.state
+        text = Text.assemble(("lr-find ", "bold"), (state, "bold yellow" if state == STOPPING else "bold"))
+        if note:
+            text.append(f" · {note}")
+        suggestion = self.lr_result.get("suggested_lr")
+        if suggestion:
+            text.append(" · suggested lr ")
+            text.append(f"{suggestion:.1e}", "bold green")
+            text.append(" — u puts it in the form", "dim")
+        elif state == RUNNING:
+            text.append(" — l stops", "dim")
+        self.query_one("#lr-status", Static).update(text)
+
+    def job_event(self, job: str, event: Event) -> None:
+        if job != "lr-find":
+            return
+        plot = self.query_one("#lr-plot", LrPlot)
+        if isinstance(event, StepEnded):
+            self.lr_points.append((event.values.get("lr", 0.0), event.values.get("loss", float("nan"))))
+            plot.set_points(self.lr_points)
+            self.tlbench.set_job_status("lr-find", f"lr-find {event.step}/{event.steps}")
+            self.show_lr(f"step {event.step}/{event.steps}")
+        elif isinstance(event, ProgressAdvanced) and event.total:
+            self.show_lr(f"{event.phase} {event.done:.0f}/{event.total:.0f}")
+        elif isinstance(event, (LogLine, JobStarted)):
+            if isinstance(event, LogLine) and not self.lr_points:
+                self.show_lr(event.text[:60])
+        elif isinstance(event, JobFinished):
+            self.tlbench.set_job_status("lr-find", "")
+            self.lr_result = dict(event.result)
+            plot.set_points(self.lr_points, self.lr_result.get("suggested_lr"))
+            if event.reason == "stopped":
+                self.show_lr("stopped before a suggestion")
+            elif not self.lr_result.get("suggested_lr"):
+                self.show_lr("no suggestion: the loss did not fall (see the log in the run folder)")
+            else:
+                self.show_lr(f"{self.lr_result.get('points', len(self.lr_points))} steps")
+        elif isinstance(event, JobFailed):
+            self.tlbench.set_job_status("lr-find", "")
+            self.show_lr(f"{event.title}: {str(event.error)[:80]}")
+
+    def action_use_lr(self) -> None:
+        suggestion = self.lr_result.get("suggested_lr")
+        if not suggestion:
+            self.notify("No suggestion yet: l runs the learning-rate range test.", severity="warning")
+            return
+        if not self.query("#form"):
+            return
+        lr = float(f"{suggestion:.1e}")  # two significant digits: what a person would type
+        self.query_one("#form", ConfigForm).set_value("lr", lr)
+        self.show_lr(f"lr set to {lr:g}")
+
+    def action_leave_field(self) -> None:
+        """Esc: leave a field; otherwise close the finished lr-find panel."""
+        panel = self.query_one("#lr-panel")
+        if not isinstance(self.focused, FIELDS) and not panel.has_class("hidden") and (
+                self.lr_job is None or self.lr_job.final is not None):
+            panel.add_class("hidden")
+            self.query_one("#model-body").remove_class("-lr")
+            return
+        super().action_leave_field()
 
     # ------------------------------------------------------------------------------------ actions
 
     def action_next_mode(self) -> None:
-        if self.registry is None or not self.query("#form"):
+        if self.info is None or not self.query("#form"):
             return
-        modes = list(self.registry["mode_help"])
+        modes = list(self.info["mode_help"])
         nxt = modes[(modes.index(self.mode) + 1) % len(modes)] if self.mode in modes else modes[0]
         self.query_one("#form", ConfigForm).set_value("mode", nxt)
 
@@ -236,16 +443,19 @@ class ModelScreen(WorkbenchScreen):
         self.query_one("#backbones", DataTable).focus()
 
     def action_focus_form(self) -> None:
-        fields = self.query("#form .form-value")
+        fields = [w for w in self.query("#form .form-value") if w.parent is not None and w.parent.display]
         if fields:
-            fields.first().focus()
+            fields[0].focus()
 
     async def action_defaults(self) -> None:
-        if self.registry is None:
+        if self.info is None:
             return
         self.workbench.config = {}
         self.workbench.changed()
-        await self.show_registry()
+        self._seen_version = self.workbench.version
+        await self.show_form()
+        if self.rows is not None:
+            self.show_backbones()
 
     async def action_train(self) -> None:
         await self.app.switch_mode("train")

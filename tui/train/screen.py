@@ -9,6 +9,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import ProgressBar, RichLog, Static
 
 from engine.events import (
@@ -22,10 +23,11 @@ from engine.events import (
     LogLine,
     ProgressAdvanced,
 )
-from tui.jobs import RunningJob, run_engine_job
+from tui.jobs import DONE, FAILED, PAUSED, RUNNING, STOPPED, STOPPING, RunningJob, run_engine_job
 from tui.screen import WorkbenchScreen
 from tui.train.curves import CurvePlot
 from tui.train.progress import TrainProgress, clock
+from tui.widgets.text import middle_truncate
 
 
 def epoch_line(event: EpochEnded) -> str:
@@ -38,32 +40,58 @@ def epoch_line(event: EpochEnded) -> str:
     return f"epoch {event.epoch}/{event.epochs}  " + " · ".join(p for p in (part("train"), part("val")) if p)
 
 
-def summary_text(result: dict, reason: str) -> Text:
-    """The final summary of a training job."""
-    text = Text()
+# How each job state reads, and what the keys do in it (one table: the top line, the bottom line and the
+# tab bar all come from RunningJob.state).
+STATE_WORDS = {RUNNING: ("Running", "bold green"), PAUSED: ("Paused", "bold yellow"),
+               STOPPING: ("Stopping…", "bold yellow"), STOPPED: ("Stopped", "bold yellow"),
+               FAILED: ("Failed", "bold red"), DONE: ("Done", "bold green")}
+STATE_HINTS = {RUNNING: "space pauses · s stops (the last checkpoint is kept)",
+               PAUSED: "space resumes · s stops (the last checkpoint is kept)",
+               STOPPING: "stopping after the current step; last.pt is being saved …"}
+
+
+class TrainPlanned(Message):
+    """The settings a training job started with, resolved on its thread: the epochs it will run."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+
+
+def summary_text(result: dict, reason: str, width: int = 0) -> Text:
+    """The final summary of a training job in two lines that each fit `width` (0: no limit): the result
+    first, then where it is; the less telling parts go first when the line is short."""
+    first = Text()
     if reason == "stopped":
-        text.append("Stopped. ", "bold yellow")
+        first.append("Stopped. ", "bold yellow")
     else:
-        text.append("Done. ", "bold green")
+        first.append("Done. ", "bold green")
     if "best_val_acc" in result:
-        text.append(f"best val acc {result['best_val_acc']:.4f}", "bold")
+        first.append(f"best val acc {result['best_val_acc']:.4f}", "bold")
         if "best_epoch" in result:
-            text.append(f" (epoch {result['best_epoch']})")
+            first.append(f" (epoch {result['best_epoch']})")
         if "val_acc" in result:
-            text.append(f" · last {result['val_acc']:.4f}")
-    if "train_images" in result:
-        text.append(f" · {result['train_images']} train / {result['val_images']} val images")
-    if result.get("skipped_images"):
-        text.append(f" · {result['skipped_images']} skipped")
-    if result.get("feature_cache"):
-        text.append(f" · feature cache {result['feature_cache']}")
+            first.append(f" · last {result['val_acc']:.4f}")
     if "seconds" in result:
-        text.append(f" · {clock(result['seconds'])}")
+        first.append(f" · {clock(result['seconds'])}")
+    extras = []
+    if "train_images" in result:
+        extras.append(f"{result['train_images']} train / {result['val_images']} val images")
+    if result.get("skipped_images"):
+        extras.append(f"{result['skipped_images']} skipped")
+    if result.get("feature_cache"):
+        extras.append(f"feature cache {result['feature_cache']}")
+    for extra in extras:
+        if not width or first.cell_len + 3 + len(extra) <= width:
+            first.append(f" · {extra}")
+    second = Text()
     if result.get("run_dir"):
-        text.append(f"\nrun {Path(result['run_dir']).name}", "dim")
-        if reason == "completed":
-            text.append(" — 4 Results · 7 Runs", "dim")
-    return text
+        tail = " — 4 Results · 7 Runs" if reason == "completed" else ""
+        name = Path(result["run_dir"]).name
+        if width:
+            name = middle_truncate(name, max(12, width - 4 - len(tail)))
+        second.append(f"run {name}{tail}", "dim")
+    return Text("\n").join([first, second]) if second else first
 
 
 class TrainScreen(WorkbenchScreen):
@@ -84,10 +112,14 @@ class TrainScreen(WorkbenchScreen):
         self.progress = TrainProgress()
         self.run_dir: str | None = None
         self.finished_once = False
+        self.result: dict = {}
+        self.failure: str = ""
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="train-status")
-        yield ProgressBar(id="train-progress", show_eta=False, total=100)
+        with Horizontal(id="train-progress-row"):
+            yield Static("", id="train-phase")
+            yield ProgressBar(id="train-progress", show_eta=False, total=100)
         with Horizontal(id="curves"):
             yield CurvePlot("loss", [("train_loss", "train"), ("val_loss", "val")], id="loss-plot")
             yield CurvePlot("accuracy", [("train_acc", "train"), ("val_acc", "val")], id="acc-plot")
@@ -97,11 +129,18 @@ class TrainScreen(WorkbenchScreen):
 
     def on_mount(self) -> None:
         self.query_one("#train-progress", ProgressBar).update(total=100, progress=0)
+        # The app refreshes the tab bar's job text when any job's state changes (quitting stops this one
+        # too): the Train screen's lines follow the same change at the same moment.
+        self.watch(self.app, "job_status", lambda _: self.show_state(), init=False)
         self.show_idle()
 
     @property
     def running(self) -> bool:
-        return self.job is not None and not self.job.done.is_set()
+        return self.job is not None and not self.job.done.is_set() and self.job.final is None
+
+    @property
+    def state(self) -> str | None:
+        return self.job.state if self.job is not None else None
 
     def show_idle(self) -> None:
         cfg = self.workbench.config
@@ -113,11 +152,12 @@ class TrainScreen(WorkbenchScreen):
         if self.workbench.config_error:
             line = f"Settings need a fix on the Model screen (2): {self.workbench.config_error}"
         self.query_one("#train-status", Static).update(line)
+        self.query_one("#train-phase", Static).update("")
         self.query_one("#train-summary", Static).update(Text(
             "t starts training with the Model screen's settings (2); the summary of the run appears here.", "dim"))
 
     def state_changed(self) -> None:
-        if not self.running and not self.finished_once:
+        if self.job is None:
             self.show_idle()
 
     # ------------------------------------------------------------------------------------ actions
@@ -134,15 +174,13 @@ class TrainScreen(WorkbenchScreen):
             return
         self.progress = TrainProgress()
         self.run_dir = None
-        self.query_one("#train-summary", Static).update(Text("Running — space pauses, s stops (the last "
-                                                             "checkpoint is kept).", "dim"))
+        self.result, self.failure = {}, ""
         self.query_one("#train-log", RichLog).clear()
         self.query_one("#loss-plot", CurvePlot).set_history([])
         self.query_one("#acc-plot", CurvePlot).set_history([])
-        self.query_one("#train-progress", ProgressBar).update(total=100, progress=0)
-        self.query_one("#train-status", Static).update("Starting (PyTorch, the dataset scan, the backbone) …")
-        self.tlbench.set_job_status("train", "train starting")
         self.job = self.start_job("train")
+        self.tlbench.set_job_status("train", "train starting")
+        self.show_state()
         self.run_training(self.job)
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
@@ -150,31 +188,41 @@ class TrainScreen(WorkbenchScreen):
         workbench = self.workbench
 
         def train_job(ctx):
+            from engine.config import DEFAULT_EPOCHS
             from engine.training import train  # torch: imported here, never on the UI thread
 
-            return train(workbench.train_config(), ctx)
+            config = workbench.train_config()
+            if config.mode in DEFAULT_EPOCHS:
+                self.post_message(TrainPlanned(config.epochs or DEFAULT_EPOCHS[config.mode]))
+            return train(config, ctx)
 
         run_engine_job(self, job, train_job, self.tlbench.jobs)
+
+    def on_train_planned(self, message: TrainPlanned) -> None:
+        self.progress.planned_epochs = message.epochs
+        self.show_progress()
 
     def action_pause(self) -> None:
         if not self.running:
             self.notify("No training job is running: t starts one.", severity="warning")
             return
         control = self.job.control
+        if control.stopped:
+            return
         if control.paused:
             control.resume()
-            self.tlbench.set_job_status("train", "train " + self._short())
         else:
             control.pause()
-            self.query_one("#train-status", Static).update("Paused — space resumes, s stops.")
-            self.tlbench.set_job_status("train", "train paused")
+        self.tlbench.refresh_job_status()  # the tab bar, and through it this screen's lines, at once
+        self.show_state()
 
     def action_stop(self) -> None:
         if not self.running:
             self.notify("No training job is running.", severity="warning")
             return
         self.job.control.stop()
-        self.query_one("#train-status", Static).update("Stopping after the current step …")
+        self.tlbench.refresh_job_status()
+        self.show_state()
 
     def action_clear_log(self) -> None:
         self.query_one("#train-log", RichLog).clear()
@@ -183,11 +231,11 @@ class TrainScreen(WorkbenchScreen):
 
     def _short(self) -> str:
         p = self.progress
-        if p.epochs:
-            return f"{p.epoch}/{p.epochs}"
-        if p.total:
+        if p.total_epochs and p.phase in ("epochs", "train", "val"):
+            return f"{p.epoch}/{p.total_epochs}"
+        if p.total and not p.between_phases:
             return f"{p.phase} {100 * p.done / p.total:.0f}%"
-        return p.phase or "…"
+        return p.bar_label
 
     def job_event(self, job: str, event: Event) -> None:
         if job != "train":
@@ -196,6 +244,9 @@ class TrainScreen(WorkbenchScreen):
         if isinstance(event, LogLine):
             style = {"warning": "yellow", "error": "red"}.get(event.level, "")
             log.write(Text(event.text, style))
+            if self.progress.phase_finished:
+                self.progress.update(event)
+                self.show_progress()
         elif isinstance(event, JobStarted) and event.run_dir:
             self.run_dir = event.run_dir
             if event.description:
@@ -213,33 +264,73 @@ class TrainScreen(WorkbenchScreen):
         elif isinstance(event, JobFinished):
             self.finished(event)
         elif isinstance(event, JobFailed):
+            self.failure = f"{event.title}: {event.error}"
             self.tlbench.set_job_status("train", "")
-            self.query_one("#train-status", Static).update(Text(f"Failed: {event.title}. t to try again.", "red"))
             log.write(Text(f"failed: {event.error}", "red"))
+            self.show_state()
 
     def show_progress(self) -> None:
+        if self.job is not None and self.job.final is None:
+            self.tlbench.set_job_status("train", "train " + self._short())
+        self.show_state()
+
+    def show_state(self) -> None:
+        """The top line (state and numbers), the bar and the bottom line, all from the job's one state."""
+        if self.job is None:
+            return
+        state = self.job.state
+        word, style = STATE_WORDS[state]
         p = self.progress
-        if not (self.job and self.job.control.paused):
-            self.query_one("#train-status", Static).update(p.line() or "running …")
+        status = Text.assemble((word, style))
+        numbers = p.line(eta=state not in (STOPPED, DONE, FAILED))
+        if state == FAILED:
+            status.append(f": {self.failure or 'the job failed'}", "red")
+            status.append(" — t to try again", "dim")
+        elif state in (STOPPED, DONE):
+            status.append(" · " + numbers if numbers else "")
+            status.append(" — t trains again", "dim")
+        elif numbers:
+            status.append(" · " + numbers)
+        elif state == RUNNING:
+            status.append(" · starting (PyTorch, the dataset scan, the backbone) …")
+        self.query_one("#train-status", Static).update(status)
+        self.show_bar(state)
+        summary = self.query_one("#train-summary", Static)
+        if state in STATE_HINTS:
+            summary.update(Text(STATE_HINTS[state], "dim"))
+        elif state == FAILED:
+            summary.update(Text.assemble(("Failed. ", "bold red"), (self.failure, "red"),
+                                         ("\nthe run's files so far are kept" + (f" in {Path(self.run_dir).name}"
+                                                                                  if self.run_dir else ""), "dim")))
+        else:
+            width = summary.content_region.width or self.size.width - 2
+            summary.update(summary_text(self.result, "stopped" if state == STOPPED else "completed", width))
+
+    def show_bar(self, state: str) -> None:
+        """The bar measures the phase it names; stopped and failed say so (the bar keeps where it got)."""
+        p = self.progress
+        bar = self.query_one("#train-progress", ProgressBar)
         fraction = p.fraction
-        if fraction is not None:
-            self.query_one("#train-progress", ProgressBar).update(total=100, progress=100 * fraction)
-        self.tlbench.set_job_status("train", "train " + self._short())
+        if state == DONE:
+            fraction, label = 1.0, "done"
+        elif state in (STOPPED, FAILED, STOPPING, PAUSED):
+            label = {STOPPED: "stopped", FAILED: "failed", STOPPING: "stopping", PAUSED: "paused"}[state]
+            label += f" · {p.bar_label}" if p.phase and not p.between_phases else ""
+        else:
+            label = p.bar_label
+        bar.update(total=100, progress=100 * (fraction or 0.0))
+        bar.set_class(state in (STOPPED, STOPPING), "-stopped")
+        bar.set_class(state == FAILED, "-failed")
+        bar.set_class(state == PAUSED, "-paused")
+        self.query_one("#train-phase", Static).update(label)
 
     def finished(self, event: JobFinished) -> None:
         self.tlbench.set_job_status("train", "")
-        result = dict(event.result)
-        summary = self.query_one("#train-summary", Static)
-        summary.update(summary_text(result, event.reason))
+        self.result = dict(event.result)
         self.finished_once = True
-        if event.reason == "completed":
-            self.query_one("#train-progress", ProgressBar).update(total=100, progress=100)
-        self.query_one("#train-status", Static).update(
-            ("Finished" if event.reason == "completed" else "Stopped") + " — t trains again.")
-        run_dir = result.get("run_dir") or self.run_dir
+        self.show_state()
+        run_dir = self.result.get("run_dir") or self.run_dir
         if run_dir:
             self.workbench.run_dir = Path(run_dir)
             self.workbench.changed()
             self._seen_version = self.workbench.version
-        if event.reason == "completed" and "best_val_acc" in result:
-            self.notify(f"best val acc {result['best_val_acc']:.4f} — 4 Results, 7 Runs", title="Training done")

@@ -25,8 +25,9 @@ class KeyBar(Widget):
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, lambda _screen: self.refresh())
 
-    def entries(self) -> list[tuple[str, str, str, bool]]:
-        """(keys shown, description, key to press, enabled) in the order Textual resolves bindings."""
+    def entries(self, app_keys_only: bool = False) -> list[tuple[str, str, str, bool]]:
+        """(keys shown, description, key to press, enabled) in the order Textual resolves bindings;
+        app_keys_only: the app's own keys (?, q, ^p) without their descriptions, to leave room."""
         seen: dict[str, int] = {}
         out: list[list] = []
         group_at: dict[object, int] = {}
@@ -39,19 +40,26 @@ class KeyBar(Widget):
                 out[group_at[binding.group]][0] += display
                 continue
             seen[binding.action] = len(out)
+            description = binding.group.description if binding.group is not None else binding.description
+            if app_keys_only and active.node is self.app:
+                description = ""
             if binding.group is not None:
                 group_at[binding.group] = len(out)
-                out.append([display, binding.group.description, binding.key, active.enabled])
-            else:
-                out.append([display, binding.description, binding.key, active.enabled])
+            out.append([display, description, binding.key, active.enabled])
         return [tuple(e) for e in out]  # type: ignore[misc]
 
     def render(self) -> Text:
+        text = self.line(self.entries())
+        if text.cell_len > self.size.width:  # 80 columns: the screen's keys keep their words
+            text = self.line(self.entries(app_keys_only=True))
+        return text
+
+    def line(self, entries: list[tuple[str, str, str, bool]]) -> Text:
         key_style = self.get_component_rich_style("keybar--key")
         text_style = self.get_component_rich_style("keybar--description")
         disabled = self.get_component_rich_style("keybar--disabled")
         text = Text(no_wrap=True, overflow="crop")
-        for i, (keys, description, key, enabled) in enumerate(self.entries()):
+        for i, (keys, description, key, enabled) in enumerate(entries):
             click = Style(meta={"@click": f"app.simulate_key({key.split(',')[0]!r})"})
             if i:
                 text.append(" ")

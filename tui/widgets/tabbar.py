@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
+
+from tui.widgets.text import middle_truncate
 
 TABS = [
     ("data", "Data"), ("model", "Model"), ("train", "Train"), ("results", "Results"),
@@ -28,24 +31,33 @@ class TabBar(Widget):
     def on_mount(self) -> None:
         self.watch(self.app, "job_status", lambda _: self.refresh(), init=False)
 
-    def render(self) -> Text:
+    def tabs(self, compact: bool) -> Text:
+        """The tabs; compact: the other screens by their number only (room for a job's status at 80 cols)."""
         key_style = self.get_component_rich_style("tabbar--key")
         tab_style = self.get_component_rich_style("tabbar--tab")
         active_style = self.get_component_rich_style("tabbar--active")
         text = Text(no_wrap=True, overflow="ellipsis")
-        width = self.size.width
-        if width >= 90:
+        if self.size.width >= 90 and not compact:
             text.append(" tlbench ", self.get_component_rich_style("tabbar--brand"))
         for i, (mode, title) in enumerate(TABS, 1):
-            style = active_style if mode == self.active else tab_style
+            active = mode == self.active
+            style = active_style if active else tab_style
             text.append(" ")
             start = len(text)
-            text.append(f"{i}", key_style + style if mode != self.active else style)
-            text.append(f" {title} ", style)
+            text.append(f"{i}", style if active else key_style + style)
+            text.append(f" {title} " if active or not compact else "", style)
             text.stylize(Style(meta={"@click": f"app.switch_mode({mode!r})"}), start, len(text))
+        return text
+
+    def render(self) -> Text:
+        width = self.size.width
         status = getattr(self.app, "job_status", "")
+        text = self.tabs(compact=False)
+        if status and text.cell_len + 2 + cell_len(status) > width:
+            text = self.tabs(compact=True)  # the job's state matters more than the other tabs' names
         if status:
-            gap = width - text.cell_len - len(status) - 1
-            text.append(" " * max(1, gap))
+            room = max(8, width - text.cell_len - 2)
+            status = middle_truncate(status, room)
+            text.append(" " * max(1, width - text.cell_len - cell_len(status) - 1))
             text.append(status, self.get_component_rich_style("tabbar--status"))
         return text

@@ -1,0 +1,188 @@
+"""The Data screen with a real-length dataset: a failed open keeps the dataset, long class names give way to
+the counts at 80x24, type-to-jump, sorting, thumbnail views (split, mistakes), Esc and the preview's ends."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import make_dataset, make_pets_like
+from textual.widgets import DataTable, Static
+from tui_helpers import make_app, wait_for, write_run
+
+from tui.data.grid import ThumbnailGrid
+from tui.errors import ErrorModal
+
+
+def text_of(app, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def scanned(pilot):
+    await wait_for(pilot, lambda: pilot.app.state.info is not None and not pilot.app.jobs.running("scan"),
+                   60, "the scan")
+    await pilot.pause()
+
+
+def row_names(table: DataTable) -> list[str]:
+    return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+
+async def test_a_mistyped_folder_keeps_the_open_dataset_and_says_why(tmp_path, tiny_dataset):
+    """D1: o with a path that does not exist: the error is shown, the dataset that was open stays open."""
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scanned(pilot)
+        info = app.state.info
+        await pilot.press("o")
+        await pilot.pause()
+        app.screen.query_one("#ask-input").value = str(tmp_path / "no-such-folder")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), 30, "the error modal")
+        assert "does not exist" in app.screen.cause
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.state.info is info and app.state.dataset == tiny_dataset
+        assert app.screen.query_one("#classes", DataTable).row_count == 3
+        summary = text_of(app, "#data-summary")
+        assert "Still showing colours" in summary and "no-such-folder does not exist" in summary
+        assert app.screen.query_one("#data-empty").has_class("hidden")
+        # a folder that does open replaces it
+        await pilot.press("o")
+        await pilot.pause()
+        other = make_dataset(tmp_path / "other", {"red": 3, "green": 3, "blue": 3, "yellow": 3})
+        app.screen.query_one("#ask-input").value = str(other)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.state.info is not None and app.state.info.name == "other", 30, "other")
+        assert app.state.dataset == other and "Still showing" not in text_of(app, "#data-summary")
+
+
+async def test_long_class_names_give_way_to_the_counts_at_80x24(tmp_path):
+    """D7: Oxford's 37 names: middle-truncated with …; the counts, train and val columns stay on screen."""
+    root = make_pets_like(tmp_path / "pets", per_class=2, size=16)
+    app = make_app(root)
+    for size in ((80, 24), (120, 35)):
+        async with app.run_test(size=size) as pilot:
+            await scanned(pilot)
+            table = app.screen.query_one("#classes", DataTable)
+            names = row_names(table)
+            assert len(names) == 37
+            # nothing is scrolled off to the right: every column fits the list's width
+            assert table.virtual_size.width <= table.scrollable_content_region.width, size
+            assert [str(c.label) for c in table.ordered_columns][-2:] == ["train", "val"]
+            box = app.screen.query_one("#class-box")
+            assert box.region.right <= size[0] // 2 + 8
+            longest = "american_pit_bull_terrier"
+            if size == (80, 24):
+                shown = [n for n in names if n.startswith("american_") and "…" in n]
+                assert shown and shown[0].endswith("_terrier") and len(shown[0]) >= 16
+            else:
+                assert longest in names  # room enough: whole names
+        app = make_app(root)
+
+
+async def test_type_to_jump_and_sort_by_count(tmp_path):
+    root = make_dataset(tmp_path / "colours", {"red": 2, "green": 5, "blue": 3, "yellow": 4})
+    app = make_app(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scanned(pilot)
+        table = app.screen.query_one("#classes", DataTable)
+        assert row_names(table) == ["blue", "green", "red", "yellow"]
+        await pilot.press("slash", "y", "e")
+        await pilot.pause()
+        assert row_names(table)[table.cursor_row] == "yellow"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.focused is table and app.screen.query_one("#class-jump").has_class("hidden")
+        grid = app.screen.query_one("#thumbs", ThumbnailGrid)
+        assert {t.label for t in grid.items} == {"yellow"}
+        await pilot.press("s")  # by image count, most first; the cursor stays on its class
+        await pilot.pause()
+        assert row_names(table) == ["green", "yellow", "blue", "red"]
+        assert row_names(table)[table.cursor_row] == "yellow"
+        assert "images ↓" in str(table.ordered_columns[1].label)
+        await pilot.press("s")
+        await pilot.pause()
+        assert row_names(table) == ["blue", "green", "red", "yellow"]
+        # Esc in the jump field goes back to the list too
+        await pilot.press("slash", "g", "escape")
+        await pilot.pause()
+        assert row_names(table)[table.cursor_row] == "green" and app.focused is table
+
+
+async def test_thumbnails_filter_by_split_and_by_the_runs_mistakes(tmp_path):
+    root = make_dataset(tmp_path / "colours", {"red": 10, "blue": 10})
+    runs = tmp_path / "runs"
+    app = make_app(root, runs_dir=str(runs))
+    async with app.run_test(size=(120, 35)) as pilot:
+        await scanned(pilot)
+        screen = app.screen
+        grid = screen.query_one("#thumbs", ThumbnailGrid)
+        assert len(grid.items) == 10  # blue, all of it
+        sides = screen.split["sides"]
+        await pilot.press("v")
+        await pilot.pause()
+        assert grid.items and all(sides[t.path] == "train" for t in grid.items)
+        await pilot.press("v")
+        await pilot.pause()
+        assert grid.items and all(sides[t.path] == "val" for t in grid.items)
+        assert len(grid.items) == sum(1 for p, s in sides.items() if s == "val" and "/blue/" in p)
+        await pilot.press("v")  # no run chosen: no "misclassified" view, back to all
+        await pilot.pause()
+        assert len(grid.items) == 10 and screen.view == "all"
+
+        run = write_run(runs)
+        wrong = sorted(str(p) for p in (root / "blue").glob("*.png"))[:3]
+        report = json.loads((run / "report.json").read_text())
+        report["mistakes"] = [{"path": p, "true": "blue", "predicted": "red", "prob_true": 0.2,
+                               "prob_predicted": 0.8, "loss": 1.6} for p in wrong]
+        (run / "report.json").write_text(json.dumps(report))
+        app.state.run_dir = run
+        app.state.changed()
+        await pilot.press("v", "v", "v")
+        await pilot.pause()
+        assert screen.view == "misclassified"
+        assert sorted(t.path for t in grid.items) == wrong
+        screen.query_one("#classes", DataTable).move_cursor(row=1)  # red: none of its images are listed
+        await pilot.pause()
+        assert grid.items == [] and "0 of 10 shown (misclassified)" in text_of(app, "#thumb-status")
+
+
+async def test_escape_closes_the_unusable_files_view(tmp_path):
+    from badfiles import write_zero_byte
+
+    root = make_dataset(tmp_path / "mixed", {"red": 3, "blue": 3})
+    write_zero_byte(root / "red" / "empty.png")
+    app = make_app(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scanned(pilot)
+        await pilot.press("u")
+        await pilot.pause()
+        assert not app.screen.query_one("#data-unusable").has_class("hidden")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen.query_one("#data-unusable").has_class("hidden")
+        assert app.focused is app.screen.query_one("#classes")
+
+
+async def test_preview_stops_at_the_ends_and_home_end_jump(tmp_path):
+    root = make_dataset(tmp_path / "colours", {"red": 5})
+    app = make_app(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scanned(pilot)
+        await pilot.press("g", "enter")
+        await pilot.pause()
+        preview = app.screen
+        assert preview.index == 0
+        await pilot.press("left")  # the first image: ← does not wrap to the last
+        await pilot.pause()
+        assert preview.index == 0
+        await pilot.press("end")
+        await pilot.pause()
+        assert preview.index == 4 and "5/5" in text_of(app, "#preview-title")
+        await pilot.press("right")
+        await pilot.pause()
+        assert preview.index == 4
+        await pilot.press("home")
+        await pilot.pause()
+        assert preview.index == 0 and "1/5" in text_of(app, "#preview-title")
+

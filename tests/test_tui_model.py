@@ -1,0 +1,171 @@
+"""The Model screen: the registry loaded in the background before the first visit, weights status said
+plainly, settings per mode with a scroll hint, and the learning-rate range test from a key (l, u)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from textual.widgets import DataTable, Static
+from tui_helpers import make_app, run_with_timeout, wait_for
+
+from engine.events import LogLine, StepEnded
+from tui.errors import ErrorModal
+
+
+def text_of(app, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+async def model_screen(pilot):
+    app = pilot.app
+    await pilot.press("2")
+    await wait_for(pilot, lambda: app.screen.registry is not None and bool(app.screen.query("#form")), 120,
+                   "the registry")
+    await pilot.pause()
+    return app.screen
+
+
+async def test_the_registry_is_ready_before_the_first_visit(tiny_dataset):
+    """Loaded on a background thread at start-up: the first visit shows the table at once."""
+    app = make_app(tiny_dataset, warm=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.registry_outcome is not None, 120, "the background registry")
+        assert app.current_mode == "data"  # never visited
+        await pilot.press("2")
+        await pilot.pause()
+        screen = app.screen
+        await wait_for(pilot, lambda: bool(screen.query("#form")), 10, "the form")
+        assert screen.registry is not None  # no second load: the rows were there
+        assert screen.query_one("#backbones", DataTable).row_count >= 10
+
+
+async def test_weights_status_is_said_plainly(tiny_dataset, monkeypatch):
+    """A backbone whose weights must be downloaded is not offered as ready: 'needs download', the detail
+    under the table, and a warning when it is chosen."""
+    import engine.weights
+
+    monkeypatch.setattr(engine.weights, "offline", lambda: False)  # a machine that could download
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await model_screen(pilot)
+        table = screen.query_one("#backbones", DataTable)
+        cells = {str(table.get_row_at(i)[1]): str(table.get_row_at(i)[6]) for i in range(table.row_count)}
+        assert cells["efficientnet_lite0"] == "shipped" and cells["vgg16"] == "needs download"
+        table.focus()
+        row = list(cells).index("vgg16")
+        table.move_cursor(row=row)
+        await pilot.pause()
+        detail = text_of(app, "#backbone-detail")
+        assert detail.startswith("vgg16 · weights needs download") and "downloads on first use" in detail
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any(n.title == "Weights need a download" for n in app._notifications)
+
+
+async def test_settings_follow_the_mode_and_say_what_is_below(tiny_dataset):
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await model_screen(pilot)
+
+        def shown(name):
+            return screen.query_one(f"#row-{name}").display
+
+        assert not shown("unfreeze") and not shown("freeze_epochs") and not shown("augment")
+        more = text_of(app, "#form-more")
+        assert "more below" in more and "not used in probe mode" in more
+        await pilot.press("m")  # head
+        await pilot.pause()
+        assert shown("augment") and not shown("unfreeze")
+        await pilot.press("m")  # partial
+        await pilot.pause()
+        assert shown("unfreeze") and not shown("freeze_epochs")
+        await pilot.press("m")  # full
+        await pilot.pause()
+        assert shown("freeze_epochs") and not shown("unfreeze")
+        # the hint follows the scroll: at the bottom nothing is below any more
+        form = screen.query_one("#form")
+        form.scroll_end(animate=False, immediate=True)
+        await pilot.pause()
+        await pilot.pause()
+        assert "below" not in text_of(app, "#form-more") and "above" in text_of(app, "#form-more")
+
+
+class ScriptedLrFind:
+    """engine.lr_find.lr_find's events: a loss that falls, then rises, over 30 steps."""
+
+    def __init__(self) -> None:
+        self.slow = False
+
+    def __call__(self, config, ctx):
+        from engine.jobs import JobStopped
+
+        try:
+            return self.run(config, ctx)
+        except JobStopped:
+            time.sleep(1.5 if self.slow else 0)  # the engine finishing its step
+            raise
+
+    def run(self, config, ctx):
+        ctx.log("lr range test: 30 steps from 1e-07 to 1e+01")
+        lrs = [1e-7 * (1e8 ** (i / 29)) for i in range(30)]
+        for i, lr in enumerate(lrs, 1):
+            ctx.check()
+            loss = 2.0 - 1.5 * min(i, 20) / 20 + (0.5 * (i - 20) if i > 20 else 0)
+            ctx.progress(StepEnded("lr-find", i, 30, {"lr": lr, "loss": loss}), force=True)
+            if self.slow:
+                time.sleep(0.3)
+        ctx.emit(LogLine("suggested --lr 3.2e-04"))
+        return {"run_dir": "", "suggested_lr": 3.16e-4, "points": 30, "mode": config.mode}
+
+
+async def test_lr_find_from_a_key_plots_the_curve_and_u_uses_it(tiny_dataset, monkeypatch):
+    import engine.lr_find
+
+    fake = ScriptedLrFind()
+    monkeypatch.setattr(engine.lr_find, "lr_find", fake)
+    app = make_app(tiny_dataset, config={"mode": "head"})
+
+    async def scenario():
+        async with app.run_test(size=(120, 35)) as pilot:
+            screen = await model_screen(pilot)
+            await pilot.press("l")
+            await wait_for(pilot, lambda: screen.lr_job is not None and screen.lr_job.done.is_set(), 30, "lr-find")
+            await pilot.pause()
+            assert not screen.query_one("#lr-panel").has_class("hidden")
+            assert len(screen.query_one("#lr-plot").points) == 30
+            status = text_of(app, "#lr-status")
+            assert "suggested lr 3.2e-04" in status and "u puts it in the form" in status
+            await pilot.press("u")
+            await pilot.pause()
+            assert screen.query_one("#field-lr").value == "0.00032"
+            assert app.state.config["lr"] == pytest.approx(3.2e-4)
+            await pilot.press("escape")  # the panel closes once the job is over
+            await pilot.pause()
+            assert screen.query_one("#lr-panel").has_class("hidden")
+            # l again while it runs: stopping… shows at once, in the panel and the tab bar
+            fake.slow = True
+            await pilot.press("l")
+            await wait_for(pilot, lambda: len(screen.lr_points) >= 3, 30, "steps")
+            await pilot.press("l")
+            assert "stopping…" in text_of(app, "#lr-status") and app.job_status.endswith("stopping…")
+            await wait_for(pilot, lambda: screen.lr_job.done.is_set(), 30, "the stop")
+            await pilot.pause()
+            assert "stopped" in text_of(app, "#lr-status") and app.job_status == ""
+
+    await run_with_timeout(scenario(), 120)
+
+
+async def test_lr_find_in_probe_mode_explains_why_not(tiny_dataset):
+    """The engine's own rule (a probe has no lr range test) comes back as an error with its fix."""
+    app = make_app(tiny_dataset)
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.state.info is not None, what="the scan")
+            await model_screen(pilot)
+            await pilot.press("l")
+            await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), 120, "the error")
+            assert "head, partial or full mode" in app.screen.cause + app.screen.fix
+
+    await run_with_timeout(scenario(), 180)

@@ -1,0 +1,33 @@
+"""Fitting text into a few cells: long names and paths keep both ends, the middle gives way to "…"."""
+
+from __future__ import annotations
+
+from rich.cells import cell_len
+
+
+def middle_truncate(text: str, width: int) -> str:
+    """`text` in at most `width` cells: 'american_pit_bull_terrier' -> 'american_p…l_terrier'.
+
+    Both ends stay readable (class names differ at the start, file names and paths at the end).
+    """
+    if width <= 0:
+        return ""
+    if cell_len(text) <= width:
+        return text
+    if width == 1:
+        return "…"
+    keep = width - 1
+    head, tail = (keep + 1) // 2, keep // 2
+    out_head, used = "", 0
+    for ch in text:
+        if used + cell_len(ch) > head:
+            break
+        out_head += ch
+        used += cell_len(ch)
+    out_tail, used = "", 0
+    for ch in reversed(text):
+        if used + cell_len(ch) > tail:
+            break
+        out_tail = ch + out_tail
+        used += cell_len(ch)
+    return out_head + "…" + out_tail
