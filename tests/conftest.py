@@ -18,13 +18,14 @@ DEMO = ROOT / "data" / "demo" / "digits"
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch):
-    """No network, no shared caches: each test gets fresh cache, runs and torch hub directories."""
+    """No network, no shared caches: each test gets fresh cache, runs, torch hub directories and workbench state."""
     base = tmp_path_factory.mktemp("env")
     monkeypatch.setenv("TLBENCH_OFFLINE", "1")
     monkeypatch.setenv("TLBENCH_CACHE", str(base / "cache"))
     monkeypatch.setenv("TLBENCH_RUNS", str(base / "runs"))
     monkeypatch.setenv("TLBENCH_DATA", str(base / "data"))
     monkeypatch.setenv("TORCH_HOME", str(base / "torch"))
+    monkeypatch.setenv("TLBENCH_STATE", str(base / "state.json"))  # never the user's ~/.config/tlbench
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     yield base
     _forget_dataloader_sigchld_handler()

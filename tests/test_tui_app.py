@@ -627,7 +627,8 @@ async def test_end_to_end_train_attack_and_dream(tmp_path, tiny_dataset):
             await pilot.press("escape", "a")
             await wait_for(pilot, lambda: screen.job is not None and screen.job.done.is_set(), 180, "the attack")
             await wait_for(pilot, lambda: len(screen.query_one("#attack-plot").history) == 5, 10, "five steps plotted")
-            assert "adversarial ·" in text_of(app, "#cap-adversarial")
+            # the final event is handled after job.done: wait for what it draws
+            await wait_for(pilot, lambda: "adversarial ·" in text_of(app, "#cap-adversarial"), 10, "the caption")
             assert screen.query_one("#img-adversarial").source is not None
 
             await pilot.press("6")
@@ -638,7 +639,7 @@ async def test_end_to_end_train_attack_and_dream(tmp_path, tiny_dataset):
             await pilot.press("escape", "d")
             await wait_for(pilot, lambda: dream.job is not None and dream.job.done.is_set(), 180, "the dream")
             await wait_for(pilot, lambda: dream.frame is not None, 10, "the dream frame")
-            assert "probability" in text_of(app, "#dream-status")
+            await wait_for(pilot, lambda: "probability" in text_of(app, "#dream-status"), 10, "the dream's summary")
 
     await run_with_timeout(scenario(), 600)
 

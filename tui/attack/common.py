@@ -11,7 +11,6 @@ from pathlib import Path
 from PIL import Image
 from textual import work
 from textual.app import ComposeResult
-from textual.suggester import SuggestFromList
 from textual.widgets import Static
 
 from engine.events import Event, ImageRendered, JobFinished
@@ -21,7 +20,7 @@ from tui.jobs import RunningJob, run_engine_job
 from tui.screen import WorkbenchScreen
 from tui.train.curves import CurvePlot
 from tui.widgets.fitline import FitLine, Part
-from tui.widgets.inputs import TextField
+from tui.widgets.inputs import ChoiceSuggester, TextField
 
 
 def rendered_image(event: ImageRendered) -> MemoryImage | str | None:
@@ -89,7 +88,7 @@ class ModelJobScreen(WorkbenchScreen):
     def model_loaded(self) -> None:
         """The model's classes are known: they become the class search's suggestions."""
         classes = self.model["classes"] if self.model else []
-        self.query_one(self.CLASS_FIELD, TextField).suggester = SuggestFromList(classes, case_sensitive=False)
+        self.query_one(self.CLASS_FIELD, TextField).suggester = ChoiceSuggester(classes)
 
     def model_job_event(self, job: str, event: Event) -> None:
         """Events of the attack or dream job."""

@@ -27,7 +27,7 @@ from tui.state import display_path
 from tui.train.curves import CurvePlot
 from tui.widgets.fitline import FitLine, Part
 from tui.widgets.image_view import ImageView
-from tui.widgets.inputs import TextField
+from tui.widgets.inputs import PathSuggester, TextField
 
 # (label, "method-norm"): engine.attacks takes the method and the norm apart.
 METHODS = [("PGD L∞", "pgd-linf"), ("PGD L2", "pgd-l2"), ("FGSM", "fgsm-linf"), ("lesson: gradient descent", "gd-linf")]
@@ -134,7 +134,8 @@ class AttackScreen(ModelJobScreen):
         with Horizontal(id="attack-form", classes="job-form"):
             with Vertical(classes="field wide"):
                 yield Label("source image")
-                yield TextField(placeholder="path, or p for the picked image", id="attack-source", compact=True)
+                yield TextField(placeholder="path, or p for the picked image", id="attack-source", compact=True,
+                                suggester=PathSuggester())
             with Vertical(classes="field"):
                 yield Label("target class")
                 yield TextField(placeholder="untargeted", id="attack-target", compact=True)

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
 from tui.widgets.fitline import FitLine, Part, shorten_middle
-from tui.widgets.inputs import TextField
+from tui.widgets.inputs import PathSuggester, TextField
 
 EXPORT_CHOICES = (("t", "torchscript", "TorchScript: RUN/export/model.pt, runs with torch alone"),
                   ("o", "onnx", "ONNX: RUN/export/model.onnx, for onnxruntime (needs tlbench[onnx])"))
@@ -32,8 +32,8 @@ class PredictDialog(ModalScreen[str | None]):
         with Vertical(id="predict-box", classes="runs-dialog"):
             yield FitLine("Predict with ", Part(self.run_name, shrink=True, least=12, tail=0.6),
                           classes="dialog-title")
-            # Tab completion of paths: pass suggester=PathSuggester() once tui.widgets.inputs has it (being built)
-            yield TextField(self.value, placeholder="an image or a folder of images", id="predict-path")
+            yield TextField(self.value, placeholder="an image or a folder of images", id="predict-path",
+                            suggester=PathSuggester())
             yield Static("enter classifies it (a folder: every image inside, sorted) · escape cancels",
                          classes="dialog-hint", markup=False)
 

@@ -28,6 +28,7 @@ from tui.screen import WorkbenchScreen
 from tui.state import display_path
 from tui.train.curves import CurvePlot
 from tui.train.progress import clock
+from tui.train.screen import TrainPlanned
 from tui.widgets.fitline import FitLine, Part, shorten_middle
 from tui.widgets.inputs import TextField
 from tui.widgets.keybar import KeyBar
@@ -382,12 +383,8 @@ class RunsScreen(WorkbenchScreen):
         self.notify(f"{view.name} is the model for Results (4), Attack (5) and Dream (6).", title="Model chosen")
 
     async def action_resume(self) -> None:
-        """Continue a stopped run (engine.training.resume) as the workbench's training job, shown on Train.
-
-        The Train screen starts jobs only with its own settings, so this starts the job here with the Train
-        screen as the owner of its events (its log, curves, progress and summary show it as any training)
-        and hands it the job, so that space pauses and s stops it there.
-        """
+        """Continue a stopped run (engine.training.resume) as the workbench's training job, on the Train
+        screen (its log, curves, progress and summary show it; space pauses and s stops it there)."""
         view = self.current()
         if view is None:
             self.notify("No run to resume.", severity="warning")
@@ -401,20 +398,18 @@ class RunsScreen(WorkbenchScreen):
             return
         await self.app.switch_mode("train")
         train = self.app.screen
-        job = self.start_job("train")
-        train.job = job  # type: ignore[attr-defined] - the Train screen's pause and stop act on its job
-        self.resuming, self.resuming_dir = job, view.run_dir
-        self.tlbench.set_job_status("train", "train resuming")
-        self.run_resume(job, str(view.run_dir), self.workbench.config.get("device"), train)
+        run_dir, device = str(view.run_dir), self.workbench.config.get("device")
+        epochs = (view.config or {}).get("epochs")
 
-    @work(thread=True, exclusive=True, group="resume", exit_on_error=False)
-    def run_resume(self, job: RunningJob, run_dir: str, device: str | None, owner) -> None:
         def resume_job(ctx):
             from engine.training import resume  # torch: imported here, never on the UI thread
 
+            if isinstance(epochs, int):
+                train.post_message(TrainPlanned(epochs))
             return resume(run_dir, ctx, device=None if device in (None, "auto") else device)
 
-        run_engine_job(owner, job, resume_job, self.tlbench.jobs)
+        self.resuming = train.start(resume_job, "train resuming")  # type: ignore[attr-defined]
+        self.resuming_dir = view.run_dir
 
     def action_export(self) -> None:
         view = self.current()

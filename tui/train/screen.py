@@ -172,19 +172,6 @@ class TrainScreen(WorkbenchScreen):
         if self.workbench.dataset is None:
             self.notify("Open a dataset on the Data screen (1) first.", severity="error")
             return
-        self.progress = TrainProgress()
-        self.run_dir = None
-        self.result, self.failure = {}, ""
-        self.query_one("#train-log", RichLog).clear()
-        self.query_one("#loss-plot", CurvePlot).set_history([])
-        self.query_one("#acc-plot", CurvePlot).set_history([])
-        self.job = self.start_job("train")
-        self.tlbench.set_job_status("train", "train starting")
-        self.show_state()
-        self.run_training(self.job)
-
-    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def run_training(self, job: RunningJob) -> None:
         workbench = self.workbench
 
         def train_job(ctx):
@@ -196,7 +183,27 @@ class TrainScreen(WorkbenchScreen):
                 self.post_message(TrainPlanned(config.epochs or DEFAULT_EPOCHS[config.mode]))
             return train(config, ctx)
 
-        run_engine_job(self, job, train_job, self.tlbench.jobs)
+        self.start(train_job, "train starting")
+
+    def start(self, job_fn, status: str) -> RunningJob:
+        """Run a training job on this screen — a new run (t), or a stopped run resumed from Runs — with a fresh
+        log, curves, progress and summary; space pauses and s stops it here. `job_fn(ctx)` runs on a worker
+        thread and may post TrainPlanned once it knows the epochs."""
+        self.progress = TrainProgress()
+        self.run_dir = None
+        self.result, self.failure = {}, ""
+        self.query_one("#train-log", RichLog).clear()
+        self.query_one("#loss-plot", CurvePlot).set_history([])
+        self.query_one("#acc-plot", CurvePlot).set_history([])
+        self.job = self.start_job("train")
+        self.tlbench.set_job_status("train", status)
+        self.show_state()
+        self.run_training(self.job, job_fn)
+        return self.job
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def run_training(self, job: RunningJob, job_fn) -> None:
+        run_engine_job(self, job, job_fn, self.tlbench.jobs)
 
     def on_train_planned(self, message: TrainPlanned) -> None:
         self.progress.planned_epochs = message.epochs
