@@ -32,6 +32,7 @@ def run(args) -> int:
         print_json(r)
     else:
         stdout_console().print(f"[bold green]exported[/] {r['path']} ({r['bytes'] / 1e6:.1f} MB, "
-                               f"{len(r['classes'])} classes; matches the run within {r['max_abs_diff']:.1e})",
-                               highlight=False)
+                               f"{len(r['classes'])} classes)", highlight=False)
+        stdout_console().print(f"  probabilities within {r['max_abs_diff']:.1e} of `tlbench predict` on "
+                               f"{r['checked_images']} {r['checked_on']}", highlight=False, markup=False)
     return code
