@@ -110,6 +110,7 @@ def test_export_gives_tlbench_predicts_probabilities_on_a_1024px_jpeg(trained, e
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_export_gives_tlbench_predicts_probabilities_on_odd_shapes(trained, exports, fmt):
     run_dir, paths = trained
+    paths = [p for p in paths if "odd_" in p] + [p for p in paths if p.endswith(".jpg")][:2]
     run, _ = load_exported(exports[fmt]["path"])
     model, record = load_run_model(run_dir)
     want = predicted(model, record, paths)
