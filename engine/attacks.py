@@ -26,6 +26,7 @@ from torch import nn
 from engine.errors import ConfigError, choice_error
 from engine.events import JobStarted, ProgressAdvanced, StepEnded
 from engine.imaging import amplified_perturbation, rendered, save_png, total_variation
+from engine.precision import PRECISIONS, autocast, autocast_dtype, precision_name
 
 if TYPE_CHECKING:
     from engine.jobs import JobContext
@@ -69,15 +70,20 @@ def _l2_norms(t: torch.Tensor) -> torch.Tensor:
 
 
 def random_start_point(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
-    """A uniformly random point of the eps-ball around x (L-inf: a cube; L2: a ball), clipped to [0, 1]."""
+    """A uniformly random point of the eps-ball around x (L-inf: a cube; L2: a ball), clipped to [0, 1].
+
+    The noise is drawn on the CPU from `generator` (a CPU generator), then moved to x's device: the same seed
+    gives the same start on every device.
+    """
     if norm == "linf":
-        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device) * 2 - 1
+        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device) * 2 - 1
         return (x + eps * noise).clamp(0, 1)
-    direction = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    direction = torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
     direction = direction / _l2_norms(direction).clamp_min(1e-12)
     d = x[0].numel()
     # uniform in the ball: the radius's density grows as r^(d-1), hence the 1/d power
-    radius = torch.rand(x.shape[0], generator=generator, dtype=x.dtype).to(x.device) ** (1.0 / d) * eps
+    radius = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device="cpu").to(x.device)
+    radius = radius ** (1.0 / d) * eps
     return (x + direction * radius.view(-1, 1, 1, 1)).clamp(0, 1)
 
 
@@ -205,6 +211,15 @@ def check_steps(steps) -> None:
         raise ConfigError(f"--steps {steps} is out of range: use a whole number of steps from 1 to 100000.")
 
 
+PRECISION_HELP = ("auto | fp32 | bf16 | fp16: autocast inside the model's forward (the image and its "
+                  "gradient stay fp32); auto is bf16/fp16 on CUDA, fp32 elsewhere")
+
+
+def check_precision(value) -> None:
+    if value not in PRECISIONS:
+        raise choice_error("precision", value, PRECISIONS)
+
+
 def _check_step_size(value) -> None:
     if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 1e6):
         raise ConfigError(f"--step-size {value} is out of range: use a positive number, e.g. 1/255.")
@@ -234,8 +249,10 @@ class AttackParams:
     top_k: int = field(default=5, metadata={"help": "predictions listed before and after"})
     seed: int = field(default=0, metadata={"help": "random seed (random start)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
+    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
 
     def validate(self) -> "AttackParams":
+        check_precision(self.precision)
         if self.method not in METHODS:
             raise choice_error("attack method", self.method, METHODS)
         if self.norm not in NORMS:
@@ -275,12 +292,35 @@ class AttackParams:
 # ------------------------------------------------------------------------------------ shared job parts
 
 
-def fast_copy(tm: TargetModel, device: torch.device, size: int) -> nn.Module:
-    """The model with BatchNorm folded into the convolutions and channels_last (about 2x faster forward and
-    backward on a CPU); engine.features checks the folded copy against the original and falls back."""
+class AutocastForward(nn.Module):
+    """A model whose forward runs under autocast (engine.precision) and returns fp32 logits.
+
+    Reduced precision lives inside the network only: the image (an attack's adversarial tensor, a dream's
+    parameters) stays fp32 and so does its gradient, since autocast casts a copy of the input for each op
+    and backward casts the gradient back to the input's dtype.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device, dtype: torch.dtype):
+        super().__init__()
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.dtype):
+            logits = self.model(x)
+        return logits.float()
+
+
+def fast_copy(tm: TargetModel, device: torch.device, size: int, dtype: torch.dtype | None = None) -> nn.Module:
+    """A copy of the model with BatchNorm folded into the convolutions and channels_last (about 2x faster
+    forward and backward on a CPU), under autocast to `dtype` when one is given (engine.precision).
+    engine.features checks the folded copy against the original and falls back; the original (possibly
+    shared, see engine.targets) is not touched."""
     from engine.features import inference_copy
 
-    return inference_copy(tm.model, device, size)
+    model = inference_copy(tm.model, device, size)
+    return AutocastForward(model, device, dtype) if dtype is not None else model
 
 
 @torch.no_grad()
@@ -292,7 +332,7 @@ def top_predictions(probs: torch.Tensor, classes: list[str], k: int) -> list[dic
 
 @torch.no_grad()
 def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return model(x).softmax(1).cpu()
+    return model(x).float().softmax(1).cpu()
 
 
 def quantized(x: torch.Tensor) -> torch.Tensor:
@@ -338,14 +378,15 @@ def attack_job(params: AttackParams, ctx: JobContext) -> dict:
     params.validate()
     device_name, why = describe_device(params.device)
     device = torch.device(device_name)
+    dtype = autocast_dtype(device, params.precision)
     tm = load_target_model(params.run_dir, params.backbone, device, params.img_size)
     target = resolve_class(params.target, tm.classes, tm.name) if params.target is not None else None
     eval_tm = None
     if params.eval_on:
         eval_tm = load_target_model(backbone=params.eval_on, device=device)
     size = tm.prep["crop_size"]
-    model = fast_copy(tm, device, size)
-    eval_model = fast_copy(eval_tm, device, size) if eval_tm is not None else None
+    model = fast_copy(tm, device, size, dtype)
+    eval_model = fast_copy(eval_tm, device, size, dtype) if eval_tm is not None else None
     eval_target = None
     if eval_tm is not None and target is not None:
         from engine.dreams import target_in
@@ -357,7 +398,8 @@ def attack_job(params: AttackParams, ctx: JobContext) -> dict:
     aim = f"toward {tm.classes[target]!r} ({target})" if target is not None else "untargeted"
     ctx.emit(JobStarted("attack", f"{_describe(params)} {aim} on {tm.name}",
                         str(tm.run_dir) if tm.run_dir else None))
-    ctx.log(f"device: {device_name} ({why}); {len(params.images)} image(s) at {size} px; PNGs in {out_dir}")
+    ctx.log(f"device: {device_name} ({why}), {precision_name(dtype)}; {len(params.images)} image(s) at {size} px; "
+            f"PNGs in {out_dir}")
     generator = torch.Generator().manual_seed(params.seed)
     results, started = [], time.perf_counter()
     ctx.result.update({"model": tm.name, "out_dir": str(out_dir), "results": results})  # what a stop leaves
@@ -383,6 +425,7 @@ def attack_job(params: AttackParams, ctx: JobContext) -> dict:
         "step_size": params.alpha,
         "steps": params.steps,
         "random_start": params.random_start,
+        "precision": precision_name(dtype),
         "target": {"index": target, "class": tm.classes[target], "asked": str(params.target)}
         if target is not None else None,
         "eval_on": params.eval_on,
@@ -499,9 +542,11 @@ class RobustnessParams:
     limit: int | None = field(default=None, metadata={"help": "attack at most this many validation images"})
     seed: int = field(default=0, metadata={"help": "random seed (random start)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
+    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
     workers: int | None = field(default=None, metadata={"help": "DataLoader workers (default: auto)"})
 
     def validate(self) -> "RobustnessParams":
+        check_precision(self.precision)
         if self.method not in ("pgd", "fgsm"):
             raise choice_error("robustness method", self.method, ("pgd", "fgsm"))
         if self.norm not in NORMS:
@@ -565,20 +610,21 @@ def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
     params.validate()
     device_name, why = describe_device(params.device)
     device = torch.device(device_name)
+    dtype = autocast_dtype(device, params.precision)
     tm = load_target_model(run_dir=params.run_dir, device=device)
     info, val = validation_samples(tm.record, params.data, ctx)
     if params.limit:
         val = val[: params.limit]
     if not val:
         raise ConfigError(f"The validation split of {info.root} is empty: nothing to attack.")
-    model = fast_copy(tm, device, tm.prep["crop_size"])
+    model = fast_copy(tm, device, tm.prep["crop_size"], dtype)
     ctx.emit(JobStarted("robustness", f"{params.method} {params.norm} sweep of {tm.name}", str(tm.run_dir)))
-    ctx.log(f"device: {device_name} ({why}); {len(val)} validation images; eps "
+    ctx.log(f"device: {device_name} ({why}), {precision_name(dtype)}; {len(val)} validation images; eps "
             + ", ".join(eps_text(e) for e in params.eps))
     workers = params.workers if params.workers is not None else auto_workers(device)
     loader = data_loader(ImageFiles([s.path for s in val], tm.prep), batch_size=params.batch_size,
                          num_workers=workers)
-    labels_all = torch.tensor([s.label for s in val])
+    labels_all = torch.tensor([s.label for s in val], dtype=torch.long, device="cpu")
     correct = {e: 0 for e in params.eps}
     counted, skipped = 0, []
     generator = torch.Generator().manual_seed(params.seed)
@@ -619,6 +665,7 @@ def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
         "step_size": params.step_size if params.step_size is not None else (
             "2.5*eps/steps" if params.method == "pgd" else "eps"),
         "random_start": params.random_start,
+        "precision": precision_name(dtype),
         "dataset": str(info.root), "images": counted, "skipped": skipped,
         "eps": [r["eps"] for r in rows], "accuracy": [r["accuracy"] for r in rows], "rows": rows,
         "seconds": round(time.perf_counter() - started, 3),

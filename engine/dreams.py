@@ -29,11 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.attacks import PRECISION_HELP, check_precision
 from engine.backbones import DEFAULT_BACKBONE
 from engine.errors import ConfigError, choice_error
 from engine.events import JobStarted, ProgressAdvanced, StepEnded
 from engine.imaging import rendered, save_png, total_variation
 from engine.jobs import JobStopped
+from engine.precision import autocast_dtype, precision_name
 
 if TYPE_CHECKING:
     from engine.jobs import JobContext
@@ -78,10 +80,12 @@ class DreamParams:
                                                             "runs/dreams)"})
     seed: int = field(default=0, metadata={"help": "random seed (initial image, transformations)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
+    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
 
     def validate(self) -> "DreamParams":
         if self.recipe not in RECIPES:
             raise choice_error("recipe", self.recipe, RECIPES)
+        check_precision(self.precision)
         if not str(self.target).strip():
             raise ConfigError("No target class: pass a class name or index, e.g. --target 'tabby cat'.")
         _int_range("--steps", self.steps, 1, 100_000)
@@ -121,25 +125,32 @@ def _int_range(name: str, value, lo: int, hi: int) -> None:
 # ------------------------------------------------------------------------------------ parameterisations
 
 
-def rfft2d_freqs(h: int, w: int) -> np.ndarray:
-    """Spatial frequency magnitudes of a real 2-D FFT of an h x w image."""
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.fftfreq(w)[: w // 2 + 2] if w % 2 == 1 else np.fft.fftfreq(w)[: w // 2 + 1]
-    return np.sqrt(fx * fx + fy * fy)
+def rfft2d_freqs(h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Spatial frequency magnitudes of a real 2-D FFT of an h x w image, float32 on `device` (MPS has no
+    float64, so no numpy float64 on the way)."""
+    fy = torch.fft.fftfreq(h, device=device, dtype=torch.float32)[:, None]
+    fx = torch.fft.fftfreq(w, device=device, dtype=torch.float32)[: w // 2 + 2 if w % 2 == 1 else w // 2 + 1]
+    return (fx * fx + fy * fy).sqrt()
 
 
 class FourierImage(nn.Module):
     """Lucid's decorrelated image: a spectrum scaled by 1/f (so every frequency learns at a similar pace,
-    instead of high frequencies winning as they do in pixel space), colour-decorrelated, sigmoid to [0, 1]."""
+    instead of high frequencies winning as they do in pixel space), colour-decorrelated, sigmoid to [0, 1].
 
-    def __init__(self, size: int, generator: torch.Generator, sd: float = 0.01, decay_power: float = 1.0):
+    Built on `device`; the random spectrum is drawn on the CPU from `generator` (a CPU generator) and moved
+    there, so a seed gives the same dream on every device.
+    """
+
+    def __init__(self, size: int, generator: torch.Generator, sd: float = 0.01, decay_power: float = 1.0,
+                 device: torch.device | str = "cpu"):
         super().__init__()
         self.size = size
-        freqs = rfft2d_freqs(size, size)
-        self.spectrum = nn.Parameter(torch.randn(1, 3, *freqs.shape, 2, generator=generator) * sd)
-        scale = 1.0 / np.maximum(freqs, 1.0 / size) ** decay_power
-        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32)[None, None, ..., None])
-        self.register_buffer("color", torch.tensor(COLOR_CORRELATION))
+        freqs = rfft2d_freqs(size, size, device)
+        spectrum = torch.randn(1, 3, *freqs.shape, 2, generator=generator, device="cpu") * sd
+        self.spectrum = nn.Parameter(spectrum.to(device))
+        scale = freqs.clamp_min(1.0 / size).pow(decay_power).reciprocal()
+        self.register_buffer("scale", scale[None, None, ..., None])
+        self.register_buffer("color", torch.tensor(COLOR_CORRELATION, dtype=torch.float32, device=device))
 
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.scale * self.spectrum)
@@ -151,9 +162,11 @@ class FourierImage(nn.Module):
 class PixelImage(nn.Module):
     """The lesson's parameterisation: the pixels themselves, kept in [0, 1]."""
 
-    def __init__(self, size: int, generator: torch.Generator):
+    def __init__(self, size: int, generator: torch.Generator, device: torch.device | str = "cpu"):
         super().__init__()
-        self.pixels = nn.Parameter((0.5 + 0.1 * torch.randn(1, 3, size, size, generator=generator)).clamp(0, 1))
+        # drawn on the CPU (the generator's device), then moved: the same seed gives the same start everywhere
+        noise = torch.randn(1, 3, size, size, generator=generator, device="cpu")
+        self.pixels = nn.Parameter((0.5 + 0.1 * noise).clamp(0, 1).to(device))
 
     def forward(self) -> torch.Tensor:
         return self.pixels
@@ -167,7 +180,7 @@ class PixelImage(nn.Module):
 
 
 def _randint(lo: int, hi: int, g: torch.Generator) -> int:
-    return int(torch.randint(lo, hi + 1, (1,), generator=g))
+    return int(torch.randint(lo, hi + 1, (1,), generator=g, device="cpu"))  # host-side: a Python int
 
 
 def jitter(x: torch.Tensor, d: int, g: torch.Generator) -> torch.Tensor:
@@ -223,8 +236,9 @@ class DreamResult:
 
 
 def make_image(recipe: str, size: int, generator: torch.Generator, device: torch.device) -> nn.Module:
-    image = FourierImage(size, generator) if recipe == "robust" else PixelImage(size, generator)
-    return image.to(device)
+    if recipe == "robust":
+        return FourierImage(size, generator, device=device)
+    return PixelImage(size, generator, device=device)
 
 
 def dream_loss(logits: torch.Tensor, x: torch.Tensor, target: int, recipe: str, tv_weight: float,
@@ -304,7 +318,7 @@ def _optimise(model, image, optimizer, target, recipe, steps, tv_weight, l2_weig
 @torch.no_grad()
 def judge(model: nn.Module, x: torch.Tensor, classes: list[str], target: int | None, k: int = 5) -> dict:
     """How `model` sees image `x`: the target's probability and rank (1 = first), and the top k."""
-    probs = model(x).softmax(1)[0].cpu()
+    probs = model(x).float().softmax(1)[0].cpu()
     top = probs.topk(min(k, len(classes)))
     out = {"top": [{"class": classes[i], "index": int(i), "prob": round(float(p), 6)}
                    for p, i in zip(top.values.tolist(), top.indices.tolist())]}
@@ -357,16 +371,17 @@ def dream_job(params: DreamParams, ctx: JobContext) -> dict:
     params.validate()
     device_name, why = describe_device(params.device)
     device = torch.device(device_name)
+    dtype = autocast_dtype(device, params.precision)
     tm = load_target_model(params.run_dir, params.backbone, device)
     target = resolve_class(params.target, tm.classes, tm.name)
     class_name = tm.classes[target]
     eval_tm = load_target_model(backbone=params.eval_on, device=device) if params.eval_on else None
     size = params.img_size or tm.prep["crop_size"]
-    model = fast_copy(tm, device, size)
+    model = fast_copy(tm, device, size, dtype)
     out_path = _out_path(tm, params, class_name)
     ctx.emit(JobStarted("dream", f"{params.recipe} dream of {class_name!r} ({target}) on {tm.name}",
                         str(tm.run_dir) if tm.run_dir else None))
-    ctx.log(f"device: {device_name} ({why}); {params.steps} steps at {size} px")
+    ctx.log(f"device: {device_name} ({why}), {precision_name(dtype)}; {params.steps} steps at {size} px")
 
     def on_step(step: int, prob: float, loss: float, image: nn.Module) -> None:
         ctx.emit(StepEnded("dream", step, params.steps, {"target_prob": prob, "loss": loss}))
@@ -385,6 +400,7 @@ def dream_job(params: DreamParams, ctx: JobContext) -> dict:
         result, stopped = stop.partial, True
     save_png(out_path, result.image)
     summary = _summary(params, tm, target, size, result, out_path, model, eval_tm, stopped)
+    summary["precision"] = precision_name(dtype)
     ctx.emit(rendered("dream", result.steps_done, result.image, out_path, {
         "target_prob": summary["probability"],
         **({"eval_prob": summary["eval_on"]["probability"]} if "probability" in summary.get("eval_on", {}) else {}),

@@ -43,8 +43,8 @@ def build_report(logits: torch.Tensor, labels: torch.Tensor, paths: list[str], c
     probs = logits.softmax(1)
     pred = probs.argmax(1)
     losses = F.cross_entropy(logits, labels, reduction="none")
-    confusion = torch.zeros(c, c, dtype=torch.long)
-    confusion.index_put_((labels, pred), torch.ones(n, dtype=torch.long), accumulate=True)
+    confusion = torch.zeros(c, c, dtype=torch.long, device="cpu")
+    confusion.index_put_((labels, pred), torch.ones(n, dtype=torch.long, device="cpu"), accumulate=True)
     report["accuracy"] = float((pred == labels).float().mean())
     report["top5"] = (float((probs.topk(5, 1).indices == labels[:, None]).any(1).float().mean()) if c >= 5 else None)
     per_class = []
@@ -124,14 +124,14 @@ def compute_logits(model, paths: list[str], prep: dict, device: torch.device, ba
         for x, idx, err in loader:
             logits = model(x.to(device, non_blocking=True).float().div_(255)).float().cpu()
             if out is None:
-                out = torch.empty(len(paths), logits.shape[1])
+                out = torch.empty(len(paths), logits.shape[1], device="cpu")
             out[idx] = logits
             errors.update({i: e for i, e in zip(idx.tolist(), err) if e})
             done += len(idx)
             if ctx is not None:
                 ctx.progress(ProgressAdvanced("evaluate", done, len(paths)), force=done == len(paths))
                 ctx.check()
-    return (out if out is not None else torch.empty(0, 0)), errors
+    return (out if out is not None else torch.empty(0, 0, device="cpu")), errors
 
 
 def class_mismatch(run_classes: list[str], data_classes: list[str]) -> str | None:
@@ -198,8 +198,8 @@ def evaluate_run(run_dir: str | os.PathLike, dataset: str | None = None, ctx: Jo
     for i, reason in sorted(errors.items()):
         if ctx is not None:
             ctx.log(f"skipped {paths[i]}: {reason}", "warning")
-    labels = torch.tensor([samples[i].label for i in keep], dtype=torch.long)
-    report = build_report(logits[keep] if keep else torch.empty(0, len(record["classes"])), labels,
+    labels = torch.tensor([samples[i].label for i in keep], dtype=torch.long, device="cpu")
+    report = build_report(logits[keep] if keep else torch.empty(0, len(record["classes"]), device="cpu"), labels,
                           [paths[i] for i in keep], record["classes"], split, checkpoint)
     if dataset is not None:
         report["dataset"] = str(Path(dataset).expanduser().resolve())

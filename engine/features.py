@@ -59,21 +59,46 @@ def fold_batchnorm(model: nn.Module) -> int:
 
 
 def inference_copy(model: Classifier, device: torch.device, size: int) -> Classifier:
-    """A frozen copy for extraction: BN folded (when verified equal), channels_last on CPU and CUDA."""
-    fast = copy.deepcopy(model).eval()
+    """A frozen copy for inference: BN folded (when verified equal), channels_last on CPU and CUDA.
+
+    The caller's model is left exactly as it was (mode, device, parameters): it may be shared, e.g. the
+    attack targets' cache. The folded copy is checked where the model lives, with a probe of the model's own
+    device and dtype, so a model already on a GPU is never fed a CPU tensor.
+    """
+    reference = copy.deepcopy(model).eval()
+    fast = copy.deepcopy(reference)
     if fold_batchnorm(fast.backbone):
-        probe = torch.rand(2, 3, size, size)
         with torch.inference_mode():
-            want = model.eval().features(probe)
+            probe = _probe_images(reference, size)
+            want = reference.features(probe)
             got = fast.features(probe)
-        if not torch.allclose(want, got, rtol=1e-3, atol=1e-3 * float(want.abs().max()) + 1e-5):
-            fast = copy.deepcopy(model).eval()
+        if not _same_outputs(want, got):
+            fast = reference
     fast = fast.to(device)
     if device.type in ("cpu", "cuda"):
         fast = fast.to(memory_format=torch.channels_last)
     for p in fast.parameters():
         p.requires_grad_(False)
     return fast
+
+
+def _probe_images(model: nn.Module, size: int) -> torch.Tensor:
+    """Two images of values spread over [0, 1) (golden-ratio steps), on the model's device and in its dtype.
+
+    Deterministic and drawn from no random generator: the check must not shift the caller's RNG stream
+    (a seeded run extracts, then trains its head).
+    """
+    param = next(model.parameters())
+    n = 2 * 3 * size * size
+    values = torch.arange(n, device=param.device, dtype=torch.float32).mul_(0.6180339887).frac_()
+    return values.view(2, 3, size, size).to(param.dtype)
+
+
+def _same_outputs(want: torch.Tensor, got: torch.Tensor) -> bool:
+    if want.device.type == "meta":  # a meta model (device tests) has shapes but no values to compare
+        return want.shape == got.shape
+    want, got = want.float(), got.float()
+    return bool(torch.allclose(want, got, rtol=1e-3, atol=1e-3 * float(want.abs().max()) + 1e-5))
 
 
 def cache_key(backbone: str, weights_identity: str, prep: dict) -> dict:
@@ -232,7 +257,7 @@ def extract(
                 x = x.contiguous(memory_format=torch.channels_last)
             f = fast.features(x).float().cpu()
             if feats is None:
-                feats = torch.empty(len(paths), f.shape[1])
+                feats = torch.empty(len(paths), f.shape[1], device="cpu")
             feats[idx] = f
             for i, e in zip(idx.tolist(), err):
                 if e:
@@ -244,7 +269,7 @@ def extract(
                 ctx.check()
     seconds = time.perf_counter() - start
     if feats is None:
-        feats = torch.empty(0, 0)
+        feats = torch.empty(0, 0, device="cpu")
     return feats, errors, (len(paths) / seconds if seconds > 0 and paths else 0.0)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
 from engine.devices import DEVICES
+from engine.precision import PRECISIONS
 
 
 def register(sub) -> None:
@@ -31,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="autocast inside the model (the image and its gradient stay fp32); auto: bf16/fp16 "
+                   "on CUDA, fp32 elsewhere")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -44,6 +48,7 @@ def params_from_args(args):
         eps=args.eps, step_size=args.step_size, steps=args.steps, random_start=args.random_start,
         target=args.target, tv_weight=args.tv_weight, eval_on=args.eval_on, out=args.out,
         img_size=args.img_size, top_k=args.top_k, seed=args.seed, device=args.device,
+        precision=args.precision,
     )
 
 

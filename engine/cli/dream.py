@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
 from engine.devices import DEVICES
+from engine.precision import PRECISIONS
 
 
 def register(sub) -> None:
@@ -29,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="PNG file or folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="autocast inside the model (the image and its gradient stay fp32); auto: bf16/fp16 "
+                   "on CUDA, fp32 elsewhere")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -40,7 +44,7 @@ def run(args) -> int:
         target=args.target, run_dir=args.run_dir, backbone=args.backbone, recipe=args.recipe, steps=args.steps,
         img_size=args.img_size, lr=args.lr, tv_weight=args.tv_weight, l2_weight=args.l2_weight,
         jitter=args.jitter, preview_every=args.preview_every, eval_on=args.eval_on, out=args.out,
-        seed=args.seed, device=args.device)
+        seed=args.seed, device=args.device, precision=args.precision)
     code, final, _ = run_cli_job(args, "dream", lambda ctx: dream_job(params, ctx))
     if code != EXIT_OK and not getattr(final, "result", None):
         return code

@@ -31,7 +31,10 @@ def run(args) -> int:
     if args.json:
         print_json(r)
     else:
-        stdout_console().print(f"[bold green]exported[/] {r['path']} ({r['bytes'] / 1e6:.1f} MB, "
-                               f"{len(r['classes'])} classes; matches the run within {r['max_abs_diff']:.1e})",
-                               highlight=False)
+        console = stdout_console()
+        console.soft_wrap = True  # paths stay whole for copy and paste
+        console.print(f"[bold green]exported[/] {r['path']} ({r['bytes'] / 1e6:.1f} MB, {len(r['classes'])} classes)",
+                      highlight=False)
+        console.print(f"  probabilities within {r['max_abs_diff']:.1e} of tlbench predict "
+                      f"({r['checked_images']} {r['checked_on']})", highlight=False, markup=False)
     return code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
 from engine.devices import DEVICES
+from engine.precision import PRECISIONS
 
 
 def register(sub) -> None:
@@ -25,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="autocast inside the model (the image and its gradient stay fp32); auto: bf16/fp16 "
+                   "on CUDA, fp32 elsewhere")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -37,7 +41,7 @@ def run(args) -> int:
             run_dir=args.run_dir, data=args.data, eps=parse_eps_list(args.eps), method=args.method,
             norm=args.norm, steps=args.steps, step_size=args.step_size, random_start=args.random_start,
             batch_size=args.batch_size, limit=args.limit, seed=args.seed, device=args.device,
-            workers=args.workers)
+            precision=args.precision, workers=args.workers)
         return robustness_job(params, ctx)
 
     code, final, _ = run_cli_job(args, "robustness", job)
