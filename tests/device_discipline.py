@@ -5,7 +5,7 @@ model on CUDA ("Expected all tensors to be on the same device"); a float64 tenso
 ("MPS framework doesn't support float64"). CI has neither device, so these stand in for them:
 
 - `DeviceDiscipline`: while it is active, every tensor factory (torch.rand, torch.zeros, torch.tensor, …)
-  called directly from engine code must name its device — taken from the model or the batch, or "cpu" for
+  called directly from engine code (not by torch on its behalf) must name its device — taken from the model or the batch, or "cpu" for
   host-side bookkeeping, said explicitly. A factory that relies on the default device is exactly the one that
   lands on the CPU next to a CUDA model. `*_like` and `Tensor.new_*` inherit their device and pass.
   It also refuses any float64 tensor produced by an operation called from engine code (MPS has no float64;
@@ -74,7 +74,10 @@ class DeviceDiscipline(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        if name in FACTORY_NAMES and func in FACTORIES and kwargs.get("device") is None:
+        # Only factories engine code calls directly: torch's own host-side bookkeeping on the engine's behalf
+        # (a DataLoader draws its base seed with torch.empty(()) each time it is iterated) is not engine code.
+        direct = "/torch/" not in sys._getframe(1).f_code.co_filename
+        if direct and name in FACTORY_NAMES and func in FACTORIES and kwargs.get("device") is None:
             where = _caller()
             if _from_engine(where):
                 self._note(where, f"torch.{name}(…) without device= (on a GPU box it lands on the CPU)")

@@ -56,3 +56,16 @@ def test_meta_models_take_no_memory_and_refuse_cpu_tensors():
     assert model.weight.device.type == "meta"
     with pytest.raises((RuntimeError, NotImplementedError)):
         model(torch.rand(1, 4)).sum().item()
+
+
+def test_a_dataloader_iterated_by_engine_code_passes_but_engine_factories_do_not():
+    """torch draws a DataLoader's base seed with torch.empty(()) on the line that iterates it: that is torch's
+    bookkeeping, not engine code creating a tensor on the default device."""
+    fn = engine_function("def probe(loader):\n    for _ in loader:\n        pass\n"
+                         "    return torch.rand(2), torch.ones(2, device='cpu').double()\n", "probe")
+    loader = torch.utils.data.DataLoader(list(range(4)), batch_size=2)
+    with DeviceDiscipline() as mode:
+        fn(loader)
+    assert len(mode.violations) == 2, mode.violations
+    assert "_discipline_probe.py:4" in mode.violations[0] and "torch.rand" in mode.violations[0]
+    assert "float64" in mode.violations[1]

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 
 import pytest
 import torch
 from conftest import make_dataset
-from device_discipline import FACTORIES, DeviceDiscipline, _caller, _from_engine, meta_model
+from device_discipline import DeviceDiscipline, meta_model
 from torch import nn
 
 import engine.attacks
@@ -34,50 +33,6 @@ from engine.jobs import run_job
 from engine.predict import load_run_model, predict_paths
 from engine.targets import TargetModel, load_target_model
 from engine.training import train
-
-
-class JobDiscipline(DeviceDiscipline):
-    """DeviceDiscipline as its contract reads, "factories called directly from engine code": a factory that
-    torch calls itself on the engine's behalf is not flagged. The one jobs meet is DataLoader's base seed,
-    torch.empty(()) drawn each time a loader is iterated, which the tool would pin on the engine line that
-    iterates (`for x, idx, err in loader`): host-side bookkeeping inside torch, not a forgotten device.
-    Everything else is DeviceDiscipline's own check, unchanged."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        direct = "/torch/" not in sys._getframe(1).f_code.co_filename
-        if direct and func in FACTORIES and kwargs.get("device") is None:
-            where = _caller()
-            if _from_engine(where):
-                self._note(where, f"torch.{func.__name__}(…) without device= (on a GPU box it lands on the CPU)")
-        out = func(*args, **kwargs)
-        if self.float64 and isinstance(out, torch.Tensor) and out.dtype == torch.float64:
-            where = _caller()
-            if _from_engine(where):
-                self._note(where, f"{getattr(func, '__name__', func)} made a float64 tensor (MPS has no float64)")
-        return out
-
-
-def test_job_discipline_still_flags_engine_code_and_passes_a_dataloader():
-    from pathlib import Path
-
-    from device_discipline import ENGINE_DIR
-
-    scope: dict = {"torch": torch}
-    src = ("def probe(loader):\n    for _ in loader:\n        pass\n"
-           "    return torch.rand(2), torch.ones(2, device='cpu').double()\n")
-    exec(compile(src, str(Path(ENGINE_DIR) / "_job_probe.py"), "exec"), scope)
-    loader = torch.utils.data.DataLoader(list(range(4)), batch_size=2)
-    with JobDiscipline() as plain:
-        scope["probe"](loader)
-    assert len(plain.violations) == 2 and "_job_probe.py:4" in plain.violations[0]
-    assert "torch.rand" in plain.violations[0] and "float64" in plain.violations[1]
-    with DeviceDiscipline() as tool:  # what the tool itself says about the loop: its torch.empty(()) seed
-        scope["probe"](loader)
-    assert any("_job_probe.py:2: torch.empty" in v for v in tool.violations)
-
-
-# ------------------------------------------------------------------------------------ preparation on meta
 
 
 def lite0_on_meta():
@@ -155,7 +110,7 @@ def warm(run):
 
 
 def disciplined(name, job):
-    with JobDiscipline() as d:
+    with DeviceDiscipline() as d:
         final = run_job(name, job)
     assert isinstance(final, JobFinished) and final.reason == "completed", final
     d.check()
@@ -201,7 +156,7 @@ def test_eval_job_under_device_discipline(run, monkeypatch):
 
 
 def test_predict_and_extraction_under_device_discipline(run):
-    with JobDiscipline() as d:
+    with DeviceDiscipline() as d:
         rows = predict_paths(run["model"], run["record"], run["images"][:3] + ["/nonexistent.png"])
         feats, errors, _ = extract(run["model"], run["images"], run["record"]["preprocessing"],
                                    torch.device("cpu"), batch_size=4, workers=0)
@@ -234,7 +189,7 @@ def seen_dtypes(monkeypatch):
 def test_attack_under_bf16_autocast_keeps_the_image_and_its_gradient_fp32(warm, tmp_path, seen_dtypes):
     params = AttackParams(images=warm["images"][:1], run_dir=warm["run_dir"], method="pgd", eps=0.1, steps=3,
                           random_start=True, out=str(tmp_path), device="cpu", precision="bf16")
-    with JobDiscipline() as d:
+    with DeviceDiscipline() as d:
         final = run_job("attack", lambda ctx: attack_job(params, ctx))
     d.check()
     assert isinstance(final, JobFinished) and final.reason == "completed", final

@@ -52,9 +52,10 @@ def test_probes_on_random_backbones_with_different_seeds_share_no_features(tiny_
 
 
 def report_probabilities(run_dir) -> dict[str, tuple[str, float]]:
-    """What the run's own validation computed: {path: (predicted class, its probability)}."""
+    """What the run's own validation computed for the images it got wrong (a report lists its mistakes):
+    {path: (predicted class, its probability)}. A random backbone gets most of them wrong."""
     report = read_json(f"{run_dir}/report.json")
-    return {row["path"]: (row["predicted"], row["prob_predicted"]) for row in report["top_losses"]}
+    return {row["path"]: (row["predicted"], row["prob_predicted"]) for row in report["mistakes"]}
 
 
 @pytest.mark.parametrize("cache", ["miss", "hit"])
@@ -67,7 +68,7 @@ def test_predict_on_a_random_backbone_probe_equals_the_run_s_own_validation(tiny
     assert r["feature_cache"] == cache
     assert load_checkpoint(f"{r['run_dir']}/best.pt")["model_scope"] == "full"
     want = report_probabilities(r["run_dir"])
-    assert len(want) >= 5
+    assert len(want) >= 3
     model, record = load_run_model(r["run_dir"])
     got = {row["path"]: (row["predictions"][0]["class"], row["predictions"][0]["prob"])
            for row in predict_paths(model, record, list(want))}

@@ -441,7 +441,7 @@ class RunsScreen(WorkbenchScreen):
             size = f"{r['bytes'] / 1e6:.1f} MB" if isinstance(r.get("bytes"), int) else ""
             status.set_parts(Part(f"exported {r.get('format', '')}", "bold"),
                              f" · {size} · checked: |Δp| ≤ {r.get('max_abs_diff', float('nan')):.1e}",
-                             Part(" vs the run's model", optional=True), " · ",
+                             Part(" vs tlbench predict", optional=True), " · ",
                              Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
         elif isinstance(event, JobFailed):
             self.tlbench.set_job_status("export", "")
