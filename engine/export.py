@@ -12,6 +12,7 @@ model) on real images of the run's dataset, each decoded in full and given to th
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -31,7 +32,7 @@ from engine.events import JobStarted
 from engine.images import load_rgb
 from engine.predict import load_run_model, predict_paths
 from engine.preprocess import resize_center_crop, resize_mode
-from engine.runs import load_config
+from engine.runs import atomic_write_bytes, load_config
 
 if TYPE_CHECKING:
     from engine.jobs import JobContext
@@ -78,7 +79,9 @@ def export_torchscript(wrapper: ExportedClassifier, meta: dict, path: Path) -> N
         inner = torch.jit.trace(wrapper.model, torch.rand(1, 3, size, size, device="cpu"), check_trace=False)
         wrapper.model = inner
         scripted = torch.jit.script(wrapper)
-        torch.jit.save(scripted, str(path), _extra_files={"tlbench.json": json.dumps(meta)})
+        buf = io.BytesIO()  # then written atomically: a failed export never leaves half a model file
+        torch.jit.save(scripted, buf, _extra_files={"tlbench.json": json.dumps(meta)})
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def onnx_modules():
@@ -112,9 +115,7 @@ def export_onnx(wrapper: ExportedClassifier, meta: dict, path: Path) -> None:
     onnx.helper.set_model_props(model, {"classes": json.dumps(meta["classes"]),
                                         "preprocessing": json.dumps(meta["preprocessing"]),
                                         "tlbench": json.dumps(meta)})
-    from engine.runs import _atomic_write_bytes
-
-    _atomic_write_bytes(path, model.SerializeToString())
+    atomic_write_bytes(path, model.SerializeToString())
 
 
 def load_exported(path: str | os.PathLike):

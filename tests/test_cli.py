@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import badfiles as bf
 import pytest
@@ -12,9 +13,9 @@ from conftest import ROOT, make_dataset
 import engine
 
 
-def tlbench(*args, timeout=300):
+def tlbench(*args, timeout=300, env_extra=None):
     return subprocess.run([sys.executable, "-m", "tui.main", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+                          text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200", **(env_extra or {})})
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +100,13 @@ def test_doctor_reports_versions_device_weights_and_colour(monkeypatch):
     assert d["terminal"]["truecolor"] is False and "COLORTERM=truecolor" in d["terminal"]["fix"]
     human = tlbench("doctor")
     assert "COLORTERM=truecolor" in human.stdout and "shipped" in human.stdout
+
+
+def test_predict_takes_a_run_by_name_as_eval_and_export_do(trained_run):
+    """`tlbench predict NAME` finds the run in the runs folder (it said '…/config.json is missing')."""
+    root, result = trained_run
+    run_dir = Path(result["run_dir"])
+    out = tlbench("predict", run_dir.name, root / "red" / "red_1.png", "--json",
+                  env_extra={"TLBENCH_RUNS": str(run_dir.parent)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["results"][0]["predictions"][0]["class"] == "red"

@@ -115,6 +115,10 @@ def test_eval_cli_json_and_exit_codes(probe_run, tmp_path):
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
     assert payload["split"] == "val" and payload["n"] == result["val_images"] and "accuracy" in payload
+    text = subprocess.run([sys.executable, "-m", "tui.main", "eval", result["run_dir"]], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    header = next(line for line in text.stdout.splitlines() if line.strip().startswith("class"))
+    assert header.split() == ["class", "precision", "recall", "F1", "support"]  # not one-vs-rest accuracy
     other = make_dataset(tmp_path / "o", {"cat": 2, "dog": 2})
     bad = subprocess.run([sys.executable, "-m", "tui.main", "eval", result["run_dir"], "--data", str(other)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})

@@ -52,10 +52,10 @@ def run(args) -> int:
         return code
     top5 = f", top-5 {report['top5']:.4f}" if report.get("top5") is not None else ""
     console.print(f"[bold]accuracy[/] {report['accuracy']:.4f}{top5} on {report['n']} images ({report['split']})")
-    table = Table("class", "precision", "recall", "accuracy", "support", box=None)
+    table = Table("class", "precision", "recall", "F1", "support", box=None)
     for row in report["per_class"]:
-        table.add_row(row["class"], *(f"{row[k]:.3f}" if row[k] is not None else "-"
-                                      for k in ("precision", "recall", "accuracy")), str(row["support"]))
+        table.add_row(row["class"], *(f"{row[k]:.3f}" if row.get(k) is not None else "-"
+                                      for k in ("precision", "recall", "f1")), str(row["support"]))
     console.print(table)
     if report["most_confused"]:
         console.print("[bold]most confused[/] (true -> predicted: count)")

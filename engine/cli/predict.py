@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, positive_int, print_json, stdout_console
 from engine.devices import DEVICES, resolve_device
+from engine.runs import resolve_run_dir, runs_root
 
 
 def register(sub) -> None:
@@ -21,11 +22,12 @@ def run(args) -> int:
     from engine.predict import load_run_model, predict_paths
 
     device = resolve_device(args.device)
-    model, record = load_run_model(args.run_dir, device, args.checkpoint)
+    run_dir = resolve_run_dir(args.run_dir, runs_root())  # a path, or a run's name, as eval and export take
+    model, record = load_run_model(run_dir, device, args.checkpoint)
     results = predict_paths(model, record, args.images, args.top_k, device)
     failed = sum(1 for r in results if "error" in r)
     if args.json:
-        print_json({"run_dir": str(args.run_dir), "results": results, "failed": failed})
+        print_json({"run_dir": str(run_dir), "results": results, "failed": failed})
     else:
         console = stdout_console()
         for r in results:

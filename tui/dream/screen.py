@@ -11,8 +11,7 @@ The job is engine.dreams' (built by `job_function` on the worker thread, since i
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from textual.widgets import Label, Select
 
 from engine.events import Event, ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.jobs import JobFn
+from engine.runs import atomic_write_bytes
 from tui.attack.common import ModelJobScreen, rendered_image
 from tui.data.thumbnails import MemoryImage
 from tui.model.form import FieldSpec, parse_value
@@ -69,8 +69,8 @@ def dream_file_stem(class_name: str, step: int) -> str:
 
 def save_png_new(image, folder: Path, stem: str) -> Path:
     """Write `image` as folder/stem.png, or stem-2.png, stem-3.png … whichever is free: never overwrites.
-    The free name is reserved by creating it exclusively, then the PNG, written to a temporary file, replaces
-    the empty reservation at once (a reader never sees half a PNG; works where hard links do not)."""
+    The free name is reserved by creating it exclusively, then the PNG replaces the empty reservation
+    atomically (a reader never sees half a PNG; works where hard links do not)."""
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(1, 10_000):
         path = folder / (f"{stem}.png" if i == 1 else f"{stem}-{i}.png")
@@ -81,13 +81,11 @@ def save_png_new(image, folder: Path, stem: str) -> Path:
             continue
     else:
         raise OSError(f"no free file name for {stem}.png in {folder}")
-    fd, tmp = tempfile.mkstemp(prefix=".dream.", suffix=".png", dir=folder)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
     try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG")
-        os.replace(tmp, path)
+        atomic_write_bytes(path, buf.getvalue())  # permissions as open() gives them, like every run file
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
         path.unlink(missing_ok=True)  # the reservation, still empty
         raise
     return path
