@@ -4,7 +4,7 @@ torchvision models are built by torchvision's own `get_model(name, weights=...)`
 enum's constructor arguments and loads the file from the torch hub cache ($TORCH_HOME/hub/checkpoints). We
 put the file there first: downloaded once (resumable, progress as events, its sha256 prefix from the file name
 checked before it takes its name), or a clear error when it cannot be. Before torchvision unpickles it, the
-file must load with weights_only=True (torchvision itself loads with weights_only=False).
+file must load with weights_only=True (torchvision's own load does not insist on it).
 `--weights FILE` loads a local state dict instead, with weights_only=True.
 """
 
@@ -83,7 +83,7 @@ def weights_status(spec: BackboneSpec) -> WeightsStatus:
     if problem:
         return WeightsStatus("missing", str(path), f"{need}, but there is no network ({problem}): copy "
                              f"{path.name} into {path.parent}", size)
-    return WeightsStatus("download", str(path), f"{need} from {url}", size)
+    return WeightsStatus("download", str(path), f"downloads on first use ({human_bytes(size)}) from {url}", size)
 
 
 def _read_state_dict(path: Path, mmap: bool = False) -> dict:

@@ -280,7 +280,7 @@ def test_status_of_weights_that_need_a_download_gives_their_size(networked, monk
 
     monkeypatch.setattr(weights, "network_problem", lambda url: None)
     status = weights_status(get_spec("resnet50"))
-    assert status.status == "download" and status.detail.startswith("needs download (102.5 MB) from https://")
+    assert status.status == "download" and status.detail.startswith("downloads on first use (102.5 MB) from https://")
     from engine.backbones import backbone_info
 
     row = backbone_info("resnet50")

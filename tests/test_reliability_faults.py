@@ -147,10 +147,12 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tiny_datase
 def test_names_from_user_text_cannot_escape_their_folder(tmp_path, name):
     """Class names and labels end up in file names (dream PNGs, attack folders, run directories)."""
     from engine.runs import create_run_dir, safe_name
-    from tui.dream.screen import dream_save_path
+    from PIL import Image
+
+    from tui.dream.screen import dream_file_stem, save_png_new
 
     folder = tmp_path / "run" / "dreams"
-    path = dream_save_path(folder, name)
+    path = save_png_new(Image.new("RGB", (2, 2)), folder, dream_file_stem(name, 5))
     assert path.parent == folder and path.resolve().is_relative_to(folder.resolve())
     assert "/" not in safe_name(name) and safe_name(name) not in ("", ".", "..")
     run = create_run_dir(tmp_path / "runs", name, name, "probe")

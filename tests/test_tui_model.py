@@ -46,6 +46,7 @@ async def test_weights_status_is_said_plainly(tiny_dataset, monkeypatch):
     import engine.weights
 
     monkeypatch.setattr(engine.weights, "offline", lambda: False)  # a machine that could download
+    monkeypatch.setattr(engine.weights, "network_problem", lambda url: None)  # ... and reaches the server
     app = make_app(tiny_dataset)
     async with app.run_test(size=(120, 35)) as pilot:
         screen = await model_screen(pilot)
