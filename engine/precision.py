@@ -57,3 +57,21 @@ def precision_name(dtype: torch.dtype | None) -> str:
     import torch
 
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def training_precision(precision: str = "auto", amp: bool = True) -> str:
+    """The precision a training config asks for. `--no-amp` (amp False) predates --precision and means fp32;
+    configs written before --precision existed carry only `amp` and keep meaning what they meant."""
+    return precision if amp else "fp32"
+
+
+def use_channels_last(device: torch.device, asked: str = "auto") -> bool:
+    """Whether a training model on `device` runs in channels_last: "on", "off", or "auto" (CUDA only).
+
+    On this project's 2-core x86 CPU, fine-tuning EfficientNet-Lite0 at 96 px ran no faster in channels_last
+    (bench/train_throughput.py --channels-last, see bench/results/train_throughput_channels_last.json), so a
+    CPU keeps the contiguous format unless asked; on CUDA, channels_last is what tensor cores want under
+    autocast."""
+    if asked == "auto":
+        return device.type == "cuda"
+    return asked == "on"
