@@ -5,6 +5,7 @@ the same process.
     .venv/bin/python bench/train_throughput.py [DATASET] [--img-size 96] [--repeat 2] [--epochs 2]
         [--backbone resnet50 --weights random] [--precision auto|fp32|bf16|fp16] [--channels-last on|off|auto]
         [--device cuda] [--out FILE]
+    .venv/bin/python bench/train_throughput.py --compare-memory-formats 6 --out FILE   # channels_last or not
 
 The plain loop is the one a user writes: DataLoader(shuffle=True), model.train(), cross-entropy, AdamW, and
 autocast / channels_last / a GradScaler (fp16) when asked, reading nothing back from the GPU. tlbench runs
@@ -108,6 +109,37 @@ def plain_in_memory(paths, labels, prep, args, device, steps):
     return rates[-1]
 
 
+def compare_memory_formats(paths, labels, prep, args, device, trials):
+    """Contiguous against channels_last, the plain step on one batch on the device, alternating trial by trial
+    and keeping each format's best: on a shared machine the quietest moments decide, not the busiest."""
+    import argparse as _argparse
+
+    import torch
+
+    from engine.preprocess import ImageFiles
+
+    files = ImageFiles(paths[:args.batch_size], prep)
+    x = torch.stack([files[i][0] for i in range(len(files))]).to(device)
+    y = labels[:len(files)].to(device)
+    sides = {}
+    for fmt in ("off", "on"):
+        sides[fmt] = plain_model(_argparse.Namespace(**{**vars(args), "channels_last": fmt}), int(labels.max()) + 1,
+                                 device)
+    best = {"off": float("inf"), "on": float("inf")}
+    for trial in range(trials + 1):  # trial 0 warms both up
+        for fmt, (model, opt, dtype, scaler, channels_last) in sides.items():
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(2):
+                plain_step(model, opt, dtype, scaler, channels_last, x, y)
+            sync(device)
+            if trial:
+                best[fmt] = min(best[fmt], (time.perf_counter() - t0) / 2)
+    return {"contiguous_images_per_s": round(len(y) / best["off"], 2),
+            "channels_last_images_per_s": round(len(y) / best["on"], 2),
+            "channels_last_speedup": round(best["off"] / best["on"], 3), "trials": trials}
+
+
 def tlbench_epochs(args, runs):
     from engine.config import TrainConfig
     from engine.events import EpochEnded
@@ -142,6 +174,9 @@ def main():
     ap.add_argument("--precision", default="fp32", help="auto | fp32 | bf16 | fp16 (both sides)")
     ap.add_argument("--channels-last", default="off", help="on | off | auto (both sides)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
+    ap.add_argument("--compare-memory-formats", type=int, default=0, metavar="TRIALS",
+                    help="only compare contiguous and channels_last (plain step, one batch in memory, best of "
+                    "TRIALS alternating trials)")
     args = ap.parse_args()
 
     import torch
@@ -157,6 +192,19 @@ def main():
     labels = torch.tensor([s.label for s in train])
     prep = get_spec(args.backbone).preprocessing(args.img_size)
     device = torch.device(args.device)
+    if args.compare_memory_formats:
+        result = {"backbone": args.backbone, "weights": args.weights, "img_size": args.img_size,
+                  "batch_size": args.batch_size, "device": args.device,
+                  "precision": precision_name(autocast_dtype(device, args.precision)), "cpus": os.cpu_count(),
+                  "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+                  "date": time.strftime("%Y-%m-%d"),
+                  **compare_memory_formats(paths, labels, prep, args, device, args.compare_memory_formats)}
+        out = Path(args.out)
+        results = json.loads(out.read_text()) if out.exists() else []
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps([*results, result], indent=2) + "\n")  # one entry per backbone measured
+        print(json.dumps(result))
+        return
     runs = Path(tempfile.mkdtemp(prefix="tlbench-bench-runs-"))
     plain, ours = [], []
     for rep in range(args.repeat):

@@ -59,7 +59,7 @@ class TrainConfig:
     precision: str = _f("auto", "auto | fp32 | bf16 | fp16: autocast dtype of the forward passes (auto: bf16 on a "
                                 "CUDA GPU that has it, else fp16 on CUDA, fp32 on CPU and MPS)")
     amp: bool = _f(True, "False (--no-amp) is fp32, as before --precision existed")
-    channels_last: str = _f("auto", "auto | on | off: channels_last memory format (auto: on CUDA only)")
+    channels_last: str = _f("auto", "auto | on | off: channels_last memory format (auto: on CUDA and CPU, off on MPS)")
     grad_clip: float | None = _f(None, "clip the gradient norm to this value")
     patience: int | None = _f(None, "early stopping: epochs without a better validation accuracy")
     tensorboard: bool = _f(False, "log scalars for TensorBoard (needs the tensorboard package)")

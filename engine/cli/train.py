@@ -62,7 +62,7 @@ def add_common_training_flags(p, dataset_optional: bool = False) -> None:
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                    help="--no-amp is --precision fp32 (kept for older commands)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="channels_last memory format (default: on CUDA only; --channels-last on any device)")
+                   help="channels_last memory format (default: on CUDA and CPU, where it is faster; off on MPS)")
 
 
 def register(sub) -> None:
