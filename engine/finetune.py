@@ -9,12 +9,12 @@
 
 The loop is the plain one (torchvision's references): DataLoader workers decode uint8 images, the model
 normalises on the device, autocast (engine.precision: bf16 or fp16 on CUDA by default, any precision when
-asked) and channels_last on CUDA. Each sample's augmentation has its own seed (seed, epoch, sample), so it
-is the same with any number of workers or ranks and after a resume. Losses and accuracy stay on the device
-and are read back only at sync points (StepMeter, SyncSchedule), not every step. Every epoch ends with
-last.pt (and best.pt when the validation accuracy improves, ties broken by the lower loss), holding model,
-optimizer, scheduler, scaler, RNG states (every rank's under torchrun) and where the epoch stood; a stop (the
-workbench, Ctrl+C, SIGTERM, SIGHUP) saves last.pt at the step it reached.
+asked) and channels_last (on CUDA and CPU by default). Each sample's augmentation has its own seed (seed,
+epoch, sample), so it is the same with any number of workers or ranks and after a resume. Losses and
+accuracy stay on the device and are read back only at sync points (StepMeter, SyncSchedule), not every
+step. Every epoch ends with last.pt (and best.pt when the validation accuracy improves, ties broken by the
+lower loss), holding model, optimizer, scheduler, scaler, RNG states (every rank's under torchrun) and where
+the epoch stood; a stop (the workbench, Ctrl+C, SIGTERM, SIGHUP) saves last.pt at the step it reached.
 """
 
 from __future__ import annotations
@@ -557,6 +557,11 @@ class Trainer:
         autocast, backward (loss-scaled for fp16), clipping, the optimizer's step. Reads nothing back from
         the device; returns the loss, the logits and the labels there. The scheduler is the caller's (lr-find
         sets the rates itself). `weight` 0 takes part in DDP's gradient all-reduce without learning."""
+        if self.device.type == "cuda":
+            # CUDA may stage a copy from pageable host memory by waiting for the stream (a host sync): the
+            # labels (indexed on the host) and a filtered batch are pinned first, as the DataLoader pins images
+            x = x if x.is_pinned() else x.pin_memory()
+            y = y if y.is_pinned() else y.pin_memory()
         x, y = self.to_input(x), y.to(self.device, non_blocking=True)
         with autocast(self.device, self.dtype):
             logits = self.ddp(x)

@@ -174,8 +174,16 @@ def scan_once(dataset: str, dist: D.DistInfo, ctx: JobContext) -> DatasetInfo:
     (the sampler's indices point into it), and a file added, removed or broken between two ranks' scans
     would make them disagree silently. One scan, broadcast, cannot; and the other ranks do not hit the
     dataset's filesystem (a network share on a cluster) with one stat per file each."""
-    info = scan_dataset(dataset, ctx=ctx) if dist.is_main else None
-    return D.broadcast(dist, info)
+    found: DatasetInfo | Exception | None = None
+    if dist.is_main:
+        try:
+            found = scan_dataset(dataset, ctx=ctx)
+        except Exception as err:  # noqa: BLE001 - every rank fails with it, none waits for a list never sent
+            found = err
+    found = D.broadcast(dist, found)
+    if isinstance(found, Exception):
+        raise found
+    return found
 
 
 def improves(val_acc: float, val_loss: float, best: dict) -> bool:

@@ -90,6 +90,11 @@ def full_runs(tmp_path_factory):
 def test_full_mode_two_ranks_match_one_process_across_the_phase_switch(full_runs):
     one, two, base = full_runs["single"], full_runs["ddp"], full_runs["base"]
     assert "epochs 2-3: training all stages" in full_runs["ddp_stderr"]
+    rec0, rec1 = (json.loads((base / "rec2" / f"rank{r}.json").read_text()) for r in (0, 1))
+    # one DistributedDataParallel per phase, the first one's gradient hooks taken off at the switch
+    assert (rec0["wraps"], rec0["unwraps"]) == (2, 1) == (rec1["wraps"], rec1["unwraps"])
+    # ranks hold different samples and draw different augmentation (not the same crops from the same seed)
+    assert len(rec0["crops"]) == len(rec1["crops"]) == 16 and rec0["crops"] != rec1["crops"]
     a, b = read_metrics(one["run_dir"]), read_metrics(two["run_dir"])
     for ra, rb in zip(a, b, strict=True):
         for k in ("train_loss", "train_acc", "val_loss", "val_acc"):
@@ -101,11 +106,6 @@ def test_full_mode_two_ranks_match_one_process_across_the_phase_switch(full_runs
     for k in wa:
         assert torch.equal(r0[k], r1[k]), k
         assert torch.allclose(wa[k].float(), r0[k].float(), atol=1e-4), k
-    rec0, rec1 = (json.loads((base / "rec2" / f"rank{r}.json").read_text()) for r in (0, 1))
-    # one DistributedDataParallel per phase, the first one's gradient hooks taken off at the switch
-    assert (rec0["wraps"], rec0["unwraps"]) == (2, 1) == (rec1["wraps"], rec1["unwraps"])
-    # ranks hold different samples and draw different augmentation (not the same crops from the same seed)
-    assert len(rec0["crops"]) == len(rec1["crops"]) == 16 and rec0["crops"] != rec1["crops"]
 
 
 def test_resume_under_torchrun_equals_the_uninterrupted_run(full_runs):
@@ -162,3 +162,35 @@ def test_a_rank_whose_whole_batch_failed_to_decode_still_takes_part(tmp_path):
     assert sorted(broken) == [0, 1]  # one rank had the empty batch
     result = json.loads(done.stdout)
     assert result["epochs"] == 1 and result["skipped_images"] == 1
+
+
+def test_rank_0_alone_scans_the_dataset_and_every_rank_gets_its_list(monkeypatch):
+    """Every rank used to scan the dataset itself (one stat per file each, on a shared filesystem), and a
+    file changing between two ranks' scans would give them different lists under the same indices."""
+    import engine.training as training
+    from engine.distributed import DistInfo
+    from engine.errors import DatasetError
+    from engine.jobs import JobContext, JobControl
+
+    scans, sent = [], []
+    monkeypatch.setattr(training, "scan_dataset", lambda root, ctx=None: scans.append(root) or f"list of {root}")
+
+    def broadcast(info, obj):  # rank 0's object reaches every rank
+        if info.is_main:
+            sent.append(obj)
+        return sent[-1]
+
+    monkeypatch.setattr(training.D, "broadcast", broadcast)
+    ctx = JobContext(lambda e: None, JobControl())
+    rank0, rank1 = DistInfo(0, 2, 0), DistInfo(1, 2, 1)
+    assert training.scan_once("/data", rank0, ctx) == "list of /data"
+    assert training.scan_once("/data", rank1, ctx) == "list of /data"
+    assert scans == ["/data"]  # rank 1 did not scan
+
+    def broken(root, ctx=None):
+        raise DatasetError(f"No images in {root}")
+
+    monkeypatch.setattr(training, "scan_dataset", broken)
+    for rank in (rank0, rank1):  # rank 0's error stops every rank, none waits for a list
+        with pytest.raises(DatasetError, match="No images in /empty"):
+            training.scan_once("/empty", rank, ctx)
