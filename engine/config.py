@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from engine.backbones import DEFAULT_BACKBONE, get_spec
 from engine.devices import DEVICES
 from engine.errors import ConfigError, choice_error
+from engine.precision import PRECISIONS
 
 MODES = ("probe", "head", "partial", "full")
 # Probe epochs cost milliseconds (the features are cached); the other modes run the backbone every epoch.
@@ -23,6 +24,7 @@ MODE_HELP = {
 
 OPTIMIZERS = ("adamw", "sgd")
 AUGMENTS = ("none", "light", "strong")
+CHANNELS_LAST = ("auto", "on", "off")
 EXPORT_FORMATS = ("torchscript", "onnx")  # here, not in engine.export, so the CLI's parser needs no torch
 
 
@@ -54,8 +56,10 @@ class TrainConfig:
     unfreeze: int = _f(2, "partial mode: how many of the backbone's last stages to train")
     freeze_epochs: int = _f(1, "full mode: epochs with the backbone frozen before unfreezing")
     train_bn: bool = _f(False, "update BatchNorm running statistics in trained stages (large datasets)")
-    amp: bool = _f(True, "mixed precision on CUDA")
-    channels_last: bool = _f(True, "channels_last memory format on CUDA")
+    precision: str = _f("auto", "auto | fp32 | bf16 | fp16: autocast dtype of the forward passes (auto: bf16 on a "
+                                "CUDA GPU that has it, else fp16 on CUDA, fp32 on CPU and MPS)")
+    amp: bool = _f(True, "False (--no-amp) is fp32, as before --precision existed")
+    channels_last: str = _f("auto", "auto | on | off: channels_last memory format (auto: on CUDA and CPU, off on MPS)")
     grad_clip: float | None = _f(None, "clip the gradient norm to this value")
     patience: int | None = _f(None, "early stopping: epochs without a better validation accuracy")
     tensorboard: bool = _f(False, "log scalars for TensorBoard (needs the tensorboard package)")
@@ -66,6 +70,15 @@ class TrainConfig:
             raise choice_error("mode", self.mode, MODES)
         if self.device not in DEVICES:
             raise choice_error("device", self.device, DEVICES)
+        if self.precision not in PRECISIONS:
+            raise choice_error("precision", self.precision, PRECISIONS)
+        # configs written before "auto" existed hold a bool: True was the default and meant "on CUDA"
+        self.channels_last = {True: "auto", False: "off", None: "auto"}.get(self.channels_last, self.channels_last)
+        if self.channels_last not in CHANNELS_LAST:
+            raise choice_error("channels_last", self.channels_last, CHANNELS_LAST)
+        if not self.amp and self.precision not in ("auto", "fp32"):
+            raise ConfigError(f"--no-amp means fp32, but --precision {self.precision} was also given: "
+                              f"drop --no-amp to train in {self.precision}, or use --precision fp32.")
         if self.epochs is None:
             self.epochs = DEFAULT_EPOCHS[self.mode]
         _positive_int("--epochs", self.epochs, 10_000)

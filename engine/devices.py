@@ -21,8 +21,9 @@ def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
 
-def describe_device(choice: str = "auto") -> tuple[str, str]:
-    """(device string, the reason it was chosen) — used by `doctor` and by every job."""
+def device_type(choice: str = "auto") -> str:
+    """"cuda", "mps" or "cpu" for a --device choice. Asks only whether a GPU exists: it names none and
+    selects none, so a torchrun rank can still select its own GPU first (engine.distributed.join)."""
     import torch
 
     if choice not in DEVICES:
@@ -34,11 +35,24 @@ def describe_device(choice: str = "auto") -> tuple[str, str]:
                 f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}). "
                 "Check `nvidia-smi`, or use --device auto."
             )
-        name = torch.cuda.get_device_name(0)
-        return "cuda", f"CUDA GPU found: {name} ({torch.cuda.device_count()} visible)"
+        return "cuda"
     if choice == "mps" or (choice == "auto" and _mps_available()):
         if not _mps_available():
             raise ConfigError("--device mps was asked for, but Apple's MPS backend is not available here.")
+        return "mps"
+    return "cpu"
+
+
+def describe_device(choice: str = "auto", index: int | None = None) -> tuple[str, str]:
+    """(device string, the reason it was chosen) — used by `doctor` and by every job. `index`: the CUDA
+    device this process uses (a torchrun rank's local GPU, selected before this is called); default 0."""
+    import torch
+
+    kind = device_type(choice)
+    if kind == "cuda":
+        name = torch.cuda.get_device_name(0 if index is None else index)
+        return "cuda", f"CUDA GPU found: {name} ({torch.cuda.device_count()} visible)"
+    if kind == "mps":
         return "mps", "Apple Silicon GPU (MPS) available"
     if choice == "cpu":
         return "cpu", "asked for with --device cpu"
@@ -51,4 +65,4 @@ def describe_device(choice: str = "auto") -> tuple[str, str]:
 def resolve_device(choice: str = "auto") -> torch.device:
     import torch
 
-    return torch.device(describe_device(choice)[0])
+    return torch.device(device_type(choice))

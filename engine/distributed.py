@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from engine.devices import describe_device, device_type
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,18 @@ def setup(device_type: str) -> DistInfo:
     return info
 
 
+def join(choice: str) -> tuple[DistInfo, torch.device, str, str]:
+    """(rank info, this process's device, its name, why it was chosen) for a --device choice.
+
+    Under torchrun each rank selects its local GPU before anything names or touches one: a rank that asked
+    for a GPU's name first would open a CUDA context on GPU 0 (every rank's, hundreds of MB each there)."""
+    kind = device_type(choice)
+    info = setup(kind)  # torch.cuda.set_device(local_rank) first, then the process group
+    device = device_for(info, torch.device(kind))
+    name, why = describe_device(choice, index=device.index)
+    return info, device, name, why
+
+
 def teardown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
@@ -68,21 +83,45 @@ def device_for(info: DistInfo, device: torch.device) -> torch.device:
 
 
 def all_sum(info: DistInfo, values: list[float], device: torch.device) -> list[float]:
-    """Element-wise sum of `values` across ranks (metrics sums and counts)."""
+    """Element-wise sum of `values` across ranks (metric sums and counts). Reduced on `device` (NCCL reduces
+    only there) in float32, never float64 (MPS has none, and a device float64 is slow everywhere else); whole
+    numbers given as int (counts) are summed exactly in int64."""
     if not info.enabled:
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
+    out = list(values)
+    ints = [i for i, v in enumerate(values) if isinstance(v, int)]
+    floats = [i for i, v in enumerate(values) if not isinstance(v, int)]
+    for idx, dtype in ((ints, torch.int64), (floats, torch.float32)):
+        if idx:
+            t = torch.tensor([values[i] for i in idx], dtype=dtype, device=device)
+            dist.all_reduce(t)
+            for i, v in zip(idx, t.tolist()):
+                out[i] = v
+    return out
 
 
-def any_rank(info: DistInfo, flag: bool, device: torch.device) -> bool:
-    """True when any rank says so: a stop requested on one rank stops all of them at the same step."""
+def all_max_(info: DistInfo, t: torch.Tensor) -> torch.Tensor:
+    """`t` replaced in place by its element-wise maximum across ranks: flags (any rank's stop or NaN) and
+    values every rank must agree on, in one reduction."""
+    if info.enabled:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t
+
+
+def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel around `model` under torchrun (the model itself otherwise). DDP registers the
+    parameters that require grad now: wrap again after changing which ones do (engine.finetune's phases),
+    and unwrap the old wrapper first."""
     if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t)
-    return bool(t.item() > 0)
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def unwrap(wrapped: torch.nn.Module) -> None:
+    """Take a DDP wrapper's gradient hooks off the parameters now: they would otherwise stay registered
+    (and the wrapper alive) for as long as anything still refers to it."""
+    if isinstance(wrapped, DistributedDataParallel):
+        wrapped._remove_autograd_hooks()  # private, but what DDP itself calls to detach its reducer
 
 
 def broadcast(info: DistInfo, obj):

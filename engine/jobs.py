@@ -69,6 +69,9 @@ class JobContext:
         self.control = control
         self._last_progress = 0.0
         self.result: dict[str, Any] = {}
+        # Seconds spent blocked in check() while paused: a job subtracts them from its own durations
+        # (epoch seconds, images/s, the run's time), which measure work, not waiting.
+        self.paused_seconds = 0.0
 
     def emit(self, event: Event) -> None:
         self._sink(event)
@@ -76,18 +79,24 @@ class JobContext:
     def log(self, text: str, level: str = "info") -> None:
         self._sink(LogLine(text, level))
 
+    def progress_due(self) -> bool:
+        """Whether progress() would emit now. A job whose progress values cost something to read (a training
+        loss on a GPU: reading it waits for the device) asks first and reads them only when due."""
+        return time.monotonic() - self._last_progress >= 1.0 / self.MAX_PROGRESS_PER_S
+
     def progress(self, event: BatchEnded | ProgressAdvanced, *, force: bool = False) -> None:
         """Emit a progress event unless one went out less than 1/MAX_PROGRESS_PER_S seconds ago."""
-        now = time.monotonic()
-        if force or now - self._last_progress >= 1.0 / self.MAX_PROGRESS_PER_S:
-            self._last_progress = now
+        if force or self.progress_due():
+            self._last_progress = time.monotonic()
             self._sink(event)
 
     def check(self) -> None:
         """Between units of work: block while paused, raise JobStopped once stop is requested."""
         if not self.control._resume.is_set():
             self.log("paused")
+            since = time.perf_counter()
             self.control._resume.wait()
+            self.paused_seconds += time.perf_counter() - since
             if not self.control.stopped:
                 self.log("resumed")
         if self.control.stopped:

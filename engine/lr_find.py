@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import torch
+
 from engine.config import TrainConfig
 from engine.errors import ConfigError
 from engine.events import StepEnded
@@ -45,7 +47,7 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float | None, floa
 def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr: float = 10.0,
             steps: int = 100) -> dict:
     """The LR-finder job; returns {"suggested_lr", "min_loss_lr_div10", "run_dir", "points", ...}."""
-    from engine.finetune import Trainer, epoch_indices, loader
+    from engine.finetune import Trainer, epoch_indices, set_train_mode, train_loader
     from engine.plots import line_png
     from engine.training import prepare
 
@@ -58,34 +60,35 @@ def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr
         raise ConfigError(f"--steps {steps} is too few for a range test: use 50 to 200.")
     p = prepare(config, ctx, kind="lr-find")
     trainer = Trainer(p, ctx)
-    trainer.enter_phase(0)
-    base = trainer.phases[0].lr
-    ratios = [g["lr"] / base for g in trainer.optimizer.param_groups]
-    model, opt = trainer.model, trainer.optimizer
-    from engine.finetune import set_train_mode
-
-    set_train_mode(model, trainer.stages, trainer.trainable, config.train_bn)
+    # the mode's first phase: its parameters, groups and planned rates, and no scheduler (one-cycle would set
+    # every group to max_lr/25 and AdamW's beta1 to 0.95 before the first step)
+    trainer.enter_phase(0, schedule=False)
+    set_train_mode(trainer.model, trainer.stages, trainer.trainable, config.train_bn)
     ctx.log(f"lr range test: {steps} steps from {start_lr:.0e} to {end_lr:.0e}")
     lrs, losses, smoothed = [], [], []
     avg, best = 0.0, math.inf
     epoch, step = 0, 0
     while step < steps:
         epoch += 1
+        at_start = step
         order = epoch_indices(len(p.train), config.batch_size, config.seed, epoch, trainer.info)
-        for x, idx, _err in loader(trainer.train_ds, order, config.batch_size, trainer.workers, trainer.device,
-                                  config.seed + epoch):
+        for x, idx, err in train_loader(trainer.train_ds, order, config.batch_size, trainer.workers,
+                                        trainer.device, config.seed, epoch):
             if step >= steps:
                 break
             ctx.check()
+            y = trainer.train_labels[idx]
+            if any(err):  # a file that broke since the scan: not something to learn from
+                ok = torch.tensor([not e for e in err], device="cpu")
+                if not ok.any():
+                    continue
+                x, y = x[ok], y[ok]
             lr = start_lr * (end_lr / start_lr) ** (step / (steps - 1))
-            for g, r in zip(opt.param_groups, ratios):
-                g["lr"] = lr * r
-            y = trainer.train_labels[idx].to(trainer.device)
-            loss = trainer.criterion(model(trainer.to_input(x)), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            value = loss.item()
+            # the rate applied is the rate logged: each group at lr times its planned share (never from
+            # param_groups' "lr", which the phase's scheduler has already rewritten)
+            trainer.set_lr(lr)
+            loss, _, _ = trainer.train_step(x, y)
+            value = loss.item()  # every step's loss is a point of the curve: a sync per step is the job
             step += 1
             if not math.isfinite(value):
                 break
@@ -99,8 +102,9 @@ def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr
             if smooth > DIVERGED * best and step > 5:
                 break
         else:
-            continue
-        break
+            if step > at_start:
+                continue  # the data ran out before the steps: another pass
+        break  # done, diverged, or an epoch without one decodable batch
     steepest, rule = suggest(lrs, smoothed)
     suggestion = steepest or rule
     result = {"run_dir": str(p.run_dir), "suggested_lr": suggestion, "steepest_lr": steepest,

@@ -18,3 +18,10 @@ def seed_everything(seed: int | None = None) -> int:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return seed
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed from the run's seed and where we are (epoch, sample, rank …): NumPy's SeedSequence mixes
+    them, so nearby parts (sample 7 and 8, rank 0 and 1) give unrelated streams."""
+    hi, lo = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint32)
+    return (int(hi) << 31) ^ int(lo)

@@ -9,6 +9,7 @@ Under torchrun (WORLD_SIZE > 1) every rank runs the job; rank 0 alone writes the
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,14 @@ from engine import distributed as D
 from engine.backbones import build_classifier, feature_dim, get_spec
 from engine.config import TrainConfig, resolve_img_size
 from engine.datasets import DatasetInfo, Sample, scan_dataset, split_dataset
-from engine.devices import describe_device
+from engine.devices import device_type
 from engine.errors import RunError
 from engine.events import CheckpointSaved, EpochEnded, JobStarted, null_sink
 from engine.features import cache_key, cached_features
 from engine.images import image_identity
 from engine.jobs import JobContext
 from engine.models import Classifier
+from engine.precision import autocast_dtype, precision_name, training_precision, use_channels_last
 from engine.runs import (
     append_metrics,
     atomic_write_json,
@@ -91,9 +93,7 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
     record_old = load_config(resume_dir) if resume_dir is not None else None
     seed = seed_everything(config.seed)
     config.seed = seed
-    device_name, why = describe_device(config.device)
-    dist = D.setup(device_name)
-    device = D.device_for(dist, torch.device(device_name))
+    dist, device, device_name, why = D.join(config.device)
     if not dist.is_main:  # rank 0 alone logs and writes
         ctx = JobContext(null_sink, ctx.control)
     ctx.log(f"device: {device_name} ({why})")
@@ -101,7 +101,7 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
         ctx.log(f"distributed: {dist.world_size} processes (torchrun), global batch "
                 f"{config.batch_size * dist.world_size} = {config.batch_size} per process")
 
-    info = scan_dataset(config.dataset, ctx=ctx)
+    info = scan_once(config.dataset, dist, ctx)
     ctx.log(f"dataset: {info.root} — layout {info.layout}, {len(info.samples)} images, {len(info.classes)} classes")
     for note in info.notes:
         ctx.log(note, "warning")
@@ -118,16 +118,21 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
     identity = weights_identity(spec, config.weights, seed=seed)
     ctx.log(f"backbone: {config.backbone} ({identity}), input {img_size} px")
 
-    fingerprint = dataset_fingerprint(info)
+    fingerprint = dataset_fingerprint(info) if dist.is_main else None  # rank 0 alone records and compares it
+    resolved = {}
+    if config.mode != "probe":  # the probe's extraction is engine.features' own
+        resolved = {"precision_resolved": precision_name(autocast_dtype(device, training_precision(
+                        config.precision, config.amp))),
+                    "channels_last_resolved": use_channels_last(device, config.channels_last)}
     if record_old is not None:
         run_dir = resume_dir
         if info.classes != record_old["classes"]:
             raise RunError(f"Cannot resume {run_dir}: the dataset's classes changed since the run started "
                            f"({record_old['classes']} then, {info.classes} now). Start a new run.")
-        if fingerprint != record_old.get("dataset_fingerprint"):
+        if dist.is_main and fingerprint != record_old.get("dataset_fingerprint"):
             ctx.log("the dataset's files changed since the run started: the split may differ", "warning")
         record = {**record_old, "resumed": [*record_old.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")],
-                  "device_resolved": device_name, "workers": config.workers}
+                  "device_resolved": device_name, "workers": config.workers, **resolved}
     else:
         run_dir = None
         if dist.is_main:
@@ -141,6 +146,7 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
             "img_size": img_size,
             "seed": seed,
             "device_resolved": device_name,
+            **resolved,
             "world_size": dist.world_size,
             "dataset_layout": info.layout,
             "dataset_fingerprint": fingerprint,
@@ -160,6 +166,39 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
     ctx.log(f"run directory: {run_dir}")
     ctx.result["run_dir"] = str(run_dir)
     return Prepared(config, info, train, val, identity, prep, device, run_dir, record, ctx, dist)
+
+
+def scan_once(dataset: str, dist: D.DistInfo, ctx: JobContext) -> DatasetInfo:
+    """The dataset scan, done by rank 0 alone under torchrun and sent to the others.
+
+    Rather than each rank reading the scan cache rank 0 wrote: the ranks must agree on the very list of files
+    (the sampler's indices point into it), and a file added, removed or broken between two ranks' scans
+    would make them disagree silently. One scan, broadcast, cannot; and the other ranks do not hit the
+    dataset's filesystem (a network share on a cluster) with one stat per file each."""
+    found: DatasetInfo | Exception | None = None
+    if dist.is_main:
+        try:
+            found = scan_dataset(dataset, ctx=ctx)
+        except Exception as err:  # noqa: BLE001 - every rank fails with it, none waits for a list never sent
+            found = err
+    found = D.broadcast(dist, found)
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+def improves(val_acc: float, val_loss: float, best: dict) -> bool:
+    """Whether an epoch beats `best` ({"val_acc", "val_loss", "epoch"}): a higher validation accuracy, or the
+    same with a lower loss — on a small validation set accuracy saturates (1.0) while the loss still says
+    which model is better. The first epoch always does. Without validation numbers (NaN: no usable
+    validation image) the latest epoch stands in, unless an earlier one was validated."""
+    if not best.get("epoch"):
+        return True
+    if math.isnan(val_acc):
+        return math.isnan(best["val_acc"])
+    if math.isnan(best["val_acc"]) or val_acc > best["val_acc"]:
+        return True
+    return val_acc == best["val_acc"] and val_loss < best["val_loss"]
 
 
 def evaluate_head(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
@@ -197,26 +236,30 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
     )
     for i, reason in sorted(errors.items()):
         ctx.log(f"skipped {samples[i].path}: {reason}", "warning")
-    keep = torch.tensor([i not in errors for i in range(len(samples))])
-    labels = torch.tensor([s.label for s in samples])
-    is_train = torch.tensor([i < len(p.train) for i in range(len(samples))])
+    # the probe's head trains on the host, beside the cached features
+    keep = torch.tensor([i not in errors for i in range(len(samples))], device="cpu")
+    labels = torch.tensor([s.label for s in samples], device="cpu")
+    is_train = torch.tensor([i < len(p.train) for i in range(len(samples))], device="cpu")
     xtr, ytr = feats[keep & is_train], labels[keep & is_train]
     xva, yva = feats[keep & ~is_train], labels[keep & ~is_train]
 
     generator = torch.Generator().manual_seed(cfg.seed)
-    head = nn.Linear(p.record["feature_dim"], len(p.info.classes))
+    head = nn.Linear(p.record["feature_dim"], len(p.info.classes), device="cpu")  # beside the features
     nn.init.normal_(head.weight, std=0.01, generator=generator)
     nn.init.zeros_(head.bias)
     optimizer = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = max(1, -(-len(ytr) // cfg.batch_size))
-    best_acc, best_epoch, history = -1.0, 0, []
+    history: list[dict] = []
+    best_of = {"val_acc": math.nan, "val_loss": math.inf, "epoch": 0}
+    best_acc, best_epoch = math.nan, 0
     best: dict = {}
     last: dict = {}
-    start = time.perf_counter()
+    best_state = {k: v.clone() for k, v in head.state_dict().items()}
+    start, paused_at_start = time.perf_counter(), ctx.paused_seconds
     for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
+        t0, paused0 = time.perf_counter(), ctx.paused_seconds
         head.train()
-        order = torch.randperm(len(ytr), generator=generator)
+        order = torch.randperm(len(ytr), generator=generator, device="cpu")
         total_loss, correct = 0.0, 0
         for step in range(steps):
             if ctx.stopped and history:
@@ -228,18 +271,22 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total_loss += loss.item() * len(idx)
+            total_loss += loss.item() * len(idx)  # the head trains on the host: .item() costs nothing
             correct += (logits.argmax(1) == ytr[idx]).sum().item()
         head.eval()
         val_loss, val_acc = evaluate_head(head, xva, yva)
+        paused = ctx.paused_seconds - paused0
         row = {"epoch": epoch, "train_loss": total_loss / max(1, len(ytr)), "train_acc": correct / max(1, len(ytr)),
-               "val_loss": val_loss, "val_acc": val_acc, "lr": cfg.lr, "seconds": time.perf_counter() - t0}
+               "val_loss": val_loss, "val_acc": val_acc, "lr": cfg.lr, "seconds": time.perf_counter() - t0 - paused,
+               "paused_seconds": round(paused, 3)}
         history.append(row)
         append_metrics(p.run_dir, row)
-        if val_acc > best_acc:
-            best_acc, best_epoch = val_acc, epoch
+        if improves(val_acc, val_loss, best_of):
+            best_of = {"val_acc": val_acc, "val_loss": val_loss, "epoch": epoch}
             best_state = {k: v.clone() for k, v in head.state_dict().items()}
-        ctx.emit(EpochEnded(epoch, cfg.epochs, {k: v for k, v in row.items() if k != "epoch"}, row["seconds"]))
+        best_acc, best_epoch = best_of["val_acc"], best_of["epoch"]
+        ctx.emit(EpochEnded(epoch, cfg.epochs, {k: v for k, v in row.items() if k not in ("epoch", "paused_seconds")},
+                            row["seconds"]))
         ctx.result.update({"epochs": epoch, "val_acc": val_acc, "best_val_acc": best_acc})
         last = {"epoch": epoch, "model": head.state_dict(), "optimizer": optimizer.state_dict(), "metrics": row}
         best = {"epoch": best_epoch, "model": best_state, "metrics": history[best_epoch - 1]}
@@ -267,7 +314,8 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
         "val_images": int(len(yva)),
         "skipped_images": len(p.info.unreadable) + len(errors),
         **stats,
-        "train_seconds": round(time.perf_counter() - start, 3),
+        "train_seconds": round(time.perf_counter() - start - (ctx.paused_seconds - paused_at_start), 3),
+        "paused_seconds": round(ctx.paused_seconds - paused_at_start, 3),
         "report": str(p.run_dir / "report.json"),
         "top5": report["top5"],
     }
@@ -287,14 +335,15 @@ def train(config: TrainConfig, ctx: JobContext) -> dict:
             from engine.finetune import train_finetune
 
             result = train_finetune(p, ctx)
-        return finish(p, result, started)
+        return finish(p, result, started, ctx.paused_seconds)
     finally:
         D.teardown(p.dist)
 
 
-def finish(p: Prepared, result: dict, started: float) -> dict:
+def finish(p: Prepared, result: dict, started: float, paused: float = 0.0) -> dict:
+    """summary.json; `seconds` is the job's time without its pauses (`paused_seconds`)."""
     summary = {"run_dir": str(p.run_dir), "classes": p.info.classes, **result,
-               "seconds": round(time.perf_counter() - started, 3)}
+               "seconds": round(time.perf_counter() - started - paused, 3)}
     if p.dist.is_main:
         atomic_write_json(p.run_dir / "summary.json", summary)
     return summary
@@ -325,11 +374,13 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
     ckpt = load_checkpoint(run_dir / "last.pt")
     if int(ckpt["epoch"]) >= (config.epochs or 0):
         raise RunError(f"{run_dir} already completed its {config.epochs} epochs. Start a new run to train longer.")
+    if "precision" not in record and ckpt.get("scaler") and device_type(config.device) == "cuda":
+        config.precision = "fp16"  # recorded before --precision existed: its AMP was fp16 (it kept a scaler)
     p = prepare(config, ctx, resume_dir=run_dir)
     try:
         from engine.finetune import train_finetune
 
-        return finish(p, train_finetune(p, ctx, resume=ckpt), started)
+        return finish(p, train_finetune(p, ctx, resume=ckpt), started, ctx.paused_seconds)
     finally:
         D.teardown(p.dist)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import CATS_DOGS, DEMO, make_dataset
+from pausing import paused_job
 
 from engine.backbones import build_architecture, build_classifier, get_spec
 from engine.config import TrainConfig
@@ -233,3 +234,16 @@ def test_cli_rejects_bad_fine_tuning_flags(colours, args, needle):
                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
     assert out.returncode == 2 and needle in out.stderr, out.stderr
     assert "error" in json.loads(out.stdout)
+
+
+def test_paused_time_is_not_training_time(colours, monkeypatch):
+    """A pause of 1000 s in epoch 1 stays out of the epoch's seconds, its images/s and the run's durations,
+    and is recorded as paused_seconds."""
+    cfg = TrainConfig(dataset=str(colours), mode="head", img_size=32, epochs=2, batch_size=8, workers=0, lr=1e-2,
+                      augment="none")
+    r = paused_job(lambda ctx: train(cfg, ctx), monkeypatch,
+                   lambda e: isinstance(e, BatchEnded) and e.epoch == 1)
+    first, second = read_metrics(r["run_dir"])
+    assert first["paused_seconds"] >= 1000 and second["paused_seconds"] == 0
+    assert first["seconds"] < 1000 and first["images_per_s"] > 24 / 1000
+    assert r["paused_seconds"] >= 1000 and r["train_seconds"] < 1000 and r["seconds"] < 1000

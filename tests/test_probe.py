@@ -6,6 +6,7 @@ import badfiles as bf
 import pytest
 import torch
 from conftest import CATS_DOGS, DEMO, make_dataset
+from pausing import paused_job
 
 from engine.config import TrainConfig
 from engine.events import CheckpointSaved, EpochEnded, JobFinished
@@ -148,3 +149,36 @@ def test_demo_digits_reach_the_accuracy_bar():
 def test_cats_dogs_real_photos_reach_the_accuracy_bar():
     r = run_train(dataset=str(CATS_DOGS), img_size=None, epochs=30, lr=1e-3)
     assert r["val_images"] == 48 and r["val_acc"] >= 0.95, r
+
+
+def test_probe_breaks_accuracy_ties_on_the_validation_loss(tiny_dataset):
+    """Validation accuracy saturates at 1.0 within a few epochs while the loss keeps falling: best.pt is the
+    epoch with the lowest loss among the most accurate ones, not the first to reach 1.0 (as head and full
+    modes do)."""
+    r = run_train(dataset=str(tiny_dataset), seed=3)
+    rows = read_metrics(r["run_dir"])
+    top = max(m["val_acc"] for m in rows)
+    tied = [m for m in rows if m["val_acc"] == top]
+    assert len(tied) >= 3 and tied[-1]["val_loss"] < tied[0]["val_loss"]  # the situation this is about
+    want = min(tied, key=lambda m: m["val_loss"])["epoch"]
+    best = load_checkpoint(f"{r['run_dir']}/best.pt")
+    assert best["epoch"] == want == r["best_epoch"] and want > tied[0]["epoch"]
+    assert best["metrics"] == rows[want - 1]
+
+
+def test_probe_without_validation_numbers_still_keeps_a_best_checkpoint(tiny_dataset, monkeypatch):
+    """A validation accuracy of NaN (no usable validation image) left best_state unbound: the job crashed
+    after its first epoch. With nothing to compare, the latest epoch stands in as best.pt."""
+    import engine.training as training
+
+    monkeypatch.setattr(training, "evaluate_head", lambda head, feats, labels: (float("nan"), float("nan")))
+    r = run_train(dataset=str(tiny_dataset), epochs=3)
+    assert load_checkpoint(f"{r['run_dir']}/best.pt")["epoch"] == 3 == r["best_epoch"]
+
+
+def test_probe_pause_is_not_training_time(tiny_dataset, monkeypatch):
+    cfg = TrainConfig(dataset=str(tiny_dataset), img_size=32, epochs=3, lr=1e-2)
+    r = paused_job(lambda ctx: train(cfg, ctx), monkeypatch, lambda e: isinstance(e, EpochEnded) and e.epoch == 1)
+    rows = read_metrics(r["run_dir"])
+    assert rows[1]["paused_seconds"] >= 1000 and rows[1]["seconds"] < 1000  # paused before epoch 2's first step
+    assert r["paused_seconds"] >= 1000 and r["train_seconds"] < 1000 and r["seconds"] < 1000

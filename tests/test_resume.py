@@ -15,6 +15,7 @@ from conftest import ROOT, make_dataset
 from engine.config import TrainConfig
 from engine.errors import RunError
 from engine.events import BatchEnded, EpochEnded, JobFinished, JobStarted
+from engine.finetune import SyncSchedule
 from engine.jobs import JobContext, JobControl, run_job
 from engine.runs import load_checkpoint, read_metrics
 from engine.training import resume, train
@@ -25,14 +26,16 @@ def colours(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("rs") / "colours", {"red": 10, "blue": 10, "green": 10})
 
 
-def config(dataset):
-    # full mode crosses the freeze -> unfreeze boundary; light augmentation in the main process draws from
-    # the global RNG, so the restored RNG state matters
+def config(dataset, workers=0):
+    # full mode crosses the freeze -> unfreeze boundary; light augmentation is drawn per sample (seeded by
+    # seed, epoch and sample), so the resumed half-epoch draws what the uninterrupted one did, with DataLoader
+    # workers too (each worker used to hold one RNG per epoch, and a resumed epoch dealt its batches to
+    # them differently)
     return TrainConfig(dataset=str(dataset), mode="full", img_size=32, epochs=3, freeze_epochs=1, batch_size=8,
-                       workers=0, lr=3e-3, augment="light", seed=7)
+                       workers=workers, lr=3e-3, augment="light", seed=7)
 
 
-def run_until(dataset, stop_when):
+def run_until(dataset, stop_when, workers=0):
     """Run, asking for a stop when `stop_when(event)` is true; returns (final event, run dir)."""
     control = JobControl()
     seen = {}
@@ -43,21 +46,22 @@ def run_until(dataset, stop_when):
         if stop_when(e):
             control.stop()
 
-    final = run_job("train", lambda ctx: train(config(dataset), ctx), sink, control)
+    final = run_job("train", lambda ctx: train(config(dataset, workers), ctx), sink, control)
     return final, seen["run_dir"]
 
 
-@pytest.mark.parametrize("where", ["epoch boundary", "mid-epoch"])
-def test_stopped_and_resumed_equals_uninterrupted(colours, monkeypatch, where):
-    monkeypatch.setattr(JobContext, "MAX_PROGRESS_PER_S", 1e9)  # every BatchEnded reaches the sink
-    whole, whole_dir = run_until(colours, lambda e: False)
+@pytest.mark.parametrize("where, workers", [("epoch boundary", 0), ("mid-epoch", 0), ("mid-epoch", 2)])
+def test_stopped_and_resumed_equals_uninterrupted(colours, monkeypatch, where, workers):
+    monkeypatch.setattr(JobContext, "MAX_PROGRESS_PER_S", 1e9)  # a BatchEnded at every sync point
+    monkeypatch.setattr(SyncSchedule, "TARGET_S", 0.0)  # and a sync point at every step
+    whole, whole_dir = run_until(colours, lambda e: False, workers)
     assert whole.reason == "completed"
 
     if where == "epoch boundary":
         stop = lambda e: isinstance(e, EpochEnded) and e.epoch == 1  # noqa: E731 - then the new phase starts
     else:
         stop = lambda e: isinstance(e, BatchEnded) and e.epoch == 2 and e.step == 2  # noqa: E731
-    stopped, run_dir = run_until(colours, stop)
+    stopped, run_dir = run_until(colours, stop, workers)
     assert isinstance(stopped, JobFinished) and stopped.reason == "stopped"
     ckpt = load_checkpoint(f"{run_dir}/last.pt")
     assert (ckpt["epoch"], ckpt["step"]) == ((1, 0) if where == "epoch boundary" else (1, 2))

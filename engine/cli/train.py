@@ -25,6 +25,7 @@ from engine.config import AUGMENTS, MODES, OPTIMIZERS, TrainConfig
 from engine.devices import DEVICES
 from engine.errors import ConfigError
 from engine.events import JobFailed
+from engine.precision import PRECISIONS
 
 
 def add_common_training_flags(p, dataset_optional: bool = False) -> None:
@@ -55,9 +56,13 @@ def add_common_training_flags(p, dataset_optional: bool = False) -> None:
     p.add_argument("--train-bn", action="store_true",
                    help="update BatchNorm running statistics in trained stages (for large datasets; by default "
                    "they stay ImageNet's while the BatchNorm scale and shift train)")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="mixed precision (CUDA)")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="channels_last memory format (CUDA)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="autocast dtype of the forward passes (default auto: bf16 on a CUDA GPU that has it, "
+                   "fp16 on older ones, fp32 on CPU and MPS); fp16 adds a loss scaler")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                   help="--no-amp is --precision fp32 (kept for older commands)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last memory format (default: on CUDA and CPU, where it is faster; off on MPS)")
 
 
 def register(sub) -> None:
@@ -89,7 +94,8 @@ def config_from_args(args) -> TrainConfig:
         val_fraction=args.val_fraction, seed=args.seed, workers=args.workers, device=args.device,
         runs_dir=args.runs_dir, weights=args.weights, weight_decay=args.weight_decay, optimizer=args.optimizer,
         label_smoothing=args.label_smoothing, augment=args.augment, unfreeze=args.unfreeze,
-        freeze_epochs=getattr(args, "freeze_epochs", 1), train_bn=args.train_bn, amp=args.amp, channels_last=args.channels_last,
+        freeze_epochs=getattr(args, "freeze_epochs", 1), train_bn=args.train_bn, precision=args.precision,
+        amp=args.amp, channels_last={None: "auto", True: "on", False: "off"}[args.channels_last],
         grad_clip=getattr(args, "grad_clip", None), patience=getattr(args, "patience", None),
         tensorboard=getattr(args, "tensorboard", False),
     )

@@ -1,0 +1,96 @@
+"""`tlbench` (tui.main) with probes inside each process, for tests/test_distributed.py: run it under torchrun
+(or alone) as `python tests/ddp_job.py RECORD_DIR <tlbench arguments>`.
+
+Each process writes RECORD_DIR/rank<R>.json when the command returns: the first augmentation crops it drew,
+how many DistributedDataParallel wrappers it built and took apart, and RECORD_DIR/rank<R>.pt, its model's
+final state. With TLBENCH_TEST_BREAK_FIRST=1, training sample 0 fails to decode from the first epoch on, as a
+file that broke after the scan does (a whole batch, with --batch-size 1). TLBENCH_TEST_STEP_SLEEP=S makes
+every training step S seconds longer (a window to stop a run in; the numbers do not change).
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+from torchvision.transforms import v2  # noqa: E402
+
+import engine.finetune as finetune  # noqa: E402
+from engine.preprocess import ImageFiles  # noqa: E402
+
+out = Path(sys.argv[1])
+rank = int(os.environ.get("RANK", "0"))
+record = {"crops": [], "wraps": 0, "unwraps": 0, "broken_batches": 0}
+
+real_make_params = v2.RandomResizedCrop.make_params
+
+
+def make_params(self, flat_inputs):
+    params = real_make_params(self, flat_inputs)
+    if len(record["crops"]) < 16:
+        record["crops"].append([int(params[k]) for k in ("top", "left", "height", "width")])
+    return params
+
+
+real_ddp_init = DistributedDataParallel.__init__
+real_remove_hooks = DistributedDataParallel._remove_autograd_hooks
+
+
+def ddp_init(self, *args, **kwargs):
+    record["wraps"] += 1
+    real_ddp_init(self, *args, **kwargs)
+
+
+def remove_hooks(self):
+    record["unwraps"] += 1
+    real_remove_hooks(self)
+
+
+real_getitem = ImageFiles.__getitem__
+
+
+def getitem(self, i):
+    if self.transform is not None and i == 0 and os.environ.get("TLBENCH_TEST_BREAK_FIRST"):
+        record["broken_batches"] += 1
+        size = self.prep["crop_size"]
+        return torch.zeros(3, size, size, dtype=torch.uint8), i, "broke after the scan (test)"
+    return real_getitem(self, i)
+
+
+real_summary = finetune.Trainer.summary
+
+
+def summary(self, *args, **kwargs):
+    torch.save(self.model.state_dict(), out / f"rank{rank}.pt")
+    return real_summary(self, *args, **kwargs)
+
+
+real_step = finetune.Trainer.train_step
+
+
+def train_step(self, *args, **kwargs):
+    time.sleep(float(os.environ.get("TLBENCH_TEST_STEP_SLEEP", "0")))
+    return real_step(self, *args, **kwargs)
+
+
+finetune.Trainer.train_step = train_step
+v2.RandomResizedCrop.make_params = make_params
+DistributedDataParallel.__init__ = ddp_init
+DistributedDataParallel._remove_autograd_hooks = remove_hooks
+ImageFiles.__getitem__ = getitem
+finetune.Trainer.summary = summary
+
+from tui.main import main  # noqa: E402
+
+out.mkdir(parents=True, exist_ok=True)
+try:
+    code = main(sys.argv[2:])
+finally:
+    (out / f"rank{rank}.json").write_text(json.dumps(record))
+sys.exit(code)
