@@ -39,8 +39,8 @@ def chelsea_tensor(size: int = 224) -> tuple[torch.Tensor, str]:
 
     path = Path(os.environ.get("TMPDIR", "/tmp")) / "tlbench-bench-chelsea.png"
     Image.fromarray(data.chelsea()).save(path)
-    from engine.backbones import get_spec
-    from engine.preprocess import load_for_model
+    from engine.data.loaders import load_for_model
+    from engine.models.registry import get_spec
 
     x = load_for_model(path, get_spec("efficientnet_lite0").preprocessing(size)).unsqueeze(0).float() / 255
     return x, str(path)
@@ -48,7 +48,7 @@ def chelsea_tensor(size: int = 224) -> tuple[torch.Tensor, str]:
 
 def plain_model():
     """What a plain PyTorch user has: the classifier in eval mode, nothing else done to it."""
-    from engine.backbones import build_classifier
+    from engine.models.build import build_classifier
 
     model, _ = build_classifier("efficientnet_lite0", None)
     return model.eval()
@@ -119,8 +119,8 @@ def plain_dream(model, target, size, steps, seed=0) -> list[float]:
 
 
 def step_stamps(run) -> tuple[list[float], dict]:
-    from engine.events import JobFailed, StepEnded
-    from engine.jobs import run_job
+    from engine.core.events import JobFailed, StepEnded
+    from engine.core.jobs import run_job
 
     stamps = []
 
@@ -148,8 +148,9 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("TLBENCH_RUNS", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tlbench-bench-runs"))
 
-    from engine.attacks import AttackParams, attack_job
-    from engine.dreams import DreamParams, dream_job
+    from engine.adversarial.attack_job import AttackParams, attack_job
+    from engine.adversarial.dream_job import dream_job
+    from engine.adversarial.dreams import DreamParams
 
     torch.manual_seed(0)
     x, chelsea = chelsea_tensor()

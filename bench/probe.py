@@ -35,7 +35,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
 
-    from engine.datasets import scan_dataset, split_dataset
+    from engine.data.scan import scan_dataset, split_dataset
 
     info = scan_dataset(args.dataset)
     train, val = split_dataset(info, 0.2, 0)

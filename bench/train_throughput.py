@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 def plain_model(args, n_classes, device):
     import torch
 
-    from engine.backbones import build_classifier
-    from engine.precision import autocast_dtype, needs_grad_scaler, use_channels_last
+    from engine.models.build import build_classifier
+    from engine.runtime.precision import autocast_dtype, needs_grad_scaler, use_channels_last
 
     torch.manual_seed(0)
     model, _ = build_classifier(args.backbone, n_classes, args.weights)
@@ -70,7 +70,7 @@ def sync(device):
 def plain_epochs(paths, labels, prep, args, device):
     from torch.utils.data import DataLoader
 
-    from engine.preprocess import ImageFiles
+    from engine.data.loaders import ImageFiles
 
     model, opt, dtype, scaler, channels_last = plain_model(args, int(labels.max()) + 1, device)
     rates = []
@@ -90,7 +90,7 @@ def plain_epochs(paths, labels, prep, args, device):
 
 def plain_in_memory(paths, labels, prep, args, device, steps):
     """The plain loop's steps on one batch already on the device: the model's own speed, no data pipeline."""
-    from engine.preprocess import ImageFiles
+    from engine.data.loaders import ImageFiles
 
     model, opt, dtype, scaler, channels_last = plain_model(args, int(labels.max()) + 1, device)
     files = ImageFiles(paths[:args.batch_size], prep)
@@ -116,7 +116,7 @@ def compare_memory_formats(paths, labels, prep, args, device, trials):
 
     import torch
 
-    from engine.preprocess import ImageFiles
+    from engine.data.loaders import ImageFiles
 
     files = ImageFiles(paths[:args.batch_size], prep)
     x = torch.stack([files[i][0] for i in range(len(files))]).to(device)
@@ -141,10 +141,10 @@ def compare_memory_formats(paths, labels, prep, args, device, trials):
 
 
 def tlbench_epochs(args, runs):
-    from engine.config import TrainConfig
-    from engine.events import EpochEnded
-    from engine.jobs import run_job
-    from engine.training import train
+    from engine.core.events import EpochEnded
+    from engine.core.jobs import run_job
+    from engine.train.config import TrainConfig
+    from engine.train.job import train
 
     # train_bn: BatchNorm in train mode, as in the plain loop, so both sides do the same computation
     cfg = TrainConfig(dataset=args.dataset, mode="full", freeze_epochs=0, epochs=args.epochs, augment="none",
@@ -181,9 +181,9 @@ def main():
 
     import torch
 
-    from engine.backbones import get_spec
-    from engine.datasets import scan_dataset, split_dataset
-    from engine.precision import autocast_dtype, precision_name, use_channels_last
+    from engine.data.scan import scan_dataset, split_dataset
+    from engine.models.registry import get_spec
+    from engine.runtime.precision import autocast_dtype, precision_name, use_channels_last
 
     os.environ.setdefault("TLBENCH_CACHE", tempfile.mkdtemp(prefix="tlbench-cache-"))
     info = scan_dataset(args.dataset)

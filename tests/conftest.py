@@ -36,7 +36,7 @@ def _forget_dataloader_sigchld_handler() -> None:
     removes it. In one pytest process it then outlives its test: a worker of a later test's job (the workbench
     runs jobs on threads, where torch installs no handler) that exits with an error made it raise inside that
     test's event loop, failing every later test that forks (seen in CI with workers that exited with code 1,
-    since fixed in engine.preprocess.forked_worker_init). Each test starts with the default again, as a
+    since fixed in engine.data.loaders.forked_worker_init). Each test starts with the default again, as a
     fresh process would (the app itself never runs a loader in its main thread)."""
     import signal
     import sys

@@ -21,8 +21,8 @@ import torch  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 
-import engine.finetune as finetune  # noqa: E402
-from engine.preprocess import ImageFiles  # noqa: E402
+import engine.train.finetune as finetune  # noqa: E402
+from engine.data.loaders import ImageFiles  # noqa: E402
 
 out = Path(sys.argv[1])
 rank = int(os.environ.get("RANK", "0"))

@@ -3,8 +3,8 @@
 import threading
 import time
 
-from engine.events import JobFinished, LogLine
-from engine.jobs import JobControl, run_job
+from engine.core.events import JobFinished, LogLine
+from engine.core.jobs import JobControl, run_job
 
 
 class PausableClock:

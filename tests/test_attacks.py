@@ -11,23 +11,15 @@ from conftest import make_dataset
 from PIL import Image
 from torch import nn
 
-from engine.attacks import (
-    AttackParams,
-    RobustnessParams,
-    attack_job,
-    eps_text,
-    fgsm,
-    norms,
-    parse_eps_list,
-    pgd,
-    robustness_job,
-)
-from engine.errors import ConfigError
-from engine.events import ImageRendered, JobFailed, JobFinished, StepEnded
-from engine.jobs import JobControl, run_job
-from engine.models import Classifier
-from engine.runs import update_report
-from engine.targets import freeze, resolve_class
+from engine.adversarial.attack_job import AttackParams, attack_job
+from engine.adversarial.attacks import eps_text, fgsm, norms, pgd
+from engine.adversarial.robustness import RobustnessParams, parse_eps_list, robustness_job
+from engine.adversarial.target import freeze, resolve_class
+from engine.core.errors import ConfigError
+from engine.core.events import ImageRendered, JobFailed, JobFinished, StepEnded
+from engine.core.jobs import JobControl, run_job
+from engine.core.runs import update_report
+from engine.models.classifier import Classifier
 
 torchattacks = pytest.importorskip("torchattacks")
 
@@ -52,7 +44,7 @@ def images(n: int = 4, size: int = 32, seed: int = 1) -> torch.Tensor:
 
 @pytest.mark.parametrize("targeted", [False, True])
 def test_pgd_linf_matches_torchattacks_on_efficientnet(targeted):
-    from engine.backbones import build_classifier
+    from engine.models.build import build_classifier
 
     model = freeze(build_classifier("efficientnet_lite0", None)[0])
     x = images(2, 64)
@@ -151,8 +143,8 @@ def test_lesson_gradient_descent_and_transfer_check(chelsea, tmp_path):
 @pytest.fixture(scope="module")
 def colour_run(tmp_path_factory):
     """A probe run on three colour classes at 32 px (trained once for the module, in private dirs)."""
-    from engine.config import TrainConfig
-    from engine.training import train
+    from engine.train.config import TrainConfig
+    from engine.train.job import train
 
     base = tmp_path_factory.mktemp("colour-run")
     data = make_dataset(base / "colours", {"red": 10, "blue": 10, "green": 10})
@@ -259,7 +251,7 @@ def test_attack_stops_between_images_and_keeps_what_it_did(colour_run, tmp_path)
 
 
 def test_class_names_resolve_by_name_synonym_and_index():
-    from engine.backbones import imagenet_classes
+    from engine.models.registry import imagenet_classes
 
     classes = imagenet_classes()
     assert resolve_class("tabby cat", classes) == 281

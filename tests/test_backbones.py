@@ -11,16 +11,10 @@ import torch
 from conftest import ROOT, write_image
 from PIL import Image
 
-from engine.backbones import (
-    available_backbones,
-    build_classifier,
-    build_imagenet_model,
-    feature_dim,
-    get_spec,
-    imagenet_classes,
-)
-from engine.errors import ConfigError, WeightsError
-from engine.weights import hub_checkpoints_dir, torchvision_weights_file, weights_status
+from engine.core.errors import ConfigError, WeightsError
+from engine.models.build import build_classifier, build_imagenet_model
+from engine.models.registry import available_backbones, feature_dim, get_spec, imagenet_classes
+from engine.models.weights import hub_checkpoints_dir, torchvision_weights_file, weights_status
 
 
 def chelsea_tensor(size: int) -> torch.Tensor:
@@ -38,7 +32,7 @@ def normalise(x):
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2"])
 def test_efficientnet_lite_matches_reference_and_sees_a_tabby(name):
     ref_pkg = pytest.importorskip("efficientnet_lite_pytorch")
-    from engine.backbones import lite_weights_file
+    from engine.models.registry import lite_weights_file
 
     ours, identity = build_imagenet_model(name)
     ours.eval()
@@ -163,7 +157,7 @@ def test_inception_family_loads_with_the_arguments_its_weights_expect(tmp_path):
     get_model(weights=...), the features are the pooled pre-logits ones, the aux heads gone, in eval and train."""
     import torchvision
 
-    from engine.features import extract
+    from engine.train.features import extract
 
     paths = [str(write_image(tmp_path / f"{i}.png", (200, 40 + 100 * i, 40), size=40)) for i in range(2)]
     for name, cls, width in [("googlenet", torchvision.models.GoogLeNet, 1024),
@@ -196,7 +190,7 @@ def test_hub_cache_file_with_pickled_code_is_refused_before_torchvision_unpickle
 @pytest.fixture
 def networked(monkeypatch):
     """Lift the test suite's TLBENCH_OFFLINE (the servers are on 127.0.0.1) and forget earlier network checks."""
-    import engine.downloads as downloads
+    import engine.fetch.downloads as downloads
 
     monkeypatch.delenv("TLBENCH_OFFLINE")
     monkeypatch.setattr(downloads, "_network_memo", {})
@@ -210,7 +204,7 @@ def test_weights_download_once_verified_then_loaded_by_torchvision(networked, mo
     import torchvision
     from local_http import LocalServer
 
-    from engine.weights import torchvision_weights
+    from engine.models.registry import torchvision_weights
 
     spec = get_spec("mobilenet_v3_small")
     torch.manual_seed(1)
@@ -232,7 +226,7 @@ def test_weights_download_whose_sha256_does_not_match_is_refused(networked, monk
     import torchvision
     from local_http import LocalServer
 
-    from engine.weights import torchvision_weights
+    from engine.models.registry import torchvision_weights
 
     spec = get_spec("mobilenet_v3_small")
     name = torchvision_weights_file(spec).name  # mobilenet_v3_small-047dcff4.pth: not what we serve
@@ -252,7 +246,7 @@ def test_without_network_a_download_fails_at_once_and_the_status_says_so(network
     import socket
     import threading
 
-    import engine.downloads as downloads
+    import engine.fetch.downloads as downloads
 
     never = threading.Event()
 
@@ -276,12 +270,12 @@ def test_without_network_a_download_fails_at_once_and_the_status_says_so(network
 
 
 def test_status_of_weights_that_need_a_download_gives_their_size(networked, monkeypatch):
-    import engine.weights as weights
+    import engine.models.weights as weights
 
     monkeypatch.setattr(weights, "network_problem", lambda url: None)
     status = weights_status(get_spec("resnet50"))
     assert status.status == "download" and status.detail.startswith("downloads on first use (102.5 MB) from https://")
-    from engine.backbones import backbone_info
+    from engine.models.build import backbone_info
 
     row = backbone_info("resnet50")
     assert row["weights"] == "download" and row["weights_bytes"] == status.bytes == int(97.79 * 2**20)

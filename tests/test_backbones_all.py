@@ -26,21 +26,21 @@ from conftest import ROOT
 from PIL import Image
 from torch import nn
 
-import engine.backbones as backbones
-from engine.backbones import (
+import engine.models.registry as backbones
+from engine.models.build import build_classifier
+from engine.models.classifier import split_head
+from engine.models.registry import (
     architecture_kwargs,
     available_backbones,
-    build_classifier,
     empty_architecture,
     feature_dim,
     get_spec,
     parameters_on_meta,
+    torchvision_weights,
     without_aux_heads,
 )
-from engine.features import cache_key, cached_features
-from engine.models import split_head
-from engine.stages import backbone_stages
-from engine.weights import torchvision_weights
+from engine.models.stages import backbone_stages
+from engine.train.features import cache_key, cached_features
 
 ALL = available_backbones(all_models=True)
 

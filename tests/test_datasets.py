@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import COLOURS, DEMO, make_dataset, tree_hash, write_image
 
-from engine.datasets import scan_dataset, split_dataset
-from engine.errors import ConfigError, DatasetError
-from engine.images import load_rgb
+from engine.core.errors import ConfigError, DatasetError
+from engine.data.images import load_rgb
+from engine.data.scan import scan_dataset, split_dataset
 
 
 def test_class_folders_layout(tmp_path):
@@ -167,7 +167,7 @@ def test_adding_a_file_does_not_reshuffle_the_others(tmp_path):
 
 def test_a_dataset_reached_through_a_symlink_is_the_same_dataset(tmp_path):
     """~/data -> /mnt/big/data is common: same split, same fingerprint, and training accepts the paths."""
-    from engine.training import dataset_fingerprint
+    from engine.train.prepare import dataset_fingerprint
 
     root = make_dataset(tmp_path / "real" / "d", {"red": 10, "blue": 10})
     (tmp_path / "link").symlink_to(tmp_path / "real")
@@ -228,7 +228,7 @@ def test_symlink_loop_does_not_hang(tmp_path):
 def test_the_scan_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     root = make_dataset(tmp_path / "d", {"red": 3, "blue": 3})
     scan_dataset(root)
-    import engine.datasets as ds
+    import engine.data.scan as ds
 
     calls = []
     real = ds.check_image
@@ -249,7 +249,7 @@ def test_demo_dataset_is_bundled():
 
 def test_big_scans_use_processes_and_agree_with_threads(tmp_path, monkeypatch):
     """Above PROCESS_POOL_MIN files the checks run in worker processes; the verdicts must be the same."""
-    import engine.datasets as ds
+    import engine.data.scan as ds
 
     root = make_dataset(tmp_path / "d", {"red": 6, "blue": 6})
     bf.write_truncated_jpeg(root / "red" / "t.jpg")
@@ -269,9 +269,9 @@ def test_big_scans_use_processes_and_agree_with_threads(tmp_path, monkeypatch):
 SCAN_UNDER_TEXTUAL = """
 import json, sys
 sys.path.insert(0, sys.argv[3])
-import engine.datasets as ds
-from engine.events import LogLine
-from engine.jobs import run_job
+import engine.data.scan as ds
+from engine.core.events import LogLine
+from engine.core.jobs import run_job
 ds.PROCESS_POOL_MIN = 5
 if sys.argv[2] == "app":
     from tui.app import start_process_helper

@@ -13,26 +13,24 @@ from conftest import make_dataset
 from device_discipline import DeviceDiscipline, meta_model
 from torch import nn
 
-import engine.attacks
-import engine.predict
-from engine.attacks import (
-    AttackParams,
-    AutocastForward,
-    RobustnessParams,
-    attack_job,
-    fast_copy,
-    robustness_job,
-)
-from engine.backbones import build_classifier
-from engine.config import TrainConfig
-from engine.dreams import DreamParams, dream_job
-from engine.evaluation import evaluate_run
-from engine.events import JobFinished
-from engine.features import extract, fold_batchnorm, inference_copy
-from engine.jobs import run_job
-from engine.predict import load_run_model, predict_paths
-from engine.targets import TargetModel, load_target_model
-from engine.training import train
+import engine.adversarial.attacks
+import engine.serve.predict
+from engine.adversarial.attack_job import AttackParams, attack_job
+from engine.adversarial.common import AutocastForward, fast_copy
+from engine.adversarial.dream_job import dream_job
+from engine.adversarial.dreams import DreamParams
+from engine.adversarial.robustness import RobustnessParams, robustness_job
+from engine.adversarial.target import TargetModel, load_target_model
+from engine.core.events import JobFinished
+from engine.core.jobs import run_job
+from engine.evaluate.evaluation import evaluate_run
+from engine.models.build import build_classifier
+from engine.models.fast import fold_batchnorm, inference_copy
+from engine.models.loading import load_run_model
+from engine.serve.predict import predict_paths
+from engine.train.config import TrainConfig
+from engine.train.features import extract
+from engine.train.job import train
 
 
 def lite0_on_meta():
@@ -84,7 +82,7 @@ def test_fast_copy_of_a_meta_target_with_autocast():
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A probe run at 32 px, its models built (and the targets' cache warmed) outside any discipline: building
-    a model on the CPU and moving it is the normal way, and engine.models is checked elsewhere."""
+    a model on the CPU and moving it is the normal way, and engine.models.classifier is checked elsewhere."""
     base = tmp_path_factory.mktemp("device-run")
     data = make_dataset(base / "colours", {"red": 5, "blue": 5})
     with pytest.MonkeyPatch.context() as mp:
@@ -149,7 +147,7 @@ def test_dream_job_under_device_discipline(warm, tmp_path, kw):
 
 
 def test_eval_job_under_device_discipline(run, monkeypatch):
-    monkeypatch.setattr(engine.predict, "load_run_model",
+    monkeypatch.setattr(engine.serve.predict, "load_run_model",
                         lambda *a, **k: (copy.deepcopy(run["model"]), copy.deepcopy(run["record"])))
     result = disciplined("eval", lambda ctx: evaluate_run(run["run_dir"], None, ctx, device="cpu", workers=0))
     assert result["n"] > 0
@@ -173,7 +171,7 @@ def seen_dtypes(monkeypatch):
     """What the jobs' models saw: the dtype of their input image (and whether it wanted a gradient), and the
     dtype the first convolution computed in."""
     seen = {"input": [], "conv": []}
-    real = engine.attacks.fast_copy
+    real = engine.adversarial.common.fast_copy
 
     def spying_fast_copy(*args, **kwargs):
         model = real(*args, **kwargs)
@@ -182,7 +180,7 @@ def seen_dtypes(monkeypatch):
         model.register_forward_pre_hook(lambda m, i: seen["input"].append((i[0].dtype, i[0].requires_grad)))
         return model
 
-    monkeypatch.setattr(engine.attacks, "fast_copy", spying_fast_copy)  # engine.dreams takes it from there
+    monkeypatch.setattr(engine.adversarial.attacks, "fast_copy", spying_fast_copy)  # engine.adversarial.dreams takes it from there
     return seen
 
 

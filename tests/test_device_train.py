@@ -14,15 +14,15 @@ import torch.distributed as dist
 from conftest import make_dataset
 from device_discipline import ENGINE_DIR, DeviceDiscipline
 
-from engine import distributed as D
-from engine.config import TrainConfig
-from engine.errors import ConfigError
-from engine.events import JobFinished
-from engine.finetune import Trainer
-from engine.jobs import run_job
-from engine.lr_find import lr_find
-from engine.runs import read_metrics
-from engine.training import train
+from engine.core.errors import ConfigError
+from engine.core.events import JobFinished
+from engine.core.jobs import run_job
+from engine.core.runs import read_metrics
+from engine.runtime import distributed as D
+from engine.train.config import TrainConfig
+from engine.train.finetune import Trainer
+from engine.train.job import train
+from engine.train.lr_find import lr_find
 
 # The training code (this task's files). Factories called without device= elsewhere in engine/ during these
 # jobs (model construction, features, evaluation) belong to their own modules' checks.

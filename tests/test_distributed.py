@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import ROOT, make_dataset
 
-from engine.runs import load_checkpoint, read_metrics
+from engine.core.runs import load_checkpoint, read_metrics
 
 
 def train_args(data, batch):
@@ -167,10 +167,10 @@ def test_a_rank_whose_whole_batch_failed_to_decode_still_takes_part(tmp_path):
 def test_rank_0_alone_scans_the_dataset_and_every_rank_gets_its_list(monkeypatch):
     """Every rank used to scan the dataset itself (one stat per file each, on a shared filesystem), and a
     file changing between two ranks' scans would give them different lists under the same indices."""
-    import engine.training as training
-    from engine.distributed import DistInfo
-    from engine.errors import DatasetError
-    from engine.jobs import JobContext, JobControl
+    import engine.train.job as training
+    from engine.core.errors import DatasetError
+    from engine.core.jobs import JobContext, JobControl
+    from engine.runtime.distributed import DistInfo
 
     scans, sent = [], []
     monkeypatch.setattr(training, "scan_dataset", lambda root, ctx=None: scans.append(root) or f"list of {root}")

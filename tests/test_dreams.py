@@ -11,20 +11,20 @@ import torch.nn.functional as F
 from conftest import make_dataset
 from PIL import Image
 
-from engine.dreams import (
+from engine.adversarial.dream_job import dream_job
+from engine.adversarial.dreams import (
     LESSON_TV_WEIGHT,
     DreamParams,
     FourierImage,
     dream,
-    dream_job,
     dream_loss,
     judge,
     robust_transform,
 )
-from engine.errors import ConfigError
-from engine.events import ImageRendered, JobFailed, JobFinished, StepEnded
-from engine.imaging import total_variation
-from engine.jobs import JobControl, run_job
+from engine.adversarial.render import total_variation
+from engine.core.errors import ConfigError
+from engine.core.events import ImageRendered, JobFailed, JobFinished, StepEnded
+from engine.core.jobs import JobControl, run_job
 
 # ------------------------------------------------------------------------------------ pieces
 
@@ -96,8 +96,8 @@ def test_dream_params_name_the_bad_value(kw, needle):
 
 @pytest.fixture(scope="module")
 def colour_run(tmp_path_factory):
-    from engine.config import TrainConfig
-    from engine.training import train
+    from engine.train.config import TrainConfig
+    from engine.train.job import train
 
     base = tmp_path_factory.mktemp("dream-run")
     data = make_dataset(base / "colours", {"red": 8, "blue": 8})
@@ -180,8 +180,8 @@ def test_cli_dream_json(colour_run, tmp_path, capfd):
 def test_robust_dream_of_lite0_is_a_tabby_to_lite2_and_the_lessons_is_not():
     """The issue's acceptance exactly: Lite0 dreams "tabby cat" for 300 steps at 224 px on the CPU (~35 s for
     both recipes on 2 quiet cores); Lite2 ranks the robust dream a tabby first, and not the lesson's."""
-    from engine.attacks import fast_copy
-    from engine.targets import load_target_model
+    from engine.adversarial.common import fast_copy
+    from engine.adversarial.target import load_target_model
 
     lite0 = load_target_model(backbone="efficientnet_lite0")
     lite2 = load_target_model(backbone="efficientnet_lite2")

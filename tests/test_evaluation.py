@@ -11,12 +11,13 @@ import torch
 from conftest import ROOT, make_dataset
 from PIL import Image
 
-from engine.config import TrainConfig
-from engine.errors import DatasetError
-from engine.evaluation import build_report, evaluate_run
-from engine.jobs import run_job
-from engine.runs import read_json, update_report
-from engine.training import train
+from engine.core.errors import DatasetError
+from engine.core.files import read_json
+from engine.core.jobs import run_job
+from engine.core.runs import update_report
+from engine.evaluate.evaluation import build_report, evaluate_run
+from engine.train.config import TrainConfig
+from engine.train.job import train
 
 REPORT_KEYS = {"split", "checkpoint", "n", "classes", "accuracy", "top5", "per_class", "confusion",
                "most_confused", "top_losses", "mistakes"}
@@ -126,8 +127,8 @@ def test_eval_cli_json_and_exit_codes(probe_run, tmp_path):
 
 
 def test_a_run_whose_dataset_moved_says_to_pass_data(tmp_path):
-    from engine.attacks import validation_samples
-    from engine.runs import load_config
+    from engine.adversarial.robustness import validation_samples
+    from engine.core.runs import load_config
 
     root = make_dataset(tmp_path / "colours", {"red": 6, "blue": 6})
     cfg = TrainConfig(dataset=str(root), img_size=32, epochs=2, runs_dir=str(tmp_path / "runs"))

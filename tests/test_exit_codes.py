@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT, make_dataset
 
 import engine
-from engine.errors import TlbenchError
+from engine.core.errors import TlbenchError
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2  # the contract scripts rely on, written out
 
@@ -50,7 +50,7 @@ def test_every_error_class_is_placed_deliberately():
 
 
 def test_one_raise_can_override_its_class():
-    from engine.errors import RunError
+    from engine.core.errors import RunError
 
     assert RunError("x").exit_code == EXIT_BAD_INPUT
     assert RunError("x", exit_code=EXIT_FAILED).exit_code == EXIT_FAILED
@@ -87,7 +87,7 @@ def break_backbones(monkeypatch, tmp_path):
 
 def break_scan_after_the_job(monkeypatch, tmp_path):
     """The scan job succeeds; the error comes after it, outside any job, while printing the result."""
-    from engine.datasets import DatasetInfo
+    from engine.data.layouts import DatasetInfo
 
     monkeypatch.setattr(DatasetInfo, "to_json", boom)  # --json
     monkeypatch.setattr(DatasetInfo, "counts", boom)  # the table
@@ -95,9 +95,9 @@ def break_scan_after_the_job(monkeypatch, tmp_path):
 
 
 def break_doctor(monkeypatch, tmp_path):
-    import engine.devices
+    import engine.runtime.devices
 
-    monkeypatch.setattr(engine.devices, "describe_device", boom)
+    monkeypatch.setattr(engine.runtime.devices, "describe_device", boom)
     return ["doctor"]
 
 
@@ -156,7 +156,7 @@ def test_a_failed_download_exits_1(tmp_path, capfd):
 
 
 def test_a_diverged_run_exits_1_and_says_so(monkeypatch, tmp_path, capfd):
-    from engine.finetune import Trainer
+    from engine.train.finetune import Trainer
 
     real = Trainer.to_input
     monkeypatch.setattr(Trainer, "to_input", lambda self, x: real(self, x) * float("nan"))
@@ -260,7 +260,7 @@ def test_a_vanished_terminal_does_not_fail_the_job():
     """After SIGHUP (an SSH session dropped) stderr raises EIO: the progress display goes quiet instead of
     failing the job before it has saved its state."""
     from engine.cli.progress import ProgressSink
-    from engine.events import EpochEnded, JobFinished, LogLine
+    from engine.core.events import EpochEnded, JobFinished, LogLine
 
     class GoneTerminal:
         def write(self, text):

@@ -14,14 +14,15 @@ import torch
 from conftest import ROOT
 from PIL import Image
 
-from engine.config import TrainConfig
-from engine.errors import ConfigError
-from engine.export import export_run, load_exported
-from engine.images import load_rgb
-from engine.jobs import run_job
-from engine.predict import load_run_model, predict_paths
-from engine.preprocess import eval_transform
-from engine.training import train
+from engine.core.errors import ConfigError
+from engine.core.jobs import run_job
+from engine.data.images import load_rgb
+from engine.data.loaders import eval_transform
+from engine.models.loading import load_run_model
+from engine.serve.export import export_run, load_exported
+from engine.serve.predict import predict_paths
+from engine.train.config import TrainConfig
+from engine.train.job import train
 
 skdata = pytest.importorskip("skimage.data")
 
@@ -131,7 +132,7 @@ def test_the_export_job_checks_itself_against_predict_on_the_runs_images(exports
 
 
 def test_the_check_uses_generated_images_when_the_dataset_is_gone(trained, tmp_path, monkeypatch):
-    from engine import export
+    from engine.serve import export
 
     run_dir, _ = trained
     model, record = load_run_model(run_dir)

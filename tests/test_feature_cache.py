@@ -14,9 +14,9 @@ import torchvision
 from conftest import make_dataset, write_image
 from torch import nn
 
-from engine.features import FeatureCache, cache_key, cached_features
-from engine.models import Classifier
-from engine.paths import cache_dir
+from engine.core.paths import cache_dir
+from engine.models.classifier import Classifier
+from engine.train.features import FeatureCache, cache_key, cached_features
 
 PREP = {"crop_size": 32, "resize_size": 37, "interpolation": "bilinear", "mean": [0.5] * 3, "std": [0.25] * 3}
 
@@ -80,16 +80,17 @@ def test_an_edit_of_the_feature_code_misses(images, tmp_path, monkeypatch):
     """The key holds a hash of the files that turn an image into features; editing one misses."""
     for name in FeatureCache.CODE_FILES:  # every file the hash claims to cover exists (a rename would drop it)
         assert (FeatureCache.CODE_DIR / name).is_file(), name
-    assert {"preprocess.py", "features.py", "images.py", "models.py"} <= set(FeatureCache.CODE_FILES)
+    assert {"data/loaders.py", "train/features.py", "data/images.py", "models/classifier.py"} <= set(
+        FeatureCache.CODE_FILES)
     copy = tmp_path / "code"
-    copy.mkdir()
     for name in FeatureCache.CODE_FILES:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(FeatureCache.CODE_DIR / name, copy / name)
     real = FeatureCache.code_hash()
     monkeypatch.setattr(FeatureCache, "CODE_DIR", copy)
     assert FeatureCache.code_hash() == real  # the hash is the files' contents, nothing else
     features(images, Factory())
-    with open(copy / "preprocess.py", "a") as f:
+    with open(copy / "data" / "loaders.py", "a") as f:
         f.write("\n# resize differently\n")
     factory = Factory()
     assert features(images, factory)[2]["feature_cache"] == "miss" and factory.builds == 1

@@ -18,13 +18,13 @@ import pytest
 from conftest import tree_hash
 from local_http import LocalServer
 
-from engine import fetch
-from engine.archives import ArchiveError, extract_archives, partial_dirs
-from engine.datasets import scan_dataset
-from engine.downloads import DownloadFailed, download
-from engine.errors import ConfigError
-from engine.events import JobFinished, ProgressAdvanced
-from engine.jobs import JobControl, run_job
+from engine.core.errors import ConfigError
+from engine.core.events import JobFinished, ProgressAdvanced
+from engine.core.jobs import JobControl, run_job
+from engine.data.scan import scan_dataset
+from engine.fetch import sources as fetch
+from engine.fetch.archives import ArchiveError, extract_archives, partial_dirs
+from engine.fetch.downloads import DownloadFailed, download
 
 BUILDERS = {"oxford-pets": fa.oxford_pets, "cats-vs-dogs": fa.petimages, "imagenette": fa.imagenette}
 

@@ -11,16 +11,20 @@ import torch
 from conftest import CATS_DOGS, DEMO, make_dataset
 from pausing import paused_job
 
-from engine.backbones import build_architecture, build_classifier, get_spec
-from engine.config import TrainConfig
-from engine.errors import ConfigError
-from engine.events import BatchEnded, EpochEnded, JobFailed, JobFinished, LogLine
-from engine.finetune import Trainer, param_groups, plan_phases, set_trainable, train_transform
-from engine.jobs import run_job
-from engine.models import split_head
-from engine.runs import load_checkpoint, read_json, read_metrics
-from engine.stages import backbone_stages
-from engine.training import train
+from engine.core.errors import ConfigError
+from engine.core.events import BatchEnded, EpochEnded, JobFailed, JobFinished, LogLine
+from engine.core.files import read_json
+from engine.core.jobs import run_job
+from engine.core.runs import load_checkpoint, read_metrics
+from engine.models.build import build_classifier
+from engine.models.classifier import split_head
+from engine.models.registry import build_architecture, get_spec
+from engine.models.stages import backbone_stages
+from engine.train.augment import train_transform
+from engine.train.config import TrainConfig
+from engine.train.finetune import Trainer
+from engine.train.job import train
+from engine.train.recipe import param_groups, plan_phases, set_trainable
 
 METRIC_KEYS = {"train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s"}
 

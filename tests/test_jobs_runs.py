@@ -8,19 +8,19 @@ import badfiles as bf
 import pytest
 import torch
 
-from engine.errors import ConfigError, RunError
-from engine.events import BatchEnded, JobFailed, JobFinished, JobStarted, LogLine
-from engine.jobs import JobControl, JobThread, run_job
-from engine.runs import (
+from engine.core.errors import ConfigError, RunError
+from engine.core.events import BatchEnded, JobFailed, JobFinished, JobStarted, LogLine
+from engine.core.files import atomic_write_json
+from engine.core.jobs import JobControl, JobThread, run_job
+from engine.core.runs import (
     append_metrics,
-    atomic_write_json,
     create_run_dir,
     load_checkpoint,
     read_metrics,
     resolve_run_dir,
     save_checkpoint,
 )
-from engine.seeding import seed_everything
+from engine.runtime.seeding import seed_everything
 
 
 def collect():

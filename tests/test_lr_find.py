@@ -8,11 +8,11 @@ import torch
 from conftest import make_dataset
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-import engine.finetune as finetune
-from engine.config import TrainConfig
-from engine.events import JobFinished
-from engine.jobs import run_job
-from engine.lr_find import lr_find
+import engine.train.finetune as finetune
+from engine.core.events import JobFinished
+from engine.core.jobs import run_job
+from engine.train.config import TrainConfig
+from engine.train.lr_find import lr_find
 
 
 @pytest.fixture(scope="module")

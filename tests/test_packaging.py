@@ -41,7 +41,7 @@ def test_a_source_checkout_without_metadata_reads_pyproject(monkeypatch):
 
 
 def test_a_source_checkout_finds_the_demo_in_data():
-    from engine.paths import demo_dataset
+    from engine.core.paths import demo_dataset
 
     assert demo_dataset() == ROOT / "data" / "demo" / "digits"
 
@@ -109,7 +109,7 @@ import json
 from importlib import resources
 from pathlib import Path
 import engine
-from engine.paths import demo_dataset
+from engine.core.paths import demo_dataset
 import tui.app
 from tui.app import create_app
 demo = demo_dataset()

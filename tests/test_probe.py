@@ -8,13 +8,14 @@ import torch
 from conftest import CATS_DOGS, DEMO, make_dataset
 from pausing import paused_job
 
-from engine.config import TrainConfig
-from engine.events import CheckpointSaved, EpochEnded, JobFinished
-from engine.features import fold_batchnorm, inference_copy
-from engine.jobs import run_job
-from engine.predict import load_run_model, predict_paths
-from engine.runs import load_checkpoint, read_metrics
-from engine.training import train
+from engine.core.events import CheckpointSaved, EpochEnded, JobFinished
+from engine.core.jobs import run_job
+from engine.core.runs import load_checkpoint, read_metrics
+from engine.models.fast import fold_batchnorm, inference_copy
+from engine.models.loading import load_run_model
+from engine.serve.predict import predict_paths
+from engine.train.config import TrainConfig
+from engine.train.job import train
 
 
 def run_train(events=None, **kw):
@@ -46,12 +47,12 @@ def test_probe_learns_and_writes_the_run(tiny_dataset):
 
 def test_second_run_uses_the_cache_and_runs_no_backbone(tiny_dataset, monkeypatch):
     first = run_train(dataset=str(tiny_dataset))
-    import engine.features as features
+    import engine.train.features as features
 
     def no_forward(*a, **k):
         raise AssertionError("the backbone ran on a cache hit")
 
-    import engine.training as training
+    import engine.train.job as training
 
     monkeypatch.setattr(features, "extract", no_forward)
     monkeypatch.setattr(training, "build_classifier", no_forward)  # not even built
@@ -62,7 +63,7 @@ def test_second_run_uses_the_cache_and_runs_no_backbone(tiny_dataset, monkeypatc
 
 def test_changed_file_is_re_extracted_alone(tiny_dataset, monkeypatch):
     run_train(dataset=str(tiny_dataset))
-    import engine.features as features
+    import engine.train.features as features
 
     seen = []
     real = features.extract
@@ -122,7 +123,7 @@ def test_predict_reads_folders_and_batches_without_changing_results(tiny_dataset
 
 
 def test_batchnorm_folding_keeps_outputs():
-    from engine.backbones import build_classifier
+    from engine.models.build import build_classifier
 
     model, _ = build_classifier("efficientnet_lite0", 2)
     model.eval()
@@ -169,7 +170,7 @@ def test_probe_breaks_accuracy_ties_on_the_validation_loss(tiny_dataset):
 def test_probe_without_validation_numbers_still_keeps_a_best_checkpoint(tiny_dataset, monkeypatch):
     """A validation accuracy of NaN (no usable validation image) left best_state unbound: the job crashed
     after its first epoch. With nothing to compare, the latest epoch stands in as best.pt."""
-    import engine.training as training
+    import engine.train.job as training
 
     monkeypatch.setattr(training, "evaluate_head", lambda head, feats, labels: (float("nan"), float("nan")))
     r = run_train(dataset=str(tiny_dataset), epochs=3)

@@ -6,17 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.backbones import build_imagenet_model
-from engine.config import TrainConfig
-from engine.errors import RunError
-from engine.events import JobFinished
-from engine.features import FeatureCache, cache_key
-from engine.images import image_identity
-from engine.jobs import run_job
-from engine.predict import load_run_model, predict_paths
-from engine.preprocess import load_for_model
-from engine.runs import load_checkpoint, read_json, save_checkpoint
-from engine.training import train
+from engine.core.errors import RunError
+from engine.core.events import JobFinished
+from engine.core.files import read_json
+from engine.core.jobs import run_job
+from engine.core.runs import load_checkpoint, save_checkpoint
+from engine.data.images import image_identity
+from engine.data.loaders import load_for_model
+from engine.models.build import build_imagenet_model
+from engine.models.loading import load_run_model
+from engine.serve.predict import predict_paths
+from engine.train.config import TrainConfig
+from engine.train.features import FeatureCache, cache_key
+from engine.train.job import train
 
 
 def run_probe(dataset, **kw) -> dict:

@@ -10,14 +10,14 @@ import pytest
 import torch
 from conftest import ROOT
 
-from engine.errors import explain_unexpected
-from engine.runs import load_checkpoint
+from engine.core.errors import explain_unexpected
+from engine.core.runs import load_checkpoint
 
 
 def _write_forever(path, ready, tensors):
     """Rewrite a ~8 MB checkpoint in a loop, so a kill often lands mid-write. The tensors were made before
     the fork: tensor maths in a forked child can deadlock in the OpenMP runtime, serialisation does not."""
-    from engine.runs import save_checkpoint
+    from engine.core.runs import save_checkpoint
 
     i = 0
     while True:
@@ -50,7 +50,7 @@ def test_sigkill_while_checkpoints_are_written_never_leaves_a_broken_file(tmp_pa
         assert w.shape == (2_000_000,) and torch.all(w == ckpt["epoch"] % 2)
         epochs.append(ckpt["epoch"])
     assert min(epochs) >= 2  # each kill landed while a checkpoint was being replaced, not first written
-    from engine.runs import save_checkpoint
+    from engine.core.runs import save_checkpoint
 
     save_checkpoint(path, {"epoch": 0})  # the next save clears temporary files the kills left
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
@@ -64,11 +64,11 @@ def test_out_of_memory_and_disk_full_messages_say_what_to_do():
 
 
 def test_injected_cuda_oom_during_training_fails_the_job_with_the_fix(tiny_dataset, monkeypatch):
-    from engine.config import TrainConfig
-    from engine.events import JobFailed
-    from engine.jobs import run_job
-    from engine.models import Classifier
-    from engine.training import train
+    from engine.core.events import JobFailed
+    from engine.core.jobs import run_job
+    from engine.models.classifier import Classifier
+    from engine.train.config import TrainConfig
+    from engine.train.job import train
 
     def oom(self, x):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -114,11 +114,11 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tiny_datase
     """The disk fills up while epoch 2's checkpoint is written: a clear error, epoch 1's last.pt intact."""
     import errno
 
-    import engine.runs as runs
-    from engine.config import TrainConfig
-    from engine.events import JobFailed
-    from engine.jobs import run_job
-    from engine.training import train
+    import engine.core.runs as runs
+    from engine.core.events import JobFailed
+    from engine.core.jobs import run_job
+    from engine.train.config import TrainConfig
+    from engine.train.job import train
 
     last_writes = []
     real_fsync = os.fsync
@@ -146,9 +146,9 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tiny_datase
 @pytest.mark.parametrize("name", ["../../escape", "/etc/passwd", "..", "a/../../b", "tabby cat", "猫", ""])
 def test_names_from_user_text_cannot_escape_their_folder(tmp_path, name):
     """Class names and labels end up in file names (dream PNGs, attack folders, run directories)."""
-    from engine.runs import create_run_dir, safe_name
     from PIL import Image
 
+    from engine.core.runs import create_run_dir, safe_name
     from tui.dream.screen import dream_file_stem, save_png_new
 
     folder = tmp_path / "run" / "dreams"
@@ -160,7 +160,7 @@ def test_names_from_user_text_cannot_escape_their_folder(tmp_path, name):
 
 
 def _loader_worker_exit_codes() -> list:
-    from engine.preprocess import data_loader
+    from engine.data.loaders import data_loader
 
     it = iter(data_loader(list(range(8)), batch_size=2, num_workers=2))
     assert [int(b.sum()) for b in it] == [1, 5, 9, 13]

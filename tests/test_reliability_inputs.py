@@ -76,8 +76,8 @@ def test_scan_lists_every_unusable_file_and_training_uses_the_rest(tmp_path):
 
 
 def test_permission_denied_is_a_reason_not_a_crash(tmp_path, monkeypatch):
-    from engine import images
-    from engine.datasets import scan_dataset
+    from engine.data import images
+    from engine.data.scan import scan_dataset
 
     root = make_dataset(tmp_path / "d", {"red": 3, "blue": 3})
     target = str(root / "red" / "red_1.png")
@@ -95,7 +95,7 @@ def test_permission_denied_is_a_reason_not_a_crash(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("bad", ["fifo", "self-link"])
 def test_odd_entries_never_block_loading(tmp_path, bad):
-    from engine.images import ImageProblem, load_rgb
+    from engine.data.images import ImageProblem, load_rgb
 
     path = tmp_path / "x.jpg"
     if bad == "fifo":

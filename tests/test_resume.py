@@ -12,13 +12,13 @@ import pytest
 import torch
 from conftest import ROOT, make_dataset
 
-from engine.config import TrainConfig
-from engine.errors import RunError
-from engine.events import BatchEnded, EpochEnded, JobFinished, JobStarted
-from engine.finetune import SyncSchedule
-from engine.jobs import JobContext, JobControl, run_job
-from engine.runs import load_checkpoint, read_metrics
-from engine.training import resume, train
+from engine.core.errors import RunError
+from engine.core.events import BatchEnded, EpochEnded, JobFinished, JobStarted
+from engine.core.jobs import JobContext, JobControl, run_job
+from engine.core.runs import load_checkpoint, read_metrics
+from engine.train.config import TrainConfig
+from engine.train.finetune import SyncSchedule
+from engine.train.job import resume, train
 
 
 @pytest.fixture(scope="module")

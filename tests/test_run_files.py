@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import make_dataset
 
-from engine import runs
+from engine.core import runs
 
 
 @pytest.fixture(params=[0o022, 0o002], ids=["umask022", "umask002"])
@@ -39,7 +39,7 @@ def open_mode(folder: Path) -> int:
 
 
 def test_every_kind_of_run_file_is_created_as_open_would(tmp_path, umask):
-    from engine.imaging import save_png
+    from engine.adversarial.render import save_png
 
     expected = open_mode(tmp_path)
     assert expected == 0o666 & ~umask  # the premise: no default ACL in the test's folder

@@ -9,15 +9,16 @@ import pytest
 import torch
 from conftest import make_dataset, write_image
 
-import engine.backbones
-import engine.predict
-from engine.attacks import AttackParams, attack_job
-from engine.config import TrainConfig
-from engine.dreams import DreamParams, dream_job
-from engine.events import JobFinished
-from engine.jobs import run_job
-from engine.targets import TARGET_CACHE_SIZE, clear_target_cache, load_target_model
-from engine.training import train
+import engine.models.registry
+import engine.serve.predict
+from engine.adversarial.attack_job import AttackParams, attack_job
+from engine.adversarial.dream_job import dream_job
+from engine.adversarial.dreams import DreamParams
+from engine.adversarial.target import TARGET_CACHE_SIZE, clear_target_cache, load_target_model
+from engine.core.events import JobFinished
+from engine.core.jobs import run_job
+from engine.train.config import TrainConfig
+from engine.train.job import train
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +37,10 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture
 def builds(monkeypatch):
-    """Counts the models actually built: runs (engine.predict.load_run_model) and backbones."""
+    """Counts the models actually built: runs (engine.models.loading.load_run_model) and backbones."""
     clear_target_cache()
     counted = {"run": 0, "backbone": 0}
-    load_run_model, build_classifier = engine.predict.load_run_model, engine.backbones.build_classifier
+    load_run_model, build_classifier = engine.models.loading.load_run_model, engine.models.build.build_classifier
 
     def counting_load(*args, **kwargs):
         counted["run"] += 1
@@ -49,8 +50,8 @@ def builds(monkeypatch):
         counted["backbone"] += 1
         return build_classifier(*args, **kwargs)
 
-    monkeypatch.setattr(engine.predict, "load_run_model", counting_load)
-    monkeypatch.setattr(engine.backbones, "build_classifier", counting_build)
+    monkeypatch.setattr(engine.serve.predict, "load_run_model", counting_load)
+    monkeypatch.setattr(engine.models.registry, "build_classifier", counting_build)
     yield counted
     clear_target_cache()
 

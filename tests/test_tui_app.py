@@ -15,7 +15,7 @@ from conftest import DEMO
 from textual.widgets import DataTable, Static
 from tui_helpers import make_app, run_with_timeout, wait_for, wait_thumbnails, write_run
 
-from engine.events import EpochEnded, JobFailed, JobFinished, LogLine
+from engine.core.events import EpochEnded, JobFailed, JobFinished, LogLine
 from tui.data.grid import ThumbnailGrid
 from tui.errors import ErrorModal
 from tui.messages import JobEvent
@@ -131,7 +131,7 @@ async def test_model_form_validates_inline_with_the_reason(tmp_path, tiny_datase
         # every TrainConfig field the workbench does not set itself is in the form
         import dataclasses
 
-        from engine.config import TrainConfig
+        from engine.train.config import TrainConfig
         from tui.model.screen import NOT_IN_FORM
 
         for f in dataclasses.fields(TrainConfig):
@@ -359,10 +359,10 @@ async def test_runs_list_open_and_use_a_model(tmp_path):
 
 
 async def test_attack_and_dream_show_their_jobs_events(tmp_path):
-    """The events engine.attacks' and engine.dreams' jobs emit become the plot, the pictures and captions."""
+    """The events engine.adversarial.attacks' and engine.adversarial.dreams' jobs emit become the plot, the pictures and captions."""
     from PIL import Image
 
-    from engine.events import ImageRendered, StepEnded
+    from engine.core.events import ImageRendered, StepEnded
     from tui.widgets.image_view import ImageView
 
     run = write_run(tmp_path / "runs")
@@ -373,7 +373,7 @@ async def test_attack_and_dream_show_their_jobs_events(tmp_path):
         screen = app.screen
         await wait_for(pilot, lambda: screen.model is not None, 30, "the model info")
         assert "run " + run.name in text_of(app, "#model-line")
-        # the events engine.attacks' job emits, and its summary
+        # the events engine.adversarial.attacks' job emits, and its summary
         pixels = Image.new("RGB", (8, 8), (200, 30, 30)).tobytes()
         for step in range(1, 4):
             screen.post_message(JobEvent("attack", StepEnded("attack", step, 3, {"target_prob": step / 3})))
@@ -435,7 +435,7 @@ async def test_help_and_palette_list_every_action(tmp_path):
 
 
 async def test_progress_events_coalesce_but_epochs_never_do():
-    from engine.events import BatchEnded, ProgressAdvanced
+    from engine.core.events import BatchEnded, ProgressAdvanced
 
     a = JobEvent("train", ProgressAdvanced("extract", 1, 10))
     b = JobEvent("train", ProgressAdvanced("extract", 2, 10))
@@ -472,7 +472,7 @@ def test_errors_are_explained_with_a_cause_and_a_fix(error, title, fix_part):
 
 
 def test_engine_messages_split_into_cause_and_fix():
-    from engine.errors import DatasetError
+    from engine.core.errors import DatasetError
     from tui.errors import describe_error
 
     title, cause, fix = describe_error(DatasetError("Dataset folder /x does not exist. Check the path, or run "
@@ -482,7 +482,7 @@ def test_engine_messages_split_into_cause_and_fix():
 
 
 def test_train_progress_numbers():
-    from engine.events import ProgressAdvanced
+    from engine.core.events import ProgressAdvanced
     from tui.train.progress import TrainProgress, clock
 
     p = TrainProgress()
@@ -543,20 +543,20 @@ async def test_fetch_hook_downloads_and_opens_the_dataset(tmp_path, monkeypatch)
 
     from conftest import make_dataset
 
-    from engine.events import ProgressAdvanced
+    from engine.core.events import ProgressAdvanced
 
     fetched = tmp_path / "data" / "colours"
-    fake = types.ModuleType("engine.fetch")
-    fake.__spec__ = importlib.machinery.ModuleSpec("engine.fetch", None)
-    fake.DATASETS = {"colours": types.SimpleNamespace(title="a tiny test dataset")}  # engine.fetch: DatasetSource
+    fake = types.ModuleType("engine.fetch.sources")
+    fake.__spec__ = importlib.machinery.ModuleSpec("engine.fetch.sources", None)
+    fake.DATASETS = {"colours": types.SimpleNamespace(title="a tiny test dataset")}  # engine.fetch.sources: DatasetSource
 
-    def fetch_dataset(name, dest=None, *, ctx=None):  # engine.fetch's signature
+    def fetch_dataset(name, dest=None, *, ctx=None):  # engine.fetch.sources's signature
         assert name == "colours" and dest is not None
         ctx.progress(ProgressAdvanced("download", 1, 1, "bytes"), force=True)
         return {"path": str(make_dataset(fetched, {"red": 3, "green": 3})), "command": "tlbench …"}
 
     fake.fetch_dataset = fetch_dataset
-    monkeypatch.setitem(sys.modules, "engine.fetch", fake)
+    monkeypatch.setitem(sys.modules, "engine.fetch.sources", fake)
     app = make_app(tmp_path / "nothing-here")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error")
@@ -649,7 +649,7 @@ def test_jobs_run_at_a_lower_cpu_priority_than_the_interface():
     import sys
     import threading
 
-    from engine.jobs import JobControl
+    from engine.core.jobs import JobControl
     from tui.jobs import JOB_NICENESS, JobRegistry, run_engine_job
 
     class Owner:
@@ -722,7 +722,7 @@ async def test_out_of_memory_in_a_job_explains_the_fix_and_the_app_keeps_running
     """CUDA OOM injected into training: a modal with the workbench's fix; then the app trains again."""
     import torch
 
-    from engine.models import Classifier
+    from engine.models.classifier import Classifier
 
     real_features = Classifier.features
     oom = {"on": True}

@@ -11,10 +11,10 @@ from PIL import Image
 from textual.widgets import DataTable, Static
 from tui_helpers import make_app, run_with_timeout, wait_for, write_run
 
-from engine.config import TrainConfig
-from engine.events import ImageRendered, JobFinished
-from engine.jobs import run_job
-from engine.training import train
+from engine.core.events import ImageRendered, JobFinished
+from engine.core.jobs import run_job
+from engine.train.config import TrainConfig
+from engine.train.job import train
 from tui.messages import JobEvent
 
 LONG_RUN = "20260101-120000-oxford-iiit-pets-efficientnet_lite0-probe"
@@ -66,7 +66,8 @@ async def test_attack_status_keeps_the_path_whole_in_spirit_at_80x24(tmp_path):
 def most_confident(run_dir, paths) -> str:
     """The image the run's model classifies most confidently: its original class surely falls under attack
     (on a barely trained probe an unsure image's class can rise when the attack's steps are this coarse)."""
-    from engine.predict import load_run_model, predict_paths
+    from engine.models.loading import load_run_model
+    from engine.serve.predict import predict_paths
 
     model, record = load_run_model(run_dir)
     rows = predict_paths(model, record, [str(p) for p in paths])
@@ -106,7 +107,7 @@ async def test_untargeted_attack_plots_the_original_class_falling(tmp_path, prob
 
 
 async def test_robustness_sweep_runs_from_the_attack_screen(tmp_path, probe):
-    """R runs engine.attacks' sweep on the run; the panel then shows it (it read "none yet" for ever)."""
+    """R runs engine.adversarial.attacks' sweep on the run; the panel then shows it (it read "none yet" for ever)."""
     root, run_dir = probe
     app = make_app(root, runs_dir=str(tmp_path / "runs"))
 

@@ -9,7 +9,7 @@ import pytest
 from textual.widgets import DataTable, Static
 from tui_helpers import make_app, run_with_timeout, wait_for
 
-from engine.events import LogLine, StepEnded
+from engine.core.events import LogLine, StepEnded
 from tui.errors import ErrorModal
 
 
@@ -43,10 +43,10 @@ async def test_the_registry_is_ready_before_the_first_visit(tiny_dataset):
 async def test_weights_status_is_said_plainly(tiny_dataset, monkeypatch):
     """A backbone whose weights must be downloaded is not offered as ready: 'needs download', the detail
     under the table, and a warning when it is chosen."""
-    import engine.weights
+    import engine.models.weights
 
-    monkeypatch.setattr(engine.weights, "offline", lambda: False)  # a machine that could download
-    monkeypatch.setattr(engine.weights, "network_problem", lambda url: None)  # ... and reaches the server
+    monkeypatch.setattr(engine.models.weights, "offline", lambda: False)  # a machine that could download
+    monkeypatch.setattr(engine.models.weights, "network_problem", lambda url: None)  # ... and reaches the server
     app = make_app(tiny_dataset)
     async with app.run_test(size=(120, 35)) as pilot:
         screen = await model_screen(pilot)
@@ -93,13 +93,13 @@ async def test_settings_follow_the_mode_and_say_what_is_below(tiny_dataset):
 
 
 class ScriptedLrFind:
-    """engine.lr_find.lr_find's events: a loss that falls, then rises, over 30 steps."""
+    """engine.train.lr_find.lr_find's events: a loss that falls, then rises, over 30 steps."""
 
     def __init__(self) -> None:
         self.slow = False
 
     def __call__(self, config, ctx):
-        from engine.jobs import JobStopped
+        from engine.core.jobs import JobStopped
 
         try:
             return self.run(config, ctx)
@@ -121,10 +121,10 @@ class ScriptedLrFind:
 
 
 async def test_lr_find_from_a_key_plots_the_curve_and_u_uses_it(tiny_dataset, monkeypatch):
-    import engine.lr_find
+    import engine.train.lr_find
 
     fake = ScriptedLrFind()
-    monkeypatch.setattr(engine.lr_find, "lr_find", fake)
+    monkeypatch.setattr(engine.train.lr_find, "lr_find", fake)
     app = make_app(tiny_dataset, config={"mode": "head"})
 
     async def scenario():

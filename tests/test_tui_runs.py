@@ -12,10 +12,10 @@ from textual.widgets import DataTable, Static
 from tui_helpers import make_app, run_with_timeout, wait_for
 from tui_results_helpers import pets_dataset, write_pets_run
 
-from engine.config import TrainConfig
-from engine.events import EpochEnded, JobFinished
-from engine.jobs import JobControl, run_job
-from engine.training import train
+from engine.core.events import EpochEnded, JobFinished
+from engine.core.jobs import JobControl, run_job
+from engine.train.config import TrainConfig
+from engine.train.job import train
 
 DONE = "20260103-090000-oxford-pets-efficientnet_lite0-probe"
 STOPPED = "20260102-090000-oxford-pets-efficientnet_lite0-full"
@@ -129,7 +129,7 @@ def runs_of_colours(tmp_path_factory):
 
 
 async def test_resume_a_stopped_run_on_the_train_screen(tmp_path, runs_of_colours):
-    """R on a stopped run: engine.training.resume runs as the training job, shown on Train; the run is
+    """R on a stopped run: engine.train.job.resume runs as the training job, shown on Train; the run is
     then done."""
     root, runs, _probe, stopped = runs_of_colours
     app = make_app(root, runs_dir=str(runs))

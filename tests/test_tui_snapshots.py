@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, make_pets_like
 from tui_helpers import make_app, wait_for, wait_thumbnails, write_run
 
-from engine.events import CheckpointSaved, EpochEnded, JobFinished, JobStarted, LogLine, ProgressAdvanced
+from engine.core.events import CheckpointSaved, EpochEnded, JobFinished, JobStarted, LogLine, ProgressAdvanced
 from tui.messages import JobEvent
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
@@ -72,7 +72,7 @@ def test_model(snap_compare, size, pets):
 
 
 def replay_training(screen, epochs: int = 10) -> None:
-    """A fixed probe run's event stream, as engine.training emits it, for a job the screen started (its
+    """A fixed probe run's event stream, as engine.train.job emits it, for a job the screen started (its
     state — running, done — is what the screen shows; no worker runs)."""
     screen.job = screen.start_job("train")
     screen.tlbench.set_job_status("train", "train starting")

@@ -1,5 +1,5 @@
 """Snapshots of Results, Attack, Dream and Runs at 80x24 and 120x35 with a real-length dataset: the 37
-Oxford-IIIT Pets breeds (long names), a report engine.evaluation builds from fixed logits, runs that
+Oxford-IIIT Pets breeds (long names), a report engine.evaluate.evaluation builds from fixed logits, runs that
 finished, stopped and failed, and the events an attack and a dream emit, replayed.
 
 Deterministic: fixed names, dates and numbers, generated images, no blinking cursor, every load awaited.
@@ -17,7 +17,7 @@ from PIL import Image
 from tui_helpers import make_app, wait_for, wait_thumbnails
 from tui_results_helpers import PETS, PETS_RUN, pets_dataset, write_pets_run
 
-from engine.events import ImageRendered, JobFinished, JobStarted, StepEnded
+from engine.core.events import ImageRendered, JobFinished, JobStarted, StepEnded
 from tui.messages import JobEvent
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])

@@ -18,7 +18,7 @@ import time
 import pytest
 from conftest import ROOT, make_dataset
 
-from engine.runs import load_checkpoint
+from engine.core.runs import load_checkpoint
 
 CHILD = """
 import sys

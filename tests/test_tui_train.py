@@ -1,6 +1,6 @@
 """The Train screen tells the truth: one job state shown the same everywhere and at once (D11), a progress
 bar that measures the phase it names (D10), quitting that says "stopping…" and exits promptly (D15), and a
-typed 0 epochs rejected with its reason (D9). A scripted stand-in for engine.training.train keeps these fast
+typed 0 epochs rejected with its reason (D9). A scripted stand-in for engine.train.job.train keeps these fast
 and deterministic; the real engine runs in tests/test_tui_app.py."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import ProgressBar, Static
 from tui_helpers import make_app, run_with_timeout, wait_for
 
-from engine.events import BatchEnded, EpochEnded, ProgressAdvanced
+from engine.core.events import BatchEnded, EpochEnded, ProgressAdvanced
 from tui.errors import ErrorModal
 
 
@@ -20,7 +20,7 @@ def text_of(app, selector: str) -> str:
 
 
 class ScriptedTraining:
-    """engine.training.train's events at a walking pace: a scan, a pause before training, then steps."""
+    """engine.train.job.train's events at a walking pace: a scan, a pause before training, then steps."""
 
     def __init__(self) -> None:
         self.fail = False
@@ -29,7 +29,7 @@ class ScriptedTraining:
         self.save_seconds = 0.0  # how long "saving last.pt" takes once stopped
 
     def __call__(self, config, ctx):
-        from engine.jobs import JobStopped
+        from engine.core.jobs import JobStopped
 
         try:
             return self.run(config, ctx)
@@ -60,10 +60,10 @@ class ScriptedTraining:
 
 @pytest.fixture
 def scripted(monkeypatch):
-    import engine.training
+    import engine.train.job
 
     fake = ScriptedTraining()
-    monkeypatch.setattr(engine.training, "train", fake)
+    monkeypatch.setattr(engine.train.job, "train", fake)
     return fake
 
 
@@ -199,7 +199,7 @@ async def test_zero_epochs_is_rejected_with_the_reason_like_other_bad_values(tin
 
 async def test_the_tab_bar_keeps_a_jobs_state_visible_at_80_columns(tiny_dataset):
     """At 80x24 the tabs shrink to their numbers before a job's state is cut off."""
-    from engine.jobs import JobControl
+    from engine.core.jobs import JobControl
     from tui.widgets.tabbar import TabBar
 
     app = make_app(tiny_dataset)
@@ -223,7 +223,7 @@ def test_torch_is_imported_by_one_thread_at_a_time(monkeypatch):
 
     import tui.app
     import tui.jobs
-    from engine.jobs import JobControl
+    from engine.core.jobs import JobControl
 
     calls: list[str] = []
     monkeypatch.setattr(tui.jobs, "import_engine", lambda: calls.append(threading.current_thread().name))

@@ -43,7 +43,7 @@ def demo_paths(digit: int, n: int) -> list[str]:
 
 def write_run(root: Path, name: str = RUN_NAME, *, report: bool = True, classes: list[str] | None = None,
               created: str = "2026-01-01T12:00:00+0000") -> Path:
-    """A finished probe run on the demo digits, as engine.training and engine.evaluation write it."""
+    """A finished probe run on the demo digits, as engine.train.job and engine.evaluate.evaluation write it."""
     classes = classes or [str(i) for i in range(10)]
     run = root / name
     run.mkdir(parents=True)

@@ -1,5 +1,5 @@
 """Runs and reports of a real length for the Results, Attack, Dream and Runs tests: the 37 Oxford-IIIT Pets
-breeds (long names), a report built by engine.evaluation from fixed logits, and runs that finished, stopped
+breeds (long names), a report built by engine.evaluate.evaluation from fixed logits, and runs that finished, stopped
 or failed at start. Everything is deterministic (fixed names, dates, numbers), so snapshots can use it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from conftest import OXFORD_PETS_CLASSES, make_pets_like
 
-from engine.evaluation import build_report
+from engine.evaluate.evaluation import build_report
 
 PETS = sorted(OXFORD_PETS_CLASSES)  # the order the engine's scan gives them (capitals first)
 PETS_RUN = "20260101-120000-oxford-pets-efficientnet_lite0-probe"
@@ -35,7 +35,7 @@ def predicted_class(k: int, j: int) -> int:
 
 
 def pets_report(dataset: Path, mistakes: bool = True) -> dict:
-    """engine.evaluation's report for fixed logits over the dataset's images (PER_CLASS per class)."""
+    """engine.evaluate.evaluation's report for fixed logits over the dataset's images (PER_CLASS per class)."""
     paths, labels, preds = [], [], []
     for k, name in enumerate(PETS):
         for j in range(PER_CLASS):

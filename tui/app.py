@@ -23,9 +23,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 
-from engine.images import load_rgb
-from engine.paths import cache_dir, demo_dataset
-from engine.runs import runs_root
+from engine.core.paths import cache_dir, demo_dataset
+from engine.core.runs import runs_root
+from engine.data.images import load_rgb
 from tui.attack.screen import AttackScreen
 from tui.data.screen import DataScreen
 from tui.data.thumbnails import ThumbnailCache

@@ -10,7 +10,14 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from engine.errors import ConfigError, DatasetError, RunError, TlbenchError, WeightsError, explain_unexpected
+from engine.core.errors import (
+    ConfigError,
+    DatasetError,
+    RunError,
+    TlbenchError,
+    WeightsError,
+    explain_unexpected,
+)
 
 # Engine messages say what happened first and what to do after; split at the first sentence end that is
 # followed by a capital letter or a command in backquotes (so "e.g. 0.2" stays whole).

@@ -22,8 +22,8 @@ from typing import Any
 
 from textual.message_pump import MessagePump
 
-from engine.events import Event, JobFailed, JobFinished
-from engine.jobs import JobControl, JobFn, run_job
+from engine.core.events import Event, JobFailed, JobFinished
+from engine.core.jobs import JobControl, JobFn, run_job
 from tui.messages import JobEvent
 
 # What a job is doing, as every part of the workbench shows it (the tab bar, the Train screen's two lines):
@@ -98,7 +98,7 @@ class JobRegistry:
 # "cannot import name 'InterpolationMode' from partially initialized module 'torchvision.transforms'"
 # (seen: a training job started while the start-up warm-up and the registry were still importing), so
 # they are imported under one lock, by whichever thread needs them first; later calls return at once.
-HEAVY_MODULES = ("engine.config", "engine.backbones", "engine.weights", "engine.training", "engine.predict")
+HEAVY_MODULES = ("engine.train.config", "engine.models.registry", "engine.models.weights", "engine.train.job", "engine.serve.predict")
 _import_lock = threading.Lock()
 # Jobs that never import torch: they must not wait for the warm-up (the first scan is the first screen).
 TORCH_FREE_JOBS = frozenset({"scan", "split", "runs", "results"})

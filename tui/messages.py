@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from engine.events import BatchEnded, Event, ProgressAdvanced
+from engine.core.events import BatchEnded, Event, ProgressAdvanced
 
 # Per-batch progress: only the newest one matters, so a newer one replaces an older one still queued.
 REPLACEABLE = (BatchEnded, ProgressAdvanced)

@@ -13,8 +13,8 @@ from textual.screen import Screen
 from textual.widgets import Checkbox, Input, Select, TextArea
 from textual.worker import Worker, WorkerState
 
-from engine.events import Event, JobFailed
-from engine.jobs import JobControl
+from engine.core.events import Event, JobFailed
+from engine.core.jobs import JobControl
 from tui.jobs import RunningJob
 from tui.messages import JobEvent
 from tui.widgets.keybar import KeyBar

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.runs import atomic_write_json, list_runs
+from engine.core.files import atomic_write_json
+from engine.core.runs import list_runs
 
 if TYPE_CHECKING:
-    from engine.config import TrainConfig
-    from engine.datasets import DatasetInfo
+    from engine.data.layouts import DatasetInfo
+    from engine.train.config import TrainConfig
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Workbench:
 
     def train_config(self) -> TrainConfig:
         """The TrainConfig a training job runs with (imports torch: call it from a worker)."""
-        from engine.config import TrainConfig
+        from engine.train.config import TrainConfig
 
         values = {**self.config, "dataset": str(self.dataset or ""), "runs_dir": self.runs_dir}
         return TrainConfig.from_dict(values)

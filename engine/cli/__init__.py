@@ -2,7 +2,7 @@
 
 Progress goes to stderr; with --json exactly one JSON object goes to stdout (an error too). Exit codes: 0 done,
 2 bad input (with a message naming the value), 1 a job that failed, 128+N stopped by signal N (see
-engine.errors). Rich is imported lazily, so importing the engine stays UI-free.
+engine.core.errors). Rich is imported lazily, so importing the engine stays UI-free.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401
         from engine.cli.common import print_error_json
-        from engine.errors import EXIT_BAD_INPUT
+        from engine.core.errors import EXIT_BAD_INPUT
 
         if "--json" in _argv:
             print_error_json("Invalid arguments", f"{self.prog}: {message}", "ArgumentError", EXIT_BAD_INPUT)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
-from engine.devices import DEVICES
-from engine.precision import PRECISIONS
+from engine.runtime.devices import DEVICES
+from engine.runtime.precision import PRECISIONS
 
 
 def register(sub) -> None:
@@ -40,7 +40,7 @@ def register(sub) -> None:
 
 
 def params_from_args(args):
-    from engine.attacks import AttackParams
+    from engine.adversarial.attack_job import AttackParams
 
     run_dir, images = (None, args.inputs) if args.backbone else (args.inputs[0], args.inputs[1:])
     return AttackParams(
@@ -53,7 +53,7 @@ def params_from_args(args):
 
 
 def run(args) -> int:
-    from engine.attacks import attack_job
+    from engine.adversarial.attack_job import attack_job
 
     params = params_from_args(args)
     code, final, _ = run_cli_job(args, "attack", lambda ctx: attack_job(params, ctx))

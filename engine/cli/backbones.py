@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from engine.backbones import available_backbones, backbone_info
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, stdout_console
-from engine.downloads import human_bytes
-
-
-def describe(name: str) -> dict:
-    """Kept for callers of the CLI module; the row now lives in engine.backbones."""
-    return backbone_info(name)
+from engine.fetch.downloads import human_bytes
+from engine.models.registry import available_backbones
 
 
 def register(sub) -> None:
@@ -20,7 +15,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    rows = [describe(n) for n in available_backbones(args.all)]
+    from engine.models.build import backbone_info  # imports torch: kept off the `--help` path
+
+    rows = [backbone_info(n) for n in available_backbones(args.all)]
     if args.json:
         print_json({"backbones": rows})
         return EXIT_OK

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from engine.errors import (  # the exit codes are re-exported: subcommands import them from here
+from engine.core.errors import (  # the exit codes are re-exported: subcommands import them from here
     EXIT_BAD_INPUT,  # noqa: F401
     EXIT_FAILED,
     EXIT_OK,
@@ -22,8 +22,8 @@ from engine.errors import (  # the exit codes are re-exported: subcommands impor
     TlbenchError,
     explain_unexpected,
 )
-from engine.events import JobFailed, JobFinished
-from engine.jobs import JobControl, JobFn, run_job
+from engine.core.events import JobFailed, JobFinished
+from engine.core.jobs import JobControl, JobFn, run_job
 
 # ------------------------------------------------------------------------------------- argument types
 
@@ -162,7 +162,7 @@ def signals_stop_the_command():
 def handle_errors(args: argparse.Namespace, fn: Callable[[], int]) -> int:
     """Run a subcommand so that every ending is reported the same way: an error of any kind becomes a panel
     on stderr and, under --json, exactly one JSON object on stdout; never a traceback (TLBENCH_DEBUG=1 adds
-    it). The exit code is the error's (engine.errors: 2 bad input, 1 failed, 128+signal stopped)."""
+    it). The exit code is the error's (engine.core.errors: 2 bad input, 1 failed, 128+signal stopped)."""
     global _json_objects
     _json_objects = 0
     try:

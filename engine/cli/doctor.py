@@ -8,7 +8,7 @@ from importlib import metadata
 
 from engine import __version__
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, stdout_console
-from engine.paths import cache_dir, data_dir
+from engine.core.paths import cache_dir, data_dir
 
 TRUECOLOR_FIX = (
     "export COLORTERM=truecolor in the remote shell (e.g. ~/.bashrc), or forward it over SSH: "
@@ -39,10 +39,10 @@ def terminal_report() -> dict:
 def gather() -> dict:
     import torch
 
-    from engine.backbones import available_backbones, get_spec
-    from engine.devices import describe_device
-    from engine.runs import runs_root
-    from engine.weights import hub_checkpoints_dir, weights_status
+    from engine.core.runs import runs_root
+    from engine.models.registry import available_backbones, get_spec
+    from engine.models.weights import hub_checkpoints_dir, weights_status
+    from engine.runtime.devices import describe_device
 
     device, why = describe_device("auto")
     weights = {}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
-from engine.devices import DEVICES
-from engine.precision import PRECISIONS
+from engine.runtime.devices import DEVICES
+from engine.runtime.precision import PRECISIONS
 
 
 def register(sub) -> None:
@@ -38,7 +38,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.dreams import DreamParams, dream_job
+    from engine.adversarial.dream_job import dream_job
+    from engine.adversarial.dreams import DreamParams
 
     params = DreamParams(
         target=args.target, run_dir=args.run_dir, backbone=args.backbone, recipe=args.recipe, steps=args.steps,

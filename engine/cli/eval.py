@@ -13,8 +13,8 @@ from engine.cli.common import (
     run_cli_job,
     stdout_console,
 )
-from engine.devices import DEVICES
-from engine.events import JobFailed
+from engine.core.events import JobFailed
+from engine.runtime.devices import DEVICES
 
 
 def register(sub) -> None:
@@ -31,8 +31,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.evaluation import evaluate_run
-    from engine.runs import read_json, resolve_run_dir, runs_root
+    from engine.core.files import read_json
+    from engine.core.runs import resolve_run_dir, runs_root
+    from engine.evaluate.evaluation import evaluate_run
 
     run_dir = resolve_run_dir(args.run_dir, runs_root())
     code, final, _ = run_cli_job(args, "eval", lambda ctx: evaluate_run(

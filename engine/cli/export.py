@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.cli.common import add_json_flag, print_json, run_cli_job, stdout_console
-from engine.config import EXPORT_FORMATS
-from engine.events import JobFailed
+from engine.core.events import JobFailed
+from engine.serve import EXPORT_FORMATS
 
 
 def register(sub) -> None:
@@ -19,8 +19,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.export import export_run
-    from engine.runs import resolve_run_dir, runs_root
+    from engine.core.runs import resolve_run_dir, runs_root
+    from engine.serve.export import export_run
 
     run_dir = resolve_run_dir(args.run_dir, runs_root())
     code, final, _ = run_cli_job(args, "export", lambda ctx: export_run(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
-from engine.downloads import human_bytes
-from engine.fetch import DATASETS, fetch_dataset, resolve
-from engine.paths import data_dir
+from engine.core.paths import data_dir
+from engine.fetch.downloads import human_bytes
+from engine.fetch.sources import DATASETS, fetch_dataset, resolve
 
 
 def register(sub) -> None:

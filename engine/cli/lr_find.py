@@ -11,7 +11,7 @@ from engine.cli.common import (
     stdout_console,
 )
 from engine.cli.train import add_common_training_flags, config_from_args
-from engine.events import JobFailed
+from engine.core.events import JobFailed
 
 
 def register(sub) -> None:
@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.lr_find import lr_find
+    from engine.train.lr_find import lr_find
 
     config = config_from_args(args).validate()
     code, final, _ = run_cli_job(args, "lr-find", lambda ctx: lr_find(config, ctx, args.start_lr, args.end_lr,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, positive_int, print_json, stdout_console
-from engine.devices import DEVICES, resolve_device
-from engine.runs import resolve_run_dir, runs_root
+from engine.core.runs import resolve_run_dir, runs_root
+from engine.runtime.devices import DEVICES, resolve_device
 
 
 def register(sub) -> None:
@@ -19,7 +19,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.predict import load_run_model, predict_paths
+    from engine.models.loading import load_run_model
+    from engine.serve.predict import predict_paths
 
     device = resolve_device(args.device)
     run_dir = resolve_run_dir(args.run_dir, runs_root())  # a path, or a run's name, as eval and export take

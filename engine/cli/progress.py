@@ -5,8 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-from engine.downloads import human_bytes
-from engine.events import (
+from engine.core.events import (
     BatchEnded,
     CheckpointSaved,
     EpochEnded,
@@ -17,6 +16,7 @@ from engine.events import (
     LogLine,
     ProgressAdvanced,
 )
+from engine.fetch.downloads import human_bytes
 
 
 def format_metrics(metrics: dict) -> str:

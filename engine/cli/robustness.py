@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
-from engine.devices import DEVICES
-from engine.precision import PRECISIONS
+from engine.runtime.devices import DEVICES
+from engine.runtime.precision import PRECISIONS
 
 
 def register(sub) -> None:
@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.attacks import RobustnessParams, parse_eps_list, robustness_job
+    from engine.adversarial.robustness import RobustnessParams, parse_eps_list, robustness_job
 
     def job(ctx):
         params = RobustnessParams(

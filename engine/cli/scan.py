@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
-from engine.datasets import scan_dataset
+from engine.data.scan import scan_dataset
 
 
 def register(sub) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from engine.backbones import DEFAULT_BACKBONE
 from engine.cli.common import (
     add_json_flag,
     fraction,
@@ -21,11 +20,12 @@ from engine.cli.common import (
     run_cli_job,
     stdout_console,
 )
-from engine.config import AUGMENTS, MODES, OPTIMIZERS, TrainConfig
-from engine.devices import DEVICES
-from engine.errors import ConfigError
-from engine.events import JobFailed
-from engine.precision import PRECISIONS
+from engine.core.errors import ConfigError
+from engine.core.events import JobFailed
+from engine.models.registry import DEFAULT_BACKBONE
+from engine.runtime.devices import DEVICES
+from engine.runtime.precision import PRECISIONS
+from engine.train.config import AUGMENTS, MODES, OPTIMIZERS, TrainConfig
 
 
 def add_common_training_flags(p, dataset_optional: bool = False) -> None:
@@ -102,8 +102,8 @@ def config_from_args(args) -> TrainConfig:
 
 
 def run(args) -> int:
-    from engine.distributed import env_info
-    from engine.training import resume, train
+    from engine.runtime.distributed import env_info
+    from engine.train.job import resume, train
 
     main_rank = env_info().is_main
     if args.resume:

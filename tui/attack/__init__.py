@@ -1,1 +1,1 @@
-"""The Attack screen: adversarial examples against the chosen run (engine.attacks)."""
+"""The Attack screen: adversarial examples against the chosen run (engine.adversarial.attacks)."""

@@ -13,8 +13,8 @@ from textual import work
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from engine.events import Event, ImageRendered, JobFinished
-from engine.jobs import JobFn
+from engine.core.events import Event, ImageRendered, JobFinished
+from engine.core.jobs import JobFn
 from tui.data.thumbnails import MemoryImage
 from tui.jobs import RunningJob, run_engine_job
 from tui.screen import WorkbenchScreen
@@ -34,12 +34,12 @@ def rendered_image(event: ImageRendered) -> MemoryImage | str | None:
 def load_model_info(run_dir: Path | None, backbone: str) -> dict:
     """The job: the chosen run's name and classes, or the raw backbone's 1,000 ImageNet classes."""
     if run_dir is not None:
-        from engine.runs import load_config
+        from engine.core.runs import load_config
 
         config = load_config(run_dir)
         return {"model": f"run {run_dir.name}", "classes": list(config.get("classes", [])),
                 "backbone": config.get("backbone", backbone), "run_dir": str(run_dir)}
-    from engine.backbones import imagenet_classes
+    from engine.models.registry import imagenet_classes
 
     return {"model": f"{backbone} ImageNet head", "note": "no run chosen: 7 Runs, u", "classes": imagenet_classes(),
             "backbone": backbone, "run_dir": None}

@@ -3,7 +3,7 @@ probabilities plotted live (targeted: the target's rising and the original class
 original class's falling); original | adversarial | perturbation with predictions; the robustness sweep, run
 with R.
 
-The jobs are engine.attacks' (built on the worker thread, since engine.attacks imports torch).
+The jobs are engine.adversarial.attacks' (built on the worker thread, since engine.adversarial.attacks imports torch).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Select, Static
 
-from engine.events import Event, ImageRendered, JobFailed, JobFinished, ProgressAdvanced, StepEnded
-from engine.jobs import JobFn
+from engine.core.events import Event, ImageRendered, JobFailed, JobFinished, ProgressAdvanced, StepEnded
+from engine.core.jobs import JobFn
 from tui.attack.common import ModelJobScreen, rendered_image
 from tui.jobs import RunningJob, run_engine_job
 from tui.model.form import FieldSpec, parse_value
@@ -29,19 +29,19 @@ from tui.widgets.fitline import FitLine, Part
 from tui.widgets.image_view import ImageView
 from tui.widgets.inputs import PathSuggester, TextField
 
-# (label, "method-norm"): engine.attacks takes the method and the norm apart.
+# (label, "method-norm"): engine.adversarial.attacks takes the method and the norm apart.
 METHODS = [("PGD L∞", "pgd-linf"), ("PGD L2", "pgd-l2"), ("FGSM", "fgsm-linf"), ("lesson: gradient descent", "gd-linf")]
 PANES = ("original", "adversarial", "perturbation")
 PANE_HINTS = {"original": "p uses the picked image", "adversarial": "a attacks",
               "perturbation": "the difference, amplified"}
-# The sweep R runs from the workbench: engine.attacks' defaults (PGD L∞, eps 0 to 8/255, 10 steps) on at most
+# The sweep R runs from the workbench: engine.adversarial.attacks' defaults (PGD L∞, eps 0 to 8/255, 10 steps) on at most
 # this many validation images, so it takes minutes, not hours, on a CPU; `tlbench robustness` does any size.
 SWEEP_LIMIT = 256
 
 
 @dataclass
 class AttackRequest:
-    """What the form asks for; job_function turns it into engine.attacks.AttackParams."""
+    """What the form asks for; job_function turns it into engine.adversarial.attack_job.AttackParams."""
 
     image: str
     target: str | None
@@ -61,9 +61,9 @@ def plot_series(targeted: bool) -> tuple[str, list[tuple[str, str]]]:
 
 
 def sweep_job(run_dir: str, device: str) -> JobFn:
-    """engine.attacks' robustness job for a run (imported on the worker thread: it imports torch)."""
+    """engine.adversarial.attacks' robustness job for a run (imported on the worker thread: it imports torch)."""
     def job(ctx):
-        from engine.attacks import RobustnessParams, robustness_job
+        from engine.adversarial.robustness import RobustnessParams, robustness_job
 
         return robustness_job(RobustnessParams(run_dir=run_dir, limit=SWEEP_LIMIT, device=device), ctx)
 
@@ -71,11 +71,11 @@ def sweep_job(run_dir: str, device: str) -> JobFn:
 
 
 def job_function(request: AttackRequest) -> JobFn:
-    """The engine call, made on the worker thread (engine.attacks imports torch). Its job emits
+    """The engine call, made on the worker thread (engine.adversarial.attacks imports torch). Its job emits
     StepEnded("attack", …, {"target_prob", "label_prob", "loss"}) every step and ImageRendered
     ("attack-original" | "attack-adversarial" | "attack-perturbation", pixels) at the end; its summary
     holds per image the predictions before and after, success and the achieved norms."""
-    from engine.attacks import AttackParams, attack_job
+    from engine.adversarial.attack_job import AttackParams, attack_job
 
     method, norm = request.method.split("-", 1)
     params = AttackParams(images=[request.image], run_dir=request.run_dir,
@@ -185,7 +185,7 @@ class AttackScreen(ModelJobScreen):
         report = run_dir / "report.json" if run_dir else None
         rows = []
         if report is not None and report.exists():
-            from engine.runs import read_json
+            from engine.core.files import read_json
 
             try:
                 rows = robustness_rows(read_json(report).get("robustness"))

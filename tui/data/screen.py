@@ -13,9 +13,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Static
 
-from engine.datasets import DatasetInfo, scan_dataset, split_dataset
-from engine.events import Event, JobFailed, JobFinished, ProgressAdvanced
-from engine.paths import data_dir
+from engine.core.events import Event, JobFailed, JobFinished, ProgressAdvanced
+from engine.core.paths import data_dir
+from engine.data.layouts import DatasetInfo
+from engine.data.scan import scan_dataset, split_dataset
 from tui.data.grid import Thumb, ThumbnailGrid
 from tui.data.open_dataset import AskScreen
 from tui.data.preview import PreviewScreen
@@ -35,7 +36,7 @@ NAME_MIN_W, SCROLLBAR_W = 10, 1
 SORTS = ("name", "count")
 VIEWS = ("all", "train", "val", "misclassified")
 BLOCKS = " ▏▎▍▌▋▊▉█"
-DEFAULT_VAL_FRACTION, DEFAULT_SEED = 0.2, 0  # TrainConfig's defaults (engine.config imports torch)
+DEFAULT_VAL_FRACTION, DEFAULT_SEED = 0.2, 0  # TrainConfig's defaults (engine.train.config imports torch)
 
 
 def bar(value: int, top: int, width: int = BAR_WIDTH) -> str:
@@ -515,7 +516,7 @@ class DataScreen(WorkbenchScreen):
 
     def action_fetch(self) -> None:
         """What `tlbench fetch` does, from a key: ask for a dataset name, download it, open it."""
-        from engine.fetch import DATASETS
+        from engine.fetch.sources import DATASETS
 
         names = list(DATASETS)
         described = "; ".join(f"{n}: {src.title}" for n, src in DATASETS.items())
@@ -531,7 +532,7 @@ class DataScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="fetch", exit_on_error=False)
     def run_fetch(self, job: RunningJob, name: str) -> None:
-        from engine.fetch import fetch_dataset
+        from engine.fetch.sources import fetch_dataset
 
         def fetch(ctx):
             result = fetch_dataset(name, data_dir(), ctx=ctx)

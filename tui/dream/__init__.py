@@ -1,1 +1,1 @@
-"""The Dream screen: the image a class wants to see (engine.dreams)."""
+"""The Dream screen: the image a class wants to see (engine.adversarial.dreams)."""

@@ -6,7 +6,7 @@ names it. `w` keeps a snapshot of the image as it is now, while it forms (a prev
 after the class and the step with a suffix that never overwrites an earlier one; once the job has saved its
 final image, `w` says where instead of writing a second copy.
 
-The job is engine.dreams' (built by `job_function` on the worker thread, since it imports torch).
+The job is engine.adversarial.dreams' (built by `job_function` on the worker thread, since it imports torch).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Select
 
-from engine.events import Event, ImageRendered, JobFailed, JobFinished, StepEnded
-from engine.jobs import JobFn
-from engine.runs import atomic_write_bytes
+from engine.core.events import Event, ImageRendered, JobFailed, JobFinished, StepEnded
+from engine.core.files import atomic_write_bytes
+from engine.core.jobs import JobFn
 from tui.attack.common import ModelJobScreen, rendered_image
 from tui.data.thumbnails import MemoryImage
 from tui.model.form import FieldSpec, parse_value
@@ -37,7 +37,7 @@ RECIPES = [("robust", "robust"), ("lesson CE+TV", "lesson")]
 
 @dataclass
 class DreamRequest:
-    """What the form asks for; job_function turns it into engine.dreams.DreamParams."""
+    """What the form asks for; job_function turns it into engine.adversarial.dreams.DreamParams."""
 
     target: str
     steps: int
@@ -49,10 +49,11 @@ class DreamRequest:
 
 
 def job_function(request: DreamRequest) -> JobFn:
-    """The engine call, made on the worker thread (engine.dreams imports torch). Its job emits
+    """The engine call, made on the worker thread (engine.adversarial.dreams imports torch). Its job emits
     StepEnded("dream", …, {"target_prob", "loss"}) every step, ImageRendered("dream-preview", pixels) every
     25 steps and ImageRendered("dream", pixels, path) at the end; the summary has "probability" and "path"."""
-    from engine.dreams import DreamParams, dream_job
+    from engine.adversarial.dream_job import dream_job
+    from engine.adversarial.dreams import DreamParams
 
     params = DreamParams(target=request.target, run_dir=request.run_dir,
                          backbone=None if request.run_dir else request.backbone, recipe=request.recipe,
@@ -62,7 +63,7 @@ def job_function(request: DreamRequest) -> JobFn:
 
 def dream_file_stem(class_name: str, step: int) -> str:
     """"Bengal-step75": a file name part that stays inside its folder whatever the class name holds."""
-    from engine.runs import safe_name
+    from engine.core.runs import safe_name
 
     return f"{safe_name(class_name.replace(' ', '-')) or 'dream'}-step{step}"
 

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
-from engine.events import Event, JobFailed, JobFinished, JobStarted, LogLine, ProgressAdvanced, StepEnded
+from engine.core.events import Event, JobFailed, JobFinished, JobStarted, LogLine, ProgressAdvanced, StepEnded
 from tui.jobs import RUNNING, STOPPING, RunningJob, run_engine_job
 from tui.model.form import ConfigForm, FieldSpec
 from tui.model.lr_plot import LrPlot
@@ -62,10 +62,10 @@ def help_choices(help_text: str) -> tuple[str, ...]:
 
 
 def form_info() -> dict:
-    """What the form needs: TrainConfig's fields and the modes. engine.config imports no torch (~0.1 s; the
+    """What the form needs: TrainConfig's fields and the modes. engine.train.config imports no torch (~0.1 s; the
     first screen does not need it, so it is imported here, by which time the warm-up has loaded it)."""
-    from engine.config import AUGMENTS, DEFAULT_EPOCHS, MODE_HELP, MODES, OPTIMIZERS, TrainConfig
-    from engine.devices import DEVICES
+    from engine.runtime.devices import DEVICES
+    from engine.train.config import AUGMENTS, DEFAULT_EPOCHS, MODE_HELP, MODES, OPTIMIZERS, TrainConfig
 
     choices = {"mode": MODES, "device": DEVICES, "optimizer": OPTIMIZERS, "augment": AUGMENTS}
     return {"specs": field_specs(TrainConfig, choices), "mode_help": dict(MODE_HELP),
@@ -74,7 +74,8 @@ def form_info() -> dict:
 
 def backbone_rows(check=None) -> list[dict]:
     """The registry's rows (imports torch and torchvision: seconds; the app loads it in the background)."""
-    from engine.backbones import available_backbones, backbone_info
+    from engine.models.build import backbone_info
+    from engine.models.registry import available_backbones
 
     rows = []
     for name in available_backbones():
@@ -86,8 +87,8 @@ def backbone_rows(check=None) -> list[dict]:
 
 def validate(values: dict, dataset: str, runs_dir: str | None) -> str | None:
     """None when the settings are valid, else TrainConfig.validate()'s reason (it names the value)."""
-    from engine.config import TrainConfig
-    from engine.errors import TlbenchError
+    from engine.core.errors import TlbenchError
+    from engine.train.config import TrainConfig
 
     try:
         TrainConfig.from_dict({**values, "dataset": dataset or "", "runs_dir": runs_dir}).validate()
@@ -357,7 +358,7 @@ class ModelScreen(WorkbenchScreen):
         workbench = self.workbench
 
         def lr_find_job(ctx):
-            from engine.lr_find import lr_find  # torch: imported here, never on the UI thread
+            from engine.train.lr_find import lr_find  # torch: imported here, never on the UI thread
 
             return lr_find(workbench.train_config(), ctx)
 

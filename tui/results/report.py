@@ -1,12 +1,12 @@
 """Reading a run for the Results and Runs screens (no torch): config, metrics, summary and report.json.
 
-report.json (written by engine.evaluation):
+report.json (written by engine.evaluate.evaluation):
   {"split", "checkpoint", "n", "classes", "accuracy", "top5",
    "per_class": [{"class", "precision", "recall", "f1", "support", "accuracy" (one-vs-rest, not shown)}],
    "confusion": [[int]] (rows = true, columns = predicted), "most_confused": [{"true", "predicted", "count"}],
    "top_losses": [{"path", "true", "predicted", "prob_true", "prob_predicted", "loss"}] (mistakes only),
    "mistakes": [the same rows: every wrong prediction, highest loss first, capped] (absent in older reports),
-   "robustness": {...} (engine.attacks' sweep)}
+   "robustness": {...} (engine.adversarial.attacks' sweep)}
 
 Older reports are read too: F1 (and precision, recall, support when a report has none) come from the confusion
 matrix, and the right answers older reports listed among the top losses are left out.
@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import RunError
-from engine.runs import load_config, read_json, read_metrics
+from engine.core.errors import RunError
+from engine.core.files import read_json
+from engine.core.runs import load_config, read_metrics
 
 
 @dataclass
@@ -207,7 +208,7 @@ def load_run_view(run_dir: str | Path) -> RunView:
 
 def list_run_views(root: Path, limit: int = 500) -> list[RunView]:
     """Newest first; unreadable directories are skipped (they are not runs)."""
-    from engine.runs import list_runs
+    from engine.core.runs import list_runs
 
     out = []
     for run_dir in list_runs(root)[:limit]:

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
-from engine.events import Event, JobFailed, JobFinished
+from engine.core.events import Event, JobFailed, JobFinished
 from tui.data.grid import ThumbnailGrid
 from tui.data.preview import PreviewScreen
 from tui.jobs import RunningJob, run_engine_job
@@ -130,7 +130,7 @@ class ResultsScreen(WorkbenchScreen):
     @work(thread=True, exclusive=True, group="eval", exit_on_error=False)
     def run_evaluate(self, job: RunningJob, run_dir: Path, device: str) -> None:
         def evaluate(ctx):
-            from engine.evaluation import evaluate_run
+            from engine.evaluate.evaluation import evaluate_run
 
             return evaluate_run(run_dir, ctx=ctx, device=device)
 

@@ -19,8 +19,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
-from engine.events import Event, JobFailed, JobFinished
-from engine.jobs import JobFn
+from engine.core.events import Event, JobFailed, JobFinished
+from engine.core.jobs import JobFn
 from tui.jobs import RunningJob, run_engine_job
 from tui.results.report import RunView, list_run_views
 from tui.runs.dialogs import ExportDialog, PredictDialog, PredictionsScreen
@@ -219,7 +219,7 @@ class RunsScreen(WorkbenchScreen):
 
     @property
     def root(self) -> Path:
-        from engine.runs import runs_root
+        from engine.core.runs import runs_root
 
         return runs_root(self.workbench.runs_dir)
 
@@ -383,7 +383,7 @@ class RunsScreen(WorkbenchScreen):
         self.notify(f"{view.name} is the model for Results (4), Attack (5) and Dream (6).", title="Model chosen")
 
     async def action_resume(self) -> None:
-        """Continue a stopped run (engine.training.resume) as the workbench's training job, on the Train
+        """Continue a stopped run (engine.train.job.resume) as the workbench's training job, on the Train
         screen (its log, curves, progress and summary show it; space pauses and s stops it there)."""
         view = self.current()
         if view is None:
@@ -402,7 +402,7 @@ class RunsScreen(WorkbenchScreen):
         epochs = (view.config or {}).get("epochs")
 
         def resume_job(ctx):
-            from engine.training import resume  # torch: imported here, never on the UI thread
+            from engine.train.job import resume  # torch: imported here, never on the UI thread
 
             if isinstance(epochs, int):
                 train.post_message(TrainPlanned(epochs))
@@ -495,7 +495,7 @@ class RunsScreen(WorkbenchScreen):
 
 def export_job(run_dir: str, fmt: str) -> JobFn:
     def job(ctx):
-        from engine.export import export_run  # torch: imported on the worker thread
+        from engine.serve.export import export_run  # torch: imported on the worker thread
 
         return export_run(run_dir, fmt, ctx)
 
@@ -503,10 +503,11 @@ def export_job(run_dir: str, fmt: str) -> JobFn:
 
 
 def predict_job(run_dir: str, path: str, device: str) -> JobFn:
-    """The run's model on an image or a folder: top predictions per image (engine.predict)."""
+    """The run's model on an image or a folder: top predictions per image (engine.serve.predict)."""
     def job(ctx):
-        from engine.devices import resolve_device
-        from engine.predict import load_run_model, predict_paths  # torch: on the worker thread
+        from engine.models.loading import load_run_model  # torch: on the worker thread
+        from engine.runtime.devices import resolve_device
+        from engine.serve.predict import predict_paths
 
         dev = resolve_device(device)
         ctx.check()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from engine.events import BatchEnded, EpochEnded, LogLine, ProgressAdvanced
+from engine.core.events import BatchEnded, EpochEnded, LogLine, ProgressAdvanced
 
 TRAINING_PHASES = ("epochs", "train", "val")
 

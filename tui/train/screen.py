@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import ProgressBar, RichLog, Static
 
-from engine.events import (
+from engine.core.events import (
     BatchEnded,
     CheckpointSaved,
     EpochEnded,
@@ -175,8 +175,8 @@ class TrainScreen(WorkbenchScreen):
         workbench = self.workbench
 
         def train_job(ctx):
-            from engine.config import DEFAULT_EPOCHS
-            from engine.training import train  # torch: imported here, never on the UI thread
+            from engine.train.config import DEFAULT_EPOCHS
+            from engine.train.job import train  # torch: imported here, never on the UI thread
 
             config = workbench.train_config()
             if config.mode in DEFAULT_EPOCHS:

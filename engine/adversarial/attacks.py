@@ -1,0 +1,210 @@
+"""Adversarial examples: FGSM, PGD (L-inf and L2), the lesson's unbounded gradient descent; robustness sweeps.
+
+Images are in [0, 1] and the model normalises them itself (engine.models.classifier.Classifier), so eps, step sizes and
+the reported norms are in pixel units: eps 4/255 lets every pixel move by 4 grey levels.
+
+The attack functions work on a batch and a frozen model; they are plain PyTorch and match torchattacks'
+PGD/FGSM step for step. `attack_job(params, ctx)` attacks image files (PNGs, predictions before and after,
+norms, a StepEnded per step); `robustness_job(params, ctx)` measures robust accuracy per eps on a run's
+validation split and stores it in the run's report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.adversarial.render import total_variation
+from engine.core.errors import ConfigError, choice_error
+
+if TYPE_CHECKING:
+    pass
+
+METHODS = ("pgd", "fgsm", "gd")
+NORMS = ("linf", "l2")
+DEFAULT_STEPS = {"pgd": 10, "fgsm": 1, "gd": 100}
+# The lesson steps by eta = 1 on VGG fed unnormalised inputs. Our model divides by the ImageNet std (~0.226)
+# inside, so the same step measured in the network's input units is 1 * 0.226^2 ~ 0.05 here.
+DEFAULT_GD_LR = 0.05
+DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
+
+# (step, logits of the image the step started from, loss) -> None
+StepFn = Callable[[int, torch.Tensor, torch.Tensor], None]
+
+
+# ------------------------------------------------------------------------------------ the attacks
+
+
+def _labels_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, labels)  # mean over the batch, as torchattacks does
+
+
+def fgsm(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, eps: float, targeted: bool = False,
+         on_step: StepFn | None = None) -> torch.Tensor:
+    """One signed-gradient step of size eps: away from `labels`, or toward them when targeted."""
+    x = x.detach()
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    loss = _labels_loss(logits, labels)
+    grad = torch.autograd.grad(loss, xg)[0]
+    if on_step is not None:
+        on_step(1, logits.detach(), loss.detach())
+    step = -grad.sign() if targeted else grad.sign()
+    return (x + eps * step).clamp(0, 1).detach()
+
+
+def _l2_norms(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).norm(p=2, dim=1).view(-1, 1, 1, 1)
+
+
+def random_start_point(x: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None) -> torch.Tensor:
+    """A uniformly random point of the eps-ball around x (L-inf: a cube; L2: a ball), clipped to [0, 1].
+
+    The noise is drawn on the CPU from `generator` (a CPU generator), then moved to x's device: the same seed
+    gives the same start on every device.
+    """
+    if norm == "linf":
+        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device) * 2 - 1
+        return (x + eps * noise).clamp(0, 1)
+    direction = torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
+    direction = direction / _l2_norms(direction).clamp_min(1e-12)
+    d = x[0].numel()
+    # uniform in the ball: the radius's density grows as r^(d-1), hence the 1/d power
+    radius = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device="cpu").to(x.device)
+    radius = radius ** (1.0 / d) * eps
+    return (x + direction * radius.view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+def pgd(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, eps: float, alpha: float, steps: int,
+        norm: str = "linf", random_start: bool = False, targeted: bool = False,
+        generator: torch.Generator | None = None, on_step: StepFn | None = None,
+        check: Callable[[], None] | None = None) -> torch.Tensor:
+    """Projected gradient descent (Madry et al.): `steps` steps of size `alpha`, each projected back onto
+    the eps-ball around x and into [0, 1]. L-inf steps follow the gradient's sign, L2 steps its direction.
+
+    Untargeted it maximises the cross-entropy of `labels`; targeted it minimises the cross-entropy of
+    `labels` (the targets). The arithmetic is torchattacks' PGD / PGDL2, so both agree to float precision.
+    """
+    x = x.detach()
+    adv = random_start_point(x, eps, norm, generator) if random_start else x.clone()
+    for step in range(1, steps + 1):
+        if check is not None:
+            check()
+        adv.requires_grad_(True)
+        logits = model(adv)
+        loss = _labels_loss(logits, labels)
+        grad = torch.autograd.grad(loss, adv)[0]
+        if on_step is not None:
+            on_step(step, logits.detach(), loss.detach())
+        if targeted:
+            grad = -grad
+        if norm == "linf":
+            adv = adv.detach() + alpha * grad.sign()
+            delta = torch.clamp(adv - x, min=-eps, max=eps)
+        else:
+            grad = grad / (_l2_norms(grad) + 1e-10)
+            adv = adv.detach() + alpha * grad
+            delta = adv - x
+            factor = torch.clamp(eps / delta.flatten(1).norm(p=2, dim=1), max=1.0)
+            delta = delta * factor.view(-1, 1, 1, 1)
+        adv = torch.clamp(x + delta, min=0, max=1).detach()
+    return adv
+
+
+def gradient_descent(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, steps: int,
+                     lr: float = DEFAULT_GD_LR, tv_weight: float = 0.0, targeted: bool = True,
+                     on_step: StepFn | None = None, check: Callable[[], None] | None = None) -> torch.Tensor:
+    """The lesson's attack: plain gradient descent on the pixels, x <- x - lr * grad, with no bound on
+    the change (only [0, 1]). Targeted it descends the target's cross-entropy, untargeted it ascends the
+    label's; `tv_weight` adds total variation (on [0, 1] pixels) to keep the change smooth."""
+    x = x.detach()
+    adv = x.clone()
+    for step in range(1, steps + 1):
+        if check is not None:
+            check()
+        adv.requires_grad_(True)
+        logits = model(adv)
+        ce = _labels_loss(logits, labels)
+        loss = ce if targeted else -ce
+        if tv_weight:
+            loss = loss + tv_weight * total_variation(adv).mean()
+        grad = torch.autograd.grad(loss, adv)[0]
+        if on_step is not None:
+            on_step(step, logits.detach(), ce.detach())
+        adv = (adv.detach() - lr * grad).clamp(0, 1)
+    return adv.detach()
+
+
+def norms(adv: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image (L-inf, L2) of the perturbation, in [0, 1] pixel units."""
+    d = (adv - x).flatten(1)
+    return d.abs().max(dim=1).values, d.norm(p=2, dim=1)
+
+
+def default_step_size(method: str, eps: float, steps: int) -> float:
+    """PGD: 2.5 * eps / steps (Madry et al.: enough to cross the ball and move along it); FGSM: eps."""
+    if method == "fgsm":
+        return eps
+    if method == "gd":
+        return DEFAULT_GD_LR
+    return 2.5 * eps / steps
+
+
+def run_attack(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, method: str, eps: float,
+               steps: int, alpha: float, norm: str = "linf", random_start: bool = False,
+               targeted: bool = False, tv_weight: float = 0.0, generator: torch.Generator | None = None,
+               on_step: StepFn | None = None, check: Callable[[], None] | None = None) -> torch.Tensor:
+    if method == "fgsm":
+        if norm != "linf":
+            raise ConfigError("FGSM is an L-inf attack: use --norm linf, or --method pgd --norm l2.")
+        return fgsm(model, x, labels, eps, targeted, on_step)
+    if method == "pgd":
+        return pgd(model, x, labels, eps=eps, alpha=alpha, steps=steps, norm=norm, random_start=random_start,
+                   targeted=targeted, generator=generator, on_step=on_step, check=check)
+    if method == "gd":
+        return gradient_descent(model, x, labels, steps=steps, lr=alpha, tv_weight=tv_weight,
+                                targeted=targeted, on_step=on_step, check=check)
+    raise choice_error("attack method", method, METHODS)
+
+
+# ------------------------------------------------------------------------------------ parameters
+
+
+def parse_eps(text: str | float) -> float:
+    """'4/255', '0.0157' or a number -> float. The range is checked by the parameter classes."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    try:
+        return float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"eps {text!r} is not a number: write it like 4/255 or 0.0157.") from None
+
+
+def eps_text(eps: float) -> str:
+    """8/255 for values on the 1/255 grid, else the number."""
+    n = eps * 255
+    if eps and abs(n - round(n)) < 1e-9:
+        return f"{round(n)}/255"
+    return f"{eps:g}"
+
+
+def check_eps(eps: float, flag: str = "--eps") -> None:
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and 0 <= eps <= 1):
+        raise ConfigError(f"{flag} {eps} is out of range: eps is in pixel units of [0, 1] images, so use a "
+                          "value from 0 to 1, e.g. 4/255 (4 grey levels).")
+
+
+def check_steps(steps) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 100_000:
+        raise ConfigError(f"--steps {steps} is out of range: use a whole number of steps from 1 to 100000.")
+
+
+def _check_step_size(value) -> None:
+    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 1e6):
+        raise ConfigError(f"--step-size {value} is out of range: use a positive number, e.g. 1/255.")

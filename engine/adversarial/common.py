@@ -1,0 +1,99 @@
+"""Adversarial examples: FGSM, PGD (L-inf and L2), the lesson's unbounded gradient descent; robustness sweeps.
+
+Images are in [0, 1] and the model normalises them itself (engine.models.classifier.Classifier), so eps, step sizes and
+the reported norms are in pixel units: eps 4/255 lets every pixel move by 4 grey levels.
+
+The attack functions work on a batch and a frozen model; they are plain PyTorch and match torchattacks'
+PGD/FGSM step for step. `attack_job(params, ctx)` attacks image files (PNGs, predictions before and after,
+norms, a StepEnded per step); `robustness_job(params, ctx)` measures robust accuracy per eps on a run's
+validation split and stores it in the run's report.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from engine.core.errors import choice_error
+from engine.runtime.precision import PRECISIONS, autocast
+
+if TYPE_CHECKING:
+    from engine.adversarial.target import TargetModel
+
+
+PRECISION_HELP = ("auto | fp32 | bf16 | fp16: autocast inside the model's forward (the image and its "
+                  "gradient stay fp32); auto is bf16/fp16 on CUDA, fp32 elsewhere")
+
+
+def check_precision(value) -> None:
+    if value not in PRECISIONS:
+        raise choice_error("precision", value, PRECISIONS)
+
+
+# ------------------------------------------------------------------------------------ shared job parts
+
+
+class AutocastForward(nn.Module):
+    """A model whose forward runs under autocast (engine.runtime.precision) and returns fp32 logits.
+
+    Reduced precision lives inside the network only: the image (an attack's adversarial tensor, a dream's
+    parameters) stays fp32 and so does its gradient, since autocast casts a copy of the input for each op
+    and backward casts the gradient back to the input's dtype.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device, dtype: torch.dtype):
+        super().__init__()
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.dtype):
+            logits = self.model(x)
+        return logits.float()
+
+
+def fast_copy(tm: TargetModel, device: torch.device, size: int, dtype: torch.dtype | None = None) -> nn.Module:
+    """A copy of the model with BatchNorm folded into the convolutions and channels_last (about 2x faster
+    forward and backward on a CPU), under autocast to `dtype` when one is given (engine.runtime.precision).
+    engine.train.features checks the folded copy against the original and falls back; the original (possibly
+    shared, see engine.adversarial.target) is not touched."""
+    from engine.models.fast import inference_copy
+
+    model = inference_copy(tm.model, device, size)
+    return AutocastForward(model, device, dtype) if dtype is not None else model
+
+
+@torch.no_grad()
+def top_predictions(probs: torch.Tensor, classes: list[str], k: int) -> list[dict]:
+    top = probs.topk(min(k, len(classes)))
+    return [{"class": classes[i], "index": int(i), "prob": round(float(p), 6)}
+            for p, i in zip(top.values.tolist(), top.indices.tolist())]
+
+
+@torch.no_grad()
+def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x).float().softmax(1).cpu()
+
+
+def quantized(x: torch.Tensor) -> torch.Tensor:
+    """The image as an 8-bit PNG stores it."""
+    return x.mul(255).round().div(255)
+
+
+def _stamp_dir(tm: TargetModel, kind: str, label: str) -> Path:
+    from engine.core.runs import runs_root, safe_name
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = tm.run_dir / kind if tm.run_dir is not None else runs_root() / kind
+    path = base / f"{stamp}-{safe_name(label)}"
+    i = 2
+    while path.exists():
+        path = base / f"{stamp}-{safe_name(label)}-{i}"
+        i += 1
+    return path
+

@@ -1,0 +1,334 @@
+"""Class visualisation from noise ("dreams"): the image a network finds most like a class.
+
+Two recipes:
+
+- "lesson": what the lesson teaches — the pixels themselves are optimised with cross-entropy toward the class
+  plus a total-variation term, optionally with jitter. It fools the one network; to a person (and to another
+  network) it mostly looks like noise.
+- "robust" (the default): the Lucid/Lucent recipe that makes the image show the class. The image is
+  parameterised in a decorrelated Fourier space (1/f scaled spectrum, colour-decorrelated channels, sigmoid
+  to [0, 1]) and every step sees a randomly transformed copy (padding, jitter, small scale and rotation), so
+  only features that survive those changes grow. The objective is the class logit.
+
+`dream(...)` is the loop (a model and a class index in, an image out); `dream_job(params, ctx)` is the job
+the CLI and the workbench run: it loads the model, resolves the class, saves the PNG, checks on a second
+network (`eval_on`) and returns a summary.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.adversarial.common import PRECISION_HELP, check_precision
+from engine.adversarial.render import total_variation
+from engine.core.errors import ConfigError, choice_error
+from engine.core.jobs import JobStopped
+from engine.models.registry import DEFAULT_BACKBONE
+
+if TYPE_CHECKING:
+    pass
+
+RECIPES = ("robust", "lesson")
+
+# The lesson's loss is 10 * CE + 0.005 * TV(x) with x in 0-255 pixel units. tlbench images are in [0, 1]:
+# x_255 = 255 * x_01, and TV is a sum of absolute pixel differences, so TV(x_255) = 255 * TV(x_01). The same
+# objective in [0, 1] units is therefore 10 * CE + (0.005 * 255) * TV(x_01) = 10 * CE + 1.275 * TV(x_01).
+LESSON_CE_WEIGHT = 10.0
+LESSON_TV_WEIGHT = 0.005 * 255
+
+DEFAULT_LR = {"robust": 0.05, "lesson": 0.01}
+
+# Lucid's colour correlation (the square root of ImageNet's RGB covariance, from its SVD), normalised so its
+# largest column has unit norm: optimising in this basis treats luminance and colour changes evenly.
+_COLOR_SVD_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32)
+COLOR_CORRELATION = _COLOR_SVD_SQRT / np.max(np.linalg.norm(_COLOR_SVD_SQRT, axis=0))
+
+
+@dataclass
+class DreamParams:
+    """A dream, validated by `validate()`; the CLI and the workbench build it from their fields."""
+
+    target: str = field(default="", metadata={"help": "class name (case-insensitive) or index"})
+    run_dir: str | None = field(default=None, metadata={"help": "a trained run (its classes)"})
+    backbone: str | None = field(default=None, metadata={"help": "a backbone's ImageNet head (default "
+                                                                 f"{DEFAULT_BACKBONE} without a run)"})
+    recipe: str = field(default="robust", metadata={"help": "robust (Fourier + transformations) | lesson"})
+    steps: int = field(default=300, metadata={"help": "optimisation steps"})
+    img_size: int | None = field(default=None, metadata={"help": "image side in px (default: the model's)"})
+    lr: float | None = field(default=None, metadata={"help": "Adam learning rate (default 0.05 robust, "
+                                                            "0.01 lesson)"})
+    tv_weight: float | None = field(default=None, metadata={"help": "total-variation weight on [0, 1] pixels "
+                                                                    "(default: lesson 1.275, robust 0)"})
+    l2_weight: float = field(default=0.0, metadata={"help": "weight of sum((x - 0.5)^2)"})
+    jitter: int = field(default=0, metadata={"help": "lesson recipe: random shift up to N px per step"})
+    preview_every: int = field(default=25, metadata={"help": "a preview frame every N steps (0: none)"})
+    eval_on: str | None = field(default=None, metadata={"help": "a second backbone that judges the dream"})
+    out: str | None = field(default=None, metadata={"help": "PNG file or folder (default: under the run or "
+                                                            "runs/dreams)"})
+    seed: int = field(default=0, metadata={"help": "random seed (initial image, transformations)"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
+    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
+
+    def validate(self) -> "DreamParams":
+        if self.recipe not in RECIPES:
+            raise choice_error("recipe", self.recipe, RECIPES)
+        check_precision(self.precision)
+        if not str(self.target).strip():
+            raise ConfigError("No target class: pass a class name or index, e.g. --target 'tabby cat'.")
+        _int_range("--steps", self.steps, 1, 100_000)
+        if self.img_size is not None:
+            _int_range("--img-size", self.img_size, 32, 1024)
+        _int_range("--jitter", self.jitter, 0, 256)
+        _int_range("--preview-every", self.preview_every, 0, 100_000)
+        if self.lr is not None and not (_finite(self.lr) and 0 < self.lr <= 10):
+            raise ConfigError(f"--lr {self.lr} is out of range: use a positive learning rate such as 0.05.")
+        for name, value in (("--tv-weight", self.tv_weight), ("--l2-weight", self.l2_weight)):
+            if value is not None and not (_finite(value) and value >= 0):
+                raise ConfigError(f"{name} {value} is out of range: use 0 or a positive weight.")
+        if self.run_dir is None and self.backbone is None:
+            self.backbone = DEFAULT_BACKBONE
+        return self
+
+    @property
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.recipe]
+
+    @property
+    def resolved_tv(self) -> float:
+        if self.tv_weight is not None:
+            return self.tv_weight
+        return LESSON_TV_WEIGHT if self.recipe == "lesson" else 0.0
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _int_range(name: str, value, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise ConfigError(f"{name} {value} is out of range: use a whole number from {lo} to {hi}.")
+
+
+# ------------------------------------------------------------------------------------ parameterisations
+
+
+def rfft2d_freqs(h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Spatial frequency magnitudes of a real 2-D FFT of an h x w image, float32 on `device` (MPS has no
+    float64, so no numpy float64 on the way)."""
+    fy = torch.fft.fftfreq(h, device=device, dtype=torch.float32)[:, None]
+    fx = torch.fft.fftfreq(w, device=device, dtype=torch.float32)[: w // 2 + 2 if w % 2 == 1 else w // 2 + 1]
+    return (fx * fx + fy * fy).sqrt()
+
+
+class FourierImage(nn.Module):
+    """Lucid's decorrelated image: a spectrum scaled by 1/f (so every frequency learns at a similar pace,
+    instead of high frequencies winning as they do in pixel space), colour-decorrelated, sigmoid to [0, 1].
+
+    Built on `device`; the random spectrum is drawn on the CPU from `generator` (a CPU generator) and moved
+    there, so a seed gives the same dream on every device.
+    """
+
+    def __init__(self, size: int, generator: torch.Generator, sd: float = 0.01, decay_power: float = 1.0,
+                 device: torch.device | str = "cpu"):
+        super().__init__()
+        self.size = size
+        freqs = rfft2d_freqs(size, size, device)
+        spectrum = torch.randn(1, 3, *freqs.shape, 2, generator=generator, device="cpu") * sd
+        self.spectrum = nn.Parameter(spectrum.to(device))
+        scale = freqs.clamp_min(1.0 / size).pow(decay_power).reciprocal()
+        self.register_buffer("scale", scale[None, None, ..., None])
+        self.register_buffer("color", torch.tensor(COLOR_CORRELATION, dtype=torch.float32, device=device))
+
+    def forward(self) -> torch.Tensor:
+        spectrum = torch.view_as_complex(self.scale * self.spectrum)
+        image = torch.fft.irfftn(spectrum, s=(self.size, self.size), norm="ortho") / 4.0  # Lucid's "magic" 4
+        image = torch.einsum("nchw,dc->ndhw", image, self.color)
+        return torch.sigmoid(image)
+
+
+class PixelImage(nn.Module):
+    """The lesson's parameterisation: the pixels themselves, kept in [0, 1]."""
+
+    def __init__(self, size: int, generator: torch.Generator, device: torch.device | str = "cpu"):
+        super().__init__()
+        # drawn on the CPU (the generator's device), then moved: the same seed gives the same start everywhere
+        noise = torch.randn(1, 3, size, size, generator=generator, device="cpu")
+        self.pixels = nn.Parameter((0.5 + 0.1 * noise).clamp(0, 1).to(device))
+
+    def forward(self) -> torch.Tensor:
+        return self.pixels
+
+    @torch.no_grad()
+    def constrain(self) -> None:
+        self.pixels.clamp_(0, 1)
+
+
+# ------------------------------------------------------------------------------------ transformations
+
+
+def _randint(lo: int, hi: int, g: torch.Generator) -> int:
+    return int(torch.randint(lo, hi + 1, (1,), generator=g, device="cpu"))  # host-side: a Python int
+
+
+def jitter(x: torch.Tensor, d: int, g: torch.Generator) -> torch.Tensor:
+    """Lucid's jitter: a random crop d pixels smaller on each axis."""
+    if d <= 0:
+        return x
+    dx, dy = _randint(0, d, g), _randint(0, d, g)
+    h, w = x.shape[-2:]
+    return x[..., dy:dy + h - d, dx:dx + w - d]
+
+
+SCALES = [1 + (i - 5) / 50.0 for i in range(11)]  # 0.9 … 1.1
+ANGLES = list(range(-10, 11)) + 5 * [0]  # degrees; no rotation a little more often
+
+
+def scale_rotate(x: torch.Tensor, scale: float, degrees: float) -> torch.Tensor:
+    """Zoom and rotate about the centre in one resampling (bilinear; edges extend the border)."""
+    if scale == 1 and degrees == 0:
+        return x
+    a = math.radians(degrees)
+    cos, sin = math.cos(a) / scale, math.sin(a) / scale
+    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype, device=x.device)
+    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def robust_transform(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Lucid's standard transforms: pad 12 (grey), jitter 8, scale 0.9-1.1, rotate -10..10 degrees, jitter 4."""
+    x = F.pad(x, (12, 12, 12, 12), mode="constant", value=0.5)
+    x = jitter(x, 8, g)
+    scale = SCALES[_randint(0, len(SCALES) - 1, g)]
+    degrees = ANGLES[_randint(0, len(ANGLES) - 1, g)]
+    x = scale_rotate(x, scale, degrees)
+    return jitter(x, 4, g)
+
+
+def roll_jitter(x: torch.Tensor, d: int, g: torch.Generator) -> torch.Tensor:
+    """The lesson recipe's optional jitter: shift the image by up to d pixels, wrapping around."""
+    if d <= 0:
+        return x
+    return torch.roll(x, shifts=(_randint(-d, d, g), _randint(-d, d, g)), dims=(-2, -1))
+
+
+# ------------------------------------------------------------------------------------ the loop
+
+
+@dataclass
+class DreamResult:
+    image: torch.Tensor  # 1x3xHxW in [0, 1]
+    steps_done: int
+    seconds: float
+    probs: list[float]  # target probability seen at each step (on that step's transformed image)
+
+
+def make_image(recipe: str, size: int, generator: torch.Generator, device: torch.device) -> nn.Module:
+    if recipe == "robust":
+        return FourierImage(size, generator, device=device)
+    return PixelImage(size, generator, device=device)
+
+
+def dream_loss(logits: torch.Tensor, x: torch.Tensor, target: int, recipe: str, tv_weight: float,
+               l2_weight: float) -> torch.Tensor:
+    """robust: -logit (+ TV, L2); lesson: 10 * cross-entropy + TV (+ L2). Weights act on [0, 1] pixels."""
+    if recipe == "robust":
+        loss = -logits[:, target].mean()
+    else:
+        labels = torch.full((logits.shape[0],), target, dtype=torch.long, device=logits.device)
+        loss = LESSON_CE_WEIGHT * F.cross_entropy(logits, labels)
+    if tv_weight:
+        loss = loss + tv_weight * total_variation(x).mean()
+    if l2_weight:
+        loss = loss + l2_weight * (x - 0.5).pow(2).sum(dim=(1, 2, 3)).mean()
+    return loss
+
+
+def dream(model: nn.Module, target: int, *, recipe: str = "robust", steps: int = 300, size: int = 224,
+          lr: float | None = None, tv_weight: float | None = None, l2_weight: float = 0.0, jitter_px: int = 0,
+          seed: int = 0, on_step: Callable[[int, float, float, torch.Tensor], None] | None = None,
+          check: Callable[[], None] | None = None) -> DreamResult:
+    """Optimise an image toward class `target` of `model` (a frozen Classifier taking [0, 1] images).
+
+    `on_step(step, target_prob, loss, image_fn)` is called after every step (1-based); `check()` before
+    each step (a job's stop and pause). Returns the image as it stands when the loop ends.
+    """
+    if recipe not in RECIPES:
+        raise choice_error("recipe", recipe, RECIPES)
+    device = next(model.buffers()).device
+    lr = DEFAULT_LR[recipe] if lr is None else lr
+    if tv_weight is None:
+        tv_weight = LESSON_TV_WEIGHT if recipe == "lesson" else 0.0
+    g = torch.Generator().manual_seed(seed)
+    image = make_image(recipe, size, g, device)
+    optimizer = torch.optim.Adam(image.parameters(), lr=lr)
+    probs: list[float] = []
+    start = time.perf_counter()
+    done = 0
+    try:
+        done = _optimise(model, image, optimizer, target, recipe, steps, tv_weight, l2_weight, jitter_px, g,
+                         probs, on_step, check)
+    except JobStopped as stop:
+        with torch.no_grad():
+            stop.partial = DreamResult(image().detach(), len(probs), time.perf_counter() - start, probs)
+        raise
+    with torch.no_grad():
+        final = image().detach()
+    return DreamResult(final, done, time.perf_counter() - start, probs)
+
+
+def _optimise(model, image, optimizer, target, recipe, steps, tv_weight, l2_weight, jitter_px, g, probs,
+              on_step, check) -> int:
+    done = 0
+    for step in range(1, steps + 1):
+        if check is not None:
+            check()
+        x = image()
+        seen = robust_transform(x, g) if recipe == "robust" else roll_jitter(x, jitter_px, g)
+        logits = model(seen)
+        loss = dream_loss(logits, x, target, recipe, tv_weight, l2_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if isinstance(image, PixelImage):
+            image.constrain()
+        prob = float(logits.detach().softmax(1)[0, target])
+        probs.append(prob)
+        done = step
+        if on_step is not None:
+            on_step(step, prob, float(loss.detach()), image)
+    return done
+
+
+# ------------------------------------------------------------------------------------ judging
+
+
+@torch.no_grad()
+def judge(model: nn.Module, x: torch.Tensor, classes: list[str], target: int | None, k: int = 5) -> dict:
+    """How `model` sees image `x`: the target's probability and rank (1 = first), and the top k."""
+    probs = model(x).float().softmax(1)[0].cpu()
+    top = probs.topk(min(k, len(classes)))
+    out = {"top": [{"class": classes[i], "index": int(i), "prob": round(float(p), 6)}
+                   for p, i in zip(top.values.tolist(), top.indices.tolist())]}
+    if target is not None:
+        out["probability"] = round(float(probs[target]), 6)
+        out["rank"] = int((probs > probs[target]).sum()) + 1
+    return out
+
+
+def target_in(classes: list[str], name: str) -> int | None:
+    """The same class in another model's list, when it has one (a run's 'cat' is not an ImageNet class)."""
+    from engine.adversarial.target import resolve_class
+
+    try:
+        return resolve_class(name, classes)
+    except ConfigError:
+        return None

@@ -1,0 +1,198 @@
+"""Adversarial examples: FGSM, PGD (L-inf and L2), the lesson's unbounded gradient descent; robustness sweeps.
+
+Images are in [0, 1] and the model normalises them itself (engine.models.classifier.Classifier), so eps, step sizes and
+the reported norms are in pixel units: eps 4/255 lets every pixel move by 4 grey levels.
+
+The attack functions work on a batch and a frozen model; they are plain PyTorch and match torchattacks'
+PGD/FGSM step for step. `attack_job(params, ctx)` attacks image files (PNGs, predictions before and after,
+norms, a StepEnded per step); `robustness_job(params, ctx)` measures robust accuracy per eps on a run's
+validation split and stores it in the run's report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from engine.core.errors import ConfigError, choice_error
+from engine.core.events import JobStarted, ProgressAdvanced
+from engine.runtime.precision import autocast_dtype, precision_name
+
+if TYPE_CHECKING:
+    from engine.core.jobs import JobContext
+from engine.adversarial.attacks import (
+    DEFAULT_SWEEP,
+    NORMS,
+    _check_step_size,
+    check_eps,
+    check_steps,
+    default_step_size,
+    eps_text,
+    parse_eps,
+    run_attack,
+)
+from engine.adversarial.common import PRECISION_HELP, check_precision, fast_copy
+
+# ------------------------------------------------------------------------------------ robustness
+
+
+@dataclass
+class RobustnessParams:
+    """A robustness sweep of a trained run over its validation split."""
+
+    run_dir: str = field(default="", metadata={"help": "a trained run"})
+    data: str | None = field(default=None, metadata={"help": "the dataset (default: the run's)"})
+    eps: list[float] = field(default_factory=lambda: list(DEFAULT_SWEEP),
+                             metadata={"help": "budgets in [0, 1] pixel units; 0 = clean accuracy"})
+    method: str = field(default="pgd", metadata={"help": "pgd | fgsm"})
+    norm: str = field(default="linf", metadata={"help": "linf | l2 (pgd)"})
+    steps: int = field(default=10, metadata={"help": "pgd steps"})
+    step_size: float | None = field(default=None, metadata={"help": "step size (default 2.5*eps/steps)"})
+    random_start: bool = field(default=False, metadata={"help": "pgd: random start in the ball"})
+    batch_size: int = field(default=32, metadata={"help": "images per batch"})
+    limit: int | None = field(default=None, metadata={"help": "attack at most this many validation images"})
+    seed: int = field(default=0, metadata={"help": "random seed (random start)"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
+    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
+    workers: int | None = field(default=None, metadata={"help": "DataLoader workers (default: auto)"})
+
+    def validate(self) -> "RobustnessParams":
+        check_precision(self.precision)
+        if self.method not in ("pgd", "fgsm"):
+            raise choice_error("robustness method", self.method, ("pgd", "fgsm"))
+        if self.norm not in NORMS:
+            raise choice_error("norm", self.norm, NORMS)
+        if self.method == "fgsm" and self.norm != "linf":
+            raise ConfigError("FGSM is an L-inf attack: use --norm linf, or --method pgd --norm l2.")
+        if not self.eps:
+            raise ConfigError("--eps is empty: give budgets like 0,1/255,2/255,4/255,8/255.")
+        self.eps = [parse_eps(e) for e in self.eps]
+        for e in self.eps:
+            check_eps(e)
+        self.eps = sorted(set(self.eps))
+        check_steps(self.steps)
+        if self.step_size is not None:
+            self.step_size = parse_eps(self.step_size)
+        _check_step_size(self.step_size)
+        if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 4096):
+            raise ConfigError(f"--batch-size {self.batch_size} is out of range: use 1 to 4096.")
+        if self.limit is not None and not (isinstance(self.limit, int) and self.limit >= 1):
+            raise ConfigError(f"--limit {self.limit} is out of range: use 1 or more images.")
+        if not self.run_dir:
+            raise ConfigError("No run given: pass a run directory (runs/<…>).")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}-{self.norm}"
+
+
+def parse_eps_list(text: str) -> list[float]:
+    """'0,1/255,2/255' -> floats (ranges checked by RobustnessParams)."""
+    parts = [p for p in str(text).replace(" ", "").split(",") if p]
+    if not parts:
+        raise ConfigError("--eps is empty: give budgets like 0,1/255,2/255,4/255,8/255.")
+    return [parse_eps(p) for p in parts]
+
+
+def validation_samples(record: dict, data: str | None, ctx: JobContext):
+    """The run's validation split, recomputed from its dataset, seed and val_fraction."""
+    from engine.core.errors import RunError
+    from engine.data.scan import scan_run_dataset, split_dataset
+
+    info = scan_run_dataset(record["dataset"], data or None, ctx=ctx)
+    if list(info.classes) != list(record["classes"]):
+        raise RunError(f"The dataset at {info.root} has classes {info.classes}, but the run was trained on "
+                       f"{record['classes']}. Pass the run's dataset with --data.")
+    _, val = split_dataset(info, record.get("val_fraction", 0.2), record.get("seed", 0))
+    return info, val
+
+
+def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
+    """Robust accuracy per eps on the run's validation split, the way Foolbox reports it: an image counts
+    as robust at eps when the model classifies it correctly and no attack at eps or below changes that
+    (eps 0 is the clean accuracy). Saved in the run's report.json under "robustness" -> "<method>-<norm>"."""
+
+    from engine.adversarial.target import load_target_model
+    from engine.core.files import read_json
+    from engine.core.runs import update_report
+    from engine.data.loaders import ImageFiles, auto_workers, data_loader
+    from engine.runtime.devices import describe_device
+
+    params.validate()
+    device_name, why = describe_device(params.device)
+    device = torch.device(device_name)
+    dtype = autocast_dtype(device, params.precision)
+    tm = load_target_model(run_dir=params.run_dir, device=device)
+    info, val = validation_samples(tm.record, params.data, ctx)
+    if params.limit:
+        val = val[: params.limit]
+    if not val:
+        raise ConfigError(f"The validation split of {info.root} is empty: nothing to attack.")
+    model = fast_copy(tm, device, tm.prep["crop_size"], dtype)
+    ctx.emit(JobStarted("robustness", f"{params.method} {params.norm} sweep of {tm.name}", str(tm.run_dir)))
+    ctx.log(f"device: {device_name} ({why}), {precision_name(dtype)}; {len(val)} validation images; eps "
+            + ", ".join(eps_text(e) for e in params.eps))
+    workers = params.workers if params.workers is not None else auto_workers(device)
+    loader = data_loader(ImageFiles([s.path for s in val], tm.prep), batch_size=params.batch_size,
+                         num_workers=workers)
+    labels_all = torch.tensor([s.label for s in val], dtype=torch.long, device="cpu")
+    correct = {e: 0 for e in params.eps}
+    counted, skipped = 0, []
+    generator = torch.Generator().manual_seed(params.seed)
+    started = time.perf_counter()
+    total_work = len(val) * len(params.eps)
+    for xb, idx, errors in loader:
+        keep = [j for j, err in enumerate(errors) if not err]
+        skipped += [{"path": val[int(idx[j])].path, "reason": errors[j]} for j, err in enumerate(errors) if err]
+        if not keep:
+            continue
+        x = xb[keep].to(device).float().div(255)
+        y = labels_all[idx[keep]].to(device)
+        with torch.no_grad():
+            robust = model(x).argmax(1) == y
+        for e in params.eps:  # ascending
+            ctx.check()
+            if e > 0:
+                alpha = params.step_size if params.step_size is not None else default_step_size(
+                    params.method, e, params.steps)
+                adv = run_attack(model, x, y, method=params.method, eps=e, steps=params.steps, alpha=alpha,
+                                 norm=params.norm, random_start=params.random_start, generator=generator,
+                                 check=ctx.check)
+                # An adversarial example found at a smaller eps also lies in this larger ball, so it counts
+                # here too: the curve never rises because one attack run happened to do worse.
+                with torch.no_grad():
+                    robust = robust & (model(adv).argmax(1) == y)
+            correct[e] += int(robust.sum())
+            done = counted * len(params.eps) + len(keep) * (params.eps.index(e) + 1)
+            ctx.progress(ProgressAdvanced("robustness", done, total_work, "image-attacks"))
+        counted += len(keep)
+    if counted == 0:
+        raise ConfigError(f"None of the {len(val)} validation images could be read; see `tlbench scan`.")
+    rows = [{"eps": e, "eps_text": eps_text(e), "accuracy": round(correct[e] / counted, 6),
+             "correct": correct[e], "images": counted} for e in params.eps]
+    sweep = {
+        "method": params.method, "norm": params.norm,
+        "steps": params.steps if params.method == "pgd" else 1,
+        "step_size": params.step_size if params.step_size is not None else (
+            "2.5*eps/steps" if params.method == "pgd" else "eps"),
+        "random_start": params.random_start,
+        "precision": precision_name(dtype),
+        "dataset": str(info.root), "images": counted, "skipped": skipped,
+        "eps": [r["eps"] for r in rows], "accuracy": [r["accuracy"] for r in rows], "rows": rows,
+        "seconds": round(time.perf_counter() - started, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    report_path = Path(tm.run_dir) / "report.json"
+    existing = read_json(report_path).get("robustness", {}) if report_path.exists() else {}
+    if not isinstance(existing, dict):
+        existing = {}
+    update_report(tm.run_dir, {"robustness": {**existing, params.key: sweep}})
+    for r in rows:
+        ctx.log(f"eps {r['eps_text']:>7}: robust accuracy {r['accuracy']:.4f} ({r['correct']}/{r['images']})")
+    return {"run_dir": str(tm.run_dir), "key": params.key, **sweep}
+

@@ -1,0 +1,168 @@
+"""The run directory: config, metrics, checkpoints and reports, all written atomically.
+
+runs/<timestamp>-<dataset>-<backbone>-<mode>/
+    config.json     everything needed to reproduce the run (seed and versions included)
+    metrics.jsonl   one line per epoch
+    best.pt last.pt checkpoints (loaded with weights_only=True)
+    report.json     final metrics
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine import __version__
+from engine.core.errors import EXIT_FAILED, RunError
+
+if TYPE_CHECKING:
+    import torch
+from engine.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+
+# torch is imported inside the functions that need it: listing runs, reading metrics and writing the
+# scan cache stay light, so the workbench's first screen does not wait ~5 s for PyTorch.
+
+CHECKPOINT_FORMAT = "tlbench-checkpoint/1"
+
+
+def runs_root(arg: str | os.PathLike | None = None) -> Path:
+    """--runs-dir, else $TLBENCH_RUNS, else ./runs."""
+    return Path(arg or os.environ.get("TLBENCH_RUNS") or "runs").expanduser()
+
+
+def versions() -> dict[str, str]:
+    import torch
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),  # TorchVersion is a str subclass that weights_only refuses
+        "torchvision": str(torchvision.__version__),
+        "tlbench": __version__,
+    }
+
+
+def safe_name(text: str) -> str:
+    """A file-name part made only of letters, digits, '_', '.', '-': user text (a class name, a label) can
+    never add a path separator or climb out with '..'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "x"
+
+
+def create_run_dir(root: Path, dataset: str, backbone: str, mode: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{safe_name(dataset)}-{safe_name(backbone)}-{safe_name(mode)}"
+    for i in range(1, 1000):
+        path = root / (base if i == 1 else f"{base}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"Could not create a run directory under {root}: too many runs named {base}.",
+                   exit_code=EXIT_FAILED)  # not the user's input: a thousand runs started in one second
+
+
+def resolve_run_dir(value: str | os.PathLike, root: Path | None = None) -> Path:
+    """A run given by path or by name inside the runs root; names cannot escape the root."""
+    path = Path(value).expanduser()
+    if path.is_dir() and (path / "config.json").exists():
+        return path
+    if root is not None and not path.is_absolute():
+        candidate = (root / path).resolve()
+        if not candidate.is_relative_to(root.resolve()):
+            raise RunError(f"Run name {str(value)!r} points outside the runs directory {root}.")
+        if candidate.is_dir() and (candidate / "config.json").exists():
+            return candidate
+    if path.is_dir():
+        raise RunError(f"{value} is not a tlbench run: it has no config.json. Pass a directory under runs/.")
+    raise RunError(f"Run directory {value} not found. List runs with `ls {root or 'runs'}`.")
+
+
+def save_config(run_dir: Path, config: dict) -> None:
+    atomic_write_json(run_dir / "config.json", config)
+
+
+def load_config(run_dir: Path) -> dict:
+    return read_json(Path(run_dir) / "config.json")
+
+
+def append_metrics(run_dir: Path, row: dict) -> None:
+    """Add one epoch's line to metrics.jsonl. The file is rewritten atomically, so it is never half-written."""
+    path = Path(run_dir) / "metrics.jsonl"
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    atomic_write_text(path, old + json.dumps(row, default=float) + "\n")
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    return rows
+
+
+def update_report(run_dir: Path, updates: dict) -> dict:
+    """Merge top-level keys into the run's report.json (evaluation, robustness …) atomically."""
+    path = Path(run_dir) / "report.json"
+    report = read_json(path) if path.exists() else {}
+    report.update(updates)
+    atomic_write_json(path, report)
+    return report
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """torch.save to memory, then an atomic replace: a crash mid-write leaves the previous file intact."""
+    import torch
+
+    path = Path(path)
+    buf = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **payload}, buf)
+    # A process killed mid-write leaves its temporary file behind; one writer per run, so clear them.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load with weights_only=True: a checkpoint carrying a pickled payload is refused, never executed."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise RunError(f"Checkpoint {path} not found.")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises several types for unsafe or broken files
+        raise RunError(
+            f"Checkpoint {path} could not be loaded safely: {unpickling_reason(err)}. "
+            "tlbench only loads plain tensors and data (weights_only=True); "
+            "a file with pickled code is refused on purpose."
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise RunError(f"{path} is not a tlbench checkpoint (no '{CHECKPOINT_FORMAT}' marker).")
+    return ckpt
+
+
+def unpickling_reason(err: BaseException) -> str:
+    """The informative line of torch.load's long weights_only error (which global it refused)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for ln in lines:
+        if "Unsupported global" in ln or "Unsupported operand" in ln:
+            return ln.replace("WeightsUnpickler error: ", "").split(" was not an allowed global")[0]
+    return lines[0] if lines else type(err).__name__
+
+
+def list_runs(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if (p / "config.json").exists()), reverse=True)

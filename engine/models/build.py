@@ -1,0 +1,105 @@
+"""Building models from the registry: an ImageNet model with its weights, a Classifier with a new head, and
+the registry row the CLI and the workbench show."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from engine.core.errors import ConfigError
+from engine.models.registry import build_architecture, feature_dim, get_spec, param_count
+from engine.models.weights import (
+    is_random,
+    load_torchvision_pretrained,
+    load_weights,
+    random_identity,
+    weights_status,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from engine.core.jobs import JobContext
+    from engine.models.classifier import Classifier
+
+
+def backbone_info(name: str) -> dict:
+    """One registry row: size, input, preprocessing, ImageNet top-1, feature width and weights status.
+
+    `tlbench backbones` prints these rows and the workbench's Model screen shows them.
+    """
+    spec = get_spec(name)
+    status = weights_status(spec)
+    return {
+        "name": name,
+        "family": spec.family,
+        "params": param_count(name),
+        "input_size": spec.input_size,
+        "resize_size": spec.resize_size,
+        "interpolation": spec.interpolation,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "feature_dim": feature_dim(name),
+        "imagenet_top1": spec.top1,
+        "weights": status.status,
+        "weights_path": status.path,
+        "weights_detail": status.detail,
+        "weights_bytes": status.bytes,
+        "min_input": spec.min_input,
+        "fixed_input": spec.fixed_input,
+    }
+
+
+def build_imagenet_model(
+    name: str,
+    weights: str | os.PathLike | None = None,
+    ctx: JobContext | None = None,
+    seed: int | None = None,
+) -> tuple[nn.Module, str]:
+    """The 1,000-class ImageNet model with pretrained weights; returns (model, weights identity).
+
+    `weights`: None = the registry's pretrained weights (shipped -> cache -> download -> clear error);
+    "random" = no pretrained weights, initialised from `seed` (the identity names the seed);
+    a path = a local state dict, loaded with weights_only=True.
+    """
+    spec = get_spec(name)
+    if weights is None and spec.family == "torchvision":
+        return load_torchvision_pretrained(spec, ctx)
+    if is_random(weights):
+        return build_architecture(spec, seed), random_identity(seed)
+    model = build_architecture(spec)
+    identity = load_weights(spec, model, weights, ctx)
+    return model, identity
+
+
+def build_classifier(
+    name: str,
+    num_classes: int | None,
+    weights: str | os.PathLike | None = None,
+    ctx: JobContext | None = None,
+    seed: int | None = None,
+) -> tuple[Classifier, str]:
+    """A Classifier: the pretrained backbone with its ImageNet head swapped for a new one.
+
+    With num_classes=None the ImageNet head is kept (attacks and dreams against the raw backbone).
+    """
+    from torch import nn
+
+    from engine.models.classifier import Classifier, feature_width, split_head
+
+    spec = get_spec(name)
+    if num_classes is not None and num_classes < 2:
+        raise ConfigError(f"A classifier needs at least 2 classes, got {num_classes}.")
+    model, identity = build_imagenet_model(name, weights, ctx, seed)
+    width = feature_width(model)
+    backbone, imagenet_head = split_head(model)
+    if num_classes is None:
+        if imagenet_head is None:
+            raise ConfigError(
+                f"{name}'s ImageNet classifier is a convolution applied before pooling, so it cannot sit on "
+                "pooled features as a separate head: attack or dream a run trained on it, or use another backbone."
+            )
+        head = imagenet_head
+    else:
+        head = nn.Linear(width, num_classes)
+    return Classifier(backbone, head, spec.mean, spec.std), identity

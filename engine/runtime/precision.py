@@ -1,0 +1,78 @@
+"""Numeric precision of a job's forward passes: which autocast dtype, and whether fp16 needs a GradScaler.
+
+One place for every job (extraction, fine-tuning, attacks, dreams), so a device gets the same choice
+everywhere. `auto` is conservative: bf16 on a CUDA GPU that runs it natively, fp16 on an older CUDA GPU,
+fp32 elsewhere — on CPUs bf16 autocast was 1.3x faster on one machine (AVX-512) and 13x slower on another
+(AVX2 only), so a CPU gets reduced precision only when asked for.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.core.errors import ConfigError, choice_error
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions: the CLI's parsers read PRECISIONS, and `tlbench --help` should not
+# wait seconds for torch.
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The dtype to autocast to on `device`, or None for plain fp32."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise choice_error("precision", precision, PRECISIONS)
+    kind = device.type
+    if precision == "fp32":
+        return None
+    if precision == "auto":
+        if kind == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--precision {precision} is not available on {kind}: use --precision fp32.")
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def needs_grad_scaler(device: torch.device, dtype: torch.dtype | None) -> bool:
+    """fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none."""
+    import torch
+
+    return dtype == torch.float16 and device.type in ("cuda", "mps")
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """torch.autocast for `dtype` on `device`'s type, disabled when dtype is None."""
+    import torch
+
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    import torch
+
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def training_precision(precision: str = "auto", amp: bool = True) -> str:
+    """The precision a training config asks for. `--no-amp` (amp False) predates --precision and means fp32;
+    configs written before --precision existed carry only `amp` and keep meaning what they meant."""
+    return precision if amp else "fp32"
+
+
+def use_channels_last(device: torch.device, asked: str = "auto") -> bool:
+    """Whether a training model on `device` runs in channels_last: "on", "off", or "auto" (CUDA and CPU).
+
+    On CUDA it is what tensor cores want under autocast. On this project's 2-core x86 CPU a training step
+    (forward, backward, AdamW) ran 1.49x as fast for EfficientNet-Lite0, 1.16x for ResNet-50 and 1.17x for
+    MobileNetV3 at 96 px (bench/train_throughput.py --compare-memory-formats; bench/results/
+    train_channels_last_cpu.json), as engine.train.features found for extraction. MPS stays contiguous unless asked
+    (not measured; its channels_last kernels have lagged)."""
+    if asked == "auto":
+        return device.type in ("cuda", "cpu")
+    return asked == "on"

@@ -1,0 +1,2 @@
+# here, not in engine.serve.export, so the CLI's parser needs no torch
+EXPORT_FORMATS = ("torchscript", "onnx")

@@ -1,0 +1,236 @@
+"""Exporting a run's model to TorchScript or ONNX, with its preprocessing and class names inside.
+
+The exported model takes a batch of RGB images as uint8 [N, 3, H, W] at any size, decoded in full, and does
+what `tlbench predict` does before its classifier, with the same code: resize the shorter side (antialiased,
+on uint8 values), center-crop, scale to [0, 1], normalise. It returns class probabilities [N, C]. Class
+names travel with it: TorchScript keeps them as the module's `classes` attribute and in the archive's extra
+file `tlbench.json`; ONNX in the model's metadata (`classes`, `preprocessing`, `tlbench` keys).
+
+After writing, the export is checked against `tlbench predict` (engine.serve.predict.predict_paths with the run's
+model) on real images of the run's dataset, each decoded in full and given to the export as it is.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from engine.core.errors import ConfigError, DatasetError
+from engine.core.events import JobStarted
+from engine.core.files import atomic_write_bytes
+from engine.core.runs import load_config
+from engine.data.images import load_rgb
+from engine.data.layouts import find_items
+from engine.data.loaders import resize_center_crop, resize_mode
+from engine.models.loading import load_run_model
+from engine.serve import EXPORT_FORMATS
+from engine.serve.predict import predict_paths
+
+if TYPE_CHECKING:
+    from engine.core.jobs import JobContext
+
+ONNX_OPSET = 18  # Resize with antialiasing
+
+
+class ExportedClassifier(nn.Module):
+    """uint8 images [N, 3, H, W] -> probabilities [N, C], the run's eval preprocessing included.
+
+    The preprocessing is `tlbench predict`'s own code (engine.data.loaders.resize_center_crop, which its eval
+    transform runs on the fully decoded image), so the export sees the pixels predict sees: the same ones
+    under TorchScript; under ONNX, onnxruntime's antialiased uint8 Resize, within a grey level on a few
+    pixels of torch's.
+    """
+
+    def __init__(self, model: nn.Module, prep: dict, classes: list[str]):
+        super().__init__()
+        self.model = model
+        self.resize_size = int(prep["resize_size"])
+        self.crop_size = int(prep["crop_size"])
+        self.mode = resize_mode(prep)
+        self.classes = list(classes)  # TorchScript infers List[str] and keeps it on the module
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # torch's antialiased uint8 resize is a CPU kernel: images on a GPU take a round trip
+        x = images if images.device.type == "cpu" else images.cpu()
+        x = resize_center_crop(x, self.resize_size, self.crop_size, self.mode)
+        if images.device.type != "cpu":
+            x = x.to(images.device)
+        return self.model(x.float() / 255.0).softmax(1)
+
+
+def metadata(record: dict, run_dir: Path) -> dict:
+    return {"classes": record["classes"], "preprocessing": record["preprocessing"], "backbone": record["backbone"],
+            "mode": record.get("mode"), "run": run_dir.name,
+            "input": "uint8 RGB images [N, 3, H, W], any size", "output": "class probabilities [N, C]"}
+
+
+def export_torchscript(wrapper: ExportedClassifier, meta: dict, path: Path) -> None:
+    size = wrapper.crop_size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but remains the portable format
+        inner = torch.jit.trace(wrapper.model, torch.rand(1, 3, size, size, device="cpu"), check_trace=False)
+        wrapper.model = inner
+        scripted = torch.jit.script(wrapper)
+        buf = io.BytesIO()  # then written atomically: a failed export never leaves half a model file
+        torch.jit.save(scripted, buf, _extra_files={"tlbench.json": json.dumps(meta)})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def onnx_modules():
+    """(onnx, onnxruntime), or a clear message when the optional extra is missing."""
+    try:
+        import onnx
+        import onnxruntime
+        import onnxscript  # noqa: F401 - torch's ONNX exporter needs it
+    except ImportError as err:
+        raise ConfigError(
+            f"ONNX export needs the onnx, onnxscript and onnxruntime packages ({err.name or err} is not "
+            "installed). Install them with pip install 'tlbench[onnx]', or export with --format torchscript."
+        ) from None
+    return onnx, onnxruntime
+
+
+def export_onnx(wrapper: ExportedClassifier, meta: dict, path: Path) -> None:
+    onnx, _ = onnx_modules()
+    from torch.export import Dim
+
+    example = torch.randint(0, 256, (2, 3, wrapper.resize_size + 7, wrapper.resize_size + 3), dtype=torch.uint8,
+                            device="cpu")
+    dynamic = {"images": {0: Dim("batch", min=1, max=4096), 2: Dim("height", min=wrapper.crop_size, max=16384),
+                          3: Dim("width", min=wrapper.crop_size, max=16384)}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (example,), str(path), dynamo=True, dynamic_shapes=dynamic,
+                          input_names=["images"], output_names=["probabilities"], opset_version=ONNX_OPSET,
+                          external_data=False, verbose=False)
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {"classes": json.dumps(meta["classes"]),
+                                        "preprocessing": json.dumps(meta["preprocessing"]),
+                                        "tlbench": json.dumps(meta)})
+    atomic_write_bytes(path, model.SerializeToString())
+
+
+def load_exported(path: str | os.PathLike):
+    """A callable uint8 batch -> probabilities, and the class names, for either format (used by tests)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        onnx, ort = onnx_modules()
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        classes = json.loads(session.get_modelmeta().custom_metadata_map["classes"])
+        return (lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])), classes
+    module = torch.jit.load(str(path), map_location="cpu")
+    return (lambda x: module(x)), list(module.classes)
+
+
+def export_run(run_dir: str | os.PathLike, fmt: str = "torchscript", ctx: JobContext | None = None,
+               output: str | os.PathLike | None = None, checkpoint: str = "best.pt") -> dict:
+    """The export job: RUN/export/model.pt (TorchScript) or model.onnx, checked against `tlbench predict`."""
+    if fmt not in EXPORT_FORMATS:
+        from engine.core.errors import choice_error
+
+        raise choice_error("export format", fmt, EXPORT_FORMATS)
+    if fmt == "onnx":
+        onnx_modules()  # fail before loading anything
+    run_dir = Path(run_dir)
+    record = load_config(run_dir)
+    if ctx is not None:
+        ctx.emit(JobStarted("export", f"{run_dir.name} to {fmt}", str(run_dir)))
+    model, record = load_run_model(run_dir, "cpu", checkpoint)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    path = Path(output) if output else run_dir / "export" / ("model.pt" if fmt == "torchscript" else "model.onnx")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = metadata(record, run_dir)
+    wrapper = ExportedClassifier(model, record["preprocessing"], record["classes"]).eval()
+    if ctx is not None:
+        ctx.log(f"exporting {checkpoint} of {run_dir.name} to {fmt}: {path}")
+    (export_torchscript if fmt == "torchscript" else export_onnx)(wrapper, meta, path)
+    run, classes = load_exported(path)
+    check = check_against_predict(run, model, record)
+    result = {"run_dir": str(run_dir), "format": fmt, "path": str(path), "bytes": path.stat().st_size,
+              "classes": classes, **check}
+    if ctx is not None:
+        ctx.log(f"checked against tlbench predict on {check['checked_images']} {check['checked_on']}: "
+                f"probabilities within {check['max_abs_diff']:.1e}",
+                "info" if check["max_abs_diff"] <= PARITY_TOLERANCE else "warning")
+        ctx.result.update(result)
+    return result
+
+
+PARITY_TOLERANCE = 1e-3  # probabilities; the export and predict differ by at most a grey level here and there
+CHECK_IMAGES = 8
+
+
+def check_images(record: dict, n: int = CHECK_IMAGES) -> list[str]:
+    """Up to n image files of the run's dataset, a few per class (sorted, so the same ones each time);
+    none when the dataset is no longer there. Lists folders only: no scan, no decoding."""
+    try:
+        _, items, _ = find_items(Path(record["dataset"]))
+    except (DatasetError, OSError):  # a dataset that moved only means the check uses other images
+        return []
+    by_class: dict[str, list[str]] = {}
+    for path, cls, _ in sorted(items):
+        by_class.setdefault(cls, []).append(path)
+    picks: list[str] = []
+    for i in range(n):
+        for paths in by_class.values():
+            if i < len(paths) and len(picks) < n:
+                picks.append(paths[i])
+    return picks
+
+
+def _synthetic_images(folder: Path, prep: dict) -> list[str]:
+    """Two photo-like test images (smooth colour gradients and noise, two aspect ratios) when the dataset is
+    gone: PNG files, so both sides decode exactly the same pixels."""
+    rng = np.random.default_rng(0)
+    size = int(prep["resize_size"])
+    paths = []
+    for i, (h, w) in enumerate([(size * 3 + 5, size * 2 + 1), (size + 3, size * 4 + 2)]):
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([xx / w, yy / h, (xx + yy) / (w + h)], axis=-1) * 255
+        arr = np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+        path = folder / f"check-{i}.png"
+        Image.fromarray(arr, "RGB").save(path)
+        paths.append(str(path))
+    return paths
+
+
+def check_against_predict(run, model: nn.Module, record: dict) -> dict:
+    """The largest difference in probabilities between the export (`run`: uint8 batch -> probabilities) and
+    `tlbench predict` with the run's model, on real images decoded in full (see `check_images`), or on
+    generated ones when none of those can be read."""
+    with tempfile.TemporaryDirectory(prefix="tlbench-export-check-") as tmp:
+        diffs = _differences(run, model, record, check_images(record))
+        source = "images of the run's dataset"
+        if not diffs:
+            diffs = _differences(run, model, record, _synthetic_images(Path(tmp), record["preprocessing"]))
+            source = "generated images (none of the run's dataset could be read)"
+    return {"max_abs_diff": max(diffs), "checked_images": len(diffs), "checked_on": source}
+
+
+def _differences(run, model: nn.Module, record: dict, paths: list[str]) -> list[float]:
+    classes = record["classes"]
+    rows = predict_paths(model, record, paths, top_k=len(classes), device="cpu")
+    diffs = []
+    for path, row in zip(paths, rows):
+        if "error" in row:
+            continue
+        want = torch.zeros(len(classes), device="cpu")
+        for p in row["predictions"]:
+            want[p["index"]] = p["prob"]
+        pixels = torch.from_numpy(np.asarray(load_rgb(path)).copy()).permute(2, 0, 1).unsqueeze(0)
+        with torch.inference_mode():
+            got = run(pixels)[0].float()
+        diffs.append(float((got - want).abs().max()))
+    return diffs

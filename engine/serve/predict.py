@@ -1,0 +1,64 @@
+"""Loading a run's model and predicting classes for image files."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from engine.data.images import ImageProblem, is_image_name
+from engine.data.loaders import load_for_model
+from engine.models.classifier import Classifier
+
+
+def expand_folders(paths: list[str]) -> list[str]:
+    """Each folder becomes the image files under it (sorted; hidden files and symlinked folders skipped);
+    a folder with none stays as it is, so it gets its own error line."""
+    out = []
+    for path in paths:
+        if not os.path.isdir(path):
+            out.append(str(path))
+            continue
+        found = []
+        for folder, dirs, files in os.walk(path):  # followlinks=False: a link loop cannot recurse forever
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found += [os.path.join(folder, f) for f in sorted(files) if is_image_name(f)]
+        out += found or [str(path)]
+    return out
+
+
+def predict_paths(model: Classifier, record: dict, paths: list[str], top_k: int = 5,
+                  device: str | torch.device = "cpu", batch_size: int = 32) -> list[dict]:
+    """Per image {"path", "predictions": [{"class", "prob"}...]} or {"path", "error"}, in input order; a
+    folder stands for the images inside it; one bad image never stops the others."""
+    classes = record["classes"]
+    k = max(1, min(top_k, len(classes)))
+    prep = record["preprocessing"]
+    out: list[dict] = []
+    batch: list[tuple[dict, torch.Tensor]] = []
+
+    def flush() -> None:
+        with torch.inference_mode():
+            x = torch.stack([t for _, t in batch]).to(device).float().div(255)
+            top = model(x).softmax(1).cpu().topk(k)
+        for (row, _), values, indices in zip(batch, top.values.tolist(), top.indices.tolist()):
+            row["predictions"] = [{"class": classes[i], "index": int(i), "prob": round(float(p), 6)}
+                                  for p, i in zip(values, indices)]
+        batch.clear()
+
+    for path in expand_folders(paths):
+        row: dict = {"path": path}
+        out.append(row)
+        if os.path.isdir(path):
+            row["error"] = "a folder with no image files in it"
+            continue
+        try:
+            batch.append((row, load_for_model(path, prep)))
+        except ImageProblem as err:
+            row["error"] = str(err)
+            continue
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return out

@@ -1,0 +1,143 @@
+"""Training configuration: every hyperparameter, validated with errors that name the value and the fix."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+from engine.core.errors import ConfigError, choice_error
+from engine.models.registry import DEFAULT_BACKBONE, get_spec
+from engine.runtime.devices import DEVICES
+from engine.runtime.precision import PRECISIONS
+
+MODES = ("probe", "head", "partial", "full")
+# Probe epochs cost milliseconds (the features are cached); the other modes run the backbone every epoch.
+DEFAULT_EPOCHS = {"probe": 30, "head": 5, "partial": 5, "full": 6}
+
+MODE_HELP = {
+    "probe": "frozen backbone; features extracted once and cached; a linear head trained on them (fastest)",
+    "head": "frozen backbone (BatchNorm kept in eval mode); a new head trained on augmented images",
+    "partial": "the last N stages of the backbone unfrozen (--unfreeze N) and trained with the head",
+    "full": "fastai's recipe: frozen epochs, then everything unfrozen with discriminative LRs, one-cycle",
+}
+
+
+OPTIMIZERS = ("adamw", "sgd")
+AUGMENTS = ("none", "light", "strong")
+CHANNELS_LAST = ("auto", "on", "off")
+
+
+def _f(default, help: str):
+    """A config field with its help text (the CLI and the workbench's Model screen show it)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = _f("", "dataset folder")
+    backbone: str = _f(DEFAULT_BACKBONE, "pretrained backbone (`tlbench backbones` lists them)")
+    mode: str = _f("probe", "probe | head | partial | full")
+    epochs: int | None = _f(None, "epochs (default: 30 for probe, 5-6 for the others)")
+    batch_size: int = _f(64, "images per step")
+    lr: float = _f(1e-3, "learning rate (the head's; the backbone gets less in full mode)")
+    img_size: int | None = _f(None, "input size in px (default: the backbone's, less for small images)")
+    val_fraction: float = _f(0.2, "validation share when tlbench splits the data")
+    seed: int | None = _f(0, "random seed (recorded in the run)")
+    workers: int | None = _f(None, "DataLoader workers (default: chosen for the device)")
+    device: str = _f("auto", "auto | cpu | cuda | mps")
+    runs_dir: str | None = _f(None, "where runs are written (default $TLBENCH_RUNS or ./runs)")
+    weights: str | None = _f(None, "backbone weights: registry (default), 'random', or a state-dict file")
+    weight_decay: float = _f(0.0, "weight decay")
+    # fine-tuning (head, partial, full)
+    optimizer: str = _f("adamw", "adamw | sgd (momentum 0.9)")
+    label_smoothing: float = _f(0.0, "label smoothing, 0 to <1")
+    augment: str = _f("light", "none | light (random resized crop + flip) | strong")
+    unfreeze: int = _f(2, "partial mode: how many of the backbone's last stages to train")
+    freeze_epochs: int = _f(1, "full mode: epochs with the backbone frozen before unfreezing")
+    train_bn: bool = _f(False, "update BatchNorm running statistics in trained stages (large datasets)")
+    precision: str = _f("auto", "auto | fp32 | bf16 | fp16: autocast dtype of the forward passes (auto: bf16 on a "
+                                "CUDA GPU that has it, else fp16 on CUDA, fp32 on CPU and MPS)")
+    amp: bool = _f(True, "False (--no-amp) is fp32, as before --precision existed")
+    channels_last: str = _f("auto", "auto | on | off: channels_last memory format (auto: on CUDA and CPU, off on MPS)")
+    grad_clip: float | None = _f(None, "clip the gradient norm to this value")
+    patience: int | None = _f(None, "early stopping: epochs without a better validation accuracy")
+    tensorboard: bool = _f(False, "log scalars for TensorBoard (needs the tensorboard package)")
+
+    def validate(self) -> "TrainConfig":
+        get_spec(self.backbone)  # raises with the allowed names
+        if self.mode not in MODES:
+            raise choice_error("mode", self.mode, MODES)
+        if self.device not in DEVICES:
+            raise choice_error("device", self.device, DEVICES)
+        if self.precision not in PRECISIONS:
+            raise choice_error("precision", self.precision, PRECISIONS)
+        # configs written before "auto" existed hold a bool: True was the default and meant "on CUDA"
+        self.channels_last = {True: "auto", False: "off", None: "auto"}.get(self.channels_last, self.channels_last)
+        if self.channels_last not in CHANNELS_LAST:
+            raise choice_error("channels_last", self.channels_last, CHANNELS_LAST)
+        if not self.amp and self.precision not in ("auto", "fp32"):
+            raise ConfigError(f"--no-amp means fp32, but --precision {self.precision} was also given: "
+                              f"drop --no-amp to train in {self.precision}, or use --precision fp32.")
+        if self.epochs is None:
+            self.epochs = DEFAULT_EPOCHS[self.mode]
+        _positive_int("--epochs", self.epochs, 10_000)
+        _positive_int("--batch-size", self.batch_size, 65_536)
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 10):
+            raise ConfigError(f"--lr {self.lr} is out of range: use a positive learning rate such as 1e-3.")
+        if self.img_size is not None:
+            if not isinstance(self.img_size, int) or not 32 <= self.img_size <= 1024:
+                raise ConfigError(f"--img-size {self.img_size} is out of range: use 32 to 1024 pixels (e.g. 224).")
+        if not (isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1):
+            raise ConfigError(f"--val-fraction {self.val_fraction} is out of range: use a value between 0 and 1, e.g. 0.2.")
+        if self.workers is not None and not (isinstance(self.workers, int) and 0 <= self.workers <= 64):
+            raise ConfigError(f"--workers {self.workers} is out of range: use 0 (load in the main process) to 64.")
+        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
+            raise ConfigError(f"--seed {self.seed} is out of range: use a non-negative integer.")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"--weight-decay {self.weight_decay} must be >= 0.")
+        if not self.dataset:
+            raise ConfigError("No dataset given: pass a dataset folder (see `tlbench scan`).")
+        if self.optimizer not in OPTIMIZERS:
+            raise choice_error("optimizer", self.optimizer, OPTIMIZERS)
+        if self.augment not in AUGMENTS:
+            raise choice_error("augmentation preset", self.augment, AUGMENTS)
+        if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
+            raise ConfigError(f"--label-smoothing {self.label_smoothing} is out of range: use 0 to below 1, e.g. 0.1.")
+        _positive_int("--unfreeze", self.unfreeze, 1000)
+        if not isinstance(self.freeze_epochs, int) or self.freeze_epochs < 0:
+            raise ConfigError(f"--freeze-epochs {self.freeze_epochs} must be a whole number, 0 or more.")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise ConfigError(f"--grad-clip {self.grad_clip} must be a positive number.")
+        if self.patience is not None:
+            _positive_int("--patience", self.patience, 10_000)
+        if self.mode == "full" and self.freeze_epochs >= self.epochs:
+            raise ConfigError(
+                f"--freeze-epochs {self.freeze_epochs} leaves no epoch to fine-tune with --epochs {self.epochs}: "
+                f"use fewer frozen epochs (e.g. 1) or more epochs, or --mode head to keep the backbone frozen.")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _positive_int(flag: str, value, limit: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+        raise ConfigError(f"{flag} {value} is out of range: use a whole number from 1 to {limit}.")
+
+
+def resolve_img_size(requested: int | None, backbone_size: int, median_side: int | None) -> int:
+    """The input size: as asked; else the backbone's, reduced for datasets of small images.
+
+    Upscaling an 8x8 digit to 224 px adds no information and costs 12x the compute of 64 px, so small
+    images get the smallest multiple of 32 at or above their median side (at least 64 px).
+    """
+    if requested:
+        return requested
+    if median_side and median_side < backbone_size:
+        return max(64, min(backbone_size, int(math.ceil(median_side / 32.0) * 32)))
+    return backbone_size

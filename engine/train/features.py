@@ -1,0 +1,258 @@
+"""Extracting pooled backbone features once, and caching them on disk.
+
+The cache is keyed by backbone, weights identity, preprocessing, image size, the tlbench/torch/torchvision/Pillow
+versions and a hash of the code that produces features; inside it each file is identified by (path, size,
+mtime). A second run on the same files does no backbone forward pass at all. Entries for files that are gone or
+changed are dropped when a cache file is rewritten; cache files unused for 30 days, then the least recently
+used beyond 2 GB (TLBENCH_FEATURE_CACHE_MB), are deleted after each write.
+Extraction is fast on a CPU: eval mode, inference_mode, BatchNorm folded into the convolutions,
+channels_last, and JPEG decoding in DataLoader workers, overlapped with the forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import PIL
+import torch
+
+from engine.core.events import ProgressAdvanced
+from engine.core.files import _atomic_write_bytes
+from engine.core.paths import cache_dir
+from engine.core.runs import versions
+from engine.data.images import image_identity
+from engine.data.loaders import ImageFiles, auto_workers, data_loader
+
+if TYPE_CHECKING:
+    from engine.core.jobs import JobContext
+    from engine.models.classifier import Classifier
+from engine.models.fast import inference_copy
+
+# The cache file's layout ({"key", "ids", "features"}); what the features depend on is in the key itself.
+FEATURE_VERSION = 2
+
+
+def cache_key(backbone: str, weights_identity: str, prep: dict) -> dict:
+    """Everything the cached features depend on. A random backbone's identity names its seed."""
+    libs = versions()
+    return {
+        "format": FEATURE_VERSION,
+        "backbone": backbone,
+        "weights": weights_identity,
+        "preprocessing": prep,
+        "image_size": prep["crop_size"],
+        "versions": {"tlbench": libs["tlbench"], "torch": libs["torch"], "torchvision": libs["torchvision"],
+                     "pillow": PIL.__version__},
+        "code": FeatureCache.code_hash(),
+    }
+
+
+class FeatureCache:
+    """<cache>/features/<backbone>-<hash of key>/<hash of dataset root>.pt holding {"key", "ids", "features"};
+    loaded with weights_only=True.
+
+    Pruning, so the cache never grows without bound: `save` keeps only entries whose file still exists
+    unchanged; `prune` then deletes other cache files unused (not read or written) for MAX_AGE_DAYS, and
+    the least recently used beyond TLBENCH_FEATURE_CACHE_MB (default 2048) in all.
+    """
+
+    # The code that turns an image file into a feature vector (decoding, transforms, model building and
+    # extraction), as files beside this one: editing any of them invalidates every cached feature.
+    CODE_DIR = Path(__file__).resolve().parents[1]
+    CODE_FILES = ("train/features.py", "models/fast.py", "data/loaders.py", "data/images.py", "models/classifier.py",
+                  "models/registry.py", "models/weights.py", "models/efficientnet_lite.py", "runtime/precision.py")
+    MAX_AGE_DAYS = 30
+    DEFAULT_MAX_MB = 2048
+
+    def __init__(self, key: dict, dataset_root: str | Path, root: Path | None = None):
+        self.key = key
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        # one file per dataset, so a small dataset never loads a big one's features
+        part = hashlib.sha256(str(Path(dataset_root).resolve()).encode()).hexdigest()[:16]
+        self.root = root or cache_dir() / "features"
+        self.dir = self.root / f"{key['backbone']}-{digest}"
+        self.path = self.dir / f"{part}.pt"
+
+    @classmethod
+    def code_hash(cls) -> str:
+        """sha256 of the feature code's files (a missing file counts by its name, so it still changes the hash)."""
+        h = hashlib.sha256()
+        for name in cls.CODE_FILES:
+            path = cls.CODE_DIR / name
+            h.update(f"{name}\0".encode())
+            try:
+                h.update(path.read_bytes())
+            except OSError:
+                h.update(b"<missing>")
+        return h.hexdigest()[:16]
+
+    def load(self) -> dict[str, torch.Tensor]:
+        try:
+            data = torch.load(self.path, map_location="cpu", weights_only=True)
+            if data.get("key") != json.loads(json.dumps(self.key)):
+                return {}
+            stored = dict(zip(data["ids"], data["features"]))
+        except FileNotFoundError:
+            return {}
+        except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never fatal
+            return {}
+        try:
+            os.utime(self.path)  # last use, for the least-recently-used pruning
+        except OSError:
+            pass
+        return stored
+
+    @staticmethod
+    def current(ident: str) -> bool:
+        """Whether the file an entry was extracted from still exists with the same size and mtime."""
+        path, _, _ = ident.rpartition("|")[0].rpartition("|")
+        try:
+            return image_identity(path) == ident
+        except OSError:
+            return False
+
+    def save(self, entries: dict[str, torch.Tensor]) -> None:
+        entries = {i: f for i, f in entries.items() if self.current(i)}
+        if not entries:
+            return
+        import io
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ids = list(entries)
+        buf = io.BytesIO()
+        torch.save({"key": self.key, "ids": ids, "features": torch.stack([entries[i] for i in ids])}, buf)
+        try:
+            _atomic_write_bytes(self.path, buf.getvalue())
+        except OSError:
+            pass  # a cache we cannot write only costs time next run
+
+    def prune(self, now: float | None = None) -> list[Path]:
+        """Delete other cache files: unused for MAX_AGE_DAYS, then the least recently used while the cache is
+        over its size cap. This file is always kept. Returns what was deleted."""
+        now = time.time() if now is None else now
+        try:
+            cap = float(os.environ.get("TLBENCH_FEATURE_CACHE_MB") or self.DEFAULT_MAX_MB) * 1e6
+        except ValueError:
+            cap = self.DEFAULT_MAX_MB * 1e6
+        files = []
+        for path in self.root.glob("*/*.pt"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            files.append((st.st_mtime, st.st_size, path))
+        files.sort(key=lambda f: f[0], reverse=True)  # most recently used first
+        removed, total = [], 0
+        for mtime, size, path in files:
+            keep = path == self.path or (now - mtime < self.MAX_AGE_DAYS * 86400 and total + size <= cap)
+            if keep:
+                total += size
+                continue
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                continue
+        for folder in {p.parent for p in removed}:
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                pass
+        return removed
+
+
+def extract(
+    model: Classifier,
+    paths: list[str],
+    prep: dict,
+    device: torch.device,
+    batch_size: int = 64,
+    workers: int | None = None,
+    ctx: JobContext | None = None,
+) -> tuple[torch.Tensor, dict[int, str], float]:
+    """Pooled features for `paths` -> (features [N, D] on CPU, {index: reason} for unusable files, images/s)."""
+    fast = inference_copy(model, device, prep["crop_size"])
+    workers = auto_workers(device) if workers is None else workers
+    loader = data_loader(
+        ImageFiles(paths, prep), batch_size=batch_size, shuffle=False, num_workers=workers,
+        pin_memory=device.type == "cuda", persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+    )
+    feats: torch.Tensor | None = None
+    errors: dict[int, str] = {}
+    done, start = 0, time.perf_counter()
+    with torch.inference_mode():
+        for x, idx, err in loader:
+            x = x.to(device, non_blocking=True).float().div_(255)
+            if device.type in ("cpu", "cuda"):
+                x = x.contiguous(memory_format=torch.channels_last)
+            f = fast.features(x).float().cpu()
+            if feats is None:
+                feats = torch.empty(len(paths), f.shape[1], device="cpu")
+            feats[idx] = f
+            for i, e in zip(idx.tolist(), err):
+                if e:
+                    errors[i] = e
+            done += len(idx)
+            if ctx is not None:
+                rate = done / max(time.perf_counter() - start, 1e-6)
+                ctx.progress(ProgressAdvanced("extract", done, len(paths), "images", rate), force=done == len(paths))
+                ctx.check()
+    seconds = time.perf_counter() - start
+    if feats is None:
+        feats = torch.empty(0, 0, device="cpu")
+    return feats, errors, (len(paths) / seconds if seconds > 0 and paths else 0.0)
+
+
+def cached_features(
+    model_factory: Callable[[], Classifier],
+    key: dict,
+    dataset_root: str | Path,
+    paths: list[str],
+    device: torch.device,
+    batch_size: int = 64,
+    workers: int | None = None,
+    ctx: JobContext | None = None,
+) -> tuple[torch.Tensor, dict[int, str], dict]:
+    """Features for `paths`, from the cache where the file is unchanged; extracts only the rest.
+
+    `model_factory` builds the model only when something must be extracted: a full hit loads no backbone.
+
+    Returns (features, {index: reason}, stats) with stats {"feature_cache": "hit"|"miss", "extracted",
+    "extract_images_per_s"}. A file that fails to decode is never cached, so it is retried next time.
+    """
+    cache = FeatureCache(key, dataset_root)
+    stored = cache.load()
+    ids = [image_identity(p) for p in paths]
+    missing = [i for i, ident in enumerate(ids) if ident not in stored]
+    errors: dict[int, str] = {}
+    rate = 0.0
+    if missing:
+        if ctx is not None:
+            ctx.log(f"extracting features for {len(missing)} of {len(paths)} images "
+                    f"({len(paths) - len(missing)} cached)")
+        new, errs, rate = extract(model_factory(), [paths[i] for i in missing], key["preprocessing"], device,
+                                  batch_size, workers, ctx)
+        for j, i in enumerate(missing):
+            if j in errs:
+                errors[i] = errs[j]
+            else:
+                stored[ids[i]] = new[j].clone()
+        cache.save(stored)
+        cache.prune()
+    elif ctx is not None:
+        ctx.log(f"feature cache hit: {len(paths)} images, no backbone forward pass")
+    dim = next(iter(stored.values())).shape[0] if stored else 0
+    out = torch.zeros(len(paths), dim, device="cpu")  # host-side: features are kept on the CPU
+    for i, ident in enumerate(ids):
+        if i not in errors:
+            out[i] = stored[ident]
+    stats = {"feature_cache": "miss" if missing else "hit", "extracted": len(missing) - len(errors),
+             "extract_images_per_s": round(rate, 2)}
+    return out, errors, stats

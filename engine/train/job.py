@@ -1,0 +1,101 @@
+"""Training jobs. Probe mode: frozen backbone, features extracted once and cached, a linear head on top.
+The fine-tuning modes (head, partial, full) are in engine.train.finetune.
+
+`train(config, ctx)` is the job function (run it with engine.core.jobs.run_job): it scans the dataset, creates
+the run directory, trains, writes the evaluation report, and returns the result summary that
+`tlbench train --json` prints. `resume(run_dir, ctx)` continues a stopped run from its last.pt.
+Under torchrun (WORLD_SIZE > 1) every rank runs the job; rank 0 alone writes the run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from engine.core.errors import RunError
+from engine.core.files import atomic_write_json
+from engine.core.jobs import JobContext
+from engine.core.runs import (
+    load_checkpoint,
+    load_config,
+    resolve_run_dir,
+    runs_root,
+)
+from engine.runtime import distributed as D
+from engine.runtime.devices import device_type
+from engine.train.config import TrainConfig
+from engine.train.prepare import Prepared, prepare
+from engine.train.probe import train_probe
+
+
+def train(config: TrainConfig, ctx: JobContext) -> dict:
+    """The training job: prepare, run the mode's loop, write the report, return the summary."""
+    started = time.perf_counter()
+    p = prepare(config, ctx)
+    try:
+        if config.mode == "probe":
+            if p.dist.enabled:
+                raise RunError("--mode probe trains a linear head on cached features in seconds: run it "
+                               "without torchrun (torchrun is for the head, partial and full modes).")
+            result = train_probe(p, ctx)
+        else:  # the fine-tuning modes live in engine.train.finetune
+            from engine.train.finetune import train_finetune
+
+            result = train_finetune(p, ctx)
+        return finish(p, result, started, ctx.paused_seconds)
+    finally:
+        D.teardown(p.dist)
+
+
+def finish(p: Prepared, result: dict, started: float, paused: float = 0.0) -> dict:
+    """summary.json; `seconds` is the job's time without its pauses (`paused_seconds`)."""
+    summary = {"run_dir": str(p.run_dir), "classes": p.info.classes, **result,
+               "seconds": round(time.perf_counter() - started - paused, 3)}
+    if p.dist.is_main:
+        atomic_write_json(p.run_dir / "summary.json", summary)
+    return summary
+
+
+def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, workers: int | None = None,
+           runs_dir: str | None = None) -> dict:
+    """Continue a stopped fine-tuning run from its last.pt, with the settings it recorded.
+
+    On a CPU with the same seed the result equals the uninterrupted run's (tests/test_resume.py).
+    """
+    started = time.perf_counter()
+    run_dir = resolve_run_dir(run_dir, runs_root(runs_dir))
+    record = load_config(run_dir)
+    if (run_dir / "summary.json").exists():
+        raise RunError(f"{run_dir} already finished ({len(read_metrics_safe(run_dir))} epochs, see "
+                       "summary.json): nothing to resume. Start a new run, e.g. with more --epochs.")
+    if record.get("mode") == "probe":
+        raise RunError(f"{run_dir} is a probe run; a probe takes seconds on cached features. "
+                       "Start it again instead of resuming.")
+    if not (run_dir / "last.pt").exists():
+        raise RunError(f"{run_dir} has no last.pt: it stopped before finishing a step. Start a new run.")
+    config = TrainConfig.from_dict(record)
+    if device is not None:
+        config.device = device
+    if workers is not None:
+        config.workers = workers
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    if int(ckpt["epoch"]) >= (config.epochs or 0):
+        raise RunError(f"{run_dir} already completed its {config.epochs} epochs. Start a new run to train longer.")
+    if "precision" not in record and ckpt.get("scaler") and device_type(config.device) == "cuda":
+        config.precision = "fp16"  # recorded before --precision existed: its AMP was fp16 (it kept a scaler)
+    p = prepare(config, ctx, resume_dir=run_dir)
+    try:
+        from engine.train.finetune import train_finetune
+
+        return finish(p, train_finetune(p, ctx, resume=ckpt), started, ctx.paused_seconds)
+    finally:
+        D.teardown(p.dist)
+
+
+def read_metrics_safe(run_dir: Path) -> list[dict]:
+    from engine.core.runs import read_metrics
+
+    try:
+        return read_metrics(run_dir)
+    except ValueError:
+        return []

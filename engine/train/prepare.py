@@ -1,0 +1,180 @@
+"""Training jobs. Probe mode: frozen backbone, features extracted once and cached, a linear head on top.
+The fine-tuning modes (head, partial, full) are in engine.train.finetune.
+
+`train(config, ctx)` is the job function (run it with engine.core.jobs.run_job): it scans the dataset, creates
+the run directory, trains, writes the evaluation report, and returns the result summary that
+`tlbench train --json` prints. `resume(run_dir, ctx)` continues a stopped run from its last.pt.
+Under torchrun (WORLD_SIZE > 1) every rank runs the job; rank 0 alone writes the run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine.core.errors import RunError
+from engine.core.events import JobStarted, null_sink
+from engine.core.jobs import JobContext
+from engine.core.runs import (
+    create_run_dir,
+    load_config,
+    runs_root,
+    save_config,
+    versions,
+)
+from engine.data.images import image_identity
+from engine.data.layouts import DatasetInfo, Sample
+from engine.data.scan import scan_dataset, split_dataset
+from engine.models.build import build_classifier
+from engine.models.classifier import Classifier
+from engine.models.registry import feature_dim, get_spec
+from engine.models.weights import weights_identity
+from engine.runtime import distributed as D
+from engine.runtime.precision import autocast_dtype, precision_name, training_precision, use_channels_last
+from engine.runtime.seeding import seed_everything
+from engine.train.config import TrainConfig, resolve_img_size
+
+
+@dataclass
+class Prepared:
+    """What every mode needs before its loop: data, split, run directory, config record, and the model —
+    built on first use, so a probe whose features are all cached never loads the backbone."""
+
+    config: TrainConfig
+    info: DatasetInfo
+    train: list[Sample]
+    val: list[Sample]
+    weights_identity: str
+    prep: dict
+    device: torch.device
+    run_dir: Path
+    record: dict  # config.json
+    ctx: JobContext
+    dist: D.DistInfo = D.SINGLE
+    _model: Classifier | None = None
+
+    @property
+    def model(self) -> Classifier:
+        if self._model is None:
+            # a random backbone is drawn from the run's seed: the same network every time it is built
+            self._model, identity = build_classifier(self.config.backbone, len(self.info.classes),
+                                                     self.config.weights, self.ctx, seed=self.config.seed)
+            assert identity == self.weights_identity, (identity, self.weights_identity)
+        return self._model
+
+
+def dataset_fingerprint(info: DatasetInfo) -> str:
+    """A hash of every used file's (relative path, size, mtime): tells whether a run's data changed."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for s in sorted(info.samples, key=lambda s: s.path):
+        ident = image_identity(s.path).split("|", 1)[1]
+        h.update(f"{Path(s.path).relative_to(info.root)}|{ident}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None, kind: str = "train") -> Prepared:
+    """Validate, seed, scan and split; create the run directory (or reuse `resume_dir`'s) and config.json.
+
+    `kind` names the job ("train", "lr-find"); an lr-find directory ends in -lr-find instead of the mode."""
+    config.validate()
+    record_old = load_config(resume_dir) if resume_dir is not None else None
+    seed = seed_everything(config.seed)
+    config.seed = seed
+    dist, device, device_name, why = D.join(config.device)
+    if not dist.is_main:  # rank 0 alone logs and writes
+        ctx = JobContext(null_sink, ctx.control)
+    ctx.log(f"device: {device_name} ({why})")
+    if dist.enabled:
+        ctx.log(f"distributed: {dist.world_size} processes (torchrun), global batch "
+                f"{config.batch_size * dist.world_size} = {config.batch_size} per process")
+
+    info = scan_once(config.dataset, dist, ctx)
+    ctx.log(f"dataset: {info.root} — layout {info.layout}, {len(info.samples)} images, {len(info.classes)} classes")
+    for note in info.notes:
+        ctx.log(note, "warning")
+    for bad in info.unreadable[:20]:
+        ctx.log(f"skipped {bad.path}: {bad.reason}", "warning")
+    if len(info.unreadable) > 20:
+        ctx.log(f"… and {len(info.unreadable) - 20} more unusable files (see `tlbench scan`)", "warning")
+    train, val = split_dataset(info, config.val_fraction, seed)
+    ctx.log(f"split: {len(train)} train / {len(val)} validation (seed {seed})")
+
+    spec = get_spec(config.backbone)
+    img_size = resolve_img_size(config.img_size, spec.input_size, info.median_side)
+    prep = spec.preprocessing(img_size)
+    identity = weights_identity(spec, config.weights, seed=seed)
+    ctx.log(f"backbone: {config.backbone} ({identity}), input {img_size} px")
+
+    fingerprint = dataset_fingerprint(info) if dist.is_main else None  # rank 0 alone records and compares it
+    resolved = {}
+    if config.mode != "probe":  # the probe's extraction is engine.train.features' own
+        resolved = {"precision_resolved": precision_name(autocast_dtype(device, training_precision(
+                        config.precision, config.amp))),
+                    "channels_last_resolved": use_channels_last(device, config.channels_last)}
+    if record_old is not None:
+        run_dir = resume_dir
+        if info.classes != record_old["classes"]:
+            raise RunError(f"Cannot resume {run_dir}: the dataset's classes changed since the run started "
+                           f"({record_old['classes']} then, {info.classes} now). Start a new run.")
+        if dist.is_main and fingerprint != record_old.get("dataset_fingerprint"):
+            ctx.log("the dataset's files changed since the run started: the split may differ", "warning")
+        record = {**record_old, "resumed": [*record_old.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")],
+                  "device_resolved": device_name, "workers": config.workers, **resolved}
+    else:
+        run_dir = None
+        if dist.is_main:
+            run_dir = create_run_dir(runs_root(config.runs_dir), info.name, config.backbone,
+                                     config.mode if kind == "train" else kind)
+        run_dir = Path(D.broadcast(dist, str(run_dir) if run_dir else None))
+        record = {
+            **config.to_dict(),
+            "kind": kind,
+            "dataset": str(info.root),
+            "img_size": img_size,
+            "seed": seed,
+            "device_resolved": device_name,
+            **resolved,
+            "world_size": dist.world_size,
+            "dataset_layout": info.layout,
+            "dataset_fingerprint": fingerprint,
+            "classes": info.classes,
+            "train_images": len(train),
+            "val_images": len(val),
+            "skipped_images": len(info.unreadable),
+            "weights_identity": identity,
+            "preprocessing": prep,
+            "feature_dim": feature_dim(config.backbone),
+            "versions": versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    if dist.is_main:
+        save_config(run_dir, record)
+    ctx.emit(JobStarted(kind, f"{config.mode} {config.backbone} on {info.name}", str(run_dir)))
+    ctx.log(f"run directory: {run_dir}")
+    ctx.result["run_dir"] = str(run_dir)
+    return Prepared(config, info, train, val, identity, prep, device, run_dir, record, ctx, dist)
+
+
+def scan_once(dataset: str, dist: D.DistInfo, ctx: JobContext) -> DatasetInfo:
+    """The dataset scan, done by rank 0 alone under torchrun and sent to the others.
+
+    Rather than each rank reading the scan cache rank 0 wrote: the ranks must agree on the very list of files
+    (the sampler's indices point into it), and a file added, removed or broken between two ranks' scans
+    would make them disagree silently. One scan, broadcast, cannot; and the other ranks do not hit the
+    dataset's filesystem (a network share on a cluster) with one stat per file each."""
+    found: DatasetInfo | Exception | None = None
+    if dist.is_main:
+        try:
+            found = scan_dataset(dataset, ctx=ctx)
+        except Exception as err:  # noqa: BLE001 - every rank fails with it, none waits for a list never sent
+            found = err
+    found = D.broadcast(dist, found)
+    if isinstance(found, Exception):
+        raise found
+    return found
+
