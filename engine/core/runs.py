@@ -5,6 +5,7 @@ runs/<timestamp>-<dataset>-<backbone>-<mode>/
     metrics.jsonl   one line per epoch
     best.pt last.pt checkpoints (loaded with weights_only=True)
     report.json     final metrics
+    status.json     running | stopped | failed | done, with the process, host and error (write_status)
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from typing import TYPE_CHECKING
 
 from engine import __version__
 from engine.core.errors import EXIT_FAILED, RunError
+from engine.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 if TYPE_CHECKING:
     import torch
-from engine.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 
 # torch is imported inside the functions that need it: listing runs, reading metrics and writing the
 # scan cache stay light, so the workbench's first screen does not wait ~5 s for PyTorch.
@@ -83,6 +84,25 @@ def resolve_run_dir(value: str | os.PathLike, root: Path | None = None) -> Path:
     if path.is_dir():
         raise RunError(f"{value} is not a tlbench run: it has no config.json. Pass a directory under runs/.")
     raise RunError(f"Run directory {value} not found. List runs with `ls {root or 'runs'}`.")
+
+
+STATUS_FILE = "status.json"
+RUN_STATUSES = ("running", "stopped", "failed", "done")
+
+
+def write_status(run_dir: Path, status: str, error: str | None = None) -> None:
+    """status.json: what the run is doing and, once it ended, how. The workbench's Runs screen reads it, so a
+    run that failed before its first epoch says "failed" and why, not just "no epochs"."""
+    if status not in RUN_STATUSES:
+        raise ValueError(f"unknown run status {status!r}")
+    path = run_dir / STATUS_FILE
+    try:  # the first write of this run's life has none to keep
+        started = read_json(path).get("started") if path.exists() else None
+    except (RunError, AttributeError):  # unreadable or not an object: start afresh
+        started = None
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    atomic_write_json(path, {"status": status, "error": error, "pid": os.getpid(), "host": platform.node(),
+                             "started": started or now, "updated": now})
 
 
 def save_config(run_dir: Path, config: dict) -> None:

@@ -9,21 +9,25 @@ Under torchrun (WORLD_SIZE > 1) every rank runs the job; rank 0 alone writes the
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 from engine.core.errors import RunError
 from engine.core.files import atomic_write_json
-from engine.core.jobs import JobContext
+from engine.core.jobs import JobContext, JobStopped
 from engine.core.runs import (
     load_checkpoint,
     load_config,
+    read_metrics,
     resolve_run_dir,
     runs_root,
+    write_status,
 )
 from engine.runtime import distributed as D
 from engine.runtime.devices import device_type
 from engine.train.config import TrainConfig
+from engine.train.finetune import train_finetune
 from engine.train.prepare import Prepared, prepare
 from engine.train.probe import train_probe
 
@@ -33,18 +37,38 @@ def train(config: TrainConfig, ctx: JobContext) -> dict:
     started = time.perf_counter()
     p = prepare(config, ctx)
     try:
-        if config.mode == "probe":
-            if p.dist.enabled:
-                raise RunError("--mode probe trains a linear head on cached features in seconds: run it "
-                               "without torchrun (torchrun is for the head, partial and full modes).")
-            result = train_probe(p, ctx)
-        else:  # the fine-tuning modes live in engine.train.finetune
-            from engine.train.finetune import train_finetune
-
-            result = train_finetune(p, ctx)
-        return finish(p, result, started, ctx.paused_seconds)
+        with recorded_status(p):
+            if config.mode == "probe":
+                if p.dist.enabled:
+                    raise RunError("--mode probe trains a linear head on cached features in seconds: run it "
+                                   "without torchrun (torchrun is for the head, partial and full modes).")
+                result = train_probe(p, ctx)
+            else:  # the fine-tuning modes live in engine.train.finetune
+                result = train_finetune(p, ctx)
+            return finish(p, result, started, ctx.paused_seconds)
     finally:
         D.teardown(p.dist)
+
+
+@contextlib.contextmanager
+def recorded_status(p: Prepared):
+    """status.json says "running" while the job runs, then "done", "stopped" or "failed" with the error
+    (rank 0 writes it; the other ranks' run directory is rank 0's)."""
+    if p.dist.is_main:
+        write_status(p.run_dir, "running")
+    try:
+        yield
+    except JobStopped:
+        if p.dist.is_main:
+            write_status(p.run_dir, "stopped")
+        raise
+    except BaseException as err:
+        if p.dist.is_main:
+            status = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
+            write_status(p.run_dir, status, None if status == "stopped" else (str(err) or type(err).__name__))
+        raise
+    if p.dist.is_main:
+        write_status(p.run_dir, "done")
 
 
 def finish(p: Prepared, result: dict, started: float, paused: float = 0.0) -> dict:
@@ -85,16 +109,13 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
         config.precision = "fp16"  # recorded before --precision existed: its AMP was fp16 (it kept a scaler)
     p = prepare(config, ctx, resume_dir=run_dir)
     try:
-        from engine.train.finetune import train_finetune
-
-        return finish(p, train_finetune(p, ctx, resume=ckpt), started, ctx.paused_seconds)
+        with recorded_status(p):
+            return finish(p, train_finetune(p, ctx, resume=ckpt), started, ctx.paused_seconds)
     finally:
         D.teardown(p.dist)
 
 
 def read_metrics_safe(run_dir: Path) -> list[dict]:
-    from engine.core.runs import read_metrics
-
     try:
         return read_metrics(run_dir)
     except ValueError:

@@ -17,6 +17,8 @@ A run's status comes from its files (see `run_status`).
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 
 from engine.core.errors import RunError
 from engine.core.files import read_json
-from engine.core.runs import load_config, read_metrics
+from engine.core.runs import STATUS_FILE, load_config, read_metrics
 
 
 @dataclass
@@ -93,7 +95,20 @@ class RunView:
         return Path(str(self.config.get("dataset", "-"))).name or "-"
 
 
-STATUS_FILE = "status.json"  # a marker the engine may write ({"status", "error"}); read when present
+
+
+def process_alive(marker: dict) -> bool:
+    """Whether the process a "running" status.json names still runs (unknowable for another host: yes)."""
+    pid = marker.get("pid")
+    if marker.get("host") != platform.node() or not isinstance(pid, int):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but another user's
+        return True
+    return True
 
 
 def run_status(view: RunView) -> tuple[str, str]:
@@ -110,6 +125,9 @@ def run_status(view: RunView) -> tuple[str, str]:
     if view.summary is not None:
         return "done", "finished (summary.json written)"
     marker = view.marker
+    if marker and marker.get("status") == "running" and not process_alive(marker):
+        return "stopped", (f"its process ({marker.get('pid')}) ended without recording how: killed or crashed; "
+                           "`tlbench train --resume` continues fine-tuning runs from last.pt")
     if marker and marker.get("status") in ("running", "failed", "stopped", "done"):
         return str(marker["status"]), str(marker.get("error") or marker.get("reason") or "as the engine recorded it")
     epochs = len(view.metrics)
