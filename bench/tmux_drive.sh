@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Drive the workbench in tmux as a person would and save what the screen shows after each step.
 #
-#   bench/tmux_drive.sh [OUT_DIR] [WIDTH] [HEIGHT]     (default bench/results/tmux 120 35)
+#   bench/tmux_drive.sh [OUT_DIR] [WIDTH] [HEIGHT] [DATASET]    (default bench/results/tmux 120 35 demo)
 #
-# Opens `tlbench` on the bundled demo in a detached tmux session, browses the data, opens a preview,
-# looks at the model settings, trains a probe (waits for it), reads results and runs, visits attack and
-# dream, opens help, and quits. Each step's screen is saved as plain text (NN-name.txt) and with colours
+# DATASET "pets37" generates a 37-class dataset with the Oxford-IIIT Pets breed names (6 small JPEGs each,
+# tests/conftest.py make_pets_like) — the long names that push numbers off a narrow screen.
+# Opens `tlbench` in a detached tmux session, browses the data, opens a preview, tries to open a folder that
+# does not exist (the loaded dataset must stay open), looks at the model settings, trains a probe (waits for
+# it), reads results and runs, visits attack and dream, opens help, starts a second training and quits with
+# `q` during it (the screen must say "stopping…" and the app must be gone within 5 s). Each step's screen is saved as plain text (NN-name.txt) and with colours
 # (NN-name.ansi: `less -R` or `cat` in a truecolor terminal shows it). Set TLBENCH_CMD to run another build
 # (default: this checkout's code through the project venv).
 set -euo pipefail
@@ -14,6 +17,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="${1:-$ROOT/bench/results/tmux}"
 W="${2:-120}"
 H="${3:-35}"
+DATA="${4:-demo}"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
 [ -x "$PY" ] || PY="$(command -v python3)"
 CMD="${TLBENCH_CMD:-$PY -m tui.main}"
@@ -24,9 +28,18 @@ mkdir -p "$OUT"
 cleanup() { tmux kill-session -t "$SESSION" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-# A private runs folder and feature cache, so the capture does not depend on earlier runs.
+ARGS=""
+if [ "$DATA" = "pets37" ]; then
+  (cd "$ROOT/tests" && "$PY" -c "import sys; from pathlib import Path; from conftest import make_pets_like; \
+make_pets_like(Path(sys.argv[1]), per_class=6, size=64)" "$WORK/pets37")
+  ARGS="$WORK/pets37"
+elif [ "$DATA" != "demo" ]; then
+  ARGS="$DATA"
+fi
+
+# A private runs folder, feature cache and workbench state, so the capture does not depend on earlier runs.
 tmux new-session -d -s "$SESSION" -x "$W" -y "$H" \
-  "cd '$ROOT' && TERM=xterm-256color COLORTERM=truecolor TLBENCH_RUNS='$WORK/runs' TLBENCH_CACHE='$WORK/cache' $CMD; echo; echo \"tlbench exited with status \$?\"; sleep 600"
+  "cd '$ROOT' && TERM=xterm-256color COLORTERM=truecolor TLBENCH_RUNS='$WORK/runs' TLBENCH_CACHE='$WORK/cache' TLBENCH_STATE='$WORK/state.json' $CMD $ARGS; echo; echo \"tlbench exited with status \$?\"; sleep 600"
 
 step=0
 shot() {  # shot NAME: save the screen as it is now
@@ -52,6 +65,8 @@ keys g; sleep 0.5; keys Right Right; sleep 0.5; keys Enter; sleep 1; shot previe
 keys Escape; sleep 0.3
 keys u; sleep 0.5; shot unusable
 keys u; sleep 0.3
+keys o; sleep 0.5; keys C-u; keys -l "/no/such/folder"; sleep 0.3; keys Enter; sleep 2; shot open-mistyped
+keys Escape; sleep 0.5
 keys 2; wait_for "Training settings" 60; sleep 0.5; shot model
 keys 3; sleep 0.5; shot train-ready
 keys t; wait_for "epoch" 120; sleep 1; shot train-running
@@ -66,5 +81,11 @@ keys '?'; sleep 0.5; shot help
 keys Escape; sleep 0.3
 keys C-p; sleep 0.5; keys s t a r t; sleep 0.5; shot palette
 keys Escape; sleep 0.3
-keys q; wait_for "tlbench exited" 30; shot quit
+keys 3; sleep 0.5; keys t; wait_for "epoch" 120; sleep 1
+keys q; sleep 0.3; shot quit-during-job
+t0=$(date +%s.%N)
+wait_for "tlbench exited" 30
+t1=$(date +%s.%N)
+shot quit
+echo "q during a job: the app was gone after $(echo "$t1 - $t0 + 0.3" | bc) s" | tee "$OUT/quit-seconds.txt"
 echo "done: $step screens in $OUT"

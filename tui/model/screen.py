@@ -285,9 +285,11 @@ class ModelScreen(WorkbenchScreen):
             status.update(Text.assemble(("✓ ", "bold green"), f"{self.mode} · {self.backbone} · {epochs_text} "
                                         f"· {dataset} — t to train"))
         status.set_class(bool(message), "-invalid")
-        loading = "" if self.rows is not None else " · loading the backbone registry (PyTorch is starting) …"
-        self.query_one("#model-header", Static).update(
-            f"Training settings for {dataset}: backbone {self.backbone}, mode {self.mode}{loading}")
+        # one line: while the registry loads, that comes first, so a narrow terminal does not cut it off
+        header = (f"Training settings for {dataset}: backbone {self.backbone}, mode {self.mode}"
+                  if self.rows is not None else
+                  f"Loading the backbones (PyTorch is starting) … · {dataset} · {self.backbone} · {self.mode}")
+        self.query_one("#model-header", Static).update(header)
 
     # ------------------------------------------------------------------------------------ events
 
