@@ -13,8 +13,9 @@ from conftest import make_dataset
 from device_discipline import DeviceDiscipline, meta_model
 from torch import nn
 
-import engine.adversarial.attacks
-import engine.serve.predict
+import engine.adversarial.attack_job
+import engine.adversarial.common
+import engine.models.loading
 from engine.adversarial.attack_job import AttackParams, attack_job
 from engine.adversarial.common import AutocastForward, fast_copy
 from engine.adversarial.dream_job import dream_job
@@ -147,7 +148,7 @@ def test_dream_job_under_device_discipline(warm, tmp_path, kw):
 
 
 def test_eval_job_under_device_discipline(run, monkeypatch):
-    monkeypatch.setattr(engine.serve.predict, "load_run_model",
+    monkeypatch.setattr(engine.models.loading, "load_run_model",
                         lambda *a, **k: (copy.deepcopy(run["model"]), copy.deepcopy(run["record"])))
     result = disciplined("eval", lambda ctx: evaluate_run(run["run_dir"], None, ctx, device="cpu", workers=0))
     assert result["n"] > 0
@@ -180,7 +181,8 @@ def seen_dtypes(monkeypatch):
         model.register_forward_pre_hook(lambda m, i: seen["input"].append((i[0].dtype, i[0].requires_grad)))
         return model
 
-    monkeypatch.setattr(engine.adversarial.attacks, "fast_copy", spying_fast_copy)  # engine.adversarial.dreams takes it from there
+    monkeypatch.setattr(engine.adversarial.attack_job, "fast_copy", spying_fast_copy)
+    monkeypatch.setattr(engine.adversarial.common, "fast_copy", spying_fast_copy)  # dream_job imports it per call
     return seen
 
 
