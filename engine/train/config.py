@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from engine.core.checks import (
     check_number,
@@ -36,7 +37,7 @@ AUGMENTS = ("none", "light", "strong")
 CHANNELS_LAST = ("auto", "on", "off")
 
 
-def _f(default, help: str, **cli):
+def _f(default: Any, help: str, **cli: Any) -> Any:
     """A config field with its help text (the workbench's Model screen shows it) and what its command-line
     flag needs beyond its name and type (engine.cli.fields reads `cli_help`, `parse`, `choices`, `switch`)."""
     return field(default=default, metadata={"help": help, **cli})
