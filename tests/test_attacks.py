@@ -12,8 +12,9 @@ from PIL import Image
 from torch import nn
 
 from engine.adversarial.attack_job import AttackParams, attack_job
-from engine.adversarial.attacks import eps_text, fgsm, norms, pgd
-from engine.adversarial.robustness import RobustnessParams, parse_eps_list, robustness_job
+from engine.adversarial.attacks import fgsm, norms, pgd
+from engine.adversarial.params import eps_text, parse_eps_list
+from engine.adversarial.robustness import RobustnessParams, robustness_job
 from engine.adversarial.target import freeze, resolve_class
 from engine.core.errors import ConfigError
 from engine.core.events import ImageRendered, JobFailed, JobFinished, StepEnded

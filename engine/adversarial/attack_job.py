@@ -11,109 +11,25 @@ validation split and stores it in the run's report.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from engine.adversarial.attacks import norms, run_attack
+from engine.adversarial.common import fast_copy, output_root, probabilities, quantized
+from engine.adversarial.params import AttackParams, eps_text
 from engine.adversarial.render import amplified_perturbation, rendered, save_png
-from engine.core.errors import ConfigError, choice_error
 from engine.core.events import JobStarted, ProgressAdvanced, StepEnded
+from engine.core.outputs import timestamped
+from engine.models.predictions import top_predictions
 from engine.runtime.precision import autocast_dtype, precision_name
 
 if TYPE_CHECKING:
     from engine.adversarial.target import TargetModel
     from engine.core.jobs import JobContext
-from engine.adversarial.attacks import (
-    DEFAULT_STEPS,
-    METHODS,
-    NORMS,
-    _check_step_size,
-    check_eps,
-    check_steps,
-    default_step_size,
-    eps_text,
-    norms,
-    parse_eps,
-    run_attack,
-)
-from engine.adversarial.common import (
-    PRECISION_HELP,
-    _stamp_dir,
-    check_precision,
-    fast_copy,
-    probabilities,
-    quantized,
-    top_predictions,
-)
-
-
-@dataclass
-class AttackParams:
-    """An attack on image files, validated by `validate()`; the CLI and the workbench fill it."""
-
-    images: list[str] = field(default_factory=list, metadata={"help": "image files"})
-    run_dir: str | None = field(default=None, metadata={"help": "a trained run (its classes)"})
-    backbone: str | None = field(default=None, metadata={"help": "a backbone's ImageNet head"})
-    method: str = field(default="pgd", metadata={"help": "pgd | fgsm | gd (the lesson's unbounded descent)"})
-    norm: str = field(default="linf", metadata={"help": "linf | l2 (pgd)"})
-    eps: float = field(default=4 / 255, metadata={"help": "perturbation budget in [0, 1] pixel units"})
-    step_size: float | None = field(default=None, metadata={"help": "step size (default: pgd 2.5*eps/steps, "
-                                                                     "fgsm eps, gd 0.05)"})
-    steps: int | None = field(default=None, metadata={"help": "steps (default: pgd 10, gd 100)"})
-    random_start: bool = field(default=False, metadata={"help": "pgd: start at a random point of the ball"})
-    target: str | None = field(default=None, metadata={"help": "class to reach (name or index); none: "
-                                                               "untargeted, away from the predicted class"})
-    tv_weight: float = field(default=0.0, metadata={"help": "gd: total-variation weight on [0, 1] pixels"})
-    eval_on: str | None = field(default=None, metadata={"help": "a second backbone to test transfer on"})
-    out: str | None = field(default=None, metadata={"help": "folder for the PNGs (default: under the run or "
-                                                            "runs/attacks)"})
-    img_size: int | None = field(default=None, metadata={"help": "input size in px (default: the model's)"})
-    top_k: int = field(default=5, metadata={"help": "predictions listed before and after"})
-    seed: int = field(default=0, metadata={"help": "random seed (random start)"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
-    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
-
-    def validate(self) -> "AttackParams":
-        check_precision(self.precision)
-        if self.method not in METHODS:
-            raise choice_error("attack method", self.method, METHODS)
-        if self.norm not in NORMS:
-            raise choice_error("norm", self.norm, NORMS)
-        if self.method == "fgsm" and self.norm != "linf":
-            raise ConfigError("FGSM is an L-inf attack: use --norm linf, or --method pgd --norm l2.")
-        self.eps = parse_eps(self.eps)
-        check_eps(self.eps)
-        if self.steps is None:
-            self.steps = DEFAULT_STEPS[self.method]
-        check_steps(self.steps)
-        if self.method == "fgsm":
-            self.steps = 1
-        if self.step_size is not None:
-            self.step_size = parse_eps(self.step_size)
-        _check_step_size(self.step_size)
-        if not (isinstance(self.tv_weight, (int, float)) and math.isfinite(self.tv_weight) and self.tv_weight >= 0):
-            raise ConfigError(f"--tv-weight {self.tv_weight} is out of range: use 0 or a positive weight.")
-        if self.img_size is not None and not (isinstance(self.img_size, int) and 32 <= self.img_size <= 1024):
-            raise ConfigError(f"--img-size {self.img_size} is out of range: use 32 to 1024 pixels.")
-        if not (isinstance(self.top_k, int) and self.top_k >= 1):
-            raise ConfigError(f"--top-k {self.top_k} is out of range: use 1 or more.")
-        if not self.images:
-            raise ConfigError("No images to attack: pass one or more image files.")
-        if self.run_dir is None and self.backbone is None:
-            from engine.models.registry import DEFAULT_BACKBONE
-
-            self.backbone = DEFAULT_BACKBONE
-        return self
-
-    @property
-    def alpha(self) -> float:
-        return self.step_size if self.step_size is not None else default_step_size(self.method, self.eps,
-                                                                                    self.steps or 1)
 
 
 # ------------------------------------------------------------------------------------ the attack job
@@ -156,7 +72,7 @@ def attack_job(params: AttackParams, ctx: JobContext) -> dict:
 
         eval_target = target if tm.run_dir is None else target_in(eval_tm.classes, tm.classes[target])
     label = f"{params.backbone}-{params.method}" if params.backbone else params.method
-    out_dir = Path(params.out).expanduser() if params.out else _stamp_dir(tm, "attacks", label)
+    out_dir = Path(params.out).expanduser() if params.out else timestamped(output_root(tm, "attacks"), label)
     out_dir.mkdir(parents=True, exist_ok=True)
     aim = f"toward {tm.classes[target]!r} ({target})" if target is not None else "untargeted"
     ctx.emit(JobStarted("attack", f"{_describe(params)} {aim} on {tm.name}",

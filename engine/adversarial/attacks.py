@@ -11,28 +11,15 @@ validation split and stores it in the run's report.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from fractions import Fraction
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.adversarial.params import DEFAULT_GD_LR, METHODS
 from engine.adversarial.render import total_variation
 from engine.core.errors import ConfigError, choice_error
-
-if TYPE_CHECKING:
-    pass
-
-METHODS = ("pgd", "fgsm", "gd")
-NORMS = ("linf", "l2")
-DEFAULT_STEPS = {"pgd": 10, "fgsm": 1, "gd": 100}
-# The lesson steps by eta = 1 on VGG fed unnormalised inputs. Our model divides by the ImageNet std (~0.226)
-# inside, so the same step measured in the network's input units is 1 * 0.226^2 ~ 0.05 here.
-DEFAULT_GD_LR = 0.05
-DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
 # (step, logits of the image the step started from, loss) -> None
 StepFn = Callable[[int, torch.Tensor, torch.Tensor], None]
@@ -147,15 +134,6 @@ def norms(adv: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return d.abs().max(dim=1).values, d.norm(p=2, dim=1)
 
 
-def default_step_size(method: str, eps: float, steps: int) -> float:
-    """PGD: 2.5 * eps / steps (Madry et al.: enough to cross the ball and move along it); FGSM: eps."""
-    if method == "fgsm":
-        return eps
-    if method == "gd":
-        return DEFAULT_GD_LR
-    return 2.5 * eps / steps
-
-
 def run_attack(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, method: str, eps: float,
                steps: int, alpha: float, norm: str = "linf", random_start: bool = False,
                targeted: bool = False, tv_weight: float = 0.0, generator: torch.Generator | None = None,
@@ -171,40 +149,3 @@ def run_attack(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, *, metho
         return gradient_descent(model, x, labels, steps=steps, lr=alpha, tv_weight=tv_weight,
                                 targeted=targeted, on_step=on_step, check=check)
     raise choice_error("attack method", method, METHODS)
-
-
-# ------------------------------------------------------------------------------------ parameters
-
-
-def parse_eps(text: str | float) -> float:
-    """'4/255', '0.0157' or a number -> float. The range is checked by the parameter classes."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    try:
-        return float(Fraction(str(text).strip()))
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"eps {text!r} is not a number: write it like 4/255 or 0.0157.") from None
-
-
-def eps_text(eps: float) -> str:
-    """8/255 for values on the 1/255 grid, else the number."""
-    n = eps * 255
-    if eps and abs(n - round(n)) < 1e-9:
-        return f"{round(n)}/255"
-    return f"{eps:g}"
-
-
-def check_eps(eps: float, flag: str = "--eps") -> None:
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and 0 <= eps <= 1):
-        raise ConfigError(f"{flag} {eps} is out of range: eps is in pixel units of [0, 1] images, so use a "
-                          "value from 0 to 1, e.g. 4/255 (4 grey levels).")
-
-
-def check_steps(steps) -> None:
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 100_000:
-        raise ConfigError(f"--steps {steps} is out of range: use a whole number of steps from 1 to 100000.")
-
-
-def _check_step_size(value) -> None:
-    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 1e6):
-        raise ConfigError(f"--step-size {value} is out of range: use a positive number, e.g. 1/255.")

@@ -11,27 +11,17 @@ validation split and stores it in the run's report.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from engine.core.errors import choice_error
-from engine.runtime.precision import PRECISIONS, autocast
+from engine.core.runs import runs_root
+from engine.runtime.precision import autocast
 
 if TYPE_CHECKING:
     from engine.adversarial.target import TargetModel
-
-
-PRECISION_HELP = ("auto | fp32 | bf16 | fp16: autocast inside the model's forward (the image and its "
-                  "gradient stay fp32); auto is bf16/fp16 on CUDA, fp32 elsewhere")
-
-
-def check_precision(value) -> None:
-    if value not in PRECISIONS:
-        raise choice_error("precision", value, PRECISIONS)
 
 
 # ------------------------------------------------------------------------------------ shared job parts
@@ -69,13 +59,6 @@ def fast_copy(tm: TargetModel, device: torch.device, size: int, dtype: torch.dty
 
 
 @torch.no_grad()
-def top_predictions(probs: torch.Tensor, classes: list[str], k: int) -> list[dict]:
-    top = probs.topk(min(k, len(classes)))
-    return [{"class": classes[i], "index": int(i), "prob": round(float(p), 6)}
-            for p, i in zip(top.values.tolist(), top.indices.tolist())]
-
-
-@torch.no_grad()
 def probabilities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(x).float().softmax(1).cpu()
 
@@ -85,15 +68,7 @@ def quantized(x: torch.Tensor) -> torch.Tensor:
     return x.mul(255).round().div(255)
 
 
-def _stamp_dir(tm: TargetModel, kind: str, label: str) -> Path:
-    from engine.core.runs import runs_root, safe_name
-
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = tm.run_dir / kind if tm.run_dir is not None else runs_root() / kind
-    path = base / f"{stamp}-{safe_name(label)}"
-    i = 2
-    while path.exists():
-        path = base / f"{stamp}-{safe_name(label)}-{i}"
-        i += 1
-    return path
-
+def output_root(tm: TargetModel, kind: str) -> Path:
+    """Where outputs of `kind` (attacks, dreams) go when the user names no place: under the run attacked, or
+    under the runs root for a backbone's ImageNet head."""
+    return tm.run_dir / kind if tm.run_dir is not None else runs_root() / kind

@@ -17,16 +17,17 @@ network (`eval_on`) and returns a summary.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from engine.adversarial.common import fast_copy, output_root
 from engine.adversarial.render import rendered, save_png
 from engine.core.events import JobStarted, ProgressAdvanced, StepEnded
 from engine.core.jobs import JobStopped
+from engine.core.outputs import timestamped
 from engine.runtime.precision import autocast_dtype, precision_name
 
 if TYPE_CHECKING:
@@ -37,30 +38,23 @@ from engine.adversarial.dreams import DreamParams, DreamResult, dream, judge, ta
 # ------------------------------------------------------------------------------------ the job
 
 
-def _default_out(tm: TargetModel, params: DreamParams, class_name: str) -> Path:
-    from engine.core.runs import runs_root, safe_name
-
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = f"{stamp}-{safe_name(class_name)}-{params.recipe}.png"
-    if tm.run_dir is not None:
-        return tm.run_dir / "dreams" / name
-    return runs_root() / "dreams" / f"{stamp}-{safe_name(params.backbone or '')}-{safe_name(class_name)}-{params.recipe}.png"
-
-
 def _out_path(tm: TargetModel, params: DreamParams, class_name: str) -> Path:
+    """The PNG: --out when it names one; else a new time-stamped name in --out's folder, or under the run
+    (RUN/dreams) or the runs root (runs/dreams, with the backbone in the name)."""
+    labels = [class_name, params.recipe] if tm.run_dir is not None else [params.backbone or "", class_name,
+                                                                          params.recipe]
     if not params.out:
-        return _default_out(tm, params, class_name)
+        return timestamped(output_root(tm, "dreams"), *labels, suffix=".png")
     out = Path(params.out).expanduser()
     if out.suffix.lower() == ".png":
         return out
-    return out / _default_out(tm, params, class_name).name
+    return timestamped(out, *labels, suffix=".png")
 
 
 def dream_job(params: DreamParams, ctx: JobContext) -> dict:
     """The job: a StepEnded("dream", …) every step with the target probability, a preview ImageRendered
     ("dream-preview", pixels included) every `preview_every` steps, then the final image ("dream") and the
     summary. Stopped early, it still saves the image reached so far (the result says "stopped")."""
-    from engine.adversarial.common import fast_copy
     from engine.adversarial.target import load_target_model, resolve_class
     from engine.runtime.devices import describe_device
 

@@ -20,102 +20,24 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.adversarial.common import PRECISION_HELP, check_precision
+from engine.adversarial.params import DEFAULT_LR, LESSON_CE_WEIGHT, LESSON_TV_WEIGHT, RECIPES
+from engine.adversarial.params import DreamParams as DreamParams  # re-exported: callers import it from here
 from engine.adversarial.render import total_variation
 from engine.core.errors import ConfigError, choice_error
 from engine.core.jobs import JobStopped
-from engine.models.registry import DEFAULT_BACKBONE
-
-if TYPE_CHECKING:
-    pass
-
-RECIPES = ("robust", "lesson")
-
-# The lesson's loss is 10 * CE + 0.005 * TV(x) with x in 0-255 pixel units. tlbench images are in [0, 1]:
-# x_255 = 255 * x_01, and TV is a sum of absolute pixel differences, so TV(x_255) = 255 * TV(x_01). The same
-# objective in [0, 1] units is therefore 10 * CE + (0.005 * 255) * TV(x_01) = 10 * CE + 1.275 * TV(x_01).
-LESSON_CE_WEIGHT = 10.0
-LESSON_TV_WEIGHT = 0.005 * 255
-
-DEFAULT_LR = {"robust": 0.05, "lesson": 0.01}
+from engine.models.predictions import top_predictions
 
 # Lucid's colour correlation (the square root of ImageNet's RGB covariance, from its SVD), normalised so its
 # largest column has unit norm: optimising in this basis treats luminance and colour changes evenly.
 _COLOR_SVD_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32)
 COLOR_CORRELATION = _COLOR_SVD_SQRT / np.max(np.linalg.norm(_COLOR_SVD_SQRT, axis=0))
-
-
-@dataclass
-class DreamParams:
-    """A dream, validated by `validate()`; the CLI and the workbench build it from their fields."""
-
-    target: str = field(default="", metadata={"help": "class name (case-insensitive) or index"})
-    run_dir: str | None = field(default=None, metadata={"help": "a trained run (its classes)"})
-    backbone: str | None = field(default=None, metadata={"help": "a backbone's ImageNet head (default "
-                                                                 f"{DEFAULT_BACKBONE} without a run)"})
-    recipe: str = field(default="robust", metadata={"help": "robust (Fourier + transformations) | lesson"})
-    steps: int = field(default=300, metadata={"help": "optimisation steps"})
-    img_size: int | None = field(default=None, metadata={"help": "image side in px (default: the model's)"})
-    lr: float | None = field(default=None, metadata={"help": "Adam learning rate (default 0.05 robust, "
-                                                            "0.01 lesson)"})
-    tv_weight: float | None = field(default=None, metadata={"help": "total-variation weight on [0, 1] pixels "
-                                                                    "(default: lesson 1.275, robust 0)"})
-    l2_weight: float = field(default=0.0, metadata={"help": "weight of sum((x - 0.5)^2)"})
-    jitter: int = field(default=0, metadata={"help": "lesson recipe: random shift up to N px per step"})
-    preview_every: int = field(default=25, metadata={"help": "a preview frame every N steps (0: none)"})
-    eval_on: str | None = field(default=None, metadata={"help": "a second backbone that judges the dream"})
-    out: str | None = field(default=None, metadata={"help": "PNG file or folder (default: under the run or "
-                                                            "runs/dreams)"})
-    seed: int = field(default=0, metadata={"help": "random seed (initial image, transformations)"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
-    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
-
-    def validate(self) -> "DreamParams":
-        if self.recipe not in RECIPES:
-            raise choice_error("recipe", self.recipe, RECIPES)
-        check_precision(self.precision)
-        if not str(self.target).strip():
-            raise ConfigError("No target class: pass a class name or index, e.g. --target 'tabby cat'.")
-        _int_range("--steps", self.steps, 1, 100_000)
-        if self.img_size is not None:
-            _int_range("--img-size", self.img_size, 32, 1024)
-        _int_range("--jitter", self.jitter, 0, 256)
-        _int_range("--preview-every", self.preview_every, 0, 100_000)
-        if self.lr is not None and not (_finite(self.lr) and 0 < self.lr <= 10):
-            raise ConfigError(f"--lr {self.lr} is out of range: use a positive learning rate such as 0.05.")
-        for name, value in (("--tv-weight", self.tv_weight), ("--l2-weight", self.l2_weight)):
-            if value is not None and not (_finite(value) and value >= 0):
-                raise ConfigError(f"{name} {value} is out of range: use 0 or a positive weight.")
-        if self.run_dir is None and self.backbone is None:
-            self.backbone = DEFAULT_BACKBONE
-        return self
-
-    @property
-    def resolved_lr(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.recipe]
-
-    @property
-    def resolved_tv(self) -> float:
-        if self.tv_weight is not None:
-            return self.tv_weight
-        return LESSON_TV_WEIGHT if self.recipe == "lesson" else 0.0
-
-
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def _int_range(name: str, value, lo: int, hi: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigError(f"{name} {value} is out of range: use a whole number from {lo} to {hi}.")
 
 
 # ------------------------------------------------------------------------------------ parameterisations
@@ -315,9 +237,7 @@ def _optimise(model, image, optimizer, target, recipe, steps, tv_weight, l2_weig
 def judge(model: nn.Module, x: torch.Tensor, classes: list[str], target: int | None, k: int = 5) -> dict:
     """How `model` sees image `x`: the target's probability and rank (1 = first), and the top k."""
     probs = model(x).float().softmax(1)[0].cpu()
-    top = probs.topk(min(k, len(classes)))
-    out = {"top": [{"class": classes[i], "index": int(i), "prob": round(float(p), 6)}
-                   for p, i in zip(top.values.tolist(), top.indices.tolist())]}
+    out: dict = {"top": top_predictions(probs, classes, k)}
     if target is not None:
         out["probability"] = round(float(probs[target]), 6)
         out["rank"] = int((probs > probs[target]).sum()) + 1

@@ -12,91 +12,22 @@ validation split and stores it in the run's report.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from engine.core.errors import ConfigError, choice_error
+from engine.adversarial.attacks import run_attack
+from engine.adversarial.common import fast_copy
+from engine.adversarial.params import RobustnessParams, default_step_size, eps_text
+from engine.core.errors import ConfigError
 from engine.core.events import JobStarted, ProgressAdvanced
 from engine.runtime.precision import autocast_dtype, precision_name
 
 if TYPE_CHECKING:
     from engine.core.jobs import JobContext
-from engine.adversarial.attacks import (
-    DEFAULT_SWEEP,
-    NORMS,
-    _check_step_size,
-    check_eps,
-    check_steps,
-    default_step_size,
-    eps_text,
-    parse_eps,
-    run_attack,
-)
-from engine.adversarial.common import PRECISION_HELP, check_precision, fast_copy
 
 # ------------------------------------------------------------------------------------ robustness
-
-
-@dataclass
-class RobustnessParams:
-    """A robustness sweep of a trained run over its validation split."""
-
-    run_dir: str = field(default="", metadata={"help": "a trained run"})
-    data: str | None = field(default=None, metadata={"help": "the dataset (default: the run's)"})
-    eps: list[float] = field(default_factory=lambda: list(DEFAULT_SWEEP),
-                             metadata={"help": "budgets in [0, 1] pixel units; 0 = clean accuracy"})
-    method: str = field(default="pgd", metadata={"help": "pgd | fgsm"})
-    norm: str = field(default="linf", metadata={"help": "linf | l2 (pgd)"})
-    steps: int = field(default=10, metadata={"help": "pgd steps"})
-    step_size: float | None = field(default=None, metadata={"help": "step size (default 2.5*eps/steps)"})
-    random_start: bool = field(default=False, metadata={"help": "pgd: random start in the ball"})
-    batch_size: int = field(default=32, metadata={"help": "images per batch"})
-    limit: int | None = field(default=None, metadata={"help": "attack at most this many validation images"})
-    seed: int = field(default=0, metadata={"help": "random seed (random start)"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | mps"})
-    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
-    workers: int | None = field(default=None, metadata={"help": "DataLoader workers (default: auto)"})
-
-    def validate(self) -> "RobustnessParams":
-        check_precision(self.precision)
-        if self.method not in ("pgd", "fgsm"):
-            raise choice_error("robustness method", self.method, ("pgd", "fgsm"))
-        if self.norm not in NORMS:
-            raise choice_error("norm", self.norm, NORMS)
-        if self.method == "fgsm" and self.norm != "linf":
-            raise ConfigError("FGSM is an L-inf attack: use --norm linf, or --method pgd --norm l2.")
-        if not self.eps:
-            raise ConfigError("--eps is empty: give budgets like 0,1/255,2/255,4/255,8/255.")
-        self.eps = [parse_eps(e) for e in self.eps]
-        for e in self.eps:
-            check_eps(e)
-        self.eps = sorted(set(self.eps))
-        check_steps(self.steps)
-        if self.step_size is not None:
-            self.step_size = parse_eps(self.step_size)
-        _check_step_size(self.step_size)
-        if not (isinstance(self.batch_size, int) and 1 <= self.batch_size <= 4096):
-            raise ConfigError(f"--batch-size {self.batch_size} is out of range: use 1 to 4096.")
-        if self.limit is not None and not (isinstance(self.limit, int) and self.limit >= 1):
-            raise ConfigError(f"--limit {self.limit} is out of range: use 1 or more images.")
-        if not self.run_dir:
-            raise ConfigError("No run given: pass a run directory (runs/<…>).")
-        return self
-
-    @property
-    def key(self) -> str:
-        return f"{self.method}-{self.norm}"
-
-
-def parse_eps_list(text: str) -> list[float]:
-    """'0,1/255,2/255' -> floats (ranges checked by RobustnessParams)."""
-    parts = [p for p in str(text).replace(" ", "").split(",") if p]
-    if not parts:
-        raise ConfigError("--eps is empty: give budgets like 0,1/255,2/255,4/255,8/255.")
-    return [parse_eps(p) for p in parts]
 
 
 def validation_samples(record: dict, data: str | None, ctx: JobContext):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from engine.adversarial.params import AttackParams
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
-from engine.runtime.devices import DEVICES
-from engine.runtime.precision import PRECISIONS
+from engine.cli.fields import add_dataclass_flags, values_from_args
 
 
 def register(sub) -> None:
@@ -14,46 +14,18 @@ def register(sub) -> None:
                        "4/255 lets each pixel move 4 grey levels.")
     p.add_argument("inputs", nargs="+", metavar="RUN_DIR IMAGE", help="a run directory, then image files "
                    "(with --backbone: image files only)")
-    p.add_argument("--backbone", default=None, help="attack this backbone's ImageNet head instead of a run")
-    p.add_argument("--method", default="pgd", help="pgd | fgsm | gd (the lesson's unbounded gradient descent)")
-    p.add_argument("--norm", default="linf", help="linf | l2 (pgd)")
-    p.add_argument("--eps", default="4/255", help="budget in [0, 1] pixel units, e.g. 4/255 (default) or 0.5 "
-                   "for l2; gd ignores it")
-    p.add_argument("--step-size", default=None, help="pgd: default 2.5*eps/steps; gd: learning rate (0.05)")
-    p.add_argument("--steps", type=int, default=None, help="pgd 10, gd 100 by default")
-    p.add_argument("--random-start", action="store_true", help="pgd: start at a random point of the eps-ball")
-    p.add_argument("--target", default=None, help="class to reach, by name (case-insensitive) or index; "
-                   "without it the attack moves away from the predicted class")
-    p.add_argument("--tv-weight", type=float, default=0.0, help="gd: total-variation weight on [0, 1] pixels")
-    p.add_argument("--eval-on", default=None, metavar="BACKBONE",
-                   help="also classify the adversarial images with this backbone (transfer check)")
-    p.add_argument("--out", default=None, help="folder for the PNGs and summary.json")
-    p.add_argument("--img-size", type=int, default=None, help="input size in px (default: the model's)")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="autocast inside the model (the image and its gradient stay fp32); auto: bf16/fp16 "
-                   "on CUDA, fp32 elsewhere")
+    add_dataclass_flags(p, AttackParams, skip={"images", "run_dir"})  # both come from the inputs
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
-def params_from_args(args):
-    from engine.adversarial.attack_job import AttackParams
-
+def params_from_args(args) -> AttackParams:
     run_dir, images = (None, args.inputs) if args.backbone else (args.inputs[0], args.inputs[1:])
-    return AttackParams(
-        images=images, run_dir=run_dir, backbone=args.backbone, method=args.method, norm=args.norm,
-        eps=args.eps, step_size=args.step_size, steps=args.steps, random_start=args.random_start,
-        target=args.target, tv_weight=args.tv_weight, eval_on=args.eval_on, out=args.out,
-        img_size=args.img_size, top_k=args.top_k, seed=args.seed, device=args.device,
-        precision=args.precision,
-    )
+    return AttackParams(images=images, run_dir=run_dir, **values_from_args(args, AttackParams))
 
 
 def run(args) -> int:
-    from engine.adversarial.attack_job import attack_job
+    from engine.adversarial.attack_job import attack_job  # imports torch: kept off the `--help` path
 
     params = params_from_args(args)
     code, final, _ = run_cli_job(args, "attack", lambda ctx: attack_job(params, ctx))

@@ -11,9 +11,9 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
+from engine.core import checks
 from engine.core.errors import (  # the exit codes are re-exported: subcommands import them from here
     EXIT_BAD_INPUT,  # noqa: F401
     EXIT_FAILED,
@@ -28,55 +28,25 @@ from engine.core.jobs import JobControl, JobFn, run_job
 # ------------------------------------------------------------------------------------- argument types
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
-    return value
+def argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An engine.core.checks parser as an argparse type: its ValueError's message (which names the text)
+    becomes argparse's "argument --epochs: 0 must be 1 or more", instead of "invalid positive_int value"."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
-
-
-def fraction(text: str) -> float:
-    """A value in (0, 1): 0.2 or 1/5."""
-    try:
-        value = float(Fraction(text))
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1 (exclusive), e.g. 0.2")
-    return value
+positive_int = argument_type(checks.positive_int)
+non_negative_int = argument_type(checks.non_negative_int)
+positive_float = argument_type(checks.positive_float)
+non_negative_float = argument_type(checks.non_negative_float)
+fraction = argument_type(checks.fraction)
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

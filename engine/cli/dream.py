@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from engine.adversarial.params import DreamParams
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
-from engine.runtime.devices import DEVICES
-from engine.runtime.precision import PRECISIONS
+from engine.cli.fields import add_dataclass_flags, values_from_args
 
 
 def register(sub) -> None:
@@ -14,38 +14,15 @@ def register(sub) -> None:
                        "(Fourier parameterisation + random transformations) shows the class; the lesson "
                        "recipe (pixels, cross-entropy + total variation) fools only the one network.")
     p.add_argument("run_dir", nargs="?", default=None, help="a run directory (omit for --backbone)")
-    p.add_argument("--target", "--class", dest="target", required=True,
-                   help="class by name (case-insensitive, e.g. 'tabby cat') or index")
-    p.add_argument("--backbone", default=None, help="dream with this backbone's ImageNet head")
-    p.add_argument("--recipe", default="robust", help="robust (default) | lesson")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--img-size", type=int, default=None, help="image side in px (default: the model's)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (robust 0.05, lesson 0.01)")
-    p.add_argument("--tv-weight", type=float, default=None,
-                   help="total variation on [0, 1] pixels (lesson default 1.275 = 0.005 x 255; robust 0)")
-    p.add_argument("--l2-weight", type=float, default=0.0, help="weight of sum((x - 0.5)^2)")
-    p.add_argument("--jitter", type=int, default=0, help="lesson recipe: random shift up to N px per step")
-    p.add_argument("--preview-every", type=int, default=25, help="preview frame every N steps (0: none)")
-    p.add_argument("--eval-on", default=None, metavar="BACKBONE", help="ask a second network what it sees")
-    p.add_argument("--out", default=None, help="PNG file or folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="autocast inside the model (the image and its gradient stay fp32); auto: bf16/fp16 "
-                   "on CUDA, fp32 elsewhere")
+    add_dataclass_flags(p, DreamParams, skip={"run_dir"})
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from engine.adversarial.dream_job import dream_job
-    from engine.adversarial.dreams import DreamParams
+    from engine.adversarial.dream_job import dream_job  # imports torch: kept off the `--help` path
 
-    params = DreamParams(
-        target=args.target, run_dir=args.run_dir, backbone=args.backbone, recipe=args.recipe, steps=args.steps,
-        img_size=args.img_size, lr=args.lr, tv_weight=args.tv_weight, l2_weight=args.l2_weight,
-        jitter=args.jitter, preview_every=args.preview_every, eval_on=args.eval_on, out=args.out,
-        seed=args.seed, device=args.device, precision=args.precision)
+    params = DreamParams(**values_from_args(args, DreamParams))
     code, final, _ = run_cli_job(args, "dream", lambda ctx: dream_job(params, ctx))
     if code != EXIT_OK and not getattr(final, "result", None):
         return code

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from engine.adversarial.params import RobustnessParams
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
-from engine.runtime.devices import DEVICES
-from engine.runtime.precision import PRECISIONS
+from engine.cli.fields import add_dataclass_flags, values_from_args
 
 
 def register(sub) -> None:
@@ -13,38 +13,16 @@ def register(sub) -> None:
                        "still classified correctly (eps 0 = clean accuracy). Saved in the run's report.json "
                        "under robustness.<method>-<norm>.")
     p.add_argument("run_dir", help="a run directory (runs/<…>)")
-    p.add_argument("--data", default=None, help="the dataset (default: the one the run was trained on)")
-    p.add_argument("--eps", default="0,1/255,2/255,4/255,8/255", help="comma-separated budgets in [0, 1] "
-                   "pixel units")
-    p.add_argument("--method", default="pgd", help="pgd | fgsm")
-    p.add_argument("--norm", default="linf", help="linf | l2 (pgd)")
-    p.add_argument("--steps", type=int, default=10, help="pgd steps")
-    p.add_argument("--step-size", default=None, help="pgd step (default 2.5*eps/steps)")
-    p.add_argument("--random-start", action="store_true")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--limit", type=int, default=None, help="attack at most this many validation images")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="autocast inside the model (the image and its gradient stay fp32); auto: bf16/fp16 "
-                   "on CUDA, fp32 elsewhere")
+    add_dataclass_flags(p, RobustnessParams, skip={"run_dir"})
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from engine.adversarial.robustness import RobustnessParams, parse_eps_list, robustness_job
+    from engine.adversarial.robustness import robustness_job  # imports torch: kept off the `--help` path
 
-    def job(ctx):
-        params = RobustnessParams(
-            run_dir=args.run_dir, data=args.data, eps=parse_eps_list(args.eps), method=args.method,
-            norm=args.norm, steps=args.steps, step_size=args.step_size, random_start=args.random_start,
-            batch_size=args.batch_size, limit=args.limit, seed=args.seed, device=args.device,
-            precision=args.precision, workers=args.workers)
-        return robustness_job(params, ctx)
-
-    code, final, _ = run_cli_job(args, "robustness", job)
+    params = RobustnessParams(**values_from_args(args, RobustnessParams))  # validated (and --eps read) in the job
+    code, final, _ = run_cli_job(args, "robustness", lambda ctx: robustness_job(params, ctx))
     if code != EXIT_OK:
         return code
     r = final.result

@@ -9,6 +9,7 @@ import torch
 from engine.data.images import ImageProblem, is_image_name
 from engine.data.loaders import load_for_model
 from engine.models.classifier import Classifier
+from engine.models.predictions import top_predictions_rows
 
 
 def expand_folders(paths: list[str]) -> list[str]:
@@ -32,7 +33,6 @@ def predict_paths(model: Classifier, record: dict, paths: list[str], top_k: int 
     """Per image {"path", "predictions": [{"class", "prob"}...]} or {"path", "error"}, in input order; a
     folder stands for the images inside it; one bad image never stops the others."""
     classes = record["classes"]
-    k = max(1, min(top_k, len(classes)))
     prep = record["preprocessing"]
     out: list[dict] = []
     batch: list[tuple[dict, torch.Tensor]] = []
@@ -40,10 +40,9 @@ def predict_paths(model: Classifier, record: dict, paths: list[str], top_k: int 
     def flush() -> None:
         with torch.inference_mode():
             x = torch.stack([t for _, t in batch]).to(device).float().div(255)
-            top = model(x).softmax(1).cpu().topk(k)
-        for (row, _), values, indices in zip(batch, top.values.tolist(), top.indices.tolist()):
-            row["predictions"] = [{"class": classes[i], "index": int(i), "prob": round(float(p), 6)}
-                                  for p, i in zip(values, indices)]
+            rows = top_predictions_rows(model(x).softmax(1).cpu(), classes, top_k)
+        for (row, _), predictions in zip(batch, rows):
+            row["predictions"] = predictions
         batch.clear()
 
     for path in expand_folders(paths):

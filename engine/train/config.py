@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
+from engine.core.checks import (
+    check_number,
+    check_whole,
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from engine.core.errors import ConfigError, choice_error
 from engine.models.registry import DEFAULT_BACKBONE, get_spec
 from engine.runtime.devices import DEVICES
@@ -27,41 +37,62 @@ AUGMENTS = ("none", "light", "strong")
 CHANNELS_LAST = ("auto", "on", "off")
 
 
-def _f(default, help: str):
-    """A config field with its help text (the CLI and the workbench's Model screen show it)."""
-    return field(default=default, metadata={"help": help})
+def _f(default: Any, help: str, **cli: Any) -> Any:
+    """A config field with its help text (the workbench's Model screen shows it) and what its command-line
+    flag needs beyond its name and type (engine.cli.fields reads `cli_help`, `parse`, `choices`, `switch`)."""
+    return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass
 class TrainConfig:
     dataset: str = _f("", "dataset folder")
-    backbone: str = _f(DEFAULT_BACKBONE, "pretrained backbone (`tlbench backbones` lists them)")
-    mode: str = _f("probe", "probe | head | partial | full")
-    epochs: int | None = _f(None, "epochs (default: 30 for probe, 5-6 for the others)")
-    batch_size: int = _f(64, "images per step")
-    lr: float = _f(1e-3, "learning rate (the head's; the backbone gets less in full mode)")
-    img_size: int | None = _f(None, "input size in px (default: the backbone's, less for small images)")
-    val_fraction: float = _f(0.2, "validation share when tlbench splits the data")
-    seed: int | None = _f(0, "random seed (recorded in the run)")
-    workers: int | None = _f(None, "DataLoader workers (default: chosen for the device)")
-    device: str = _f("auto", "auto | cpu | cuda | mps")
+    backbone: str = _f(DEFAULT_BACKBONE, "pretrained backbone (`tlbench backbones` lists them)",
+                       cli_help=f"pretrained backbone (default {DEFAULT_BACKBONE}; `tlbench backbones` lists them)")
+    mode: str = _f("probe", "probe | head | partial | full", choices=MODES,
+                   cli_help="probe | head | partial | full (see the README's Fine-tuning section)")
+    epochs: int | None = _f(None, "epochs (default: 30 for probe, 5-6 for the others)", parse=positive_int,
+                            cli_help="default: 30 for probe, 5 for head and partial, 6 for full")
+    batch_size: int = _f(64, "images per step", parse=positive_int,
+                         cli_help="images per step (per process under torchrun)")
+    lr: float = _f(1e-3, "learning rate (the head's; the backbone gets less in full mode)", parse=positive_float,
+                   cli_help="peak learning rate of the head (the backbone's stages get less in partial and full)")
+    img_size: int | None = _f(None, "input size in px (default: the backbone's, less for small images)",
+                              parse=positive_int)
+    val_fraction: float = _f(0.2, "validation share when tlbench splits the data", parse=fraction)
+    seed: int | None = _f(0, "random seed (recorded in the run)", parse=non_negative_int)
+    workers: int | None = _f(None, "DataLoader workers (default: chosen for the device)", parse=non_negative_int)
+    device: str = _f("auto", "auto | cpu | cuda | mps", choices=DEVICES)
     runs_dir: str | None = _f(None, "where runs are written (default $TLBENCH_RUNS or ./runs)")
-    weights: str | None = _f(None, "backbone weights: registry (default), 'random', or a state-dict file")
-    weight_decay: float = _f(0.0, "weight decay")
+    weights: str | None = _f(None, "backbone weights: registry (default), 'random', or a state-dict file",
+                             cli_help="a local state dict for the backbone (loaded with weights_only=True), "
+                             "or 'random'")
+    weight_decay: float = _f(0.0, "weight decay", parse=non_negative_float)
     # fine-tuning (head, partial, full)
-    optimizer: str = _f("adamw", "adamw | sgd (momentum 0.9)")
-    label_smoothing: float = _f(0.0, "label smoothing, 0 to <1")
-    augment: str = _f("light", "none | light (random resized crop + flip) | strong")
-    unfreeze: int = _f(2, "partial mode: how many of the backbone's last stages to train")
-    freeze_epochs: int = _f(1, "full mode: epochs with the backbone frozen before unfreezing")
-    train_bn: bool = _f(False, "update BatchNorm running statistics in trained stages (large datasets)")
+    optimizer: str = _f("adamw", "adamw | sgd (momentum 0.9)", choices=OPTIMIZERS)
+    label_smoothing: float = _f(0.0, "label smoothing, 0 to <1", parse=non_negative_float)
+    augment: str = _f("light", "none | light (random resized crop + flip) | strong", choices=AUGMENTS,
+                      cli_help="none | light (random resized crop + flip) | strong (+ TrivialAugment, random "
+                      "erasing)")
+    unfreeze: int = _f(2, "partial mode: how many of the backbone's last stages to train", parse=positive_int)
+    freeze_epochs: int = _f(1, "full mode: epochs with the backbone frozen before unfreezing",
+                            parse=non_negative_int)
+    train_bn: bool = _f(False, "update BatchNorm running statistics in trained stages (large datasets)",
+                        cli_help="update BatchNorm running statistics in trained stages (for large datasets; by "
+                        "default they stay ImageNet's while the BatchNorm scale and shift train)")
     precision: str = _f("auto", "auto | fp32 | bf16 | fp16: autocast dtype of the forward passes (auto: bf16 on a "
-                                "CUDA GPU that has it, else fp16 on CUDA, fp32 on CPU and MPS)")
-    amp: bool = _f(True, "False (--no-amp) is fp32, as before --precision existed")
-    channels_last: str = _f("auto", "auto | on | off: channels_last memory format (auto: on CUDA and CPU, off on MPS)")
-    grad_clip: float | None = _f(None, "clip the gradient norm to this value")
-    patience: int | None = _f(None, "early stopping: epochs without a better validation accuracy")
-    tensorboard: bool = _f(False, "log scalars for TensorBoard (needs the tensorboard package)")
+                                "CUDA GPU that has it, else fp16 on CUDA, fp32 on CPU and MPS)", choices=PRECISIONS,
+                        cli_help="autocast dtype of the forward passes (default auto: bf16 on a CUDA GPU that has "
+                        "it, fp16 on older ones, fp32 on CPU and MPS); fp16 adds a loss scaler")
+    amp: bool = _f(True, "False (--no-amp) is fp32, as before --precision existed",
+                   cli_help="--no-amp is --precision fp32 (kept for older commands)")
+    channels_last: str = _f("auto", "auto | on | off: channels_last memory format (auto: on CUDA and CPU, off on MPS)",
+                            switch=("on", "off"), cli_help="channels_last memory format (default: on CUDA and "
+                            "CPU, where it is faster; off on MPS)")
+    grad_clip: float | None = _f(None, "clip the gradient norm to this value", parse=positive_float)
+    patience: int | None = _f(None, "early stopping: epochs without a better validation accuracy",
+                              parse=positive_int)
+    tensorboard: bool = _f(False, "log scalars for TensorBoard (needs the tensorboard package)",
+                           cli_help="write TensorBoard scalars to RUN/tensorboard (needs the tensorboard package)")
 
     def validate(self) -> "TrainConfig":
         get_spec(self.backbone)  # raises with the allowed names
@@ -80,36 +111,31 @@ class TrainConfig:
                               f"drop --no-amp to train in {self.precision}, or use --precision fp32.")
         if self.epochs is None:
             self.epochs = DEFAULT_EPOCHS[self.mode]
-        _positive_int("--epochs", self.epochs, 10_000)
-        _positive_int("--batch-size", self.batch_size, 65_536)
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 10):
-            raise ConfigError(f"--lr {self.lr} is out of range: use a positive learning rate such as 1e-3.")
+        check_whole("--epochs", self.epochs, 1, 10_000)
+        check_whole("--batch-size", self.batch_size, 1, 65_536)
+        check_number("--lr", self.lr, 0, 10, above=True, fix="use a positive learning rate such as 1e-3")
         if self.img_size is not None:
-            if not isinstance(self.img_size, int) or not 32 <= self.img_size <= 1024:
-                raise ConfigError(f"--img-size {self.img_size} is out of range: use 32 to 1024 pixels (e.g. 224).")
-        if not (isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1):
-            raise ConfigError(f"--val-fraction {self.val_fraction} is out of range: use a value between 0 and 1, e.g. 0.2.")
-        if self.workers is not None and not (isinstance(self.workers, int) and 0 <= self.workers <= 64):
-            raise ConfigError(f"--workers {self.workers} is out of range: use 0 (load in the main process) to 64.")
-        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
-            raise ConfigError(f"--seed {self.seed} is out of range: use a non-negative integer.")
-        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ConfigError(f"--weight-decay {self.weight_decay} must be >= 0.")
+            check_whole("--img-size", self.img_size, 32, 1024, fix="use 32 to 1024 pixels (e.g. 224)")
+        check_number("--val-fraction", self.val_fraction, 0, 1, above=True, below=True,
+                     fix="use a value between 0 and 1, e.g. 0.2")
+        if self.workers is not None:
+            check_whole("--workers", self.workers, 0, 64, fix="use 0 (load in the main process) to 64")
+        if self.seed is not None:
+            check_whole("--seed", self.seed, 0, 2**63 - 1, fix="use a non-negative integer")
+        check_number("--weight-decay", self.weight_decay, 0)
         if not self.dataset:
             raise ConfigError("No dataset given: pass a dataset folder (see `tlbench scan`).")
         if self.optimizer not in OPTIMIZERS:
             raise choice_error("optimizer", self.optimizer, OPTIMIZERS)
         if self.augment not in AUGMENTS:
             raise choice_error("augmentation preset", self.augment, AUGMENTS)
-        if not (isinstance(self.label_smoothing, (int, float)) and 0 <= self.label_smoothing < 1):
-            raise ConfigError(f"--label-smoothing {self.label_smoothing} is out of range: use 0 to below 1, e.g. 0.1.")
-        _positive_int("--unfreeze", self.unfreeze, 1000)
-        if not isinstance(self.freeze_epochs, int) or self.freeze_epochs < 0:
-            raise ConfigError(f"--freeze-epochs {self.freeze_epochs} must be a whole number, 0 or more.")
-        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
-            raise ConfigError(f"--grad-clip {self.grad_clip} must be a positive number.")
+        check_number("--label-smoothing", self.label_smoothing, 0, 1, below=True, fix="use 0 to below 1, e.g. 0.1")
+        check_whole("--unfreeze", self.unfreeze, 1, 1000)
+        check_whole("--freeze-epochs", self.freeze_epochs, 0)
+        if self.grad_clip is not None:
+            check_number("--grad-clip", self.grad_clip, 0, above=True)
         if self.patience is not None:
-            _positive_int("--patience", self.patience, 10_000)
+            check_whole("--patience", self.patience, 1, 10_000)
         if self.mode == "full" and self.freeze_epochs >= self.epochs:
             raise ConfigError(
                 f"--freeze-epochs {self.freeze_epochs} leaves no epoch to fine-tune with --epochs {self.epochs}: "
@@ -123,11 +149,6 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def _positive_int(flag: str, value, limit: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
-        raise ConfigError(f"{flag} {value} is out of range: use a whole number from 1 to {limit}.")
 
 
 def resolve_img_size(requested: int | None, backbone_size: int, median_side: int | None) -> int:
