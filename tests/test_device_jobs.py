@@ -14,7 +14,7 @@ from device_discipline import DeviceDiscipline, meta_model
 from torch import nn
 
 import engine.adversarial.attack_job
-import engine.adversarial.common
+import engine.adversarial.dream_job
 import engine.models.loading
 from engine.adversarial.attack_job import AttackParams, attack_job
 from engine.adversarial.common import AutocastForward, fast_copy
@@ -172,7 +172,7 @@ def seen_dtypes(monkeypatch):
     """What the jobs' models saw: the dtype of their input image (and whether it wanted a gradient), and the
     dtype the first convolution computed in."""
     seen = {"input": [], "conv": []}
-    real = engine.adversarial.common.fast_copy
+    real = engine.adversarial.attack_job.fast_copy
 
     def spying_fast_copy(*args, **kwargs):
         model = real(*args, **kwargs)
@@ -182,7 +182,7 @@ def seen_dtypes(monkeypatch):
         return model
 
     monkeypatch.setattr(engine.adversarial.attack_job, "fast_copy", spying_fast_copy)
-    monkeypatch.setattr(engine.adversarial.common, "fast_copy", spying_fast_copy)  # dream_job imports it per call
+    monkeypatch.setattr(engine.adversarial.dream_job, "fast_copy", spying_fast_copy)
     return seen
 
 

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
+from engine.core.checks import parse_number
 from tui.widgets.inputs import TextField
 
 
@@ -47,12 +48,9 @@ def parse_value(spec: FieldSpec, text: str) -> Any:
         except ValueError:
             raise ValueError(f"{spec.flag} {text!r} is not a whole number.") from None
     if spec.kind == "float":
-        try:
-            if "/" in text:  # 4/255 reads naturally for pixel-scale values
-                num, den = text.split("/", 1)
-                return float(num) / float(den)
-            return float(text)
-        except (ValueError, ZeroDivisionError):
+        try:  # 4/255 reads naturally for pixel-scale values: the CLI's parser takes it too
+            return parse_number(text)
+        except ValueError:
             raise ValueError(f"{spec.flag} {text!r} is not a number (e.g. 1e-3).") from None
     return text
 
