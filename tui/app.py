@@ -293,7 +293,7 @@ class TlbenchApp(App):
         if self.truecolor:
             return "Colour: truecolor."
         return (f"Colour: {self.console.color_system or 'none'} — previews are reduced to 256 colours. "
-                "export COLORTERM=truecolor if your terminal supports it (see README, SSH tips).")
+                "export COLORTERM=truecolor if your terminal supports it (see docs/usage.md, SSH tips).")
 
     def _truecolor_hint(self) -> None:
         """Once per machine: over SSH COLORTERM is often dropped and previews fall back to 256 colours."""

@@ -49,7 +49,7 @@ class TrainConfig:
     backbone: str = _f(DEFAULT_BACKBONE, "pretrained backbone (`tlbench backbones` lists them)",
                        cli_help=f"pretrained backbone (default {DEFAULT_BACKBONE}; `tlbench backbones` lists them)")
     mode: str = _f("probe", "probe | head | partial | full", choices=MODES,
-                   cli_help="probe | head | partial | full (see the README's Fine-tuning section)")
+                   cli_help="probe | head | partial | full (see docs/fine-tuning.md)")
     epochs: int | None = _f(None, "epochs (default: 30 for probe, 5-6 for the others)", parse=positive_int,
                             cli_help="default: 30 for probe, 5 for head and partial, 6 for full")
     batch_size: int = _f(64, "images per step", parse=positive_int,
