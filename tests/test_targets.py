@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import make_dataset, write_image
 
-import engine.models.registry
-import engine.serve.predict
+import engine.models.build
+import engine.models.loading
 from engine.adversarial.attack_job import AttackParams, attack_job
 from engine.adversarial.dream_job import dream_job
 from engine.adversarial.dreams import DreamParams
@@ -50,8 +50,8 @@ def builds(monkeypatch):
         counted["backbone"] += 1
         return build_classifier(*args, **kwargs)
 
-    monkeypatch.setattr(engine.serve.predict, "load_run_model", counting_load)
-    monkeypatch.setattr(engine.models.registry, "build_classifier", counting_build)
+    monkeypatch.setattr(engine.models.loading, "load_run_model", counting_load)
+    monkeypatch.setattr(engine.models.build, "build_classifier", counting_build)
     yield counted
     clear_target_cache()
 
@@ -60,9 +60,9 @@ def test_a_second_load_reuses_the_model(run_dir, builds):
     first = load_target_model(run_dir, device="cpu")
     again = load_target_model(run_dir, device="cpu", img_size=48)  # another input size: the same model
     assert builds["run"] == 1 and again.model is first.model
-    assert again.prep["crop_size"] == 48 and first.prep["crop_size"] == 32
-    again.record["classes"].append("mutated")  # what a caller does with its record stays its own
-    assert load_target_model(run_dir, device="cpu").record["classes"] == ["blue", "red"]
+    assert again.prep.crop_size == 48 and first.prep.crop_size == 32
+    again.record.raw["classes"].append("mutated")  # what a caller does with its record stays its own
+    assert load_target_model(run_dir, device="cpu").record.to_dict()["classes"] == ["blue", "red"]
     lite = load_target_model(backbone="efficientnet_lite0", device="cpu")
     assert load_target_model(backbone="efficientnet_lite0", device="cpu").model is lite.model
     assert builds["backbone"] == 1 and len(lite.classes) == 1000
