@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
+from engine.core.events import JobFinished
 from engine.runtime.devices import DEVICES
 from engine.runtime.precision import PRECISIONS
 
@@ -57,7 +58,7 @@ def run(args) -> int:
 
     params = params_from_args(args)
     code, final, _ = run_cli_job(args, "attack", lambda ctx: attack_job(params, ctx))
-    if code != EXIT_OK and not getattr(final, "result", None):
+    if not isinstance(final, JobFinished) or (code != EXIT_OK and not final.result):
         return code
     result = dict(final.result)
     if final.reason == "stopped":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
+from engine.core.events import JobFinished
 from engine.runtime.devices import DEVICES
 from engine.runtime.precision import PRECISIONS
 
@@ -47,7 +48,7 @@ def run(args) -> int:
         jitter=args.jitter, preview_every=args.preview_every, eval_on=args.eval_on, out=args.out,
         seed=args.seed, device=args.device, precision=args.precision)
     code, final, _ = run_cli_job(args, "dream", lambda ctx: dream_job(params, ctx))
-    if code != EXIT_OK and not getattr(final, "result", None):
+    if not isinstance(final, JobFinished) or (code != EXIT_OK and not final.result):
         return code
     r = dict(final.result)
     if args.json:

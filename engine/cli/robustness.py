@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
+from engine.core.events import JobFinished
 from engine.runtime.devices import DEVICES
 from engine.runtime.precision import PRECISIONS
 
@@ -45,7 +46,7 @@ def run(args) -> int:
         return robustness_job(params, ctx)
 
     code, final, _ = run_cli_job(args, "robustness", job)
-    if code != EXIT_OK:
+    if code != EXIT_OK or not isinstance(final, JobFinished):  # (a failure's code is never EXIT_OK)
         return code
     r = final.result
     if args.json:
