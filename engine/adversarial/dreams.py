@@ -320,7 +320,7 @@ def judge(model: nn.Module, x: torch.Tensor, classes: list[str], target: int | N
     probs = model(x).float().softmax(1)[0].cpu()
     top = probs.topk(min(k, len(classes)))
     out: dict[str, Any] = {"top": [{"class": classes[i], "index": int(i), "prob": round(float(p), 6)}
-                   for p, i in zip(top.values.tolist(), top.indices.tolist())]}
+                                   for p, i in zip(top.values.tolist(), top.indices.tolist())]}
     if target is not None:
         out["probability"] = round(float(probs[target]), 6)
         out["rank"] = int((probs > probs[target]).sum()) + 1
