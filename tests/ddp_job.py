@@ -58,7 +58,7 @@ real_getitem = ImageFiles.__getitem__
 def getitem(self, i):
     if self.transform is not None and i == 0 and os.environ.get("TLBENCH_TEST_BREAK_FIRST"):
         record["broken_batches"] += 1
-        size = self.prep["crop_size"]
+        size = self.prep.crop_size
         return torch.zeros(3, size, size, dtype=torch.uint8), i, "broke after the scan (test)"
     return real_getitem(self, i)
 

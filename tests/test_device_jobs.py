@@ -157,7 +157,7 @@ def test_eval_job_under_device_discipline(run, monkeypatch):
 def test_predict_and_extraction_under_device_discipline(run):
     with DeviceDiscipline() as d:
         rows = predict_paths(run["model"], run["record"], run["images"][:3] + ["/nonexistent.png"])
-        feats, errors, _ = extract(run["model"], run["images"], run["record"]["preprocessing"],
+        feats, errors, _ = extract(run["model"], run["images"], run["record"].preprocessing,
                                    torch.device("cpu"), batch_size=4, workers=0)
     d.check()
     assert [len(r.get("predictions", [])) for r in rows] == [2, 2, 2, 0]

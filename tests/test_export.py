@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -81,8 +82,8 @@ def decoded(path) -> torch.Tensor:
 
 def predicted(model, record, paths) -> torch.Tensor:
     """`tlbench predict`'s probabilities (every class) for each path, [N, C]."""
-    rows = predict_paths(model, record, paths, top_k=len(record["classes"]))
-    out = torch.zeros(len(paths), len(record["classes"]))
+    rows = predict_paths(model, record, paths, top_k=len(record.classes))
+    out = torch.zeros(len(paths), len(record.classes))
     for i, row in enumerate(rows):
         for p in row["predictions"]:
             out[i, p["index"]] = p["prob"]
@@ -94,7 +95,7 @@ def test_export_gives_tlbench_predicts_probabilities_on_a_1024px_jpeg(trained, e
     run_dir, _ = trained
     run, classes = load_exported(exports[fmt]["path"])
     model, record = load_run_model(run_dir)
-    assert classes == record["classes"]
+    assert classes == list(record.classes)
     want = predicted(model, record, [photo])[0]
     got = run(decoded(photo))[0]
     print("MARGIN", fmt, float((got - want).abs().max()), want.tolist())
@@ -102,8 +103,8 @@ def test_export_gives_tlbench_predicts_probabilities_on_a_1024px_jpeg(trained, e
     # the photo is one this model is unsure about, so a preprocessing difference would show: the same photo
     # decoded at reduced size (what predict used to do) moves the probabilities by more than the tolerance
     assert float(want.max()) < 0.9
-    prep = record["preprocessing"]
-    draft = eval_transform(load_rgb(photo, min_size=prep["resize_size"]), prep)[None].float() / 255
+    prep = record.preprocessing
+    draft = eval_transform(load_rgb(photo, min_size=prep.resize_size), prep)[None].float() / 255
     with torch.no_grad():
         assert float((model(draft).softmax(1)[0] - want).abs().max()) > 2 * TOLERANCE
 
@@ -136,8 +137,8 @@ def test_the_check_uses_generated_images_when_the_dataset_is_gone(trained, tmp_p
 
     run_dir, _ = trained
     model, record = load_run_model(run_dir)
-    record = {**record, "dataset": str(tmp_path / "moved")}
-    wrapper = export.ExportedClassifier(model, record["preprocessing"], record["classes"]).eval()
+    record = replace(record, dataset=str(tmp_path / "moved"))
+    wrapper = export.ExportedClassifier(model, record.preprocessing, list(record.classes)).eval()
     check = export.check_against_predict(lambda x: wrapper(x), model, record)
     assert check["checked_images"] == 2 and "generated" in check["checked_on"]
     assert check["max_abs_diff"] <= TOLERANCE

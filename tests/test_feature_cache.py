@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,11 @@ from conftest import make_dataset, write_image
 from torch import nn
 
 from engine.core.paths import cache_dir
+from engine.core.records import Preprocessing
 from engine.models.classifier import Classifier
 from engine.train.features import FeatureCache, cache_key, cached_features
 
-PREP = {"crop_size": 32, "resize_size": 37, "interpolation": "bilinear", "mean": [0.5] * 3, "std": [0.25] * 3}
+PREP = Preprocessing(32, 37, "bilinear", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 
 class Factory:
@@ -31,7 +33,7 @@ class Factory:
         self.builds += 1
         torch.manual_seed(0)
         backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        return Classifier(backbone, nn.Linear(8, 2), PREP["mean"], PREP["std"])
+        return Classifier(backbone, nn.Linear(8, 2), list(PREP.mean), list(PREP.std))
 
 
 @pytest.fixture
@@ -60,7 +62,7 @@ def test_a_change_of_what_features_depend_on_misses(images, change, monkeypatch)
     features(images, Factory())
     identity, prep = "random:seed=1", PREP
     if change == "image size":
-        prep = {**PREP, "crop_size": 40, "resize_size": 46}
+        prep = replace(PREP, crop_size=40, resize_size=46)
     elif change == "weights":
         identity = "random:seed=2"
     elif change == "torchvision version":

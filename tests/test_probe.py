@@ -52,10 +52,10 @@ def test_second_run_uses_the_cache_and_runs_no_backbone(tiny_dataset, monkeypatc
     def no_forward(*a, **k):
         raise AssertionError("the backbone ran on a cache hit")
 
-    import engine.train.prepare
+    import engine.train.prepare as prepare
 
     monkeypatch.setattr(features, "extract", no_forward)
-    monkeypatch.setattr(engine.train.prepare, "build_classifier", no_forward)  # not even built
+    monkeypatch.setattr(prepare, "build_classifier", no_forward)  # not even built
     second = run_train(dataset=str(tiny_dataset))
     assert second["feature_cache"] == "hit" and second["extracted"] == 0
     assert second["best_val_acc"] == first["best_val_acc"]
@@ -170,9 +170,9 @@ def test_probe_breaks_accuracy_ties_on_the_validation_loss(tiny_dataset):
 def test_probe_without_validation_numbers_still_keeps_a_best_checkpoint(tiny_dataset, monkeypatch):
     """A validation accuracy of NaN (no usable validation image) left best_state unbound: the job crashed
     after its first epoch. With nothing to compare, the latest epoch stands in as best.pt."""
-    import engine.train.probe
+    import engine.train.probe as probe
 
-    monkeypatch.setattr(engine.train.probe, "evaluate_head", lambda head, feats, labels: (float("nan"), float("nan")))
+    monkeypatch.setattr(probe, "evaluate_head", lambda head, feats, labels: (float("nan"), float("nan")))
     r = run_train(dataset=str(tiny_dataset), epochs=3)
     assert load_checkpoint(f"{r['run_dir']}/best.pt")["epoch"] == 3 == r["best_epoch"]
 

@@ -78,11 +78,11 @@ def test_predict_on_a_random_backbone_probe_equals_the_run_s_own_validation(tiny
         assert got[path][0] == cls and got[path][1] == pytest.approx(prob, abs=1e-4), path
     # the probabilities of an easy dataset saturate, so compare what the head was trained on too: the
     # features in the cache against the loaded backbone's, image by image
-    cached = FeatureCache(cache_key(record["backbone"], record["weights_identity"], record["preprocessing"]),
-                          record["dataset"]).load()
+    cached = FeatureCache(cache_key(record.backbone, str(record.weights_identity), record.preprocessing),
+                          record.dataset).load()
     with torch.inference_mode():
         for path in want:
-            x = load_for_model(path, record["preprocessing"]).float().div(255).unsqueeze(0)
+            x = load_for_model(path, record.preprocessing).float().div(255).unsqueeze(0)
             mine, theirs = model.features(x)[0], cached[image_identity(path)]
             assert torch.allclose(mine, theirs, rtol=1e-3, atol=1e-4 * float(theirs.abs().max())), path
 

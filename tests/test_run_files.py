@@ -97,8 +97,3 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         runs.atomic_write_json(path, {"v": 2})
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
-
-
-def test_the_old_private_name_still_works():
-    """Other modules import _atomic_write_bytes; it is the public helper under its old name."""
-    assert runs._atomic_write_bytes is runs.atomic_write_bytes

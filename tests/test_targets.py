@@ -60,9 +60,9 @@ def test_a_second_load_reuses_the_model(run_dir, builds):
     first = load_target_model(run_dir, device="cpu")
     again = load_target_model(run_dir, device="cpu", img_size=48)  # another input size: the same model
     assert builds["run"] == 1 and again.model is first.model
-    assert again.prep["crop_size"] == 48 and first.prep["crop_size"] == 32
-    again.record["classes"].append("mutated")  # what a caller does with its record stays its own
-    assert load_target_model(run_dir, device="cpu").record["classes"] == ["blue", "red"]
+    assert again.prep.crop_size == 48 and first.prep.crop_size == 32
+    again.record.raw["classes"].append("mutated")  # what a caller does with its record stays its own
+    assert load_target_model(run_dir, device="cpu").record.to_dict()["classes"] == ["blue", "red"]
     lite = load_target_model(backbone="efficientnet_lite0", device="cpu")
     assert load_target_model(backbone="efficientnet_lite0", device="cpu").model is lite.model
     assert builds["backbone"] == 1 and len(lite.classes) == 1000

@@ -63,7 +63,7 @@ def attack_job(params: AttackParams, ctx: JobContext) -> dict:
     eval_tm = None
     if params.eval_on:
         eval_tm = load_target_model(backbone=params.eval_on, device=device)
-    size = tm.prep["crop_size"]
+    size = tm.prep.crop_size
     model = fast_copy(tm, device, size, dtype)
     eval_model = fast_copy(eval_tm, device, size, dtype) if eval_tm is not None else None
     eval_target = None
@@ -123,7 +123,8 @@ def attack_job(params: AttackParams, ctx: JobContext) -> dict:
 def _attack_one(params: AttackParams, ctx: JobContext, model: nn.Module, tm: TargetModel, x: torch.Tensor,
                 path: str, n: int, target: int | None, eval_model, eval_tm, eval_target, out_dir: Path,
                 generator: torch.Generator) -> dict:
-    classes, k = tm.classes, params.top_k
+    classes, k, steps = tm.classes, params.top_k, params.steps
+    assert steps is not None  # params.validate() filled in the method's default
     clean = probabilities(model, x)[0]
     label = int(clean.argmax())
     aim = target if target is not None else label
@@ -138,9 +139,9 @@ def _attack_one(params: AttackParams, ctx: JobContext, model: nn.Module, tm: Tar
         if target is not None:
             values["target_prob"] = float(probs[target])
             curve.append(values["target_prob"])
-        ctx.emit(StepEnded("attack", step, params.steps, values))
+        ctx.emit(StepEnded("attack", step, steps, values))
 
-    adv = run_attack(model, x, labels, method=params.method, eps=params.eps, steps=params.steps,
+    adv = run_attack(model, x, labels, method=params.method, eps=params.eps, steps=steps,
                      alpha=params.alpha, norm=params.norm, random_start=params.random_start,
                      targeted=target is not None, tv_weight=params.tv_weight, generator=generator,
                      on_step=on_step, check=ctx.check)
@@ -162,7 +163,7 @@ def _attack_one(params: AttackParams, ctx: JobContext, model: nn.Module, tm: Tar
         values["target_prob"] = float(after[target])
     for kind, img in (("attack-original", x), ("attack-adversarial", adv),
                       ("attack-perturbation", amplified_perturbation(adv - x))):
-        event = rendered(kind, params.steps, img, files[kind.split("-")[1]], values)
+        event = rendered(kind, steps, img, files[kind.split("-")[1]], values)
         ctx.emit(event)
     result = {
         "path": str(path),

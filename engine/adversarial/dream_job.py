@@ -66,7 +66,7 @@ def dream_job(params: DreamParams, ctx: JobContext) -> dict:
     target = resolve_class(params.target, tm.classes, tm.name)
     class_name = tm.classes[target]
     eval_tm = load_target_model(backbone=params.eval_on, device=device) if params.eval_on else None
-    size = params.img_size or tm.prep["crop_size"]
+    size = params.img_size or tm.prep.crop_size
     model = fast_copy(tm, device, size, dtype)
     out_path = _out_path(tm, params, class_name)
     ctx.emit(JobStarted("dream", f"{params.recipe} dream of {class_name!r} ({target}) on {tm.name}",

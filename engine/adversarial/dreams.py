@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,6 +59,9 @@ class FourierImage(nn.Module):
     Built on `device`; the random spectrum is drawn on the CPU from `generator` (a CPU generator) and moved
     there, so a seed gives the same dream on every device.
     """
+
+    scale: torch.Tensor  # buffers
+    color: torch.Tensor
 
     def __init__(self, size: int, generator: torch.Generator, sd: float = 0.01, decay_power: float = 1.0,
                  device: torch.device | str = "cpu"):
@@ -176,7 +180,7 @@ def dream_loss(logits: torch.Tensor, x: torch.Tensor, target: int, recipe: str, 
 
 def dream(model: nn.Module, target: int, *, recipe: str = "robust", steps: int = 300, size: int = 224,
           lr: float | None = None, tv_weight: float | None = None, l2_weight: float = 0.0, jitter_px: int = 0,
-          seed: int = 0, on_step: Callable[[int, float, float, torch.Tensor], None] | None = None,
+          seed: int = 0, on_step: Callable[[int, float, float, nn.Module], None] | None = None,
           check: Callable[[], None] | None = None) -> DreamResult:
     """Optimise an image toward class `target` of `model` (a frozen Classifier taking [0, 1] images).
 
@@ -237,7 +241,7 @@ def _optimise(model, image, optimizer, target, recipe, steps, tv_weight, l2_weig
 def judge(model: nn.Module, x: torch.Tensor, classes: list[str], target: int | None, k: int = 5) -> dict:
     """How `model` sees image `x`: the target's probability and rank (1 = first), and the top k."""
     probs = model(x).float().softmax(1)[0].cpu()
-    out: dict = {"top": top_predictions(probs, classes, k)}
+    out: dict[str, Any] = {"top": top_predictions(probs, classes, k)}
     if target is not None:
         out["probability"] = round(float(probs[target]), 6)
         out["rank"] = int((probs > probs[target]).sum()) + 1

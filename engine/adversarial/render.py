@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from engine.core.events import ImageRendered
-from engine.core.files import _atomic_write_bytes
+from engine.core.files import atomic_write_bytes
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +54,7 @@ def save_png(path: str | os.PathLike, x: torch.Tensor) -> Path:
     """Write a [0, 1] image as a PNG, atomically (a reader never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(path, png_bytes(x))
+    atomic_write_bytes(path, png_bytes(x))
     return path
 
 

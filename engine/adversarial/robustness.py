@@ -26,20 +26,21 @@ from engine.runtime.precision import autocast_dtype, precision_name
 
 if TYPE_CHECKING:
     from engine.core.jobs import JobContext
+    from engine.core.records import RunRecord
 
 # ------------------------------------------------------------------------------------ robustness
 
 
-def validation_samples(record: dict, data: str | None, ctx: JobContext):
+def validation_samples(record: RunRecord, data: str | None, ctx: JobContext | None):
     """The run's validation split, recomputed from its dataset, seed and val_fraction."""
     from engine.core.errors import RunError
     from engine.data.scan import scan_run_dataset, split_dataset
 
-    info = scan_run_dataset(record["dataset"], data or None, ctx=ctx)
-    if list(info.classes) != list(record["classes"]):
+    info = scan_run_dataset(record.dataset, data or None, ctx=ctx)
+    if list(info.classes) != list(record.classes):
         raise RunError(f"The dataset at {info.root} has classes {info.classes}, but the run was trained on "
-                       f"{record['classes']}. Pass the run's dataset with --data.")
-    _, val = split_dataset(info, record.get("val_fraction", 0.2), record.get("seed", 0))
+                       f"{list(record.classes)}. Pass the run's dataset with --data.")
+    _, val = split_dataset(info, record.val_fraction, record.seed)
     return info, val
 
 
@@ -59,12 +60,13 @@ def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
     device = torch.device(device_name)
     dtype = autocast_dtype(device, params.precision)
     tm = load_target_model(run_dir=params.run_dir, device=device)
+    assert tm.record is not None and tm.run_dir is not None  # loaded from a run directory: it has both
     info, val = validation_samples(tm.record, params.data, ctx)
     if params.limit:
         val = val[: params.limit]
     if not val:
         raise ConfigError(f"The validation split of {info.root} is empty: nothing to attack.")
-    model = fast_copy(tm, device, tm.prep["crop_size"], dtype)
+    model = fast_copy(tm, device, tm.prep.crop_size, dtype)
     ctx.emit(JobStarted("robustness", f"{params.method} {params.norm} sweep of {tm.name}", str(tm.run_dir)))
     ctx.log(f"device: {device_name} ({why}), {precision_name(dtype)}; {len(val)} validation images; eps "
             + ", ".join(eps_text(e) for e in params.eps))

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from engine.core.errors import ConfigError
+from engine.core.records import Preprocessing, RunRecord
 from engine.models.classifier import Classifier
 
 
@@ -20,10 +21,10 @@ from engine.models.classifier import Classifier
 class TargetModel:
     model: Classifier  # eval mode, parameters frozen
     classes: list[str]
-    prep: dict  # engine.data.loaders format: crop_size, resize_size, interpolation, mean, std
+    prep: Preprocessing
     name: str  # for messages: "efficientnet_lite0 (ImageNet)" or the run's directory name
     run_dir: Path | None = None
-    record: dict | None = None  # the run's config.json
+    record: RunRecord | None = None  # the run's config.json
 
 
 def freeze(model: Classifier) -> Classifier:
@@ -40,7 +41,7 @@ def freeze(model: Classifier) -> Classifier:
 # A cached model is frozen (eval mode, no parameter gradients) and shared: jobs read it or take copies
 # (engine.models.fast.inference_copy), never change it.
 TARGET_CACHE_SIZE = 2
-_cache: OrderedDict[tuple, tuple[Classifier, dict | None]] = OrderedDict()
+_cache: OrderedDict[tuple, tuple[Classifier, RunRecord | None]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -74,7 +75,7 @@ def _backbone_key(backbone: str, device: torch.device) -> tuple:
     return ("backbone", backbone, weights, _stamp(Path(weights)) if weights else None, str(device))
 
 
-def _cached(key: tuple | None, load) -> tuple[Classifier, dict | None]:
+def _cached(key: tuple | None, load) -> tuple[Classifier, RunRecord | None]:
     """The model and record for `key`, loading (and freezing) it with `load()` when it is not cached."""
     if key is not None:
         with _cache_lock:
@@ -114,13 +115,16 @@ def load_target_model(run_dir: str | os.PathLike | None = None, backbone: str | 
             return load_run_model(path, device)
 
         model, record = _cached(_run_key(path, device), load_run)
-        record = copy.deepcopy(record)
-        prep = dict(record["preprocessing"])
+        assert record is not None  # load_run returns the run's record
+        record = copy.deepcopy(record)  # its `raw` dict stays the caller's own
+        prep = record.preprocessing
         if img_size:
             from engine.models.registry import get_spec
 
-            prep = get_spec(record["backbone"]).preprocessing(img_size)
-        return TargetModel(model, list(record["classes"]), prep, path.name, path, record)
+            prep = get_spec(record.backbone).preprocessing(img_size)
+        return TargetModel(model, list(record.classes), prep, path.name, path, record)
+    if backbone is None:
+        raise ConfigError("Give the model to attack: a run directory or --backbone.")
     from engine.models.registry import get_spec, imagenet_classes
 
     spec = get_spec(backbone)  # raises with the allowed names

@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.adversarial.params import AttackParams
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
 from engine.cli.fields import add_dataclass_flags, values_from_args
+from engine.core.events import JobFinished
 
 
 def register(sub) -> None:
@@ -29,7 +30,7 @@ def run(args) -> int:
 
     params = params_from_args(args)
     code, final, _ = run_cli_job(args, "attack", lambda ctx: attack_job(params, ctx))
-    if code != EXIT_OK and not getattr(final, "result", None):
+    if not isinstance(final, JobFinished) or (code != EXIT_OK and not final.result):
         return code
     result = dict(final.result)
     if final.reason == "stopped":

@@ -74,8 +74,11 @@ _json_objects = 0  # JSON objects printed by this command so far: the contract i
 def print_json(obj: Any) -> None:
     global _json_objects
     _json_objects += 1
-    sys.__stdout__.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    sys.__stdout__.flush()
+    out = sys.__stdout__
+    if out is None:  # started without a stdout (pythonw, a closed descriptor): nowhere to print it
+        return
+    out.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    out.flush()
 
 
 def _json_default(obj: Any):
@@ -142,7 +145,8 @@ def handle_errors(args: argparse.Namespace, fn: Callable[[], int]) -> int:
         # stdout closed early (`tlbench scan --json | head -1`): nobody is left to read an error. Point stdout
         # at /dev/null so the interpreter's final flush does not complain, and exit as `yes | head` would.
         with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+            if sys.__stdout__ is not None:  # (it was there: a pipe broke)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
         return EXIT_SIGNAL_BASE + getattr(signal, "SIGPIPE", 13)
     except KeyboardInterrupt as err:  # Ctrl+C, or SIGTERM/SIGHUP as Stopped, outside a job
         signum = getattr(err, "signum", signal.SIGINT)

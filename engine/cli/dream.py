@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.adversarial.params import DreamParams
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
 from engine.cli.fields import add_dataclass_flags, values_from_args
+from engine.core.events import JobFinished
 
 
 def register(sub) -> None:
@@ -24,7 +25,7 @@ def run(args) -> int:
 
     params = DreamParams(**values_from_args(args, DreamParams))
     code, final, _ = run_cli_job(args, "dream", lambda ctx: dream_job(params, ctx))
-    if code != EXIT_OK and not getattr(final, "result", None):
+    if not isinstance(final, JobFinished) or (code != EXIT_OK and not final.result):
         return code
     r = dict(final.result)
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
+from engine.core.events import JobFinished
 from engine.core.paths import data_dir
 from engine.fetch.downloads import human_bytes
 from engine.fetch.sources import DATASETS, fetch_dataset, resolve
@@ -33,7 +34,7 @@ def run(args) -> int:
         args, "fetch", lambda ctx: fetch_dataset(src.name, args.dest, ctx=ctx, keep_archives=args.keep_archives),
         description=f"fetch {src.name}",
     )
-    if code != EXIT_OK:
+    if code != EXIT_OK or not isinstance(final, JobFinished):  # (a failure's code is never EXIT_OK)
         return code
     result = final.result
     if args.json:

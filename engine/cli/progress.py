@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from typing import TYPE_CHECKING
 
 from engine.core.events import (
     BatchEnded,
@@ -17,6 +18,9 @@ from engine.core.events import (
     ProgressAdvanced,
 )
 from engine.fetch.downloads import human_bytes
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 def format_metrics(metrics: dict) -> str:
@@ -39,8 +43,8 @@ class ProgressSink:
         self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.enabled = enabled
         self.live = enabled and self.console.is_terminal
-        self.progress = None
-        self.tasks: dict[str, int] = {}
+        self.progress: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> "ProgressSink":
         if self.live:
@@ -88,7 +92,7 @@ class ProgressSink:
             # fail the job before it has saved its state, so the display goes quiet instead.
             self.enabled = False
 
-    def _task(self, key: str, description: str, total: float | None, unit: str = "") -> int | None:
+    def _task(self, key: str, description: str, total: float | None, unit: str = "") -> TaskID | None:
         if self.progress is None:
             return None
         if key not in self.tasks:
@@ -103,7 +107,7 @@ class ProgressSink:
             rate = ""
             if event.rate:
                 rate = f"{event.rate / 1e6:.1f} MB/s" if event.unit == "bytes" else f"{event.rate:.1f} {event.unit}/s"
-            if task is not None:
+            if task is not None and self.progress is not None:  # (a task implies the display)
                 self.progress.update(task, completed=event.done, total=event.total, rate=rate)
             elif event.total and event.done >= event.total:
                 count = (f"{human_bytes(event.total)}" if event.unit == "bytes"
@@ -111,7 +115,7 @@ class ProgressSink:
                 self._print(f"{event.phase}: {count} {rate}".rstrip(), "dim")
         elif isinstance(event, BatchEnded):
             task = self._task(f"e:{event.phase}:{event.epoch}", f"epoch {event.epoch} {event.phase}", event.steps)
-            if task is not None:
+            if task is not None and self.progress is not None:
                 rate = f"{event.images_per_s:.1f} img/s" if event.images_per_s else ""
                 self.progress.update(task, completed=event.step, rate=f"loss {event.loss:.4f} {rate}")
         elif isinstance(event, EpochEnded):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.adversarial.params import RobustnessParams
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
 from engine.cli.fields import add_dataclass_flags, values_from_args
+from engine.core.events import JobFinished
 
 
 def register(sub) -> None:
@@ -23,7 +24,7 @@ def run(args) -> int:
 
     params = RobustnessParams(**values_from_args(args, RobustnessParams))  # validated (and --eps read) in the job
     code, final, _ = run_cli_job(args, "robustness", lambda ctx: robustness_job(params, ctx))
-    if code != EXIT_OK:
+    if code != EXIT_OK or not isinstance(final, JobFinished):  # (a failure's code is never EXIT_OK)
         return code
     r = final.result
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
+from engine.core.events import JobFinished
 from engine.data.scan import scan_dataset
 
 
@@ -15,7 +16,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     code, final, _ = run_cli_job(args, "scan", lambda ctx: {"info": scan_dataset(args.dataset, ctx=ctx)})
-    if code != EXIT_OK:
+    if code != EXIT_OK or not isinstance(final, JobFinished):  # (a failure's code is never EXIT_OK)
         return code
     info = final.result["info"]
     if args.json:

@@ -51,10 +51,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-# Other modules import the old private name; the engine layout issue can move them to atomic_write_bytes.
-_atomic_write_bytes = atomic_write_bytes
-
-
 def _create_temporary(path: Path) -> tuple[Path, int]:
     """A new, exclusive temporary file beside `path`. Created with mode 0o666 so the kernel applies the
     umask (and a directory's default ACL) exactly as for open(); reading the umask ourselves would need

@@ -23,12 +23,17 @@ from engine.core.events import (
     LogLine,
     ProgressAdvanced,
     Sink,
+    StepEnded,
     null_sink,
 )
 
 
 class JobStopped(Exception):
     """Raised inside a job by `ctx.check()` once stop was requested; ends the job as "stopped"."""
+
+    # what the job reached before it stopped, attached on the way out by code that can use it (a dream's
+    # image so far); None otherwise
+    partial: Any = None
 
 
 class JobControl:
@@ -84,7 +89,7 @@ class JobContext:
         loss on a GPU: reading it waits for the device) asks first and reads them only when due."""
         return time.monotonic() - self._last_progress >= 1.0 / self.MAX_PROGRESS_PER_S
 
-    def progress(self, event: BatchEnded | ProgressAdvanced, *, force: bool = False) -> None:
+    def progress(self, event: BatchEnded | ProgressAdvanced | StepEnded, *, force: bool = False) -> None:
         """Emit a progress event unless one went out less than 1/MAX_PROGRESS_PER_S seconds ago."""
         if force or self.progress_due():
             self._last_progress = time.monotonic()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from engine import __version__
 from engine.core.errors import EXIT_FAILED, RunError
 from engine.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from engine.core.records import RunRecord
 
 if TYPE_CHECKING:
     import torch
@@ -109,8 +110,20 @@ def save_config(run_dir: Path, config: dict) -> None:
     atomic_write_json(run_dir / "config.json", config)
 
 
-def load_config(run_dir: Path) -> dict:
-    return read_json(Path(run_dir) / "config.json")
+def load_config(run_dir: str | os.PathLike) -> RunRecord:
+    """The run's config.json, typed (RunRecord.raw keeps every key, known or not). Raises RunError when a
+    key every run has (classes, backbone, dataset, preprocessing) is missing."""
+    path = Path(run_dir) / "config.json"
+    return RunRecord.from_dict(read_json(path), source=str(path))
+
+
+def read_config_json(run_dir: str | os.PathLike) -> dict:
+    """config.json as it is, for displays that show every key and must still show a partial or damaged run
+    (the workbench's run list); jobs use load_config."""
+    data = read_json(Path(run_dir) / "config.json")
+    if not isinstance(data, dict):
+        raise RunError(f"{Path(run_dir) / 'config.json'} holds {type(data).__name__}, not a run record.")
+    return data
 
 
 def append_metrics(run_dir: Path, row: dict) -> None:

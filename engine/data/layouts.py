@@ -145,7 +145,7 @@ def _class_folders(root: Path, split: str | None, notes: list[str]) -> list[tupl
             continue
         files = _image_files(d)
         nested, example = _nested_images(d)
-        if nested:
+        if nested and example is not None:  # an image was found, so was its folder
             notes.append(
                 f"Ignored {nested} image(s) in sub-folders of {d.name}/ (e.g. {Path(example).relative_to(root)}): "
                 "tlbench reads one level of class folders. Flatten them, or point tlbench at the deeper folder."

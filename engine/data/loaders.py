@@ -23,6 +23,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch.utils.data import DataLoader, Dataset
 
+from engine.core.records import Preprocessing
 from engine.data.images import ImageProblem, load_rgb
 
 
@@ -37,10 +38,13 @@ def resize_center_crop(images: torch.Tensor, resize_size: int, crop_size: int,
     resize is a CPU kernel).
     """
     h, w = images.shape[-2], images.shape[-1]
-    if torch.jit.is_scripting():
-        short = min(h, w)
+    # torch.jit.is_scripting is public API that torch.jit's __all__ leaves out
+    if torch.jit.is_scripting():  # pyright: ignore[reportPrivateImportUsage]
+        short: int = min(h, w)
     else:
-        short = torch.sym_min(h, w)  # min() of symbolic sizes would fix them when exported
+        # min() of symbolic sizes would fix them when exported. A SymInt while torch.export traces (the
+        # stubs' IntLikeType, which F.interpolate's stub does not list though it takes it), an int otherwise.
+        short = torch.sym_min(h, w)  # pyright: ignore[reportAssignmentType]
     new_h = (resize_size * h) // short
     new_w = (resize_size * w) // short
     x = F.interpolate(images, size=(new_h, new_w), mode=mode, align_corners=False, antialias=True)
@@ -58,18 +62,13 @@ def _center_offset(extra: int) -> int:
     return half + (extra % 2) * (half % 2)
 
 
-def resize_mode(prep: dict) -> str:
-    """The F.interpolate mode for a preprocessing dict's interpolation (torchvision weights use these two)."""
-    return "bicubic" if prep.get("interpolation") == "bicubic" else "bilinear"
-
-
-def eval_transform(img, prep: dict) -> torch.Tensor:
+def eval_transform(img, prep: Preprocessing) -> torch.Tensor:
     """A PIL image -> uint8 CHW tensor: resize the shorter side, center-crop (`resize_center_crop`)."""
     x = TF.pil_to_tensor(img).unsqueeze(0)
-    return resize_center_crop(x, prep["resize_size"], prep["crop_size"], resize_mode(prep))[0]
+    return resize_center_crop(x, prep.resize_size, prep.crop_size, prep.resize_mode)[0]
 
 
-def load_for_model(path: str | os.PathLike, prep: dict) -> torch.Tensor:
+def load_for_model(path: str | os.PathLike, prep: Preprocessing) -> torch.Tensor:
     """One file as the model sees it (decoded in full, see above); raises ImageProblem for an unusable one."""
     return eval_transform(load_rgb(path), prep)
 
@@ -78,7 +77,7 @@ class ImageFiles(Dataset):
     """Files -> (uint8 tensor, index, error). A bad file yields a blank image and its reason, so one broken
     file never kills a DataLoader worker; the caller drops it and lists it."""
 
-    def __init__(self, paths: list[str], prep: dict, transform=None):
+    def __init__(self, paths: list[str], prep: Preprocessing, transform=None):
         self.paths = paths
         self.prep = prep
         self.transform = transform
@@ -87,7 +86,7 @@ class ImageFiles(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        size = self.prep["crop_size"]
+        size = self.prep.crop_size
         try:
             img = load_rgb(self.paths[i])  # in full: see the module's docstring
             x = self.transform(img) if self.transform is not None else eval_transform(img, self.prep)
@@ -123,7 +122,8 @@ def forked_worker_init(_worker_id: int) -> None:
     """
     import concurrent.futures.thread as pool_threads
 
-    pool_threads._threads_queues.clear()
+    # a WeakKeyDictionary at run time; the stubs type it as a read-only Mapping
+    pool_threads._threads_queues.clear()  # pyright: ignore[reportAttributeAccessIssue]
 
 
 def data_loader(dataset: Dataset, **kwargs) -> DataLoader:

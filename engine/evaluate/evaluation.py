@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from engine.core.errors import DatasetError
 from engine.core.events import JobStarted, ProgressAdvanced
+from engine.core.records import Preprocessing, RunRecord
 from engine.core.runs import load_config, update_report
 from engine.data.loaders import ImageFiles, auto_workers, data_loader
 
@@ -100,7 +101,7 @@ def f1_score(precision: float | None, recall: float | None) -> float | None:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-def save_report(run_dir: str | os.PathLike, report: dict, prep: dict | None = None) -> dict:
+def save_report(run_dir: str | os.PathLike, report: dict, prep: Preprocessing | None = None) -> dict:
     """Merge the report into report.json and draw confusion.png and top_losses.png beside it."""
     from engine.evaluate.plots import confusion_png, top_losses_png
 
@@ -110,7 +111,7 @@ def save_report(run_dir: str | os.PathLike, report: dict, prep: dict | None = No
     return update_report(run_dir, report)
 
 
-def compute_logits(model, paths: list[str], prep: dict, device: torch.device, batch_size: int = 64,
+def compute_logits(model, paths: list[str], prep: Preprocessing, device: torch.device, batch_size: int = 64,
                    workers: int | None = None, ctx: JobContext | None = None) -> tuple[torch.Tensor, dict[int, str]]:
     """Logits for image files (eval transform) -> (logits [N, C] on CPU, {index: reason} for unusable files)."""
     workers = auto_workers(device) if workers is None else workers
@@ -147,26 +148,26 @@ def class_mismatch(run_classes: list[str], data_classes: list[str]) -> str | Non
     return "; ".join(parts) or "the same names in a different order"
 
 
-def evaluation_samples(record: dict, dataset: str | None, ctx: JobContext | None):
+def evaluation_samples(record: RunRecord, dataset: str | None, ctx: JobContext | None):
     """(samples, split name): the run's own validation split, or a given dataset (its val part when it has
     one, else every image), whose classes must be the run's."""
     from engine.data.scan import scan_dataset, scan_run_dataset, split_dataset
 
     if dataset is None:
-        info = scan_run_dataset(record["dataset"], ctx=ctx)
-        if info.classes != record["classes"]:
+        info = scan_run_dataset(record.dataset, ctx=ctx)
+        if list(info.classes) != list(record.classes):
             raise DatasetError(
-                f"The run's dataset {record['dataset']} has changed classes since training "
-                f"({class_mismatch(record['classes'], info.classes)}). Evaluate on a dataset with the run's "
+                f"The run's dataset {record.dataset} has changed classes since training "
+                f"({class_mismatch(list(record.classes), info.classes)}). Evaluate on a dataset with the run's "
                 "classes: tlbench eval RUN --data DATASET.")
-        _, val = split_dataset(info, record["val_fraction"], record["seed"])
+        _, val = split_dataset(info, record.val_fraction, record.seed)
         return val, "val"
     info = scan_dataset(dataset, ctx=ctx)
-    diff = class_mismatch(record["classes"], info.classes)
+    diff = class_mismatch(list(record.classes), info.classes)
     if diff:
         raise DatasetError(
             f"{info.root} has classes that differ from the run's ({diff}). The run knows "
-            f"{len(record['classes'])} classes: {', '.join(record['classes'])}. Rename the folders to match, "
+            f"{len(record.classes)} classes: {', '.join(record.classes)}. Rename the folders to match, "
             "or evaluate a run trained on these classes.")
     has_split = any(s.split for s in info.samples)
     if has_split:
@@ -189,21 +190,21 @@ def evaluate_run(run_dir: str | os.PathLike, dataset: str | None = None, ctx: Jo
     samples, split = evaluation_samples(record, dataset, ctx)
     dev = resolve_device(device)
     if ctx is not None:
-        ctx.emit(JobStarted("eval", f"{run_dir.name} on {dataset or record['dataset']} ({split})", str(run_dir)))
+        ctx.emit(JobStarted("eval", f"{run_dir.name} on {dataset or record.dataset} ({split})", str(run_dir)))
         ctx.log(f"evaluating {checkpoint} of {run_dir} on {len(samples)} images ({split})")
     model, record = load_run_model(run_dir, dev, checkpoint)
     paths = [s.path for s in samples]
-    logits, errors = compute_logits(model, paths, record["preprocessing"], dev, batch_size, workers, ctx)
+    logits, errors = compute_logits(model, paths, record.preprocessing, dev, batch_size, workers, ctx)
     keep = [i for i in range(len(paths)) if i not in errors]
     for i, reason in sorted(errors.items()):
         if ctx is not None:
             ctx.log(f"skipped {paths[i]}: {reason}", "warning")
     labels = torch.tensor([samples[i].label for i in keep], dtype=torch.long, device="cpu")
-    report = build_report(logits[keep] if keep else torch.empty(0, len(record["classes"]), device="cpu"), labels,
-                          [paths[i] for i in keep], record["classes"], split, checkpoint)
+    report = build_report(logits[keep] if keep else torch.empty(0, len(record.classes), device="cpu"), labels,
+                          [paths[i] for i in keep], list(record.classes), split, checkpoint)
     if dataset is not None:
         report["dataset"] = str(Path(dataset).expanduser().resolve())
-    save_report(run_dir, report, record["preprocessing"])
+    save_report(run_dir, report, record.preprocessing)
     summary = {"run_dir": str(run_dir), "split": split, "n": report["n"], "accuracy": report["accuracy"],
                "top5": report["top5"], "skipped_images": len(errors), "report": str(run_dir / "report.json"),
                "most_confused": report["most_confused"][:5]}

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from engine.core.files import _atomic_write_bytes
+from engine.core.files import atomic_write_bytes
+from engine.core.records import Preprocessing
 
 WHITE, BLACK, GREY = (255, 255, 255), (20, 20, 20), (150, 150, 150)
 
@@ -27,7 +28,7 @@ def _save(img: Image.Image, path: Path) -> None:
     # compress_level 1: a few percent larger than the default 6 and several times faster to write — it runs
     # at the end of every training run, including a cached probe that otherwise takes a fraction of a second
     img.save(buf, format="PNG", compress_level=1)
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def _short(text: str, n: int = 14) -> str:
@@ -69,7 +70,7 @@ def confusion_png(confusion: list[list[int]], classes: list[str], path: Path) ->
     _save(img, path)
 
 
-def top_losses_png(items: list[dict], path: Path, prep: dict | None = None, thumb: int = 128) -> None:
+def top_losses_png(items: list[dict], path: Path, prep: Preprocessing | None = None, thumb: int = 128) -> None:
     """A contact sheet: each image with "true / predicted", both probabilities and the loss."""
     from engine.data.images import load_rgb
 
@@ -89,7 +90,7 @@ def top_losses_png(items: list[dict], path: Path, prep: dict | None = None, thum
             pic.thumbnail((thumb, thumb))
             if pic.width < thumb and pic.height < thumb:  # tiny images (8 px digits): enlarge, keep pixels
                 scale = thumb // max(pic.width, pic.height)
-                pic = pic.resize((pic.width * max(1, scale), pic.height * max(1, scale)), Image.NEAREST)
+                pic = pic.resize((pic.width * max(1, scale), pic.height * max(1, scale)), Image.Resampling.NEAREST)
             img.paste(pic, (x + (thumb - pic.width) // 2, y + (thumb - pic.height) // 2))
         except Exception:  # noqa: BLE001 - a file gone since evaluation: leave its cell grey
             d.rectangle([x, y, x + thumb, y + thumb], fill=(230, 230, 230))

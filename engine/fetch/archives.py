@@ -191,7 +191,9 @@ def verify_integrity(archive: Path, ctx: JobContext | None = None, phase: str = 
             with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
                 for i, member in enumerate(tar):
                     if member.isreg():
-                        with tar.extractfile(member) as f:
+                        f = tar.extractfile(member)
+                        assert f is not None  # a regular member always has a file object
+                        with f:
                             while f.read(1 << 20):
                                 pass
                     if ctx is not None and i % 64 == 0:

@@ -122,7 +122,7 @@ def md5_file(path: str | os.PathLike) -> str:
     # because torchvision pulls in torch, which a plain download should not pay for.
     from torchvision.datasets.utils import calculate_md5
 
-    return calculate_md5(path)
+    return calculate_md5(Path(path))
 
 
 def verify_file(path: str | os.PathLike, *, size: int | None = None, md5: str | None = None,

@@ -14,6 +14,9 @@ from torchvision.models import SqueezeNet
 
 
 class Normalize(nn.Module):
+    mean: torch.Tensor  # buffers, [1, C, 1, 1]
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         # where nn layers put their parameters: the default device (meta inside `with torch.device("meta")`);

@@ -116,7 +116,7 @@ class EfficientNetLite(nn.Module):
         width, depth, _, dropout = VARIANTS[variant]
         self._conv_stem = SameConv2d(3, 32, 3, stride=2)
         self._bn0 = nn.BatchNorm2d(32, momentum=BN_MOMENTUM, eps=BN_EPS)
-        blocks = []
+        blocks: list[MBConvBlock] = []
         # stage index of every block, so partial fine-tuning can unfreeze "the last N stages"
         self.block_stage: list[int] = []
         for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(STAGES):
@@ -128,7 +128,7 @@ class EfficientNetLite(nn.Module):
                 blocks.append(MBConvBlock(cin if j == 0 else cout, cout, kernel, stride if j == 0 else 1, expand))
                 self.block_stage.append(i)
         self._blocks = nn.ModuleList(blocks)
-        for idx, block in enumerate(self._blocks):
+        for idx, block in enumerate(blocks):  # the same modules, typed
             block.drop_rate = drop_connect * idx / len(self._blocks)
         self._conv_head = SameConv2d(cout, 1280, 1)
         self._bn1 = nn.BatchNorm2d(1280, momentum=BN_MOMENTUM, eps=BN_EPS)

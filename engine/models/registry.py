@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.core.errors import ConfigError, choice_error
+from engine.core.records import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 
 if TYPE_CHECKING:
     from torch import nn
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
 
 # torch and torchvision are imported inside the functions: the CLI's parsers and the config read names from
 # here, and `tlbench --help` should not wait seconds for them.
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # The issue's list first, in this order; the rest of torchvision's classifiers are reachable by name.
 FEATURED_TORCHVISION = [
@@ -73,7 +71,7 @@ class BackboneSpec:
     def resize_ratio(self) -> float:
         return self.resize_size / self.input_size
 
-    def preprocessing(self, img_size: int | None = None) -> dict:
+    def preprocessing(self, img_size: int | None = None) -> Preprocessing:
         """The eval transform at `img_size`: resize the shorter side, center-crop, normalise (inside the model)."""
         size = img_size or self.input_size
         if self.fixed_input and size != self.input_size:
@@ -86,13 +84,7 @@ class BackboneSpec:
         if size < self.min_input:
             raise ConfigError(f"{self.name} needs images of at least {self.min_input} px; --img-size {size} is "
                               f"too small. Use --img-size {self.min_input} or more.")
-        return {
-            "crop_size": size,
-            "resize_size": int(round(size * self.resize_ratio)),
-            "interpolation": self.interpolation,
-            "mean": list(self.mean),
-            "std": list(self.std),
-        }
+        return Preprocessing(size, int(round(size * self.resize_ratio)), self.interpolation, self.mean, self.std)
 
 
 def _lite_spec(name: str) -> BackboneSpec:
@@ -106,7 +98,8 @@ def _lite_spec(name: str) -> BackboneSpec:
 def _tv_spec(name: str, featured: bool) -> BackboneSpec:
     import torchvision
 
-    weights = torchvision.models.get_model_weights(name).DEFAULT
+    # every weights enum has a DEFAULT member; the WeightsEnum base class the stubs return does not declare it
+    weights = torchvision.models.get_model_weights(name).DEFAULT  # pyright: ignore[reportAttributeAccessIssue]
     kw = getattr(weights.transforms, "keywords", {})
     crop = int(kw.get("crop_size", 224))
     interp = kw.get("interpolation")
@@ -157,8 +150,9 @@ def without_aux_heads(model: nn.Module) -> nn.Module:
     aux_logits=False with weights), and in train mode it then returns a tuple of logits: drop it, as
     torchvision's GoogLeNet builder does by default. Nobody trains it here; the features never use it."""
     if getattr(model, "AuxLogits", None) is not None:
-        model.aux_logits = False
-        model.AuxLogits = None
+        # Inception3's own attributes, set through setattr: `model` is typed as any nn.Module
+        setattr(model, "aux_logits", False)  # noqa: B010
+        setattr(model, "AuxLogits", None)  # noqa: B010
     return model
 
 
@@ -280,5 +274,7 @@ def torchvision_weights(spec: BackboneSpec):
     """The torchvision weights enum member the registry uses for `spec` (its DEFAULT)."""
     import torchvision
 
+    if spec.tv_weights is None:
+        raise ConfigError(f"{spec.name} is not a torchvision backbone: it has no torchvision weights enum.")
     _, _, member = spec.tv_weights.partition(".")
     return getattr(torchvision.models.get_model_weights(spec.name), member)

@@ -28,10 +28,12 @@ from torch import nn
 from engine.core.errors import ConfigError, DatasetError
 from engine.core.events import JobStarted
 from engine.core.files import atomic_write_bytes
+from engine.core.records import Preprocessing, RunRecord
 from engine.core.runs import load_config
 from engine.data.images import load_rgb
 from engine.data.layouts import find_items
-from engine.data.loaders import resize_center_crop, resize_mode
+from engine.data.loaders import resize_center_crop
+from engine.models.classifier import Classifier
 from engine.models.loading import load_run_model
 from engine.serve import EXPORT_FORMATS
 from engine.serve.predict import predict_paths
@@ -51,12 +53,13 @@ class ExportedClassifier(nn.Module):
     pixels of torch's.
     """
 
-    def __init__(self, model: nn.Module, prep: dict, classes: list[str]):
+    def __init__(self, model: nn.Module, prep: Preprocessing, classes: list[str]):
         super().__init__()
         self.model = model
-        self.resize_size = int(prep["resize_size"])
-        self.crop_size = int(prep["crop_size"])
-        self.mode = resize_mode(prep)
+        # plain attributes: TorchScript compiles forward() against them
+        self.resize_size = prep.resize_size
+        self.crop_size = prep.crop_size
+        self.mode = prep.resize_mode
         self.classes = list(classes)  # TorchScript infers List[str] and keeps it on the module
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -68,9 +71,9 @@ class ExportedClassifier(nn.Module):
         return self.model(x.float() / 255.0).softmax(1)
 
 
-def metadata(record: dict, run_dir: Path) -> dict:
-    return {"classes": record["classes"], "preprocessing": record["preprocessing"], "backbone": record["backbone"],
-            "mode": record.get("mode"), "run": run_dir.name,
+def metadata(record: RunRecord, run_dir: Path) -> dict:
+    return {"classes": list(record.classes), "preprocessing": record.preprocessing.to_dict(),
+            "backbone": record.backbone, "mode": record.mode, "run": run_dir.name,
             "input": "uint8 RGB images [N, 3, H, W], any size", "output": "class probabilities [N, C]"}
 
 
@@ -79,6 +82,7 @@ def export_torchscript(wrapper: ExportedClassifier, meta: dict, path: Path) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but remains the portable format
         inner = torch.jit.trace(wrapper.model, torch.rand(1, 3, size, size, device="cpu"), check_trace=False)
+        assert isinstance(inner, torch.jit.ScriptModule)  # tracing a module gives a TopLevelTracedModule
         wrapper.model = inner
         scripted = torch.jit.script(wrapper)
         buf = io.BytesIO()  # then written atomically: a failed export never leaves half a model file
@@ -142,7 +146,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "torchscript", ctx: JobCon
     if fmt == "onnx":
         onnx_modules()  # fail before loading anything
     run_dir = Path(run_dir)
-    record = load_config(run_dir)
+    load_config(run_dir)  # a directory that is no run fails here, before the job starts
     if ctx is not None:
         ctx.emit(JobStarted("export", f"{run_dir.name} to {fmt}", str(run_dir)))
     model, record = load_run_model(run_dir, "cpu", checkpoint)
@@ -152,7 +156,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "torchscript", ctx: JobCon
     path = Path(output) if output else run_dir / "export" / ("model.pt" if fmt == "torchscript" else "model.onnx")
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = metadata(record, run_dir)
-    wrapper = ExportedClassifier(model, record["preprocessing"], record["classes"]).eval()
+    wrapper = ExportedClassifier(model, record.preprocessing, list(record.classes)).eval()
     if ctx is not None:
         ctx.log(f"exporting {checkpoint} of {run_dir.name} to {fmt}: {path}")
     (export_torchscript if fmt == "torchscript" else export_onnx)(wrapper, meta, path)
@@ -172,11 +176,11 @@ PARITY_TOLERANCE = 1e-3  # probabilities; the export and predict differ by at mo
 CHECK_IMAGES = 8
 
 
-def check_images(record: dict, n: int = CHECK_IMAGES) -> list[str]:
+def check_images(record: RunRecord, n: int = CHECK_IMAGES) -> list[str]:
     """Up to n image files of the run's dataset, a few per class (sorted, so the same ones each time);
     none when the dataset is no longer there. Lists folders only: no scan, no decoding."""
     try:
-        _, items, _ = find_items(Path(record["dataset"]))
+        _, items, _ = find_items(Path(record.dataset))
     except (DatasetError, OSError):  # a dataset that moved only means the check uses other images
         return []
     by_class: dict[str, list[str]] = {}
@@ -190,11 +194,11 @@ def check_images(record: dict, n: int = CHECK_IMAGES) -> list[str]:
     return picks
 
 
-def _synthetic_images(folder: Path, prep: dict) -> list[str]:
+def _synthetic_images(folder: Path, prep: Preprocessing) -> list[str]:
     """Two photo-like test images (smooth colour gradients and noise, two aspect ratios) when the dataset is
     gone: PNG files, so both sides decode exactly the same pixels."""
     rng = np.random.default_rng(0)
-    size = int(prep["resize_size"])
+    size = prep.resize_size
     paths = []
     for i, (h, w) in enumerate([(size * 3 + 5, size * 2 + 1), (size + 3, size * 4 + 2)]):
         yy, xx = np.mgrid[0:h, 0:w]
@@ -206,7 +210,7 @@ def _synthetic_images(folder: Path, prep: dict) -> list[str]:
     return paths
 
 
-def check_against_predict(run, model: nn.Module, record: dict) -> dict:
+def check_against_predict(run, model: Classifier, record: RunRecord) -> dict:
     """The largest difference in probabilities between the export (`run`: uint8 batch -> probabilities) and
     `tlbench predict` with the run's model, on real images decoded in full (see `check_images`), or on
     generated ones when none of those can be read."""
@@ -214,13 +218,13 @@ def check_against_predict(run, model: nn.Module, record: dict) -> dict:
         diffs = _differences(run, model, record, check_images(record))
         source = "images of the run's dataset"
         if not diffs:
-            diffs = _differences(run, model, record, _synthetic_images(Path(tmp), record["preprocessing"]))
+            diffs = _differences(run, model, record, _synthetic_images(Path(tmp), record.preprocessing))
             source = "generated images (none of the run's dataset could be read)"
     return {"max_abs_diff": max(diffs), "checked_images": len(diffs), "checked_on": source}
 
 
-def _differences(run, model: nn.Module, record: dict, paths: list[str]) -> list[float]:
-    classes = record["classes"]
+def _differences(run, model: Classifier, record: RunRecord, paths: list[str]) -> list[float]:
+    classes = record.classes
     rows = predict_paths(model, record, paths, top_k=len(classes), device="cpu")
     diffs = []
     for path, row in zip(paths, rows):

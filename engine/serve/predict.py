@@ -6,6 +6,7 @@ import os
 
 import torch
 
+from engine.core.records import RunRecord
 from engine.data.images import ImageProblem, is_image_name
 from engine.data.loaders import load_for_model
 from engine.models.classifier import Classifier
@@ -28,12 +29,12 @@ def expand_folders(paths: list[str]) -> list[str]:
     return out
 
 
-def predict_paths(model: Classifier, record: dict, paths: list[str], top_k: int = 5,
+def predict_paths(model: Classifier, record: RunRecord, paths: list[str], top_k: int = 5,
                   device: str | torch.device = "cpu", batch_size: int = 32) -> list[dict]:
     """Per image {"path", "predictions": [{"class", "prob"}...]} or {"path", "error"}, in input order; a
     folder stands for the images inside it; one bad image never stops the others."""
-    classes = record["classes"]
-    prep = record["preprocessing"]
+    classes = record.classes
+    prep = record.preprocessing
     out: list[dict] = []
     batch: list[tuple[dict, torch.Tensor]] = []
 

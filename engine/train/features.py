@@ -23,8 +23,9 @@ import PIL
 import torch
 
 from engine.core.events import ProgressAdvanced
-from engine.core.files import _atomic_write_bytes
+from engine.core.files import atomic_write_bytes
 from engine.core.paths import cache_dir
+from engine.core.records import Preprocessing
 from engine.core.runs import versions
 from engine.data.images import image_identity
 from engine.data.loaders import ImageFiles, auto_workers, data_loader
@@ -38,15 +39,15 @@ from engine.models.fast import inference_copy
 FEATURE_VERSION = 2
 
 
-def cache_key(backbone: str, weights_identity: str, prep: dict) -> dict:
+def cache_key(backbone: str, weights_identity: str, prep: Preprocessing) -> dict:
     """Everything the cached features depend on. A random backbone's identity names its seed."""
     libs = versions()
     return {
         "format": FEATURE_VERSION,
         "backbone": backbone,
         "weights": weights_identity,
-        "preprocessing": prep,
-        "image_size": prep["crop_size"],
+        "preprocessing": prep.to_dict(),
+        "image_size": prep.crop_size,
         "versions": {"tlbench": libs["tlbench"], "torch": libs["torch"], "torchvision": libs["torchvision"],
                      "pillow": PIL.__version__},
         "code": FeatureCache.code_hash(),
@@ -128,7 +129,7 @@ class FeatureCache:
         buf = io.BytesIO()
         torch.save({"key": self.key, "ids": ids, "features": torch.stack([entries[i] for i in ids])}, buf)
         try:
-            _atomic_write_bytes(self.path, buf.getvalue())
+            atomic_write_bytes(self.path, buf.getvalue())
         except OSError:
             pass  # a cache we cannot write only costs time next run
 
@@ -170,14 +171,14 @@ class FeatureCache:
 def extract(
     model: Classifier,
     paths: list[str],
-    prep: dict,
+    prep: Preprocessing,
     device: torch.device,
     batch_size: int = 64,
     workers: int | None = None,
     ctx: JobContext | None = None,
 ) -> tuple[torch.Tensor, dict[int, str], float]:
     """Pooled features for `paths` -> (features [N, D] on CPU, {index: reason} for unusable files, images/s)."""
-    fast = inference_copy(model, device, prep["crop_size"])
+    fast = inference_copy(model, device, prep.crop_size)
     workers = auto_workers(device) if workers is None else workers
     loader = data_loader(
         ImageFiles(paths, prep), batch_size=batch_size, shuffle=False, num_workers=workers,
@@ -237,7 +238,8 @@ def cached_features(
         if ctx is not None:
             ctx.log(f"extracting features for {len(missing)} of {len(paths)} images "
                     f"({len(paths) - len(missing)} cached)")
-        new, errs, rate = extract(model_factory(), [paths[i] for i in missing], key["preprocessing"], device,
+        new, errs, rate = extract(model_factory(), [paths[i] for i in missing],
+                                  Preprocessing.from_dict(key["preprocessing"]), device,
                                   batch_size, workers, ctx)
         for j, i in enumerate(missing):
             if j in errs:

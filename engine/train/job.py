@@ -92,12 +92,12 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
     if (run_dir / "summary.json").exists():
         raise RunError(f"{run_dir} already finished ({len(read_metrics_safe(run_dir))} epochs, see "
                        "summary.json): nothing to resume. Start a new run, e.g. with more --epochs.")
-    if record.get("mode") == "probe":
+    if record.mode == "probe":
         raise RunError(f"{run_dir} is a probe run; a probe takes seconds on cached features. "
                        "Start it again instead of resuming.")
     if not (run_dir / "last.pt").exists():
         raise RunError(f"{run_dir} has no last.pt: it stopped before finishing a step. Start a new run.")
-    config = TrainConfig.from_dict(record)
+    config = TrainConfig.from_dict(record.to_dict())
     if device is not None:
         config.device = device
     if workers is not None:
@@ -105,7 +105,7 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
     ckpt = load_checkpoint(run_dir / "last.pt")
     if int(ckpt["epoch"]) >= (config.epochs or 0):
         raise RunError(f"{run_dir} already completed its {config.epochs} epochs. Start a new run to train longer.")
-    if "precision" not in record and ckpt.get("scaler") and device_type(config.device) == "cuda":
+    if record.precision is None and ckpt.get("scaler") and device_type(config.device) == "cuda":
         config.precision = "fp16"  # recorded before --precision existed: its AMP was fp16 (it kept a scaler)
     p = prepare(config, ctx, resume_dir=run_dir)
     try:

@@ -18,6 +18,7 @@ import torch
 from engine.core.errors import RunError
 from engine.core.events import JobStarted, null_sink
 from engine.core.jobs import JobContext
+from engine.core.records import Preprocessing
 from engine.core.runs import (
     create_run_dir,
     load_config,
@@ -48,10 +49,10 @@ class Prepared:
     train: list[Sample]
     val: list[Sample]
     weights_identity: str
-    prep: dict
+    prep: Preprocessing
     device: torch.device
     run_dir: Path
-    record: dict  # config.json
+    record: dict  # config.json as written (checkpoints carry it too)
     ctx: JobContext
     dist: D.DistInfo = D.SINGLE
     _model: Classifier | None = None
@@ -116,21 +117,24 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
         resolved = {"precision_resolved": precision_name(autocast_dtype(device, training_precision(
                         config.precision, config.amp))),
                     "channels_last_resolved": use_channels_last(device, config.channels_last)}
-    if record_old is not None:
+    if resume_dir is not None and record_old is not None:  # (one is read from the other)
         run_dir = resume_dir
-        if info.classes != record_old["classes"]:
+        if list(info.classes) != list(record_old.classes):
             raise RunError(f"Cannot resume {run_dir}: the dataset's classes changed since the run started "
-                           f"({record_old['classes']} then, {info.classes} now). Start a new run.")
-        if dist.is_main and fingerprint != record_old.get("dataset_fingerprint"):
+                           f"({list(record_old.classes)} then, {info.classes} now). Start a new run.")
+        if dist.is_main and fingerprint != record_old.dataset_fingerprint:
             ctx.log("the dataset's files changed since the run started: the split may differ", "warning")
-        record = {**record_old, "resumed": [*record_old.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")],
+        record = {**record_old.to_dict(),
+                  "resumed": [*record_old.resumed, time.strftime("%Y-%m-%dT%H:%M:%S%z")],
                   "device_resolved": device_name, "workers": config.workers, **resolved}
     else:
-        run_dir = None
+        created = None
         if dist.is_main:
-            run_dir = create_run_dir(runs_root(config.runs_dir), info.name, config.backbone,
-                                     config.mode if kind == "train" else kind)
-        run_dir = Path(D.broadcast(dist, str(run_dir) if run_dir else None))
+            created = str(create_run_dir(runs_root(config.runs_dir), info.name, config.backbone,
+                                         config.mode if kind == "train" else kind))
+        created = D.broadcast(dist, created)
+        assert created is not None  # rank 0 sends the directory it created (or failed, and so did we all)
+        run_dir = Path(created)
         record = {
             **config.to_dict(),
             "kind": kind,
@@ -147,7 +151,7 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
             "val_images": len(val),
             "skipped_images": len(info.unreadable),
             "weights_identity": identity,
-            "preprocessing": prep,
+            "preprocessing": prep.to_dict(),
             "feature_dim": feature_dim(config.backbone),
             "versions": versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -176,5 +180,6 @@ def scan_once(dataset: str, dist: D.DistInfo, ctx: JobContext) -> DatasetInfo:
     found = D.broadcast(dist, found)
     if isinstance(found, Exception):
         raise found
+    assert found is not None  # rank 0 sends a scan or the error it got
     return found
 

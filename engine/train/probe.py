@@ -83,7 +83,9 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
     xtr, ytr = feats[keep & is_train], labels[keep & is_train]
     xva, yva = feats[keep & ~is_train], labels[keep & ~is_train]
 
-    generator = torch.Generator().manual_seed(cfg.seed)
+    epochs, seed = cfg.epochs, cfg.seed
+    assert epochs is not None and seed is not None  # prepare() validated the config and drew the seed
+    generator = torch.Generator().manual_seed(seed)
     head = nn.Linear(p.record["feature_dim"], len(p.info.classes), device="cpu")  # beside the features
     nn.init.normal_(head.weight, std=0.01, generator=generator)
     nn.init.zeros_(head.bias)
@@ -96,7 +98,7 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
     last: dict = {}
     best_state = {k: v.clone() for k, v in head.state_dict().items()}
     start, paused_at_start = time.perf_counter(), ctx.paused_seconds
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, epochs + 1):
         t0, paused0 = time.perf_counter(), ctx.paused_seconds
         head.train()
         order = torch.randperm(len(ytr), generator=generator, device="cpu")
@@ -125,14 +127,14 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
             best_of = {"val_acc": val_acc, "val_loss": val_loss, "epoch": epoch}
             best_state = {k: v.clone() for k, v in head.state_dict().items()}
         best_acc, best_epoch = best_of["val_acc"], best_of["epoch"]
-        ctx.emit(EpochEnded(epoch, cfg.epochs, {k: v for k, v in row.items() if k not in ("epoch", "paused_seconds")},
+        ctx.emit(EpochEnded(epoch, epochs, {k: v for k, v in row.items() if k not in ("epoch", "paused_seconds")},
                             row["seconds"]))
         ctx.result.update({"epochs": epoch, "val_acc": val_acc, "best_val_acc": best_acc})
         last = {"epoch": epoch, "model": head.state_dict(), "optimizer": optimizer.state_dict(), "metrics": row}
         best = {"epoch": best_epoch, "model": best_state, "metrics": history[best_epoch - 1]}
         # A probe epoch takes milliseconds: checkpoints are written when the loop ends (or is stopped),
         # not every epoch.
-        if epoch == cfg.epochs:
+        if epoch == epochs:
             save_probe_checkpoints(p, best, last, ctx)
 
     # the evaluation report of best.pt, from the cached features: no backbone pass

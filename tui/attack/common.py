@@ -34,9 +34,9 @@ def rendered_image(event: ImageRendered) -> MemoryImage | str | None:
 def load_model_info(run_dir: Path | None, backbone: str) -> dict:
     """The job: the chosen run's name and classes, or the raw backbone's 1,000 ImageNet classes."""
     if run_dir is not None:
-        from engine.core.runs import load_config
+        from engine.core.runs import read_config_json
 
-        config = load_config(run_dir)
+        config = read_config_json(run_dir)
         return {"model": f"run {run_dir.name}", "classes": list(config.get("classes", [])),
                 "backbone": config.get("backbone", backbone), "run_dir": str(run_dir)}
     from engine.models.registry import imagenet_classes

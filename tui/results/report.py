@@ -26,7 +26,7 @@ from typing import Any
 
 from engine.core.errors import RunError
 from engine.core.files import read_json
-from engine.core.runs import STATUS_FILE, load_config, read_metrics
+from engine.core.runs import STATUS_FILE, read_config_json, read_metrics
 
 
 @dataclass
@@ -196,7 +196,7 @@ def most_confused(confusion: list[list[int]], classes: list[str], limit: int = 2
 def load_run_view(run_dir: str | Path) -> RunView:
     """Read a run directory; a missing or damaged report is noted, not raised (the run still shows)."""
     run_dir = Path(run_dir)
-    config = load_config(run_dir)
+    config = read_config_json(run_dir)
     try:
         metrics = read_metrics(run_dir)
     except (OSError, json.JSONDecodeError):
