@@ -11,6 +11,8 @@ import torch
 from conftest import CATS_DOGS, DEMO, make_dataset
 from pausing import paused_job
 
+import engine.train.finetune as finetune_module
+import engine.train.loop as loop
 from engine.core.errors import ConfigError
 from engine.core.events import BatchEnded, EpochEnded, JobFailed, JobFinished, LogLine
 from engine.core.files import read_json
@@ -22,7 +24,6 @@ from engine.models.registry import build_architecture, get_spec
 from engine.models.stages import backbone_stages
 from engine.train.augment import train_transform
 from engine.train.config import TrainConfig
-from engine.train.finetune import Trainer
 from engine.train.job import train
 from engine.train.recipe import param_groups, plan_phases, set_trainable
 
@@ -158,28 +159,28 @@ def test_full_mode_freezes_then_unfreezes_everything(colours):
 
 
 def test_early_stopping_after_patience(colours, monkeypatch):
-    real = Trainer.validate
+    real = loop.evaluate
 
-    def no_progress(self):  # the same validation loss every epoch: never an improvement after the first
-        loss, acc, logits, keep = real(self)
+    def no_progress(*args):  # the same validation loss every epoch: never an improvement after the first
+        loss, acc, logits, keep = real(*args)
         return 1.0, 0.5, logits, keep
 
-    monkeypatch.setattr(Trainer, "validate", no_progress)
+    monkeypatch.setattr(finetune_module, "evaluate", no_progress)
     r = finetune(colours, mode="head", epochs=6, patience=2)
     assert r["early_stopped"] and r["epochs"] == 3 and r["best_epoch"] == 1
     assert len(read_metrics(r["run_dir"])) == 3
 
 
 def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(colours, monkeypatch):
-    real = Trainer.to_input
+    real = loop.to_input
     calls = []
 
-    def poisoned(self, x):
+    def poisoned(x, step):
         calls.append(1)
-        x = real(self, x)
+        x = real(x, step)
         return x * float("nan") if len(calls) > 4 else x  # 3 train steps + 1 validation batch per epoch
 
-    monkeypatch.setattr(Trainer, "to_input", poisoned)
+    monkeypatch.setattr(loop, "to_input", poisoned)
     events = []
     final = finetune(colours, events, expect="failed", mode="head", epochs=3)
     assert isinstance(final, JobFailed) and final.title == "Training diverged"

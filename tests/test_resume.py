@@ -17,8 +17,8 @@ from engine.core.events import BatchEnded, EpochEnded, JobFinished, JobStarted
 from engine.core.jobs import JobContext, JobControl, run_job
 from engine.core.runs import load_checkpoint, read_metrics
 from engine.train.config import TrainConfig
-from engine.train.finetune import SyncSchedule
 from engine.train.job import resume, train
+from engine.train.loop import SyncSchedule
 
 
 @pytest.fixture(scope="module")
