@@ -22,7 +22,7 @@ from engine.models.build import build_classifier
 from engine.models.classifier import split_head
 from engine.models.registry import build_architecture, get_spec
 from engine.models.stages import backbone_stages
-from engine.train.augment import train_transform
+from engine.train.augment import DropBadFiles, train_transform
 from engine.train.config import TrainConfig
 from engine.train.job import train
 from engine.train.recipe import param_groups, plan_phases, set_trainable
@@ -104,6 +104,23 @@ def test_augmentation_presets_give_uint8_crops():
     for preset in ("light", "strong"):
         x = train_transform(preset, prep)(img)
         assert x.dtype == torch.uint8 and tuple(x.shape) == (3, 32, 32)
+
+
+def test_the_collate_fn_drops_broken_files_and_keeps_a_batch_that_has_nothing_else():
+    """A file that broke after the scan leaves its batch in the loader (named, with its reason); a batch whose
+    every file broke keeps its blanks, marked unusable: under torchrun that rank must still run a step."""
+    collate = DropBadFiles(torch.tensor([0, 1, 2], dtype=torch.long), ["a.jpg", "b.jpg", "c.jpg"])
+
+    def image(value):
+        return torch.full((3, 4, 4), value, dtype=torch.uint8)
+
+    batch = collate([(image(1), 0, ""), (image(2), 1, "cannot decode"), (image(3), 2, "")])
+    assert batch.usable and batch.failed == {"b.jpg": "cannot decode"}
+    assert batch.index.tolist() == [0, 2] and batch.labels.tolist() == [0, 2]
+    assert batch.images[:, 0, 0, 0].tolist() == [1, 3]
+    batch = collate([(image(0), 1, "truncated"), (image(0), 2, "truncated")])
+    assert not batch.usable and batch.images.shape[0] == 2 and batch.labels.tolist() == [1, 2]
+    assert batch.failed == {"b.jpg": "truncated", "c.jpg": "truncated"}
 
 
 def test_head_mode_trains_the_head_only_and_batchnorm_statistics_never_move(colours):

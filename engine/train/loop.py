@@ -205,6 +205,8 @@ def train_one_epoch(step: Step, loader: DataLoader, state: TrainState, loop: Loo
     together; `state.step` and `state.partial` then say the epoch's training is done, and with which sums (a
     stop during validation saves that). On a stop (JobStopped) they say where it stopped."""
     ctx, info, sync = loop.ctx, loop.info, loop.sync
+    scheduler = step.scheduler
+    assert scheduler is not None, "training steps its phase's schedule (lr-find alone runs without one)"
     done = state.step
     meter = StepMeter(step.device, state.partial["loss"], state.partial["correct"], state.partial["seen"])
     t0, paused0 = time.perf_counter() - state.partial["seconds"], ctx.paused_seconds
@@ -232,7 +234,7 @@ def train_one_epoch(step: Step, loader: DataLoader, state: TrainState, loop: Loo
                 with batchnorm_statistics_kept(step.model):
                     train_step(step, batch.images, batch.labels, weight=0.0)
             done += 1
-            step.scheduler.step()
+            scheduler.step()
             if sync.due(done, steps):
                 sync_point(meter, step, state, loop, epoch, done, steps, seconds())
     except JobStopped:
