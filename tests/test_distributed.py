@@ -167,7 +167,7 @@ def test_a_rank_whose_whole_batch_failed_to_decode_still_takes_part(tmp_path):
 def test_rank_0_alone_scans_the_dataset_and_every_rank_gets_its_list(monkeypatch):
     """Every rank used to scan the dataset itself (one stat per file each, on a shared filesystem), and a
     file changing between two ranks' scans would give them different lists under the same indices."""
-    import engine.train.job as training
+    import engine.train.prepare as training
     from engine.core.errors import DatasetError
     from engine.core.jobs import JobContext, JobControl
     from engine.runtime.distributed import DistInfo
