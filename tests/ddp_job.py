@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 
 import engine.train.finetune as finetune  # noqa: E402
+import engine.train.loop as loop  # noqa: E402
 from engine.data.loaders import ImageFiles  # noqa: E402
 
 out = Path(sys.argv[1])
@@ -63,28 +64,28 @@ def getitem(self, i):
     return real_getitem(self, i)
 
 
-real_summary = finetune.Trainer.summary
+real_summary = finetune.summary
 
 
-def summary(self, *args, **kwargs):
-    torch.save(self.model.state_dict(), out / f"rank{rank}.pt")
-    return real_summary(self, *args, **kwargs)
+def summary(ft, *args, **kwargs):
+    torch.save(ft.model.state_dict(), out / f"rank{rank}.pt")
+    return real_summary(ft, *args, **kwargs)
 
 
-real_step = finetune.Trainer.train_step
+real_step = loop.train_step
 
 
-def train_step(self, *args, **kwargs):
+def train_step(*args, **kwargs):
     time.sleep(float(os.environ.get("TLBENCH_TEST_STEP_SLEEP", "0")))
-    return real_step(self, *args, **kwargs)
+    return real_step(*args, **kwargs)
 
 
-finetune.Trainer.train_step = train_step
+loop.train_step = train_step
 v2.RandomResizedCrop.make_params = make_params
 DistributedDataParallel.__init__ = ddp_init
 DistributedDataParallel._remove_autograd_hooks = remove_hooks
 ImageFiles.__getitem__ = getitem
-finetune.Trainer.summary = summary
+finetune.summary = summary
 
 from tui.main import main  # noqa: E402
 

@@ -20,7 +20,7 @@ from engine.core.jobs import run_job
 from engine.core.runs import read_metrics
 from engine.runtime import distributed as D
 from engine.train.config import TrainConfig
-from engine.train.finetune import Trainer
+from engine.train.finetune import FineTuning
 from engine.train.job import train
 from engine.train.lr_find import lr_find
 
@@ -91,7 +91,7 @@ def test_bf16_autocast_and_channels_last_run_on_the_cpu(colours, monkeypatch, mo
     """The branches a GPU takes (autocast, channels_last) executed here: the head really sees bf16 under
     autocast, the backbone channels_last input, and the metrics stay finite."""
     seen = {"head": [], "channels_last": []}
-    real_init = Trainer.__init__
+    real_init = FineTuning.__init__
 
     def spy(self, *args, **kwargs):
         real_init(self, *args, **kwargs)
@@ -101,7 +101,7 @@ def test_bf16_autocast_and_channels_last_run_on_the_cpu(colours, monkeypatch, mo
             lambda m, inputs: seen["channels_last"].append(inputs[0].is_contiguous(memory_format=torch.channels_last)
                                                            and not inputs[0].is_contiguous()))
 
-    monkeypatch.setattr(Trainer, "__init__", spy)
+    monkeypatch.setattr(FineTuning, "__init__", spy)
     with DeviceDiscipline() as d:
         r = run_train(colours, mode=mode, precision="bf16", channels_last="on")
     assert training_violations(d) == []

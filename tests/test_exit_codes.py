@@ -156,10 +156,10 @@ def test_a_failed_download_exits_1(tmp_path, capfd):
 
 
 def test_a_diverged_run_exits_1_and_says_so(monkeypatch, tmp_path, capfd):
-    from engine.train.finetune import Trainer
+    import engine.train.loop as loop
 
-    real = Trainer.to_input
-    monkeypatch.setattr(Trainer, "to_input", lambda self, x: real(self, x) * float("nan"))
+    real = loop.to_input
+    monkeypatch.setattr(loop, "to_input", lambda x, step: real(x, step) * float("nan"))
     data = make_dataset(tmp_path / "d", {"red": 4, "blue": 4})
     code, out, err = run_main(capfd, "train", data, "--mode", "head", "--epochs", "2", "--img-size", "32",
                               "--batch-size", "4", "--workers", "0", "--device", "cpu", "--json")

@@ -11,6 +11,8 @@ import torch
 from conftest import CATS_DOGS, DEMO, make_dataset
 from pausing import paused_job
 
+import engine.train.finetune as finetune_module
+import engine.train.loop as loop
 from engine.core.errors import ConfigError
 from engine.core.events import BatchEnded, EpochEnded, JobFailed, JobFinished, LogLine
 from engine.core.files import read_json
@@ -20,9 +22,8 @@ from engine.models.build import build_classifier
 from engine.models.classifier import split_head
 from engine.models.registry import build_architecture, get_spec
 from engine.models.stages import backbone_stages
-from engine.train.augment import train_transform
+from engine.train.augment import DropBadFiles, train_transform
 from engine.train.config import TrainConfig
-from engine.train.finetune import Trainer
 from engine.train.job import train
 from engine.train.recipe import param_groups, plan_phases, set_trainable
 
@@ -105,6 +106,23 @@ def test_augmentation_presets_give_uint8_crops():
         assert x.dtype == torch.uint8 and tuple(x.shape) == (3, 32, 32)
 
 
+def test_the_collate_fn_drops_broken_files_and_keeps_a_batch_that_has_nothing_else():
+    """A file that broke after the scan leaves its batch in the loader (named, with its reason); a batch whose
+    every file broke keeps its blanks, marked unusable: under torchrun that rank must still run a step."""
+    collate = DropBadFiles(torch.tensor([0, 1, 2], dtype=torch.long), ["a.jpg", "b.jpg", "c.jpg"])
+
+    def image(value):
+        return torch.full((3, 4, 4), value, dtype=torch.uint8)
+
+    batch = collate([(image(1), 0, ""), (image(2), 1, "cannot decode"), (image(3), 2, "")])
+    assert batch.usable and batch.failed == {"b.jpg": "cannot decode"}
+    assert batch.index.tolist() == [0, 2] and batch.labels.tolist() == [0, 2]
+    assert batch.images[:, 0, 0, 0].tolist() == [1, 3]
+    batch = collate([(image(0), 1, "truncated"), (image(0), 2, "truncated")])
+    assert not batch.usable and batch.images.shape[0] == 2 and batch.labels.tolist() == [1, 2]
+    assert batch.failed == {"b.jpg": "truncated", "c.jpg": "truncated"}
+
+
 def test_head_mode_trains_the_head_only_and_batchnorm_statistics_never_move(colours):
     events = []
     r = finetune(colours, events, mode="head", augment="light", tensorboard=True)
@@ -158,28 +176,28 @@ def test_full_mode_freezes_then_unfreezes_everything(colours):
 
 
 def test_early_stopping_after_patience(colours, monkeypatch):
-    real = Trainer.validate
+    real = loop.evaluate
 
-    def no_progress(self):  # the same validation loss every epoch: never an improvement after the first
-        loss, acc, logits, keep = real(self)
+    def no_progress(*args):  # the same validation loss every epoch: never an improvement after the first
+        loss, acc, logits, keep = real(*args)
         return 1.0, 0.5, logits, keep
 
-    monkeypatch.setattr(Trainer, "validate", no_progress)
+    monkeypatch.setattr(finetune_module, "evaluate", no_progress)
     r = finetune(colours, mode="head", epochs=6, patience=2)
     assert r["early_stopped"] and r["epochs"] == 3 and r["best_epoch"] == 1
     assert len(read_metrics(r["run_dir"])) == 3
 
 
 def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(colours, monkeypatch):
-    real = Trainer.to_input
+    real = loop.to_input
     calls = []
 
-    def poisoned(self, x):
+    def poisoned(x, step):
         calls.append(1)
-        x = real(self, x)
+        x = real(x, step)
         return x * float("nan") if len(calls) > 4 else x  # 3 train steps + 1 validation batch per epoch
 
-    monkeypatch.setattr(Trainer, "to_input", poisoned)
+    monkeypatch.setattr(loop, "to_input", poisoned)
     events = []
     final = finetune(colours, events, expect="failed", mode="head", epochs=3)
     assert isinstance(final, JobFailed) and final.title == "Training diverged"

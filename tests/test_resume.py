@@ -16,9 +16,11 @@ from engine.core.errors import RunError
 from engine.core.events import BatchEnded, EpochEnded, JobFinished, JobStarted
 from engine.core.jobs import JobContext, JobControl, run_job
 from engine.core.runs import load_checkpoint, read_metrics
+from engine.runtime.distributed import SINGLE
 from engine.train.config import TrainConfig
-from engine.train.finetune import SyncSchedule
 from engine.train.job import resume, train
+from engine.train.loop import SyncSchedule
+from engine.train.state import TrainState
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,40 @@ def run_until(dataset, stop_when, workers=0):
 
     final = run_job("train", lambda ctx: train(config(dataset, workers), ctx), sink, control)
     return final, seen["run_dir"]
+
+
+def test_train_state_round_trip_and_optimizer_states_wait_for_their_phase():
+    """TrainState.state_dict() -> load_state_dict(): the weights, counters and RNG come back at once; the
+    optimizer's state (here SGD's momentum) only into the phase it was saved in."""
+    def model_and_optimizer(seed):
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(3, 2)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+
+    model, optimizer, scheduler = model_and_optimizer(0)
+    state = TrainState(model, torch.amp.GradScaler("cpu", enabled=False))
+    state.attach(1, optimizer, scheduler)
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    state.epoch, state.step, state.bad_epochs, state.skipped = 2, 3, 1, {"x.jpg": "truncated"}
+    state.partial = {"loss": 1.5, "correct": 2.0, "seen": 4.0, "seconds": 0.5}
+    state.best = {"val_acc": 0.75, "val_loss": 0.5, "epoch": 1}
+    saved = state.state_dict(SINGLE)
+    after_save = torch.rand(3)
+
+    for phase, momentum_restored in ((1, True), (2, False)):
+        model2, optimizer2, scheduler2 = model_and_optimizer(1)
+        back = TrainState(model2, torch.amp.GradScaler("cpu", enabled=False))
+        back.load_state_dict(saved, SINGLE, seed=0)
+        assert torch.equal(torch.rand(3), after_save)  # the RNG continues where the saved run was
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values()))
+        assert (back.epoch, back.step, back.bad_epochs, back.phase) == (2, 3, 1, -1)
+        assert (back.partial, back.best, back.skipped) == (state.partial, state.best, state.skipped)
+        back.attach(phase, optimizer2, scheduler2)
+        assert bool(optimizer2.state) == momentum_restored
+        assert scheduler2.last_epoch == (1 if momentum_restored else 0)
 
 
 @pytest.mark.parametrize("where, workers", [("epoch boundary", 0), ("mid-epoch", 0), ("mid-epoch", 2)])

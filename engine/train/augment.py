@@ -1,48 +1,24 @@
-"""Fine-tuning on images: the head, partial and full modes, with checkpoints that resume exactly.
-
-- head: the backbone frozen, in eval mode (its BatchNorm statistics never move), a new head trained on
-  augmented images.
-- partial: the backbone's last N stages (engine.models.stages) trained with the head; the frozen ones stay in eval.
-- full: fastai's `fine_tune`: `freeze_epochs` epochs with the backbone frozen (one-cycle, pct_start 0.99),
-  then everything unfrozen with discriminative learning rates (fastai's slice(lr/100, lr): the head at lr,
-  the last stage at lr/10, down to lr/100 for the first) under a second one-cycle schedule at half the rate.
-
-The loop is the plain one (torchvision's references): DataLoader workers decode uint8 images, the model
-normalises on the device, autocast (engine.runtime.precision: bf16 or fp16 on CUDA by default, any precision when
-asked) and channels_last (on CUDA and CPU by default). Each sample's augmentation has its own seed (seed,
-epoch, sample), so it is the same with any number of workers or ranks and after a resume. Losses and
-accuracy stay on the device and are read back only at sync points (StepMeter, SyncSchedule), not every
-step. Every epoch ends with last.pt (and best.pt when the validation accuracy improves, ties broken by the
-lower loss), holding model, optimizer, scheduler, scaler, RNG states (every rank's under torchrun) and where
-the epoch stood; a stop (the workbench, Ctrl+C, SIGTERM, SIGHUP) saves last.pt at the step it reached.
+"""The training data: augmentation seeded per sample, each rank's sample order, and the loaders' collation,
+which drops the files that broke since the scan (`DropBadFiles`).
 """
 
 from __future__ import annotations
 
-import random
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+from torchvision.transforms import InterpolationMode, v2
 
 from engine.data.loaders import ImageFiles, data_loader
 from engine.runtime import distributed as D
 from engine.runtime.seeding import derived_seed
-
-if TYPE_CHECKING:
-    pass
-
-
-# ------------------------------------------------------------------------------------------------ data
 
 
 def train_transform(preset: str, prep: dict):
     """PIL image -> uint8 tensor with the preset's augmentation (None: the eval transform)."""
     if preset == "none":
         return None
-    from torchvision.transforms import InterpolationMode, v2
-
     size = prep["crop_size"]
     interp = InterpolationMode(prep.get("interpolation", "bilinear"))
     if preset == "light":
@@ -88,50 +64,41 @@ class SeededAugmentation(Dataset):
             return self.files[i]
 
 
+class Batch(NamedTuple):
+    """A loader's batch once the files that broke since the scan are out. A NamedTuple: the DataLoader pins its
+    tensors for a CUDA device as it pins a plain tuple's."""
+
+    images: torch.Tensor  # uint8 [N, 3, H, W]
+    labels: torch.Tensor  # int64 [N], on the host
+    index: torch.Tensor  # int64 [N]: the samples' positions in the dataset
+    failed: dict[str, str]  # path -> why, for the files dropped from this batch
+    usable: bool  # False: every file failed, and `images` are their blanks (see DropBadFiles)
+
+
+class DropBadFiles:
+    """The DataLoader's collate_fn for ImageFiles samples (image, index, error): a file that broke since the
+    scan is dropped from its batch and named in `failed`, so the loop only counts and lists it.
+
+    When every file of a batch failed there is nothing to drop to: the blanks stay, marked not `usable`. One
+    process skips such a batch; under torchrun the rank still runs a zero-weight step on them, because the other
+    ranks wait for it in DDP's gradient all-reduce. Runs in the loader's workers (picklable, host tensors)."""
+
+    def __init__(self, labels: torch.Tensor, paths: list[str]):
+        self.labels, self.paths = labels, paths
+
+    def __call__(self, samples: list[tuple[torch.Tensor, int, str]]) -> Batch:
+        failed = {self.paths[i]: err for _, i, err in samples if err}
+        good = [s for s in samples if not s[2]] or samples
+        images, index = default_collate([(x, i) for x, i, _ in good])
+        return Batch(images, self.labels[index], index, failed, usable=len(failed) < len(samples))
+
+
 def train_loader(files: ImageFiles, indices: list[int], batch_size: int, workers: int, device: torch.device,
-                 seed: int, epoch: int) -> DataLoader:
+                 seed: int, epoch: int, collate_fn: DropBadFiles) -> DataLoader:
     # The DataLoader draws its workers' base seed from `generator`, or else from the global RNG, which last.pt
     # restores: a resumed epoch creates its loader at another point of that RNG's sequence than the
     # uninterrupted run did, so drawing from it would shift dropout after a resume.
     return data_loader(SeededAugmentation(files, seed, epoch), batch_size=batch_size, sampler=indices,
                        num_workers=workers, pin_memory=device.type == "cuda",
                        generator=torch.Generator().manual_seed(derived_seed(seed, epoch)),
-                       prefetch_factor=4 if workers else None)
-
-
-# ------------------------------------------------------------------------------------------------ RNG
-
-
-def rng_state() -> dict:
-    """Python, NumPy and torch RNG states as plain lists and tensors (weights_only can load them)."""
-    version, state, gauss = random.getstate()
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    out = {
-        "python": {"version": version, "state": torch.tensor(state, dtype=torch.int64, device="cpu"),
-                   "gauss": gauss if gauss is not None else None},
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached": float(cached)},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def set_rng_state(state: dict) -> None:
-    py = state["python"]
-    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
-    npy = state["numpy"]
-    np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
-                         npy["cached"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ------------------------------------------------------------------------------------------------ the loop
-
-# A rank's own stream for dropout and stochastic depth: prepare() seeds every rank alike (they build the same
-# model), then each draws its own numbers.
-RANK_STREAM = 0x52414E4B
-
+                       prefetch_factor=4 if workers else None, collate_fn=collate_fn)

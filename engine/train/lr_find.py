@@ -9,17 +9,16 @@ suggestion. Nothing is saved as a model: it is a measurement, not a training run
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
-import torch
 
 from engine.core.errors import ConfigError
 from engine.core.events import StepEnded
 from engine.core.files import atomic_write_json
+from engine.core.jobs import JobContext
+from engine.evaluate.plots import line_png
 from engine.train.config import TrainConfig
-
-if TYPE_CHECKING:
-    from engine.core.jobs import JobContext
+from engine.train.finetune import FineTuning
+from engine.train.loop import train_step
+from engine.train.prepare import prepare
 
 SMOOTHING = 0.98  # exponential moving average of the loss, debiased
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this multiple of the best seen
@@ -47,12 +46,6 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float | None, floa
 def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr: float = 10.0,
             steps: int = 100) -> dict:
     """The LR-finder job; returns {"suggested_lr", "min_loss_lr_div10", "run_dir", "points", ...}."""
-    from engine.evaluate.plots import line_png
-    from engine.train.augment import epoch_indices, train_loader
-    from engine.train.finetune import Trainer
-    from engine.train.prepare import prepare
-    from engine.train.recipe import set_train_mode
-
     if config.mode == "probe":
         raise ConfigError("lr-find runs with the head, partial or full mode (a probe's head trains in seconds: "
                           "just try a few --lr values).")
@@ -61,50 +54,47 @@ def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr
     if steps < 10:
         raise ConfigError(f"--steps {steps} is too few for a range test: use 50 to 200.")
     p = prepare(config, ctx, kind="lr-find")
-    trainer = Trainer(p, ctx)
+    ft = FineTuning(p, ctx)
     # the mode's first phase: its parameters, groups and planned rates, and no scheduler (one-cycle would set
     # every group to max_lr/25 and AdamW's beta1 to 0.95 before the first step)
-    trainer.enter_phase(0, schedule=False)
-    set_train_mode(trainer.model, trainer.stages, trainer.trainable, config.train_bn)
+    step = ft.enter_phase(0, schedule=False)
+    base = ft.phases[0].lr
+    planned = [g["lr"] for g in step.optimizer.param_groups]  # each group's planned share of `base`
+    ft.train_mode()
     ctx.log(f"lr range test: {steps} steps from {start_lr:.0e} to {end_lr:.0e}")
     lrs, losses, smoothed = [], [], []
     avg, best = 0.0, math.inf
-    epoch, step = 0, 0
-    while step < steps:
+    epoch, done = 0, 0
+    while done < steps:
         epoch += 1
-        at_start = step
-        order = epoch_indices(len(p.train), config.batch_size, config.seed, epoch, trainer.info)
-        for x, idx, err in train_loader(trainer.train_ds, order, config.batch_size, trainer.workers,
-                                        trainer.device, config.seed, epoch):
-            if step >= steps:
+        at_start = done
+        for batch in ft.train_loader(epoch):
+            if done >= steps:
                 break
             ctx.check()
-            y = trainer.train_labels[idx]
-            if any(err):  # a file that broke since the scan: not something to learn from
-                ok = torch.tensor([not e for e in err], device="cpu")
-                if not ok.any():
-                    continue
-                x, y = x[ok], y[ok]
-            lr = start_lr * (end_lr / start_lr) ** (step / (steps - 1))
-            # the rate applied is the rate logged: each group at lr times its planned share (never from
-            # param_groups' "lr", which the phase's scheduler has already rewritten)
-            trainer.set_lr(lr)
-            loss, _, _ = trainer.train_step(x, y)
+            if not batch.usable:  # every file of the batch broke since the scan: nothing to learn from
+                continue
+            lr = start_lr * (end_lr / start_lr) ** (done / (steps - 1))
+            # the rate applied is the rate logged: each group at lr times its planned share (the head's is 1,
+            # a stage's less in partial and full)
+            for group, rate in zip(step.optimizer.param_groups, planned, strict=True):
+                group["lr"] = lr * rate / base
+            loss, _, _ = train_step(step, batch.images, batch.labels)  # the training loop's step
             value = loss.item()  # every step's loss is a point of the curve: a sync per step is the job
-            step += 1
+            done += 1
             if not math.isfinite(value):
                 break
             avg = SMOOTHING * avg + (1 - SMOOTHING) * value
-            smooth = avg / (1 - SMOOTHING ** step)
+            smooth = avg / (1 - SMOOTHING ** done)
             lrs.append(lr)
             losses.append(value)
             smoothed.append(smooth)
             best = min(best, smooth)
-            ctx.progress(StepEnded("lr-find", step, steps, {"lr": lr, "loss": smooth}), force=step == steps)
-            if smooth > DIVERGED * best and step > 5:
+            ctx.progress(StepEnded("lr-find", done, steps, {"lr": lr, "loss": smooth}), force=done == steps)
+            if smooth > DIVERGED * best and done > 5:
                 break
         else:
-            if step > at_start:
+            if done > at_start:
                 continue  # the data ran out before the steps: another pass
         break  # done, diverged, or an epoch without one decodable batch
     steepest, rule = suggest(lrs, smoothed)

@@ -1,35 +1,17 @@
-"""Fine-tuning on images: the head, partial and full modes, with checkpoints that resume exactly.
-
-- head: the backbone frozen, in eval mode (its BatchNorm statistics never move), a new head trained on
-  augmented images.
-- partial: the backbone's last N stages (engine.models.stages) trained with the head; the frozen ones stay in eval.
-- full: fastai's `fine_tune`: `freeze_epochs` epochs with the backbone frozen (one-cycle, pct_start 0.99),
-  then everything unfrozen with discriminative learning rates (fastai's slice(lr/100, lr): the head at lr,
-  the last stage at lr/10, down to lr/100 for the first) under a second one-cycle schedule at half the rate.
-
-The loop is the plain one (torchvision's references): DataLoader workers decode uint8 images, the model
-normalises on the device, autocast (engine.runtime.precision: bf16 or fp16 on CUDA by default, any precision when
-asked) and channels_last (on CUDA and CPU by default). Each sample's augmentation has its own seed (seed,
-epoch, sample), so it is the same with any number of workers or ranks and after a resume. Losses and
-accuracy stay on the device and are read back only at sync points (StepMeter, SyncSchedule), not every
-step. Every epoch ends with last.pt (and best.pt when the validation accuracy improves, ties broken by the
-lower loss), holding model, optimizer, scheduler, scaler, RNG states (every rank's under torchrun) and where
-the epoch stood; a stop (the workbench, Ctrl+C, SIGTERM, SIGHUP) saves last.pt at the step it reached.
+"""The fine-tuning recipe (engine.train.finetune runs it): the phases of each mode, which stages train and in
+which mode their layers are, the parameter groups with discriminative learning rates, the optimizer and the
+one-cycle schedule.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from engine.models.stages import Stage
-
-if TYPE_CHECKING:
-    pass
 
 
 @contextlib.contextmanager
