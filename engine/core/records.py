@@ -75,14 +75,6 @@ class Preprocessing:
             extra={k: v for k, v in data.items() if k not in _PREP_KEYS},
         )
 
-    # Transitional: engine/train/augment.py (being reshaped with the training loop) still reads
-    # prep["crop_size"] and prep.get("interpolation"). Delete these two once it reads the attributes.
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.to_dict().get(key, default)
-
 
 def _tuple_of_str(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value)

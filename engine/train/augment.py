@@ -4,7 +4,7 @@ which drops the files that broke since the scan (`DropBadFiles`).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
@@ -14,13 +14,16 @@ from engine.data.loaders import ImageFiles, data_loader
 from engine.runtime import distributed as D
 from engine.runtime.seeding import derived_seed
 
+if TYPE_CHECKING:
+    from engine.core.records import Preprocessing
 
-def train_transform(preset: str, prep: dict):
+
+def train_transform(preset: str, prep: Preprocessing):
     """PIL image -> uint8 tensor with the preset's augmentation (None: the eval transform)."""
     if preset == "none":
         return None
-    size = prep["crop_size"]
-    interp = InterpolationMode(prep.get("interpolation", "bilinear"))
+    size = prep.crop_size
+    interp = InterpolationMode(prep.interpolation)
     if preset == "light":
         return v2.Compose([v2.RandomResizedCrop(size, scale=(0.35, 1.0), interpolation=interp, antialias=True),
                            v2.RandomHorizontalFlip(), v2.PILToTensor()])
@@ -32,7 +35,7 @@ def train_transform(preset: str, prep: dict):
 def epoch_indices(n: int, batch_size: int, seed: int, epoch: int, info: D.DistInfo) -> list[int]:
     """This rank's sample order for an epoch: DistributedSampler's (seeded by seed and epoch, the same with
     one process or many), without a last batch of one image (BatchNorm cannot train on it)."""
-    sampler = DistributedSampler(range(n), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
+    sampler = DistributedSampler(cast(Dataset, range(n)), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
     sampler.set_epoch(epoch)
     order = list(sampler)
     if len(order) % batch_size == 1 and len(order) > 1:

@@ -83,6 +83,10 @@ class FineTuning:
 
     def __init__(self, p: Prepared, ctx: JobContext, new_head: bool = True):
         self.p, self.ctx, self.cfg, self.info, self.device = p, ctx, p.config, p.dist, p.device
+        # prepare() resolved both: a seed is drawn when none was given, epochs default per mode
+        assert p.config.seed is not None and p.config.epochs is not None
+        self.seed: int = p.config.seed
+        self.epochs: int = p.config.epochs
         self.model = p.model.to(self.device)
         # engine.runtime.precision's choice: bf16 (or fp16 on older GPUs) on CUDA by default, fp32 elsewhere
         # unless asked; fp16 alone needs loss scaling
@@ -108,24 +112,26 @@ class FineTuning:
         self.val_collate = DropBadFiles(labels, self.val_ds.paths)
         self.log(f"stages of {self.cfg.backbone}: {describe(self.stages)}")
         if new_head:  # a new head starts small, as the probe's does: pretrained features are large
-            nn.init.normal_(self.model.head.weight, std=0.01)
-            nn.init.zeros_(self.model.head.bias)
+            head = self.model.head
+            assert isinstance(head, nn.Linear)  # build_classifier gives a run's classes a Linear head
+            nn.init.normal_(head.weight, std=0.01)
+            nn.init.zeros_(head.bias)
             if self.info.enabled:
-                torch.manual_seed(derived_seed(self.cfg.seed, RANK_STREAM, self.info.rank))
+                torch.manual_seed(derived_seed(self.seed, RANK_STREAM, self.info.rank))
 
     def log(self, text: str, level: str = "info") -> None:
         if self.info.is_main:
             self.ctx.log(text, level)
 
     def steps_per_epoch(self, epoch: int) -> int:
-        n = len(epoch_indices(len(self.p.train), self.cfg.batch_size, self.cfg.seed, epoch, self.info))
+        n = len(epoch_indices(len(self.p.train), self.cfg.batch_size, self.seed, epoch, self.info))
         return max(1, math.ceil(n / self.cfg.batch_size))
 
     def train_loader(self, epoch: int, start_step: int = 0) -> DataLoader:
         """This rank's batches of epoch `epoch` from step `start_step` on (a resumed epoch starts mid-way)."""
-        order = epoch_indices(len(self.p.train), self.cfg.batch_size, self.cfg.seed, epoch, self.info)
+        order = epoch_indices(len(self.p.train), self.cfg.batch_size, self.seed, epoch, self.info)
         return train_loader(self.train_ds, order[start_step * self.cfg.batch_size:], self.cfg.batch_size,
-                            self.workers, self.device, self.cfg.seed, epoch, self.train_collate)
+                            self.workers, self.device, self.seed, epoch, self.train_collate)
 
     def val_loader(self) -> DataLoader:
         return data_loader(self.val_ds, batch_size=self.cfg.batch_size, num_workers=self.workers,
@@ -156,7 +162,7 @@ class FineTuning:
         if state is not None:
             state.attach(idx, optimizer, scheduler)
         return Step(self.model, self.ddp, optimizer, scheduler, self.scaler, self.criterion, self.device,
-                    self.dtype, self.channels_last, self.cfg.grad_clip)
+                    self.dtype, self.channels_last, self.cfg.grad_clip or 0.0)
 
     def log_phase(self, idx: int) -> None:
         ph, n = self.phases[idx], len(self.stages)
@@ -192,8 +198,8 @@ def train_finetune(p: Prepared, ctx: JobContext, resume: dict | None = None) -> 
     state = TrainState(ft.model, ft.scaler)
     step = None
     if resume is not None:
-        state.load_state_dict(resume, ft.info, p.config.seed)
-        if state.epoch < p.config.epochs:
+        state.load_state_dict(resume, ft.info, ft.seed)
+        if state.epoch < ft.epochs:
             step = ft.enter_phase(phase_index(ft.phases, state.epoch + 1), state)
         where = f"epoch {state.epoch + 1}, step {state.step}" if state.step else f"epoch {state.epoch + 1}"
         ft.log(f"resumed from last.pt: {state.epoch} epoch(s) done; continuing at {where}")
@@ -218,7 +224,7 @@ def fit(ft: FineTuning, state: TrainState, step: Step | None) -> dict:
     started, paused_at_start = time.perf_counter(), ctx.paused_seconds
     early = False
     try:
-        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        for epoch in range(state.epoch + 1, ft.epochs + 1):
             idx = phase_index(ft.phases, epoch)
             if step is None or idx != state.phase:
                 step = ft.enter_phase(idx, state)
@@ -244,7 +250,7 @@ def fit(ft: FineTuning, state: TrainState, step: Step | None) -> dict:
             row.update({"val_loss": val_loss, "val_acc": val_acc, "lr": step.optimizer.param_groups[-1]["lr"],
                         "seconds": time.perf_counter() - t0 - paused, "paused_seconds": round(paused, 3)})
             end_epoch(ft, state, row, logits, keep, writer)
-            if cfg.patience and state.bad_epochs >= cfg.patience and epoch < cfg.epochs:
+            if cfg.patience and state.bad_epochs >= cfg.patience and epoch < ft.epochs:
                 ft.log(f"early stopping: no better validation accuracy for {cfg.patience} epoch(s); "
                        f"best {state.best['val_acc']:.4f} at epoch {state.best['epoch']}")
                 early = True
@@ -280,7 +286,7 @@ def end_epoch(ft: FineTuning, state: TrainState, row: dict, logits: torch.Tensor
             ctx.emit(CheckpointSaved(str(ft.p.run_dir / "best.pt"), epoch, best=True))
         ctx.emit(CheckpointSaved(str(ft.p.run_dir / "last.pt"), epoch))
         metrics = {k: row[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s")}
-        ctx.emit(EpochEnded(epoch, ft.cfg.epochs, metrics, row["seconds"]))
+        ctx.emit(EpochEnded(epoch, ft.epochs, metrics, row["seconds"]))
         if writer is not None:
             for k, v in metrics.items():
                 writer.add_scalar(k, v, epoch)

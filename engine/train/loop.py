@@ -11,8 +11,10 @@ all-reduce, so they all sync, and stop, at the same step.
 from __future__ import annotations
 
 import time
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -257,7 +259,7 @@ def evaluate(step: Step, loader: DataLoader, n_classes: int, state: TrainState, 
     (on the host; a file that broke is left out and listed in `state.skipped`)."""
     model, info = step.model, loop.info
     model.eval()
-    n = len(loader.dataset)
+    n = len(cast(Sized, loader.dataset))  # the validation files: a Dataset with a length
     # the logits stay on the device until the pass ends: one copy to the host, not one sync per batch
     logits_all = torch.zeros(n, n_classes, device=step.device)
     labels = torch.zeros(n, dtype=torch.long, device="cpu")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.models.classifier import Classifier
 from engine.models.stages import Stage
 
 
@@ -58,7 +59,7 @@ def phase_index(phases: list[Phase], epoch: int) -> int:
     return len(phases) - 1
 
 
-def set_trainable(model: nn.Module, stages: list[Stage], n: int) -> list[Stage]:
+def set_trainable(model: Classifier, stages: list[Stage], n: int) -> list[Stage]:
     """Freeze the backbone but its last `n` stages; returns the trainable stages."""
     for p in model.backbone.parameters():
         p.requires_grad_(False)
@@ -85,7 +86,7 @@ def set_bn_momentum(stages: list[Stage]) -> None:
                     m.momentum = max(m.momentum, MIN_BN_MOMENTUM)
 
 
-def set_train_mode(model: nn.Module, stages: list[Stage], trainable: list[Stage], train_bn: bool = False) -> None:
+def set_train_mode(model: Classifier, stages: list[Stage], trainable: list[Stage], train_bn: bool = False) -> None:
     """Train mode, except what is frozen: a frozen stage is in eval mode (its BatchNorm statistics never
     move). Trained stages keep their BatchNorm statistics too unless `train_bn` (Keras's advice for
     fine-tuning: small batches of a small dataset would replace ImageNet's statistics with noise, and the
@@ -114,7 +115,7 @@ def stage_lr(lr: float, i: int, k: int) -> float:
     return lr / 10 * (1 / 10) ** ((k - 1 - i) / (k - 1))
 
 
-def param_groups(model: nn.Module, stages: list[Stage], trainable: list[Stage], lr: float,
+def param_groups(model: Classifier, stages: list[Stage], trainable: list[Stage], lr: float,
                  weight_decay: float) -> list[dict]:
     """One group per stage (discriminative rates), the head last; no weight decay on biases and norms."""
     k = len(stages)

@@ -33,7 +33,7 @@ def rng_state() -> dict:
     out = {
         "python": {"version": version, "state": torch.tensor(state, dtype=torch.int64, device="cpu"),
                    "gauss": gauss if gauss is not None else None},
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
                   "cached": float(cached)},
         "torch": torch.get_rng_state(),
     }
@@ -131,13 +131,14 @@ class TrainState:
         self.epoch, self.step, self.partial = epoch, 0, no_partial()
 
     def attach(self, phase: int, optimizer: torch.optim.Optimizer,
-               scheduler: torch.optim.lr_scheduler.LRScheduler) -> None:
+               scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> None:
         """The optimizer and scheduler of `phase`, just built. A resumed run's saved states load into the phase
         they were saved in; a later phase starts afresh, as it did in the uninterrupted run."""
         self.phase, self.optimizer, self.scheduler = phase, optimizer, scheduler
         saved, self._saved_phase = self._saved_phase, None
         if saved is not None and saved["phase"] == phase:
             optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
+            if scheduler is not None:  # lr-find steps without one, and never resumes
+                scheduler.load_state_dict(saved["scheduler"])
             if saved["scaler"]:
                 self.scaler.load_state_dict(saved["scaler"])
