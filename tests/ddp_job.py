@@ -1,4 +1,4 @@
-"""`tlbench` (tui.main) with probes inside each process, for tests/test_distributed.py: run it under torchrun
+"""`tlbench` (tui.main) with probes inside each process, for tests/engine/train/test_distributed.py: run it under torchrun
 (or alone) as `python tests/ddp_job.py RECORD_DIR <tlbench arguments>`.
 
 Each process writes RECORD_DIR/rank<R>.json when the command returns: the first augmentation crops it drew,

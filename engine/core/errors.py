@@ -8,7 +8,7 @@ Exit codes say who can fix it, so scripts can tell the cases apart:
     2  bad input: a setting, a dataset, an argument, a file the user named (fix the command and rerun)
     1  a job that failed: training diverged, a download failed, an unexpected exception, out of memory
     128+N  stopped by signal N (130 for Ctrl+C), with the job's state saved
-Every direct subclass of TlbenchError states its code (tests/test_exit_codes.py lists them all, so a new
+Every direct subclass of TlbenchError states its code (tests/engine/cli/test_exit_codes.py lists them all, so a new
 error class has to be placed deliberately); a single raise can override it with `exit_code=`.
 """
 

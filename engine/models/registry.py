@@ -162,7 +162,7 @@ def architecture_kwargs(spec: BackboneSpec) -> dict:
 
     torchvision applies the latter only when `weights=` is passed; a random backbone (and the model a full
     checkpoint is loaded into) must have the same architecture as the pretrained one, so we pass them
-    ourselves. tests/test_backbones_all.py checks, for every listed name, that the result equals what
+    ourselves. tests/engine/models/test_backbones_all.py checks, for every listed name, that the result equals what
     torchvision builds with the weights.
     """
     if spec.family != "torchvision":

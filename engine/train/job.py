@@ -84,7 +84,7 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
            runs_dir: str | None = None) -> dict:
     """Continue a stopped fine-tuning run from its last.pt, with the settings it recorded.
 
-    On a CPU with the same seed the result equals the uninterrupted run's (tests/test_resume.py).
+    On a CPU with the same seed the result equals the uninterrupted run's (tests/engine/train/test_resume.py).
     """
     started = time.perf_counter()
     run_dir = resolve_run_dir(run_dir, runs_root(runs_dir))

@@ -3,7 +3,7 @@ Oxford-IIIT Pets breeds (long names), a report engine.evaluate.evaluation builds
 finished, stopped and failed, and the events an attack and a dream emit, replayed.
 
 Deterministic: fixed names, dates and numbers, generated images, no blinking cursor, every load awaited.
-Update after an intended change with `pytest tests/test_tui_snapshots_results.py --snapshot-update`, and look
+Update after an intended change with `pytest tests/tui/test_tui_snapshots_results.py --snapshot-update`, and look
 at the SVGs.
 """
 

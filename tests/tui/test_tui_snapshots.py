@@ -3,7 +3,7 @@
 Deterministic by construction: the bundled demo and runs the tests write (fixed names, dates and numbers),
 no blinking cursor, no clock, training shown by replaying a fixed event stream, and every asynchronous load
 (scan, registry, thumbnails) awaited before the picture. Update after an intended change with
-`pytest tests/test_tui_snapshots.py --snapshot-update` and look at the SVGs.
+`pytest tests/tui/test_tui_snapshots.py --snapshot-update` and look at the SVGs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Train screen tells the truth: one job state shown the same everywhere and at once (D11), a progress
 bar that measures the phase it names (D10), quitting that says "stopping…" and exits promptly (D15), and a
 typed 0 epochs rejected with its reason (D9). A scripted stand-in for engine.train.job.train keeps these fast
-and deterministic; the real engine runs in tests/test_tui_app.py."""
+and deterministic; the real engine runs in tests/tui/test_tui_app.py."""
 
 from __future__ import annotations
 
