@@ -20,11 +20,17 @@ from torch import nn
 
 from engine.adversarial.attacks import norms, run_attack
 from engine.adversarial.common import fast_copy, output_root, probabilities, quantized
+from engine.adversarial.dreams import target_in
 from engine.adversarial.params import AttackParams, eps_text
 from engine.adversarial.render import amplified_perturbation, rendered, save_png
+from engine.adversarial.target import load_target_model, resolve_class
 from engine.core.events import JobStarted, ProgressAdvanced, StepEnded
+from engine.core.files import atomic_write_json
 from engine.core.outputs import timestamped
+from engine.data.images import ImageProblem
+from engine.data.loaders import load_for_model
 from engine.models.predictions import top_predictions
+from engine.runtime.devices import describe_device
 from engine.runtime.precision import autocast_dtype, precision_name
 
 if TYPE_CHECKING:
@@ -48,11 +54,6 @@ def attack_job(params: AttackParams, ctx: JobContext) -> dict:
     """Attack each image: PNGs of the original, the adversarial image and the amplified perturbation,
     predictions before and after, the achieved norms, and the target probability at every step
     (StepEnded("attack") events). An unreadable image gets an error entry; the others still run."""
-    from engine.adversarial.target import load_target_model, resolve_class
-    from engine.core.files import atomic_write_json
-    from engine.data.images import ImageProblem
-    from engine.data.loaders import load_for_model
-    from engine.runtime.devices import describe_device
 
     params.validate()
     device_name, why = describe_device(params.device)
@@ -68,7 +69,6 @@ def attack_job(params: AttackParams, ctx: JobContext) -> dict:
     eval_model = fast_copy(eval_tm, device, size, dtype) if eval_tm is not None else None
     eval_target = None
     if eval_tm is not None and target is not None:
-        from engine.adversarial.dreams import target_in
 
         eval_target = target if tm.run_dir is None else target_in(eval_tm.classes, tm.classes[target])
     label = f"{params.backbone}-{params.method}" if params.backbone else params.method

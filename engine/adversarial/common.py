@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from engine.core.runs import runs_root
+from engine.models.fast import inference_copy
 from engine.runtime.precision import autocast
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ def fast_copy(tm: TargetModel, device: torch.device, size: int, dtype: torch.dty
     forward and backward on a CPU), under autocast to `dtype` when one is given (engine.runtime.precision).
     engine.train.features checks the folded copy against the original and falls back; the original (possibly
     shared, see engine.adversarial.target) is not touched."""
-    from engine.models.fast import inference_copy
 
     model = inference_copy(tm.model, device, size)
     return AutocastForward(model, device, dtype) if dtype is not None else model

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from engine.adversarial.target import TargetModel
     from engine.core.jobs import JobContext
 from engine.adversarial.dreams import DreamParams, DreamResult, dream, judge, target_in
+from engine.adversarial.target import load_target_model, resolve_class
+from engine.runtime.devices import describe_device
 
 # ------------------------------------------------------------------------------------ the job
 
@@ -55,8 +57,6 @@ def dream_job(params: DreamParams, ctx: JobContext) -> dict:
     """The job: a StepEnded("dream", …) every step with the target probability, a preview ImageRendered
     ("dream-preview", pixels included) every `preview_every` steps, then the final image ("dream") and the
     summary. Stopped early, it still saves the image reached so far (the result says "stopped")."""
-    from engine.adversarial.target import load_target_model, resolve_class
-    from engine.runtime.devices import describe_device
 
     params.validate()
     device_name, why = describe_device(params.device)

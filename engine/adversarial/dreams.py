@@ -31,6 +31,7 @@ from torch import nn
 from engine.adversarial.params import DEFAULT_LR, LESSON_CE_WEIGHT, LESSON_TV_WEIGHT, RECIPES
 from engine.adversarial.params import DreamParams as DreamParams  # re-exported: callers import it from here
 from engine.adversarial.render import total_variation
+from engine.adversarial.target import resolve_class
 from engine.core.errors import ConfigError, choice_error
 from engine.core.jobs import JobStopped
 from engine.models.predictions import top_predictions
@@ -250,7 +251,6 @@ def judge(model: nn.Module, x: torch.Tensor, classes: list[str], target: int | N
 
 def target_in(classes: list[str], name: str) -> int | None:
     """The same class in another model's list, when it has one (a run's 'cat' is not an ImageNet class)."""
-    from engine.adversarial.target import resolve_class
 
     try:
         return resolve_class(name, classes)

@@ -20,8 +20,14 @@ import torch
 from engine.adversarial.attacks import run_attack
 from engine.adversarial.common import fast_copy
 from engine.adversarial.params import RobustnessParams, default_step_size, eps_text
-from engine.core.errors import ConfigError
+from engine.adversarial.target import load_target_model
+from engine.core.errors import ConfigError, RunError
 from engine.core.events import JobStarted, ProgressAdvanced
+from engine.core.files import read_json
+from engine.core.runs import update_report
+from engine.data.loaders import ImageFiles, auto_workers, data_loader
+from engine.data.scan import scan_run_dataset, split_dataset
+from engine.runtime.devices import describe_device
 from engine.runtime.precision import autocast_dtype, precision_name
 
 if TYPE_CHECKING:
@@ -33,8 +39,6 @@ if TYPE_CHECKING:
 
 def validation_samples(record: RunRecord, data: str | None, ctx: JobContext | None):
     """The run's validation split, recomputed from its dataset, seed and val_fraction."""
-    from engine.core.errors import RunError
-    from engine.data.scan import scan_run_dataset, split_dataset
 
     info = scan_run_dataset(record.dataset, data or None, ctx=ctx)
     if list(info.classes) != list(record.classes):
@@ -49,11 +53,6 @@ def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
     as robust at eps when the model classifies it correctly and no attack at eps or below changes that
     (eps 0 is the clean accuracy). Saved in the run's report.json under "robustness" -> "<method>-<norm>"."""
 
-    from engine.adversarial.target import load_target_model
-    from engine.core.files import read_json
-    from engine.core.runs import update_report
-    from engine.data.loaders import ImageFiles, auto_workers, data_loader
-    from engine.runtime.devices import describe_device
 
     params.validate()
     device_name, why = describe_device(params.device)

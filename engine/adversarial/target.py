@@ -14,7 +14,12 @@ import torch
 
 from engine.core.errors import ConfigError
 from engine.core.records import Preprocessing, RunRecord
+from engine.core.runs import resolve_run_dir, runs_root
+from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
+from engine.models.loading import load_run_model
+from engine.models.registry import get_spec, imagenet_classes
+from engine.models.weights import weights_status
 
 
 @dataclass
@@ -68,8 +73,6 @@ def _run_key(path: Path, device: torch.device) -> tuple | None:
 
 
 def _backbone_key(backbone: str, device: torch.device) -> tuple:
-    from engine.models.registry import get_spec
-    from engine.models.weights import weights_status
 
     weights = weights_status(get_spec(backbone)).path  # shipped file, or the hub cache's file (maybe absent)
     return ("backbone", backbone, weights, _stamp(Path(weights)) if weights else None, str(device))
@@ -105,12 +108,10 @@ def load_target_model(run_dir: str | os.PathLike | None = None, backbone: str | 
         raise ConfigError("Give a run directory or --backbone, not both.")
     device = torch.device(device)
     if run_dir is not None:
-        from engine.core.runs import resolve_run_dir, runs_root
 
         path = resolve_run_dir(run_dir, runs_root())
 
         def load_run():
-            from engine.models.loading import load_run_model
 
             return load_run_model(path, device)
 
@@ -119,18 +120,15 @@ def load_target_model(run_dir: str | os.PathLike | None = None, backbone: str | 
         record = copy.deepcopy(record)  # its `raw` dict stays the caller's own
         prep = record.preprocessing
         if img_size:
-            from engine.models.registry import get_spec
 
             prep = get_spec(record.backbone).preprocessing(img_size)
         return TargetModel(model, list(record.classes), prep, path.name, path, record)
     if backbone is None:
         raise ConfigError("Give the model to attack: a run directory or --backbone.")
-    from engine.models.registry import get_spec, imagenet_classes
 
     spec = get_spec(backbone)  # raises with the allowed names
 
     def load_backbone():
-        from engine.models.build import build_classifier
 
         return build_classifier(backbone, None)[0].to(device), None
 

@@ -21,6 +21,10 @@ from engine.core.events import JobStarted, ProgressAdvanced
 from engine.core.records import Preprocessing, RunRecord
 from engine.core.runs import load_config, update_report
 from engine.data.loaders import ImageFiles, auto_workers, data_loader
+from engine.data.scan import scan_dataset, scan_run_dataset, split_dataset
+from engine.evaluate.plots import confusion_png, top_losses_png
+from engine.models.loading import load_run_model
+from engine.runtime.devices import resolve_device
 
 if TYPE_CHECKING:
     from engine.core.jobs import JobContext
@@ -103,7 +107,6 @@ def f1_score(precision: float | None, recall: float | None) -> float | None:
 
 def save_report(run_dir: str | os.PathLike, report: dict, prep: Preprocessing | None = None) -> dict:
     """Merge the report into report.json and draw confusion.png and top_losses.png beside it."""
-    from engine.evaluate.plots import confusion_png, top_losses_png
 
     run_dir = Path(run_dir)
     confusion_png(report["confusion"], report["classes"], run_dir / "confusion.png")
@@ -151,7 +154,6 @@ def class_mismatch(run_classes: list[str], data_classes: list[str]) -> str | Non
 def evaluation_samples(record: RunRecord, dataset: str | None, ctx: JobContext | None):
     """(samples, split name): the run's own validation split, or a given dataset (its val part when it has
     one, else every image), whose classes must be the run's."""
-    from engine.data.scan import scan_dataset, scan_run_dataset, split_dataset
 
     if dataset is None:
         info = scan_run_dataset(record.dataset, ctx=ctx)
@@ -182,8 +184,6 @@ def evaluate_run(run_dir: str | os.PathLike, dataset: str | None = None, ctx: Jo
 
     Returns a summary (accuracy, top5, n, split, report path); the full report is in report.json.
     """
-    from engine.models.loading import load_run_model
-    from engine.runtime.devices import resolve_device
 
     run_dir = Path(run_dir)
     record = load_config(run_dir)

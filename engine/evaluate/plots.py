@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from engine.core.files import atomic_write_bytes
 from engine.core.records import Preprocessing
+from engine.data.images import load_rgb
 
 WHITE, BLACK, GREY = (255, 255, 255), (20, 20, 20), (150, 150, 150)
 
@@ -72,7 +73,6 @@ def confusion_png(confusion: list[list[int]], classes: list[str], path: Path) ->
 
 def top_losses_png(items: list[dict], path: Path, prep: Preprocessing | None = None, thumb: int = 128) -> None:
     """A contact sheet: each image with "true / predicted", both probabilities and the loss."""
-    from engine.data.images import load_rgb
 
     cols = 4
     rows = max(1, math.ceil(len(items) / cols))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from engine.core.errors import EXIT_BAD_INPUT, TlbenchError, choice_error
 from engine.core.jobs import JobStopped
 from engine.core.paths import data_dir
+from engine.data.layouts import find_items
 from engine.fetch.archives import extract_archives, partial_dirs, verify_integrity
 from engine.fetch.downloads import DownloadFailed, download, human_bytes, offline, verify_file
 
@@ -337,7 +338,6 @@ def _check_space(src: DatasetSource, downloads: Path, missing: list[Archive]) ->
 
 def _finish(src: DatasetSource, folder: Path, records: list[dict]) -> dict[str, Any]:
     """On the complete extracted tree, before it takes its name: check it is the dataset, write the marker."""
-    from engine.data.layouts import find_items
 
     for rel in src.expect:
         if not (folder / rel).exists():

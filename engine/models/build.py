@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from engine.core.errors import ConfigError
+from engine.models.classifier import Classifier, feature_width, split_head
 from engine.models.registry import build_architecture, feature_dim, get_spec, param_count
 from engine.models.weights import (
     is_random,
@@ -85,7 +86,6 @@ def build_classifier(
     """
     from torch import nn
 
-    from engine.models.classifier import Classifier, feature_width, split_head
 
     spec = get_spec(name)
     if num_classes is not None and num_classes < 2:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from engine.models.efficientnet_lite import EfficientNetLite
+
 
 @dataclass
 class Stage:
@@ -86,7 +88,6 @@ def _children_stages(backbone: nn.Module, at_least: int = 4) -> list[Stage]:
 
 def backbone_stages(backbone: nn.Module) -> list[Stage]:
     """The backbone's stages with parameters, first to last."""
-    from engine.models.efficientnet_lite import EfficientNetLite
 
     if isinstance(backbone, EfficientNetLite):
         stages = _lite_stages(backbone)

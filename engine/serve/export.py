@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from engine.core.errors import ConfigError, DatasetError
+from engine.core.errors import ConfigError, DatasetError, choice_error
 from engine.core.events import JobStarted
 from engine.core.files import atomic_write_bytes
 from engine.core.records import Preprocessing, RunRecord
@@ -140,7 +140,6 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "torchscript", ctx: JobCon
                output: str | os.PathLike | None = None, checkpoint: str = "best.pt") -> dict:
     """The export job: RUN/export/model.pt (TorchScript) or model.onnx, checked against `tlbench predict`."""
     if fmt not in EXPORT_FORMATS:
-        from engine.core.errors import choice_error
 
         raise choice_error("export format", fmt, EXPORT_FORMATS)
     if fmt == "onnx":

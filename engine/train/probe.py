@@ -22,6 +22,7 @@ from engine.core.runs import (
     append_metrics,
     save_checkpoint,
 )
+from engine.evaluate.evaluation import build_report, save_report
 from engine.models.weights import is_random
 from engine.train.features import cache_key, cached_features
 from engine.train.prepare import Prepared
@@ -138,7 +139,6 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
             save_probe_checkpoints(p, best, last, ctx)
 
     # the evaluation report of best.pt, from the cached features: no backbone pass
-    from engine.evaluate.evaluation import build_report, save_report
 
     head.load_state_dict(best_state)
     with torch.inference_mode():

@@ -15,7 +15,7 @@ from torch import nn
 
 import engine.adversarial.attack_job
 import engine.adversarial.dream_job
-import engine.models.loading
+import engine.evaluate.evaluation
 from engine.adversarial.attack_job import AttackParams, attack_job
 from engine.adversarial.common import AutocastForward, fast_copy
 from engine.adversarial.dream_job import dream_job
@@ -148,7 +148,7 @@ def test_dream_job_under_device_discipline(warm, tmp_path, kw):
 
 
 def test_eval_job_under_device_discipline(run, monkeypatch):
-    monkeypatch.setattr(engine.models.loading, "load_run_model",
+    monkeypatch.setattr(engine.evaluate.evaluation, "load_run_model",
                         lambda *a, **k: (copy.deepcopy(run["model"]), copy.deepcopy(run["record"])))
     result = disciplined("eval", lambda ctx: evaluate_run(run["run_dir"], None, ctx, device="cpu", workers=0))
     assert result["n"] > 0

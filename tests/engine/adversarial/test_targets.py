@@ -9,8 +9,7 @@ import pytest
 import torch
 from conftest import make_dataset, write_image
 
-import engine.models.build
-import engine.models.loading
+import engine.adversarial.target
 from engine.adversarial.attack_job import AttackParams, attack_job
 from engine.adversarial.dream_job import dream_job
 from engine.adversarial.dreams import DreamParams
@@ -50,8 +49,8 @@ def builds(monkeypatch):
         counted["backbone"] += 1
         return build_classifier(*args, **kwargs)
 
-    monkeypatch.setattr(engine.models.loading, "load_run_model", counting_load)
-    monkeypatch.setattr(engine.models.build, "build_classifier", counting_build)
+    monkeypatch.setattr(engine.adversarial.target, "load_run_model", counting_load)
+    monkeypatch.setattr(engine.adversarial.target, "build_classifier", counting_build)
     yield counted
     clear_target_cache()
 
