@@ -13,7 +13,7 @@ import sys
 
 from engine import __version__
 
-# One module per subcommand, each with register(subparsers) setting `func`.
+# One module per subcommand (engine/cli/commands/), each with register(subparsers) setting `func`.
 COMMANDS = ["scan", "backbones", "doctor", "fetch", "train", "lr-find", "eval", "export", "predict", "attack",
             "robustness", "dream"]
 
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tlbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
-        importlib.import_module(f"engine.cli.{name.replace('-', '_')}").register(sub)
+        importlib.import_module(f"engine.cli.commands.{name.replace('-', '_')}").register(sub)
     return parser
 
 

@@ -79,9 +79,9 @@ def boom(*args, **kwargs):
 
 
 def break_backbones(monkeypatch, tmp_path):
-    import engine.cli.backbones
+    import engine.cli.commands.backbones
 
-    monkeypatch.setattr(engine.cli.backbones, "available_backbones", boom)
+    monkeypatch.setattr(engine.cli.commands.backbones, "available_backbones", boom)
     return ["backbones"]
 
 
@@ -134,12 +134,12 @@ def test_tlbench_debug_adds_the_traceback(monkeypatch, tmp_path, capfd):
                                            "Out of memory"),
                                           (KeyError("label"), "Unexpected KeyError")])
 def test_an_unexpected_exception_inside_a_job_exits_1(error, title, monkeypatch, tmp_path, capfd):
-    import engine.cli.scan
+    import engine.cli.commands.scan
 
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(engine.cli.scan, "scan_dataset", fail)
+    monkeypatch.setattr(engine.cli.commands.scan, "scan_dataset", fail)
     code, out, err = run_main(capfd, "scan", tmp_path, "--json")
     assert code == EXIT_FAILED
     assert one_error(out)["title"] == title and one_error(out)["exit_code"] == EXIT_FAILED
@@ -188,21 +188,21 @@ def test_bad_input_exits_2_and_the_json_says_2(argv, needle, tmp_path, capfd):
 # A subprocess each: a real signal to a process whose handlers are broken would take pytest down with it.
 STOP_OUTSIDE_A_JOB = """
 import os, signal, sys, time
-import engine.cli.fetch
+import engine.cli.commands.fetch
 
 def listing(args):  # the listing is not a job: the signal arrives outside any job
     {stop}
     time.sleep(30)
     return 0
 
-engine.cli.fetch.list_datasets = listing
+engine.cli.commands.fetch.list_datasets = listing
 from tui.main import main
 sys.exit(main(["fetch", "--json"]))
 """
 
 STOP_INSIDE_A_JOB = """
 import os, signal, sys, time
-import engine.cli.scan
+import engine.cli.commands.scan
 
 def scan(path, ctx):
     os.kill(os.getpid(), signal.{sig})
@@ -211,7 +211,7 @@ def scan(path, ctx):
         time.sleep(0.01)
     raise AssertionError("the job was never stopped")
 
-engine.cli.scan.scan_dataset = scan
+engine.cli.commands.scan.scan_dataset = scan
 from tui.main import main
 sys.exit(main(["scan", "anywhere", "--json"]))
 """

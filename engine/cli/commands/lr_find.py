@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.cli.commands.train import DATASET_HELP, config_from_args
 from engine.cli.common import (
     add_json_flag,
     positive_float,
@@ -11,7 +12,6 @@ from engine.cli.common import (
     stdout_console,
 )
 from engine.cli.fields import add_dataclass_flags
-from engine.cli.train import DATASET_HELP, config_from_args
 from engine.core.events import JobFailed
 from engine.train.config import TrainConfig
 

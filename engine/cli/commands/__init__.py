@@ -1,0 +1,1 @@
+"""One module per headless subcommand, each with register(subparsers) setting `func`."""
