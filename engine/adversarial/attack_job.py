@@ -1,12 +1,6 @@
-"""Adversarial examples: FGSM, PGD (L-inf and L2), the lesson's unbounded gradient descent; robustness sweeps.
-
-Images are in [0, 1] and the model normalises them itself (engine.models.classifier.Classifier), so eps, step sizes and
-the reported norms are in pixel units: eps 4/255 lets every pixel move by 4 grey levels.
-
-The attack functions work on a batch and a frozen model; they are plain PyTorch and match torchattacks'
-PGD/FGSM step for step. `attack_job(params, ctx)` attacks image files (PNGs, predictions before and after,
-norms, a StepEnded per step); `robustness_job(params, ctx)` measures robust accuracy per eps on a run's
-validation split and stores it in the run's report.
+"""`attack_job(params, ctx)`: attack image files — predictions before and after, L-inf and L2 norms, the
+adversarial image and the amplified perturbation as PNGs, a StepEnded per step; optionally the transfer to
+a second backbone. The attack functions themselves are in engine.adversarial.attacks.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
-"""Adversarial examples: FGSM, PGD (L-inf and L2), the lesson's unbounded gradient descent; robustness sweeps.
+"""Adversarial examples: FGSM, PGD (L-inf and L2) and the lesson's unbounded gradient descent.
 
-Images are in [0, 1] and the model normalises them itself (engine.models.classifier.Classifier), so eps, step sizes and
-the reported norms are in pixel units: eps 4/255 lets every pixel move by 4 grey levels.
-
-The attack functions work on a batch and a frozen model; they are plain PyTorch and match torchattacks'
-PGD/FGSM step for step. `attack_job(params, ctx)` attacks image files (PNGs, predictions before and after,
-norms, a StepEnded per step); `robustness_job(params, ctx)` measures robust accuracy per eps on a run's
-validation split and stores it in the run's report.
+Images are in [0, 1] and the model normalises them itself (engine.models.classifier.Classifier), so eps, step
+sizes and the reported norms are in pixel units: eps 4/255 lets every pixel move by 4 grey levels.
+The functions work on a batch and a frozen model; they are plain PyTorch and match torchattacks' PGD/FGSM
+step for step. The jobs that use them: engine.adversarial.attack_job and engine.adversarial.robustness.
 """
 
 from __future__ import annotations

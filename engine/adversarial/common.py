@@ -1,12 +1,5 @@
-"""Adversarial examples: FGSM, PGD (L-inf and L2), the lesson's unbounded gradient descent; robustness sweeps.
-
-Images are in [0, 1] and the model normalises them itself (engine.models.classifier.Classifier), so eps, step sizes and
-the reported norms are in pixel units: eps 4/255 lets every pixel move by 4 grey levels.
-
-The attack functions work on a batch and a frozen model; they are plain PyTorch and match torchattacks'
-PGD/FGSM step for step. `attack_job(params, ctx)` attacks image files (PNGs, predictions before and after,
-norms, a StepEnded per step); `robustness_job(params, ctx)` measures robust accuracy per eps on a run's
-validation split and stores it in the run's report.
+"""What attacks, robustness sweeps and dreams share: the model under autocast (AutocastForward), its fast
+inference copy on the job's device, probabilities, 8-bit quantisation, and where outputs are written.
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
-"""Class visualisation from noise ("dreams"): the image a network finds most like a class.
-
-Two recipes:
-
-- "lesson": what the lesson teaches — the pixels themselves are optimised with cross-entropy toward the class
-  plus a total-variation term, optionally with jitter. It fools the one network; to a person (and to another
-  network) it mostly looks like noise.
-- "robust" (the default): the Lucid/Lucent recipe that makes the image show the class. The image is
-  parameterised in a decorrelated Fourier space (1/f scaled spectrum, colour-decorrelated channels, sigmoid
-  to [0, 1]) and every step sees a randomly transformed copy (padding, jitter, small scale and rotation), so
-  only features that survive those changes grow. The objective is the class logit.
-
-`dream(...)` is the loop (a model and a class index in, an image out); `dream_job(params, ctx)` is the job
-the CLI and the workbench run: it loads the model, resolves the class, saves the PNG, checks on a second
-network (`eval_on`) and returns a summary.
+"""`dream_job(params, ctx)`: render a class's "ideal" image (engine.adversarial.dreams) against a run or a
+backbone, with previews as events, the PNG saved without overwriting, and how the model (and optionally a
+second one) sees the result.
 """
 
 from __future__ import annotations

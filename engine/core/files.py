@@ -1,10 +1,8 @@
-"""The run directory: config, metrics, checkpoints and reports, all written atomically.
+"""Atomic file writes: a reader never sees half a file, and a failed write leaves the old one.
 
-runs/<timestamp>-<dataset>-<backbone>-<mode>/
-    config.json     everything needed to reproduce the run (seed and versions included)
-    metrics.jsonl   one line per epoch
-    best.pt last.pt checkpoints (loaded with weights_only=True)
-    report.json     final metrics
+The new content goes to an exclusive temporary file beside the target, is flushed and fsynced, then renamed
+over it. Files get the permissions open() would give them (0666 minus the umask), so a shared runs folder
+stays readable by the group when the umask says so.
 """
 
 from __future__ import annotations

@@ -1,12 +1,11 @@
-"""Finding a dataset's layout, labels and splits; the integrity scan.
+"""Finding a dataset's layout and labels, without reading any image.
 
 Layouts, detected automatically:
   class-folders  root/<class>/<image>
   train-val      root/train/<class>/<image> and root/val|valid|validation|test/<class>/<image>
   oxford-pets    root/images/<Breed_Name>_<n>.jpg (+ root/annotations/trainval.txt, test.txt), or the flat folder
   petimages      the Microsoft download: PetImages/Cat, PetImages/Dog
-
-The scan never modifies, moves or deletes anything: unusable files are listed with a reason and skipped.
+`find_items` returns (layout, [(path, label, split)], notes); `DatasetInfo` is what a scan reports.
 """
 
 from __future__ import annotations

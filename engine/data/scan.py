@@ -1,12 +1,10 @@
-"""Finding a dataset's layout, labels and splits; the integrity scan.
+"""The integrity scan and the split.
 
-Layouts, detected automatically:
-  class-folders  root/<class>/<image>
-  train-val      root/train/<class>/<image> and root/val|valid|validation|test/<class>/<image>
-  oxford-pets    root/images/<Breed_Name>_<n>.jpg (+ root/annotations/trainval.txt, test.txt), or the flat folder
-  petimages      the Microsoft download: PetImages/Cat, PetImages/Dog
-
-The scan never modifies, moves or deletes anything: unusable files are listed with a reason and skipped.
+`scan_dataset` opens every image the layout lists (engine.data.layouts), in threads or processes, and keeps a
+per-folder cache keyed by (path, size, mtime), so a second scan only opens new or changed files. It never
+modifies, moves or deletes anything: unusable files are listed with a reason and skipped.
+`split_dataset` gives the validation split: the dataset's own when it has one, else a stratified split
+decided per file by a hash of (seed, path).
 """
 
 from __future__ import annotations

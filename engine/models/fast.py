@@ -1,12 +1,8 @@
-"""Extracting pooled backbone features once, and caching them on disk.
+"""Fast inference copies of a model: eval mode, BatchNorm folded into the convolutions, channels_last.
 
-The cache is keyed by backbone, weights identity, preprocessing, image size, the tlbench/torch/torchvision/Pillow
-versions and a hash of the code that produces features; inside it each file is identified by (path, size,
-mtime). A second run on the same files does no backbone forward pass at all. Entries for files that are gone or
-changed are dropped when a cache file is rewritten; cache files unused for 30 days, then the least recently
-used beyond 2 GB (TLBENCH_FEATURE_CACHE_MB), are deleted after each write.
-Extraction is fast on a CPU: eval mode, inference_mode, BatchNorm folded into the convolutions,
-channels_last, and JPEG decoding in DataLoader workers, overlapped with the forward pass.
+`inference_copy` works on a deep copy (the caller's model is never changed), on the model's own device and
+dtype, and checks the folded copy's output against the original's on a probe made on that device; when they
+differ it falls back to the unfolded copy, so an unusual architecture is never silently broken.
 """
 
 from __future__ import annotations

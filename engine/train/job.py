@@ -1,9 +1,8 @@
-"""Training jobs. Probe mode: frozen backbone, features extracted once and cached, a linear head on top.
-The fine-tuning modes (head, partial, full) are in engine.train.finetune.
+"""The training jobs: `train(config, ctx)` and `resume(run_dir, ctx)`.
 
-`train(config, ctx)` is the job function (run it with engine.core.jobs.run_job): it scans the dataset, creates
-the run directory, trains, writes the evaluation report, and returns the result summary that
-`tlbench train --json` prints. `resume(run_dir, ctx)` continues a stopped run from its last.pt.
+`train` prepares the run (engine.train.prepare), runs the mode's loop (probe, or fine-tuning in
+engine.train.finetune), records its status in status.json and returns the summary that `tlbench train --json`
+prints. `resume` continues a stopped fine-tuning run from its last.pt with the settings it recorded.
 Under torchrun (WORLD_SIZE > 1) every rank runs the job; rank 0 alone writes the run.
 """
 

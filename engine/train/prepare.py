@@ -1,10 +1,6 @@
-"""Training jobs. Probe mode: frozen backbone, features extracted once and cached, a linear head on top.
-The fine-tuning modes (head, partial, full) are in engine.train.finetune.
-
-`train(config, ctx)` is the job function (run it with engine.core.jobs.run_job): it scans the dataset, creates
-the run directory, trains, writes the evaluation report, and returns the result summary that
-`tlbench train --json` prints. `resume(run_dir, ctx)` continues a stopped run from its last.pt.
-Under torchrun (WORLD_SIZE > 1) every rank runs the job; rank 0 alone writes the run.
+"""Preparing a training run: validate the config, seed, scan (rank 0 alone under torchrun) and split the
+dataset, build the model, create the run directory (or reuse a resumed one's) and write config.json.
+`prepare(config, ctx)` returns a `Prepared` that the probe and the fine-tuning modes train from.
 """
 
 from __future__ import annotations

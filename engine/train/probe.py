@@ -1,10 +1,6 @@
-"""Training jobs. Probe mode: frozen backbone, features extracted once and cached, a linear head on top.
-The fine-tuning modes (head, partial, full) are in engine.train.finetune.
-
-`train(config, ctx)` is the job function (run it with engine.core.jobs.run_job): it scans the dataset, creates
-the run directory, trains, writes the evaluation report, and returns the result summary that
-`tlbench train --json` prints. `resume(run_dir, ctx)` continues a stopped run from its last.pt.
-Under torchrun (WORLD_SIZE > 1) every rank runs the job; rank 0 alone writes the run.
+"""Probe mode: a frozen backbone whose pooled features are extracted once (and cached, engine.train.features),
+and a linear head trained on them in mini-batches on the job's device: seconds per run. Ties on validation accuracy are broken on
+the validation loss, so best.pt is never an under-trained early epoch.
 """
 
 from __future__ import annotations
