@@ -17,6 +17,7 @@ from engine.core.errors import ConfigError
 from engine.core.events import BatchEnded, EpochEnded, JobFailed, JobFinished, LogLine
 from engine.core.files import read_json
 from engine.core.jobs import run_job
+from engine.core.records import Preprocessing
 from engine.core.runs import load_checkpoint, read_metrics
 from engine.models.build import build_classifier
 from engine.models.classifier import split_head
@@ -99,7 +100,7 @@ def test_augmentation_presets_give_uint8_crops():
     from PIL import Image
 
     img = Image.new("RGB", (80, 60), (200, 10, 10))
-    prep = {"crop_size": 32, "resize_size": 37, "interpolation": "bilinear"}
+    prep = Preprocessing(crop_size=32, resize_size=37, interpolation="bilinear")
     assert train_transform("none", prep) is None
     for preset in ("light", "strong"):
         x = train_transform(preset, prep)(img)
