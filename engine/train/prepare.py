@@ -102,7 +102,8 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
     ctx.log(f"split: {len(train)} train / {len(val)} validation (seed {seed})")
 
     spec = get_spec(config.backbone)
-    img_size = resolve_img_size(config.img_size, spec.input_size, info.median_side)
+    img_size = resolve_img_size(config.img_size, spec.input_size, info.median_side, spec.min_input,
+                                spec.fixed_input)
     prep = spec.preprocessing(img_size)
     identity = weights_identity(spec, config.weights, seed=seed)
     ctx.log(f"backbone: {config.backbone} ({identity}), input {img_size} px")
