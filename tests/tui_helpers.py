@@ -37,6 +37,16 @@ async def wait_thumbnails(pilot, grid, timeout: float = 30.0) -> None:
     await pilot.pause()
 
 
+async def settle(pilot) -> None:
+    """Every queued message handled and every worker done; toasts (they expire on a timer) cleared."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.pause()
+    pilot.app.clear_notifications()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
 def demo_paths(digit: int, n: int) -> list[str]:
     return sorted(str(p) for p in (DEMO / str(digit)).glob("*.png"))[:n]
 

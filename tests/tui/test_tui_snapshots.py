@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import ROOT, make_pets_like
-from tui_helpers import make_app, wait_for, wait_thumbnails, write_run
+from tui_helpers import make_app, settle, wait_for, wait_thumbnails, write_run
 
 from engine.core.events import CheckpointSaved, EpochEnded, JobFinished, JobStarted, LogLine, ProgressAdvanced
 from tui.messages import JobEvent
@@ -30,16 +30,6 @@ async def scanned(pilot) -> None:
     await wait_for(pilot, lambda: app.state.info is not None and not app.jobs.running(), 60, "the scan")
     if app.current_mode == "data":
         await wait_thumbnails(pilot, app.screen.query_one("#thumbs"))
-
-
-async def settle(pilot) -> None:
-    """Every queued message handled and every worker done; toasts (they expire on a timer) cleared."""
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.pause()
-    pilot.app.clear_notifications()
-    await pilot.wait_for_scheduled_animations()
-    await pilot.pause()
 
 
 @pytest.fixture

@@ -14,23 +14,13 @@ import json
 import pytest
 from conftest import DEMO
 from PIL import Image
-from tui_helpers import make_app, wait_for, wait_thumbnails
+from tui_helpers import make_app, settle, wait_for, wait_thumbnails
 from tui_results_helpers import PETS, PETS_RUN, pets_dataset, write_pets_run
 
 from engine.core.events import ImageRendered, JobFinished, JobStarted, StepEnded
 from tui.messages import JobEvent
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 35)], ids=["80x24", "120x35"])
-
-
-async def settle(pilot) -> None:
-    """Every queued message handled and every worker done; toasts (they expire on a timer) cleared."""
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.pause()
-    pilot.app.clear_notifications()
-    await pilot.wait_for_scheduled_animations()
-    await pilot.pause()
 
 
 async def scanned(pilot) -> None:
