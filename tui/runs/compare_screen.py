@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -117,7 +118,10 @@ class CompareScreen(Screen):
         """'━━ 1 <run name> · done · best 0.9123 · 5 epochs', or why there is no curve."""
         epochs = len(self.curves[i]["val_acc"]) or len(self.curves[i]["val_loss"])
         if epochs:
-            how = [f" · best {fmt_acc(view.best_val_acc)} · {epochs} epoch(s)"]
+            best = view.best_val_acc
+            if best is None and self.curves[i]["val_acc"]:  # the list could not read a damaged metrics.jsonl
+                best = max(y for _x, y in self.curves[i]["val_acc"])
+            how = [f" · best {fmt_acc(best)} · {epochs} epoch(s)"]
         else:
             why = {"running": "no epoch finished yet", "failed": "no metrics: it failed at start"}
             how = [Part(f" · {why.get(view.status, 'no epoch recorded')}", "italic")]
@@ -131,9 +135,14 @@ class CompareScreen(Screen):
         if self.diff:
             self.fill_diff()
 
+    def on_resize(self, event: events.Resize) -> None:
+        if self.diff:  # the columns share the new width
+            self.fill_diff()
+
     def fill_diff(self) -> None:
         """Key, then one column per run headed by its number and what tells its name apart (in its colour)."""
         table = self.query_one("#compare-diff", DataTable)
+        table.clear(columns=True)
         n = len(self.views)
         room = self.app.size.width - 4  # the table's margin and scrollbar
         key_w = min(max(len(k) for k, _ in self.diff), 30 if self.app.size.width >= WIDE else 20)
