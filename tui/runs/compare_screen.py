@@ -110,8 +110,8 @@ class CompareScreen(Screen):
         if self.diff:
             yield DataTable(id="compare-diff", cursor_type="row", zebra_stripes=True)
         else:
-            yield Static("Every config.json key has the same value in these runs (the time each was created "
-                         "aside): they differ only by chance (data order, timing).", id="compare-same")
+            yield Static("Every config.json key has the same value in these runs (apart from when each was "
+                         "created).", id="compare-same")
         yield KeyBar()
 
     def legend_parts(self, i: int, view: RunView) -> list[Part | str]:
