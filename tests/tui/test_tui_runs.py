@@ -1,5 +1,6 @@
 """The Runs screen: truthful statuses that fit 80 columns, home/end, keys right after escape, sort and
-filter, and the jobs it runs from the keyboard (resume, export, predict) with the real engine."""
+filter, comparing marked runs, and the jobs it runs from the keyboard (resume, export, predict) with the real
+engine."""
 
 from __future__ import annotations
 
@@ -105,6 +106,53 @@ async def test_sort_and_filter(tmp_path):
         await pilot.press("ctrl+u", "escape")
         await pilot.pause()
         assert table.row_count == 3 and screen.query_one("#runs-filter").has_class("hidden")
+
+
+def mark_cells(table: DataTable) -> list[str]:
+    return [str(table.get_row_at(i)[0]).strip() for i in range(table.row_count)]
+
+
+async def test_mark_runs_and_compare_their_curves_and_config(tmp_path):
+    """space marks (a number per marked row, the count in the header; space again unmarks), c compares: the
+    curves of each run, the legend naming each, and only the config keys that differ; escape goes back."""
+    root = three_runs(tmp_path)  # DONE and STOPPED differ in mode only; FAILED has no metrics at all
+    app = make_app(runs_dir=str(root))
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = await open_runs(pilot, 3)
+        runs = app.screen
+        await pilot.press("c")  # nothing marked: a hint, no comparison
+        assert runs is app.screen
+        await pilot.press("space")
+        assert mark_cells(table) == ["1", "", ""] and "1 marked, c compares" in text_of(app, "#runs-header")
+        await pilot.press("space")  # unmarks
+        assert mark_cells(table) == ["", "", ""] and "marked" not in text_of(app, "#runs-header")
+        await pilot.press("space", "down", "space")
+        assert mark_cells(table) == ["1", "2", ""] and "2 marked" in text_of(app, "#runs-header")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "CompareScreen", 10, "the comparison")
+        await pilot.pause()
+        compare = app.screen
+        diff = compare.query_one("#compare-diff", DataTable)
+        assert rows(diff) == [["mode", "probe", "full"]]  # lr, backbone, epochs … are equal: not shown
+        legend = [compare.query_one(f"#compare-run-{i}") for i in range(2)]
+        assert DONE in legend[0].plain and STOPPED in legend[1].plain  # shown shortened in the middle at 80x24
+        shown = [str(line.render()) for line in legend]
+        assert shown[0].endswith("-probe · done · best 0.8000 · 5 epoch(s)") and shown[0].startswith("━━ 1 2026")
+        assert shown[1].endswith("-full · stopped · best 0.5900 · 2 epoch(s)")
+        curves = compare.query_one("#compare-acc").series
+        assert [[y for _x, y in points] for points, _colour in curves] == [
+            pytest.approx([0.45 + 0.07 * e for e in range(1, 6)]), pytest.approx([0.52, 0.59])]
+        assert curves[0][1] != curves[1][1]  # a colour each
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is runs and mark_cells(table) == ["1", "2", ""]
+
+        await pilot.press("down", "space", "c")  # the failed run too: shown as such, the rest unchanged
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "CompareScreen", 10, "the comparison")
+        await pilot.pause()
+        assert "failed" in text_of(app, "#compare-run-2") and "no metrics" in text_of(app, "#compare-run-2")
+        assert [r[0] for r in rows(app.screen.query_one("#compare-diff", DataTable))] == ["backbone", "mode"]
+        assert app.screen.query_one("#compare-loss").series[2][0] == []
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """7 Runs: every run (date, dataset, backbone, mode, best val acc, duration, status); enter opens one; u uses
-its model; R resumes a stopped one (on the Train screen); x exports it; p predicts with it; o sorts; / filters.
+its model; R resumes a stopped one (on the Train screen); x exports it; p predicts with it; o sorts; / filters;
+space marks runs and c compares the marked ones (tui.runs.compare_screen).
 
 Statuses are what the files say (tui.results.report.run_status): done, stopped, failed (a run that never
 finished an epoch nor saved a checkpoint), and running for the run this workbench is training now.
@@ -10,41 +11,31 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rich.table import Table
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
 from engine.core.events import Event, JobFailed, JobFinished
 from engine.core.jobs import JobFn
 from tui.jobs import RunningJob, run_engine_job
 from tui.results.report import RunView, list_run_views
+from tui.runs.compare_screen import CompareScreen
+from tui.runs.detail import RunDetailScreen
 from tui.runs.dialogs import ExportDialog, PredictDialog, PredictionsScreen
+from tui.runs.style import MAX_COMPARED, STATUS_STYLE, WIDE, fmt_acc, run_colour
 from tui.screen import WorkbenchScreen
 from tui.state import display_path
-from tui.train.curves import CurvePlot
 from tui.train.progress import clock
 from tui.train.screen import TrainPlanned
 from tui.widgets.fitline import FitLine, Part, shorten_middle
 from tui.widgets.inputs import TextField
-from tui.widgets.keybar import KeyBar
 from tui.widgets.tables import refill
 
-CONFIG_KEYS_FIRST = ("dataset", "backbone", "mode", "epochs", "batch_size", "lr", "img_size", "seed",
-                     "val_fraction", "weights_identity", "device_resolved", "train_images", "val_images")
 SORTS = ("date", "accuracy", "name")
-STATUS_STYLE = {"done": "green", "running": "bold cyan", "stopped": "yellow", "failed": "bold red"}
-WIDE = 100  # columns from which dates are shown whole and names get more room
 PREDICT_TOP_K = 3
 RELIST_AFTER_S = 5.0  # shown again after this long, the folder is read again (statuses change as jobs run)
-
-
-def fmt_acc(value: float | None) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else "-"
 
 
 def sort_views(views: list[RunView], key: str) -> list[RunView]:
@@ -64,89 +55,6 @@ def matches(view: RunView, query: str) -> bool:
     return all(word in haystack for word in query.lower().split())
 
 
-def config_table(config: dict) -> Table:
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
-    keys = [k for k in CONFIG_KEYS_FIRST if k in config] + sorted(k for k in config if k not in CONFIG_KEYS_FIRST)
-    for k in keys:
-        v = config[k]
-        if k == "classes" and isinstance(v, list):
-            v = f"{len(v)}: " + ", ".join(map(str, v[:12])) + (" …" if len(v) > 12 else "")
-        elif k == "dataset":
-            v = display_path(v)
-        elif isinstance(v, dict):
-            v = ", ".join(f"{a}={b}" for a, b in v.items())
-        table.add_row(k, str(v))
-    return table
-
-
-def report_text(view: RunView, name_w: int = 16) -> Text:
-    if view.report is None:
-        return Text(view.report_error or "No report.json yet: e on the Results screen (4) evaluates the run.",
-                    "dim")
-    r = view.report
-
-    def num(value) -> str:
-        return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
-
-    text = Text()
-    acc = r.get("accuracy")
-    text.append(f"accuracy {acc:.4f}" if isinstance(acc, (int, float)) else "accuracy -", "bold")
-    if isinstance(r.get("top5"), (int, float)):
-        text.append(f" · top-5 {r['top5']:.4f}")
-    text.append(f" · {r.get('split', 'val')} n {r.get('n', '-')}\n")
-    text.append(f"{'class':<{name_w}}  prec recall   F1    n\n", "bold")
-    for row in r["per_class"]:
-        text.append(f"{shorten_middle(str(row.get('class')), name_w):<{name_w}}  {num(row.get('precision')):>4} "
-                    f"{num(row.get('recall')):>6} {num(row.get('f1')):>4} {row.get('support', '-'):>4}\n")
-    if r["most_confused"]:
-        text.append("most confused: " + ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})"
-                                                for p in r["most_confused"][:5]))
-    return text
-
-
-class RunDetailScreen(Screen):
-    """One run: config, curves, report. u uses its model for Results, Attack and Dream."""
-
-    BINDINGS = [
-        Binding("escape", "close", "Back", id="run.back"),
-        Binding("u", "use", "Use", id="run.use", tooltip="Results, Attack and Dream use this run"),
-    ]
-
-    def __init__(self, view: RunView) -> None:
-        super().__init__()
-        self.view = view
-
-    def compose(self) -> ComposeResult:
-        v = self.view
-        yield FitLine(Part(v.name, shrink=True, least=16, tail=0.6), " · ",
-                      Part(v.status, STATUS_STYLE.get(v.status, "")),
-                      f" · best val acc {fmt_acc(v.best_val_acc)} · {clock(v.seconds)}",
-                      Part(f" · {v.status_detail}", optional=True), id="run-title")
-        with Horizontal(id="run-body"):
-            with VerticalScroll(id="run-config"):
-                yield Static(config_table(v.config))
-            with Vertical(id="run-right"):
-                with Horizontal(id="run-curves"):
-                    yield CurvePlot("loss", [("train_loss", "train"), ("val_loss", "val")], id="run-loss")
-                    yield CurvePlot("accuracy", [("train_acc", "train"), ("val_acc", "val")], id="run-acc")
-                with VerticalScroll(id="run-report"):
-                    yield Static(report_text(v, 22 if self.app.size.width >= WIDE else 14))
-        yield KeyBar()
-
-    def on_mount(self) -> None:
-        self.query_one("#run-loss", CurvePlot).set_history(self.view.metrics)
-        self.query_one("#run-acc", CurvePlot).set_history(self.view.metrics)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def action_use(self) -> None:
-        self.app.screen_stack[-2].use_run(self.view)  # type: ignore[attr-defined]
-        self.dismiss(None)
-
-
 class RunsTable(DataTable):
     """The runs list: home and end go to the first and the last run (a row table has no columns to jump)."""
 
@@ -160,7 +68,7 @@ class RunsScreen(WorkbenchScreen):
     TAB = "runs"
     TITLE = "Runs"
     HELP = ("Every run in the runs folder with its status. enter opens one; u makes it the model for 4, 5 and 6; "
-            "R resumes a stopped one; x exports; p predicts; o sorts; / filters.")
+            "R resumes a stopped one; x exports; p predicts; o sorts; / filters; space marks runs, c compares them.")
 
     BINDINGS = [
         Binding("enter", "open", "Open", id="runs.open", tooltip="Config, curves and report of the run",
@@ -172,6 +80,9 @@ class RunsScreen(WorkbenchScreen):
                 tooltip="Export the run's model (TorchScript or ONNX), checked against the run"),
         Binding("p", "predict", "Predict", id="runs.predict",
                 tooltip="Classify an image or a folder of images with the run's model"),
+        Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark or unmark the run for c (compare)"),
+        Binding("c", "compare", "Compare", id="runs.compare",
+                tooltip="The marked runs' validation curves overlaid and the config keys that differ"),
         Binding("slash", "filter", "Filter", id="runs.filter", show=False,
                 tooltip="Type to show only runs whose name, dataset, backbone, mode or status match"),
         Binding("o", "sort", "Sort", id="runs.sort", show=False, tooltip="Sort by date, accuracy or name"),
@@ -188,6 +99,7 @@ class RunsScreen(WorkbenchScreen):
         self.predicting: tuple[str, str] = ("", "")  # (run name, path) of the last prediction asked for
         self.listed_at = 0.0
         self.wide = False
+        self.marked: list[Path] = []  # run folders marked for comparison, in the order they were marked
 
     def compose_body(self) -> ComposeResult:
         yield FitLine("", id="runs-header")
@@ -238,6 +150,8 @@ class RunsScreen(WorkbenchScreen):
     def job_event(self, job: str, event: Event) -> None:
         if job == "runs" and isinstance(event, JobFinished) and "views" in event.result:
             self.all_views = event.result["views"]
+            listed = {v.run_dir for v in self.all_views}
+            self.marked = [d for d in self.marked if d in listed]  # a deleted run is no longer marked
             self.listed_at = time.monotonic()
             self.show_runs()
         elif job == "export":
@@ -273,7 +187,7 @@ class RunsScreen(WorkbenchScreen):
         rows = []
         for v in self.views:
             status = v.status
-            rows.append(("●" if chosen and v.run_dir.resolve() == chosen else " ",
+            rows.append((self.mark_cell(v, chosen),
                          v.created if self.wide else v.created[5:], shorten_middle(v.dataset, name_w),
                          shorten_middle(str(v.config.get("backbone", "-")), backbone_w),
                          str(v.config.get("mode", "-")), Text(fmt_acc(v.best_val_acc), justify="right"),
@@ -301,9 +215,20 @@ class RunsScreen(WorkbenchScreen):
         parts = [Part(count, "bold"), " in ", Part(display_path(self.root), shrink=True, least=10, tail=0.7),
                  f" · by {self.sort_key} (o)"]
         parts.append(Part(f" · filter {query!r} (/)" if query else " · / filters", optional=not query))
+        if self.marked:
+            parts.append(Part(f" · {len(self.marked)} marked, c compares", "bold"))
         if total:
             parts.append(Part(" · ● in use", optional=True))
         self.query_one("#runs-header", FitLine).set_parts(*parts)
+
+    def mark_cell(self, view: RunView, chosen: Path | None) -> Text:
+        """The first column: the run's number among the marked ones, in its comparison colour, then ● when it
+        is the run in use."""
+        mark = Text(" ")
+        if view.run_dir in self.marked:
+            i = self.marked.index(view.run_dir)
+            mark = Text(str(i + 1), f"bold reverse {run_colour(i)}")
+        return mark + Text("●" if chosen and view.run_dir.resolve() == chosen else " ")
 
     def current(self) -> RunView | None:
         table = self.query_one("#runs", RunsTable)
@@ -367,6 +292,29 @@ class RunsScreen(WorkbenchScreen):
             self.notify("No run to open.", severity="warning")
             return
         self.app.push_screen(RunDetailScreen(view))
+
+    def action_mark(self) -> None:
+        view = self.current()
+        if view is None:
+            self.notify("No run to mark.", severity="warning")
+            return
+        if view.run_dir in self.marked:
+            self.marked.remove(view.run_dir)
+        elif len(self.marked) >= MAX_COMPARED:
+            self.notify(f"{MAX_COMPARED} runs are marked: at most {MAX_COMPARED} compare at once (one colour each). "
+                        "space on a marked run unmarks it.", severity="warning")
+            return
+        else:
+            self.marked.append(view.run_dir)
+        self.show_runs()
+
+    def action_compare(self) -> None:
+        by_dir = {v.run_dir: v for v in self.all_views}
+        views = [by_dir[d] for d in self.marked if d in by_dir]
+        if len(views) < 2:
+            self.notify("Mark two or more runs with space, then c compares them.", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(views))
 
     def action_use(self) -> None:
         view = self.current()

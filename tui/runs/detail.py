@@ -1,0 +1,103 @@
+"""One run opened from the Runs screen: its config, its curves and its evaluation report; u uses its model."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Static
+
+from tui.results.report import RunView
+from tui.runs.compare import CONFIG_KEYS_FIRST
+from tui.runs.style import STATUS_STYLE, WIDE, fmt_acc
+from tui.state import display_path
+from tui.train.curves import CurvePlot
+from tui.train.progress import clock
+from tui.widgets.fitline import FitLine, Part, shorten_middle
+from tui.widgets.keybar import KeyBar
+
+
+def config_table(config: dict) -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    keys = [k for k in CONFIG_KEYS_FIRST if k in config] + sorted(k for k in config if k not in CONFIG_KEYS_FIRST)
+    for k in keys:
+        v = config[k]
+        if k == "classes" and isinstance(v, list):
+            v = f"{len(v)}: " + ", ".join(map(str, v[:12])) + (" …" if len(v) > 12 else "")
+        elif k == "dataset":
+            v = display_path(v)
+        elif isinstance(v, dict):
+            v = ", ".join(f"{a}={b}" for a, b in v.items())
+        table.add_row(k, str(v))
+    return table
+
+
+def report_text(view: RunView, name_w: int = 16) -> Text:
+    if view.report is None:
+        return Text(view.report_error or "No report.json yet: e on the Results screen (4) evaluates the run.",
+                    "dim")
+    r = view.report
+
+    def num(value) -> str:
+        return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
+
+    text = Text()
+    acc = r.get("accuracy")
+    text.append(f"accuracy {acc:.4f}" if isinstance(acc, (int, float)) else "accuracy -", "bold")
+    if isinstance(r.get("top5"), (int, float)):
+        text.append(f" · top-5 {r['top5']:.4f}")
+    text.append(f" · {r.get('split', 'val')} n {r.get('n', '-')}\n")
+    text.append(f"{'class':<{name_w}}  prec recall   F1    n\n", "bold")
+    for row in r["per_class"]:
+        text.append(f"{shorten_middle(str(row.get('class')), name_w):<{name_w}}  {num(row.get('precision')):>4} "
+                    f"{num(row.get('recall')):>6} {num(row.get('f1')):>4} {row.get('support', '-'):>4}\n")
+    if r["most_confused"]:
+        text.append("most confused: " + ", ".join(f"{p['true']}→{p['predicted']} ({p['count']})"
+                                                for p in r["most_confused"][:5]))
+    return text
+
+
+class RunDetailScreen(Screen):
+    """One run: config, curves, report. u uses its model for Results, Attack and Dream."""
+
+    BINDINGS = [
+        Binding("escape", "close", "Back", id="run.back"),
+        Binding("u", "use", "Use", id="run.use", tooltip="Results, Attack and Dream use this run"),
+    ]
+
+    def __init__(self, view: RunView) -> None:
+        super().__init__()
+        self.view = view
+
+    def compose(self) -> ComposeResult:
+        v = self.view
+        yield FitLine(Part(v.name, shrink=True, least=16, tail=0.6), " · ",
+                      Part(v.status, STATUS_STYLE.get(v.status, "")),
+                      f" · best val acc {fmt_acc(v.best_val_acc)} · {clock(v.seconds)}",
+                      Part(f" · {v.status_detail}", optional=True), id="run-title")
+        with Horizontal(id="run-body"):
+            with VerticalScroll(id="run-config"):
+                yield Static(config_table(v.config))
+            with Vertical(id="run-right"):
+                with Horizontal(id="run-curves"):
+                    yield CurvePlot("loss", [("train_loss", "train"), ("val_loss", "val")], id="run-loss")
+                    yield CurvePlot("accuracy", [("train_acc", "train"), ("val_acc", "val")], id="run-acc")
+                with VerticalScroll(id="run-report"):
+                    yield Static(report_text(v, 22 if self.app.size.width >= WIDE else 14))
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.query_one("#run-loss", CurvePlot).set_history(self.view.metrics)
+        self.query_one("#run-acc", CurvePlot).set_history(self.view.metrics)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_use(self) -> None:
+        self.app.screen_stack[-2].use_run(self.view)  # type: ignore[attr-defined]
+        self.dismiss(None)
