@@ -155,6 +155,20 @@ def available_backbones(all_models: bool = False) -> list[str]:
     return names
 
 
+def every_backbone_name() -> list[str]:
+    """Ours (Lite, torchvision's classifiers), then every pretrained timm model as timm/<name> (~1,800)."""
+    from engine.models.timm_backbones import pretrained_names  # timm takes seconds to import: only here
+
+    return available_backbones(all_models=True) + list(pretrained_names())
+
+
+def search_backbones(text: str, names: list[str] | None = None) -> list[str]:
+    """The names containing every word of `text` (case-insensitive; '-' and '_' alike), in registry order."""
+    words = text.lower().replace("-", "_").split()
+    pool = every_backbone_name() if names is None else names
+    return [n for n in pool if all(w in n.lower().replace("-", "_") for w in words)]
+
+
 def without_aux_heads(model: nn.Module) -> nn.Module:
     """Inception-v3 built with its weights keeps its auxiliary classifier (torchvision refuses
     aux_logits=False with weights), and in train mode it then returns a tuple of logits: drop it, as
@@ -247,17 +261,22 @@ def empty_architecture(spec: BackboneSpec) -> nn.Module:
         return build_architecture(spec)
 
 
+@functools.lru_cache(maxsize=8)
+def _meta_architecture(name: str) -> nn.Module:
+    """One meta-device build shared by feature_dim and param_count (a registry listing asks both per row)."""
+    return empty_architecture(get_spec(name))
+
+
 @functools.cache
 def feature_dim(name: str) -> int:
     """Width of the pooled features, read off the architecture built without memory (fast)."""
     from engine.models.classifier import feature_width
 
-    spec = get_spec(name)
-    if spec.family == "timm":
+    if get_spec(name).family == "timm":
         from engine.models import timm_backbones
 
-        return timm_backbones.feature_width(empty_architecture(spec))
-    return feature_width(empty_architecture(spec))
+        return timm_backbones.feature_width(_meta_architecture(name))
+    return feature_width(_meta_architecture(name))
 
 
 @functools.cache
@@ -265,7 +284,7 @@ def param_count(name: str) -> int:
     spec = get_spec(name)
     if spec.params:
         return spec.params
-    return sum(p.numel() for p in empty_architecture(spec).parameters())
+    return sum(p.numel() for p in _meta_architecture(name).parameters())
 
 
 @functools.cache

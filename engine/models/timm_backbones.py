@@ -19,7 +19,6 @@ Weights come from the Hugging Face cache (engine.models.timm_weights).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 
 import timm
 import torch
@@ -51,12 +50,6 @@ def pretrained_names() -> tuple[str, ...]:
     return tuple(PREFIX + n for n in timm.list_pretrained())
 
 
-def search(text: str, names: Iterable[str]) -> list[str]:
-    """The names containing every word of `text` (case-insensitive; '-' and '_' alike), in their order."""
-    words = text.lower().replace("-", "_").split()
-    return [n for n in names if all(w in n.lower().replace("-", "_") for w in words)]
-
-
 def pretrained_cfg(name: str) -> dict:
     """timm's pretrained config of `timm/<arch>.<tag>` (a bare `timm/<arch>` means its default tag), as a dict."""
     try:
@@ -66,7 +59,7 @@ def pretrained_cfg(name: str) -> dict:
     if cfg is None or not timm.is_model(model_name(name).split(".")[0]):
         arch = model_name(name).split(".")[0]
         tags = [n for n in pretrained_names() if n.startswith(f"{PREFIX}{arch}.")]  # the architecture's own first
-        close = (tags + [n for n in search(arch, pretrained_names()) if n not in tags])[:6]
+        close = (tags + [n for n in pretrained_names() if arch in n and n not in tags])[:6]
         hint = f" Close names: {', '.join(close)}." if close else ""
         raise ConfigError(
             f"Unknown timm backbone {name!r}: timm {timm.__version__} has no pretrained model of that name.{hint} "

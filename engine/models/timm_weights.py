@@ -102,6 +102,9 @@ def _remote_size(repo: str, filename: str) -> int | None:
 
 def status(spec: BackboneSpec) -> tuple[str, str | None, str, int | None]:
     """(status, path, detail, bytes) as engine.models.weights.WeightsStatus records them."""
+    if not spec.extra.get("hf_hub_id"):  # a few old timm configs name only a URL: not supported here
+        return "missing", None, (f"timm declares no Hugging Face hub weights for {spec.name}; use --weights FILE "
+                                 "(a state dict) or --weights random"), None
     path = cached_file(spec)
     if path is not None:
         return "cached", str(path), f"in the Hugging Face cache ({hub_cache_dir()})", path.stat().st_size

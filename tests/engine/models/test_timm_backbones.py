@@ -3,18 +3,22 @@ weights saved in the hub's layout, loaded through tlbench's normal path), featur
 from timm's group_matcher with layer decay for ViTs, BatchNorm folding where there is BatchNorm, the offline
 error, the ImageNet-head rule for attacks, and the search."""
 
+import json
+
 import pytest
 import timm
 import torch
 from timm_hub import hub_cache, put_in_hub_cache
 from torch import nn
 
+import engine.cli.commands.backbones as backbones_command
+from engine.cli import main
 from engine.core.errors import ConfigError, WeightsError
 from engine.models.build import backbone_info, build_classifier
 from engine.models.fast import inference_copy
-from engine.models.registry import get_spec
+from engine.models.registry import get_spec, search_backbones
 from engine.models.stages import backbone_stages
-from engine.models.timm_backbones import pretrained_names, search
+from engine.models.timm_backbones import pretrained_names
 from engine.models.weights import weights_identity, weights_status
 from engine.train.recipe import param_groups
 
@@ -127,6 +131,22 @@ def test_attacks_need_an_imagenet_1k_head():
 def test_search_finds_hub_names():
     names = pretrained_names()
     assert len(names) > 1000 and "timm/vit_small_patch14_dinov2.lvd142m" in names
-    found = search("dinov2 SMALL", names)
+    found = search_backbones("dinov2 SMALL")
     assert "timm/vit_small_patch14_dinov2.lvd142m" in found
     assert all("dinov2" in n and "small" in n for n in found)
+
+
+def test_backbones_search_cli_measures_only_the_shown_rows(tmp_path, monkeypatch, capfd):
+    put_in_hub_cache(hub_cache(tmp_path, monkeypatch), CNN)
+    measured = []
+    monkeypatch.setattr(backbones_command, "info_row",
+                        lambda name, real=backbones_command.info_row: measured.append(name) or real(name))
+    assert main(["backbones", "--search", "resnet18", "--limit", "3", "--json"]) == 0
+    out = json.loads(capfd.readouterr().out)
+    assert out["matches"] == len(search_backbones("resnet18")) > 3 and out["shown"] == 3 == len(measured)
+    rows = {r["name"]: r for r in out["backbones"]}
+    assert list(rows) == search_backbones("resnet18")[:3]
+    assert main(["backbones", "--search", f"{CNN}", "--json"]) == 0
+    row = json.loads(capfd.readouterr().out)["backbones"][0]
+    assert (row["name"], row["weights"], row["feature_dim"], row["params"]) == (
+        f"timm/{CNN}", "cached", 512, sum(p.numel() for p in timm.create_model(CNN).parameters()))
