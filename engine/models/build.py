@@ -53,6 +53,17 @@ def backbone_info(name: str) -> dict:
     }
 
 
+def backbone_row(name: str) -> dict:
+    """backbone_info, or for a model that cannot be described here (an architecture this timm cannot build on
+    the meta device) a row that says why: one odd name must not sink a search listing."""
+    try:
+        return backbone_info(name)
+    except Exception as err:  # noqa: BLE001 - shown in its row
+        return {"name": name, "family": "timm" if name.startswith("timm/") else "?", "params": None,
+                "input_size": None, "feature_dim": None, "imagenet_top1": None, "weights": "missing",
+                "weights_bytes": None, "weights_detail": f"{type(err).__name__}: {err}", "error": str(err)}
+
+
 def timm_backbones():
     # timm takes seconds to import: only a timm backbone pays for it
     from engine.models import timm_backbones

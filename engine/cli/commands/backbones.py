@@ -28,16 +28,9 @@ def register(sub) -> None:
 
 
 def info_row(name: str) -> dict:
-    """backbone_info, or for a model that cannot be described here (an architecture this timm cannot build on
-    the meta device) a row that says so: one odd name must not sink a listing."""
-    from engine.models.build import backbone_info  # imports torch: kept off the `--help` path
+    from engine.models.build import backbone_row  # imports torch: kept off the `--help` path
 
-    try:
-        return backbone_info(name)
-    except Exception as err:  # noqa: BLE001 - shown in its row
-        return {"name": name, "family": "timm" if name.startswith("timm/") else "?", "params": None,
-                "input_size": None, "feature_dim": None, "imagenet_top1": None, "weights": "missing",
-                "weights_bytes": None, "weights_detail": f"{type(err).__name__}: {err}", "error": str(err)}
+    return backbone_row(name)
 
 
 def run(args) -> int:
