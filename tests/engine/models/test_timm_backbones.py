@@ -67,6 +67,12 @@ def test_weights_load_from_the_hub_cache_and_features_equal_timms(name, kwargs, 
         imagenet, _ = build_classifier(f"timm/{name}", None)
         torch.testing.assert_close(imagenet.eval()(x), reference(normalized), atol=1e-4, rtol=1e-4)
     assert model.head.in_features == backbone_info(f"timm/{name}")["feature_dim"] == want.shape[1]
+    if not kwargs:  # --weights FILE: a state dict saved from timm's model loads through timm too
+        torch.save(reference.state_dict(), tmp_path / "mine.pt")
+        from_file, identity = build_classifier(f"timm/{name}", 4, tmp_path / "mine.pt")
+        assert identity.startswith("file:mine.pt:sha256=")
+        with torch.no_grad():
+            torch.testing.assert_close(from_file.eval().features(x), want, atol=1e-5, rtol=1e-5)
 
 
 def test_offline_a_missing_model_fails_at_once_naming_it_and_the_command(tmp_path, monkeypatch):

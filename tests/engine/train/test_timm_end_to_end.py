@@ -11,7 +11,7 @@ from engine.adversarial.attack_job import AttackParams, attack_job
 from engine.core.events import JobFailed, JobFinished, LogLine, ProgressAdvanced
 from engine.core.files import read_json
 from engine.core.jobs import run_job
-from engine.core.runs import load_checkpoint
+from engine.core.runs import load_checkpoint, runs_root
 from engine.serve.export import EXPORT_FORMATS, export_run, load_exported
 from engine.train.config import TrainConfig
 from engine.train.job import train
@@ -79,3 +79,4 @@ def test_offline_a_missing_timm_model_fails_before_extracting(tmp_path, monkeypa
     message = str(final.error)
     assert f"timm/{CNN}" in message and f"hf download timm/{CNN}" in message
     assert not [e for e in events if isinstance(e, ProgressAdvanced) and "extract" in e.phase]
+    assert not list(runs_root().glob("*"))  # it failed before the run directory was even created
