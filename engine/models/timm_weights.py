@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -130,13 +131,15 @@ def _progress_class(ctx: JobContext | None, phase: str):
         def __init__(self, *args, **kwargs):
             kwargs["disable"] = True  # we draw nothing ourselves: the events do
             super().__init__(*args, **kwargs)
-            self._done = 0
+            self._first = self._done = kwargs.get("initial") or 0  # a resumed download starts part-way
+            self._since = time.monotonic()
 
         def update(self, n=1):
             self._done += n or 0
-            rate = self.format_dict.get("rate")
-            ctx.progress(ProgressAdvanced(phase, self._done, self.total, "bytes", rate))
-            ctx.check()
+            rate = (self._done - self._first) / max(time.monotonic() - self._since, 1e-6)
+            ctx.progress(ProgressAdvanced(phase, self._done, self.total, "bytes", rate),
+                         force=self.total is not None and self._done >= self.total)
+            ctx.check()  # a stopped job stops the download too (JobStopped propagates out of huggingface_hub)
             return super().update(n)
 
     return EventBar
@@ -154,7 +157,9 @@ def ensure(spec: BackboneSpec, ctx: JobContext | None = None) -> Path:
         raise missing_error(spec, f"there is no network ({problem})")
     repo, files = repo_and_files(spec)
     if ctx is not None:
-        ctx.log(f"downloading {spec.name} weights from {HF_ENDPOINT}/{repo} into {hub_cache_dir()}")
+        size = next((s for s in (_remote_size(repo, f) for f in files) if s is not None), None)
+        ctx.log(f"downloading {spec.name} weights ({human_bytes(size)}) from {HF_ENDPOINT}/{repo} into "
+                f"{hub_cache_dir()} (once: later runs load them from there)")
     last: Exception | None = None
     for filename in files:
         try:

@@ -156,3 +156,18 @@ def test_backbones_search_cli_measures_only_the_shown_rows(tmp_path, monkeypatch
     row = json.loads(capfd.readouterr().out)["backbones"][0]
     assert (row["name"], row["weights"], row["feature_dim"], row["params"]) == (
         f"timm/{CNN}", "cached", 512, sum(p.numel() for p in timm.create_model(CNN).parameters()))
+
+
+def test_download_progress_becomes_events():
+    from engine.core.events import ProgressAdvanced
+    from engine.core.jobs import JobContext, JobControl
+    from engine.models.timm_weights import _progress_class
+
+    events = []
+    bar_class = _progress_class(JobContext(events.append, JobControl()), "weights timm/x")
+    # as huggingface_hub creates it for a resumed download
+    with bar_class(unit="B", unit_scale=True, total=100, initial=10, desc="model.safetensors") as bar:
+        bar.update(50)
+        bar.update(40)
+    done = [(e.phase, e.done, e.total, e.unit) for e in events if isinstance(e, ProgressAdvanced)]
+    assert done[0] == ("weights timm/x", 60, 100, "bytes") and done[-1] == ("weights timm/x", 100, 100, "bytes")
