@@ -91,24 +91,25 @@ def _children_stages(backbone: nn.Module, at_least: int = 4) -> list[Stage]:
     return [Stage(n, [m]) for n, m in named]
 
 
-def backbone_stages(backbone: nn.Module) -> list[Stage]:
-    """The backbone's stages with parameters, first to last."""
-
-    declared = getattr(backbone, "declared_stages", None)  # engine.models.timm_backbones.TimmFeatures
-    if callable(declared):
-        stages = declared()
-    elif isinstance(backbone, EfficientNetLite):
-        stages = _lite_stages(backbone)
-    elif all(hasattr(backbone, f"layer{i}") for i in range(1, 5)):
-        stages = _resnet_stages(backbone)
-    elif isinstance(getattr(backbone, "features", None), nn.Sequential):
+def _architecture_stages(backbone: nn.Module) -> list[Stage]:
+    if isinstance(backbone, EfficientNetLite):
+        return _lite_stages(backbone)
+    if all(hasattr(backbone, f"layer{i}") for i in range(1, 5)):
+        return _resnet_stages(backbone)
+    if isinstance(getattr(backbone, "features", None), nn.Sequential):
         stages = _vgg_stages(backbone) if type(backbone).__name__ == "VGG" else _features_stages(backbone)
         # what follows `features` (VGG's fc6/fc7, MobileNetV3's 960->1280 layer, ConvNeXt's norm)
         rest = [m for name, m in backbone.named_children() if name != "features" and _has_params(m)]
         if rest:
             stages.append(Stage("classifier" if type(backbone).__name__ != "VGG" else "fc6-fc7", rest))
-    else:
-        stages = _children_stages(backbone)
+        return stages
+    return _children_stages(backbone)
+
+
+def backbone_stages(backbone: nn.Module) -> list[Stage]:
+    """The backbone's stages with parameters, first to last."""
+    declared = getattr(backbone, "declared_stages", None)  # engine.models.timm_backbones.TimmFeatures
+    stages = (declared() if callable(declared) else []) or _architecture_stages(backbone)
     stages = [s for s in stages if s.param_count]
     covered = {id(p) for s in stages for p in s.parameters()}
     loose = [p for p in backbone.parameters() if id(p) not in covered]

@@ -138,8 +138,9 @@ class TimmFeatures(nn.Module):
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
 
     def declared_stages(self) -> list[Stage]:
-        """The stages engine.models.stages.backbone_stages returns for this backbone (timm_stages)."""
-        return timm_stages(self.model)
+        """The stages engine.models.stages.backbone_stages returns for this backbone (timm_stages); none for a
+        model without a group_matcher (backbone_stages then splits it by its children, as for torchvision's)."""
+        return timm_stages(self.model) if hasattr(self.model, "group_matcher") else []
 
 
 def feature_width(model: nn.Module) -> int:
@@ -169,7 +170,8 @@ def imagenet_head_error(name: str, num_classes: int) -> ConfigError:
 
 def is_transformer(model: nn.Module) -> bool:
     """Transformers declare the tokens and tables that take no weight decay (`no_weight_decay()`: ViT's
-    pos_embed and cls_token, Swin's relative-position tables); timm's recipes fine-tune them with layer decay."""
+    pos_embed and cls_token, Swin's relative-position tables, EVA's, BEiT's …); timm's recipes fine-tune them
+    with layer decay. (A few hybrids that declare such tokens, FastViT, EdgeNeXt, get it too: harmless.)"""
     hook = getattr(model, "no_weight_decay", None)
     return bool(hook is not None and hook())
 
