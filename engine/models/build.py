@@ -11,6 +11,7 @@ from engine.models.classifier import Classifier, feature_width, split_head
 from engine.models.registry import build_architecture, feature_dim, get_spec, param_count
 from engine.models.weights import (
     is_random,
+    load_timm_weights,
     load_torchvision_pretrained,
     load_weights,
     random_identity,
@@ -48,7 +49,26 @@ def backbone_info(name: str) -> dict:
         "weights_bytes": status.bytes,
         "min_input": spec.min_input,
         "fixed_input": spec.fixed_input,
+        "input_note": spec.extra.get("input"),  # timm: whether (and why) it takes any input size
     }
+
+
+def backbone_row(name: str) -> dict:
+    """backbone_info, or for a model that cannot be described here (an architecture this timm cannot build on
+    the meta device) a row that says why: one odd name must not sink a search listing."""
+    try:
+        return backbone_info(name)
+    except Exception as err:  # noqa: BLE001 - shown in its row
+        return {"name": name, "family": "timm" if name.startswith("timm/") else "?", "params": None,
+                "input_size": None, "feature_dim": None, "imagenet_top1": None, "weights": "missing",
+                "weights_bytes": None, "weights_detail": f"{type(err).__name__}: {err}", "error": str(err)}
+
+
+def timm_backbones():
+    # timm takes seconds to import: only a timm backbone pays for it
+    from engine.models import timm_backbones
+
+    return timm_backbones
 
 
 def build_imagenet_model(
@@ -68,6 +88,8 @@ def build_imagenet_model(
         return load_torchvision_pretrained(spec, ctx)
     if is_random(weights):
         return build_architecture(spec, seed), random_identity(seed)
+    if spec.family == "timm":
+        return load_timm_weights(spec, weights, ctx)
     model = build_architecture(spec)
     identity = load_weights(spec, model, weights, ctx)
     return model, identity
@@ -90,9 +112,16 @@ def build_classifier(
     spec = get_spec(name)
     if num_classes is not None and num_classes < 2:
         raise ConfigError(f"A classifier needs at least 2 classes, got {num_classes}.")
+    if spec.family == "timm" and num_classes is None and spec.extra["num_classes"] != 1000:
+        # before loading anything: only an ImageNet-1k head has the class names attacks and dreams use
+        raise timm_backbones().imagenet_head_error(name, spec.extra["num_classes"])
     model, identity = build_imagenet_model(name, weights, ctx, seed)
-    width = feature_width(model)
-    backbone, imagenet_head = split_head(model)
+    if spec.family == "timm":
+        width = timm_backbones().feature_width(model)
+        backbone, imagenet_head = timm_backbones().split_head(model, name)
+    else:
+        width = feature_width(model)
+        backbone, imagenet_head = split_head(model)
     if num_classes is None:
         if imagenet_head is None:
             raise ConfigError(

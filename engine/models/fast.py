@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 def fold_batchnorm(model: nn.Module) -> int:
     """Fold every BatchNorm2d that directly follows a Conv2d (in the same parent) into it. Eval mode only.
+    Models without BatchNorm (ViTs, ConvNeXt: LayerNorm) fold nothing and are used as they are.
 
     Adjacency of registration is a heuristic; `inference_copy` verifies the folded model's output against
     the original and falls back when they differ, so an unusual architecture can never be silently broken.
@@ -32,9 +33,16 @@ def fold_batchnorm(model: nn.Module) -> int:
             if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
                     and conv.out_channels == bn.num_features and bn.track_running_stats):
                 parent._modules[a] = fuse_conv_bn_eval(conv, bn)
-                parent._modules[b] = nn.Identity()
+                parent._modules[b] = _after_norm(bn)
                 folded += 1
     return folded
+
+
+def _after_norm(bn: nn.Module) -> nn.Module:
+    """What remains of a folded BatchNorm: nothing, or for timm's BatchNormAct2d (a BatchNorm2d that also
+    applies its dropout and activation) those two."""
+    rest = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if isinstance(m, nn.Module)]
+    return nn.Sequential(*rest) if rest else nn.Identity()
 
 
 def inference_copy(model: Classifier, device: torch.device, size: int) -> Classifier:

@@ -51,7 +51,7 @@ FIXED_INPUT_FAMILIES = ("vit_", "maxvit_")
 @dataclass(frozen=True)
 class BackboneSpec:
     name: str
-    family: str  # "efficientnet_lite" | "torchvision"
+    family: str  # "efficientnet_lite" | "torchvision" | "timm"
     input_size: int
     resize_size: int
     interpolation: str = "bilinear"
@@ -64,8 +64,8 @@ class BackboneSpec:
     featured: bool = True
     weights_bytes: int | None = None  # size of the weights file (torchvision's `_file_size` metadata)
     min_input: int = 32  # the smallest input side the architecture accepts (torchvision's `min_size`)
-    fixed_input: bool = False  # ViT, MaxViT: only `input_size` itself
-    extra: dict = field(default_factory=dict, compare=False)
+    fixed_input: bool = False  # torchvision's ViT, MaxViT: only `input_size` itself (timm's ViTs take any size)
+    extra: dict = field(default_factory=dict, compare=False)  # timm: its name, hub repo, head size, input note
 
     @property
     def resize_ratio(self) -> float:
@@ -125,8 +125,17 @@ def torchvision_classifiers() -> tuple[str, ...]:
     return tuple(torchvision.models.list_models(module=torchvision.models))
 
 
+def _timm_spec(name: str) -> BackboneSpec:
+    # timm takes seconds to import: only a timm/ name pays for it
+    from engine.models import timm_backbones
+
+    return BackboneSpec(name, "timm", featured=False, **timm_backbones.spec_fields(name))
+
+
 @functools.cache
 def get_spec(name: str) -> BackboneSpec:
+    if name.startswith("timm/"):
+        return _timm_spec(name)
     if name in LITE:
         return _lite_spec(name)
     if name in torchvision_classifiers():
@@ -134,7 +143,8 @@ def get_spec(name: str) -> BackboneSpec:
     raise choice_error(
         "backbone", name, available_backbones(),
         f"Other torchvision classifiers also work by name ({len(torchvision_classifiers())} in all; "
-        "`tlbench backbones --all` lists them).",
+        "`tlbench backbones --all` lists them), and any timm pretrained model as timm/<name> "
+        "(`tlbench backbones --search TEXT`).",
     )
 
 
@@ -143,6 +153,20 @@ def available_backbones(all_models: bool = False) -> list[str]:
     if all_models:
         names += [n for n in torchvision_classifiers() if n not in names]
     return names
+
+
+def every_backbone_name() -> list[str]:
+    """Ours (Lite, torchvision's classifiers), then every pretrained timm model as timm/<name> (~1,800)."""
+    from engine.models.timm_backbones import pretrained_names  # timm takes seconds to import: only here
+
+    return available_backbones(all_models=True) + list(pretrained_names())
+
+
+def search_backbones(text: str, names: list[str] | None = None) -> list[str]:
+    """The names containing every word of `text` (case-insensitive; '-' and '_' alike), in registry order."""
+    words = text.lower().replace("-", "_").split()
+    pool = every_backbone_name() if names is None else names
+    return [n for n in pool if all(w in n.lower().replace("-", "_") for w in words)]
 
 
 def without_aux_heads(model: nn.Module) -> nn.Module:
@@ -189,6 +213,10 @@ def build_architecture(spec: BackboneSpec, seed: int | None = None) -> nn.Module
     import torchvision
 
     def build() -> nn.Module:
+        if spec.family == "timm":
+            from engine.models.timm_backbones import create_model
+
+            return create_model(spec.name, spec.extra["dynamic_img_size"])
         if spec.family == "efficientnet_lite":
             from engine.models.efficientnet_lite import EfficientNetLite
 
@@ -233,12 +261,22 @@ def empty_architecture(spec: BackboneSpec) -> nn.Module:
         return build_architecture(spec)
 
 
+@functools.lru_cache(maxsize=8)
+def _meta_architecture(name: str) -> nn.Module:
+    """One meta-device build shared by feature_dim and param_count (a registry listing asks both per row)."""
+    return empty_architecture(get_spec(name))
+
+
 @functools.cache
 def feature_dim(name: str) -> int:
     """Width of the pooled features, read off the architecture built without memory (fast)."""
     from engine.models.classifier import feature_width
 
-    return feature_width(empty_architecture(get_spec(name)))
+    if get_spec(name).family == "timm":
+        from engine.models import timm_backbones
+
+        return timm_backbones.feature_width(_meta_architecture(name))
+    return feature_width(_meta_architecture(name))
 
 
 @functools.cache
@@ -246,7 +284,7 @@ def param_count(name: str) -> int:
     spec = get_spec(name)
     if spec.params:
         return spec.params
-    return sum(p.numel() for p in empty_architecture(spec).parameters())
+    return sum(p.numel() for p in _meta_architecture(name).parameters())
 
 
 @functools.cache

