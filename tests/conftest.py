@@ -18,13 +18,17 @@ DEMO = ROOT / "data" / "demo" / "digits"
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch):
-    """No network, no shared caches: each test gets fresh cache, runs, torch hub directories and workbench state."""
+    """No network, no shared caches: each test gets fresh cache, runs, torch and Hugging Face hub directories and workbench state."""
     base = tmp_path_factory.mktemp("env")
     monkeypatch.setenv("TLBENCH_OFFLINE", "1")
     monkeypatch.setenv("TLBENCH_CACHE", str(base / "cache"))
     monkeypatch.setenv("TLBENCH_RUNS", str(base / "runs"))
     monkeypatch.setenv("TLBENCH_DATA", str(base / "data"))
     monkeypatch.setenv("TORCH_HOME", str(base / "torch"))
+    # the Hugging Face hub cache (timm weights) too, and no network for it either
+    monkeypatch.setenv("HF_HOME", str(base / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(base / "hf" / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TLBENCH_STATE", str(base / "state.json"))  # never the user's ~/.config/tlbench
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     yield base

