@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from engine.core.events import Event, JobFailed, JobFinished, JobStarted, LogLine, ProgressAdvanced, StepEnded
 from tui.jobs import RUNNING, STOPPING, RunningJob, run_engine_job
 from tui.model.form import ConfigForm, FieldSpec
+from tui.model.leaderboard import open_leaderboard
 from tui.model.lr_plot import LrPlot
 from tui.screen import FIELDS, WorkbenchScreen
 
@@ -116,6 +117,8 @@ class ModelScreen(WorkbenchScreen):
         Binding("u", "use_lr", "Use lr", id="model.use_lr", tooltip="Put the range test's suggested lr in the form"),
         Binding("d", "defaults", "Defaults", id="model.defaults", tooltip="Reset every setting to its default"),
         Binding("t", "train", "Train", id="model.train", tooltip="Go to Train and start with these settings"),
+        Binding("C", "compare", "Compare", id="model.compare",
+                tooltip="Leaderboard: rank backbones on this dataset (cross-validated accuracy, speed)"),
     ]
 
     def __init__(self) -> None:
@@ -459,6 +462,9 @@ class ModelScreen(WorkbenchScreen):
         await self.show_form()
         if self.rows is not None:
             self.show_backbones()
+
+    def action_compare(self) -> None:
+        open_leaderboard(self)
 
     async def action_train(self) -> None:
         await self.app.switch_mode("train")
