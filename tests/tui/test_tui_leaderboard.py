@@ -67,8 +67,9 @@ async def test_the_leaderboard_fills_live_and_enter_picks_a_backbone(digits):
             assert all("±" in r[1] and r[6] == "shipped" for r in rows), rows
             best = board.result["best"]
             assert rows[0][0] == best  # best first
-            other = rows[1][0]
-            table.move_cursor(row=1)
+            assert model.backbone == "efficientnet_lite0"  # the default, before the pick
+            other = "efficientnet_lite1"
+            table.move_cursor(row=[r[0] for r in rows].index(other))
             await pilot.press("enter")
             await wait_for(pilot, lambda: app.screen is model, 10, "back on the Model screen")
             assert app.state.config["backbone"] == other
