@@ -191,6 +191,7 @@ class Leaderboard(ModalScreen[str | None]):
             self.rows[event.row["backbone"]] = dict(event.row)
             self.show_rows()
             self.status(f"{event.index}/{event.total} scored")
+            self.app.set_job_status(JOB, f"compare {event.index}/{event.total}")  # type: ignore[attr-defined]
         elif isinstance(event, LogLine):
             started = STARTED.match(event.text)
             if started:  # "[2/3] name": the job moved on to the next candidate
@@ -201,12 +202,14 @@ class Leaderboard(ModalScreen[str | None]):
         elif isinstance(event, ProgressAdvanced) and event.phase == "extract" and event.total:
             self.status(f"{self.current or 'features'}: extracting {event.done:.0f}/{event.total:.0f} images")
         elif isinstance(event, JobFinished):
+            self.app.set_job_status(JOB, "")  # type: ignore[attr-defined]
             self.result = dict(event.result)
             best = self.result.get("best")
             where = self.result.get("run_dir", "")
             head = "stopped" if event.reason == "stopped" else f"done · best {best or 'none'}"
             self.status(f"{head} · {where} · bold: Pareto front (none faster and more accurate)")
         elif isinstance(event, JobFailed):
+            self.app.set_job_status(JOB, "")  # type: ignore[attr-defined]
             self.status(f"{event.title}: {event.error}")
             self.app.show_error(event.error, event.title)  # type: ignore[attr-defined]
 
@@ -221,8 +224,11 @@ class Leaderboard(ModalScreen[str | None]):
         self.dismiss(name)
 
     def stop_job(self) -> None:
+        """On leaving: a comparison still running stops at its next step; its last events go nowhere, so the
+        tab bar's status is cleared here."""
         if self.job is not None and self.job.state == RUNNING:
             self.job.control.stop()
+        self.app.set_job_status(JOB, "")  # type: ignore[attr-defined]
 
     def action_stop(self) -> None:
         if self.job is not None and self.job.state == RUNNING:
