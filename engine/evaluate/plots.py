@@ -168,10 +168,13 @@ def tradeoff_png(rows: list[dict], path: Path, title: str) -> None:
                     h - bottom - (py - y0) / (y1 - y0) * (h - top - bottom))
 
         d.rectangle([left, top, w - right, h - bottom], outline=GREY)
-        for k in range(math.ceil(x0), math.floor(x1) + 1):
-            tx = at(k, y0)[0]
-            d.line([(tx, h - bottom), (tx, h - bottom + 4)], fill=GREY)
-            d.text((tx - 10, h - bottom + 6), f"{10 ** k:g}", fill=BLACK, font=font)
+        # 1-2-5 ticks: a comparison often spans less than a decade
+        ticks = [m * 10 ** k for k in range(math.floor(x0), math.ceil(x1) + 1) for m in (1, 2, 5)]
+        for t in ticks:
+            if x0 <= math.log10(t) <= x1:
+                tx = at(math.log10(t), y0)[0]
+                d.line([(tx, h - bottom), (tx, h - bottom + 4)], fill=GREY)
+                d.text((tx - 10, h - bottom + 6), f"{t:g}", fill=BLACK, font=font)
         d.text((4, top), f"{y1:.3f}", fill=BLACK, font=font)
         d.text((4, h - bottom - 12), f"{y0:.3f}", fill=BLACK, font=font)
         on_front = pareto_front([(r["images_per_s"], r["accuracy"]) for r in pts])
@@ -181,13 +184,13 @@ def tradeoff_png(rows: list[dict], path: Path, title: str) -> None:
         for x, r, f, a, b in zip(xs, pts, on_front, lo, hi):
             colour = red if f else blue
             cx, cy = at(x, r["accuracy"])
-            d.line([at(x, a), at(x, b)], fill=colour, width=1)  # ± std across folds
+            d.line([at(x, max(a, y0)), at(x, min(b, y1))], fill=colour, width=1)  # ± std across folds
             d.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=colour if f else WHITE, outline=colour, width=2)
             d.text((cx + 7, cy - 7), _short(r["backbone"], 34), fill=colour, font=font)
-        d.text((w - right - 240, top + 4), "filled red: Pareto front (none faster and better)", fill=red,
+        d.text((w - right - 250, h - 16), "filled red: Pareto front (none faster and better)", fill=red,
                font=font)
     else:
         d.text((left, h // 2), "no candidate was scored", fill=BLACK, font=font)
-    d.text((w // 2 - 60, h - 16), "images/s (log scale)", fill=BLACK, font=font)
+    d.text((left, h - 16), "images/s (log scale); bars: ± std across folds", fill=BLACK, font=font)
     d.text((4, h // 2), "accuracy", fill=BLACK, font=font)
     _save(img, path)
