@@ -20,7 +20,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cats-dogs-dev"
+# beside the checkout (../shared/data), else where this project's machines keep it
+DEFAULT_DATA = next((p for p in (ROOT.parent / "shared" / "data" / "cats-dogs-dev",
+                                 Path("/work/shared/data/cats-dogs-dev")) if p.is_dir()),
+                    ROOT.parent / "shared" / "data" / "cats-dogs-dev")
 
 
 def run(cmd: list[str], env: dict) -> tuple[dict, float]:

@@ -202,7 +202,7 @@ def score_candidate(candidate: str, *, root: str, paths: list[str], labels: torc
         latency, seconds_per_image, hits = 0.0, 0.0, []
         for p in parts:  # a concatenation runs its parts one after the other
             speed, hit = backbone_speed(
-                p, sizes[p], device, lambda p=p: models.get(p) or build_backbone(p, weights, seed, ctx),
+                p, sizes[p], device, lambda p=p: models[p] if p in models else build_backbone(p, weights, seed, ctx),
                 batch_size, ctx)
             latency += speed["latency_ms"]
             seconds_per_image += 1.0 / speed["images_per_s"]
