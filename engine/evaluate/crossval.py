@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 from engine.core.errors import ConfigError
@@ -75,6 +74,11 @@ def stratified_folds(labels: torch.Tensor | np.ndarray | list[int], k: int, seed
         raise ConfigError(
             f"{len(y)} labelled images: too few for {k}-fold cross-validation (each class needs at least 2 "
             "images). Add images, or train with --mode probe.")
+    # Imported here, not at the top: scikit-learn (1.9's sklearn.callback) imports rich when it is installed,
+    # and importing the engine must load no UI library (tests/engine/cli/test_headless.py); it also keeps ~1 s
+    # of imports off every engine import.
+    from sklearn.model_selection import StratifiedKFold
+
     # a class smaller than k lands in fewer folds: scikit-learn warns, the estimate is still sound
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
