@@ -91,6 +91,16 @@ class StepEnded(Event):
 
 
 @dataclass(frozen=True)
+class CandidateScored(Event):
+    """One candidate of a comparison is done (scored, or failed with `row["error"]`): a leaderboard adds its row
+    at once. `row` holds the JSON result row of `tlbench compare` (backbone, accuracy, accuracy_std, …)."""
+
+    index: int  # 1-based, in the order the candidates were given
+    total: int
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class JobFinished(Event):
     reason: str  # "completed" | "stopped"
     result: dict[str, Any] = field(default_factory=dict)

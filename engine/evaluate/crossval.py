@@ -4,6 +4,7 @@ A candidate (a backbone, a concatenation, a resolution, a head's regularisation)
 cross-validation of a multinomial logistic regression on frozen features. It runs on the host, beside the cached
 features, in float32: full-batch L-BFGS on standardised features converges in well under a second for a few
 thousand images, deterministically (zero init, no sampling), so two candidates differ only by what they are.
+Small solves run on one CPU thread (ONE_THREAD_BELOW): on a busy machine, threads wait on each other per op.
 
 Folds come from scikit-learn's StratifiedKFold (shuffled with the job's seed): every class is spread over the folds
 in proportion, which a few-shot dataset (8 photos per class) needs for the estimate to mean anything.
@@ -11,6 +12,7 @@ in proportion, which a few-shot dataset (8 photos per class) needs for the estim
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -20,12 +22,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 from engine.core.errors import ConfigError
 
 DEFAULT_L2 = 1e-3  # per-sample L2 on standardised features; `auto` chooses it by CV
+# Below this many multiply-adds per logits pass (N x D x C), the solve runs on one CPU thread: its ops are tiny,
+# and splitting each over threads only adds waiting. Measured on 2 shared cores (load ~12): 5 folds of 240 x 1280
+# x 2 took 13 s on 2 threads, 0.6 s on 1; on an idle machine one thread is as fast at this size.
+ONE_THREAD_BELOW = 5e7
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,11 @@ def stratified_folds(labels: torch.Tensor | np.ndarray | list[int], k: int, seed
         raise ConfigError(
             f"{len(y)} labelled images: too few for {k}-fold cross-validation (each class needs at least 2 "
             "images). Add images, or train with --mode probe.")
+    # Imported here, not at the top: scikit-learn (1.9's sklearn.callback) imports rich when it is installed,
+    # and importing the engine must load no UI library (tests/engine/cli/test_headless.py); it also keeps ~1 s
+    # of imports off every engine import.
+    from sklearn.model_selection import StratifiedKFold
+
     # a class smaller than k lands in fewer folds: scikit-learn warns, the estimate is still sound
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -79,6 +89,15 @@ def stratified_folds(labels: torch.Tensor | np.ndarray | list[int], k: int, seed
 def fit_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, recipe: HeadRecipe = HeadRecipe()) -> nn.Linear:
     """A multinomial logistic regression on `x` [N, D] (float32, CPU), returned as an nn.Linear on the raw features
     (the standardisation is folded into its weight and bias, so it drops in as a Classifier head)."""
+    with one_cpu_thread(small(x, n_classes)):
+        return _fit_linear(x, y, n_classes, recipe)
+
+
+def small(x: torch.Tensor, n_classes: int) -> bool:
+    return x.device.type == "cpu" and x.shape[0] * x.shape[1] * n_classes < ONE_THREAD_BELOW
+
+
+def _fit_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, recipe: HeadRecipe) -> nn.Linear:
     x = x.float()
     mean = x.mean(0)
     std = x.std(0, unbiased=False).clamp_min(1e-6)
@@ -103,6 +122,21 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, recipe: HeadRec
     return head
 
 
+@contextlib.contextmanager
+def one_cpu_thread(active: bool = True):
+    """Run the block on one intra-op thread, then restore the count. With PyTorch's OpenMP backend the count is
+    the calling thread's own, so another job's threads (the workbench runs several) are not affected."""
+    if not active:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def top_k_accuracy(logits: torch.Tensor, y: torch.Tensor, k: int = 5) -> float:
     if len(y) == 0:
         return math.nan
@@ -125,6 +159,11 @@ def cross_validate(
     if any); `train_views` [N, V, D], if given, replaces `x` for fitting: every view of every training image is a
     training row (augmented-view features). `check` is called between folds (a job's stop/pause point).
     """
+    with one_cpu_thread(small(x, n_classes)):
+        return _cross_validate(x, y, n_classes, folds, recipe, train_views, check)
+
+
+def _cross_validate(x, y, n_classes, folds, recipe, train_views, check) -> CVResult:
     t0 = time.perf_counter()
     y = y.long().cpu()
     oof = torch.zeros(len(y), n_classes, device="cpu")

@@ -136,3 +136,61 @@ def line_png(xs: list[float], ys: list[float], path: Path, title: str, x_label: 
     d.text((w // 2 - 30, h - 16), x_label, fill=BLACK, font=font)
     d.text((4, h // 2), y_label, fill=BLACK, font=font)
     _save(img, path)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """For each (speed, accuracy) point, whether it is on the Pareto front: no other point is at least as fast
+    and as accurate and better in one of the two. Equal points are all on it."""
+    return [not any(s >= sp and a >= ap and (s > sp or a > ap) for s, a in points) for sp, ap in points]
+
+
+def tradeoff_png(rows: list[dict], path: Path, title: str) -> None:
+    """Accuracy (± its std across folds) against images/s (log scale), one labelled point per candidate; the
+    Pareto front (nothing both faster and more accurate) in red, joined by a line. Rows without both numbers
+    (a failed candidate) are left out."""
+    w, h, left, bottom, top, right = 720, 440, 64, 44, 34, 24
+    img = Image.new("RGB", (w, h), WHITE)
+    d = ImageDraw.Draw(img)
+    font = _font(11)
+    red, blue = (200, 40, 40), (30, 90, 200)
+    d.text((left, 8), title, fill=BLACK, font=_font(13))
+    pts = [r for r in rows if r.get("accuracy") is not None and (r.get("images_per_s") or 0) > 0]
+    if pts:
+        xs = [math.log10(r["images_per_s"]) for r in pts]
+        lo = [r["accuracy"] - (r.get("accuracy_std") or 0) for r in pts]
+        hi = [r["accuracy"] + (r.get("accuracy_std") or 0) for r in pts]
+        x0, x1 = min(xs) - 0.1, max(xs) + 0.1
+        y0, y1 = max(0.0, min(lo) - 0.02), min(1.0, max(hi) + 0.02)
+        y1 = y1 if y1 > y0 else y0 + 0.05
+
+        def at(px: float, py: float) -> tuple[float, float]:
+            return (left + (px - x0) / (x1 - x0) * (w - left - right),
+                    h - bottom - (py - y0) / (y1 - y0) * (h - top - bottom))
+
+        d.rectangle([left, top, w - right, h - bottom], outline=GREY)
+        # 1-2-5 ticks: a comparison often spans less than a decade
+        ticks = [m * 10 ** k for k in range(math.floor(x0), math.ceil(x1) + 1) for m in (1, 2, 5)]
+        for t in ticks:
+            if x0 <= math.log10(t) <= x1:
+                tx = at(math.log10(t), y0)[0]
+                d.line([(tx, h - bottom), (tx, h - bottom + 4)], fill=GREY)
+                d.text((tx - 10, h - bottom + 6), f"{t:g}", fill=BLACK, font=font)
+        d.text((4, top), f"{y1:.3f}", fill=BLACK, font=font)
+        d.text((4, h - bottom - 12), f"{y0:.3f}", fill=BLACK, font=font)
+        on_front = pareto_front([(r["images_per_s"], r["accuracy"]) for r in pts])
+        front = sorted((x, r["accuracy"]) for x, r, f in zip(xs, pts, on_front) if f)
+        if len(front) > 1:
+            d.line([at(x, y) for x, y in front], fill=red, width=1)
+        for x, r, f, a, b in zip(xs, pts, on_front, lo, hi):
+            colour = red if f else blue
+            cx, cy = at(x, r["accuracy"])
+            d.line([at(x, max(a, y0)), at(x, min(b, y1))], fill=colour, width=1)  # ± std across folds
+            d.ellipse([cx - 4, cy - 4, cx + 4, cy + 4], fill=colour if f else WHITE, outline=colour, width=2)
+            d.text((cx + 7, cy - 7), _short(r["backbone"], 34), fill=colour, font=font)
+        d.text((w - right - 250, h - 16), "filled red: Pareto front (none faster and better)", fill=red,
+               font=font)
+    else:
+        d.text((left, h // 2), "no candidate was scored", fill=BLACK, font=font)
+    d.text((left, h - 16), "images/s (log scale); bars: ± std across folds", fill=BLACK, font=font)
+    d.text((4, h // 2), "accuracy", fill=BLACK, font=font)
+    _save(img, path)

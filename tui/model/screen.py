@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Input, Static
 from engine.core.events import Event, JobFailed, JobFinished, JobStarted, LogLine, ProgressAdvanced, StepEnded
 from tui.jobs import RUNNING, STOPPING, RunningJob, run_engine_job
 from tui.model.form import ConfigForm, FieldSpec
+from tui.model.leaderboard import open_leaderboard
 from tui.model.lr_plot import LrPlot
 from tui.model.search import WEIGHTS_STYLE, BackboneSearch, row_cells, weights_text
 from tui.screen import FIELDS, WorkbenchScreen
@@ -102,7 +103,8 @@ class ModelScreen(WorkbenchScreen):
     TITLE = "Model"
     HELP = ("Pick a backbone (enter), a mode and hyperparameters; each value is checked as you type. "
             "/ searches every backbone by name, timm's ~1,800 pretrained models included (timm/<name>). "
-            "l runs the learning-rate range test; u uses its suggestion.")
+            "l runs the learning-rate range test; u uses its suggestion. C ranks backbones on this dataset "
+            "(cross-validated accuracy and speed). d resets every setting to its default.")
 
     BINDINGS = [
         Binding("m", "next_mode", "Mode", id="model.mode", tooltip="Cycle probe, head, partial, full"),
@@ -111,12 +113,15 @@ class ModelScreen(WorkbenchScreen):
         Binding("l", "lr_find", "LR find", id="model.lr_find",
                 tooltip="Learning-rate range test with these settings (l again stops it)"),
         Binding("u", "use_lr", "Use lr", id="model.use_lr", tooltip="Put the range test's suggested lr in the form"),
-        Binding("d", "defaults", "Defaults", id="model.defaults", tooltip="Reset every setting to its default"),
+        # d and / are not in the footer: at 80 columns they would push the screen keys (1-7, ?, q) off it;
+        # HELP and the command palette say them
+        Binding("d", "defaults", "Defaults", id="model.defaults", show=False,
+                tooltip="Reset every setting to its default"),
         Binding("t", "train", "Train", id="model.train", tooltip="Go to Train and start with these settings"),
-        # not in the footer: at 80 columns it would push the screen keys (1-7, ?, q) off it; HELP and the
-        # command palette say it
         Binding("slash", "search", "Search", id="model.search", show=False,
                 tooltip="Search every backbone by name, timm's pretrained models included (enter: to the list)"),
+        Binding("C", "compare", "Compare", id="model.compare",
+                tooltip="Leaderboard: rank backbones on this dataset (cross-validated accuracy, speed)"),
     ]
 
     def __init__(self) -> None:
@@ -495,6 +500,9 @@ class ModelScreen(WorkbenchScreen):
         await self.show_form()
         if self.rows is not None:
             self.show_backbones()
+
+    def action_compare(self) -> None:
+        open_leaderboard(self)
 
     async def action_train(self) -> None:
         await self.app.switch_mode("train")
