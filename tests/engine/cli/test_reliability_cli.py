@@ -24,6 +24,7 @@ CASES = {
     "attack": (["--backbone", "efficientnet_lite0", "{image}", "--eps", "2"], "--eps 2.0 is out of range"),
     "robustness": (["{missing}", "--eps", "0,abc"], "eps 'abc' is not a number"),
     "dream": (["--target", "tabby", "--steps", "0"], "--steps 0 is out of range"),
+    "compare": (["{data}", "--backbones", "efficientnet_lite0,nosuchnet"], "nosuchnet"),
 }
 
 
