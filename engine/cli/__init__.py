@@ -15,7 +15,7 @@ from engine import __version__
 
 # One module per subcommand (engine/cli/commands/), each with register(subparsers) setting `func`.
 COMMANDS = ["scan", "backbones", "doctor", "fetch", "train", "lr-find", "eval", "export", "predict", "attack",
-            "robustness", "dream", "explain"]
+            "robustness", "dream", "explain", "audit"]
 
 
 _argv: list[str] = []  # the arguments main() is parsing (not sys.argv: main can be called with its own)

@@ -136,6 +136,7 @@ def attribute(model: Classifier, x: torch.Tensor, target: int, method: str = "gr
         handle = layer.register_forward_hook(_probe_hook(probe, kind))
         try:
             attr = LayerGradCam(model, probe).attribute(x, target=target, relu_attributions=True)
+            assert isinstance(attr, torch.Tensor)  # a tuple only for a layer with several outputs
         finally:
             handle.remove()
         heat = LayerAttribution.interpolate(attr.detach(), tuple(size), "bilinear")[0, 0]
