@@ -198,6 +198,14 @@ def explain_image(model: Classifier, classes: list[str], prep: Preprocessing, pa
     """(heatmap at the original resolution, {"class", "index", "prob"}, the decoded image) for one file.
     Without `target`, the predicted class. Raises ImageProblem for an unusable file."""
     img = load_rgb(path)
+    heat, info = explain_pil(model, classes, prep, img, method, target)
+    return heat, info, img
+
+
+def explain_pil(model: Classifier, classes: list[str], prep: Preprocessing, img: Image.Image,
+                method: str = "gradcam", target: int | None = None) -> tuple[np.ndarray, dict]:
+    """explain_image for an image already in memory (an adversarial example, a preview)."""
+    img = img.convert("RGB")
     device = next(model.parameters()).device
     x = eval_transform(img, prep).unsqueeze(0).to(device).float().div(255)
     with torch.no_grad():
@@ -205,7 +213,7 @@ def explain_image(model: Classifier, classes: list[str], prep: Preprocessing, pa
     index = int(probs.argmax()) if target is None else int(target)
     heat = attribute(model, x, index, method)
     info = {"class": classes[index], "index": index, "prob": round(float(probs[index]), 6)}
-    return to_original(heat, img.height, img.width, prep), info, img
+    return to_original(heat, img.height, img.width, prep), info
 
 
 def explain_paths(model: Classifier, classes: list[str], prep: Preprocessing, paths: list[str],

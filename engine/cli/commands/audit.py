@@ -66,7 +66,7 @@ def show(r: dict) -> None:
         out(f"  {i['score']:.3f}  {i['path']}  labelled {i['given']}, looks like {i['suggested']}")
     out(f"\nduplicate groups: {len(r['duplicates'])} ({r['leaking_groups']} across the train/validation split)")
     for d in r["duplicates"][:SHOWN]:
-        flags = [f for f, on in (("exact", d["exact"]), ("LEAK", d["across_split"]),
+        flags = [f for f, on in (("exact" if d["exact"] else "near", True), ("LEAK", d["across_split"]),
                                  ("labels differ", d["conflicting_labels"])) if on]
         out(f"  {d['similarity']:.3f} {' '.join(flags)}: " + "  ".join(d["paths"]))
     out(f"\noutliers: {len(r['outliers'])}")
@@ -75,5 +75,6 @@ def show(r: dict) -> None:
     b = r["imbalance"]
     out("\nclasses: " + ", ".join(f"{c} {n}" for c, n in b["counts"].items())
         + (f"  (imbalanced: {b['ratio']:.1f}x)" if b["imbalanced"] else ""))
-    out(f"\naudit: {r['run_dir']}/audit.json; to leave files out of training, list them in "
-        f"{r['exclude_file']} and pass it with `tlbench train --exclude FILE` (or mark them in the workbench)")
+    out(f"\naudit: {r['run_dir']}/audit.json. Nothing was changed. To leave files out of training, mark them in "
+        f"the workbench's Audit view (Data screen, a) or list them in {r['exclude_file']}: training skips "
+        "them (`tlbench train --exclude FILE` for another list, --exclude none for none).")
