@@ -81,3 +81,26 @@ async def test_h_on_a_preview_shows_the_heatmap_and_back(tmp_path):
         await pilot.press("h")
         await pilot.pause()
         assert view.source == preview.items[preview.index].path
+
+
+async def test_h_on_the_attack_screen_overlays_the_original_and_the_adversarial(tmp_path):
+    from PIL import Image
+
+    root = make_dataset(tmp_path / "colours", {"red": 3, "blue": 3}, size=48)
+    app = make_app(root)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await scanned(pilot)
+        await pilot.press("5")
+        await pilot.pause()
+        screen = app.screen
+        original = str(root / "red" / "red_0.png")
+        screen.set_source(original, "red")
+        adversarial = MemoryImage(Image.open(root / "blue" / "blue_0.png").convert("RGB"), "adversarial")
+        screen.pane_sources["adversarial"] = adversarial  # as an attack's ImageRendered leaves it
+        views = {pane: screen.query_one(f"#img-{pane}", ImageView) for pane in ("original", "adversarial")}
+        await pilot.press("escape", "h")
+        await wait_for(pilot, lambda: all(isinstance(v.source, MemoryImage) and v.source.name.startswith("heatmap")
+                                          for v in views.values()), 120, "both heatmaps")
+        await pilot.press("h")
+        await pilot.pause()
+        assert views["original"].source == original and views["adversarial"].source is adversarial
