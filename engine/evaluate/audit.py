@@ -20,7 +20,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from cleanlab.filter import find_label_issues
 
 NEAR_DUPLICATE = 0.90  # centred cosine similarity: unrelated photos of one class reach ~0.75, re-encoded copies ~0.92+
 NEIGHBOURS = 8  # near duplicates kept per image: a folder of 1,000 blank frames must not list 10^6 pairs
@@ -30,6 +29,10 @@ IMBALANCE_RATIO = 3.0
 
 def label_issues(labels: np.ndarray, probs: np.ndarray, paths: Sequence[str], classes: Sequence[str]) -> list[dict]:
     """Likely label errors, most suspicious first: [{"path", "given", "suggested", "score"}]."""
+    # imported here: cleanlab imports rich when it loads, and the engine must import no UI library
+    # (tests/engine/cli/test_headless.py walks every engine module)
+    from cleanlab.filter import find_label_issues
+
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)  # host-side numpy: cleanlab's own precision
     probs = probs / probs.sum(1, keepdims=True)
