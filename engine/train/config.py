@@ -35,6 +35,7 @@ MODE_HELP = {
 OPTIMIZERS = ("adamw", "sgd")
 AUGMENTS = ("none", "light", "strong")
 CHANNELS_LAST = ("auto", "on", "off")
+GROUP_DUPLICATES = ("auto", "on", "off")
 
 
 def _f(default: Any, help: str, **cli: Any) -> Any:
@@ -93,6 +94,16 @@ class TrainConfig:
                               parse=positive_int)
     tensorboard: bool = _f(False, "log scalars for TensorBoard (needs the tensorboard package)",
                            cli_help="write TensorBoard scalars to RUN/tensorboard (needs the tensorboard package)")
+    # dataset audit (issue 14): files left out of training, duplicate groups kept on one side of the split
+    exclude: str = _f("auto", "images to leave out: auto (the dataset's exclude list, if marked), none, or a file",
+                      cli_help="a file listing images to leave out of train and validation, one path per line "
+                      "(relative to the dataset or absolute); default auto: the list marked in the workbench's "
+                      "Audit view, if any; none: no exclusion. Files are never moved or deleted.")
+    group_duplicates: str = _f("auto", "auto | on | off: keep each duplicate group of the last audit on one side "
+                               "of the split (auto: when it found leakage)", choices=GROUP_DUPLICATES,
+                               cli_help="keep each duplicate group found by the last `tlbench audit` on one side "
+                               "of the train/validation split (default auto: on when that audit found groups "
+                               "across the split)")
 
     def validate(self) -> "TrainConfig":
         get_spec(self.backbone)  # raises with the allowed names
@@ -136,6 +147,10 @@ class TrainConfig:
             check_number("--grad-clip", self.grad_clip, 0, above=True)
         if self.patience is not None:
             check_whole("--patience", self.patience, 1, 10_000)
+        if self.group_duplicates not in GROUP_DUPLICATES:
+            raise choice_error("group_duplicates", self.group_duplicates, GROUP_DUPLICATES)
+        if not str(self.exclude or "").strip():
+            self.exclude = "auto"
         if self.mode == "full" and self.freeze_epochs >= self.epochs:
             raise ConfigError(
                 f"--freeze-epochs {self.freeze_epochs} leaves no epoch to fine-tune with --epochs {self.epochs}: "

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Label, Select, Static
 from engine.core.events import Event, ImageRendered, JobFailed, JobFinished, ProgressAdvanced, StepEnded
 from engine.core.jobs import JobFn
 from tui.attack.common import ModelJobScreen, rendered_image
+from tui.data.heatmap import heatmap_overlay
 from tui.jobs import RunningJob, run_engine_job
 from tui.model.form import FieldSpec, parse_value
 from tui.state import display_path
@@ -119,11 +120,15 @@ class AttackScreen(ModelJobScreen):
         Binding("R", "robustness", "Sweep", id="attack.robustness",
                 tooltip=f"Robustness sweep of the run: PGD L∞ accuracy at eps 0 to 8/255 on up to {SWEEP_LIMIT} "
                         "validation images, saved in its report"),
+        Binding("h", "heatmap", "Heatmap", id="attack.heatmap", show=False,  # the 80-column key bar is full
+                tooltip="Grad-CAM over the original and the adversarial image: does the attack move the evidence?"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.sweep: RunningJob | None = None
+        self.heatmap = False  # `h`: Grad-CAM overlays on the original and adversarial panes
+        self.pane_sources: dict[str, object] = {}  # what each pane shows without the heatmap
 
     @property
     def sweeping(self) -> bool:
@@ -174,6 +179,7 @@ class AttackScreen(ModelJobScreen):
     def set_source(self, path: str, label: str | None) -> None:
         self.query_one("#attack-source", TextField).value = path
         self.query_one("#img-original", ImageView).show(path)
+        self.pane_sources["original"] = path
         self.query_one("#cap-original", FitLine).set_parts(
             "original · ", Part(os.path.basename(path), shrink=True, least=8, tail=0.7),
             Part(f" · label {label}" if label else "", optional=True))
@@ -321,13 +327,42 @@ class AttackScreen(ModelJobScreen):
             self.tlbench.set_job_status("attack", f"attack {event.step}/{event.steps}")
         elif isinstance(event, ImageRendered) and event.kind.removeprefix("attack-") in PANES:
             pane = event.kind.removeprefix("attack-")
-            self.query_one(f"#img-{pane}", ImageView).show(rendered_image(event))
+            self.pane_sources[pane] = rendered_image(event)
+            self.query_one(f"#img-{pane}", ImageView).show(self.pane_sources[pane])
         elif isinstance(event, JobFinished):
             self.tlbench.set_job_status("attack", "")
             self.finished(event)
         elif isinstance(event, JobFailed):
             self.tlbench.set_job_status("attack", "")
             status.update(f"failed: {event.title}")
+
+    def action_heatmap(self) -> None:
+        """Toggle Grad-CAM overlays (of each image's predicted class) on the original and adversarial panes."""
+        self.heatmap = not self.heatmap
+        panes = [(pane, self.pane_sources[pane]) for pane in ("original", "adversarial") if pane in self.pane_sources]
+        if not self.heatmap or not panes:  # off, or nothing to explain yet
+            self.heatmap = self.heatmap and bool(panes)
+            for pane, source in panes:
+                self.query_one(f"#img-{pane}", ImageView).show(source)
+            return
+        run_dir = self.model.get("run_dir") if self.model else self.workbench.run_dir
+        backbone = (self.model or {}).get("backbone") or self.workbench.config.get("backbone")
+        self.compute_heatmaps(panes, Path(run_dir) if run_dir else None, backbone)
+
+    @work(thread=True, exclusive=True, group="attack-heatmap", exit_on_error=False)
+    def compute_heatmaps(self, panes: list, run_dir: Path | None, backbone: str | None) -> None:
+        for pane, source in panes:
+            try:
+                image, caption = heatmap_overlay(source, run_dir, backbone)
+            except Exception as err:  # noqa: BLE001 - shown as a notification; the panes keep their images
+                self.app.call_from_thread(self.notify, str(err), title="No heatmap", severity="warning")
+                return
+            self.app.call_from_thread(self.heatmap_ready, pane, source, image, caption)
+
+    def heatmap_ready(self, pane: str, source, image, caption: str) -> None:
+        if self.heatmap and self.pane_sources.get(pane) is source:  # still on, and still that image
+            self.query_one(f"#img-{pane}", ImageView).show(image)
+            self.query_one(f"#cap-{pane}", FitLine).set_parts(f"{pane} · ", Part(caption, shrink=True, least=8))
 
     def finished(self, event: JobFinished) -> None:
         """Captions from the summary: the prediction before and after, and how far the image moved."""

@@ -1,10 +1,12 @@
-"""A large preview of one image: the picture, its file name, pixel size, bytes and label; ←/→ step through."""
+"""A large preview of one image: the picture, its file name, pixel size, bytes and label; ←/→ step through;
+`h` shows the Grad-CAM heatmap of the predicted class over it."""
 
 from __future__ import annotations
 
 import os
 
 from PIL import Image
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -12,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.data.grid import Thumb
+from tui.data.heatmap import heatmap_overlay
 from tui.data.thumbnails import ThumbnailCache
 from tui.state import display_path
 from tui.widgets.image_view import ImageView
@@ -43,12 +46,16 @@ class PreviewScreen(ModalScreen[int]):
         Binding("home", "go(0)", "First", show=False, id="preview.first"),
         Binding("end", "go(-1)", "Last", show=False, id="preview.last"),
         Binding("a", "attack", "Attack it", id="preview.attack"),
+        Binding("h", "heatmap", "Heatmap", id="preview.heatmap",
+                tooltip="Grad-CAM over the image: what the current run (else efficientnet_lite0) looks at"),
     ]
 
     def __init__(self, items: list[Thumb], index: int, cache: ThumbnailCache, splits: dict[str, str] | None = None) -> None:
         super().__init__()
         self.items, self.index, self.cache = items, index, cache
         self.splits = splits or {}
+        self.heatmap = False  # `h`: the Grad-CAM overlay instead of the plain image
+        self.heat_note = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="preview-box"):
@@ -72,8 +79,35 @@ class PreviewScreen(ModalScreen[int]):
         if item.caption and item.caption != os.path.basename(item.path):
             details.append(item.caption)
         details.append(display_path(item.path))
+        if self.heatmap:
+            details.insert(0, self.heat_note or "computing the heatmap …")
         self.query_one("#preview-details", Static).update(" · ".join(details))
-        self.query_one("#preview-image", ImageView).show(item.path)
+        if not self.heatmap or not self.heat_note:
+            self.query_one("#preview-image", ImageView).show(item.path)
+        if self.heatmap and not self.heat_note:
+            self.compute_heatmap(item.path)
+
+    def action_heatmap(self) -> None:
+        self.heatmap = not self.heatmap
+        self.heat_note = ""
+        self.show_current()
+
+    @work(thread=True, exclusive=True, group="heatmap", exit_on_error=False)
+    def compute_heatmap(self, path: str) -> None:
+        try:
+            image, caption = heatmap_overlay(path, getattr(self.app.state, "run_dir", None))
+        except Exception as err:  # noqa: BLE001 - any failure is a line in the details, the preview stays
+            self.app.call_from_thread(self.heatmap_ready, path, None, f"no heatmap: {err}")
+            return
+        self.app.call_from_thread(self.heatmap_ready, path, image, caption)
+
+    def heatmap_ready(self, path: str, image, caption: str) -> None:
+        if not self.heatmap or self.items[self.index].path != path:
+            return  # toggled off, or moved on while it was computed
+        self.heat_note = caption
+        if image is not None:
+            self.query_one("#preview-image", ImageView).show(image)
+        self.show_current()
 
     def action_step(self, delta: int) -> None:
         """← and → stop at the ends (no wrapping: the first image's ← must not show the last)."""
@@ -82,11 +116,13 @@ class PreviewScreen(ModalScreen[int]):
             self.app.bell()
             return
         self.index = index
+        self.heat_note = ""
         self.show_current()
 
     def action_go(self, index: int) -> None:
         """Home and End: the first and the last image."""
         self.index = len(self.items) - 1 if index < 0 else max(0, min(len(self.items) - 1, index))
+        self.heat_note = ""
         self.show_current()
 
     def action_close(self) -> None:

@@ -15,8 +15,10 @@ from textual.widgets import DataTable, Input, Static
 
 from engine.core.events import Event, JobFailed, JobFinished, ProgressAdvanced
 from engine.core.paths import data_dir
+from engine.data.exclude import load_audit
 from engine.data.layouts import DatasetInfo
 from engine.data.scan import scan_dataset, split_dataset
+from tui.data.audit import AuditScreen
 from tui.data.grid import Thumb, ThumbnailGrid
 from tui.data.open_dataset import AskScreen
 from tui.data.preview import PreviewScreen
@@ -93,6 +95,8 @@ class DataScreen(WorkbenchScreen):
         Binding("s", "sort", "Sort", id="data.sort", tooltip="Sort the classes by name or by image count"),
         Binding("v", "view", "View", id="data.view",
                 tooltip="Thumbnails: all, train split, val split, or the current run's mistakes"),
+        Binding("a", "audit", "Audit", id="data.audit",
+                tooltip="Likely label errors, duplicates and outliers; mark files to leave out of training"),
     ]
 
     def __init__(self) -> None:
@@ -181,6 +185,10 @@ class DataScreen(WorkbenchScreen):
                     self.open_scanned(event.result["info"], event.result["split"])
             elif job == "split" and "split" in event.result and self.info is not None:
                 self.show_split(event.result["split"])
+            elif job == "audit":
+                self.show_summary()
+                if event.reason == "completed":
+                    self.open_audit(event.result)
             elif job == "fetch" and event.reason == "stopped":
                 self.tlbench.set_job_status("fetch", "")
                 self.say("Fetching stopped (a partial download is resumed next time).")
@@ -201,6 +209,8 @@ class DataScreen(WorkbenchScreen):
                     self.info = None
                     self.workbench.info = None
                     self.show_empty(failed + ".")
+            elif job == "audit" and self.info is not None:
+                self.show_summary()  # the error modal says why
             elif job == "fetch":
                 self.tlbench.set_job_status("fetch", "")
                 self.say(f"✗ Fetching failed: {event.title.lower()} (the error says why).")
@@ -529,6 +539,33 @@ class DataScreen(WorkbenchScreen):
 
         self.app.push_screen(AskScreen("Fetch a dataset into " + display_path(data_dir()), described, "", names),
                              chosen)
+
+    def action_audit(self) -> None:
+        if self.info is not None:
+            self.open_audit(load_audit(self.info.root))
+
+    def open_audit(self, audit: dict | None) -> None:
+        """The Audit view of the open dataset; its `r` asks for a new audit, run here (a job of this screen)."""
+        if self.info is None:
+            return
+        root = self.info.root
+
+        def closed(choice: str | None) -> None:
+            if choice == "run" and not self.tlbench.jobs.running("audit"):
+                self.query_one("#data-summary", Static).update(f"Auditing {self.info.name if self.info else ''} …")
+                self.run_audit(self.start_job("audit"), root, self.workbench.config.get("backbone"),
+                               self._split_settings())
+
+        self.app.push_screen(AuditScreen(root, audit, self.tlbench.thumbnails), closed)
+
+    @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
+    def run_audit(self, job: RunningJob, root: Path, backbone: str | None, split: tuple[float, int]) -> None:
+        from engine.train.audit_job import AuditParams, audit_job  # imports torch: in the worker
+
+        params = AuditParams(str(root), val_fraction=split[0], seed=split[1])
+        if backbone:
+            params.backbone = backbone
+        run_engine_job(self, job, lambda ctx: audit_job(params, ctx), self.tlbench.jobs)
 
     @work(thread=True, exclusive=True, group="fetch", exit_on_error=False)
     def run_fetch(self, job: RunningJob, name: str) -> None:

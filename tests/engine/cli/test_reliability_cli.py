@@ -25,6 +25,8 @@ CASES = {
     "robustness": (["{missing}", "--eps", "0,abc"], "eps 'abc' is not a number"),
     "dream": (["--target", "tabby", "--steps", "0"], "--steps 0 is out of range"),
     "compare": (["{data}", "--backbones", "efficientnet_lite0,nosuchnet"], "nosuchnet"),
+    "explain": (["--backbone", "efficientnet_lite0", "{image}", "--method", "lime"], "invalid choice: 'lime'"),
+    "audit": (["{missing}"], "{missing} does not exist"),
 }
 
 
