@@ -24,6 +24,7 @@ resume work as for a probe. The leaderboard (recipe, CV accuracy +- std, seconds
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -58,6 +59,19 @@ SMOOTHING = 0.1
 # seconds per image per megapixel of input before any extraction was timed (a warm cache times none): a
 # 2-core CPU's order of magnitude for an EfficientNet-Lite, so a budget is not overrun on a guess of zero
 UNMEASURED_RATE = 1.0
+
+
+@contextlib.contextmanager
+def one_thread():
+    """The head's solves on one thread: they are small (hundreds to thousands of rows), and on a CPU shared with
+    other work two threads that wait on each other made one 20 s instead of 0.2 s (measured on this 2-core box
+    under load). Process-wide while it lasts, as torch's setting is."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -159,8 +173,9 @@ class Search:
         keep = torch.tensor([i not in errors for i in range(len(self.paths))], device="cpu")
         x, views, y = test_features(feats, r)[keep], train_views(feats, r), self.labels[keep]
         folds = stratified_folds(y, self.config.folds, self.config.seed or 0)
-        cv = cross_validate(x, y, self.n_classes, folds, r.head(), views[keep] if views is not None else None,
-                            check=self.ctx.check)
+        with one_thread():
+            cv = cross_validate(x, y, self.n_classes, folds, r.head(), views[keep] if views is not None else None,
+                                check=self.ctx.check)
         seconds = self.clock() - t0
         if todo:
             self.rates[r.backbone] = t_extract / todo / (r.img_size ** 2 / 1e6)
@@ -285,7 +300,8 @@ def fit_recipe(p: Prepared, ctx: JobContext) -> dict:
     fx = views[ktr].reshape(-1, views.shape[-1]) if views is not None else x
     fy = ytr.repeat_interleave(views.shape[1]) if views is not None else ytr
     n_classes = len(p.info.classes)
-    head = fit_linear(fx, fy, n_classes, r.head())
+    with one_thread():
+        head = fit_linear(fx, fy, n_classes, r.head())
     with torch.no_grad():
         train_logits = head(x)
         val_logits = head(test_features(va, r)[kva]) if kva else torch.empty(0, n_classes, device="cpu")
