@@ -35,7 +35,7 @@ def predict_paths(model: Classifier, record: RunRecord, paths: list[str], top_k:
     """Per image {"path", "predictions": [{"class", "prob"}...]} or {"path", "error"}, in input order; a
     folder stands for the images inside it; one bad image never stops the others. `tta`: flip averaging
     (None: as the run recorded)."""
-    model = with_tta(model, run_tta(record, tta))
+    judged = with_tta(model, run_tta(record, tta))
     classes = record.classes
     prep = record.preprocessing
     out: list[dict] = []
@@ -44,7 +44,7 @@ def predict_paths(model: Classifier, record: RunRecord, paths: list[str], top_k:
     def flush() -> None:
         with torch.inference_mode():
             x = torch.stack([t for _, t in batch]).to(device).float().div(255)
-            rows = top_predictions_rows(model(x).softmax(1).cpu(), classes, top_k)
+            rows = top_predictions_rows(judged(x).softmax(1).cpu(), classes, top_k)
         for (row, _), predictions in zip(batch, rows):
             row["predictions"] = predictions
         batch.clear()

@@ -282,11 +282,15 @@ def fit_recipe(p: Prepared, ctx: JobContext) -> dict:
     cfg = p.config
     r = recipe_of(cfg)
     t0 = time.perf_counter()
-    kw = dict(weights=cfg.weights, seed=cfg.seed or 0, batch_size=cfg.batch_size, workers=cfg.workers, ctx=ctx)
     root = str(p.info.root)
-    tr, tr_err = view_features(r.backbone, r.img_size, r.views(), root, [s.path for s in p.train], p.device, **kw)
-    va, va_err = view_features(r.backbone, r.img_size, r.views()[:1 + r.tta], root, [s.path for s in p.val],
-                               p.device, **kw)
+
+    def features(samples: list[Sample], views: list[str]) -> tuple[torch.Tensor, dict[int, str]]:
+        return view_features(r.backbone, r.img_size, views, root, [s.path for s in samples], p.device,
+                             weights=cfg.weights, seed=cfg.seed or 0, batch_size=cfg.batch_size,
+                             workers=cfg.workers, ctx=ctx)
+
+    tr, tr_err = features(p.train, r.views())
+    va, va_err = features(p.val, r.views()[:1 + r.tta])  # the validation split: only now, for the report
     for i, reason in sorted(tr_err.items()):
         ctx.log(f"skipped {p.train[i].path}: {reason}", "warning")
     for i, reason in sorted(va_err.items()):

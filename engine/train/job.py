@@ -36,13 +36,14 @@ def train(config: TrainConfig, ctx: JobContext) -> dict:
     """The training job: prepare, run the mode's loop, write the report, return the summary."""
     started = time.perf_counter()
     if config.mode == "auto":  # the search runs on the training split before the run directory exists
+        if D.env_info().enabled:
+            raise RunError("--mode auto searches recipes on cached features in one process: run it without "
+                           "torchrun (torchrun is for the head, partial and full modes).")
         board, searched = choose_recipe(config, ctx)
     p = prepare(config, ctx)
     try:
         with recorded_status(p):
             if config.mode == "auto":
-                if p.dist.enabled:
-                    raise RunError("--mode auto searches recipes on cached features: run it without torchrun.")
                 result = train_chosen(p, board, searched, ctx)
             elif config.mode == "probe":
                 if p.dist.enabled:
