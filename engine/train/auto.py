@@ -13,8 +13,8 @@ budget still ends with one:
 5. the head's L2 (a grid around the default), then label smoothing.
 
 Each stage keeps its change only if the CV accuracy rises. Before starting a candidate the search estimates its
-time (images it must still extract, at the rate measured on the ones done, plus the CV time measured) and
-starts none that would end past the budget. Fine-tuning is not searched: on the few hundred photos this mode is
+time (images it must still extract, at the rate measured on the ones done, plus the CV time measured, plus the
+final report's extraction of the validation files should it win) and starts none that would end past the budget. Fine-tuning is not searched: on the few hundred photos this mode is
 for, a linear head on frozen (and augmented) features is what pays; see docs and the README.
 
 The winner is a probe run: a backbone, an input size, `tta`, and a head solved on all the training features
@@ -59,6 +59,7 @@ SMOOTHING = 0.1
 # seconds per image per megapixel of input before any extraction was timed (a warm cache times none): a
 # 2-core CPU's order of magnitude for an EfficientNet-Lite, so a budget is not overrun on a guess of zero
 UNMEASURED_RATE = 1.0
+TIE = 1e-9
 
 
 @contextlib.contextmanager
@@ -127,8 +128,9 @@ class Search:
     """The greedy search on the training samples; `leaderboard` lists every candidate, scored or skipped."""
 
     def __init__(self, config: TrainConfig, train: list[Sample], root: str, n_classes: int, ctx: JobContext,
-                 device: torch.device, median_side: int | None, clock=time.perf_counter):
+                 device: torch.device, median_side: int | None, clock=time.perf_counter, n_report: int = 0):
         self.config, self.train, self.root, self.n_classes, self.ctx = config, train, root, n_classes, ctx
+        self.n_report = n_report  # how many validation files the final report extracts (their number only)
         self.device, self.median_side, self.clock = device, median_side, clock
         self.paths = [s.path for s in train]
         self.labels = torch.tensor([s.label for s in train], dtype=torch.long, device="cpu")
@@ -152,11 +154,19 @@ class Search:
         rows = len(self.paths) * (1 + r.aug_views + (1 if r.tta and r.aug_views else 0))
         return todo * rate * (r.img_size ** 2 / 1e6) + rows * self.cv_seconds_per_row
 
+    def reserve(self, r: Recipe) -> float:
+        """Seconds kept for the final fit should `r` win: its validation views' extraction (an upper bound: some
+        may be cached), so the budget covers the whole run, not the search alone."""
+        rate = self.rates.get(r.backbone) or max(self.rates.values(), default=UNMEASURED_RATE)
+        return self.n_report * (1 + r.tta) * rate * (r.img_size ** 2 / 1e6)
+
     def try_(self, r: Recipe) -> float | None:
         """Score `r` unless the budget forbids it; its CV accuracy, or None when skipped."""
         if any(e["recipe"] == r.name for e in self.leaderboard):
             return next(e["cv_accuracy"] for e in self.leaderboard if e["recipe"] == r.name)
         est = self.estimate(r)
+        if est is not None:
+            est += max(self.reserve(r), self.reserve(self.best[0]) if self.best else 0.0)
         if est is not None and self.elapsed() + est > self.budget_s:
             self.ctx.log(f"auto: skipped {r.name} (about {est:.0f}s, {self.budget_s - self.elapsed():.0f}s of the "
                          "budget left)")
@@ -186,7 +196,9 @@ class Search:
                  "extracted": todo, "seconds": round(seconds, 2)}
         self.leaderboard.append(entry)
         self.ctx.log(f"auto: {r.name}: CV accuracy {cv.accuracy:.4f} ± {cv.accuracy_std:.4f} ({seconds:.1f}s)")
-        if self.best is None or cv.accuracy > self.best[1]:
+        # a change is kept only when it helps: a tie (equal fold accuracies, summed in another order) keeps the
+        # simpler, cheaper recipe tried before it
+        if self.best is None or cv.accuracy > self.best[1] + TIE:
             self.best = (r, cv.accuracy)
         return cv.accuracy
 
@@ -247,11 +259,12 @@ def choose_recipe(config: TrainConfig, ctx: JobContext) -> tuple[dict, list[str]
     config.validate()
     config.seed = seed_everything(config.seed)
     info = scan_dataset(config.dataset, ctx=ctx)
-    train, _ = split_dataset(info, config.val_fraction, config.seed)  # the validation part: not even named
+    # the validation part is counted (the final report's time is in the budget), never read
+    train, val = split_dataset(info, config.val_fraction, config.seed)
     ctx.log(f"auto: searching recipes on the {len(train)} training images ({config.folds}-fold CV, budget "
             f"{config.budget:g} min); the validation split is kept for the final report")
     search = Search(config, train, str(info.root), len(info.classes), ctx, resolve_device(config.device),
-                    info.median_side)
+                    info.median_side, n_report=len(val))
     winner = search.run()
     seconds = search.elapsed()
     assert search.best is not None
