@@ -53,8 +53,9 @@ class TrainConfig:
     dataset: str = _f("", "dataset folder")
     backbone: str = _f(DEFAULT_BACKBONE, "pretrained backbone (`tlbench backbones` lists them)",
                        cli_help=f"pretrained backbone (default {DEFAULT_BACKBONE}; `tlbench backbones` lists them)")
-    mode: str = _f("probe", "probe | head | partial | full", choices=MODES,
-                   cli_help="probe | head | partial | full (see docs/fine-tuning.md)")
+    mode: str = _f("probe", "probe | head | partial | full | auto", choices=MODES,
+                   cli_help="probe | head | partial | full (see docs/fine-tuning.md) | auto (a recipe chosen by "
+                   "cross-validation on the training split, within --budget minutes)")
     epochs: int | None = _f(None, "epochs (default: 30 for probe, 5-6 for the others)", parse=positive_int,
                             cli_help="default: 30 for probe, 5 for head and partial, 6 for full")
     batch_size: int = _f(64, "images per step", parse=positive_int,
