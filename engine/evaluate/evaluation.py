@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from engine.core.errors import DatasetError
 from engine.core.events import JobStarted, ProgressAdvanced
@@ -34,6 +35,29 @@ TOP_LOSSES = 16
 # images; the cap keeps report.json small (~150 bytes a row) on a badly trained model of a huge dataset.
 MAX_MISTAKES = 5000
 MOST_CONFUSED = 20
+
+
+class FlipAveraged(nn.Module):
+    """Test-time augmentation: the mean of the model's logits on the images and on their mirror images.
+
+    A module, so an export carries it (TorchScript and ONNX trace the flip); for a linear head it equals
+    averaging the two views' features, which is what `train --mode auto` scored."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.model(x) + self.model(x.flip(-1))) / 2
+
+
+def with_tta(model: nn.Module, tta: bool) -> nn.Module:
+    return FlipAveraged(model) if tta else model
+
+
+def run_tta(record: RunRecord, tta: bool | None) -> bool:
+    """--tta as asked, else as the run recorded (its training config's `tta`)."""
+    return bool(record.raw.get("tta")) if tta is None else tta
 
 
 def build_report(logits: torch.Tensor, labels: torch.Tensor, paths: list[str], classes: list[str],
@@ -179,10 +203,11 @@ def evaluation_samples(record: RunRecord, dataset: str | None, ctx: JobContext |
 
 def evaluate_run(run_dir: str | os.PathLike, dataset: str | None = None, ctx: JobContext | None = None,
                  checkpoint: str = "best.pt", device: str = "auto", batch_size: int = 64,
-                 workers: int | None = None) -> dict:
+                 workers: int | None = None, tta: bool | None = None) -> dict:
     """The evaluation job: load the run's model, predict the images, write report.json and the PNGs.
 
     Returns a summary (accuracy, top5, n, split, report path); the full report is in report.json.
+    `tta`: flip averaging (None: as the run recorded).
     """
 
     run_dir = Path(run_dir)
@@ -193,8 +218,11 @@ def evaluate_run(run_dir: str | os.PathLike, dataset: str | None = None, ctx: Jo
         ctx.emit(JobStarted("eval", f"{run_dir.name} on {dataset or record.dataset} ({split})", str(run_dir)))
         ctx.log(f"evaluating {checkpoint} of {run_dir} on {len(samples)} images ({split})")
     model, record = load_run_model(run_dir, dev, checkpoint)
+    tta = run_tta(record, tta)
+    if tta and ctx is not None:
+        ctx.log("test-time augmentation: logits averaged with the mirror images'")
     paths = [s.path for s in samples]
-    logits, errors = compute_logits(model, paths, record.preprocessing, dev, batch_size, workers, ctx)
+    logits, errors = compute_logits(with_tta(model, tta), paths, record.preprocessing, dev, batch_size, workers, ctx)
     keep = [i for i in range(len(paths)) if i not in errors]
     for i, reason in sorted(errors.items()):
         if ctx is not None:
@@ -205,7 +233,7 @@ def evaluate_run(run_dir: str | os.PathLike, dataset: str | None = None, ctx: Jo
     if dataset is not None:
         report["dataset"] = str(Path(dataset).expanduser().resolve())
     save_report(run_dir, report, record.preprocessing)
-    summary = {"run_dir": str(run_dir), "split": split, "n": report["n"], "accuracy": report["accuracy"],
+    summary = {"run_dir": str(run_dir), "split": split, "n": report["n"], "accuracy": report["accuracy"], "tta": tta,
                "top5": report["top5"], "skipped_images": len(errors), "report": str(run_dir / "report.json"),
                "most_confused": report["most_confused"][:5]}
     if ctx is not None:

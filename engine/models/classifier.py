@@ -30,19 +30,24 @@ class Normalize(nn.Module):
 
 
 class Classifier(nn.Module):
-    """normalize -> backbone (pooled features) -> head (logits)."""
+    """normalize -> backbone (pooled features) -> dropout -> head (logits).
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, mean: Sequence[float], std: Sequence[float]):
+    The dropout (`--dropout P`, 0 by default) acts in training only (nn.Dropout is the identity in eval mode);
+    it holds no parameters, so checkpoints are the same with or without it."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, mean: Sequence[float], std: Sequence[float],
+                 dropout: float = 0.0):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
         self.head = head
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.normalize(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.dropout(self.features(x)))
 
 
 def last_linear(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:

@@ -33,6 +33,7 @@ from engine.core.runs import load_config
 from engine.data.images import load_rgb
 from engine.data.layouts import find_items
 from engine.data.loaders import resize_center_crop
+from engine.evaluate.evaluation import run_tta, with_tta
 from engine.models.classifier import Classifier
 from engine.models.loading import load_run_model
 from engine.serve import EXPORT_FORMATS
@@ -71,9 +72,9 @@ class ExportedClassifier(nn.Module):
         return self.model(x.float() / 255.0).softmax(1)
 
 
-def metadata(record: RunRecord, run_dir: Path) -> dict:
+def metadata(record: RunRecord, run_dir: Path, tta: bool = False) -> dict:
     return {"classes": list(record.classes), "preprocessing": record.preprocessing.to_dict(),
-            "backbone": record.backbone, "mode": record.mode, "run": run_dir.name,
+            "backbone": record.backbone, "mode": record.mode, "run": run_dir.name, "tta": tta,
             "input": "uint8 RGB images [N, 3, H, W], any size", "output": "class probabilities [N, C]"}
 
 
@@ -137,8 +138,10 @@ def load_exported(path: str | os.PathLike):
 
 
 def export_run(run_dir: str | os.PathLike, fmt: str = "torchscript", ctx: JobContext | None = None,
-               output: str | os.PathLike | None = None, checkpoint: str = "best.pt") -> dict:
-    """The export job: RUN/export/model.pt (TorchScript) or model.onnx, checked against `tlbench predict`."""
+               output: str | os.PathLike | None = None, checkpoint: str = "best.pt", tta: bool | None = None) -> dict:
+    """The export job: RUN/export/model.pt (TorchScript) or model.onnx, checked against `tlbench predict`.
+    `tta` (None: as the run recorded): the export averages each image's logits with its mirror
+    image's, inside the model file."""
     if fmt not in EXPORT_FORMATS:
 
         raise choice_error("export format", fmt, EXPORT_FORMATS)
@@ -154,13 +157,14 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "torchscript", ctx: JobCon
         p.requires_grad_(False)
     path = Path(output) if output else run_dir / "export" / ("model.pt" if fmt == "torchscript" else "model.onnx")
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = metadata(record, run_dir)
-    wrapper = ExportedClassifier(model, record.preprocessing, list(record.classes)).eval()
+    tta = run_tta(record, tta)
+    meta = metadata(record, run_dir, tta)
+    wrapper = ExportedClassifier(with_tta(model, tta), record.preprocessing, list(record.classes)).eval()
     if ctx is not None:
         ctx.log(f"exporting {checkpoint} of {run_dir.name} to {fmt}: {path}")
     (export_torchscript if fmt == "torchscript" else export_onnx)(wrapper, meta, path)
     run, classes = load_exported(path)
-    check = check_against_predict(run, model, record)
+    check = check_against_predict(run, model, record, tta)
     result = {"run_dir": str(run_dir), "format": fmt, "path": str(path), "bytes": path.stat().st_size,
               "classes": classes, **check}
     if ctx is not None:
@@ -209,22 +213,22 @@ def _synthetic_images(folder: Path, prep: Preprocessing) -> list[str]:
     return paths
 
 
-def check_against_predict(run, model: Classifier, record: RunRecord) -> dict:
+def check_against_predict(run, model: Classifier, record: RunRecord, tta: bool | None = None) -> dict:
     """The largest difference in probabilities between the export (`run`: uint8 batch -> probabilities) and
     `tlbench predict` with the run's model, on real images decoded in full (see `check_images`), or on
     generated ones when none of those can be read."""
     with tempfile.TemporaryDirectory(prefix="tlbench-export-check-") as tmp:
-        diffs = _differences(run, model, record, check_images(record))
+        diffs = _differences(run, model, record, check_images(record), tta)
         source = "images of the run's dataset"
         if not diffs:
-            diffs = _differences(run, model, record, _synthetic_images(Path(tmp), record.preprocessing))
+            diffs = _differences(run, model, record, _synthetic_images(Path(tmp), record.preprocessing), tta)
             source = "generated images (none of the run's dataset could be read)"
     return {"max_abs_diff": max(diffs), "checked_images": len(diffs), "checked_on": source}
 
 
-def _differences(run, model: Classifier, record: RunRecord, paths: list[str]) -> list[float]:
+def _differences(run, model: Classifier, record: RunRecord, paths: list[str], tta: bool | None = None) -> list[float]:
     classes = record.classes
-    rows = predict_paths(model, record, paths, top_k=len(classes), device="cpu")
+    rows = predict_paths(model, record, paths, top_k=len(classes), device="cpu", tta=tta)
     diffs = []
     for path, row in zip(paths, rows):
         if "error" in row:

@@ -9,6 +9,7 @@ import torch
 from engine.core.records import RunRecord
 from engine.data.images import ImageProblem, is_image_name
 from engine.data.loaders import load_for_model
+from engine.evaluate.evaluation import run_tta, with_tta
 from engine.models.classifier import Classifier
 from engine.models.predictions import top_predictions_rows
 
@@ -30,9 +31,11 @@ def expand_folders(paths: list[str]) -> list[str]:
 
 
 def predict_paths(model: Classifier, record: RunRecord, paths: list[str], top_k: int = 5,
-                  device: str | torch.device = "cpu", batch_size: int = 32) -> list[dict]:
+                  device: str | torch.device = "cpu", batch_size: int = 32, tta: bool | None = None) -> list[dict]:
     """Per image {"path", "predictions": [{"class", "prob"}...]} or {"path", "error"}, in input order; a
-    folder stands for the images inside it; one bad image never stops the others."""
+    folder stands for the images inside it; one bad image never stops the others. `tta`: flip averaging
+    (None: as the run recorded)."""
+    judged = with_tta(model, run_tta(record, tta))
     classes = record.classes
     prep = record.preprocessing
     out: list[dict] = []
@@ -41,7 +44,7 @@ def predict_paths(model: Classifier, record: RunRecord, paths: list[str], top_k:
     def flush() -> None:
         with torch.inference_mode():
             x = torch.stack([t for _, t in batch]).to(device).float().div(255)
-            rows = top_predictions_rows(model(x).softmax(1).cpu(), classes, top_k)
+            rows = top_predictions_rows(judged(x).softmax(1).cpu(), classes, top_k)
         for (row, _), predictions in zip(batch, rows):
             row["predictions"] = predictions
         batch.clear()

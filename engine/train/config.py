@@ -20,16 +20,21 @@ from engine.models.registry import DEFAULT_BACKBONE, get_spec
 from engine.runtime.devices import DEVICES
 from engine.runtime.precision import PRECISIONS
 
-MODES = ("probe", "head", "partial", "full")
+MODES = ("probe", "head", "partial", "full", "auto")
 # Probe epochs cost milliseconds (the features are cached); the other modes run the backbone every epoch.
-DEFAULT_EPOCHS = {"probe": 30, "head": 5, "partial": 5, "full": 6}
+# auto fits its head in one solve (engine.evaluate.crossval.fit_linear): its "epoch" is that solve.
+DEFAULT_EPOCHS = {"probe": 30, "head": 5, "partial": 5, "full": 6, "auto": 1}
 
 MODE_HELP = {
     "probe": "frozen backbone; features extracted once and cached; a linear head trained on them (fastest)",
     "head": "frozen backbone (BatchNorm kept in eval mode); a new head trained on augmented images",
     "partial": "the last N stages of the backbone unfrozen (--unfreeze N) and trained with the head",
     "full": "fastai's recipe: frozen epochs, then everything unfrozen with discriminative LRs, one-cycle",
+    "auto": "a search over cheap recipes (backbone, input size, TTA, augmented views, head L2) scored by "
+            "cross-validation on the training split, within --budget minutes; the winner trained and reported",
 }
+MIXES = ("none", "mixup", "cutmix", "both")
+FINETUNE_MODES = ("head", "partial", "full")
 
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -49,8 +54,9 @@ class TrainConfig:
     dataset: str = _f("", "dataset folder")
     backbone: str = _f(DEFAULT_BACKBONE, "pretrained backbone (`tlbench backbones` lists them)",
                        cli_help=f"pretrained backbone (default {DEFAULT_BACKBONE}; `tlbench backbones` lists them)")
-    mode: str = _f("probe", "probe | head | partial | full", choices=MODES,
-                   cli_help="probe | head | partial | full (see docs/fine-tuning.md)")
+    mode: str = _f("probe", "probe | head | partial | full | auto", choices=MODES,
+                   cli_help="probe | head | partial | full (see docs/fine-tuning.md) | auto (a recipe chosen by "
+                   "cross-validation on the training split, within --budget minutes)")
     epochs: int | None = _f(None, "epochs (default: 30 for probe, 5-6 for the others)", parse=positive_int,
                             cli_help="default: 30 for probe, 5 for head and partial, 6 for full")
     batch_size: int = _f(64, "images per step", parse=positive_int,
@@ -92,6 +98,28 @@ class TrainConfig:
     grad_clip: float | None = _f(None, "clip the gradient norm to this value", parse=positive_float)
     patience: int | None = _f(None, "early stopping: epochs without a better validation accuracy",
                               parse=positive_int)
+    # tricks (issue 17) and the auto search: every mode records them, so resume/eval/predict/export reproduce them
+    dropout: float = _f(0.0, "dropout before the head, 0 to <1 (training only)", parse=non_negative_float,
+                        cli_help="dropout on the pooled features before the head, in training only (probe, "
+                        "head, partial, full); helps a head that overfits few images")
+    tta: bool = _f(False, "test-time augmentation: average the logits of each image and its mirror image",
+                   cli_help="test-time augmentation: average each image's logits with its mirror image's, in the "
+                   "run's report and in eval, predict and export (recorded in the run)")
+    mix: str = _f("none", "none | mixup | cutmix | both: mix training images (fine-tuning)", choices=MIXES,
+                  modes=FINETUNE_MODES, cli_help="mix pairs of training images and their labels (head, partial, "
+                  "full): mixup blends, cutmix pastes a patch; both alternates per batch")
+    ema: bool = _f(False, "keep an exponential moving average of the weights (fine-tuning)", modes=FINETUNE_MODES,
+                   cli_help="validate and save an exponential moving average of the weights (head, partial, full; "
+                   "decay --ema-decay)")
+    ema_decay: float = _f(0.999, "decay of --ema per step", parse=fraction, modes=FINETUNE_MODES)
+    budget: float = _f(15.0, "auto: minutes the recipe search may take", parse=positive_float, modes=("auto",),
+                       cli_help="--mode auto: minutes the recipe search may take (it starts no candidate the "
+                       "estimate says would end past it)")
+    folds: int = _f(5, "auto: cross-validation folds on the training split", parse=positive_int, modes=("auto",))
+    head_l2: float | None = _f(None, "auto: the head's L2 (chosen by cross-validation when empty)",
+                               parse=positive_float, modes=("auto",))
+    aug_views: int = _f(0, "auto: random crop/flip views per training image for the head (0: none)",
+                        parse=non_negative_int, modes=("auto",))
     tensorboard: bool = _f(False, "log scalars for TensorBoard (needs the tensorboard package)",
                            cli_help="write TensorBoard scalars to RUN/tensorboard (needs the tensorboard package)")
     # dataset audit (issue 14): files left out of training, duplicate groups kept on one side of the split
@@ -151,6 +179,15 @@ class TrainConfig:
             raise choice_error("group_duplicates", self.group_duplicates, GROUP_DUPLICATES)
         if not str(self.exclude or "").strip():
             self.exclude = "auto"
+        check_number("--dropout", self.dropout, 0, 1, below=True, fix="use 0 to below 1, e.g. 0.2")
+        if self.mix not in MIXES:
+            raise choice_error("--mix", self.mix, MIXES)
+        check_number("--ema-decay", self.ema_decay, 0, 1, above=True, below=True, fix="use e.g. 0.999")
+        check_number("--budget", self.budget, 0, 10_000, above=True, fix="give minutes, e.g. 15")
+        check_whole("--folds", self.folds, 2, 50)
+        if self.head_l2 is not None:
+            check_number("--head-l2", self.head_l2, 0, above=True, fix="use e.g. 1e-3, or leave it to the search")
+        check_whole("--aug-views", self.aug_views, 0, 64)
         if self.mode == "full" and self.freeze_epochs >= self.epochs:
             raise ConfigError(
                 f"--freeze-epochs {self.freeze_epochs} leaves no epoch to fine-tune with --epochs {self.epochs}: "

@@ -176,12 +176,14 @@ def extract(
     batch_size: int = 64,
     workers: int | None = None,
     ctx: JobContext | None = None,
+    transform=None,
 ) -> tuple[torch.Tensor, dict[int, str], float]:
-    """Pooled features for `paths` -> (features [N, D] on CPU, {index: reason} for unusable files, images/s)."""
+    """Pooled features for `paths` -> (features [N, D] on CPU, {index: reason} for unusable files, images/s).
+    `transform` (PIL image -> uint8 [3, crop, crop]) replaces the eval transform: another view of each image."""
     fast = inference_copy(model, device, prep.crop_size)
     workers = auto_workers(device) if workers is None else workers
     loader = data_loader(
-        ImageFiles(paths, prep), batch_size=batch_size, shuffle=False, num_workers=workers,
+        ImageFiles(paths, prep, transform), batch_size=batch_size, shuffle=False, num_workers=workers,
         pin_memory=device.type == "cuda", persistent_workers=False,
         prefetch_factor=4 if workers else None,
     )
@@ -220,8 +222,10 @@ def cached_features(
     batch_size: int = 64,
     workers: int | None = None,
     ctx: JobContext | None = None,
+    transform=None,
 ) -> tuple[torch.Tensor, dict[int, str], dict]:
     """Features for `paths`, from the cache where the file is unchanged; extracts only the rest.
+    `transform` (see `extract`) gives another view: its key must name it (engine.train.views does).
 
     `model_factory` builds the model only when something must be extracted: a full hit loads no backbone.
 
@@ -240,7 +244,7 @@ def cached_features(
                     f"({len(paths) - len(missing)} cached)")
         new, errs, rate = extract(model_factory(), [paths[i] for i in missing],
                                   Preprocessing.from_dict(key["preprocessing"]), device,
-                                  batch_size, workers, ctx)
+                                  batch_size, workers, ctx, transform)
         for j, i in enumerate(missing):
             if j in errs:
                 errors[i] = errs[j]

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from engine.core.errors import ConfigError
@@ -38,7 +40,7 @@ from engine.runtime import distributed as D
 from engine.runtime.precision import autocast_dtype, needs_grad_scaler, training_precision, use_channels_last
 from engine.runtime.seeding import derived_seed
 from engine.train.augment import DropBadFiles, epoch_indices, train_loader, train_transform
-from engine.train.loop import Loop, Step, evaluate, train_one_epoch
+from engine.train.loop import Loop, Mixer, Step, evaluate, train_one_epoch
 from engine.train.prepare import Prepared
 from engine.train.probe import improves
 from engine.train.recipe import (
@@ -117,6 +119,12 @@ class FineTuning:
             nn.init.zeros_(head.bias)
             if self.info.enabled:
                 torch.manual_seed(derived_seed(self.seed, RANK_STREAM, self.info.rank))
+        self.model.dropout.p = self.cfg.dropout  # training only: nn.Dropout is the identity in eval mode
+        self.mixer = Mixer(self.cfg.mix, len(p.info.classes)) if self.cfg.mix != "none" else None
+        # --ema: the average validates and is what best.pt / last.pt hold as "model" (eval, predict and export
+        # use it); the raw weights ride along as "model_raw" for a resume
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema_decay), use_buffers=True)
+                    if self.cfg.ema else None)
 
     def log(self, text: str, level: str = "info") -> None:
         if self.info.is_main:
@@ -161,7 +169,7 @@ class FineTuning:
         if state is not None:
             state.attach(idx, optimizer, scheduler)
         return Step(self.model, self.ddp, optimizer, scheduler, self.scaler, self.criterion, self.device,
-                    self.dtype, self.channels_last, self.cfg.grad_clip or 0.0)
+                    self.dtype, self.channels_last, self.cfg.grad_clip or 0.0, self.mixer, self.ema)
 
     def log_phase(self, idx: int, groups: list[dict]) -> None:
         """The phase's peak rates as the optimizer's groups hold them (fastai's spread over the stages, or a timm
@@ -186,8 +194,13 @@ class FineTuning:
 
 
 def checkpoint(ft: FineTuning, state: TrainState) -> dict:
-    """last.pt / best.pt: the state, with the run's config and classes. Every rank calls it (a collective)."""
-    return {"config": ft.p.record, "classes": ft.p.info.classes, **state.state_dict(ft.info)}
+    """last.pt / best.pt: the state, with the run's config and classes. Every rank calls it (a collective).
+    With --ema, "model" is the average (what eval, predict and export load) and "model_raw" the trained weights."""
+    payload = {"config": ft.p.record, "classes": ft.p.info.classes, **state.state_dict(ft.info)}
+    if ft.ema is not None:
+        payload["model_raw"], payload["model"] = payload["model"], ft.ema.module.state_dict()
+        payload["ema_n_averaged"] = int(ft.ema.n_averaged)
+    return payload
 
 
 def save(ft: FineTuning, name: str, payload: dict) -> None:
@@ -202,6 +215,11 @@ def train_finetune(p: Prepared, ctx: JobContext, resume: dict | None = None) -> 
     state = TrainState(ft.model, ft.scaler)
     step = None
     if resume is not None:
+        if "model_raw" in resume:  # an --ema run: the average goes back into the EMA, the raw weights train on
+            if ft.ema is not None:
+                ft.ema.module.load_state_dict(resume["model"])
+                ft.ema.n_averaged.fill_(int(resume.get("ema_n_averaged", 1)))
+            resume = {**resume, "model": resume["model_raw"]}
         state.load_state_dict(resume, ft.info, ft.seed)
         if state.epoch < ft.epochs:
             step = ft.enter_phase(phase_index(ft.phases, state.epoch + 1), state)
@@ -244,7 +262,8 @@ def fit(ft: FineTuning, state: TrainState, step: Step | None) -> dict:
                        f"continue with tlbench train --resume {ft.p.run_dir}")
                 raise
             try:
-                val_loss, val_acc, logits, keep = evaluate(step, ft.val_loader(), len(ft.p.info.classes), state,
+                judged = step if ft.ema is None else replace(step, model=ft.ema.module)
+                val_loss, val_acc, logits, keep = evaluate(judged, ft.val_loader(), len(ft.p.info.classes), state,
                                                            loop)
             except JobStopped:  # the epoch's training is complete: a resume goes straight to its validation
                 save(ft, "last.pt", checkpoint(ft, state))
@@ -324,7 +343,7 @@ def write_final_report(ft: FineTuning, state: TrainState) -> dict | None:
     p = ft.p
     if not ft.info.is_main or not (p.run_dir / "best.pt").exists():
         return None
-    if state.best_logits is not None:
+    if state.best_logits is not None and not p.config.tta:  # --tta: eval's pass averages the mirror images
         order, logits = state.best_logits
         labels = torch.tensor([p.val[i].label for i in order], dtype=torch.long, device="cpu")
         report = build_report(logits, labels, [p.val[i].path for i in order], p.info.classes)

@@ -25,6 +25,7 @@ from engine.core.runs import (
 )
 from engine.runtime import distributed as D
 from engine.runtime.devices import device_type
+from engine.train.auto import check_resumable, choose_recipe, fit_recipe, train_chosen
 from engine.train.config import TrainConfig
 from engine.train.finetune import train_finetune
 from engine.train.prepare import Prepared, prepare
@@ -34,10 +35,17 @@ from engine.train.probe import train_probe
 def train(config: TrainConfig, ctx: JobContext) -> dict:
     """The training job: prepare, run the mode's loop, write the report, return the summary."""
     started = time.perf_counter()
+    if config.mode == "auto":  # the search runs on the training split before the run directory exists
+        if D.env_info().enabled:
+            raise RunError("--mode auto searches recipes on cached features in one process: run it without "
+                           "torchrun (torchrun is for the head, partial and full modes).")
+        board, searched = choose_recipe(config, ctx)
     p = prepare(config, ctx)
     try:
         with recorded_status(p):
-            if config.mode == "probe":
+            if config.mode == "auto":
+                result = train_chosen(p, board, searched, ctx)
+            elif config.mode == "probe":
                 if p.dist.enabled:
                     raise RunError("--mode probe trains a linear head on cached features in seconds: run it "
                                    "without torchrun (torchrun is for the head, partial and full modes).")
@@ -94,6 +102,13 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
     if record.mode == "probe":
         raise RunError(f"{run_dir} is a probe run; a probe takes seconds on cached features. "
                        "Start it again instead of resuming.")
+    if record.mode == "auto":  # the recorded recipe fitted again (seconds, on cached features), no search
+        config = TrainConfig.from_dict(record.to_dict())
+        config.device, config.workers = device or config.device, workers if workers is not None else config.workers
+        check_resumable(run_dir, config)
+        p = prepare(config, ctx, resume_dir=run_dir)
+        with recorded_status(p):
+            return finish(p, fit_recipe(p, ctx), started, ctx.paused_seconds)
     if not (run_dir / "last.pt").exists():
         raise RunError(f"{run_dir} has no last.pt: it stopped before finishing a step. Start a new run.")
     config = TrainConfig.from_dict(record.to_dict())

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from engine.core.errors import JobError
@@ -111,6 +113,42 @@ class SyncSchedule:
         return max(1, min(self.MAX_INTERVAL, int(self.TARGET_S / max(per_step, 1e-6))))
 
 
+class Mixer:
+    """--mix: mixup (blend two images and their labels) or cutmix (paste a box of one into the other, labels in
+    proportion to the areas), or both (one or the other per batch), on the batch's device. The partner of each
+    image is another of the batch (a permutation), the mixing weight a Beta(alpha, alpha) draw, as timm's Mixup
+    does. Draws come from the CPU generator, whose state checkpoints keep (a resume draws the same)."""
+
+    ALPHA = {"mixup": 0.2, "cutmix": 1.0}
+
+    def __init__(self, kind: str, n_classes: int):
+        self.kind, self.n_classes = kind, n_classes
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mixed images, soft targets [B, C] in x's dtype) for images x [B, 3, H, W] and labels y [B]."""
+        kind = self.kind
+        if kind == "both":
+            kind = "mixup" if torch.rand(1, device="cpu").item() < 0.5 else "cutmix"
+        alpha = self.ALPHA[kind]
+        lam = float(torch.distributions.Beta(torch.tensor(alpha, device="cpu"), torch.tensor(alpha, device="cpu"))
+                    .sample())
+        perm = torch.randperm(len(y), device="cpu").to(y.device)
+        if kind == "mixup":
+            x = x * lam + x[perm] * (1 - lam)
+        else:
+            h, w = x.shape[-2:]
+            cut = (1 - lam) ** 0.5
+            ch, cw = int(h * cut), int(w * cut)
+            cy, cx = int(torch.randint(0, h, (1,), device="cpu")), int(torch.randint(0, w, (1,), device="cpu"))
+            y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
+            x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
+            x = x.clone()
+            x[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+            lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)  # the area actually pasted
+        one_hot = F.one_hot(y, self.n_classes).to(x.dtype)
+        return x, one_hot * lam + one_hot[perm] * (1 - lam)
+
+
 @dataclass
 class Step:
     """What one optimisation step needs (torchvision's train_one_epoch arguments). A phase builds a new one:
@@ -126,6 +164,8 @@ class Step:
     dtype: torch.dtype | None  # autocast's (engine.runtime.precision.autocast_dtype); None: fp32
     channels_last: bool
     grad_clip: float = 0.0
+    mix: Mixer | None = None  # --mix: the loss is on mixed images and soft targets
+    ema: AveragedModel | None = None  # --ema: updated after every optimizer step
 
 
 @dataclass
@@ -157,9 +197,12 @@ def train_step(step: Step, x: torch.Tensor, y: torch.Tensor, weight: float = 1.0
         x = x if x.is_pinned() else x.pin_memory()
         y = y if y.is_pinned() else y.pin_memory()
     x, y = to_input(x, step), y.to(step.device, non_blocking=True)
+    target = y
+    if step.mix is not None:
+        x, target = step.mix(x, y)
     with autocast(step.device, step.dtype):
         logits = step.ddp(x)
-        loss = step.criterion(logits, y)
+        loss = step.criterion(logits, target)
     step.optimizer.zero_grad(set_to_none=True)
     step.scaler.scale(loss if weight == 1.0 else loss * weight).backward()
     if step.grad_clip:
@@ -230,6 +273,8 @@ def train_one_epoch(step: Step, loader: DataLoader, state: TrainState, loop: Loo
             if batch.usable:
                 loss, logits, y = train_step(step, batch.images, batch.labels)
                 meter.add(loss, logits, y, done + 1)
+                if step.ema is not None:
+                    step.ema.update_parameters(step.model)
             elif info.enabled:
                 # Nothing to learn from, but the other ranks wait for this one in DDP's gradient all-reduce: a
                 # zero-weight step on the blank images takes part (their BatchNorm statistics unused).

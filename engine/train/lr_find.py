@@ -46,9 +46,9 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float | None, floa
 def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr: float = 10.0,
             steps: int = 100) -> dict:
     """The LR-finder job; returns {"suggested_lr", "min_loss_lr_div10", "run_dir", "points", ...}."""
-    if config.mode == "probe":
-        raise ConfigError("lr-find runs with the head, partial or full mode (a probe's head trains in seconds: "
-                          "just try a few --lr values).")
+    if config.mode in ("probe", "auto"):
+        raise ConfigError(f"lr-find runs with the head, partial or full mode, not --mode {config.mode} (its head "
+                          "is fitted in seconds: a probe's by trying a few --lr values, auto's by its own search).")
     if not (0 < start_lr < end_lr):
         raise ConfigError(f"--start-lr {start_lr} must be positive and below --end-lr {end_lr}.")
     if steps < 10:

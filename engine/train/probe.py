@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.core.errors import RunError
 from engine.core.events import CheckpointSaved, EpochEnded
 from engine.core.jobs import JobContext
 from engine.core.runs import (
@@ -22,6 +23,7 @@ from engine.evaluate.evaluation import build_report, save_report
 from engine.models.weights import is_random
 from engine.train.features import cache_key, cached_features
 from engine.train.prepare import Prepared
+from engine.train.views import FLIP, view_features
 
 
 def improves(val_acc: float, val_loss: float, best: dict) -> bool:
@@ -79,6 +81,18 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
     is_train = torch.tensor([i < len(p.train) for i in range(len(samples))], device="cpu")
     xtr, ytr = feats[keep & is_train], labels[keep & is_train]
     xva, yva = feats[keep & ~is_train], labels[keep & ~is_train]
+    if cfg.tta:  # the validation images judged on their features averaged with their mirror images' (linear head)
+        flipped, flip_errors = view_features(cfg.backbone, p.prep.crop_size, [FLIP], str(p.info.root),
+                                             [s.path for s in p.val], p.device, weights=cfg.weights,
+                                             seed=cfg.seed or 0, batch_size=cfg.batch_size, workers=cfg.workers,
+                                             ctx=ctx)
+        val_keep = keep[len(p.train):]
+        ok = val_keep.clone()
+        ok[list(flip_errors)] = False
+        if not bool(ok.equal(val_keep)):
+            raise RunError("A validation image decoded for its center crop but not for its mirror image; "
+                           "run without --tta and see `tlbench scan`.")
+        xva = (xva + flipped[:, 0][val_keep]) / 2
 
     epochs, seed = cfg.epochs, cfg.seed
     assert epochs is not None and seed is not None  # prepare() validated the config and drew the seed
@@ -105,8 +119,8 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
                 save_probe_checkpoints(p, best, last, ctx)
             ctx.check()
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            logits = head(xtr[idx])
-            loss = F.cross_entropy(logits, ytr[idx])
+            logits = head(F.dropout(xtr[idx], cfg.dropout, training=True) if cfg.dropout else xtr[idx])
+            loss = F.cross_entropy(logits, ytr[idx], label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -5,6 +5,8 @@ Writes report.json, confusion.png and top_losses.png into the run; --json prints
 
 from __future__ import annotations
 
+import argparse
+
 from engine.cli.common import (
     add_json_flag,
     non_negative_int,
@@ -26,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--workers", type=non_negative_int, default=None)
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="test-time augmentation: average each image's logits with its mirror image's "
+                   "(default: as the run recorded)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -37,7 +42,7 @@ def run(args) -> int:
 
     run_dir = resolve_run_dir(args.run_dir, runs_root())
     code, final, _ = run_cli_job(args, "eval", lambda ctx: evaluate_run(
-        run_dir, args.data, ctx, args.checkpoint, args.device, args.batch_size, args.workers))
+        run_dir, args.data, ctx, args.checkpoint, args.device, args.batch_size, args.workers, args.tta))
     if isinstance(final, JobFailed) or final.reason != "completed":
         return code
     result = final.result

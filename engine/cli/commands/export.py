@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from engine.cli.common import add_json_flag, print_json, run_cli_job, stdout_console
 from engine.core.events import JobFailed
 from engine.serve import EXPORT_FORMATS
@@ -14,6 +16,9 @@ def register(sub) -> None:
                    help="torchscript (default) or onnx (needs pip install 'tlbench[onnx]')")
     p.add_argument("--output", default=None, help="file to write (default RUN/export/model.pt or model.onnx)")
     p.add_argument("--checkpoint", choices=["best.pt", "last.pt"], default="best.pt")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="test-time augmentation: average each image's logits with its mirror image's "
+                   "(default: as the run recorded)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -24,7 +29,7 @@ def run(args) -> int:
 
     run_dir = resolve_run_dir(args.run_dir, runs_root())
     code, final, _ = run_cli_job(args, "export", lambda ctx: export_run(
-        run_dir, args.format, ctx, args.output, args.checkpoint))
+        run_dir, args.format, ctx, args.output, args.checkpoint, args.tta))
     if isinstance(final, JobFailed) or final.reason != "completed":
         return code
     r = final.result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from engine.cli.common import EXIT_OK, add_json_flag, positive_int, print_json, stdout_console
 from engine.core.runs import resolve_run_dir, runs_root
 from engine.runtime.devices import DEVICES, resolve_device
@@ -14,6 +16,9 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=positive_int, default=5)
     p.add_argument("--checkpoint", choices=["best.pt", "last.pt"], default="best.pt")
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="test-time augmentation: average each image's logits with its mirror image's "
+                   "(default: as the run recorded)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -25,7 +30,7 @@ def run(args) -> int:
     device = resolve_device(args.device)
     run_dir = resolve_run_dir(args.run_dir, runs_root())  # a path, or a run's name, as eval and export take
     model, record = load_run_model(run_dir, device, args.checkpoint)
-    results = predict_paths(model, record, args.images, args.top_k, device)
+    results = predict_paths(model, record, args.images, args.top_k, device, tta=args.tta)
     failed = sum(1 for r in results if "error" in r)
     if args.json:
         print_json({"run_dir": str(run_dir), "results": results, "failed": failed})

@@ -57,12 +57,14 @@ def run(args) -> int:
     elif final.reason == "completed":
         r = result
         extra = (f"feature cache {r['feature_cache']}" if "feature_cache" in r
-                 else f"{r.get('images_per_s') or 0:.1f} img/s")
+                 else f"recipe {r['recipe']}" if "recipe" in r else f"{r.get('images_per_s') or 0:.1f} img/s")
         stdout_console().print(
             f"[bold green]done[/] val_acc {r['val_acc']:.4f} (best {r['best_val_acc']:.4f} at epoch "
             f"{r.get('best_epoch', '?')}), {r['train_images']} train / {r['val_images']} val images, "
             f"{r['skipped_images']} skipped, {extra}, {r['seconds']:.1f}s\n"
-            f"[bold]run[/] {r['run_dir']}  (report: tlbench eval {r['run_dir']})", highlight=False)
+            f"[bold]run[/] {r['run_dir']}  (report: tlbench eval {r['run_dir']})"
+            + (f"\n[bold]recipes tried[/] {len(r['auto']['leaderboard'])}, chosen by {r['auto']['folds']}-fold CV on "
+               f"the training split: {r['run_dir']}/leaderboard.json" if "auto" in r else ""), highlight=False)
     else:
         where = result.get("run_dir")
         stdout_console().print(f"[yellow]stopped[/] run {where or '(not created yet)'}"

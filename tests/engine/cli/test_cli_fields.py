@@ -60,7 +60,9 @@ def test_a_config_round_trips_through_its_flags():
                          weights="random", weight_decay=0.01, optimizer="sgd", label_smoothing=0.1,
                          augment="strong", unfreeze=3, freeze_epochs=2, train_bn=True, precision="fp32",
                          amp=False, channels_last="off", grad_clip=1.5, patience=4, tensorboard=True,
-                         exclude="marked.txt", group_duplicates="off")
+                         exclude="marked.txt", group_duplicates="off",
+                         dropout=0.2, tta=True, mix="cutmix", ema=True, ema_decay=0.99, budget=5.0, folds=3,
+                         head_l2=0.01, aug_views=2)
     assert all(getattr(config, f.name) != f.default for f in dataclasses.fields(TrainConfig))  # every one set
     args = build_parser().parse_args(["train", *argv_for(config)])
     assert config_from_args(args) == config

@@ -58,3 +58,13 @@ def test_the_suggestion_does_not_depend_on_the_phase_scheduler(colours, monkeypa
     assert constant["lr"] == with_one_cycle["lr"]
     assert constant["loss"] == pytest.approx(with_one_cycle["loss"], rel=1e-6)
     assert constant["suggested_lr"] == with_one_cycle["suggested_lr"]
+
+
+@pytest.mark.parametrize("mode", ["probe", "auto"])
+def test_modes_whose_head_is_not_trained_by_sgd_are_refused_before_any_run(colours, mode, tmp_path):
+    from engine.core.errors import ConfigError
+
+    cfg = TrainConfig(dataset=str(colours), mode=mode, runs_dir=str(tmp_path / "runs"))
+    with pytest.raises(ConfigError, match=f"not --mode {mode}"):
+        lr_find(cfg, None)  # type: ignore[arg-type]  # refused before the context is used
+    assert not (tmp_path / "runs").exists()

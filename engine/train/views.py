@@ -1,0 +1,128 @@
+"""Other views of each image, through the probe's feature cache: its mirror image (test-time augmentation) and
+K random crops and flips (augmented-view features for training a linear head).
+
+Each view is one more `cached_features` call with its own transform, and its own cache entry (the key names the
+view), so a view is extracted once and is free for every later search, `compare` or rerun. A random view is
+drawn from a seed made of the view's number and the image's own pixels (not from its position in a list, nor
+from a DataLoader worker's RNG): the same image gets the same crop whichever split, order or worker count.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import torch
+from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms.v2 import functional as TF
+
+from engine.core.jobs import JobContext
+from engine.core.records import Preprocessing
+from engine.data.images import image_identity
+from engine.data.loaders import eval_transform
+from engine.models.build import build_classifier
+from engine.models.registry import get_spec
+from engine.models.weights import weights_identity
+from engine.train.features import FeatureCache, cache_key, cached_features
+
+CENTER, FLIP = "center", "flip"
+CROP_SCALE = (0.35, 1.0)  # the `light` augmentation's RandomResizedCrop, as fine-tuning draws them
+
+
+class FlipView:
+    """The eval transform's center crop, mirrored left-right."""
+
+    def __init__(self, prep: Preprocessing):
+        self.prep = prep
+
+    def __call__(self, img) -> torch.Tensor:
+        return eval_transform(img, self.prep).flip(-1)
+
+
+class RandomCropView:
+    """A random resized crop (and a coin-flip mirror), seeded by (view number, the image's pixels)."""
+
+    def __init__(self, prep: Preprocessing, number: int):
+        self.prep, self.number = prep, number
+        self.crop = v2.RandomResizedCrop(prep.crop_size, scale=CROP_SCALE,
+                                         interpolation=InterpolationMode(prep.interpolation), antialias=True)
+
+    def __call__(self, img) -> torch.Tensor:
+        thumb = img.resize((16, 16)).tobytes()  # a cheap fingerprint of the pixels
+        g = torch.Generator().manual_seed(zlib.crc32(thumb) * 1000 + self.number)
+        # torchvision's transforms draw from the global RNG: draw here under a fork so it is left as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g, device="cpu")))
+            x = TF.pil_to_tensor(self.crop(img))
+            flip = bool(torch.rand(1, device="cpu") < 0.5)
+        return x.flip(-1) if flip else x
+
+
+def view_transform(view: str, prep: Preprocessing):
+    """None for the center crop (the cache's plain entry), else the view's transform."""
+    if view == CENTER:
+        return None
+    if view == FLIP:
+        return FlipView(prep)
+    if view.startswith("crop"):
+        return RandomCropView(prep, int(view[4:]))
+    raise ValueError(f"unknown view {view!r}")
+
+
+def view_key(backbone: str, identity: str, prep: Preprocessing, view: str) -> dict:
+    key = cache_key(backbone, identity, prep)
+    if view != CENTER:  # the center view is the probe's own entry
+        key["view"] = view
+    return key
+
+
+def crop_views(k: int) -> list[str]:
+    return [f"crop{i}" for i in range(k)]
+
+
+def missing_count(backbone: str, img_size: int, views: list[str], root: str, paths: list[str],
+                  weights: str | None = None, seed: int = 0) -> int:
+    """How many (image, view) pairs are not in the cache yet: what a candidate would extract."""
+    spec = get_spec(backbone)
+    prep = spec.preprocessing(img_size)
+    identity = weights_identity(spec, weights, seed=seed)
+    ids = [image_identity(p) for p in paths]
+    total = 0
+    for view in views:
+        stored = FeatureCache(view_key(backbone, identity, prep, view), root).load()
+        total += sum(1 for i in ids if i not in stored)
+    return total
+
+
+def view_features(
+    backbone: str,
+    img_size: int,
+    views: list[str],
+    root: str,
+    paths: list[str],
+    device: torch.device,
+    *,
+    weights: str | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    workers: int | None = None,
+    ctx: JobContext | None = None,
+) -> tuple[torch.Tensor, dict[int, str]]:
+    """Features of every view: [N, V, D] on the CPU, and {index: reason} for unusable files. The backbone is
+    built once, on the first view that misses the cache."""
+    spec = get_spec(backbone)
+    prep = spec.preprocessing(img_size)
+    identity = weights_identity(spec, weights, seed=seed)
+    built = {}
+
+    def model():
+        if "m" not in built:
+            built["m"] = build_classifier(backbone, 2, weights, ctx, seed)[0]  # features only
+        return built["m"]
+
+    feats, errors = [], {}
+    for view in views:
+        f, err, _ = cached_features(model, view_key(backbone, identity, prep, view), root, paths, device,
+                                    batch_size, workers, ctx, view_transform(view, prep))
+        feats.append(f)
+        errors.update(err)
+    return torch.stack(feats, 1), errors

@@ -1,0 +1,148 @@
+"""`train --mode auto`: the search keeps to its budget, never reads the validation split while choosing, and the
+recipe it chose is recorded and reproduced by resume, eval, predict and export."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import COLOURS, write_image
+from PIL import Image
+
+import engine.train.auto as auto
+from engine.core.events import JobFinished
+from engine.core.jobs import JobContext, JobControl, run_job
+from engine.core.runs import load_checkpoint
+from engine.evaluate.evaluation import evaluate_run
+from engine.models.loading import load_run_model
+from engine.serve.export import export_run
+from engine.serve.predict import predict_paths
+from engine.train.config import TrainConfig
+from engine.train.job import resume, train
+
+CLASSES = ("red", "green", "blue")
+
+
+def train_val_dataset(root: Path, n_train: int = 6, n_val: int = 3) -> Path:
+    """root/train/<colour>/ and root/val/<colour>/: the split is the folders', so val can change alone."""
+    for c in CLASSES:
+        for i in range(n_train):
+            write_image(root / "train" / c / f"{c}_{i}.png", COLOURS[c], seed=i)
+        for i in range(n_val):
+            write_image(root / "val" / c / f"{c}_v{i}.png", COLOURS[c], seed=50 + i)
+    return root
+
+
+def plant_validation_signal(root: Path) -> None:
+    """Every validation image becomes another colour's, with a class-specific stripe: a search that looked at
+    them would score differently (they now contradict the training colours)."""
+    for k, c in enumerate(CLASSES):
+        for path in sorted((root / "val" / c).iterdir()):
+            arr = np.asarray(Image.open(path)).copy()
+            arr[:] = COLOURS[CLASSES[(k + 1) % 3]]
+            arr[4 * k:4 * k + 4] = 255
+            Image.fromarray(arr).save(path)
+            os.utime(path, (1_000_000 + k, 1_000_000 + k))  # a new identity for the feature cache
+
+
+def config(dataset: Path, **kw) -> TrainConfig:
+    return TrainConfig(dataset=str(dataset), mode="auto", img_size=32, folds=2, workers=0, **kw)
+
+
+def small_search_settings(monkeypatch):
+    """One backbone (the shipped Lite0), one augmented view, one L2 beside the default: every stage, quickly."""
+    monkeypatch.setattr(auto, "LITE", ("efficientnet_lite0",))
+    monkeypatch.setattr(auto, "AUG_VIEWS", 1)
+    monkeypatch.setattr(auto, "L2_GRID", (1e-2,))
+
+
+@pytest.fixture
+def small_search(monkeypatch):
+    small_search_settings(monkeypatch)
+
+
+def feature_requests(monkeypatch) -> list[list[str]]:
+    """The files of every request for features auto makes, one list per call."""
+    seen: list[list[str]] = []
+    real = auto.view_features
+
+    def spy(backbone, img_size, views, root, paths, *a, **k):
+        seen.append(list(paths))
+        return real(backbone, img_size, views, root, paths, *a, **k)
+
+    monkeypatch.setattr(auto, "view_features", spy)
+    return seen
+
+
+def test_auto_chooses_on_training_data_only_and_its_recipe_is_reproduced(tmp_path, small_search, monkeypatch):
+    data = train_val_dataset(tmp_path / "colours")
+    seen = feature_requests(monkeypatch)
+    final = run_job("train", lambda ctx: train(config(data), ctx), lambda e: None)
+    assert isinstance(final, JobFinished) and final.reason == "completed", final
+    r = final.result
+    run_dir = Path(r["run_dir"])
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    assert board == json.loads(json.dumps(r["auto"]))  # the run dir's leaderboard is the result's
+    tried = [e for e in board["leaderboard"] if "cv_accuracy" in e]
+    assert len(tried) == 5 and all(e["seconds"] >= 0 and 0 <= e["cv_accuracy"] <= 1 for e in tried)
+    assert {e["settings"]["tta"] for e in tried} == {False, True} and max(e["settings"]["aug_views"] for e in tried)
+    # the search asked for training files alone (one request per candidate); then the final fit asked for the
+    # training files and, last, once the recipe was chosen, the validation files for the report
+    train_files = {str(p) for p in (data / "train").rglob("*.png")}
+    val_files = {str(p) for p in (data / "val").rglob("*.png")}
+    assert len(seen) == len(tried) + 2
+    assert all(set(paths) == train_files for paths in seen[:-1]) and set(seen[-1]) == val_files
+
+    # the recipe recorded: config.json holds every setting of the winner
+    cfg = json.loads((run_dir / "config.json").read_text())
+    won = board["winner_settings"]
+    assert (cfg["backbone"], cfg["img_size"], cfg["tta"], cfg["aug_views"], cfg["head_l2"],
+            cfg["label_smoothing"]) == (won["backbone"], won["img_size"], won["tta"], won["aug_views"], won["l2"],
+                                        won["label_smoothing"])
+    assert cfg["auto"]["winner"] == board["winner"]
+
+    # eval, predict, export: the run's model gives the report's validation accuracy
+    report = json.loads((run_dir / "report.json").read_text())
+    assert evaluate_run(run_dir)["accuracy"] == pytest.approx(report["accuracy"])
+    model, record = load_run_model(run_dir)
+    val = sorted(str(p) for p in (data / "val").rglob("*.png"))
+    rows = predict_paths(model, record, val, top_k=1)
+    assert [row["predictions"][0]["class"] for row in rows] == [Path(p).parent.name for p in val]
+    exported = export_run(run_dir)
+    assert exported["max_abs_diff"] < 1e-3
+
+    # resume: a run stopped after choosing (here: its final fit undone) fits the same head again, no search
+    head = load_checkpoint(run_dir / "best.pt")["model"]
+    for name in ("summary.json", "best.pt", "last.pt", "report.json", "metrics.jsonl"):
+        (run_dir / name).unlink()
+    def no_search(self):
+        raise AssertionError("a resumed auto run searched again")
+
+    monkeypatch.setattr(auto.Search, "run", no_search)
+    again = resume(run_dir, JobContext(lambda e: None, JobControl()))
+    assert again["val_acc"] == r["val_acc"]
+    monkeypatch.undo()
+    seen = feature_requests(monkeypatch)
+    small_search_settings(monkeypatch)
+    for k, v in load_checkpoint(run_dir / "best.pt")["model"].items():
+        torch.testing.assert_close(v, head[k])
+
+    # the planted signal: validation images that contradict the training ones change nothing in the choice
+    plant_validation_signal(data)
+    board2, _ = auto.choose_recipe(config(data), JobContext(lambda e: None, JobControl()))
+    assert all(set(paths) == train_files for paths in seen)
+    assert board2["winner"] == board["winner"]
+    assert ([(e["recipe"], e["cv_accuracy"], e["cv_std"]) for e in board2["leaderboard"]]
+            == [(e["recipe"], e["cv_accuracy"], e["cv_std"]) for e in board["leaderboard"]])
+
+
+def test_the_search_starts_no_candidate_past_its_budget(tmp_path, small_search):
+    data = train_val_dataset(tmp_path / "colours", n_train=4, n_val=1)
+    cfg = config(data, budget=1e-4)  # 6 ms: the first candidate runs (one is needed), no other fits
+    board, _ = auto.choose_recipe(cfg, JobContext(lambda e: None, JobControl()))
+    scored = [e for e in board["leaderboard"] if "cv_accuracy" in e]
+    skipped = [e for e in board["leaderboard"] if e.get("skipped") == "budget"]
+    assert len(scored) == 1 and scored[0]["recipe"] == board["winner"]
+    assert len(skipped) >= 3 and all(e["estimated_seconds"] > 0 for e in skipped)
