@@ -48,7 +48,7 @@ def main() -> None:
     env = {**os.environ, "TLBENCH_CACHE": str(tmp / "cache"), "TLBENCH_RUNS": str(tmp / "runs"),
            "TLBENCH_OFFLINE": "1"}
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import engine.train.compare"], check=True, cwd=ROOT, env=env)
+    subprocess.run([sys.executable, "-c", "import engine.features.compare"], check=True, cwd=ROOT, env=env)
     import_floor = time.perf_counter() - t
 
     cmd = [sys.executable, "-m", "tui.main", "compare", args.dataset, "--backbones", args.backbones,

@@ -44,7 +44,7 @@ class AutocastForward(nn.Module):
 def fast_copy(tm: TargetModel, device: torch.device, size: int, dtype: torch.dtype | None = None) -> nn.Module:
     """A copy of the model with BatchNorm folded into the convolutions and channels_last (about 2x faster
     forward and backward on a CPU), under autocast to `dtype` when one is given (engine.runtime.precision).
-    engine.train.features checks the folded copy against the original and falls back; the original (possibly
+    engine.features.cache checks the folded copy against the original and falls back; the original (possibly
     shared, see engine.adversarial.target) is not touched."""
 
     model = inference_copy(tm.model, device, size)

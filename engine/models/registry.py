@@ -8,15 +8,16 @@ ViT's `image_size`, …) apply; preprocessing, accuracy and size are read from t
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.util
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.core.errors import ConfigError, choice_error
 from engine.core.records import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from engine.runtime.devices import parameters_on_meta
 
 if TYPE_CHECKING:
     from torch import nn
@@ -230,31 +231,6 @@ def build_architecture(spec: BackboneSpec, seed: int | None = None) -> nn.Module
         return build()
 
 
-@contextlib.contextmanager
-def parameters_on_meta():
-    """While active (in this thread), tensors allocated with torch.empty/zeros/ones/full/rand/randn (what nn
-    modules create their parameters and buffers with) go to the meta device.
-
-    Unlike `with torch.device("meta")`, computations stay real: RegNet computes its stage widths with
-    torch.arange(...).tolist() in its constructor, which a meta tensor cannot do. So any architecture builds
-    here in milliseconds with no memory, whatever its size.
-    """
-    import torch
-    from torch.overrides import TorchFunctionMode
-
-    allocators = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.empty_strided}
-
-    class AllocateOnMeta(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            if func in allocators and kwargs.get("device") is None:
-                kwargs["device"] = "meta"
-            return func(*args, **kwargs)
-
-    with AllocateOnMeta():
-        yield
-
-
 def empty_architecture(spec: BackboneSpec) -> nn.Module:
     """The architecture with its parameters on the meta device (no memory, no initialisation)."""
     with parameters_on_meta():
@@ -316,3 +292,21 @@ def torchvision_weights(spec: BackboneSpec):
         raise ConfigError(f"{spec.name} is not a torchvision backbone: it has no torchvision weights enum.")
     _, _, member = spec.tv_weights.partition(".")
     return getattr(torchvision.models.get_model_weights(spec.name), member)
+
+
+def resolve_img_size(requested: int | None, backbone_size: int, median_side: int | None, min_input: int = 32,
+                     fixed_input: bool = False) -> int:
+    """The input size: as asked (the registry's spec checks it); else the backbone's, reduced for datasets of
+    small images.
+
+    Upscaling an 8x8 digit to 224 px adds no information and costs 12x the compute of 64 px, so small
+    images get the smallest multiple of 32 at or above their median side (at least 64 px, and never below the
+    architecture's smallest input). A fixed-input backbone (ViT, MaxViT) always gets its own size.
+    """
+    if requested:
+        return requested
+    if fixed_input:
+        return backbone_size
+    if median_side and median_side < backbone_size:
+        return max(64, min_input, min(backbone_size, int(math.ceil(median_side / 32.0) * 32)))
+    return backbone_size

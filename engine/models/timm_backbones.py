@@ -28,6 +28,7 @@ from torch import nn
 
 from engine.core.errors import ConfigError
 from engine.models.stages import Stage
+from engine.runtime.devices import parameters_on_meta
 
 PREFIX = "timm/"
 # timm's fine-tuning recipes decay the learning rate by layer for ViTs (BEiT, MAE, DeiT III use 0.65-0.75):
@@ -79,8 +80,6 @@ def _create(name: str, dynamic: bool, **kwargs) -> nn.Module:
 def accepts_any_size(name: str) -> bool:
     """Whether the architecture takes timm's dynamic input size (ViTs, EVA, …); checked by building it on the
     meta device (milliseconds, no memory): a model whose constructor refuses the argument raises TypeError."""
-    from engine.models.registry import parameters_on_meta  # registry imports this module lazily (no cycle)
-
     try:
         with parameters_on_meta():
             _create(name, True, pretrained=False)

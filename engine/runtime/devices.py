@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from engine.core.errors import ConfigError
@@ -66,3 +67,28 @@ def resolve_device(choice: str = "auto") -> torch.device:
     import torch
 
     return torch.device(device_type(choice))
+
+
+@contextlib.contextmanager
+def parameters_on_meta():
+    """While active (in this thread), tensors allocated with torch.empty/zeros/ones/full/rand/randn (what nn
+    modules create their parameters and buffers with) go to the meta device.
+
+    Unlike `with torch.device("meta")`, computations stay real: RegNet computes its stage widths with
+    torch.arange(...).tolist() in its constructor, which a meta tensor cannot do. So any architecture builds
+    here in milliseconds with no memory, whatever its size.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    allocators = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.empty_strided}
+
+    class AllocateOnMeta(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in allocators and kwargs.get("device") is None:
+                kwargs["device"] = "meta"
+            return func(*args, **kwargs)
+
+    with AllocateOnMeta():
+        yield

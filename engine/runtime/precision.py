@@ -71,7 +71,7 @@ def use_channels_last(device: torch.device, asked: str = "auto") -> bool:
     On CUDA it is what tensor cores want under autocast. On this project's 2-core x86 CPU a training step
     (forward, backward, AdamW) ran 1.49x as fast for EfficientNet-Lite0, 1.16x for ResNet-50 and 1.17x for
     MobileNetV3 at 96 px (bench/train_throughput.py --compare-memory-formats; bench/results/
-    train_channels_last_cpu.json), as engine.train.features found for extraction. MPS stays contiguous unless asked
+    train_channels_last_cpu.json), as engine.features.cache found for extraction. MPS stays contiguous unless asked
     (not measured; its channels_last kernels have lagged)."""
     if asked == "auto":
         return device.type in ("cuda", "cpu")

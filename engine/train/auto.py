@@ -1,6 +1,6 @@
 """`tlbench train --mode auto`: choose a recipe by cross-validation on the training split, then train it.
 
-The search scores recipes that are cheap on cached features (engine.train.views, the probe's feature cache),
+The search scores recipes that are cheap on cached features (engine.features.views, the probe's feature cache),
 each by stratified k-fold cross-validation of a linear head (engine.evaluate.crossval, the one machinery that
 `compare` and `audit` use) on the TRAINING split alone: the validation split is not read until the winner is
 chosen, and then only for its report, as any run's. It is greedy, so a good answer comes early and a short
@@ -48,14 +48,14 @@ from engine.evaluate.crossval import (
     stratified_folds,
 )
 from engine.evaluate.evaluation import build_report, save_report
-from engine.models.registry import get_spec
+from engine.features.views import CENTER, FLIP, crop_views, missing_count, view_features
+from engine.models.registry import get_spec, resolve_img_size
 from engine.models.weights import weights_status
 from engine.runtime.devices import resolve_device
 from engine.runtime.seeding import seed_everything
-from engine.train.config import TrainConfig, resolve_img_size
+from engine.train.config import TrainConfig
 from engine.train.prepare import Prepared
 from engine.train.probe import save_probe_checkpoints
-from engine.train.views import CENTER, FLIP, crop_views, missing_count, view_features
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 SCALE = 1.25  # the larger input tried

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -202,20 +201,3 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
-
-def resolve_img_size(requested: int | None, backbone_size: int, median_side: int | None, min_input: int = 32,
-                     fixed_input: bool = False) -> int:
-    """The input size: as asked (the registry's spec checks it); else the backbone's, reduced for datasets of
-    small images.
-
-    Upscaling an 8x8 digit to 224 px adds no information and costs 12x the compute of 64 px, so small
-    images get the smallest multiple of 32 at or above their median side (at least 64 px, and never below the
-    architecture's smallest input). A fixed-input backbone (ViT, MaxViT) always gets its own size.
-    """
-    if requested:
-        return requested
-    if fixed_input:
-        return backbone_size
-    if median_side and median_side < backbone_size:
-        return max(64, min_input, min(backbone_size, int(math.ceil(median_side / 32.0) * 32)))
-    return backbone_size

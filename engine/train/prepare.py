@@ -28,12 +28,12 @@ from engine.data.layouts import DatasetInfo, Sample
 from engine.data.scan import scan_dataset, split_dataset
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
-from engine.models.registry import feature_dim, get_spec
+from engine.models.registry import feature_dim, get_spec, resolve_img_size
 from engine.models.weights import weights_identity, weights_status
 from engine.runtime import distributed as D
 from engine.runtime.precision import autocast_dtype, precision_name, training_precision, use_channels_last
 from engine.runtime.seeding import seed_everything
-from engine.train.config import TrainConfig, resolve_img_size
+from engine.train.config import TrainConfig
 
 
 @dataclass
@@ -116,7 +116,7 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
 
     fingerprint = dataset_fingerprint(info) if dist.is_main else None  # rank 0 alone records and compares it
     resolved = {}
-    if config.mode != "probe":  # the probe's extraction is engine.train.features' own
+    if config.mode != "probe":  # the probe's extraction is engine.features.cache' own
         resolved = {"precision_resolved": precision_name(autocast_dtype(device, training_precision(
                         config.precision, config.amp))),
                     "channels_last_resolved": use_channels_last(device, config.channels_last)}

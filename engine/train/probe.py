@@ -1,4 +1,4 @@
-"""Probe mode: a frozen backbone whose pooled features are extracted once (and cached, engine.train.features),
+"""Probe mode: a frozen backbone whose pooled features are extracted once (and cached, engine.features.cache),
 and a linear head trained on them in mini-batches on the job's device: seconds per run. Ties on validation accuracy are broken on
 the validation loss, so best.pt is never an under-trained early epoch.
 """
@@ -20,10 +20,10 @@ from engine.core.runs import (
     save_checkpoint,
 )
 from engine.evaluate.evaluation import build_report, save_report
+from engine.features.cache import cache_key, cached_features
+from engine.features.views import FLIP, view_features
 from engine.models.weights import is_random
-from engine.train.features import cache_key, cached_features
 from engine.train.prepare import Prepared
-from engine.train.views import FLIP, view_features
 
 
 def improves(val_acc: float, val_loss: float, best: dict) -> bool:

@@ -20,7 +20,7 @@ async def scanned(pilot):
 
 
 async def test_audit_view_marks_files_to_exclude_and_runs_the_audit(tmp_path, monkeypatch):
-    import engine.train.audit_job as job_module
+    import engine.features.audit_job as job_module
 
     def quick_audit(params, ctx):  # the real job is tests/engine/train/test_audit.py's; here: the wiring
         return {"dataset": params.dataset, "backbone": params.backbone, "images": 12, "label_issues": [],

@@ -560,7 +560,7 @@ class DataScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
     def run_audit(self, job: RunningJob, root: Path, backbone: str | None, split: tuple[float, int]) -> None:
-        from engine.train.audit_job import AuditParams, audit_job  # imports torch: in the worker
+        from engine.features.audit_job import AuditParams, audit_job  # imports torch: in the worker
 
         params = AuditParams(str(root), val_fraction=split[0], seed=split[1])
         if backbone:

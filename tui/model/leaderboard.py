@@ -1,7 +1,7 @@
 """The Model screen's leaderboard (C): which backbone fits this dataset, at what speed.
 
 A dialog asks for the candidates (prefilled with the backbones whose weights are here: shipped or cached) and
-the folds; the leaderboard then runs engine.train.compare as a job and fills its table row by row as each
+the folds; the leaderboard then runs engine.features.compare as a job and fills its table row by row as each
 candidate is scored (a CandidateScored event each), best first. Enter on a row picks that backbone in the
 Model screen's form; escape closes (and stops a comparison still running).
 """
@@ -131,7 +131,7 @@ class Leaderboard(ModalScreen[str | None]):
         s = dict(self.settings)
 
         def compare_job(ctx):
-            from engine.train.compare import compare  # torch: imported here, never on the UI thread
+            from engine.features.compare import compare  # torch: imported here, never on the UI thread
 
             return compare(s["dataset"], s["backbones"], ctx, folds=s["folds"], img_size=s.get("img_size"),
                            weights=s.get("weights"), seed=s.get("seed") or 0, device=s.get("device") or "auto",

@@ -38,7 +38,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.train.audit_job import AuditParams, audit_job  # imports torch: kept off the `--help` path
+    from engine.features.audit_job import AuditParams, audit_job  # imports torch: kept off the `--help` path
 
     params = AuditParams(args.dataset, args.backbone, args.folds, args.seed, args.val_fraction,
                          img_size=args.img_size, weights=args.weights, device=args.device, workers=args.workers,

@@ -37,7 +37,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.train.compare import compare, parse_candidates  # imports torch: kept off the `--help` path
+    from engine.features.compare import compare, parse_candidates  # imports torch: kept off the `--help` path
 
     candidates = parse_candidates(args.backbones)  # a typo fails here, exit 2, before any work
 

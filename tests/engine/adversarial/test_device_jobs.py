@@ -25,12 +25,12 @@ from engine.adversarial.target import TargetModel, load_target_model
 from engine.core.events import JobFinished
 from engine.core.jobs import run_job
 from engine.evaluate.evaluation import evaluate_run
+from engine.features.cache import extract
 from engine.models.build import build_classifier
 from engine.models.fast import fold_batchnorm, inference_copy
 from engine.models.loading import load_run_model
 from engine.serve.predict import predict_paths
 from engine.train.config import TrainConfig
-from engine.train.features import extract
 from engine.train.job import train
 
 

@@ -12,10 +12,10 @@ from engine.core.files import atomic_write_json
 from engine.core.jobs import run_job
 from engine.core.records import Preprocessing, RunRecord
 from engine.core.runs import load_checkpoint, load_config
+from engine.features.cache import cache_key
 from engine.models.registry import get_spec
 from engine.serve.export import metadata
 from engine.train.config import TrainConfig
-from engine.train.features import cache_key
 from engine.train.job import train
 
 # What tlbench wrote before the records existed (a run from the first release: no precision, no fingerprint,

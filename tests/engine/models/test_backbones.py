@@ -157,7 +157,7 @@ def test_inception_family_loads_with_the_arguments_its_weights_expect(tmp_path):
     get_model(weights=...), the features are the pooled pre-logits ones, the aux heads gone, in eval and train."""
     import torchvision
 
-    from engine.train.features import extract
+    from engine.features.cache import extract
 
     paths = [str(write_image(tmp_path / f"{i}.png", (200, 40 + 100 * i, 40), size=40)) for i in range(2)]
     for name, cls, width in [("googlenet", torchvision.models.GoogLeNet, 1024),

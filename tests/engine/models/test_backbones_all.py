@@ -27,6 +27,7 @@ from PIL import Image
 from torch import nn
 
 import engine.models.registry as backbones
+from engine.features.cache import cache_key, cached_features
 from engine.models.build import build_classifier
 from engine.models.classifier import split_head
 from engine.models.registry import (
@@ -35,12 +36,11 @@ from engine.models.registry import (
     empty_architecture,
     feature_dim,
     get_spec,
-    parameters_on_meta,
     torchvision_weights,
     without_aux_heads,
 )
 from engine.models.stages import backbone_stages
-from engine.train.features import cache_key, cached_features
+from engine.runtime.devices import parameters_on_meta
 
 ALL = available_backbones(all_models=True)
 

@@ -13,11 +13,11 @@ from engine.core.jobs import run_job
 from engine.core.runs import load_checkpoint, save_checkpoint
 from engine.data.images import image_identity
 from engine.data.loaders import load_for_model
+from engine.features.cache import FeatureCache, cache_key
 from engine.models.build import build_imagenet_model
 from engine.models.loading import load_run_model
 from engine.serve.predict import predict_paths
 from engine.train.config import TrainConfig
-from engine.train.features import FeatureCache, cache_key
 from engine.train.job import train
 
 

@@ -4,8 +4,7 @@ architecture cannot take (a ViT's fixed 224 px, a Swin's or Inception's smallest
 import pytest
 
 from engine.core.errors import ConfigError
-from engine.models.registry import get_spec
-from engine.train.config import resolve_img_size
+from engine.models.registry import get_spec, resolve_img_size
 
 
 def auto(name: str, median_side: int | None) -> int:

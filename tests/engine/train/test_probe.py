@@ -51,7 +51,7 @@ def test_probe_learns_and_writes_the_run(tiny_dataset):
 
 def test_second_run_uses_the_cache_and_runs_no_backbone(tiny_dataset, monkeypatch):
     first = run_train(dataset=str(tiny_dataset))
-    import engine.train.features as features
+    import engine.features.cache as features
 
     def no_forward(*a, **k):
         raise AssertionError("the backbone ran on a cache hit")
@@ -67,7 +67,7 @@ def test_second_run_uses_the_cache_and_runs_no_backbone(tiny_dataset, monkeypatc
 
 def test_changed_file_is_re_extracted_alone(tiny_dataset, monkeypatch):
     run_train(dataset=str(tiny_dataset))
-    import engine.train.features as features
+    import engine.features.cache as features
 
     seen = []
     real = features.extract

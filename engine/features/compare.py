@@ -1,7 +1,7 @@
 """`compare`: which backbone fits this dataset, at what speed — a cross-validated leaderboard of candidates.
 
 For each candidate (a backbone, or a concatenation `a+b` of their features): the features of every image
-through the probe's feature cache (engine.train.candidates), a k-fold cross-validated linear probe on them
+through the probe's feature cache (engine.features.candidates), a k-fold cross-validated linear probe on them
 (engine.evaluate.crossval: mean accuracy, its std across folds, top-5 from the out-of-fold probabilities), and the
 backbone's speed on the job's device (engine.evaluate.speed, measured once and cached). A warm rerun extracts
 nothing, builds no model and times nothing: it is the cross-validation alone, seconds.
@@ -28,12 +28,12 @@ from engine.data.scan import scan_dataset
 from engine.evaluate.crossval import cross_validate, stratified_folds
 from engine.evaluate.plots import pareto_front, tradeoff_png
 from engine.evaluate.speed import backbone_speed, device_label
+from engine.features.candidates import build_backbone, candidate_features, candidate_parts, part_img_size
 from engine.models.classifier import Classifier
 from engine.models.registry import feature_dim, get_spec, param_count
 from engine.models.weights import is_random, weights_status
 from engine.runtime.devices import describe_device
 from engine.runtime.seeding import seed_everything
-from engine.train.candidates import build_backbone, candidate_features, candidate_parts, part_img_size
 
 # worst first: a concatenation's weights are as available as its least available part
 WEIGHTS_ORDER = ("missing", "download", "cached", "shipped", "file", "random")

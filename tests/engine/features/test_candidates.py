@@ -6,8 +6,8 @@ from conftest import make_dataset
 
 from engine.core.errors import ConfigError
 from engine.data.scan import scan_dataset
+from engine.features.candidates import candidate_features, candidate_parts
 from engine.models.registry import feature_dim
-from engine.train.candidates import candidate_features, candidate_parts
 
 
 def test_a_concatenation_is_each_backbones_cached_features_side_by_side(tmp_path):

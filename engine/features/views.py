@@ -19,10 +19,10 @@ from engine.core.jobs import JobContext
 from engine.core.records import Preprocessing
 from engine.data.images import image_identity
 from engine.data.loaders import eval_transform
+from engine.features.cache import FeatureCache, cache_key, cached_features
 from engine.models.build import build_classifier
 from engine.models.registry import get_spec
 from engine.models.weights import weights_identity
-from engine.train.features import FeatureCache, cache_key, cached_features
 
 CENTER, FLIP = "center", "flip"
 CROP_SCALE = (0.35, 1.0)  # the `light` augmentation's RandomResizedCrop, as fine-tuning draws them

@@ -1,7 +1,7 @@
 """Features of a candidate for cross-validation: one backbone, or a concatenation `a+b` of several.
 
 `compare`, `train --mode auto` and `audit` score candidates on frozen features; each backbone's features come
-from the same cache the probe uses (engine.train.features), so a backbone extracted once for any of them is
+from the same cache the probe uses (engine.features.cache), so a backbone extracted once for any of them is
 free for the others, and a warm rerun does no forward pass at all.
 """
 
@@ -14,12 +14,11 @@ import torch
 from engine.core.errors import ConfigError
 from engine.core.jobs import JobContext
 from engine.core.records import Preprocessing
+from engine.features.cache import cache_key, cached_features
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
-from engine.models.registry import get_spec
+from engine.models.registry import get_spec, resolve_img_size
 from engine.models.weights import weights_identity
-from engine.train.config import resolve_img_size
-from engine.train.features import cache_key, cached_features
 
 
 def candidate_parts(candidate: str) -> list[str]:

@@ -17,8 +17,8 @@ from torch import nn
 
 from engine.core.paths import cache_dir
 from engine.core.records import Preprocessing
+from engine.features.cache import FeatureCache, cache_key, cached_features
 from engine.models.classifier import Classifier
-from engine.train.features import FeatureCache, cache_key, cached_features
 
 PREP = Preprocessing(32, 37, "bilinear", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
@@ -82,7 +82,7 @@ def test_an_edit_of_the_feature_code_misses(images, tmp_path, monkeypatch):
     """The key holds a hash of the files that turn an image into features; editing one misses."""
     for name in FeatureCache.CODE_FILES:  # every file the hash claims to cover exists (a rename would drop it)
         assert (FeatureCache.CODE_DIR / name).is_file(), name
-    assert {"data/loaders.py", "train/features.py", "data/images.py", "models/classifier.py"} <= set(
+    assert {"data/loaders.py", "features/cache.py", "data/images.py", "models/classifier.py"} <= set(
         FeatureCache.CODE_FILES)
     copy = tmp_path / "code"
     for name in FeatureCache.CODE_FILES:

@@ -13,8 +13,8 @@ from PIL import Image
 from engine.core.events import CandidateScored
 from engine.core.jobs import JobContext, JobControl
 from engine.evaluate.plots import pareto_front, tradeoff_png
+from engine.features.compare import compare, mark_pareto
 from engine.models.registry import feature_dim, param_count
-from engine.train.compare import compare, mark_pareto
 
 
 def demo_subset(dest, classes=("0", "1", "7"), per_class=6):
@@ -91,8 +91,8 @@ def test_compare_ranks_with_std_reports_a_missing_backbone_in_its_row_and_reruns
     def refuse(*args, **kwargs):
         raise AssertionError("a warm compare built, ran or timed a backbone")
 
-    monkeypatch.setattr("engine.train.candidates.build_classifier", refuse)
-    monkeypatch.setattr("engine.train.features.extract", refuse)
+    monkeypatch.setattr("engine.features.candidates.build_classifier", refuse)
+    monkeypatch.setattr("engine.features.cache.extract", refuse)
     monkeypatch.setattr("engine.evaluate.speed.measure_speed", refuse)
     warm = run(data, "efficientnet_lite0,efficientnet_lite1,efficientnet_lite0+efficientnet_lite1", Recorder())
     assert [r["error"] for r in warm["results"]] == [None] * 3

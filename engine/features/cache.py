@@ -66,7 +66,7 @@ class FeatureCache:
     # The code that turns an image file into a feature vector (decoding, transforms, model building and
     # extraction), as files beside this one: editing any of them invalidates every cached feature.
     CODE_DIR = Path(__file__).resolve().parents[1]
-    CODE_FILES = ("train/features.py", "models/fast.py", "data/loaders.py", "data/images.py", "models/classifier.py",
+    CODE_FILES = ("features/cache.py", "models/fast.py", "data/loaders.py", "data/images.py", "models/classifier.py",
                   "models/registry.py", "models/weights.py", "models/efficientnet_lite.py", "runtime/precision.py")
     MAX_AGE_DAYS = 30
     DEFAULT_MAX_MB = 2048
@@ -225,7 +225,7 @@ def cached_features(
     transform=None,
 ) -> tuple[torch.Tensor, dict[int, str], dict]:
     """Features for `paths`, from the cache where the file is unchanged; extracts only the rest.
-    `transform` (see `extract`) gives another view: its key must name it (engine.train.views does).
+    `transform` (see `extract`) gives another view: its key must name it (engine.features.views does).
 
     `model_factory` builds the model only when something must be extracted: a full hit loads no backbone.
 

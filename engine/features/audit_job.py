@@ -3,7 +3,7 @@ the train/validation split or carrying different labels), outliers, class imbala
 
 It reads the dataset (scan, the bytes of same-size files for exact duplicates) and writes only the audit:
 audit.json in a new run directory and a copy in the dataset's tlbench state (engine.data.exclude), which
-the workbench's Audit view reads. Features come from the probe's cache (engine.train.candidates), so an
+the workbench's Audit view reads. Features come from the probe's cache (engine.features.candidates), so an
 audit after training costs no backbone pass; the out-of-fold probabilities come from the one
 cross-validation machinery (engine.evaluate.crossval).
 """
@@ -29,10 +29,9 @@ from engine.data.exclude import exclude_file, save_audit
 from engine.data.scan import scan_dataset, split_dataset
 from engine.evaluate import audit as A
 from engine.evaluate.crossval import cross_validate, stratified_folds
-from engine.models.registry import DEFAULT_BACKBONE, get_spec
+from engine.features.candidates import backbone_features
+from engine.models.registry import DEFAULT_BACKBONE, get_spec, resolve_img_size
 from engine.runtime.devices import describe_device
-from engine.train.candidates import backbone_features
-from engine.train.config import resolve_img_size
 
 
 @dataclass
