@@ -54,7 +54,7 @@ def natural_magnitude(size: int, device: torch.device | str = "cpu") -> torch.Te
         centred = torch.fft.fftshift(stored, dim=-2)[None]
         centred = F.interpolate(centred, size=(size, size // 2 + 1), mode="bilinear", align_corners=True)[0]
         stored = torch.fft.ifftshift(centred, dim=-2)
-    return stored.to(device)
+    return stored.to(device=device, copy=True)  # the cached spectrum stays untouched by its users
 
 
 class PhaseImage(nn.Module):
