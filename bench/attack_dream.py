@@ -251,13 +251,14 @@ def docs_sheets(summary: dict) -> None:
     """One contact sheet per recipe (112 px tiles, Lite2's rank and probability under each) in docs/."""
     from PIL import Image
 
-    from engine.adversarial.render import contact_sheet, save_png_array
+    from engine.adversarial.render import contact_sheet
 
     for recipe, rows in summary.get("panel", {}).items():
-        images = [torch.from_numpy(np.asarray(Image.open(r["png"]).convert("RGB"))).permute(2, 0, 1).float() / 255
+        images = [torch.from_numpy(np.array(Image.open(r["png"]).convert("RGB"))).permute(2, 0, 1).float() / 255
                   for r in rows.values()]
         captions = [f"{name}\nlite2 #{r['lite2_rank']} {r['lite2_prob']:.2f}" for name, r in rows.items()]
-        save_png_array(ROOT / "docs" / f"dream-panel-{recipe}.png", contact_sheet(images, captions, tile=112))
+        sheet = Image.fromarray(contact_sheet(images, captions, tile=112)).quantize(128)  # small in git
+        sheet.save(ROOT / "docs" / f"dream-panel-{recipe}.png", optimize=True)
 
 
 def main():
