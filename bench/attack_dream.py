@@ -1,6 +1,7 @@
 """Attack and dream benchmark: seconds per step of tlbench's jobs vs a plain PyTorch loop, same session.
 
-    .venv/bin/python bench/attack_dream.py [--repeat 3] [--pgd-steps 20] [--dream-steps 30] [--no-acceptance]
+    .venv/bin/python bench/attack_dream.py [--repeat 3] [--pgd-steps 20] [--dream-steps 30] [--no-speed]
+        [--no-acceptance] [--recipes maco,robust,lesson] [--classes goldfish,pizza] [--docs]
 
 PGD: targeted L-inf PGD on skimage's chelsea with EfficientNet-Lite0 at 224 px — `attack_job` against the
 textbook loop (model.eval(), autograd.grad, sign step, projection). Dream: the robust recipe at 224 px —
@@ -9,8 +10,15 @@ jitter / scale / rotate, Adam, class logit). Per-step time excludes model loadin
 step; the sides alternate so background load hits both. Ratio = plain s/step / tlbench s/step (>= 0.95:
 tlbench is no slower than 95% of plain speed).
 
-The acceptance run follows: lite0 dreams of "tabby cat", 300 steps at 224 px, both recipes, judged by
-EfficientNet-Lite2. Prints a Markdown table and writes bench/results/attack_dream.json.
+The maco recipe is timed the same way against its plain loop (natural magnitude x exp(i phase), inverse FFT,
+colour recorrelation, standardise, sigmoid; 8 random crops resized in one grid_sample plus noise; one forward
+of the batch; Adam).
+
+The acceptance panel follows: 12 ImageNet classes (PANEL: animals, objects, food), each dreamed on
+EfficientNet-Lite0 at 224 px with every recipe at its default steps, judged by EfficientNet-Lite2 (rank and
+probability of the class) and timed (the dream loop, model loading excluded). Recipes run one after the other
+(maco first), results are written after every dream, so a partial panel is kept. Prints Markdown tables and
+writes bench/results/attack_dream.json; with --docs, one contact sheet per recipe in docs/ (112 px tiles).
 """
 
 import argparse
@@ -31,6 +39,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 TABBY, GOLDEN = 281, 207
+PANEL = ["goldfish", "flamingo", "golden retriever", "tabby", "ladybug", "monarch", "acoustic guitar",
+         "school bus", "teapot", "strawberry", "banana", "pizza"]
 
 
 def chelsea_tensor(size: int = 224) -> tuple[torch.Tensor, str]:
@@ -115,6 +125,37 @@ def plain_dream(model, target, size, steps, seed=0) -> list[float]:
     return stamps
 
 
+def plain_maco(model, target, size, steps, crops=8, seed=0) -> list[float]:
+    """The maco recipe written out as a plain loop: phase-only Fourier image, a batch of random crops."""
+    from engine.adversarial.maco import natural_magnitude
+
+    g = torch.Generator().manual_seed(seed)
+    mag = natural_magnitude(size)[None]
+    phase = torch.randn(1, 3, size, size // 2 + 1, generator=g).requires_grad_(True)
+    opt = torch.optim.Adam([phase], lr=0.1)
+    stamps = []
+    for _ in range(steps):
+        img = torch.fft.irfft2(torch.polar(mag, phase), s=(size, size), norm="ortho")
+        img = torch.einsum("nchw,dc->ndhw", img, COLOR)
+        img = torch.sigmoid((img - img.mean()) / (img.std() + 1e-4))
+        u = torch.rand(crops, 3, generator=g)
+        side = 0.5 + 0.5 * u[:, 0]
+        theta = torch.zeros(crops, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = side
+        theta[:, 0, 2], theta[:, 1, 2] = (2 * u[:, 1] - 1) * (1 - side), (2 * u[:, 2] - 1) * (1 - side)
+        grid = F.affine_grid(theta, [crops, 3, size, size], align_corners=False)
+        t = F.grid_sample(img.expand(crops, -1, -1, -1), grid, padding_mode="reflection", align_corners=False)
+        t = t + 0.04 * torch.randn(t.shape)
+        logits = model(t)
+        loss = -logits[:, target].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        float(logits.detach().softmax(1)[:, target].mean())  # tlbench reports this every step: same work here
+        stamps.append(time.perf_counter())
+    return stamps
+
+
 # ------------------------------------------------------------------------------------ tlbench side
 
 
@@ -139,15 +180,8 @@ def per_step(stamps: list[float]) -> float:
     return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--pgd-steps", type=int, default=20)
-    ap.add_argument("--dream-steps", type=int, default=30)
-    ap.add_argument("--no-acceptance", action="store_true")
-    args = ap.parse_args()
-    os.environ.setdefault("TLBENCH_RUNS", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tlbench-bench-runs"))
-
+def speed(args, out: Path) -> dict:
+    """Seconds per step, tlbench against the plain loops, sides alternating."""
     from engine.adversarial.attack_job import AttackParams, attack_job
     from engine.adversarial.dream_job import dream_job
     from engine.adversarial.dreams import DreamParams
@@ -158,7 +192,6 @@ def main():
     for p in model.parameters():
         p.requires_grad_(False)  # a careful plain user does this too; weight gradients would be wasted
     eps, alpha = 4 / 255, 1 / 255
-    out = Path(os.environ["TLBENCH_RUNS"])
     rows = []
     for rep in range(args.repeat):
         s = plain_pgd(model, x, GOLDEN, eps, alpha, args.pgd_steps)
@@ -168,62 +201,129 @@ def main():
         s, res = step_stamps(lambda ctx, p=params: attack_job(p, ctx))
         rows.append({"what": "pgd", "side": "tlbench", "rep": rep, "s_per_step": per_step(s),
                      "target_prob": res["results"][0]["target_prob"]})
-        s = plain_dream(model, TABBY, 224, args.dream_steps)
-        rows.append({"what": "dream", "side": "plain", "rep": rep, "s_per_step": per_step(s)})
-        params = DreamParams(target=str(TABBY), backbone="efficientnet_lite0", steps=args.dream_steps,
-                             img_size=224, preview_every=10, out=str(out / "bench-dream"), device="cpu")
-        s, res = step_stamps(lambda ctx, p=params: dream_job(p, ctx))
-        rows.append({"what": "dream", "side": "tlbench", "rep": rep, "s_per_step": per_step(s)})
-        print(f"rep {rep}: " + ", ".join(f"{r['what']} {r['side']} {r['s_per_step']:.4f}" for r in rows[-4:]),
+        for recipe, plain in (("robust", plain_dream), ("maco", plain_maco)):
+            s = plain(model, TABBY, 224, args.dream_steps)
+            rows.append({"what": recipe, "side": "plain", "rep": rep, "s_per_step": per_step(s)})
+            params = DreamParams(target=str(TABBY), backbone="efficientnet_lite0", recipe=recipe,
+                                 steps=args.dream_steps, img_size=224, preview_every=10,
+                                 out=str(out / "bench-dream"), device="cpu")
+            s, res = step_stamps(lambda ctx, p=params: dream_job(p, ctx))
+            rows.append({"what": recipe, "side": "tlbench", "rep": rep, "s_per_step": per_step(s)})
+        print(f"rep {rep}: " + ", ".join(f"{r['what']} {r['side']} {r['s_per_step']:.4f}" for r in rows[-6:]),
               file=sys.stderr, flush=True)
 
     def median(what, side):
         return statistics.median(r["s_per_step"] for r in rows if r["what"] == what and r["side"] == side)
 
-    summary = {
-        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-        "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "pgd": {"steps": args.pgd_steps, "plain_s_per_step": median("pgd", "plain"),
-                "tlbench_s_per_step": median("pgd", "tlbench")},
-        "dream": {"steps": args.dream_steps, "plain_s_per_step": median("dream", "plain"),
-                  "tlbench_s_per_step": median("dream", "tlbench")},
-        "rows": rows,
-    }
-    for k in ("pgd", "dream"):
-        summary[k]["ratio"] = round(summary[k]["plain_s_per_step"] / summary[k]["tlbench_s_per_step"], 3)
+    result = {"rows": rows}
+    for what, steps in (("pgd", args.pgd_steps), ("robust", args.dream_steps), ("maco", args.dream_steps)):
+        result[what] = {"steps": steps, "plain_s_per_step": median(what, "plain"),
+                        "tlbench_s_per_step": median(what, "tlbench")}
+        result[what]["ratio"] = round(result[what]["plain_s_per_step"] / result[what]["tlbench_s_per_step"], 3)
+    return result
 
-    if not args.no_acceptance:
-        summary["acceptance"] = {}
-        for recipe in ("robust", "lesson"):
-            params = DreamParams(target="tabby cat", backbone="efficientnet_lite0", recipe=recipe, steps=300,
-                                 img_size=224, eval_on="efficientnet_lite2", out=str(out / "acceptance"),
+
+def panel(args, out: Path, summary: dict, save) -> None:
+    """Every recipe on every class: Lite0 dreams at 224 px, Lite2 judges; saved after each dream."""
+    from engine.adversarial.dream_job import dream_job
+    from engine.adversarial.dreams import DreamParams
+
+    acceptance = summary.setdefault("panel", {})
+    for recipe in args.recipes.split(","):
+        for name in args.classes.split(","):
+            params = DreamParams(target=name, backbone="efficientnet_lite0", recipe=recipe, img_size=224,
+                                 eval_on="efficientnet_lite2", preview_every=0, out=str(out / "panel"),
                                  device="cpu")
-            t = time.perf_counter()
+            load = os.getloadavg()[0]
             _, res = step_stamps(lambda ctx, p=params: dream_job(p, ctx))
-            summary["acceptance"][recipe] = {
-                "job_seconds": round(time.perf_counter() - t, 1), "loop_seconds": res["seconds"],
+            e = res["eval_on"][0]
+            acceptance.setdefault(recipe, {})[name] = {
+                "seconds": res["seconds"], "steps": res["steps"], "load_average": round(load, 2),
                 "lite0_prob": res["probability"], "lite0_rank": res["rank"],
-                "lite2_prob": res["eval_on"]["probability"], "lite2_rank": res["eval_on"]["rank"],
-                "lite2_top": res["eval_on"]["top"][0]["class"], "png": res["path"],
+                "lite2_prob": e["probability"], "lite2_rank": e["rank"], "lite2_top": e["top"][0]["class"],
+                "png": res["path"],
             }
-            print(f"acceptance {recipe}: {summary['acceptance'][recipe]}", file=sys.stderr, flush=True)
+            print(f"{recipe} {name}: {acceptance[recipe][name]}", file=sys.stderr, flush=True)
+            save()
 
+
+def docs_sheets(summary: dict) -> None:
+    """One contact sheet per recipe (112 px tiles, Lite2's rank and probability under each) in docs/."""
+    from PIL import Image
+
+    from engine.adversarial.render import contact_sheet
+
+    for recipe, rows in summary.get("panel", {}).items():
+        images = [torch.from_numpy(np.array(Image.open(r["png"]).convert("RGB"))).permute(2, 0, 1).float() / 255
+                  for r in rows.values()]
+        captions = [f"{name}\nlite2 #{r['lite2_rank']} {r['lite2_prob']:.2f}" for name, r in rows.items()]
+        sheet = Image.fromarray(contact_sheet(images, captions, tile=112)).quantize(128)  # small in git
+        sheet.save(ROOT / "docs" / f"dream-panel-{recipe}.png", optimize=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--pgd-steps", type=int, default=20)
+    ap.add_argument("--dream-steps", type=int, default=30)
+    ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--no-acceptance", action="store_true")
+    ap.add_argument("--recipes", default="maco,robust,lesson")
+    ap.add_argument("--classes", default=",".join(PANEL))
+    ap.add_argument("--docs", action="store_true", help="write the panel's contact sheets to docs/")
+    args = ap.parse_args()
+    os.environ.setdefault("TLBENCH_RUNS", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tlbench-bench-runs"))
+    out = Path(os.environ["TLBENCH_RUNS"])
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    (results / "attack_dream.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print("| per step (s) | plain PyTorch | tlbench | ratio (plain / tlbench) |")
-    print("|---|---|---|---|")
-    for k, label in (("pgd", f"PGD L-inf, Lite0 224 px ({args.pgd_steps} steps)"),
-                     ("dream", f"robust dream, Lite0 224 px ({args.dream_steps} steps)")):
-        s = summary[k]
-        print(f"| {label} | {s['plain_s_per_step']:.4f} | {s['tlbench_s_per_step']:.4f} | **{s['ratio']:.2f}** |")
-    if "acceptance" in summary:
-        print("\n| tabby cat, 300 steps, 224 px | seconds | Lite0 prob (rank) | Lite2 prob (rank) | Lite2 top-1 |")
-        print("|---|---|---|---|---|")
-        for recipe, a in summary["acceptance"].items():
-            print(f"| {recipe} | {a['job_seconds']} | {a['lite0_prob']:.3f} ({a['lite0_rank']}) | "
-                  f"{a['lite2_prob']:.3f} ({a['lite2_rank']}) | {a['lite2_top']} |")
+    previous = results / "attack_dream.json"
+    # runs add to what earlier runs measured (the panel may be run recipe by recipe on a busy machine)
+    summary = json.loads(previous.read_text()) if previous.exists() else {}
+    summary |= {
+        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+    def save():
+        (results / "attack_dream.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    if not args.no_speed:
+        summary.update(speed(args, out))
+        save()
+    if not args.no_acceptance:
+        panel(args, out, summary, save)
+        summary["load_average_at_end"] = os.getloadavg()[0]
+        save()
+        if args.docs:
+            docs_sheets(summary)
+    print_tables(summary)
+
+
+def print_tables(summary: dict) -> None:
+    if "pgd" in summary:
+        print("| per step (s) | plain PyTorch | tlbench | ratio (plain / tlbench) |")
+        print("|---|---|---|---|")
+        for k, label in (("pgd", "PGD L-inf, Lite0 224 px"), ("robust", "robust dream, Lite0 224 px"),
+                         ("maco", "maco dream (8 crops), Lite0 224 px")):
+            s = summary[k]
+            print(f"| {label} ({s['steps']} steps) | {s['plain_s_per_step']:.4f} | {s['tlbench_s_per_step']:.4f} | "
+                  f"**{s['ratio']:.2f}** |")
+    rows = summary.get("panel", {})
+    if rows:
+        recipes = list(rows)
+        names = list(next(iter(rows.values())))
+        print("\n| class (Lite0 dreams, Lite2 judges, 224 px) | " + " | ".join(
+            f"{r}: Lite2 rank, prob, s" for r in recipes) + " |")
+        print("|---|" + "---|" * len(recipes))
+        for name in names:
+            cells = []
+            for r in recipes:
+                a = rows[r].get(name)
+                cells.append(f"{a['lite2_rank']}, {a['lite2_prob']:.3f}, {a['seconds']:.0f}" if a else "—")
+            print(f"| {name} | " + " | ".join(cells) + " |")
+        print("| **ranked first by Lite2** | " + " | ".join(
+            f"**{sum(a['lite2_rank'] == 1 for a in rows[r].values())} of {len(rows[r])}**" for r in recipes) + " |")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """Class visualisation from noise ("dreams"): the image a network finds most like a class.
 
-Two recipes:
+Three recipes:
 
+- "maco" (the default): Fel et al.'s magnitude-constrained optimisation (engine.adversarial.maco): only the
+  Fourier phase is optimised under the fixed magnitude of natural photos, every step averages the gradient over
+  many random crops of the image (one batch, one forward), and the objective may pull on several networks at
+  once (an ensemble). Its dreams are the ones another network recognises.
 - "lesson": what the lesson teaches — the pixels themselves are optimised with cross-entropy toward the class
   plus a total-variation term, optionally with jitter. It fools the one network; to a person (and to another
   network) it mostly looks like noise.
-- "robust" (the default): the Lucid/Lucent recipe that makes the image show the class. The image is
+- "robust": the Lucid/Lucent recipe that makes the image show the class. The image is
   parameterised in a decorrelated Fourier space (1/f scaled spectrum, colour-decorrelated channels, sigmoid
   to [0, 1]) and every step sees a randomly transformed copy (padding, jitter, small scale and rotation), so
   only features that survive those changes grow. The objective is the class logit.
@@ -28,7 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.adversarial.params import DEFAULT_LR, LESSON_CE_WEIGHT, LESSON_TV_WEIGHT, RECIPES
+from engine.adversarial.maco import PhaseImage, batched_crops
+from engine.adversarial.params import (
+    DEFAULT_CROPS,
+    DEFAULT_DREAM_STEPS,
+    DEFAULT_LR,
+    LESSON_CE_WEIGHT,
+    LESSON_TV_WEIGHT,
+    RECIPES,
+)
 from engine.adversarial.params import DreamParams as DreamParams  # re-exported: callers import it from here
 from engine.adversarial.render import total_variation
 from engine.adversarial.target import resolve_class
@@ -159,6 +171,8 @@ class DreamResult:
 
 
 def make_image(recipe: str, size: int, generator: torch.Generator, device: torch.device) -> nn.Module:
+    if recipe == "maco":
+        return PhaseImage(size, generator, COLOR_CORRELATION, device=device)
     if recipe == "robust":
         return FourierImage(size, generator, device=device)
     return PixelImage(size, generator, device=device)
@@ -166,8 +180,9 @@ def make_image(recipe: str, size: int, generator: torch.Generator, device: torch
 
 def dream_loss(logits: torch.Tensor, x: torch.Tensor, target: int, recipe: str, tv_weight: float,
                l2_weight: float) -> torch.Tensor:
-    """robust: -logit (+ TV, L2); lesson: 10 * cross-entropy + TV (+ L2). Weights act on [0, 1] pixels."""
-    if recipe == "robust":
+    """maco, robust: -logit, averaged over the views (+ TV, L2); lesson: 10 * cross-entropy + TV (+ L2).
+    Weights act on [0, 1] pixels."""
+    if recipe in ("maco", "robust"):
         loss = -logits[:, target].mean()
     else:
         labels = torch.full((logits.shape[0],), target, dtype=torch.long, device=logits.device)
@@ -179,30 +194,57 @@ def dream_loss(logits: torch.Tensor, x: torch.Tensor, target: int, recipe: str, 
     return loss
 
 
-def dream(model: nn.Module, target: int, *, recipe: str = "robust", steps: int = 300, size: int = 224,
+def objective(logits: list[torch.Tensor], targets: list[int], x: torch.Tensor, recipe: str, tv_weight: float,
+              l2_weight: float) -> torch.Tensor:
+    """The ensemble's loss: each network's dream loss toward its own index of the class, summed (the image
+    terms, TV and L2, counted once). One network is an ensemble of one."""
+    loss = dream_loss(logits[0], x, targets[0], recipe, tv_weight, l2_weight)
+    for out, t in zip(logits[1:], targets[1:], strict=True):
+        loss = loss + dream_loss(out, x, t, recipe, 0.0, 0.0)
+    return loss
+
+
+def views(x: torch.Tensor, recipe: str, size: int, crops: int, jitter_px: int, g: torch.Generator,
+          noise_g: torch.Generator | None) -> torch.Tensor:
+    """What the networks see of image x this step: maco, `crops` random crops in one batch; robust, one
+    randomly transformed copy; lesson, the image (rolled by up to `jitter_px`)."""
+    if recipe == "maco":
+        return batched_crops(x, crops, size, g, noise_generator=noise_g)
+    if recipe == "robust":
+        return robust_transform(x, g)
+    return roll_jitter(x, jitter_px, g)
+
+
+def dream(model: nn.Module, target: int, *, recipe: str = "maco", steps: int | None = None, size: int = 224,
           lr: float | None = None, tv_weight: float | None = None, l2_weight: float = 0.0, jitter_px: int = 0,
-          seed: int = 0, on_step: Callable[[int, float, float, nn.Module], None] | None = None,
+          crops: int = DEFAULT_CROPS, ensemble: list[tuple[nn.Module, int]] = (), seed: int = 0,
+          on_step: Callable[[int, float, float, nn.Module], None] | None = None,
           check: Callable[[], None] | None = None) -> DreamResult:
     """Optimise an image toward class `target` of `model` (a frozen Classifier taking [0, 1] images).
 
     `on_step(step, target_prob, loss, image_fn)` is called after every step (1-based); `check()` before
-    each step (a job's stop and pause). Returns the image as it stands when the loop ends.
+    each step (a job's stop and pause). Returns the image as it stands when the loop ends. `ensemble` adds
+    networks (each with its index of the class) that the image must convince too; they see the same views.
     """
     if recipe not in RECIPES:
         raise choice_error("recipe", recipe, RECIPES)
     device = next(model.buffers()).device
     lr = DEFAULT_LR[recipe] if lr is None else lr
+    steps = DEFAULT_DREAM_STEPS[recipe] if steps is None else steps
     if tv_weight is None:
         tv_weight = LESSON_TV_WEIGHT if recipe == "lesson" else 0.0
     g = torch.Generator().manual_seed(seed)
+    # the crops' noise is drawn where the crops are (a batch of it per step is too much to copy over)
+    noise_g = torch.Generator(device=device).manual_seed(seed) if recipe == "maco" else None
+    networks = [(model, target), *ensemble]
     image = make_image(recipe, size, g, device)
     optimizer = torch.optim.Adam(image.parameters(), lr=lr)
     probs: list[float] = []
     start = time.perf_counter()
     done = 0
     try:
-        done = _optimise(model, image, optimizer, target, recipe, steps, tv_weight, l2_weight, jitter_px, g,
-                         probs, on_step, check)
+        done = _optimise(networks, image, optimizer, recipe, steps, size, tv_weight, l2_weight, jitter_px, crops,
+                         (g, noise_g), probs, on_step, check)
     except JobStopped as stop:
         with torch.no_grad():
             stop.partial = DreamResult(image().detach(), len(probs), time.perf_counter() - start, probs)
@@ -212,22 +254,24 @@ def dream(model: nn.Module, target: int, *, recipe: str = "robust", steps: int =
     return DreamResult(final, done, time.perf_counter() - start, probs)
 
 
-def _optimise(model, image, optimizer, target, recipe, steps, tv_weight, l2_weight, jitter_px, g, probs,
-              on_step, check) -> int:
+def _optimise(networks, image, optimizer, recipe, steps, size, tv_weight, l2_weight, jitter_px, crops, gens,
+              probs, on_step, check) -> int:
     done = 0
+    target = networks[0][1]
     for step in range(1, steps + 1):
         if check is not None:
             check()
         x = image()
-        seen = robust_transform(x, g) if recipe == "robust" else roll_jitter(x, jitter_px, g)
-        logits = model(seen)
-        loss = dream_loss(logits, x, target, recipe, tv_weight, l2_weight)
+        seen = views(x, recipe, size, crops, jitter_px, *gens)
+        outs = [net(seen) for net, _ in networks]
+        logits = outs[0]
+        loss = objective(outs, [t for _, t in networks], x, recipe, tv_weight, l2_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if isinstance(image, PixelImage):
             image.constrain()
-        prob = float(logits.detach().softmax(1)[0, target])
+        prob = float(logits.detach().softmax(1)[:, target].mean())  # over the views seen
         probs.append(prob)
         done = step
         if on_step is not None:

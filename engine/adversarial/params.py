@@ -29,13 +29,27 @@ DEFAULT_STEPS = {"pgd": 10, "fgsm": 1, "gd": 100}
 DEFAULT_GD_LR = 0.05
 DEFAULT_SWEEP = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
-RECIPES = ("robust", "lesson")
+RECIPES = ("maco", "robust", "lesson")
 # The lesson's loss is 10 * CE + 0.005 * TV(x) with x in 0-255 pixel units. tlbench images are in [0, 1]:
 # x_255 = 255 * x_01, and TV is a sum of absolute pixel differences, so TV(x_255) = 255 * TV(x_01). The same
 # objective in [0, 1] units is therefore 10 * CE + (0.005 * 255) * TV(x_01) = 10 * CE + 1.275 * TV(x_01).
 LESSON_CE_WEIGHT = 10.0
 LESSON_TV_WEIGHT = 0.005 * 255
-DEFAULT_LR = {"robust": 0.05, "lesson": 0.01}
+DEFAULT_LR = {"maco": 0.1, "robust": 0.05, "lesson": 0.01}
+# maco's steps are each a batch of DEFAULT_CROPS views: fewer of them reach further (bench/attack_dream.py)
+DEFAULT_DREAM_STEPS = {"maco": 64, "robust": 300, "lesson": 300}
+DEFAULT_CROPS = 8
+LESSON_WHY = ("The lesson recipe follows one network's gradient in pixel space: it grows high-frequency "
+              "patterns that this network reads as the class and no other network does, so it fools its own "
+              "model and looks like noise to a second one.")
+
+
+def split_list(text: str | list | None) -> list[str]:
+    """'a, b,c' -> ['a', 'b', 'c'] (a list passes through): several classes, backbones or judges."""
+    if text is None:
+        return []
+    parts = text if isinstance(text, list) else str(text).split(",")
+    return [str(p).strip() for p in parts if str(p).strip()]
 
 PRECISION_HELP = ("auto | fp32 | bf16 | fp16: autocast inside the model's forward (the image and its "
                   "gradient stay fp32); auto is bf16/fp16 on CUDA, fp32 elsewhere")
@@ -234,23 +248,28 @@ class RobustnessParams:
 
 @dataclass
 class DreamParams:
-    """A dream, validated by `validate()`; the CLI and the workbench build it from their fields."""
+    """A dream (or a gallery of them), validated by `validate()`; the CLI and the workbench fill it."""
 
-    target: str = _f("", "class by name (case-insensitive, e.g. 'tabby cat') or index",
-                     flag=("--target", "--class"), required=True)
+    target: str = _f("", "class by name (case-insensitive, e.g. 'tabby cat') or index; several, comma-separated "
+                     "('goldfish,pizza,teapot'), make a gallery with a contact sheet", flag=("--target", "--class"),
+                     required=True)
     run_dir: str | None = _f(None, "a run directory (omit for --backbone)")
     backbone: str | None = _f(None, f"dream with this backbone's ImageNet head (default {DEFAULT_BACKBONE} "
-                              "without a run)")
-    recipe: str = _f("robust", "robust (default; Fourier + transformations) | lesson")
-    steps: int = _f(300, "optimisation steps")
+                              "without a run); several, comma-separated, dream against all of them at once")
+    recipe: str = _f("maco", "maco (default; phase-only Fourier, many crops per step: another network sees "
+                     "the class) | robust (Fourier + transformations) | lesson (pixels, CE + TV: fools only "
+                     "its own network)")
+    steps: int | None = _f(None, "optimisation steps (maco 64, robust and lesson 300)")
+    crops: int = _f(DEFAULT_CROPS, "maco: random crops per step, one batch")
     img_size: int | None = _f(None, "image side in px (default: the model's)")
-    lr: float | None = _f(None, "Adam learning rate (robust 0.05, lesson 0.01)")
+    lr: float | None = _f(None, "Adam learning rate (maco 0.1, robust 0.05, lesson 0.01)")
     tv_weight: float | None = _f(None, "total variation on [0, 1] pixels (lesson default 1.275 = 0.005 x 255; "
-                                 "robust 0)")
+                                 "maco and robust 0)")
     l2_weight: float = _f(0.0, "weight of sum((x - 0.5)^2)")
     jitter: int = _f(0, "lesson recipe: random shift up to N px per step")
     preview_every: int = _f(25, "a preview frame every N steps (0: none)")
-    eval_on: str | None = _f(None, "ask a second network what it sees", metavar="BACKBONE")
+    eval_on: str | None = _f(None, "ask other networks what they see: backbones or run directories, "
+                             "comma-separated", metavar="BACKBONE|RUN_DIR,...")
     out: str | None = _f(None, "PNG file or folder (default: under the run or runs/dreams)")
     seed: int = _f(0, "random seed (initial image, transformations)")
     device: str = _device()
@@ -260,9 +279,12 @@ class DreamParams:
         if self.recipe not in RECIPES:
             raise choice_error("recipe", self.recipe, RECIPES)
         check_precision(self.precision)
-        if not str(self.target).strip():
+        if not self.targets:
             raise ConfigError("No target class: pass a class name or index, e.g. --target 'tabby cat'.")
+        if self.steps is None:
+            self.steps = DEFAULT_DREAM_STEPS[self.recipe]
         check_whole("--steps", self.steps, 1, 100_000)
+        check_whole("--crops", self.crops, 1, 1024, fix="use 1 to 1024 crops (8 by default)")
         if self.img_size is not None:
             check_whole("--img-size", self.img_size, 32, 1024)
         check_whole("--jitter", self.jitter, 0, 256)
@@ -272,9 +294,27 @@ class DreamParams:
         if self.tv_weight is not None:
             check_weight("--tv-weight", self.tv_weight)
         check_weight("--l2-weight", self.l2_weight)
-        if self.run_dir is None and self.backbone is None:
+        if self.run_dir is not None and self.backbone is not None:
+            raise ConfigError("Give a run directory or --backbone, not both (an ensemble is of backbones: "
+                              "--backbone a,b).")
+        if self.run_dir is None and not self.backbones:
             self.backbone = DEFAULT_BACKBONE
+        if self.out and len(self.targets) > 1 and str(self.out).lower().endswith(".png"):
+            raise ConfigError(f"--out {self.out} names one PNG, but {len(self.targets)} classes make several: "
+                              "give a folder.")
         return self
+
+    @property
+    def targets(self) -> list[str]:
+        return split_list(self.target)
+
+    @property
+    def backbones(self) -> list[str]:
+        return split_list(self.backbone)
+
+    @property
+    def judges(self) -> list[str]:
+        return split_list(self.eval_on)
 
     @property
     def resolved_lr(self) -> float:

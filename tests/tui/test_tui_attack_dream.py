@@ -175,3 +175,46 @@ async def test_dream_snapshots_are_named_after_the_class_and_never_overwrite(tmp
         width = dream.query_one("#dream-status").content_region.width
         assert status.startswith("completed · probability 0.930 (rank 1) · saved ")
         assert len(status) <= width and "…" in status and status.endswith("terrier-robust.png")
+
+
+async def test_dream_defaults_to_maco_l_switches_to_the_lesson_and_the_gallery_shows(tmp_path):
+    """Issue 15: the Dream screen starts on maco with the recipe's own steps; l switches to the lesson's recipe
+    (saying why it fools only its own network) and back; a gallery job's contact sheet becomes the picture,
+    its class captions follow the class being dreamed, and the status counts the dreams Lite2 recognised."""
+    from textual.widgets import Select
+
+    from engine.adversarial.params import LESSON_WHY
+    from tui.dream.screen import DreamRequest
+
+    run = write_run(tmp_path / "runs", LONG_RUN, classes=["Abyssinian", "yorkshire_terrier", "pug"], report=False)
+    app = make_app(runs_dir=str(tmp_path / "runs"))
+    app.state.run_dir = run
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("6")
+        dream = app.screen
+        await wait_for(pilot, lambda: dream.model is not None, 30, "the model info")
+        dream.query_one("#dream-class").value = "pug, Abyssinian"
+        request = dream.read_params()
+        assert request.recipe == "maco" and request.steps is None and request.target == "pug, Abyssinian"
+        await pilot.press("l")
+        await pilot.pause()
+        assert dream.query_one("#dream-recipe", Select).value == "lesson"
+        assert any(n.message == LESSON_WHY for n in app._notifications)
+        await pilot.press("l")
+        await pilot.pause()
+        assert dream.query_one("#dream-recipe", Select).value == "maco"
+        dream.prepare(DreamRequest("pug, Abyssinian", None, None, 0, "maco", str(run), ""))
+        tile = Image.new("RGB", (8, 8), (200, 30, 30)).tobytes()
+        dream.post_message(JobEvent("dream", ImageRendered("dream", 64, None, 8, 8, tile,
+                                                           {"target_prob": 0.9, "class_index": 2.0})))
+        await pilot.pause()
+        assert text_of(app, "#dream-caption").startswith("pug · probability 0.900")
+        sheet = str(run / "dreams" / "20260101-120600-gallery-maco.png")
+        pixels = Image.new("RGB", (16, 8), (30, 30, 200)).tobytes()
+        dream.post_message(JobEvent("dream", ImageRendered("dream-gallery", 2, sheet, 16, 8, pixels)))
+        await wait_for(pilot, lambda: dream.frame is not None and dream.frame.image.size == (16, 8), 10, "the sheet")
+        assert "gallery of 2" in text_of(app, "#dream-caption") and dream.saved == sheet
+        dream.post_message(JobEvent("dream", JobFinished("completed", {
+            "path": sheet, "dreams": [{}, {}], "recognised": 1, "judged": 2})))
+        await pilot.pause()
+        assert text_of(app, "#dream-status").startswith("completed · 2 dreams, 1 ranked first by the judge")

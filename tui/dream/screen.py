@@ -1,5 +1,6 @@
-"""6 Dream: render the image a class wants to see. Class (search), steps, TV weight, jitter, recipe; the
-image updating live.
+"""6 Dream: render the image a class wants to see. Class (search; several, comma-separated, make a gallery),
+steps, TV weight, jitter, recipe (maco by default; `l` switches to the lesson's recipe and says why it fools
+only its own network); the image updating live, then the gallery's contact sheet.
 
 The job saves the final image itself (also when stopped), into the run's dreams/ folder; the status line
 names it. `w` keeps a snapshot of the image as it is now, while it forms (a preview every 25 steps), named
@@ -20,6 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Select
 
+from engine.adversarial.params import LESSON_WHY
 from engine.core.events import Event, ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.core.files import atomic_write_bytes
 from engine.core.jobs import JobFn
@@ -32,15 +34,16 @@ from tui.widgets.fitline import FitLine, Part
 from tui.widgets.image_view import ImageView
 from tui.widgets.inputs import TextField
 
-RECIPES = [("robust", "robust"), ("lesson CE+TV", "lesson")]
+RECIPES = [("maco", "maco"), ("robust", "robust"), ("lesson CE+TV", "lesson")]
+DEFAULT_RECIPE = "maco"  # its dreams are the ones another network recognises (bench/attack_dream.py)
 
 
 @dataclass
 class DreamRequest:
     """What the form asks for; job_function turns it into engine.adversarial.dreams.DreamParams."""
 
-    target: str
-    steps: int
+    target: str  # one class, or several comma-separated (a gallery)
+    steps: int | None  # None: the recipe's default
     tv_weight: float | None  # None: the recipe's default
     jitter: int
     recipe: str
@@ -105,7 +108,8 @@ def class_named(typed: str, classes: list[str]) -> str:
 class DreamScreen(ModelJobScreen):
     TAB = "dream"
     TITLE = "Dream"
-    HELP = "Optimise an image from noise until the model sees the class in it; watch it form; w saves it."
+    HELP = ("Optimise an image from noise until the model sees the class in it; watch it form; w saves it. "
+            "Several classes (a, b, c) make a gallery; l switches to the lesson's recipe.")
     JOB = "dream"
     CLASS_FIELD = "#dream-class"
 
@@ -115,6 +119,8 @@ class DreamScreen(ModelJobScreen):
         Binding("w", "save", "Snapshot", id="dream.save",
                 tooltip="Keep the image as it is now (the job saves the final one itself): dreams/<class>-step<N>.png"),
         Binding("c", "focus_class", "Class", id="dream.class", tooltip="Search the class to dream"),
+        Binding("l", "lesson", "Lesson", id="dream.lesson",
+                tooltip="Switch between the lesson's recipe (pixels, CE + TV) and maco"),
     ]
 
     def __init__(self) -> None:
@@ -132,7 +138,7 @@ class DreamScreen(ModelJobScreen):
                 yield TextField(placeholder="type to search", id="dream-class", compact=True)
             with Vertical(classes="field narrow"):
                 yield Label("steps")
-                yield TextField("300", id="dream-steps", compact=True)
+                yield TextField(placeholder="recipe's", id="dream-steps", compact=True)
             with Vertical(classes="field narrow"):
                 yield Label("TV weight")
                 yield TextField(placeholder="recipe's", id="dream-tv", compact=True)
@@ -141,7 +147,7 @@ class DreamScreen(ModelJobScreen):
                 yield TextField("0", id="dream-jitter", compact=True)
             with Vertical(classes="field"):
                 yield Label("recipe")
-                yield Select(RECIPES, value="robust", allow_blank=False, id="dream-recipe", compact=True)
+                yield Select(RECIPES, value=DEFAULT_RECIPE, allow_blank=False, id="dream-recipe", compact=True)
         with Horizontal(id="dream-body"):
             with Vertical(id="dream-image-box"):
                 yield ImageView(self.tlbench.thumbnails, "the image appears here as it forms", id="dream-image")
@@ -153,7 +159,7 @@ class DreamScreen(ModelJobScreen):
     def read_params(self) -> DreamRequest | None:
         target = self.query_one("#dream-class", TextField).value.strip()
         try:
-            steps = parse_value(FieldSpec("steps", "int", False, None, "steps"), self.query_one("#dream-steps").value)
+            steps = parse_value(FieldSpec("steps", "int", True, None, "steps"), self.query_one("#dream-steps").value)
             tv = parse_value(FieldSpec("tv_weight", "float", True, None, "TV weight"), self.query_one("#dream-tv").value)
             jitter = parse_value(FieldSpec("jitter", "int", False, None, "jitter"), self.query_one("#dream-jitter").value)
         except ValueError as err:
@@ -162,7 +168,7 @@ class DreamScreen(ModelJobScreen):
         problems = []
         if not target:  # a near name or an index is the engine's to resolve (it suggests close names)
             problems.append("no class: type one (c), the suggestions come from the model's classes")
-        if steps <= 0:
+        if steps is not None and steps <= 0:
             problems.append(f"steps {steps} must be 1 or more")
         if tv is not None and tv < 0:
             problems.append(f"TV weight {tv:g} must be 0 or more")
@@ -183,6 +189,16 @@ class DreamScreen(ModelJobScreen):
 
     def starting_text(self, request: DreamRequest) -> str:
         return f"Dreaming {self.dream_class} (loading the model) …"
+
+    def action_lesson(self) -> None:
+        """The lesson's recipe one key away (and back to maco), with why its dreams fool only their network."""
+        select = self.query_one("#dream-recipe", Select)
+        if select.value == "lesson":
+            select.value = DEFAULT_RECIPE
+            self.notify("Recipe: maco (phase-only Fourier, many crops per step).", title="Recipe")
+        else:
+            select.value = "lesson"
+            self.notify(LESSON_WHY, title="Recipe: the lesson's")
 
     def action_focus_class(self) -> None:
         self.query_one("#dream-class", TextField).focus()
@@ -211,6 +227,14 @@ class DreamScreen(ModelJobScreen):
             prob = event.values.get("target_prob")
             status.update(f"step {event.step}/{event.steps}" + (f" · probability {prob:.3f}" if prob is not None else ""))
             self.tlbench.set_job_status("dream", f"dream {event.step}/{event.steps}")
+        elif isinstance(event, ImageRendered) and event.kind == "dream-gallery":
+            source = rendered_image(event)
+            if isinstance(source, MemoryImage):
+                self.frame, self.frame_step = source, event.step
+            self.saved = event.path
+            self.query_one("#dream-image", ImageView).show(source)
+            self.query_one("#dream-caption", FitLine).set_parts(f"gallery of {event.step}",
+                                                                 Part(" · contact sheet", optional=True))
         elif isinstance(event, ImageRendered) and event.kind in ("dream", "dream-preview"):
             source = rendered_image(event)
             if isinstance(source, MemoryImage):
@@ -219,6 +243,9 @@ class DreamScreen(ModelJobScreen):
                 self.saved = event.path
             self.query_one("#dream-image", ImageView).show(source)
             prob = event.values.get("target_prob")
+            index = event.values.get("class_index")
+            if index is not None and self.model and 0 <= int(index) < len(self.model["classes"]):
+                self.dream_class = self.model["classes"][int(index)]  # in a gallery, the class being dreamed
             # the probability first: at 80 columns the step and "final" give way, then the class name shrinks
             parts = [Part(self.dream_class, shrink=True, least=8), " · "] if self.dream_class else []
             parts += [f"probability {prob:.3f}" if prob is not None else "",
@@ -233,6 +260,9 @@ class DreamScreen(ModelJobScreen):
                 self.saved = r["path"]
             prob = f" · probability {r['probability']:.3f} (rank {r.get('rank', '?')})" if isinstance(
                 r.get("probability"), (int, float)) else ""
+            if "dreams" in r:  # a gallery: how many classes, and how many the judge recognised
+                prob = f" · {len(r['dreams'])} dreams" + (f", {r['recognised']} ranked first by the judge"
+                                                          if "recognised" in r else "")
             # the saved file's path shrinks from its middle (its end is the file name), never off the end
             status.set_parts(f"{event.reason}{prob}",
                              *((" · saved ", Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
