@@ -139,7 +139,8 @@ def test_robustness_job_under_device_discipline(warm):
     {"recipe": "robust", "img_size": 33},  # odd: the Fourier grid's other branch
     {"recipe": "lesson", "jitter": 2},
     {"recipe": "robust", "backbone": "efficientnet_lite0", "target": "tabby", "img_size": 64},
-], ids=["robust-run", "lesson-run", "robust-imagenet"])
+    {"recipe": "maco", "img_size": 48, "crops": 2},  # the default: phase-only spectrum, crops in one batch
+], ids=["robust-run", "lesson-run", "robust-imagenet", "maco-run"])
 def test_dream_job_under_device_discipline(warm, tmp_path, kw):
     kw = {"target": "red", "run_dir": None if "backbone" in kw else warm["run_dir"], **kw}
     params = DreamParams(steps=2, preview_every=1, out=str(tmp_path), device="cpu", **kw)
@@ -202,7 +203,7 @@ def test_attack_under_bf16_autocast_keeps_the_image_and_its_gradient_fp32(warm, 
 
 def test_dream_under_bf16_autocast(warm, tmp_path, seen_dtypes):
     params = DreamParams(target="blue", run_dir=warm["run_dir"], steps=3, out=str(tmp_path), device="cpu",
-                         precision="bf16")
+                         precision="bf16", crops=2)
     result = disciplined("dream", lambda ctx: dream_job(params, ctx))
     assert result["precision"] == "bf16" and len(result["target_prob_per_step"]) == 3
     assert torch.bfloat16 in seen_dtypes["conv"]
@@ -210,7 +211,7 @@ def test_dream_under_bf16_autocast(warm, tmp_path, seen_dtypes):
 
 
 def test_fp32_is_the_cpu_default(warm, tmp_path, seen_dtypes):
-    params = DreamParams(target="blue", run_dir=warm["run_dir"], steps=1, out=str(tmp_path), device="cpu")
+    params = DreamParams(target="blue", run_dir=warm["run_dir"], steps=1, out=str(tmp_path), device="cpu", crops=2)
     assert run_job("dream", lambda ctx: dream_job(params, ctx)).result["precision"] == "fp32"
     assert set(seen_dtypes["conv"]) == {torch.float32}
 
