@@ -46,7 +46,7 @@ from engine.runtime.precision import (
 )
 from engine.runtime.precision_auto import measure_model
 from engine.runtime.seeding import derived_seed
-from engine.train.augment import DropBadFiles, epoch_indices, train_loader, train_transform
+from engine.train.augment import DropBadFiles, epoch_indices, train_loader, training_files
 from engine.train.loop import Loop, Step, evaluate, train_one_epoch
 from engine.train.prepare import Prepared
 from engine.train.probe import improves
@@ -133,7 +133,9 @@ class FineTuning:
         self.trainable = []
         self.ddp: nn.Module = self.model
         self.workers = auto_workers(self.device) if self.cfg.workers is None else self.cfg.workers
-        self.train_ds = ImageFiles([s.path for s in p.train], p.prep, train_transform(self.cfg.augment, p.prep))
+        # decoded once into the decoded-image cache (engine.data.decoded), unless --no-decoded-cache
+        self.train_ds = training_files([s.path for s in p.train], p.prep, self.cfg.augment, self.cfg.decoded_cache,
+                                       self.workers, self.info, ctx)
         # labels stay on the host: the collate_fn picks each batch's there, and they travel with the batch
         labels = torch.tensor([s.label for s in p.train], dtype=torch.long, device="cpu")
         self.train_collate = DropBadFiles(labels, self.train_ds.paths)
