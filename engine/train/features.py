@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from engine.core.jobs import JobContext
     from engine.models.classifier import Classifier
 from engine.models.fast import inference_copy
+from engine.runtime import distributed as D
 from engine.runtime.precision import autocast, autocast_dtype, precision_name
 from engine.runtime.precision_auto import measure_model
 
@@ -233,6 +234,13 @@ def extraction_dtype(fast_copy: Callable[[], torch.nn.Module], device: torch.dev
     return autocast_dtype(device, precision, backbone=backbone, measure=measure)
 
 
+def joined() -> D.DistInfo:
+    """This process's place in the torchrun job it joined (engine.train.prepare joins it), or a single process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return D.env_info()
+    return D.SINGLE
+
+
 def cached_features(
     model_factory: Callable[[], Classifier],
     key: dict,
@@ -244,6 +252,7 @@ def cached_features(
     ctx: JobContext | None = None,
     *,
     precision: str = "auto",
+    dist: D.DistInfo | None = None,
 ) -> tuple[torch.Tensor, dict[int, str], dict]:
     """Features for `paths`, from the cache where the file is unchanged; extracts only the rest.
 
@@ -251,10 +260,16 @@ def cached_features(
     been measured for this backbone on this device yet): a full hit loads no backbone. The resolved precision
     is part of the cache key when it is not fp32 (bf16 features differ from fp32 ones in the last digits).
 
+    Under torchrun (`dist`, default: the process group this process joined, if any) each rank extracts its
+    shard of the missing files, every rank receives all of them, and rank 0 alone writes the cache; rank 0
+    chooses the precision for all, so every shard is computed alike. Features travel between ranks as
+    pickled host tensors (torch.distributed's object collectives).
+
     Returns (features, {index: reason}, stats) with stats {"feature_cache": "hit"|"miss", "extracted",
-    "extract_images_per_s", "extract_precision"}. A file that fails to decode is never cached, so it is
-    retried next time.
+    "extract_images_per_s" (all ranks together), "extract_precision"}. A file that fails to decode is never
+    cached, so it is retried next time.
     """
+    dist = dist if dist is not None else joined()
     built: list[Classifier] = []
 
     def model() -> Classifier:
@@ -263,9 +278,12 @@ def cached_features(
         return built[0]
 
     prep = Preprocessing.from_dict(key["preprocessing"])
-    dtype = extraction_dtype(lambda: inference_copy(model(), device, prep.crop_size), device, prep.crop_size,
-                             precision, key["backbone"])
-    resolved = precision_name(dtype)
+    resolved = None
+    if dist.is_main:  # one measurement, one choice for every rank's shard
+        resolved = precision_name(extraction_dtype(lambda: inference_copy(model(), device, prep.crop_size), device,
+                                                   prep.crop_size, precision, key["backbone"]))
+    resolved = D.broadcast(dist, resolved)
+    assert resolved is not None  # rank 0 sends its choice
     if resolved != "fp32":
         key = {**key, "precision": resolved}
     cache = FeatureCache(key, dataset_root)
@@ -278,15 +296,22 @@ def cached_features(
         if ctx is not None:
             ctx.log(f"extracting features for {len(missing)} of {len(paths)} images "
                     f"({len(paths) - len(missing)} cached)")
-        new, errs, rate = extract(model(), [paths[i] for i in missing], prep, device, batch_size, workers, ctx,
-                                  precision=resolved)
-        for j, i in enumerate(missing):
-            if j in errs:
-                errors[i] = errs[j]
-            else:
-                stored[ids[i]] = new[j].clone()
-        cache.save(stored)
-        cache.prune()
+        mine = missing[dist.rank::dist.world_size]  # every rank's shard: the same list, the same order
+        new, errs, rate = torch.empty(0, 0, device="cpu"), {}, 0.0
+        if mine:
+            new, errs, rate = extract(model(), [paths[i] for i in mine], prep, device, batch_size, workers, ctx,
+                                      precision=resolved)
+        shards = D.gather(dist, (mine, new, errs, rate))
+        for shard, feats, errs, _ in shards:
+            for j, i in enumerate(shard):
+                if j in errs:
+                    errors[i] = errs[j]
+                else:
+                    stored[ids[i]] = feats[j].clone()
+        rate = sum(r for *_, r in shards)
+        if dist.is_main:
+            cache.save(stored)
+            cache.prune()
     elif ctx is not None:
         ctx.log(f"feature cache hit: {len(paths)} images, no backbone forward pass")
     dim = next(iter(stored.values())).shape[0] if stored else 0
