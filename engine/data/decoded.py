@@ -8,7 +8,8 @@ crop size, antialiased exactly as engine.data.loaders.resize_center_crop resizes
 cropped to at most MAX_ASPECT times the shorter. A center crop of a stored image is therefore the very eval
 input, and random resized crops are taken from a picture with enough pixels for the crop size.
 
-<cache>/decoded/<hash>/ holds `pixels.u8` (every image's CHW bytes, one after another) and `index.pt`
+<cache>/decoded/<hash>/ holds `pixels.u8` (every image's HWC bytes, one after another: read back as a CHW
+tensor in channels_last layout, the layout torch's fast uint8 resize kernels take) and `index.pt`
 (offsets, shapes, per-file errors, the key). The hash covers the key: the files (path, size, mtime), the
 preprocessing, torch/Pillow versions and this code. It is built in a temporary folder beside it and renamed
 into place in one step, so a reader (another DataLoader worker, another torchrun rank, another run) sees a
@@ -147,7 +148,7 @@ def build_store(paths: list[str], prep: Preprocessing, workers: int = 0, root: P
                     errors[i] = err
                 offsets[i] = pos
                 shapes[i, 0], shapes[i, 1] = x.shape[1], x.shape[2]
-                out.write(x.numpy().tobytes())
+                out.write(x.permute(1, 2, 0).contiguous().numpy().tobytes())
                 pos += x.numel()
             out.flush()
             os.fsync(out.fileno())
@@ -192,7 +193,8 @@ class DecodedFiles(Dataset):
             self._pid = os.getpid()
         h, w = int(self.shapes[i, 0]), int(self.shapes[i, 1])
         start = int(self.offsets[i])
-        return torch.from_numpy(np.array(self._pixels[start:start + 3 * h * w])).view(3, h, w)
+        # HWC bytes seen as CHW: a channels_last image, no copy
+        return torch.from_numpy(np.array(self._pixels[start:start + 3 * h * w])).view(h, w, 3).permute(2, 0, 1)
 
     def __getitem__(self, i: int):
         size = self.prep.crop_size

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.transforms import InterpolationMode, v2
 
@@ -35,6 +36,26 @@ def train_transform(preset: str, prep: Preprocessing):
                        v2.RandomErasing(p=0.25)])
 
 
+class ResizedCropFlip:
+    """v2.RandomResizedCrop then RandomHorizontalFlip on a uint8 CHW tensor, the crop resized in channels_last:
+    torch's antialiased uint8 kernel ran 3x as fast in that layout here (0.76 against 2.1 ms for a 128 px
+    crop), and the decoded-image cache hands its images over in it. The crop is drawn by RandomResizedCrop
+    itself (the same draw from the same seed)."""
+
+    def __init__(self, size: int, scale: tuple[float, float], interpolation: InterpolationMode):
+        self.crop = v2.RandomResizedCrop(size, scale=scale, interpolation=interpolation, antialias=True)
+        self.size, self.mode = size, interpolation.value
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.crop.make_params([x])
+        window = x[None, :, p["top"]:p["top"] + p["height"], p["left"]:p["left"] + p["width"]]
+        out = F.interpolate(window.contiguous(memory_format=torch.channels_last), size=(self.size, self.size),
+                            mode=self.mode, align_corners=False, antialias=True)[0]
+        if torch.rand(1, device="cpu").item() < 0.5:
+            out = out.flip(-1)
+        return out.contiguous()
+
+
 def tensor_train_transform(preset: str, prep: Preprocessing):
     """`train_transform` for a uint8 CHW tensor already at the working resolution (the decoded-image cache)
     instead of a PIL image; None: the eval center crop."""
@@ -43,10 +64,8 @@ def tensor_train_transform(preset: str, prep: Preprocessing):
     size = prep.crop_size
     interp = InterpolationMode(prep.interpolation)
     if preset == "light":
-        return v2.Compose([v2.RandomResizedCrop(size, scale=(0.35, 1.0), interpolation=interp, antialias=True),
-                           v2.RandomHorizontalFlip()])
-    return v2.Compose([v2.RandomResizedCrop(size, scale=(0.08, 1.0), interpolation=interp, antialias=True),
-                       v2.RandomHorizontalFlip(), v2.TrivialAugmentWide(interpolation=interp),
+        return ResizedCropFlip(size, (0.35, 1.0), interp)
+    return v2.Compose([ResizedCropFlip(size, (0.08, 1.0), interp), v2.TrivialAugmentWide(interpolation=interp),
                        v2.RandomErasing(p=0.25)])
 
 
