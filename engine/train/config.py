@@ -93,6 +93,10 @@ class TrainConfig:
     decoded_cache: bool = _f(True, "decode and resize each training image once into a memory-mapped cache "
                              "(<cache>/decoded); later epochs and runs only crop, flip and augment",
                              cli_help="--no-decoded-cache decodes every image every epoch (no disk used)")
+    compile: bool = _f(False, "torch.compile the model for fine-tuning (off by default: on this project's 2-core "
+                       "CPU it did not pay, see bench/results/compile_cpu.json; try it on a GPU for long runs)",
+                       cli_help="torch.compile the model (fine-tuning; compiling takes minutes, then each step "
+                       "may be faster: measure with bench/compile.py)")
     grad_clip: float | None = _f(None, "clip the gradient norm to this value", parse=positive_float)
     patience: int | None = _f(None, "early stopping: epochs without a better validation accuracy",
                               parse=positive_int)

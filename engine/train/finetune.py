@@ -126,6 +126,8 @@ class FineTuning:
         self.channels_last = use_channels_last(self.device, self.cfg.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.cfg.compile:  # in place: the state_dict keeps the model's own keys (no "_orig_mod.")
+            self.model.compile()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=needs_grad_scaler(self.device, self.dtype))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
         self.stages = backbone_stages(self.model.backbone)
