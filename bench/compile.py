@@ -60,6 +60,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out", default=None, help="result file (default bench/results/<name>_<device>.json)")
     args = ap.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -81,7 +82,7 @@ def main():
            "eager_steps_per_s": round(eager, 3), "compiled_steps_per_s": round(compiled, 3),
            "speedup": round(compiled / eager, 3), "compile_overhead_s": round(overhead, 1),
            "steps_to_break_even": round(overhead / gain) if gain > 0 else None}
-    (ROOT / "bench" / "results" / f"compile_{device.type}.json").write_text(json.dumps(out, indent=2))
+    (Path(args.out) if args.out else ROOT / "bench" / "results" / f"compile_{device.type}.json").write_text(json.dumps(out, indent=2))
     print(json.dumps(out))
 
 

@@ -40,6 +40,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", nargs="?", default=str(SHARED / "cats-dogs-dev"))
     ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "export_pt2.json"))
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tlbench-export-"))
     os.environ.update(TLBENCH_CACHE=str(tmp / "cache"), TLBENCH_RUNS=str(tmp / "runs"))
@@ -81,7 +82,7 @@ def main():
     out["pt2_load_over_torchscript"] = round(out["pt2"]["load_s"] / out["torchscript"]["load_s"], 2)
     out["pt2_latency_over_torchscript"] = round(out["pt2"]["latency_ms_median"] /
                                                out["torchscript"]["latency_ms_median"], 2)
-    (ROOT / "bench" / "results" / "export_pt2.json").write_text(json.dumps(out, indent=2))
+    Path(args.out).write_text(json.dumps(out, indent=2))
     print(json.dumps({k: v for k, v in out.items() if k not in ("pt2", "torchscript")}))
 
 

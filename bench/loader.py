@@ -8,7 +8,7 @@
    the stored pixels (built once before, its build time reported apart). Same DataLoader settings, same files.
 2. `tlbench train --mode head --img-size 64` for --epochs epochs, with the cache (the default) and with
    --no-decoded-cache: images/s per epoch from metrics.jsonl, and the store's build time from the log.
-Writes bench/results/loader.json.
+Writes bench/results/loader_<cpu|cuda>.json (or --out).
 """
 
 import argparse
@@ -93,6 +93,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--ft-size", type=int, default=64)
     ap.add_argument("--skip-finetune", action="store_true")
+    ap.add_argument("--out", default=None, help="result file (default bench/results/loader_<cpu|cuda>.json)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tlbench-loader-"))
     os.environ["TLBENCH_CACHE"] = str(tmp / "loader-cache")
@@ -110,7 +111,10 @@ def main():
         plain_first, cached = ft[0]["epoch_images_per_s"][0], ft[1]["epoch_images_per_s"]
         summary["finetune_cached_later_over_plain_epoch1"] = round(min(cached[1:]) / plain_first, 2)
         summary["finetune_cached_later_over_cached_epoch1"] = round(min(cached[1:]) / cached[0], 2)
-    (ROOT / "bench" / "results" / "loader.json").write_text(json.dumps(summary, indent=2))
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # where the fine-tune ran (--device auto)
+    summary["device"] = device
+    out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"loader_{device}.json"
+    out.write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k not in ("loader", "finetune")}))
 
 

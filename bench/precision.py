@@ -21,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# ../shared/data beside the checkout (or beside the worktrees' folder)
+SHARED = next((p / "shared" / "data" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared" / "data").is_dir()),
+              ROOT.parent / "shared" / "data")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -49,13 +52,14 @@ def head_accuracy(xtr, ytr, xva, yva, classes, epochs=60, seed=0):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", nargs="*", default=[str(ROOT.parent / "shared" / "data" / "cats-dogs-dev"),
+    ap.add_argument("--dataset", nargs="*", default=[str(SHARED / "cats-dogs-dev"),
                                                      str(ROOT / "data" / "demo" / "digits")])
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--img-size", type=int, default=224)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--bf16-limit", type=int, default=64)
     ap.add_argument("--max-images", type=int, default=600)
+    ap.add_argument("--out", default=None, help="result file (default bench/results/<name>_<device>.json)")
     args = ap.parse_args()
     device = torch.device(args.device)
     os.environ["TLBENCH_CACHE"] = tempfile.mkdtemp(prefix="tlbench-precision-")
@@ -98,9 +102,9 @@ def main():
            "cpu_capability": key["cpu_capability"], "torch": torch.__version__, "cpus": os.cpu_count(),
            "threads": torch.get_num_threads(), "backbone": args.backbone, "img_size": args.img_size,
            "candidates": native, "why": why, "date": time.strftime("%Y-%m-%d"), "rows": rows}
-    dest = ROOT / "bench" / "results" / f"precision_{device.type}.json"
+    dest = Path(args.out) if args.out else ROOT / "bench" / "results" / f"precision_{device.type}.json"
     dest.write_text(json.dumps(out, indent=2))
-    print(f"| dataset | fp32 img/s | bf16 img/s | auto img/s (chose) | auto/best | acc fp32 / bf16 / auto |")
+    print("| dataset | fp32 img/s | bf16 img/s | auto img/s (chose) | auto/best | acc fp32 / bf16 / auto |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         acc = " / ".join(f"{r.get(f'{p}_val_acc', float('nan')):.3f}" for p in ("fp32", "bf16", "auto"))
