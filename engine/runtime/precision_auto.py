@@ -120,7 +120,7 @@ def choose(rates: dict[str, float], margin: float = MARGIN) -> str:
     return best
 
 
-def _store(key: dict) -> Path:
+def store_path(key: dict) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     return cache_dir() / "precision" / f"{key['backbone']}-{digest}.json"
 
@@ -215,7 +215,7 @@ def resolve_auto(device: torch.device, backbone: str | None = None, measure: Mea
     names, why = candidates(key, force=os.environ.get(FORCE_ENV) == "1")
     if len(names) == 1:
         return AutoChoice(names[0], {}, why, key)
-    path = _store(key)
+    path = store_path(key)
     try:
         data = json.loads(path.read_text())
         if data.get("key") == key and data.get("choice") in names:

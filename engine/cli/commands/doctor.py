@@ -46,7 +46,7 @@ def precision_report(device: str, measure: bool = False) -> dict:
 
     if measure:
         os.environ[pa.FORCE_ENV] = "1"
-        pa._store(pa.device_key(torch.device(device))).unlink(missing_ok=True)
+        pa.store_path(pa.device_key(torch.device(device))).unlink(missing_ok=True)
     found = pa.resolve_auto(torch.device(device))
     name, flags = pa.cpu_info()
     return {"auto": found.choice, "rates": found.rates, "reason": found.reason, "cpu": name, "cpu_flags": flags,

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
 from conftest import make_dataset, write_image
+from PIL import Image
 
 import engine.data.decoded as decoded
 from engine.core.events import JobFinished
@@ -32,7 +34,6 @@ def files(tmp_path):
     for i, (w, h) in enumerate([(48, 40), (40, 100), (64, 64), (200, 45)]):  # wide, tall, square, panorama
         path = tmp_path / f"img{i}.jpg"
         write_image(path, (40 * i, 90, 200 - 40 * i), size=64, seed=i)
-        from PIL import Image
         Image.open(path).resize((w, h)).save(path, quality=90)
         paths.append(str(path))
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
@@ -66,7 +67,6 @@ def test_store_hit_miss_invalidation_and_exact_eval_pixels(files, monkeypatch):
     # a changed file (its mtime) or another preprocessing is a miss: a new store
     os.utime(files[0], ns=(1, 1))
     assert decoded.build_store(files, PREP) != folder and count.n == 2 * len(files)
-    from dataclasses import replace
     assert decoded.build_store(files, replace(PREP, resize_size=40)) != folder
     # old stores beyond the cap are pruned, the one in use never
     monkeypatch.setenv("TLBENCH_DECODED_CACHE_MB", "0")

@@ -104,3 +104,23 @@ def test_runs_record_and_use_what_auto_chose(tmp_path, monkeypatch):
     assert results["probe"]["extract_precision"] == "bf16" and seen and set(seen) == {torch.bfloat16}
     cached = list((pa.cache_dir() / "features").glob("resnet18-*/*.pt"))
     assert len(cached) == 1 and torch.load(cached[0], weights_only=True)["key"]["precision"] == "bf16"
+
+
+def test_doctor_shows_the_choice_the_rates_and_the_cpu_flags(monkeypatch):
+    from engine.cli.commands.doctor import precision_report
+
+    cpu(monkeypatch, AVX512_BF16, "AVX512")
+    fake = FakeMeasure(fp32=27.1, bf16=35.9)
+    monkeypatch.setattr(pa, "measure_model", lambda *a, **k: fake(a[3]))
+    report = precision_report("cpu")
+    assert report["auto"] == "bf16" and report["rates"] == {"fp32": 27.1, "bf16": 35.9}
+    assert report["cpu"] == "Intel Xeon" and "avx512_bf16" in report["cpu_flags"]
+    assert [(e["backbone"], e["choice"]) for e in report["remembered"]] == [("reference", "bf16")]
+    # --measure-precision measures again, even on an AVX2 CPU (where auto alone never measures)
+    cpu(monkeypatch, AVX2)
+    assert precision_report("cpu")["rates"] == {} and len(fake.calls) == 1
+    monkeypatch.setenv(pa.FORCE_ENV, "0")
+    slow = FakeMeasure(fp32=50.0, bf16=3.8)
+    monkeypatch.setattr(pa, "measure_model", lambda *a, **k: slow(a[3]))
+    forced = precision_report("cpu", measure=True)
+    assert forced["auto"] == "fp32" and forced["rates"] == {"fp32": 50.0, "bf16": 3.8}
