@@ -90,6 +90,7 @@ def main():
                 row["auto_choice"], row["auto_measured"] = chosen.choice, chosen.rates
             if len(some) == len(paths):
                 n = len(train)
+                feats = feats.clone()  # out of inference mode: the head trains on them
                 row[f"{precision}_val_acc"] = head_accuracy(feats[:n], labels[:n], feats[n:], labels[n:],
                                                             len(info.classes))
         best = max(row["fp32_images_per_s"], row["bf16_images_per_s"])
