@@ -208,7 +208,7 @@ def main() -> int:
     else:
         classes = json.loads(Path(run, "config.json").read_text())["classes"]
         step("eval", [*TL, "eval", run, "--device", DEVICE, "--json"], check=lambda r: assert_equal(r["n"] > 0, True))
-        for fmt in ("torchscript", "onnx"):
+        for fmt in ("pt2", "onnx", "torchscript"):
             out = step(f"export {fmt}", [*TL, "export", run, "--format", fmt, "--json"])
             if out["ok"]:
                 path = out["result"].get("path") or out["result"].get("output") or ""
@@ -240,6 +240,29 @@ def main() -> int:
         timeout=1800)
     if bench["ok"] and bench_out.exists():
         summary["throughput"] = json.loads(bench_out.read_text())
+
+    # issue 16's speed benchmarks on this device: what --precision auto measures and chooses (and the probe's
+    # accuracy per precision), the decoded-image cache against the plain loader (and a head fine-tune with and
+    # without it), torch.compile for fine-tuning, pt2 against TorchScript
+    summary["speed"] = {}
+    step("doctor --measure-precision", [*TL, "doctor", "--measure-precision", "--json"],
+         check=lambda r: assert_equal(r["precision"]["auto"] in ("fp32", "bf16", "fp16"), True))
+    speed = [
+        ("precision", [PY, "bench/precision.py", "--device", DEVICE, "--dataset", str(data), "--img-size",
+                       str(IMG if CPU else 224), "--bf16-limit", "16"]),
+        ("loader", [PY, "bench/loader.py", str(bench_data), "--size", str(32 if CPU else 128), "--workers",
+                    str(min(4, BENCH["workers"]) if not CPU else 0), "--epochs", "2" if CPU else "3",
+                    "--ft-size", str(32 if CPU else 64)]),
+        ("compile", [PY, "bench/compile.py", "--device", DEVICE] + (
+            ["--backbone", "resnet18", "--img-size", "32", "--batch", "4", "--steps", "2"] if CPU else
+            ["--backbone", "resnet50", "--img-size", "224", "--batch", "64", "--steps", "20"])),
+        ("export pt2", [PY, "bench/export_pt2.py", str(data), "--images", "4"]),
+    ]
+    for name, cmd in speed:
+        out_file = WORK / f"speed_{name.replace(' ', '_')}.json"
+        ran = step(f"bench {name}", [*cmd, "--out", str(out_file)], timeout=1800)
+        if ran["ok"] and out_file.exists():
+            summary["speed"][name] = json.loads(out_file.read_text())
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return write(summary, all(s["ok"] for s in steps))
 
@@ -251,7 +274,12 @@ import numpy as np
 from PIL import Image
 fmt, path, device, image = sys.argv[1:]
 x = np.asarray(Image.open(image).convert("RGB"))[None].transpose(0, 3, 1, 2).copy()
-if fmt == "torchscript":
+if fmt == "pt2":  # the ExportedProgram runs where it was exported: on the CPU
+    import torch
+    model = torch.export.load(path).module()
+    with torch.inference_mode():
+        probs = model(torch.from_numpy(x)).float().numpy()
+elif fmt == "torchscript":
     import torch
     model = torch.jit.load(path, map_location=device)
     with torch.inference_mode():

@@ -23,6 +23,7 @@ from torchvision.transforms import v2  # noqa: E402
 
 import engine.train.finetune as finetune  # noqa: E402
 import engine.train.loop as loop  # noqa: E402
+from engine.data.decoded import DecodedFiles  # noqa: E402
 from engine.data.loaders import ImageFiles  # noqa: E402
 
 out = Path(sys.argv[1])
@@ -53,15 +54,15 @@ def remove_hooks(self):
     real_remove_hooks(self)
 
 
-real_getitem = ImageFiles.__getitem__
-
-
-def getitem(self, i):
-    if self.transform is not None and i == 0 and os.environ.get("TLBENCH_TEST_BREAK_FIRST"):
-        record["broken_batches"] += 1
-        size = self.prep.crop_size
-        return torch.zeros(3, size, size, dtype=torch.uint8), i, "broke after the scan (test)"
-    return real_getitem(self, i)
+def breaking(real_getitem):
+    """The training set's __getitem__ (from the files, or from the decoded-image cache), sample 0 broken."""
+    def getitem(self, i):
+        if self.transform is not None and i == 0 and os.environ.get("TLBENCH_TEST_BREAK_FIRST"):
+            record["broken_batches"] += 1
+            size = self.prep.crop_size
+            return torch.zeros(3, size, size, dtype=torch.uint8), i, "broke after the scan (test)"
+        return real_getitem(self, i)
+    return getitem
 
 
 real_summary = finetune.summary
@@ -84,7 +85,8 @@ loop.train_step = train_step
 v2.RandomResizedCrop.make_params = make_params
 DistributedDataParallel.__init__ = ddp_init
 DistributedDataParallel._remove_autograd_hooks = remove_hooks
-ImageFiles.__getitem__ = getitem
+ImageFiles.__getitem__ = breaking(ImageFiles.__getitem__)
+DecodedFiles.__getitem__ = breaking(DecodedFiles.__getitem__)
 finetune.summary = summary
 
 from tui.main import main  # noqa: E402

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from engine.core.jobs import JobContext
     from engine.models.classifier import Classifier
 from engine.models.fast import inference_copy
+from engine.runtime import distributed as D
+from engine.runtime.precision import autocast, autocast_dtype, precision_name
+from engine.runtime.precision_auto import measure_model
 
 # The cache file's layout ({"key", "ids", "features"}); what the features depend on is in the key itself.
 FEATURE_VERSION = 2
@@ -177,10 +180,17 @@ def extract(
     workers: int | None = None,
     ctx: JobContext | None = None,
     transform=None,
+    *,
+    precision: str = "fp32",
+    backbone: str | None = None,
 ) -> tuple[torch.Tensor, dict[int, str], float]:
     """Pooled features for `paths` -> (features [N, D] on CPU, {index: reason} for unusable files, images/s).
-    `transform` (PIL image -> uint8 [3, crop, crop]) replaces the eval transform: another view of each image."""
+
+    `transform` (PIL image -> uint8 [3, crop, crop]) replaces the eval transform: another view of each image.
+    `precision` (engine.runtime.precision): the forward pass's autocast; `auto` measures `backbone` on this
+    device once (a few batches of this very network) and remembers the fastest safe choice."""
     fast = inference_copy(model, device, prep.crop_size)
+    dtype = extraction_dtype(lambda: fast, device, prep.crop_size, precision, backbone)
     workers = auto_workers(device) if workers is None else workers
     loader = data_loader(
         ImageFiles(paths, prep, transform), batch_size=batch_size, shuffle=False, num_workers=workers,
@@ -195,7 +205,9 @@ def extract(
             x = x.to(device, non_blocking=True).float().div_(255)
             if device.type in ("cpu", "cuda"):
                 x = x.contiguous(memory_format=torch.channels_last)
-            f = fast.features(x).float().cpu()
+            with autocast(device, dtype):
+                f = fast.features(x)
+            f = f.float().cpu()
             if feats is None:
                 feats = torch.empty(len(paths), f.shape[1], device="cpu")
             feats[idx] = f
@@ -213,6 +225,24 @@ def extract(
     return feats, errors, (len(paths) / seconds if seconds > 0 and paths else 0.0)
 
 
+def extraction_dtype(fast_copy: Callable[[], torch.nn.Module], device: torch.device, size: int, precision: str,
+                     backbone: str | None) -> torch.dtype | None:
+    """The autocast dtype of extraction; `auto` measures the inference copy's own forward pass (`fast_copy()`
+    is called only when a measurement is due)."""
+    def measure(names: list[str]) -> dict[str, float]:
+        fast = fast_copy()
+        return measure_model(fast, device, size, names, forward=fast.features)
+
+    return autocast_dtype(device, precision, backbone=backbone, measure=measure)
+
+
+def joined() -> D.DistInfo:
+    """This process's place in the torchrun job it joined (engine.train.prepare joins it), or a single process."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return D.env_info()
+    return D.SINGLE
+
+
 def cached_features(
     model_factory: Callable[[], Classifier],
     key: dict,
@@ -223,15 +253,43 @@ def cached_features(
     workers: int | None = None,
     ctx: JobContext | None = None,
     transform=None,
+    *,
+    precision: str = "auto",
+    dist: D.DistInfo | None = None,
 ) -> tuple[torch.Tensor, dict[int, str], dict]:
     """Features for `paths`, from the cache where the file is unchanged; extracts only the rest.
     `transform` (see `extract`) gives another view: its key must name it (engine.features.views does).
 
-    `model_factory` builds the model only when something must be extracted: a full hit loads no backbone.
+    `model_factory` builds the model only when something must be extracted (or when `auto` precision has not
+    been measured for this backbone on this device yet): a full hit loads no backbone. The resolved precision
+    is part of the cache key when it is not fp32 (bf16 features differ from fp32 ones in the last digits).
+
+    Under torchrun (`dist`, default: the process group this process joined, if any) each rank extracts its
+    shard of the missing files, every rank receives all of them, and rank 0 alone writes the cache; rank 0
+    chooses the precision for all, so every shard is computed alike. Features travel between ranks as
+    pickled host tensors (torch.distributed's object collectives).
 
     Returns (features, {index: reason}, stats) with stats {"feature_cache": "hit"|"miss", "extracted",
-    "extract_images_per_s"}. A file that fails to decode is never cached, so it is retried next time.
+    "extract_images_per_s" (all ranks together), "extract_precision"}. A file that fails to decode is never
+    cached, so it is retried next time.
     """
+    dist = dist if dist is not None else joined()
+    built: list[Classifier] = []
+
+    def model() -> Classifier:
+        if not built:
+            built.append(model_factory())
+        return built[0]
+
+    prep = Preprocessing.from_dict(key["preprocessing"])
+    resolved = None
+    if dist.is_main:  # one measurement, one choice for every rank's shard
+        resolved = precision_name(extraction_dtype(lambda: inference_copy(model(), device, prep.crop_size), device,
+                                                   prep.crop_size, precision, key["backbone"]))
+    resolved = D.broadcast(dist, resolved)
+    assert resolved is not None  # rank 0 sends its choice
+    if resolved != "fp32":
+        key = {**key, "precision": resolved}
     cache = FeatureCache(key, dataset_root)
     stored = cache.load()
     ids = [image_identity(p) for p in paths]
@@ -242,16 +300,22 @@ def cached_features(
         if ctx is not None:
             ctx.log(f"extracting features for {len(missing)} of {len(paths)} images "
                     f"({len(paths) - len(missing)} cached)")
-        new, errs, rate = extract(model_factory(), [paths[i] for i in missing],
-                                  Preprocessing.from_dict(key["preprocessing"]), device,
-                                  batch_size, workers, ctx, transform)
-        for j, i in enumerate(missing):
-            if j in errs:
-                errors[i] = errs[j]
-            else:
-                stored[ids[i]] = new[j].clone()
-        cache.save(stored)
-        cache.prune()
+        mine = missing[dist.rank::dist.world_size]  # every rank's shard: the same list, the same order
+        new, errs, rate = torch.empty(0, 0, device="cpu"), {}, 0.0
+        if mine:
+            new, errs, rate = extract(model(), [paths[i] for i in mine], prep, device, batch_size, workers, ctx,
+                                      transform, precision=resolved)
+        shards = D.gather(dist, (mine, new, errs, rate))
+        for shard, feats, errs, _ in shards:
+            for j, i in enumerate(shard):
+                if j in errs:
+                    errors[i] = errs[j]
+                else:
+                    stored[ids[i]] = feats[j].clone()
+        rate = sum(r for *_, r in shards)
+        if dist.is_main:
+            cache.save(stored)
+            cache.prune()
     elif ctx is not None:
         ctx.log(f"feature cache hit: {len(paths)} images, no backbone forward pass")
     dim = next(iter(stored.values())).shape[0] if stored else 0
@@ -260,5 +324,5 @@ def cached_features(
         if i not in errors:
             out[i] = stored[ident]
     stats = {"feature_cache": "miss" if missing else "hit", "extracted": len(missing) - len(errors),
-             "extract_images_per_s": round(rate, 2)}
+             "extract_images_per_s": round(rate, 2), "extract_precision": resolved}
     return out, errors, stats

@@ -1,9 +1,10 @@
 """Numeric precision of a job's forward passes: which autocast dtype, and whether fp16 needs a GradScaler.
 
 One place for every job (extraction, fine-tuning, attacks, dreams), so a device gets the same choice
-everywhere. `auto` is conservative: bf16 on a CUDA GPU that runs it natively, fp16 on an older CUDA GPU,
-fp32 elsewhere — on CPUs bf16 autocast was 1.3x faster on one machine (AVX-512) and 13x slower on another
-(AVX2 only), so a CPU gets reduced precision only when asked for.
+everywhere. `auto` is measured, never guessed (engine.runtime.precision_auto): on CPUs bf16 autocast was 1.3x
+faster on one machine (AVX-512) and 13x slower on another (AVX2 only), so `auto` times the precisions the
+device can run safely on a few batches, once per device and backbone, and keeps a reduced one only where it
+was faster; fp16 never on a CPU.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.core.errors import ConfigError, choice_error
+from engine.runtime.precision_auto import Measure, resolve_auto
 
 if TYPE_CHECKING:
     import torch
@@ -21,8 +23,20 @@ if TYPE_CHECKING:
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The dtype to autocast to on `device`, or None for plain fp32."""
+def dtype_of(name: str) -> torch.dtype | None:
+    """The autocast dtype a precision name stands for (None: fp32)."""
+    import torch
+
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto", *, backbone: str | None = None,
+                   measure: Measure | None = None) -> torch.dtype | None:
+    """The dtype to autocast to on `device`, or None for plain fp32.
+
+    `auto` is the fastest precision measured on this device (engine.runtime.precision_auto, remembered in the
+    cache): for `backbone` with `measure(names) -> images/s per name` when the caller has the model at hand,
+    else for the reference network."""
     import torch
 
     if precision not in PRECISIONS:
@@ -31,9 +45,7 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     if precision == "fp32":
         return None
     if precision == "auto":
-        if kind == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return None
+        return dtype_of(resolve_auto(device, backbone, measure).choice)
     if kind not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"--precision {precision} is not available on {kind}: use --precision fp32.")
     return torch.bfloat16 if precision == "bf16" else torch.float16

@@ -1,10 +1,13 @@
-"""Exporting a run's model to TorchScript or ONNX, with its preprocessing and class names inside.
+"""Exporting a run's model to torch.export (pt2, the default), ONNX or TorchScript (legacy), with its
+preprocessing and class names inside.
 
 The exported model takes a batch of RGB images as uint8 [N, 3, H, W] at any size, decoded in full, and does
 what `tlbench predict` does before its classifier, with the same code: resize the shorter side (antialiased,
 on uint8 values), center-crop, scale to [0, 1], normalise. It returns class probabilities [N, C]. Class
-names travel with it: TorchScript keeps them as the module's `classes` attribute and in the archive's extra
-file `tlbench.json`; ONNX in the model's metadata (`classes`, `preprocessing`, `tlbench` keys).
+names travel with it: pt2 in the archive's extra file `tlbench.json` (`torch.export.load(path,
+extra_files={"tlbench.json": ""})`); TorchScript as the module's `classes` attribute and in the same extra file;
+ONNX in the model's metadata (`classes`, `preprocessing`, `tlbench` keys). pt2 and ONNX come from the same
+torch.export graph, with a dynamic batch, height and width.
 
 After writing, the export is checked against `tlbench predict` (engine.serve.predict.predict_paths with the run's
 model) on real images of the run's dataset, each decoded in full and given to the export as it is.
@@ -36,7 +39,7 @@ from engine.data.loaders import resize_center_crop
 from engine.evaluate.evaluation import run_tta, with_tta
 from engine.models.classifier import Classifier
 from engine.models.loading import load_run_model
-from engine.serve import EXPORT_FORMATS
+from engine.serve import EXPORT_FILES, EXPORT_FORMATS
 from engine.serve.predict import predict_paths
 
 if TYPE_CHECKING:
@@ -78,6 +81,30 @@ def metadata(record: RunRecord, run_dir: Path, tta: bool = False) -> dict:
             "input": "uint8 RGB images [N, 3, H, W], any size", "output": "class probabilities [N, C]"}
 
 
+def example_and_shapes(wrapper: ExportedClassifier, min_side: int | None = None) -> tuple[torch.Tensor, dict]:
+    """An example uint8 batch (of two, at an odd size) and its dynamic dimensions: batch, height, width
+    (from `min_side`, default the crop size, to 16384 px)."""
+    low = wrapper.crop_size if min_side is None else min_side
+    from torch.export import Dim
+
+    example = torch.randint(0, 256, (2, 3, wrapper.resize_size + 7, wrapper.resize_size + 3), dtype=torch.uint8,
+                            device="cpu")
+    dynamic = {"images": {0: Dim("batch", min=1, max=4096), 2: Dim("height", min=low, max=16384),
+                          3: Dim("width", min=low, max=16384)}}
+    return example, dynamic
+
+
+def export_pt2(wrapper: ExportedClassifier, meta: dict, path: Path) -> None:
+    """A torch.export ExportedProgram (`torch.export.load(path).module()` runs it), metadata as an extra file."""
+    # any image from 2 px up, as predict takes it: the program checks its input shapes when it runs (ONNX
+    # does not, so it keeps the crop size as the exporter's lower bound)
+    example, dynamic = example_and_shapes(wrapper, min_side=2)
+    program = torch.export.export(wrapper, (example,), dynamic_shapes=dynamic, strict=False)
+    buf = io.BytesIO()  # then written atomically: a failed export never leaves half a model file
+    torch.export.save(program, buf, extra_files={"tlbench.json": json.dumps(meta)})
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def export_torchscript(wrapper: ExportedClassifier, meta: dict, path: Path) -> None:
     size = wrapper.crop_size
     with warnings.catch_warnings():
@@ -100,19 +127,14 @@ def onnx_modules():
     except ImportError as err:
         raise ConfigError(
             f"ONNX export needs the onnx, onnxscript and onnxruntime packages ({err.name or err} is not "
-            "installed). Install them with pip install 'tlbench[onnx]', or export with --format torchscript."
+            "installed). Install them with pip install 'tlbench[onnx]', or export with --format pt2 (the default) or --format torchscript."
         ) from None
     return onnx, onnxruntime
 
 
 def export_onnx(wrapper: ExportedClassifier, meta: dict, path: Path) -> None:
     onnx, _ = onnx_modules()
-    from torch.export import Dim
-
-    example = torch.randint(0, 256, (2, 3, wrapper.resize_size + 7, wrapper.resize_size + 3), dtype=torch.uint8,
-                            device="cpu")
-    dynamic = {"images": {0: Dim("batch", min=1, max=4096), 2: Dim("height", min=wrapper.crop_size, max=16384),
-                          3: Dim("width", min=wrapper.crop_size, max=16384)}}
+    example, dynamic = example_and_shapes(wrapper)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(wrapper, (example,), str(path), dynamo=True, dynamic_shapes=dynamic,
@@ -125,23 +147,31 @@ def export_onnx(wrapper: ExportedClassifier, meta: dict, path: Path) -> None:
     atomic_write_bytes(path, model.SerializeToString())
 
 
-def load_exported(path: str | os.PathLike):
-    """A callable uint8 batch -> probabilities, and the class names, for either format (used by tests)."""
+def load_exported(path: str | os.PathLike, fmt: str | None = None):
+    """A callable uint8 batch -> probabilities, and the class names, for any format (used by tests)."""
     path = Path(path)
-    if path.suffix == ".onnx":
+    fmt = fmt or next((f for f, name in EXPORT_FILES.items() if Path(name).suffix == path.suffix), "torchscript")
+    if fmt == "pt2":
+        extra = {"tlbench.json": ""}
+        module = torch.export.load(str(path), extra_files=extra).module()
+        return (lambda x: module(x)), json.loads(extra["tlbench.json"])["classes"]
+    if fmt == "onnx":
         onnx, ort = onnx_modules()
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         classes = json.loads(session.get_modelmeta().custom_metadata_map["classes"])
         return (lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])), classes
-    module = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the legacy format: torch.jit warns on every load
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
     return (lambda x: module(x)), list(module.classes)
 
 
-def export_run(run_dir: str | os.PathLike, fmt: str = "torchscript", ctx: JobContext | None = None,
+def export_run(run_dir: str | os.PathLike, fmt: str = "pt2", ctx: JobContext | None = None,
                output: str | os.PathLike | None = None, checkpoint: str = "best.pt", tta: bool | None = None) -> dict:
-    """The export job: RUN/export/model.pt (TorchScript) or model.onnx, checked against `tlbench predict`.
-    `tta` (None: as the run recorded): the export averages each image's logits with its mirror
-    image's, inside the model file."""
+    """The export job: RUN/export/model.pt2 (torch.export), model.onnx or model.pt (TorchScript), checked
+    against `tlbench predict`. `tta` (None: as the run recorded): the export averages each image's logits with
+    its mirror image's, inside the model file."""
     if fmt not in EXPORT_FORMATS:
 
         raise choice_error("export format", fmt, EXPORT_FORMATS)
@@ -155,15 +185,15 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "torchscript", ctx: JobCon
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    path = Path(output) if output else run_dir / "export" / ("model.pt" if fmt == "torchscript" else "model.onnx")
+    path = Path(output) if output else run_dir / "export" / EXPORT_FILES[fmt]
     path.parent.mkdir(parents=True, exist_ok=True)
     tta = run_tta(record, tta)
     meta = metadata(record, run_dir, tta)
     wrapper = ExportedClassifier(with_tta(model, tta), record.preprocessing, list(record.classes)).eval()
     if ctx is not None:
         ctx.log(f"exporting {checkpoint} of {run_dir.name} to {fmt}: {path}")
-    (export_torchscript if fmt == "torchscript" else export_onnx)(wrapper, meta, path)
-    run, classes = load_exported(path)
+    {"pt2": export_pt2, "onnx": export_onnx, "torchscript": export_torchscript}[fmt](wrapper, meta, path)
+    run, classes = load_exported(path, fmt)
     check = check_against_predict(run, model, record, tta)
     result = {"run_dir": str(run_dir), "format": fmt, "path": str(path), "bytes": path.stat().st_size,
               "classes": classes, **check}

@@ -1,5 +1,6 @@
-"""The training data: augmentation seeded per sample, each rank's sample order, and the loaders' collation,
-which drops the files that broke since the scan (`DropBadFiles`).
+"""The training data: augmentation seeded per sample, each rank's sample order, the loaders' collation,
+which drops the files that broke since the scan (`DropBadFiles`), and the decoded-image cache's dataset
+(engine.data.decoded: decoded once, later epochs only crop, flip and augment).
 """
 
 from __future__ import annotations
@@ -7,14 +8,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.transforms import InterpolationMode, v2
 
+from engine.data.decoded import DecodedFiles, build_store
 from engine.data.loaders import ImageFiles, data_loader
 from engine.runtime import distributed as D
 from engine.runtime.seeding import derived_seed
 
 if TYPE_CHECKING:
+    from engine.core.jobs import JobContext
     from engine.core.records import Preprocessing
 
 
@@ -30,6 +34,53 @@ def train_transform(preset: str, prep: Preprocessing):
     return v2.Compose([v2.RandomResizedCrop(size, scale=(0.08, 1.0), interpolation=interp, antialias=True),
                        v2.RandomHorizontalFlip(), v2.TrivialAugmentWide(interpolation=interp), v2.PILToTensor(),
                        v2.RandomErasing(p=0.25)])
+
+
+class ResizedCropFlip:
+    """v2.RandomResizedCrop then RandomHorizontalFlip on a uint8 CHW tensor, the crop resized in channels_last:
+    torch's antialiased uint8 kernel ran 3x as fast in that layout here (0.76 against 2.1 ms for a 128 px
+    crop), and the decoded-image cache hands its images over in it. The crop is drawn by RandomResizedCrop
+    itself (the same draw from the same seed)."""
+
+    def __init__(self, size: int, scale: tuple[float, float], interpolation: InterpolationMode):
+        self.crop = v2.RandomResizedCrop(size, scale=scale, interpolation=interpolation, antialias=True)
+        self.size, self.mode = size, interpolation.value
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.crop.make_params([x])
+        window = x[None, :, p["top"]:p["top"] + p["height"], p["left"]:p["left"] + p["width"]]
+        out = F.interpolate(window.contiguous(memory_format=torch.channels_last), size=(self.size, self.size),
+                            mode=self.mode, align_corners=False, antialias=True)[0]
+        if torch.rand(1, device="cpu").item() < 0.5:
+            out = out.flip(-1)
+        return out.contiguous()
+
+
+def tensor_train_transform(preset: str, prep: Preprocessing):
+    """`train_transform` for a uint8 CHW tensor already at the working resolution (the decoded-image cache)
+    instead of a PIL image; None: the eval center crop."""
+    if preset == "none":
+        return None
+    size = prep.crop_size
+    interp = InterpolationMode(prep.interpolation)
+    if preset == "light":
+        return ResizedCropFlip(size, (0.35, 1.0), interp)
+    return v2.Compose([ResizedCropFlip(size, (0.08, 1.0), interp), v2.TrivialAugmentWide(interpolation=interp),
+                       v2.RandomErasing(p=0.25)])
+
+
+def training_files(paths: list[str], prep: Preprocessing, preset: str, decoded_cache: bool, workers: int,
+                   info: D.DistInfo, ctx: JobContext) -> ImageFiles | DecodedFiles:
+    """The training set as the loader reads it: from the decoded-image cache or, with --no-decoded-cache,
+    decoded every epoch. Under torchrun the first process of each machine (local rank 0) builds the store
+    while the others wait at a barrier, then every process finds it whole (it appears in one rename)."""
+    if not decoded_cache:
+        return ImageFiles(paths, prep, train_transform(preset, prep))
+    if info.local_rank == 0:
+        build_store(paths, prep, workers, log=ctx.log)
+    D.broadcast(info, None)  # a barrier: every process waits until the builders are done
+    folder = build_store(paths, prep, workers, log=ctx.log)  # found at once: the same key
+    return DecodedFiles(folder, prep, tensor_train_transform(preset, prep))
 
 
 def epoch_indices(n: int, batch_size: int, seed: int, epoch: int, info: D.DistInfo) -> list[int]:
@@ -53,7 +104,7 @@ class SeededAugmentation(Dataset):
     holds the sample; ranks hold different samples, so their draws differ. The global RNG is left as it was
     (torchvision's transforms draw from it): dropout and the main process's state do not see augmentation."""
 
-    def __init__(self, files: ImageFiles, seed: int, epoch: int):
+    def __init__(self, files: ImageFiles | DecodedFiles, seed: int, epoch: int):
         self.files, self.seed, self.epoch = files, seed, epoch
 
     def __len__(self) -> int:
@@ -96,7 +147,7 @@ class DropBadFiles:
         return Batch(images, self.labels[index], index, failed, usable=len(failed) < len(samples))
 
 
-def train_loader(files: ImageFiles, indices: list[int], batch_size: int, workers: int, device: torch.device,
+def train_loader(files: ImageFiles | DecodedFiles, indices: list[int], batch_size: int, workers: int, device: torch.device,
                  seed: int, epoch: int, collate_fn: DropBadFiles) -> DataLoader:
     # The DataLoader draws its workers' base seed from `generator`, or else from the global RNG, which last.pt
     # restores: a resumed epoch creates its loader at another point of that RNG's sequence than the

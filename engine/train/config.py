@@ -87,13 +87,24 @@ class TrainConfig:
                         "default they stay ImageNet's while the BatchNorm scale and shift train)")
     precision: str = _f("auto", "auto | fp32 | bf16 | fp16: autocast dtype of the forward passes (auto: bf16 on a "
                                 "CUDA GPU that has it, else fp16 on CUDA, fp32 on CPU and MPS)", choices=PRECISIONS,
-                        cli_help="autocast dtype of the forward passes (default auto: bf16 on a CUDA GPU that has "
-                        "it, fp16 on older ones, fp32 on CPU and MPS); fp16 adds a loss scaler")
+                        cli_help="autocast dtype of the forward passes (default auto: measured once per device "
+                        "and backbone, a reduced precision only where faster); fp16 adds a loss scaler")
     amp: bool = _f(True, "False (--no-amp) is fp32, as before --precision existed",
                    cli_help="--no-amp is --precision fp32 (kept for older commands)")
     channels_last: str = _f("auto", "auto | on | off: channels_last memory format (auto: on CUDA and CPU, off on MPS)",
                             switch=("on", "off"), cli_help="channels_last memory format (default: on CUDA and "
                             "CPU, where it is faster; off on MPS)")
+    # speed (issue 16)
+    decoded_cache: bool = _f(True, "decode and resize each training image once into a memory-mapped cache "
+                             "(<cache>/decoded); later epochs and runs only crop, flip and augment",
+                             cli_help="--no-decoded-cache decodes every image every epoch (no disk used)",
+                             modes=("head", "partial", "full"))
+    compile: bool = _f(False, "torch.compile the model for fine-tuning (off by default: compiling EfficientNet-Lite0 "
+                       "took 8.6 minutes on this project's 2-core CPU before steps ran faster, so short runs lose; "
+                       "bench/compile.py measures it on your device)",
+                       cli_help="torch.compile the model (fine-tuning; compiling takes minutes before steps get "
+                       "faster: worth it for long runs; measure with bench/compile.py)",
+                       modes=("head", "partial", "full"))
     grad_clip: float | None = _f(None, "clip the gradient norm to this value", parse=positive_float)
     patience: int | None = _f(None, "early stopping: epochs without a better validation accuracy",
                               parse=positive_int)

@@ -32,14 +32,23 @@ from engine.core.errors import ConfigError
 from engine.core.events import CheckpointSaved, EpochEnded
 from engine.core.files import read_json
 from engine.core.jobs import JobContext, JobStopped
-from engine.core.runs import append_metrics, save_checkpoint
+from engine.core.runs import append_metrics, save_checkpoint, save_config
 from engine.data.loaders import ImageFiles, auto_workers, data_loader
 from engine.evaluate.evaluation import build_report, evaluate_run, save_report
+from engine.models.fast import inference_copy
 from engine.models.stages import backbone_stages, describe
 from engine.runtime import distributed as D
-from engine.runtime.precision import autocast_dtype, needs_grad_scaler, training_precision, use_channels_last
+from engine.runtime.precision import (
+    autocast_dtype,
+    dtype_of,
+    needs_grad_scaler,
+    precision_name,
+    training_precision,
+    use_channels_last,
+)
+from engine.runtime.precision_auto import measure_model
 from engine.runtime.seeding import derived_seed
-from engine.train.augment import DropBadFiles, epoch_indices, train_loader, train_transform
+from engine.train.augment import DropBadFiles, epoch_indices, train_loader, training_files
 from engine.train.loop import Loop, Mixer, Step, evaluate, train_one_epoch
 from engine.train.prepare import Prepared
 from engine.train.probe import improves
@@ -78,6 +87,29 @@ def tensorboard_writer(p: Prepared):
     return SummaryWriter(log_dir=str(p.run_dir / "tensorboard"))
 
 
+def training_dtype(p: Prepared, model: nn.Module) -> torch.dtype | None:
+    """The run's autocast dtype. `auto` measures the backbone's forward pass on this device once (remembered,
+    and shared with extraction); under torchrun rank 0 decides for all, so no two ranks differ. The run's
+    config.json records the choice (precision_resolved)."""
+    size = p.prep.crop_size
+
+    def measure(names: list[str]) -> dict[str, float]:
+        fast = inference_copy(model, p.device, size)  # eval mode, a copy: the training model is untouched
+        return measure_model(fast, p.device, size, names, forward=fast.features)
+
+    name = None
+    if p.dist.is_main:
+        name = precision_name(autocast_dtype(p.device, training_precision(p.config.precision, p.config.amp),
+                                             backbone=p.config.backbone, measure=measure))
+    name = D.broadcast(p.dist, name)
+    assert name is not None  # rank 0 sends its choice
+    if p.record.get("precision_resolved") != name:
+        p.record["precision_resolved"] = name
+        if p.dist.is_main:
+            save_config(p.run_dir, p.record)
+    return dtype_of(name)
+
+
 class FineTuning:
     """The model, its phases and its data as fine-tuning runs them: built once per run, shared by the epochs
     below and by lr-find (engine.train.lr_find). It holds no loop and no progress (TrainState does)."""
@@ -89,12 +121,14 @@ class FineTuning:
         self.seed: int = p.config.seed
         self.epochs: int = p.config.epochs
         self.model = p.model.to(self.device)
-        # engine.runtime.precision's choice: bf16 (or fp16 on older GPUs) on CUDA by default, fp32 elsewhere
-        # unless asked; fp16 alone needs loss scaling
-        self.dtype = autocast_dtype(self.device, training_precision(self.cfg.precision, self.cfg.amp))
+        # engine.runtime.precision's choice (auto: measured on this device for this backbone); fp16 alone
+        # needs loss scaling
+        self.dtype = training_dtype(p, self.model)
         self.channels_last = use_channels_last(self.device, self.cfg.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.cfg.compile:  # in place: the state_dict keeps the model's own keys (no "_orig_mod.")
+            self.model.compile()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=needs_grad_scaler(self.device, self.dtype))
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.cfg.label_smoothing)
         self.stages = backbone_stages(self.model.backbone)
@@ -102,7 +136,9 @@ class FineTuning:
         self.trainable = []
         self.ddp: nn.Module = self.model
         self.workers = auto_workers(self.device) if self.cfg.workers is None else self.cfg.workers
-        self.train_ds = ImageFiles([s.path for s in p.train], p.prep, train_transform(self.cfg.augment, p.prep))
+        # decoded once into the decoded-image cache (engine.data.decoded), unless --no-decoded-cache
+        self.train_ds = training_files([s.path for s in p.train], p.prep, self.cfg.augment, self.cfg.decoded_cache,
+                                       self.workers, self.info, ctx)
         # labels stay on the host: the collate_fn picks each batch's there, and they travel with the batch
         labels = torch.tensor([s.label for s in p.train], dtype=torch.long, device="cpu")
         self.train_collate = DropBadFiles(labels, self.train_ds.paths)

@@ -23,6 +23,7 @@ from engine.evaluate.evaluation import build_report, save_report
 from engine.features.cache import cache_key, cached_features
 from engine.features.views import FLIP, view_features
 from engine.models.weights import is_random
+from engine.runtime.precision import training_precision
 from engine.train.prepare import Prepared
 
 
@@ -71,7 +72,8 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
     key = cache_key(cfg.backbone, p.weights_identity, p.prep)
     samples = p.train + p.val
     feats, errors, stats = cached_features(
-        lambda: p.model, key, p.info.root, [s.path for s in samples], p.device, cfg.batch_size, cfg.workers, ctx
+        lambda: p.model, key, p.info.root, [s.path for s in samples], p.device, cfg.batch_size, cfg.workers, ctx,
+        precision=training_precision(cfg.precision, cfg.amp),  # an explicit --precision holds for extraction too
     )
     for i, reason in sorted(errors.items()):
         ctx.log(f"skipped {samples[i].path}: {reason}", "warning")

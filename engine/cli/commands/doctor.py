@@ -36,7 +36,26 @@ def terminal_report() -> dict:
     }
 
 
-def gather() -> dict:
+def precision_report(device: str, measure: bool = False) -> dict:
+    """What `--precision auto` chooses on this device (the reference network; a run measures its backbone),
+    the CPU and its flags, and every choice remembered here. `measure`: time fp32 against bf16 now, even on a
+    CPU whose flags say bf16 is emulated (TLBENCH_PRECISION_MEASURE)."""
+    import torch
+
+    from engine.runtime import precision_auto as pa
+
+    if measure:
+        os.environ[pa.FORCE_ENV] = "1"
+        pa.store_path(pa.device_key(torch.device(device))).unlink(missing_ok=True)
+    found = pa.resolve_auto(torch.device(device))
+    name, flags = pa.cpu_info()
+    return {"auto": found.choice, "rates": found.rates, "reason": found.reason, "cpu": name, "cpu_flags": flags,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "remembered": [{"backbone": e["key"]["backbone"], "device": e["key"]["device"], "choice": e["choice"],
+                            "rates": e.get("rates", {}), "measured": e.get("measured")} for e in pa.remembered()]}
+
+
+def gather(measure_precision: bool = False) -> dict:
     import torch
 
     from engine.core.runs import runs_root
@@ -59,6 +78,7 @@ def gather() -> dict:
         },
         "device": {"device": device, "reason": why, "cuda_build": torch.version.cuda,
                    "cpu_threads": torch.get_num_threads()},
+        "precision": precision_report(device, measure_precision),
         "weights": weights,
         "paths": {
             "runs": str(runs_root().resolve()),
@@ -72,12 +92,14 @@ def gather() -> dict:
 
 def register(sub) -> None:
     p = sub.add_parser("doctor", help="versions, device, weights status, paths, terminal colour")
+    p.add_argument("--measure-precision", action="store_true",
+                   help="time fp32 against bf16 (fp16 on a GPU) now, on a small reference network, and remember it")
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    report = gather()
+    report = gather(getattr(args, "measure_precision", False))
     if args.json:
         print_json(report)
         return EXIT_OK
@@ -88,6 +110,16 @@ def run(args) -> int:
     console.print("[bold]versions[/]  " + "  ".join(f"{k} {val or 'not installed'}" for k, val in v.items()))
     d = report["device"]
     console.print(f"[bold]device[/]    {d['device']} — {d['reason']}")
+    pr = report["precision"]
+    rates = ", ".join(f"{k} {v:.1f}" for k, v in pr["rates"].items())
+    console.print(f"[bold]precision[/] auto: {pr['auto']}" + (f" (images/s: {rates})" if rates else "")
+                  + f" — {pr['reason']}", highlight=False)
+    console.print(f"[bold]cpu[/]       {pr['cpu']} ({pr['cpu_capability']}; flags: "
+                  f"{' '.join(pr['cpu_flags']) or 'none of note'})", highlight=False)
+    for e in pr["remembered"]:
+        rates = ", ".join(f"{k} {v:.1f}" for k, v in e["rates"].items())
+        console.print(f"  {e['backbone']} on {e['device']}: {e['choice']} ({rates} images/s, {e['measured']})",
+                      highlight=False)
     table = Table("backbone", "weights", "where", box=None, pad_edge=False, title_justify="left")
     colour = {"shipped": "green", "cached": "green", "download": "yellow", "missing": "red"}
     for name, w in report["weights"].items():

@@ -62,7 +62,7 @@ def trained(tmp_path_factory):
 def exports(trained):
     """Each format exported once for the module (an ONNX export takes seconds)."""
     run_dir, _ = trained
-    return {fmt: export_run(run_dir, fmt) for fmt in ("torchscript", "onnx")}
+    return {fmt: export_run(run_dir, fmt) for fmt in ("pt2", "torchscript", "onnx")}
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def predicted(model, record, paths) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", ["pt2", "torchscript", "onnx"])
 def test_export_gives_tlbench_predicts_probabilities_on_a_1024px_jpeg(trained, exports, photo, fmt):
     run_dir, _ = trained
     run, classes = load_exported(exports[fmt]["path"])
@@ -109,7 +109,7 @@ def test_export_gives_tlbench_predicts_probabilities_on_a_1024px_jpeg(trained, e
         assert float((model(draft).softmax(1)[0] - want).abs().max()) > 2 * TOLERANCE
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", ["pt2", "torchscript", "onnx"])
 def test_export_gives_tlbench_predicts_probabilities_on_odd_shapes(trained, exports, fmt):
     run_dir, paths = trained
     paths = [p for p in paths if "odd_" in p] + [p for p in paths if p.endswith(".jpg")][:2]
@@ -125,7 +125,7 @@ def test_export_gives_tlbench_predicts_probabilities_on_odd_shapes(trained, expo
     assert probs.shape == (2, 3) and torch.allclose(probs.sum(1), torch.ones(2), atol=1e-4)
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", ["pt2", "torchscript", "onnx"])
 def test_the_export_job_checks_itself_against_predict_on_the_runs_images(exports, fmt):
     result = exports[fmt]
     assert result["checked_on"] == "images of the run's dataset" and result["checked_images"] == 8
@@ -155,6 +155,26 @@ def test_torchscript_archive_carries_the_preprocessing(exports):
     assert meta["preprocessing"]["crop_size"] == 224 and meta["classes"] == ["astronaut", "coffee", "rocket"]
 
 
+def test_pt2_round_trips_through_torch_export_load(trained, exports):
+    """A plain `torch.export.load` (no tlbench) gives back the program, its metadata, a dynamic batch, and
+    tlbench predict's probabilities within 1e-4 on real JPEGs."""
+    run_dir, paths = trained
+    path = exports["pt2"]["path"]
+    assert path.endswith("export/model.pt2")
+    extra = {"tlbench.json": ""}
+    program = torch.export.load(path, extra_files=extra)
+    meta = json.loads(extra["tlbench.json"])
+    assert meta["classes"] == ["astronaut", "coffee", "rocket"] and meta["preprocessing"]["crop_size"] == 224
+    module = program.module()
+    model, record = load_run_model(run_dir)
+    jpegs = [p for p in paths if p.endswith(".jpg")][:3]
+    want = predicted(model, record, jpegs)
+    got = torch.cat([module(decoded(p)) for p in jpegs])
+    assert float((got - want).abs().max()) <= 1e-4
+    same = torch.cat([decoded(jpegs[0])] * 3)  # a batch of three: the batch dimension is dynamic
+    assert torch.allclose(module(same), got[:1].expand(3, -1), atol=1e-5)
+
+
 def test_onnx_metadata_names_classes_and_preprocessing(exports):
     import onnx
 
@@ -179,4 +199,5 @@ def test_export_cli_json(trained, tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["path"] == str(target) and target.exists()
+    assert result["format"] == "pt2"  # the default
     assert result["checked_images"] == 8 and result["max_abs_diff"] <= TOLERANCE
