@@ -14,7 +14,8 @@ from textual.widgets import DataTable, Input, Static
 from tui.widgets.fitline import FitLine, Part, shorten_middle
 from tui.widgets.inputs import PathSuggester, TextField
 
-EXPORT_CHOICES = (("t", "torchscript", "TorchScript: RUN/export/model.pt, runs with torch alone"),
+EXPORT_CHOICES = (("p", "pt2", "torch.export: RUN/export/model.pt2 (torch.export.load), the default"),
+                  ("t", "torchscript", "TorchScript: RUN/export/model.pt, legacy (deprecated upstream)"),
                   ("o", "onnx", "ONNX: RUN/export/model.onnx, for onnxruntime (needs tlbench[onnx])"))
 
 
