@@ -50,7 +50,7 @@ def test_a_runs_files_round_trip_byte_for_byte(tmp_path):
     assert load_checkpoint(run_dir / "best.pt")["config"] == record.to_dict() == raw
     # the exported metadata is what it was when it was built from the dict
     before = {"classes": raw["classes"], "preprocessing": raw["preprocessing"], "backbone": raw["backbone"],
-              "mode": raw["mode"], "run": run_dir.name,
+              "mode": raw["mode"], "run": run_dir.name, "tta": False,  # the export says whether it flip-averages
               "input": "uint8 RGB images [N, 3, H, W], any size", "output": "class probabilities [N, C]"}
     assert json.dumps(metadata(record, run_dir)) == json.dumps(before)
 
