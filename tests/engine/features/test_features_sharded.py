@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from conftest import ROOT, make_dataset
@@ -57,7 +58,7 @@ def test_two_ranks_extract_a_shard_each_and_match_one_process(tmp_path):
     data = make_dataset(tmp_path / "d", {"red": 5, "blue": 4})
     (data / "broken.png").write_bytes(b"no image")  # 10 files, one unusable
     script = tmp_path / "job.py"
-    script.write_text(JOB.format(root=str(ROOT), tests=str(ROOT / "tests" / "engine" / "train")))
+    script.write_text(JOB.format(root=str(ROOT), tests=str(Path(__file__).resolve().parent)))
     out = tmp_path / "out"
     out.mkdir()
     env = {**os.environ, "TLBENCH_CACHE": str(tmp_path / "ddp-cache"), "OMP_NUM_THREADS": "1"}
