@@ -56,10 +56,12 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "x"
 
 
-def create_run_dir(root: Path, dataset: str, backbone: str, mode: str) -> Path:
+def create_run_dir(root: Path, dataset: str, *parts: str) -> Path:
+    """root/<timestamp>-<dataset>-<parts…>[-N]/, created (a training run: dataset, backbone, mode; a comparison:
+    dataset, "compare")."""
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{safe_name(dataset)}-{safe_name(backbone)}-{safe_name(mode)}"
+    base = "-".join([stamp, safe_name(dataset), *(safe_name(p) for p in parts)])
     for i in range(1, 1000):
         path = root / (base if i == 1 else f"{base}-{i}")
         try:

@@ -15,15 +15,14 @@ Pareto front marked).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
-from engine.core.errors import ConfigError, RunError, TlbenchError, explain_unexpected
+from engine.core.errors import ConfigError, TlbenchError, explain_unexpected
 from engine.core.events import CandidateScored, JobStarted, ProgressAdvanced
 from engine.core.files import atomic_write_json
 from engine.core.jobs import JobContext, JobStopped
-from engine.core.runs import runs_root, safe_name, versions
+from engine.core.runs import create_run_dir, runs_root, versions
 from engine.data.scan import scan_dataset
 from engine.evaluate.crossval import cross_validate, stratified_folds
 from engine.evaluate.plots import pareto_front, tradeoff_png
@@ -57,20 +56,6 @@ def parse_candidates(text: str | list[str]) -> list[str]:
         raise ConfigError("--backbones is empty: name at least one backbone, e.g. "
                           "--backbones efficientnet_lite0,efficientnet_lite1 (`tlbench backbones` lists them).")
     return out
-
-
-def create_compare_dir(root: Path, dataset: str) -> Path:
-    """runs/<timestamp>-<dataset>-compare[-N]/ (no config.json: it is not a training run)."""
-    root.mkdir(parents=True, exist_ok=True)
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{safe_name(dataset)}-compare"
-    for i in range(1, 1000):
-        path = root / (base if i == 1 else f"{base}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RunError(f"Could not create a run directory under {root}: too many named {base}.")
 
 
 def weights_word(name: str, weights: str | None) -> str:
@@ -125,7 +110,7 @@ def compare(
     paths = [s.path for s in info.samples]
     labels = torch.tensor([s.label for s in info.samples], dtype=torch.long, device="cpu")  # host bookkeeping
     shared_folds = stratified_folds(labels, folds, seed)  # one split for every candidate: differences are theirs
-    run_dir = create_compare_dir(runs_root(runs_dir), info.name)
+    run_dir = create_run_dir(runs_root(runs_dir), info.name, "compare")  # no config.json: not a training run
     ctx.emit(JobStarted("compare", f"compare {len(candidates)} backbones on {info.name}", str(run_dir)))
     ctx.log(f"{len(paths)} images, {len(info.classes)} classes, {len(shared_folds)}-fold cross-validation; "
             f"run directory {run_dir}")
