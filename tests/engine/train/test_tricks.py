@@ -87,7 +87,7 @@ def test_probe_tta_is_recorded_and_eval_predict_export_reproduce_it(tmp_path):
     exported = export_run(run_dir)
     assert exported["max_abs_diff"] < 1e-3  # the export matches predict with TTA: it carries the flip
     extra = {"tlbench.json": ""}
-    torch.jit.load(exported["path"], _extra_files=extra)
+    torch.export.load(exported["path"], extra_files=extra)  # pt2, the default format
     assert json.loads(extra["tlbench.json"])["tta"] is True
 
 
