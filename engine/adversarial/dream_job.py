@@ -84,7 +84,8 @@ def dream_job(params: DreamParams, ctx: JobContext) -> dict:
         ensemble.append(fast_copy(other, device, size, dtype))
     judges = [(name, load_judge(name, device)) for name in params.judges]
     n, steps = len(targets), params.steps
-    on = " + ".join(members) if tm.run_dir is None else tm.name
+    assert steps is not None  # validate() gave the recipe's default
+    on = " + ".join(params.backbones) if tm.run_dir is None else tm.name
     what = tm.classes[targets[0]] if n == 1 else f"{n} classes"
     ctx.emit(JobStarted("dream", f"{params.recipe} dream of {what!r} on {on}",
                         str(tm.run_dir) if tm.run_dir else None))
@@ -115,7 +116,9 @@ def dream_job(params: DreamParams, ctx: JobContext) -> dict:
 def _dream_one(params: DreamParams, ctx: JobContext, model: nn.Module, ensemble: list, target: int, size: int,
                i: int, n: int) -> tuple[DreamResult, bool]:
     """One class's dream, its steps numbered after the classes before it."""
-    steps, total = params.steps, params.steps * n
+    steps = params.steps
+    assert steps is not None  # validate() gave the recipe's default
+    total = steps * n
 
     def on_step(step: int, prob: float, loss: float, image: nn.Module) -> None:
         at = i * steps + step

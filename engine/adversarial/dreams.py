@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,7 +217,7 @@ def views(x: torch.Tensor, recipe: str, size: int, crops: int, jitter_px: int, g
 
 def dream(model: nn.Module, target: int, *, recipe: str = "maco", steps: int | None = None, size: int = 224,
           lr: float | None = None, tv_weight: float | None = None, l2_weight: float = 0.0, jitter_px: int = 0,
-          crops: int = DEFAULT_CROPS, ensemble: list[tuple[nn.Module, int]] = (), seed: int = 0,
+          crops: int = DEFAULT_CROPS, ensemble: Sequence[tuple[nn.Module, int]] = (), seed: int = 0,
           on_step: Callable[[int, float, float, nn.Module], None] | None = None,
           check: Callable[[], None] | None = None) -> DreamResult:
     """Optimise an image toward class `target` of `model` (a frozen Classifier taking [0, 1] images).

@@ -86,7 +86,7 @@ def contact_sheet(images: list[torch.Tensor], captions: list[str], tile: int = 1
     font = ImageFont.load_default()
     for i, (x, caption) in enumerate(zip(images, captions, strict=True)):
         left, top = pad + (i % cols) * cell_w, pad + (i // cols) * cell_h
-        thumb = Image.fromarray(to_uint8_hwc(x), "RGB").resize((tile, tile), Image.BILINEAR)
+        thumb = Image.fromarray(to_uint8_hwc(x), "RGB").resize((tile, tile), Image.Resampling.BILINEAR)
         sheet.paste(thumb, (left, top))
         draw.multiline_text((left + 1, top + tile + 1), caption, fill="black", font=font, spacing=2)
     return np.asarray(sheet).copy()

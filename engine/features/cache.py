@@ -225,7 +225,7 @@ def extract(
     return feats, errors, (len(paths) / seconds if seconds > 0 and paths else 0.0)
 
 
-def extraction_dtype(fast_copy: Callable[[], torch.nn.Module], device: torch.device, size: int, precision: str,
+def extraction_dtype(fast_copy: Callable[[], Classifier], device: torch.device, size: int, precision: str,
                      backbone: str | None) -> torch.dtype | None:
     """The autocast dtype of extraction; `auto` measures the inference copy's own forward pass (`fast_copy()`
     is called only when a measurement is due)."""

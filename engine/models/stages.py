@@ -109,8 +109,8 @@ def _architecture_stages(backbone: nn.Module) -> list[Stage]:
 def backbone_stages(backbone: nn.Module) -> list[Stage]:
     """The backbone's stages with parameters, first to last."""
     declared = getattr(backbone, "declared_stages", None)  # engine.models.timm_backbones.TimmFeatures
-    stages = (declared() if callable(declared) else []) or _architecture_stages(backbone)
-    stages = [s for s in stages if s.param_count]
+    found: list[Stage] = (declared() if callable(declared) else []) or _architecture_stages(backbone)  # type: ignore[assignment]
+    stages = [s for s in found if s.param_count]
     covered = {id(p) for s in stages for p in s.parameters()}
     loose = [p for p in backbone.parameters() if id(p) not in covered]
     if loose:  # parameters registered directly on the backbone: train them with the first stage

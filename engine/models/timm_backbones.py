@@ -19,9 +19,11 @@ Weights come from the Hugging Face cache (engine.models.timm_weights).
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import timm
 import torch
+from timm.data.config import resolve_data_config
 from timm.models import get_pretrained_cfg
 from timm.models._manipulate import group_parameters
 from torch import nn
@@ -91,7 +93,7 @@ def accepts_any_size(name: str) -> bool:
 def spec_fields(name: str) -> dict:
     """The BackboneSpec fields of a timm backbone, from its pretrained config (resolve_data_config)."""
     cfg = pretrained_cfg(name)
-    data = timm.data.resolve_data_config(pretrained_cfg=cfg)
+    data = resolve_data_config(pretrained_cfg=cfg)
     size = int(data["input_size"][-1])
     # timm's eval transform: resize to floor(size / crop_pct), center-crop size (timm.data.transforms_factory)
     resize = int(size / data["crop_pct"]) if data.get("crop_mode", "center") == "center" else size
@@ -131,7 +133,7 @@ class TimmFeatures(nn.Module):
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.model = model
+        self.model: Any = model  # a timm model: forward_head, group_matcher … (not on nn.Module's type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
@@ -142,13 +144,13 @@ class TimmFeatures(nn.Module):
         return timm_stages(self.model) if hasattr(self.model, "group_matcher") else []
 
 
-def feature_width(model: nn.Module) -> int:
+def feature_width(model: Any) -> int:
     """The width of `forward_head(pre_logits=True)`: timm's `head_hidden_size` (MobileNetV3: 1280 after its head
     conv), else `num_features`."""
     return int(getattr(model, "head_hidden_size", None) or model.num_features)
 
 
-def split_head(model: nn.Module, name: str) -> tuple[TimmFeatures, nn.Module | None]:
+def split_head(model: Any, name: str) -> tuple[TimmFeatures, nn.Module | None]:
     """(the features, the ImageNet classifier as a module on those features or None): timm's own
     `get_classifier()`, then `reset_classifier(0)`, which leaves forward_head's pre-logits layers."""
     head = model.get_classifier()
@@ -175,7 +177,7 @@ def is_transformer(model: nn.Module) -> bool:
     return bool(hook is not None and hook())
 
 
-def layer_groups(model: nn.Module, coarse: bool) -> list[list[str]]:
+def layer_groups(model: Any, coarse: bool) -> list[list[str]]:
     """Parameter names by timm's `group_matcher`, input to output (unmatched ones — neck, head — last)."""
     groups = group_parameters(model, model.group_matcher(coarse=coarse))
     return [groups[k] for k in sorted(groups)]

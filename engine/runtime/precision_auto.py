@@ -186,7 +186,7 @@ def reference_model(device: torch.device) -> nn.Module:
     with torch.random.fork_rng(devices=[]):  # random weights, without moving the job's seeded stream
         torch.manual_seed(0)
         model = nn.Sequential(*layers)
-    return model.to(device, memory_format=torch.channels_last).eval()
+    return model.to(device=device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]  # nn.Module.to takes memory_format; its stubs do not say so
 
 
 def measure_model(model: nn.Module, device: torch.device, size: int, names: list[str],
@@ -222,10 +222,10 @@ def resolve_auto(device: torch.device, backbone: str | None = None, measure: Mea
             return AutoChoice(data["choice"], data.get("rates", {}), data.get("reason", ""), key)
     except (OSError, ValueError):
         pass  # not measured yet, or a damaged file: measure again
-    if measure is None:
-        def measure(ns: list[str]) -> dict[str, float]:
-            return measure_model(reference_model(device), device, 224, ns)
-    rates = measure(names)
+    def reference(ns: list[str]) -> dict[str, float]:
+        return measure_model(reference_model(device), device, 224, ns)
+
+    rates = (measure or reference)(names)
     choice = choose(rates)
     best = max(rates, key=lambda n: rates[n])
     reason = (f"measured {', '.join(f'{n} {r:.1f}' for n, r in rates.items())} images/s on {key['device']}: "

@@ -35,6 +35,7 @@ from engine.core.jobs import JobContext, JobStopped
 from engine.core.runs import append_metrics, save_checkpoint, save_config
 from engine.data.loaders import ImageFiles, auto_workers, data_loader
 from engine.evaluate.evaluation import build_report, evaluate_run, save_report
+from engine.models.classifier import Classifier
 from engine.models.fast import inference_copy
 from engine.models.stages import backbone_stages, describe
 from engine.runtime import distributed as D
@@ -87,7 +88,7 @@ def tensorboard_writer(p: Prepared):
     return SummaryWriter(log_dir=str(p.run_dir / "tensorboard"))
 
 
-def training_dtype(p: Prepared, model: nn.Module) -> torch.dtype | None:
+def training_dtype(p: Prepared, model: Classifier) -> torch.dtype | None:
     """The run's autocast dtype. `auto` measures the backbone's forward pass on this device once (remembered,
     and shared with extraction); under torchrun rank 0 decides for all, so no two ranks differ. The run's
     config.json records the choice (precision_resolved)."""
