@@ -15,6 +15,7 @@ from engine.core.checks import (
     positive_int,
 )
 from engine.core.errors import ConfigError, choice_error
+from engine.data.splits import GROUP_DUPLICATES
 from engine.models.registry import DEFAULT_BACKBONE, get_spec
 from engine.runtime.devices import DEVICES
 from engine.runtime.precision import PRECISIONS
@@ -39,7 +40,6 @@ FINETUNE_MODES = ("head", "partial", "full")
 OPTIMIZERS = ("adamw", "sgd")
 AUGMENTS = ("none", "light", "strong")
 CHANNELS_LAST = ("auto", "on", "off")
-GROUP_DUPLICATES = ("auto", "on", "off")
 
 
 def _f(default: Any, help: str, **cli: Any) -> Any:

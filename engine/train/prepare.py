@@ -22,10 +22,10 @@ from engine.core.runs import (
     save_config,
     versions,
 )
-from engine.data.exclude import exclude_file, load_audit, read_exclude
 from engine.data.images import image_identity
 from engine.data.layouts import DatasetInfo, Sample
-from engine.data.scan import scan_dataset, split_dataset
+from engine.data.scan import scan_dataset
+from engine.data.splits import plan_split
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
 from engine.models.registry import feature_dim, get_spec, resolve_img_size
@@ -99,9 +99,13 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
         ctx.log(f"skipped {bad.path}: {bad.reason}", "warning")
     if len(info.unreadable) > 20:
         ctx.log(f"… and {len(info.unreadable) - 20} more unusable files (see `tlbench scan`)", "warning")
-    excluded = apply_exclude(info, config.exclude, ctx)
-    train, val = split_dataset(info, config.val_fraction, seed)
-    train, val, moved = group_split(info, train, val, config.group_duplicates, ctx)
+    plan = plan_split(info, config.val_fraction, seed, config.exclude, config.group_duplicates)
+    for level, note in plan.notes:
+        ctx.log(note, level)
+    train, val, excluded, moved = plan.train, plan.val, plan.excluded, plan.moved
+    if excluded:  # the run's dataset is what it trains on: later steps (fingerprint, counts) see it
+        kept = {s.path for s in train + val}
+        info.samples = [s for s in info.samples if s.path in kept]
     ctx.log(f"split: {len(train)} train / {len(val)} validation (seed {seed})")
 
     spec = get_spec(config.backbone)
@@ -187,60 +191,3 @@ def scan_once(dataset: str, dist: D.DistInfo, ctx: JobContext) -> DatasetInfo:
         raise found
     assert found is not None  # rank 0 sends a scan or the error it got
     return found
-
-
-
-def apply_exclude(info: DatasetInfo, exclude: str | None, ctx: JobContext) -> int:
-    """Drop the excluded files from `info.samples` (before the split: they reach neither train nor validation);
-    returns how many. `exclude`: "auto" (the dataset's own list, engine.data.exclude, if any), "none", or a file."""
-    choice = (exclude or "auto").strip()
-    if choice.lower() == "none":
-        return 0
-    auto = choice.lower() == "auto"
-    source = exclude_file(info.root) if auto else Path(choice).expanduser()
-    names = read_exclude(source, info.root, missing_ok=auto)
-    if not names:
-        return 0
-    before = len(info.samples)
-    info.samples = [s for s in info.samples if str(Path(s.path).resolve()) not in names]
-    n = before - len(info.samples)
-    ctx.log(f"excluded {n} image{'s' if n != 1 else ''} listed in {source} (left in place, not trained on)")
-    if n < len(names):
-        ctx.log(f"{len(names) - n} path(s) in {source} are not usable images of this dataset", "warning")
-    return n
-
-
-def group_split(info: DatasetInfo, train: list[Sample], val: list[Sample], mode: str,
-                ctx: JobContext) -> tuple[list[Sample], list[Sample], int]:
-    """Keep each duplicate group of the dataset's last audit on one side of the split: a group that straddles
-    it moves to the side most of it is on (train on a tie), so validation never scores a copy of a training
-    image. mode: "on", "off", or "auto" (on when the audit found groups across the split). Returns (train,
-    val, images moved). A split the layout fixes (train/ and val/ folders) is the user's: only reported."""
-    audit = load_audit(info.root) if mode != "off" else None
-    groups = [d.get("paths", []) for d in (audit or {}).get("duplicates", [])]
-    side = {s.path: "train" for s in train} | {s.path: "val" for s in val}
-    leaking = [g for g in groups if len({side[p] for p in g if p in side}) > 1]
-    if mode == "on" and audit is None:
-        ctx.log("--group-duplicates on, but this dataset has no audit: run `tlbench audit` first", "warning")
-    if not leaking or mode == "off":
-        if leaking:
-            ctx.log(f"{len(leaking)} duplicate group(s) straddle the split (leakage); --group-duplicates on "
-                    "keeps each on one side", "warning")
-        return train, val, 0
-    if any(s.split for s in info.samples):
-        ctx.log(f"{len(leaking)} duplicate group(s) straddle the dataset's own train/val folders (leakage): "
-                "move or exclude one copy of each (see `tlbench audit`)", "warning")
-        return train, val, 0
-    moved = 0
-    for group in leaking:
-        members = [p for p in group if p in side]
-        target = "val" if sum(side[p] == "val" for p in members) * 2 > len(members) else "train"
-        for p in members:
-            if side[p] != target:
-                side[p], moved = target, moved + 1
-    by_path = {s.path: s for s in train + val}
-    train = [by_path[p] for p, where in side.items() if where == "train"]
-    val = [by_path[p] for p, where in side.items() if where == "val"]
-    ctx.log(f"the last audit found {len(leaking)} duplicate group(s) across the split: kept each on one side "
-            f"({moved} image(s) moved; --group-duplicates off to keep the plain split)")
-    return train, val, moved

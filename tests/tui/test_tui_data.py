@@ -186,3 +186,43 @@ async def test_preview_stops_at_the_ends_and_home_end_jump(tmp_path):
         await pilot.pause()
         assert preview.index == 0 and "1/5" in text_of(app, "#preview-title")
 
+
+
+async def test_the_split_shows_the_audits_leakage_and_k_keeps_duplicates_on_one_side(tmp_path):
+    """Issue 14: the split on screen is the one a run trains on: the exclude list left out, a duplicate group
+    the last audit found across the split kept on one side; k turns that off (the Model form follows) and the
+    summary then warns of the leak."""
+    from engine.data.exclude import save_audit, write_exclude
+    from engine.data.scan import scan_dataset, split_dataset
+
+    root = make_dataset(tmp_path / "colours", {"red": 10, "blue": 10})
+    train, val = split_dataset(scan_dataset(root), 0.2, 0)
+    group = [train[0].path, val[0].path, train[1].path]
+    save_audit(root, {"duplicates": [{"paths": group, "across_split": True}]})
+    write_exclude(root, [train[2].path])
+    app = make_app(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scanned(pilot)
+        await wait_for(pilot, lambda: "excluded" in text_of(app, "#data-summary"), 30, "the split")
+        summary = text_of(app, "#data-summary")
+        assert "split 16 train / 3 val" in summary and "1 excluded" in summary, summary
+        assert "1 duplicate group kept on one side (k: off)" in summary, summary
+        assert app.screen.split["sides"][val[0].path] == "train" and train[2].path not in app.screen.split["sides"]
+        await pilot.press("2")  # the Model form exists before Data changes a setting under it
+        await wait_for(pilot, lambda: bool(app.screen.query("#field-group_duplicates")), 60, "the Model form")
+        assert app.screen.query_one("#field-group_duplicates").value == "auto"
+        await pilot.press("1")
+        await pilot.pause()
+        await pilot.press("k")
+        await wait_for(pilot, lambda: "LEAK" in text_of(app, "#data-summary"), 30, "the leak warning")
+        summary = text_of(app, "#data-summary")
+        assert "split 15 train / 4 val" in summary and "k keeps each on one side" in summary, summary
+        assert app.state.config["group_duplicates"] == "off"
+        await pilot.press("2")  # the Model form shows the setting changed on Data
+        await pilot.pause()
+        assert app.screen.query_one("#field-group_duplicates").value == "off"
+        await pilot.press("1")
+        await pilot.pause()
+        await pilot.press("k")
+        await wait_for(pilot, lambda: "kept on one side" in text_of(app, "#data-summary"), 30, "grouped again")
+        assert "group_duplicates" not in app.state.config

@@ -17,11 +17,12 @@ from engine.core.events import Event, JobFailed, JobFinished, ProgressAdvanced
 from engine.core.paths import data_dir
 from engine.data.exclude import load_audit
 from engine.data.layouts import DatasetInfo
-from engine.data.scan import scan_dataset, split_dataset
+from engine.data.scan import scan_dataset
 from tui.data.audit import AuditScreen
 from tui.data.grid import Thumb, ThumbnailGrid
 from tui.data.open_dataset import AskScreen
 from tui.data.preview import PreviewScreen
+from tui.data.split import split_counts, split_line, split_settings
 from tui.errors import describe_error
 from tui.jobs import RunningJob, run_engine_job
 from tui.screen import WorkbenchScreen
@@ -38,7 +39,6 @@ NAME_MIN_W, SCROLLBAR_W = 10, 1
 SORTS = ("name", "count")
 VIEWS = ("all", "train", "val", "misclassified")
 BLOCKS = " ▏▎▍▌▋▊▉█"
-DEFAULT_VAL_FRACTION, DEFAULT_SEED = 0.2, 0  # TrainConfig's defaults (engine.train.config imports torch)
 
 
 def bar(value: int, top: int, width: int = BAR_WIDTH) -> str:
@@ -46,23 +46,6 @@ def bar(value: int, top: int, width: int = BAR_WIDTH) -> str:
     eighths = round(width * 8 * value / top) if top else 0
     full, part = divmod(eighths, 8)
     return ("█" * full + (BLOCKS[part] if part else "")).ljust(width)
-
-
-def split_counts(info: DatasetInfo, val_fraction: float, seed: int) -> dict:
-    """Per-class train/val counts and each file's side, or the reason there is no split."""
-    try:
-        train, val = split_dataset(info, val_fraction, seed)
-    except Exception as err:  # noqa: BLE001 - shown in the summary line (e.g. one class only)
-        return {"error": str(err)}
-    n = len(info.classes)
-    tr, va = [0] * n, [0] * n
-    for s in train:
-        tr[s.label] += 1
-    for s in val:
-        va[s.label] += 1
-    sides = {s.path: "train" for s in train} | {s.path: "val" for s in val}
-    fixed = any(s.split for s in info.samples)
-    return {"train": tr, "val": va, "sides": sides, "fixed": fixed, "val_fraction": val_fraction, "seed": seed}
 
 
 def mistakes_of(run_dir: Path | None) -> tuple[set[str], str]:
@@ -97,6 +80,8 @@ class DataScreen(WorkbenchScreen):
                 tooltip="Thumbnails: all, train split, val split, or the current run's mistakes"),
         Binding("a", "audit", "Audit", id="data.audit",
                 tooltip="Likely label errors, duplicates and outliers; mark files to leave out of training"),
+        Binding("k", "group_duplicates", "Keep dups", id="data.group", show=False,
+                tooltip="Keep each duplicate group of the last audit on one side of the split, or not"),
     ]
 
     def __init__(self) -> None:
@@ -147,13 +132,11 @@ class DataScreen(WorkbenchScreen):
         self.tlbench.set_job_status("scan", "scanning")
         self.run_scan(self.scan_job, path, self._split_settings())
 
-    def _split_settings(self) -> tuple[float, int]:
-        cfg = self.workbench.config
-        seed = cfg.get("seed")
-        return (cfg.get("val_fraction") or DEFAULT_VAL_FRACTION, DEFAULT_SEED if seed is None else seed)
+    def _split_settings(self) -> tuple:
+        return split_settings(self.workbench.config)
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
-    def run_scan(self, job: RunningJob, path: Path, split: tuple[float, int]) -> None:
+    def run_scan(self, job: RunningJob, path: Path, split: tuple) -> None:
         def scan(ctx):
             info = scan_dataset(path, ctx=ctx)
             return {"info": info, "split": split_counts(info, *split)}
@@ -161,7 +144,7 @@ class DataScreen(WorkbenchScreen):
         run_engine_job(self, job, scan, self.tlbench.jobs)
 
     @work(thread=True, exclusive=True, group="split", exit_on_error=False)
-    def run_split(self, job: RunningJob, info: DatasetInfo, split: tuple[float, int]) -> None:
+    def run_split(self, job: RunningJob, info: DatasetInfo, split: tuple) -> None:
         run_engine_job(self, job, lambda ctx: {"split": split_counts(info, *split)}, self.tlbench.jobs)
 
     def job_event(self, job: str, event: Event) -> None:
@@ -187,6 +170,7 @@ class DataScreen(WorkbenchScreen):
                 self.show_split(event.result["split"])
             elif job == "audit":
                 self.show_summary()
+                self.refresh_split()  # a new audit: new duplicate groups to keep on one side
                 if event.reason == "completed":
                     self.open_audit(event.result)
             elif job == "fetch" and event.reason == "stopped":
@@ -221,7 +205,12 @@ class DataScreen(WorkbenchScreen):
             if self.workbench.run_dir is None:
                 self.view = "all"
             self.show_class(self.shown_label)
-        if self.info is not None and self._split_key != self._split_settings():
+        if self._split_key != self._split_settings():
+            self.refresh_split()
+
+    def refresh_split(self) -> None:
+        """Compute the split again: the settings, the exclude list or the audit changed."""
+        if self.info is not None:
             self._split_key = self._split_settings()
             self.run_split(self.start_job("split"), self.info, self._split_key)
 
@@ -344,15 +333,7 @@ class DataScreen(WorkbenchScreen):
         """Two lines: the dataset and its split; `problem` (a failed open) replaces the second line."""
         info, split = self.info, self.split
         assert info is not None
-        if "error" in split:
-            split_text = f"no split: {split['error']}"
-        elif split.get("fixed"):
-            split_text = f"split {sum(split['train'])} train / {sum(split['val'])} val (from the folders)"
-        elif split:
-            split_text = (f"split {sum(split['train'])} train / {sum(split['val'])} val "
-                          f"({split['val_fraction']:.0%} val, seed {split['seed']})")
-        else:
-            split_text = "split …"
+        split_text = split_line(split)
         bad = f" · {len(info.unreadable)} unusable (u)" if info.unreadable else " · 0 unusable"
         first = f"{info.name} · {info.layout} · {len(info.samples)} images · {len(info.classes)} classes{bad}"
         second = problem or f"{split_text} · {display_path(info.root)}"
@@ -540,6 +521,18 @@ class DataScreen(WorkbenchScreen):
         self.app.push_screen(AskScreen("Fetch a dataset into " + display_path(data_dir()), described, "", names),
                              chosen)
 
+    def action_group_duplicates(self) -> None:
+        """k: keep each duplicate group of the last audit on one side of the split (the default), or not."""
+        config = dict(self.workbench.config)
+        if config.get("group_duplicates", "auto") == "off":
+            config.pop("group_duplicates", None)
+        else:
+            config["group_duplicates"] = "off"
+        self.workbench.config = config
+        self.workbench.changed()  # the Model screen's form follows when shown
+        self._seen_version = self.workbench.version
+        self.refresh_split()
+
     def action_audit(self) -> None:
         if self.info is not None:
             self.open_audit(load_audit(self.info.root))
@@ -551,10 +544,11 @@ class DataScreen(WorkbenchScreen):
         root = self.info.root
 
         def closed(choice: str | None) -> None:
+            self.refresh_split()  # marks made in the view change what the split holds
             if choice == "run" and not self.tlbench.jobs.running("audit"):
                 self.query_one("#data-summary", Static).update(f"Auditing {self.info.name if self.info else ''} …")
                 self.run_audit(self.start_job("audit"), root, self.workbench.config.get("backbone"),
-                               self._split_settings())
+                               self._split_settings()[:2])
 
         self.app.push_screen(AuditScreen(root, audit, self.tlbench.thumbnails), closed)
 

@@ -369,8 +369,22 @@ class ModelScreen(WorkbenchScreen):
 
     def state_changed(self) -> None:
         if self.info is not None:
+            self.sync_form()
             self.show_modes()
             self.check()
+
+    def sync_form(self) -> None:
+        """Show settings another screen changed (Data's k, the leaderboard's pick) in the form, so the form's
+        next edit does not put the old value back."""
+        forms = self.query("#form").results(ConfigForm)
+        form = next(iter(forms), None)
+        if form is None:
+            return
+        values, errors = form.read()
+        for spec in form.specs:
+            want = self.workbench.config.get(spec.name, spec.default)
+            if spec.name not in errors and values.get(spec.name) != want:
+                form.set_value(spec.name, want)
 
     # ------------------------------------------------------------------------------------ lr-find
 

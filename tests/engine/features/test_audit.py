@@ -12,12 +12,10 @@ from conftest import make_dataset, tree_hash
 from PIL import Image
 
 from engine.cli import main
-from engine.core.events import null_sink
-from engine.core.jobs import JobContext, JobControl
 from engine.data.exclude import load_audit, read_exclude, save_audit, write_exclude
 from engine.data.scan import scan_dataset, split_dataset
+from engine.data.splits import plan_split
 from engine.evaluate import audit as A
-from engine.train.prepare import group_split
 
 
 def photo_crops(root, sources, per_class=12, size=48):
@@ -123,8 +121,11 @@ def test_group_split_keeps_a_leaking_duplicate_group_on_one_side(tmp_path):
     train, val = split_dataset(info, 0.2, 0)
     a, b, c = train[0].path, val[0].path, train[1].path
     save_audit(root, {"duplicates": [{"paths": [a, b, c]}]})
-    ctx = JobContext(null_sink, JobControl())
-    t2, v2, moved = group_split(info, train, val, "auto", ctx)
-    assert moved == 1 and {a, b, c} <= {s.path for s in t2} and b not in {s.path for s in v2}
+    plan = plan_split(info, 0.2, 0, "none", "auto")
+    t2, v2 = plan.train, plan.val
+    assert plan.moved == 1 and plan.leaking == 1 and {a, b, c} <= {s.path for s in t2}
+    assert b not in {s.path for s in v2}
     assert sorted(s.path for s in t2 + v2) == sorted(s.path for s in train + val)  # nothing lost
-    assert group_split(info, train, val, "off", ctx) == (train, val, 0)
+    off = plan_split(info, 0.2, 0, "none", "off")
+    assert (off.train, off.val, off.moved, off.leaking) == (train, val, 0, 1)  # reported, not moved
+    assert any("leakage" in text for _, text in off.notes)
