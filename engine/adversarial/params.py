@@ -36,8 +36,10 @@ RECIPES = ("maco", "robust", "lesson")
 LESSON_CE_WEIGHT = 10.0
 LESSON_TV_WEIGHT = 0.005 * 255
 DEFAULT_LR = {"maco": 0.1, "robust": 0.05, "lesson": 0.01}
-# maco's steps are each a batch of DEFAULT_CROPS views: fewer of them reach further (bench/attack_dream.py)
-DEFAULT_DREAM_STEPS = {"maco": 64, "robust": 300, "lesson": 300}
+# maco's steps are each a batch of DEFAULT_CROPS views: fewer of them reach further. 160: the most that stays
+# well under a minute at 224 px on a 2-core CPU (~0.25 s a step); 64 left 4 of 12 panel classes second on Lite2
+# (bench/attack_dream.py)
+DEFAULT_DREAM_STEPS = {"maco": 160, "robust": 300, "lesson": 300}
 DEFAULT_CROPS = 8
 LESSON_WHY = ("The lesson recipe follows one network's gradient in pixel space: it grows high-frequency "
               "patterns that this network reads as the class and no other network does, so it fools its own "
@@ -259,7 +261,7 @@ class DreamParams:
     recipe: str = _f("maco", "maco (default; phase-only Fourier, many crops per step: another network sees "
                      "the class) | robust (Fourier + transformations) | lesson (pixels, CE + TV: fools only "
                      "its own network)")
-    steps: int | None = _f(None, "optimisation steps (maco 64, robust and lesson 300)")
+    steps: int | None = _f(None, "optimisation steps (maco 160, robust and lesson 300)")
     crops: int = _f(DEFAULT_CROPS, "maco: random crops per step, one batch")
     img_size: int | None = _f(None, "image side in px (default: the model's)")
     lr: float | None = _f(None, "Adam learning rate (maco 0.1, robust 0.05, lesson 0.01)")
