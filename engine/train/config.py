@@ -66,7 +66,7 @@ class TrainConfig:
                               parse=positive_int)
     val_fraction: float = _f(0.2, "validation share when tlbench splits the data", parse=fraction)
     seed: int | None = _f(0, "random seed (recorded in the run)", parse=non_negative_int)
-    workers: int | None = _f(None, "DataLoader workers (default: chosen for the device)", parse=non_negative_int)
+    workers: int | None = _f(None, "DataLoader workers (default: by device; 0 on a CPU with the decoded cache)", parse=non_negative_int)
     device: str = _f("auto", "auto | cpu | cuda | mps", choices=DEVICES)
     runs_dir: str | None = _f(None, "where runs are written (default $TLBENCH_RUNS or ./runs)")
     weights: str | None = _f(None, "backbone weights: registry (default), 'random', or a state-dict file",

@@ -33,7 +33,7 @@ from engine.core.events import CheckpointSaved, EpochEnded
 from engine.core.files import read_json
 from engine.core.jobs import JobContext, JobStopped
 from engine.core.runs import append_metrics, save_checkpoint, save_config
-from engine.data.loaders import ImageFiles, auto_workers, data_loader
+from engine.data.loaders import ImageFiles, auto_workers, data_loader, training_workers
 from engine.evaluate.evaluation import build_report, evaluate_run, save_report
 from engine.models.classifier import Classifier
 from engine.models.fast import inference_copy
@@ -136,10 +136,14 @@ class FineTuning:
         self.phases = plan_phases(self.cfg, len(self.stages))
         self.trainable = []
         self.ddp: nn.Module = self.model
-        self.workers = auto_workers(self.device) if self.cfg.workers is None else self.cfg.workers
-        # decoded once into the decoded-image cache (engine.data.decoded), unless --no-decoded-cache
+        self.workers = training_workers(self.device, self.cfg.workers, self.cfg.decoded_cache)
+        # decoded once into the decoded-image cache (engine.data.decoded), unless --no-decoded-cache; the
+        # one-time decode is a JPEG decoder's work, so it gets workers even where the epochs read in place
+        builders = auto_workers(self.device) if self.cfg.workers is None else self.cfg.workers
         self.train_ds = training_files([s.path for s in p.train], p.prep, self.cfg.augment, self.cfg.decoded_cache,
-                                       self.workers, self.info, ctx)
+                                       builders, self.info, ctx)
+        self.log("data loading: " + (f"{self.workers} worker process(es)" if self.workers else "in this process")
+                 + (" (--workers)" if self.cfg.workers is not None else ""))
         # labels stay on the host: the collate_fn picks each batch's there, and they travel with the batch
         labels = torch.tensor([s.label for s in p.train], dtype=torch.long, device="cpu")
         self.train_collate = DropBadFiles(labels, self.train_ds.paths)

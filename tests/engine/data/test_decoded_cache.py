@@ -122,3 +122,16 @@ def test_fine_tuning_reads_the_store_and_the_opt_out_builds_none(tmp_path, monke
     monkeypatch.setenv("TLBENCH_CACHE", str(tmp_path / "other-cache"))
     run(decoded_cache=False)
     assert count.n == train_images and not (tmp_path / "other-cache" / "decoded").exists()
+
+
+def test_a_cpu_reads_the_decoded_store_in_process_unless_told_otherwise():
+    """A training loader is made anew each epoch: on a CPU the store is read without worker processes (their
+    start-up and the batches' trip between processes cost more than cropping a stored image); --workers wins,
+    a GPU and the plain decoder keep auto_workers."""
+    from engine.data.loaders import auto_workers, training_workers
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert training_workers(cpu, None, decoded_cache=True) == 0
+    assert training_workers(cpu, None, decoded_cache=False) == auto_workers(cpu)
+    assert training_workers(cuda, None, decoded_cache=True) == auto_workers(cuda)
+    assert training_workers(cpu, 3, decoded_cache=True) == 3
