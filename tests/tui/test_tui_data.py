@@ -207,6 +207,7 @@ async def test_the_split_shows_the_audits_leakage_and_k_keeps_duplicates_on_one_
         summary = text_of(app, "#data-summary")
         assert "split 16 train / 3 val" in summary and "1 excluded" in summary, summary
         assert "1 duplicate group kept on one side (k: off)" in summary, summary
+        assert app.screen.query_one("#data-summary").region.height == 3  # 80 columns: the line wraps, not cut
         assert app.screen.split["sides"][val[0].path] == "train" and train[2].path not in app.screen.split["sides"]
         await pilot.press("2")  # the Model form exists before Data changes a setting under it
         await wait_for(pilot, lambda: bool(app.screen.query("#field-group_duplicates")), 60, "the Model form")
