@@ -9,19 +9,18 @@ import re
 import typing
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
-from engine.core.events import Event, JobFailed, JobFinished, JobStarted, LogLine, ProgressAdvanced, StepEnded
-from tui.jobs import RUNNING, STOPPING, RunningJob, run_engine_job
 from tui.model.form import ConfigForm, FieldSpec
 from tui.model.leaderboard import open_leaderboard
+from tui.model.lr_find_actions import LrFindActions
 from tui.model.lr_plot import LrPlot
 from tui.model.search import WEIGHTS_STYLE, BackboneSearch, row_cells, weights_text
-from tui.screen import FIELDS, WorkbenchScreen
+from tui.screen import FIELDS
 
 # Set by the workbench itself, not typed in: the open dataset, the runs folder, the backbone (the table).
 NOT_IN_FORM = {"dataset", "runs_dir", "backbone"}
@@ -98,7 +97,7 @@ def validate(values: dict, dataset: str, runs_dir: str | None) -> str | None:
     return None
 
 
-class ModelScreen(WorkbenchScreen):
+class ModelScreen(LrFindActions):
     TAB = "model"
     TITLE = "Model"
     HELP = ("Pick a backbone (enter), a mode and hyperparameters; each value is checked as you type. "
@@ -129,9 +128,6 @@ class ModelScreen(WorkbenchScreen):
         self.info: dict | None = None  # form_info()
         self.rows: list[dict] | None = None  # the registry's rows, once loaded
         self.hidden_fields: list[str] = []
-        self.lr_job: RunningJob | None = None
-        self.lr_points: list[tuple[float, float]] = []
-        self.lr_result: dict = {}
         self.search_rows: list[dict] | None = None  # a search's rows, listed instead of the registry's
         self.search_note = ""
 
@@ -385,98 +381,6 @@ class ModelScreen(WorkbenchScreen):
             want = self.workbench.config.get(spec.name, spec.default)
             if spec.name not in errors and values.get(spec.name) != want:
                 form.set_value(spec.name, want)
-
-    # ------------------------------------------------------------------------------------ lr-find
-
-    def action_lr_find(self) -> None:
-        """l: the range test with the form's settings as a job (l again stops it)."""
-        if self.lr_job is not None and self.lr_job.final is None:
-            if self.lr_job.state == RUNNING:
-                self.lr_job.control.stop()
-                self.tlbench.refresh_job_status()
-                self.show_lr()
-            return
-        if self.workbench.config_error:
-            self.notify(self.workbench.config_error, title="Fix the settings first", severity="error")
-            return
-        if self.workbench.dataset is None:
-            self.notify("Open a dataset on the Data screen (1) first.", severity="error")
-            return
-        self.lr_points, self.lr_result = [], {}
-        self.query_one("#lr-panel").remove_class("hidden")
-        self.query_one("#model-body").add_class("-lr")
-        self.lr_job = self.start_job("lr-find")
-        self.tlbench.set_job_status("lr-find", "lr-find starting")
-        self.show_lr("starting (PyTorch, the dataset, the backbone) …")
-        self.run_lr_find(self.lr_job)
-
-    @work(thread=True, exclusive=True, group="lr-find", exit_on_error=False)
-    def run_lr_find(self, job: RunningJob) -> None:
-        workbench = self.workbench
-
-        def lr_find_job(ctx):
-            from engine.train.lr_find import lr_find  # torch: imported here, never on the UI thread
-
-            return lr_find(workbench.train_config(), ctx)
-
-        run_engine_job(self, job, lr_find_job, self.tlbench.jobs)
-
-    def show_lr(self, note: str = "") -> None:
-        """The panel's one line: the job's state, the step, the suggestion and what u does."""
-        job = self.lr_job
-        if job is None:
-            return
-        state = job.state
-        text = Text.assemble(("lr-find ", "bold"), (state, "bold yellow" if state == STOPPING else "bold"))
-        if note:
-            text.append(f" · {note}")
-        suggestion = self.lr_result.get("suggested_lr")
-        if suggestion:
-            text.append(" · suggested lr ")
-            text.append(f"{suggestion:.1e}", "bold green")
-            text.append(" — u puts it in the form", "dim")
-        elif state == RUNNING:
-            text.append(" — l stops", "dim")
-        self.query_one("#lr-status", Static).update(text)
-
-    def job_event(self, job: str, event: Event) -> None:
-        if job != "lr-find":
-            return
-        plot = self.query_one("#lr-plot", LrPlot)
-        if isinstance(event, StepEnded):
-            self.lr_points.append((event.values.get("lr", 0.0), event.values.get("loss", float("nan"))))
-            plot.set_points(self.lr_points)
-            self.tlbench.set_job_status("lr-find", f"lr-find {event.step}/{event.steps}")
-            self.show_lr(f"step {event.step}/{event.steps}")
-        elif isinstance(event, ProgressAdvanced) and event.total:
-            self.show_lr(f"{event.phase} {event.done:.0f}/{event.total:.0f}")
-        elif isinstance(event, (LogLine, JobStarted)):
-            if isinstance(event, LogLine) and not self.lr_points:
-                self.show_lr(event.text[:60])
-        elif isinstance(event, JobFinished):
-            self.tlbench.set_job_status("lr-find", "")
-            self.lr_result = dict(event.result)
-            plot.set_points(self.lr_points, self.lr_result.get("suggested_lr"))
-            if event.reason == "stopped":
-                self.show_lr("stopped before a suggestion")
-            elif not self.lr_result.get("suggested_lr"):
-                self.show_lr("no suggestion: the loss did not fall (see the log in the run folder)")
-            else:
-                self.show_lr(f"{self.lr_result.get('points', len(self.lr_points))} steps")
-        elif isinstance(event, JobFailed):
-            self.tlbench.set_job_status("lr-find", "")
-            self.show_lr(f"{event.title}: {str(event.error)[:80]}")
-
-    def action_use_lr(self) -> None:
-        suggestion = self.lr_result.get("suggested_lr")
-        if not suggestion:
-            self.notify("No suggestion yet: l runs the learning-rate range test.", severity="warning")
-            return
-        if not self.query("#form"):
-            return
-        lr = float(f"{suggestion:.1e}")  # two significant digits: what a person would type
-        self.query_one("#form", ConfigForm).set_value("lr", lr)
-        self.show_lr(f"lr set to {lr:g}")
 
     def action_leave_field(self) -> None:
         """Esc: leave a field; otherwise close the finished lr-find panel."""
