@@ -17,15 +17,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from engine.core.events import Event, JobFailed, JobFinished
+from engine.core.events import Event, JobFinished
 from engine.core.jobs import JobFn
 from tui.jobs import RunningJob, run_engine_job
 from tui.results.report import RunView, list_run_views
 from tui.runs.compare_screen import CompareScreen
 from tui.runs.detail import RunDetailScreen
-from tui.runs.dialogs import ExportDialog, PredictDialog, PredictionsScreen
+from tui.runs.run_actions import RunJobActions
 from tui.runs.style import MAX_COMPARED, STATUS_STYLE, WIDE, fmt_acc, run_colour
-from tui.screen import WorkbenchScreen
 from tui.state import display_path
 from tui.train.progress import clock
 from tui.train.screen import TrainPlanned
@@ -34,7 +33,6 @@ from tui.widgets.inputs import TextField
 from tui.widgets.tables import refill
 
 SORTS = ("date", "accuracy", "name")
-PREDICT_TOP_K = 3
 RELIST_AFTER_S = 5.0  # shown again after this long, the folder is read again (statuses change as jobs run)
 
 
@@ -64,7 +62,7 @@ class RunsTable(DataTable):
     ]
 
 
-class RunsScreen(WorkbenchScreen):
+class RunsScreen(RunJobActions):
     TAB = "runs"
     TITLE = "Runs"
     HELP = ("Every run in the runs folder with its status. enter opens one; u makes it the model for 4, 5 and 6; "
@@ -96,7 +94,6 @@ class RunsScreen(WorkbenchScreen):
         self.sort_key = "date"
         self.resuming: RunningJob | None = None
         self.resuming_dir: Path | None = None
-        self.predicting: tuple[str, str] = ("", "")  # (run name, path) of the last prediction asked for
         self.listed_at = 0.0
         self.wide = False
         self.marked: list[Path] = []  # run folders marked for comparison, in the order they were marked
@@ -359,108 +356,6 @@ class RunsScreen(WorkbenchScreen):
         self.resuming = train.start(resume_job, "train resuming")  # type: ignore[attr-defined]
         self.resuming_dir = view.run_dir
 
-    def action_export(self) -> None:
-        view = self.current()
-        if view is None:
-            self.notify("No run to export.", severity="warning")
-            return
-        if self.tlbench.jobs.running("export"):
-            self.notify("Already exporting: the result shows here.", severity="warning")
-            return
-
-        def chosen(fmt: str | None) -> None:
-            if fmt:
-                self.query_one("#runs-job", FitLine).set_parts(
-                    f"Exporting to {fmt} (loading the model, then checking the export) … ",
-                    Part(view.name, shrink=True, least=12, tail=0.6))
-                self.tlbench.set_job_status("export", "export")
-                self.run_job(self.start_job("export"), export_job(str(view.run_dir), fmt))
-
-        self.app.push_screen(ExportDialog(view.name), chosen)
-
-    def export_event(self, event: Event) -> None:
-        status = self.query_one("#runs-job", FitLine)
-        if isinstance(event, JobFinished):
-            self.tlbench.set_job_status("export", "")
-            r = event.result
-            if event.reason != "completed" or "path" not in r:
-                status.update("Export stopped.")
-                return
-            size = f"{r['bytes'] / 1e6:.1f} MB" if isinstance(r.get("bytes"), int) else ""
-            status.set_parts(Part(f"exported {r.get('format', '')}", "bold"),
-                             f" · {size} · checked: |Δp| ≤ {r.get('max_abs_diff', float('nan')):.1e}",
-                             Part(" vs tlbench predict", optional=True), " · ",
-                             Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
-        elif isinstance(event, JobFailed):
-            self.tlbench.set_job_status("export", "")
-            status.update(f"Export failed: {event.title}")
-
-    def action_predict(self) -> None:
-        view = self.current()
-        if view is None:
-            self.notify("No run to predict with.", severity="warning")
-            return
-        if view.status in ("failed", "running") or not view.has_checkpoint:
-            self.notify(f"{view.name} has no model to predict with yet ({view.status}).", severity="warning")
-            return
-        if self.tlbench.jobs.running("predict"):
-            self.notify("Already predicting: the results show when ready.", severity="warning")
-            return
-        picked = self.workbench.picked_image
-
-        def chosen(path: str | None) -> None:
-            if path:
-                self.query_one("#runs-job", FitLine).set_parts(
-                    "Predicting ", Part(display_path(path), shrink=True, least=12, tail=0.7), " (loading the model) …")
-                self.tlbench.set_job_status("predict", "predict")
-                self.predicting = (view.name, path)
-                self.run_job(self.start_job("predict"),
-                             predict_job(str(view.run_dir), path, self.workbench.config.get("device") or "auto"))
-
-        self.app.push_screen(PredictDialog(view.name, picked.path if picked else ""), chosen)
-
-    def predict_event(self, event: Event) -> None:
-        status = self.query_one("#runs-job", FitLine)
-        if isinstance(event, JobFinished):
-            self.tlbench.set_job_status("predict", "")
-            results = event.result.get("results") or []
-            failed = sum(1 for r in results if "error" in r)
-            name, path = self.predicting
-            status.set_parts(f"predicted {len(results) - failed} image(s)" + (f", {failed} unreadable" if failed else ""),
-                             " in ", Part(display_path(path), shrink=True, least=12, tail=0.7))
-            if results:
-                self.app.push_screen(PredictionsScreen(
-                    [f"{len(results)} image(s) in ", Part(display_path(path), shrink=True, least=12, tail=0.7),
-                     f" · top {PREDICT_TOP_K} of ", Part(name, shrink=True, least=12, tail=0.6)], results))
-        elif isinstance(event, JobFailed):
-            self.tlbench.set_job_status("predict", "")
-            status.update(f"Predict failed: {event.title}")
-
     @work(thread=True, exclusive=False, group="runs-jobs", exit_on_error=False)
     def run_job(self, job: RunningJob, fn: JobFn) -> None:
         run_engine_job(self, job, fn, self.tlbench.jobs)
-
-
-def export_job(run_dir: str, fmt: str) -> JobFn:
-    def job(ctx):
-        from engine.serve.export import export_run  # torch: imported on the worker thread
-
-        return export_run(run_dir, fmt, ctx)
-
-    return job
-
-
-def predict_job(run_dir: str, path: str, device: str) -> JobFn:
-    """The run's model on an image or a folder: top predictions per image (engine.serve.predict)."""
-    def job(ctx):
-        from engine.models.loading import load_run_model  # torch: on the worker thread
-        from engine.runtime.devices import resolve_device
-        from engine.serve.predict import predict_paths
-
-        dev = resolve_device(device)
-        ctx.check()
-        model, record = load_run_model(run_dir, dev)
-        ctx.check()
-        return {"results": predict_paths(model, record, [path], PREDICT_TOP_K, dev)}
-
-    return job
