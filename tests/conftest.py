@@ -16,10 +16,7 @@ CATS_DOGS = SHARED_DATA / "cats-dogs-dev"
 DEMO = ROOT / "data" / "demo" / "digits"
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path_factory, monkeypatch):
-    """No network, no shared caches: each test gets fresh cache, runs, torch and Hugging Face hub directories and workbench state."""
-    base = tmp_path_factory.mktemp("env")
+def _isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> None:
     monkeypatch.setenv("TLBENCH_OFFLINE", "1")
     monkeypatch.setenv("TLBENCH_CACHE", str(base / "cache"))
     monkeypatch.setenv("TLBENCH_RUNS", str(base / "runs"))
@@ -31,6 +28,24 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TLBENCH_STATE", str(base / "state.json"))  # never the user's ~/.config/tlbench
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session_env(tmp_path_factory):
+    """The same isolation for module- and session-scoped fixtures: pytest sets them up before any test's own
+    (function-scoped) environment, so without this their training runs went to ./runs in the checkout and
+    their caches to ~/.cache/tlbench."""
+    monkeypatch = pytest.MonkeyPatch()
+    _isolate(monkeypatch, tmp_path_factory.mktemp("session-env"))
+    yield
+    monkeypatch.undo()
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    """No network, no shared caches: each test gets fresh cache, runs, torch and Hugging Face hub directories and workbench state."""
+    base = tmp_path_factory.mktemp("env")
+    _isolate(monkeypatch, base)
     yield base
     _forget_dataloader_sigchld_handler()
 
