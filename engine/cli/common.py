@@ -231,6 +231,14 @@ def stop_on_signals(control: JobControl):
             signal.signal(sig, h)
 
 
+def job_result(final: JobFinished) -> dict:
+    """A finished job's result as the command prints it: a job stopped by a signal says so ("stopped": true)."""
+    result = dict(final.result)
+    if final.reason == "stopped":
+        result["stopped"] = True
+    return result
+
+
 def run_cli_job(args: argparse.Namespace, name: str, fn: JobFn, description: str = "",
                 quiet: bool = False) -> tuple[int, JobFinished | JobFailed, list[int]]:
     """Run a job in the main thread with a progress display on stderr; stdout is kept for the JSON."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.adversarial.params import AttackParams
-from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
+from engine.cli.common import EXIT_OK, add_json_flag, job_result, print_json, run_cli_job, stdout_console
 from engine.cli.fields import add_dataclass_flags, values_from_args
 from engine.core.events import JobFinished
 
@@ -32,9 +32,7 @@ def run(args) -> int:
     code, final, _ = run_cli_job(args, "attack", lambda ctx: attack_job(params, ctx))
     if not isinstance(final, JobFinished) or (code != EXIT_OK and not final.result):
         return code
-    result = dict(final.result)
-    if final.reason == "stopped":
-        result["stopped"] = True
+    result = job_result(final)
     if args.json:
         print_json(result)
     else:

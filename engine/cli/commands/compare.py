@@ -6,6 +6,7 @@ from __future__ import annotations
 from engine.cli.commands.train import DATASET_HELP
 from engine.cli.common import (
     add_json_flag,
+    job_result,
     non_negative_int,
     positive_int,
     print_json,
@@ -49,9 +50,7 @@ def run(args) -> int:
     code, final, _ = run_cli_job(args, "compare", job)
     if isinstance(final, JobFailed):
         return code
-    result = dict(final.result)
-    if final.reason == "stopped":
-        result["stopped"] = True
+    result = job_result(final)
     if args.json:
         print_json(result)
         return code

@@ -6,7 +6,14 @@ runs this command; rank 0 alone prints and writes.
 
 from __future__ import annotations
 
-from engine.cli.common import add_json_flag, print_json, report_failure, run_cli_job, stdout_console
+from engine.cli.common import (
+    add_json_flag,
+    job_result,
+    print_json,
+    report_failure,
+    run_cli_job,
+    stdout_console,
+)
 from engine.cli.fields import add_dataclass_flags, values_from_args
 from engine.core.errors import ConfigError
 from engine.core.events import JobFailed
@@ -49,9 +56,7 @@ def run(args) -> int:
         return code  # the error panel (and JSON error) is already out
     if not main_rank:
         return code
-    result = dict(final.result)
-    if final.reason == "stopped":
-        result["stopped"] = True
+    result = job_result(final)
     if args.json:
         print_json(result)
     elif final.reason == "completed":
