@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import threading
 import time
@@ -359,7 +360,18 @@ class TlbenchApp(App):
             deadline = time.monotonic() + self.QUIT_TIMEOUT
             while any(not j.done.is_set() for j in waited) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
+        if self.signal_exit == 128 + signal.SIGHUP and not self.is_headless:
+            self._leave_without_a_terminal(self.signal_exit)
         self.exit(return_code=self.signal_exit)
+
+    def _leave_without_a_terminal(self, code: int) -> NoReturn:
+        """The terminal hung up: end the process now. Textual's shutdown would restore the terminal's modes by
+        writing to it; its output thread dies on the first write to a hung-up terminal, and the shutdown then
+        waited forever for room in that thread's full queue (seen: 1 exit in ~10 hung). The jobs are stopped
+        and saved; the state file is written here, as on_unmount would."""
+        self.on_unmount()
+        sys.stderr.flush()
+        os._exit(code)
 
     def _terminal_gone(self, sig: int) -> None:
         """SIGHUP, SIGTERM or a hung-up terminal: quit as q does (jobs stop and save), exit 128 + signal."""
