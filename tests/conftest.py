@@ -27,6 +27,11 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(base / "hf" / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TLBENCH_STATE", str(base / "state.json"))  # never the user's ~/.config/tlbench
+    # `--precision auto` resolves to fp32 on every machine: no test depends on what the host's CPU or GPU would
+    # choose (bf16 on an AVX-512 BF16 host, fp32 on an AVX2 one). The machine-dependent choice itself is tested
+    # against simulated profiles (tests/engine/runtime/test_precision_auto.py), which unset this.
+    monkeypatch.setenv("TLBENCH_PRECISION_AUTO", "fp32")
+    monkeypatch.delenv("TLBENCH_PRECISION_MEASURE", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from engine.adversarial.attacks import norms, run_attack
-from engine.adversarial.common import fast_copy, output_root, probabilities, quantized
+from engine.adversarial.common import fast_copy, job_dtype, output_root, probabilities, quantized
 from engine.adversarial.dreams import target_in
 from engine.adversarial.params import AttackParams, eps_text
 from engine.adversarial.render import amplified_perturbation, rendered, save_png
@@ -25,7 +25,7 @@ from engine.data.images import ImageProblem
 from engine.data.loaders import load_for_model
 from engine.models.predictions import top_predictions
 from engine.runtime.devices import describe_device
-from engine.runtime.precision import autocast_dtype, precision_name
+from engine.runtime.precision import precision_name
 
 if TYPE_CHECKING:
     from engine.adversarial.target import TargetModel
@@ -52,8 +52,8 @@ def attack_job(params: AttackParams, ctx: JobContext) -> dict:
     params.validate()
     device_name, why = describe_device(params.device)
     device = torch.device(device_name)
-    dtype = autocast_dtype(device, params.precision)
     tm = load_target_model(params.run_dir, params.backbone, device, params.img_size)
+    dtype = job_dtype(device, params.precision, tm)
     target = resolve_class(params.target, tm.classes, tm.name) if params.target is not None else None
     eval_tm = None
     if params.eval_on:

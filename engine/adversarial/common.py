@@ -12,7 +12,8 @@ from torch import nn
 
 from engine.core.runs import runs_root
 from engine.models.fast import inference_copy
-from engine.runtime.precision import autocast
+from engine.models.loading import run_precision
+from engine.runtime.precision import autocast, autocast_dtype, recorded_dtype
 
 if TYPE_CHECKING:
     from engine.adversarial.target import TargetModel
@@ -41,6 +42,14 @@ class AutocastForward(nn.Module):
         return logits.float()
 
 
+def job_dtype(device: torch.device, precision: str, tm: TargetModel) -> torch.dtype | None:
+    """The autocast dtype of an attack, sweep or dream: `auto` on a run replays the precision the run recorded
+    (its numbers are the run's on any machine); on a backbone, or when asked, engine.runtime.precision's."""
+    if precision == "auto" and tm.record is not None:
+        return recorded_dtype(run_precision(tm.record))
+    return autocast_dtype(device, precision)
+
+
 def fast_copy(tm: TargetModel, device: torch.device, size: int, dtype: torch.dtype | None = None) -> nn.Module:
     """A copy of the model with BatchNorm folded into the convolutions and channels_last (about 2x faster
     forward and backward on a CPU), under autocast to `dtype` when one is given (engine.runtime.precision).
@@ -48,6 +57,7 @@ def fast_copy(tm: TargetModel, device: torch.device, size: int, dtype: torch.dty
     shared, see engine.adversarial.target) is not touched."""
 
     model = inference_copy(tm.model, device, size)
+    model.run_dtype = None  # the copy runs under this job's autocast (below), not the run's own
     return AutocastForward(model, device, dtype) if dtype is not None else model
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from engine.adversarial.common import fast_copy, output_root
+from engine.adversarial.common import fast_copy, job_dtype, output_root
 from engine.adversarial.dreams import DreamParams, DreamResult, dream, judge, target_in
 from engine.adversarial.render import contact_sheet, rendered, rendered_array, save_png, save_png_array
 from engine.adversarial.target import load_target_model, resolve_class
@@ -22,7 +22,7 @@ from engine.core.jobs import JobStopped
 from engine.core.outputs import timestamped
 from engine.core.runs import resolve_run_dir, runs_root
 from engine.runtime.devices import describe_device
-from engine.runtime.precision import autocast_dtype, precision_name
+from engine.runtime.precision import precision_name
 
 if TYPE_CHECKING:
     from engine.adversarial.target import TargetModel
@@ -69,9 +69,9 @@ def dream_job(params: DreamParams, ctx: JobContext) -> dict:
     params.validate()
     device_name, why = describe_device(params.device)
     device = torch.device(device_name)
-    dtype = autocast_dtype(device, params.precision)
     members = params.backbones if params.run_dir is None else [None]
     tm = load_target_model(params.run_dir, members[0], device)
+    dtype = job_dtype(device, params.precision, tm)
     targets = [resolve_class(t, tm.classes, tm.name) for t in params.targets]  # every name checked first
     size = params.img_size or tm.prep.crop_size
     model = fast_copy(tm, device, size, dtype)

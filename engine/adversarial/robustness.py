@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from engine.adversarial.attacks import run_attack
-from engine.adversarial.common import fast_copy
+from engine.adversarial.common import fast_copy, job_dtype
 from engine.adversarial.params import RobustnessParams, default_step_size, eps_text
 from engine.adversarial.target import load_target_model
 from engine.core.errors import ConfigError, RunError
@@ -19,9 +19,10 @@ from engine.core.events import JobStarted, ProgressAdvanced
 from engine.core.files import read_json
 from engine.core.runs import update_report
 from engine.data.loaders import ImageFiles, auto_workers, data_loader
-from engine.data.scan import scan_run_dataset, split_dataset
+from engine.data.scan import scan_run_dataset
+from engine.data.splits import plan_for_run
 from engine.runtime.devices import describe_device
-from engine.runtime.precision import autocast_dtype, precision_name
+from engine.runtime.precision import precision_name
 
 if TYPE_CHECKING:
     from engine.core.jobs import JobContext
@@ -30,14 +31,15 @@ if TYPE_CHECKING:
 # ------------------------------------------------------------------------------------ robustness
 
 
-def validation_samples(record: RunRecord, data: str | None, ctx: JobContext | None):
-    """The run's validation split, recomputed from its dataset, seed and val_fraction."""
+def validation_samples(record: RunRecord, run_dir, data: str | None, ctx: JobContext | None):
+    """The run's validation list: its recorded plan (engine.data.splits) replayed on its dataset (or on `data`,
+    where it has moved)."""
 
     info = scan_run_dataset(record.dataset, data or None, ctx=ctx)
     if list(info.classes) != list(record.classes):
         raise RunError(f"The dataset at {info.root} has classes {info.classes}, but the run was trained on "
                        f"{list(record.classes)}. Pass the run's dataset with --data.")
-    _, val = split_dataset(info, record.val_fraction, record.seed)
+    _, val, _ = plan_for_run(run_dir, record, info, log=ctx.log if ctx is not None else None)
     return info, val
 
 
@@ -50,10 +52,10 @@ def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
     params.validate()
     device_name, why = describe_device(params.device)
     device = torch.device(device_name)
-    dtype = autocast_dtype(device, params.precision)
     tm = load_target_model(run_dir=params.run_dir, device=device)
+    dtype = job_dtype(device, params.precision, tm)
     assert tm.record is not None and tm.run_dir is not None  # loaded from a run directory: it has both
-    info, val = validation_samples(tm.record, params.data, ctx)
+    info, val = validation_samples(tm.record, tm.run_dir, params.data, ctx)
     if params.limit:
         val = val[: params.limit]
     if not val:

@@ -22,8 +22,10 @@ from engine.core.events import JobStarted, ProgressAdvanced
 from engine.core.records import Preprocessing, RunRecord
 from engine.core.runs import load_config, update_report
 from engine.data.loaders import ImageFiles, auto_workers, data_loader
-from engine.data.scan import scan_dataset, scan_run_dataset, split_dataset
+from engine.data.scan import scan_dataset, scan_run_dataset
+from engine.data.splits import plan_for_run
 from engine.evaluate.plots import confusion_png, top_losses_png
+from engine.models.fast import inference_copy
 from engine.models.loading import load_run_model
 from engine.runtime.devices import resolve_device
 
@@ -150,7 +152,10 @@ def compute_logits(model, paths: list[str], prep: Preprocessing, device: torch.d
     model.eval()
     with torch.inference_mode():
         for x, idx, err in loader:
-            logits = model(x.to(device, non_blocking=True).float().div_(255)).float().cpu()
+            x = x.to(device, non_blocking=True).float().div_(255)
+            if device.type in ("cpu", "cuda"):  # as extraction feeds the inference copy (engine.features.cache)
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = model(x).float().cpu()
             if out is None:
                 out = torch.empty(len(paths), logits.shape[1], device="cpu")
             out[idx] = logits
@@ -175,9 +180,11 @@ def class_mismatch(run_classes: list[str], data_classes: list[str]) -> str | Non
     return "; ".join(parts) or "the same names in a different order"
 
 
-def evaluation_samples(record: RunRecord, dataset: str | None, ctx: JobContext | None):
-    """(samples, split name): the run's own validation split, or a given dataset (its val part when it has
-    one, else every image), whose classes must be the run's."""
+def evaluation_samples(record: RunRecord, dataset: str | None, ctx: JobContext | None,
+                       run_dir: str | os.PathLike | None = None, replan: bool = False):
+    """(samples, split name): the run's own validation list (its recorded plan, engine.data.splits, replayed on
+    the dataset as it is now; `replan` plans it again), or a given dataset (its val part when it has one, else
+    every image), whose classes must be the run's."""
 
     if dataset is None:
         info = scan_run_dataset(record.dataset, ctx=ctx)
@@ -186,7 +193,8 @@ def evaluation_samples(record: RunRecord, dataset: str | None, ctx: JobContext |
                 f"The run's dataset {record.dataset} has changed classes since training "
                 f"({class_mismatch(list(record.classes), info.classes)}). Evaluate on a dataset with the run's "
                 "classes: tlbench eval RUN --data DATASET.")
-        _, val = split_dataset(info, record.val_fraction, record.seed)
+        assert run_dir is not None  # the run's own split needs the run
+        _, val, _ = plan_for_run(run_dir, record, info, replan, log=ctx.log if ctx is not None else None)
         return val, "val"
     info = scan_dataset(dataset, ctx=ctx)
     diff = class_mismatch(list(record.classes), info.classes)
@@ -203,21 +211,26 @@ def evaluation_samples(record: RunRecord, dataset: str | None, ctx: JobContext |
 
 def evaluate_run(run_dir: str | os.PathLike, dataset: str | None = None, ctx: JobContext | None = None,
                  checkpoint: str = "best.pt", device: str = "auto", batch_size: int = 64,
-                 workers: int | None = None, tta: bool | None = None) -> dict:
+                 workers: int | None = None, tta: bool | None = None, precision: str = "recorded",
+                 replan: bool = False) -> dict:
     """The evaluation job: load the run's model, predict the images, write report.json and the PNGs.
 
     Returns a summary (accuracy, top5, n, split, report path); the full report is in report.json.
-    `tta`: flip averaging (None: as the run recorded).
+    `tta`: flip averaging (None: as the run recorded). `precision`: the run's recorded one, or forced.
+    `replan`: plan the validation split again from the dataset as it is now (default: the run's recorded plan).
     """
 
     run_dir = Path(run_dir)
     record = load_config(run_dir)
-    samples, split = evaluation_samples(record, dataset, ctx)
+    samples, split = evaluation_samples(record, dataset, ctx, run_dir, replan)
     dev = resolve_device(device)
     if ctx is not None:
         ctx.emit(JobStarted("eval", f"{run_dir.name} on {dataset or record.dataset} ({split})", str(run_dir)))
         ctx.log(f"evaluating {checkpoint} of {run_dir} on {len(samples)} images ({split})")
-    model, record = load_run_model(run_dir, dev, checkpoint)
+    model, record = load_run_model(run_dir, dev, checkpoint, precision)
+    # the inference copy extraction uses (BatchNorm folded, channels_last), in the run's precision: a probe's
+    # report, computed from its extracted features, is what this pass computes
+    model = inference_copy(model, dev, record.preprocessing.crop_size)
     tta = run_tta(record, tta)
     if tta and ctx is not None:
         ctx.log("test-time augmentation: logits averaged with the mirror images'")

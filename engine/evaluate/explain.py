@@ -33,6 +33,7 @@ from engine.core.files import atomic_write_bytes
 from engine.core.records import Preprocessing
 from engine.data.images import ImageProblem, load_rgb
 from engine.data.loaders import _center_offset, eval_transform
+from engine.evaluate.evaluation import with_tta
 from engine.models.classifier import Classifier
 from engine.models.stages import backbone_stages
 
@@ -194,31 +195,38 @@ def _safe_name(path: str) -> str:
 
 
 def explain_image(model: Classifier, classes: list[str], prep: Preprocessing, path: str | os.PathLike,
-                  method: str = "gradcam", target: int | None = None) -> tuple[np.ndarray, dict, Image.Image]:
+                  method: str = "gradcam", target: int | None = None,
+                  tta: bool = False) -> tuple[np.ndarray, dict, Image.Image]:
     """(heatmap at the original resolution, {"class", "index", "prob"}, the decoded image) for one file.
     Without `target`, the predicted class. Raises ImageProblem for an unusable file."""
     img = load_rgb(path)
-    heat, info = explain_pil(model, classes, prep, img, method, target)
+    heat, info = explain_pil(model, classes, prep, img, method, target, tta)
     return heat, info, img
 
 
 def explain_pil(model: Classifier, classes: list[str], prep: Preprocessing, img: Image.Image,
-                method: str = "gradcam", target: int | None = None) -> tuple[np.ndarray, dict]:
-    """explain_image for an image already in memory (an adversarial example, a preview)."""
+                method: str = "gradcam", target: int | None = None, tta: bool = False) -> tuple[np.ndarray, dict]:
+    """explain_image for an image already in memory (an adversarial example, a preview).
+
+    `tta` (a run that averages each image with its mirror image, as eval and predict then do): the class and
+    probability are the averaged prediction's, and the heatmap is the mean of the image's and its mirror
+    image's (mirrored back), so the explanation is of the very prediction the run reports."""
     img = img.convert("RGB")
     device = next(model.parameters()).device
     x = eval_transform(img, prep).unsqueeze(0).to(device).float().div(255)
     with torch.no_grad():
-        probs = model(x).float().softmax(1)[0].cpu()
+        probs = with_tta(model, tta)(x).float().softmax(1)[0].cpu()
     index = int(probs.argmax()) if target is None else int(target)
     heat = attribute(model, x, index, method)
+    if tta:
+        heat = _normalise(heat + attribute(model, x.flip(-1), index, method).flip(-1))
     info = {"class": classes[index], "index": index, "prob": round(float(probs[index]), 6)}
     return to_original(heat, img.height, img.width, prep), info
 
 
 def explain_paths(model: Classifier, classes: list[str], prep: Preprocessing, paths: list[str],
                   out_dir: str | os.PathLike, method: str = "gradcam", target: int | None = None,
-                  log: Callable[[str], None] | None = None) -> list[dict]:
+                  log: Callable[[str], None] | None = None, tta: bool = False) -> list[dict]:
     """Per image {"path", "target", "heatmap", "overlay"} (files NN-name-heatmap.npy and NN-name-overlay.png in
     out_dir) or {"path", "error"}, in input order; one bad image never stops the others."""
     out = Path(out_dir)
@@ -226,7 +234,7 @@ def explain_paths(model: Classifier, classes: list[str], prep: Preprocessing, pa
     results: list[dict] = []
     for n, path in enumerate(paths):
         try:
-            heat, info, img = explain_image(model, classes, prep, path, method, target)
+            heat, info, img = explain_image(model, classes, prep, path, method, target, tta)
         except ImageProblem as err:
             results.append({"path": str(path), "error": str(err)})
             continue

@@ -35,17 +35,21 @@ if TYPE_CHECKING:
     from engine.models.classifier import Classifier
 from engine.models.fast import inference_copy
 from engine.runtime import distributed as D
-from engine.runtime.precision import autocast, autocast_dtype, precision_name
+from engine.runtime.precision import autocast, dtype_of, resolve_precision
 from engine.runtime.precision_auto import measure_model
 
 # The cache file's layout ({"key", "ids", "features"}); what the features depend on is in the key itself.
 FEATURE_VERSION = 2
 
 
-def cache_key(backbone: str, weights_identity: str, prep: Preprocessing) -> dict:
-    """Everything the cached features depend on. A random backbone's identity names its seed."""
+def cache_key(backbone: str, weights_identity: str, prep: Preprocessing, *, view: str | None = None,
+              precision: str = "fp32") -> dict:
+    """Everything cached features depend on: the one builder of feature-cache keys (the probe, views, compare,
+    auto's search and estimates, and the tests all build them here). A random backbone's identity names its
+    seed; `view` names another view of each image than its center crop (engine.features.views); `precision` is
+    the resolved precision of the forward pass (bf16 features differ from fp32 ones in the last digits)."""
     libs = versions()
-    return {
+    key = {
         "format": FEATURE_VERSION,
         "backbone": backbone,
         "weights": weights_identity,
@@ -55,6 +59,15 @@ def cache_key(backbone: str, weights_identity: str, prep: Preprocessing) -> dict
                      "pillow": PIL.__version__},
         "code": FeatureCache.code_hash(),
     }
+    if view is not None and view != "center":  # the center crop is the plain entry
+        key["view"] = view
+    return with_precision(key, precision)
+
+
+def with_precision(key: dict, precision: str) -> dict:
+    """`key` for features computed in `precision` (fp32's entries keep the plain key)."""
+    key = {k: v for k, v in key.items() if k != "precision"}
+    return key if precision == "fp32" else {**key, "precision": precision}
 
 
 class FeatureCache:
@@ -190,7 +203,7 @@ def extract(
     `precision` (engine.runtime.precision): the forward pass's autocast; `auto` measures `backbone` on this
     device once (a few batches of this very network) and remembers the fastest safe choice."""
     fast = inference_copy(model, device, prep.crop_size)
-    dtype = extraction_dtype(lambda: fast, device, prep.crop_size, precision, backbone)
+    dtype = dtype_of(extraction_precision(lambda: fast, device, prep.crop_size, precision, backbone)[0])
     workers = auto_workers(device) if workers is None else workers
     loader = data_loader(
         ImageFiles(paths, prep, transform), batch_size=batch_size, shuffle=False, num_workers=workers,
@@ -225,15 +238,15 @@ def extract(
     return feats, errors, (len(paths) / seconds if seconds > 0 and paths else 0.0)
 
 
-def extraction_dtype(fast_copy: Callable[[], Classifier], device: torch.device, size: int, precision: str,
-                     backbone: str | None) -> torch.dtype | None:
-    """The autocast dtype of extraction; `auto` measures the inference copy's own forward pass (`fast_copy()`
+def extraction_precision(fast_copy: Callable[[], Classifier], device: torch.device, size: int, precision: str,
+                         backbone: str | None) -> tuple[str, str]:
+    """(the precision of extraction, why); `auto` measures the inference copy's own forward pass (`fast_copy()`
     is called only when a measurement is due)."""
     def measure(names: list[str]) -> dict[str, float]:
         fast = fast_copy()
         return measure_model(fast, device, size, names, forward=fast.features)
 
-    return autocast_dtype(device, precision, backbone=backbone, measure=measure)
+    return resolve_precision(device, precision, backbone=backbone, measure=measure)
 
 
 def joined() -> D.DistInfo:
@@ -241,6 +254,26 @@ def joined() -> D.DistInfo:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return D.env_info()
     return D.SINGLE
+
+
+def cache_view(cache: FeatureCache, paths: list[str], dist: D.DistInfo) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """(the cached features, each path's identity) as rank 0 sees them, on every rank.
+
+    Under torchrun each node may have its own cache (and its own copy of the dataset): ranks that looked up
+    their own would disagree on what is missing, shard different lists, and a warm node would skip the gather
+    a cold one waits in. So rank 0 reads, and sends the entries these paths need."""
+    if not dist.enabled:
+        return cache.load(), [image_identity(p) for p in paths]
+    view = None
+    if dist.is_main:
+        stored = cache.load()
+        ids = [image_identity(p) for p in paths]
+        view = ({i: stored[i] for i in ids if i in stored}, ids)
+    view = D.broadcast(dist, view)
+    assert view is not None  # rank 0 sends what its cache holds
+    if dist.is_main:  # rank 0 keeps every entry of its file, for the save below
+        return stored, view[1]
+    return view
 
 
 def cached_features(
@@ -282,17 +315,16 @@ def cached_features(
         return built[0]
 
     prep = Preprocessing.from_dict(key["preprocessing"])
-    resolved = None
+    decided = None
     if dist.is_main:  # one measurement, one choice for every rank's shard
-        resolved = precision_name(extraction_dtype(lambda: inference_copy(model(), device, prep.crop_size), device,
-                                                   prep.crop_size, precision, key["backbone"]))
-    resolved = D.broadcast(dist, resolved)
-    assert resolved is not None  # rank 0 sends its choice
-    if resolved != "fp32":
-        key = {**key, "precision": resolved}
+        decided = extraction_precision(lambda: inference_copy(model(), device, prep.crop_size), device,
+                                       prep.crop_size, precision, key["backbone"])
+    decided = D.broadcast(dist, decided)
+    assert decided is not None  # rank 0 sends its choice
+    resolved, why = decided
+    key = with_precision(key, resolved)
     cache = FeatureCache(key, dataset_root)
-    stored = cache.load()
-    ids = [image_identity(p) for p in paths]
+    stored, ids = cache_view(cache, paths, dist)
     missing = [i for i, ident in enumerate(ids) if ident not in stored]
     errors: dict[int, str] = {}
     rate = 0.0
@@ -324,5 +356,6 @@ def cached_features(
         if i not in errors:
             out[i] = stored[ident]
     stats = {"feature_cache": "miss" if missing else "hit", "extracted": len(missing) - len(errors),
-             "extract_images_per_s": round(rate, 2), "extract_precision": resolved}
+             "extract_images_per_s": round(rate, 2), "extract_precision": resolved,
+             "extract_precision_reason": why}
     return out, errors, stats

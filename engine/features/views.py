@@ -23,6 +23,7 @@ from engine.features.cache import FeatureCache, cache_key, cached_features
 from engine.models.build import build_classifier
 from engine.models.registry import get_spec
 from engine.models.weights import weights_identity
+from engine.runtime.precision import known_choice
 
 CENTER, FLIP = "center", "flip"
 CROP_SCALE = (0.35, 1.0)  # the `light` augmentation's RandomResizedCrop, as fine-tuning draws them
@@ -68,11 +69,8 @@ def view_transform(view: str, prep: Preprocessing):
     raise ValueError(f"unknown view {view!r}")
 
 
-def view_key(backbone: str, identity: str, prep: Preprocessing, view: str) -> dict:
-    key = cache_key(backbone, identity, prep)
-    if view != CENTER:  # the center view is the probe's own entry
-        key["view"] = view
-    return key
+def view_key(backbone: str, identity: str, prep: Preprocessing, view: str, precision: str = "fp32") -> dict:
+    return cache_key(backbone, identity, prep, view=view, precision=precision)
 
 
 def crop_views(k: int) -> list[str]:
@@ -80,15 +78,21 @@ def crop_views(k: int) -> list[str]:
 
 
 def missing_count(backbone: str, img_size: int, views: list[str], root: str, paths: list[str],
-                  weights: str | None = None, seed: int = 0) -> int:
-    """How many (image, view) pairs are not in the cache yet: what a candidate would extract."""
+                  weights: str | None = None, seed: int = 0, device: torch.device | None = None,
+                  precision: str = "auto") -> int:
+    """How many (image, view) pairs are not in the cache yet: what a candidate would extract. The features
+    would be computed in the precision `precision` resolves to on `device`; when that needs a measurement not
+    made yet, nothing can be cached under its choice, and every pair counts as missing."""
+    resolved = known_choice(device or torch.device("cpu"), precision, backbone)
+    if resolved is None:
+        return len(paths) * len(views)
     spec = get_spec(backbone)
     prep = spec.preprocessing(img_size)
     identity = weights_identity(spec, weights, seed=seed)
     ids = [image_identity(p) for p in paths]
     total = 0
     for view in views:
-        stored = FeatureCache(view_key(backbone, identity, prep, view), root).load()
+        stored = FeatureCache(view_key(backbone, identity, prep, view, resolved), root).load()
         total += sum(1 for i in ids if i not in stored)
     return total
 
@@ -106,8 +110,10 @@ def view_features(
     batch_size: int = 64,
     workers: int | None = None,
     ctx: JobContext | None = None,
-) -> tuple[torch.Tensor, dict[int, str]]:
-    """Features of every view: [N, V, D] on the CPU, and {index: reason} for unusable files. The backbone is
+    precision: str = "auto",
+) -> tuple[torch.Tensor, dict[int, str], str]:
+    """Features of every view: [N, V, D] on the CPU, {index: reason} for unusable files, and the precision they
+    were computed in (`precision` resolved once, by the first view, and used for every view). The backbone is
     built once, on the first view that misses the cache."""
     spec = get_spec(backbone)
     prep = spec.preprocessing(img_size)
@@ -121,8 +127,9 @@ def view_features(
 
     feats, errors = [], {}
     for view in views:
-        f, err, _ = cached_features(model, view_key(backbone, identity, prep, view), root, paths, device,
-                                    batch_size, workers, ctx, view_transform(view, prep))
+        f, err, stats = cached_features(model, view_key(backbone, identity, prep, view), root, paths, device,
+                                        batch_size, workers, ctx, view_transform(view, prep), precision=precision)
+        precision = stats["extract_precision"]  # the first view decided: the others follow it
         feats.append(f)
         errors.update(err)
-    return torch.stack(feats, 1), errors
+    return torch.stack(feats, 1), errors, precision

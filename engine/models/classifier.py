@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torchvision.models import SqueezeNet
 
+from engine.runtime.precision import autocast
+
 
 class Normalize(nn.Module):
     mean: torch.Tensor  # buffers, [1, C, 1, 1]
@@ -43,11 +45,24 @@ class Classifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = head
 
+    # The precision the model's run computed in, replayed by every job on the run (engine.models.loading sets
+    # it from config.json): autocast to `run_dtype` around the backbone alone ("features": the probe's and auto's
+    # heads were fitted in fp32 on cached features) or around the whole forward ("model": fine-tuning). None:
+    # fp32, or the caller's own autocast (training, export). A plain attribute: checkpoints do not change.
+    run_dtype: torch.dtype | None = None
+    run_scope: str = "model"
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.normalize(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x)))
+        if self.run_dtype is None:
+            return self.head(self.dropout(self.features(x)))
+        with autocast(x.device, self.run_dtype):
+            f = self.features(x)
+            if self.run_scope == "model":
+                return self.head(self.dropout(f)).float()
+        return self.head(self.dropout(f.float()))
 
 
 def last_linear(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:

@@ -13,11 +13,31 @@ from engine.core.runs import load_checkpoint, load_config
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
 from engine.models.weights import is_random
+from engine.runtime.precision import PRECISIONS, recorded_dtype
+
+# What `precision=` of load_run_model accepts: the run's own, or one forced for this job.
+RUN_PRECISIONS = ("recorded", *(p for p in PRECISIONS if p != "auto"))
+
+
+def run_precision(record: RunRecord) -> str:
+    """The precision a run computed in: recorded before its first step (precision_resolved); fp32 for runs from
+    before it was recorded, whose default was fp32 on the CPUs they ran on."""
+    return str(record.get("precision_resolved") or "fp32")
+
+
+def run_scope(record: RunRecord) -> str:
+    """Where a run's autocast applied: the backbone alone for the probe and auto (their heads were fitted in
+    fp32 on cached features), the whole forward for fine-tuning."""
+    return "features" if record.mode in ("probe", "auto") else "model"
 
 
 def load_run_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                   checkpoint: str = "best.pt") -> tuple[Classifier, RunRecord]:
+                   checkpoint: str = "best.pt", precision: str = "recorded") -> tuple[Classifier, RunRecord]:
     """The run's classifier in eval mode, and its config record.
+
+    `precision`: "recorded" (the default) makes the model compute as its run did (Classifier.run_dtype), so
+    eval, predict, explain and attacks on a run give its numbers on any machine; "fp32" (export, or a user's
+    choice) or another precision overrides it.
 
     A probe run's checkpoint holds only the head: the backbone is rebuilt from the registry with the
     weights recorded in the config (and must still be the same weights). A checkpoint with the whole model
@@ -45,5 +65,9 @@ def load_run_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu
         model.head.load_state_dict(ckpt["model"])
     else:
         model.load_state_dict(ckpt["model"])
+    if precision not in RUN_PRECISIONS:
+        raise RunError(f"precision {precision!r}: use one of {', '.join(RUN_PRECISIONS)}.")
+    model.run_dtype = recorded_dtype(run_precision(record) if precision == "recorded" else precision)
+    model.run_scope = run_scope(record)
     return model.to(device).eval(), record
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.core.errors import ConfigError, choice_error
-from engine.runtime.precision_auto import Measure, resolve_auto
+from engine.runtime.precision_auto import Measure, lookup, resolve_auto
 
 if TYPE_CHECKING:
     import torch
@@ -30,25 +30,48 @@ def dtype_of(name: str) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
-def autocast_dtype(device: torch.device, precision: str = "auto", *, backbone: str | None = None,
-                   measure: Measure | None = None) -> torch.dtype | None:
-    """The dtype to autocast to on `device`, or None for plain fp32.
+def resolve_precision(device: torch.device, precision: str = "auto", *, backbone: str | None = None,
+                      measure: Measure | None = None) -> tuple[str, str]:
+    """(the precision name `precision` stands for on `device`, why): what a run records before its first step.
 
     `auto` is the fastest precision measured on this device (engine.runtime.precision_auto, remembered in the
     cache): for `backbone` with `measure(names) -> images/s per name` when the caller has the model at hand,
     else for the reference network."""
-    import torch
-
     if precision not in PRECISIONS:
         raise choice_error("precision", precision, PRECISIONS)
     kind = device.type
     if precision == "fp32":
-        return None
+        return "fp32", "asked for (--precision fp32)"
     if precision == "auto":
-        return dtype_of(resolve_auto(device, backbone, measure).choice)
+        found = resolve_auto(device, backbone, measure)
+        return found.choice, "auto: " + found.reason
     if kind not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"--precision {precision} is not available on {kind}: use --precision fp32.")
-    return torch.bfloat16 if precision == "bf16" else torch.float16
+    return precision, f"asked for (--precision {precision})"
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto", *, backbone: str | None = None,
+                   measure: Measure | None = None) -> torch.dtype | None:
+    """The dtype to autocast to on `device`, or None for plain fp32 (see `resolve_precision`)."""
+    return dtype_of(resolve_precision(device, precision, backbone=backbone, measure=measure)[0])
+
+
+def recorded_dtype(precision_resolved: str | None) -> torch.dtype | None:
+    """The autocast dtype of a precision a run recorded (None, or a run from before it was recorded: fp32)."""
+    name = precision_resolved or "fp32"
+    if name not in PRECISIONS or name == "auto":
+        raise ConfigError(f"The run records precision {name!r}, which is not one of fp32, bf16, fp16: its "
+                          "config.json is damaged. Pass --precision fp32 to use it anyway.")
+    return dtype_of(name)
+
+
+def known_choice(device: torch.device, precision: str = "auto", backbone: str | None = None) -> str | None:
+    """The precision name `precision` resolves to on `device` without measuring anything; None when `auto` would
+    have to measure `backbone` first (nothing can be cached under its choice yet)."""
+    if precision != "auto":
+        return precision
+    found = lookup(device, backbone)
+    return found.choice if found is not None else None
 
 
 def needs_grad_scaler(device: torch.device, dtype: torch.dtype | None) -> bool:

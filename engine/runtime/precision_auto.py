@@ -1,14 +1,21 @@
 """`--precision auto`: which autocast dtype runs fastest on this device, measured once and remembered.
 
 A reduced precision is a large lever and a trap: bf16 autocast ran EfficientNet-Lite0 1.3x as fast as fp32 on
-an AVX-512 Xeon and 13x slower on an AVX2-only EPYC. So `auto` never guesses. It lists the candidates the device
-can run safely (fp32 always; bf16 on a CPU whose instruction set has bf16 or AVX-512 arithmetic, never fp16
-on a CPU; on CUDA bf16 where supported, else fp16 under a GradScaler), measures each on a few batches of the
-job's own forward pass when there is more than one, and keeps a reduced precision only when it beat fp32 by
-MARGIN. The choice and the rates are remembered in <cache>/precision/, keyed by the device's name, the CPU's
-instruction-set flags, torch's version and the backbone, so a machine measures once.
+an AVX-512 Xeon and 13x slower on an AVX2-only EPYC. So `auto` never guesses. The machine is described by a
+`MachineProfile` (engine.runtime.machine); `candidates(profile)` lists what it can run safely and fast, and when
+there is more than one, each is timed on the job's own forward pass (warm-up excluded, repeated, the median)
+and a reduced precision is kept only when it beats fp32 by MARGIN. The choice and the rates are remembered in
+<cache>/precision/, keyed by the profile and the backbone, so a machine measures once and every later run of the
+same command gets the same choice.
 
-A job that has no model at hand when it chooses (attacks, dreams, the run record) measures a small reference
+A measurement never changes a job's numbers: it runs under a fork of the random generators (`resolve_auto`),
+on a copy of the model, and a run records what was chosen before its first step (engine.train), so resume, eval,
+predict and explain replay the recorded precision instead of deciding again.
+
+TLBENCH_PRECISION_AUTO=fp32|bf16|fp16 pins what `auto` resolves to, without measuring (the test suite pins fp32,
+so no test depends on the machine it runs on; a cluster of mixed nodes can pin one choice for all).
+
+A job that has no model at hand when it chooses (attacks and dreams on a backbone) measures a small reference
 network of depthwise and pointwise convolutions, the operators of the mobile backbones, under the backbone
 name "reference".
 """
@@ -18,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from engine.core.files import atomic_write_json
 from engine.core.paths import cache_dir
+from engine.runtime.machine import MachineProfile, machine_profile
 
 if TYPE_CHECKING:
     import torch
@@ -35,17 +43,18 @@ if TYPE_CHECKING:
 # torch is imported inside the functions: engine.runtime.precision is read by the CLI's parsers, and
 # `tlbench --help` should not wait seconds for torch.
 
-# A reduced precision must beat fp32 by this much to be chosen: a 2% win is within this machine's noise,
-# and fp32 is the safer of two equal choices.
-MARGIN = 1.05
+# A reduced precision must beat fp32 by this much, median against median, to be chosen: run-to-run noise on a
+# shared machine reached 5%, and fp32 is the safer of two near-equal choices.
+MARGIN = 1.10
 REFERENCE = "reference"
-# Instruction-set flags that say whether bf16 can be fast on a CPU (x86 /proc/cpuinfo "flags", aarch64
-# "Features"), and the ones worth recording beside them.
-BF16_FLAGS = {"avx512f", "avx512_bf16", "amx_bf16", "bf16"}
-RECORDED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16",
-                  "amx_fp16", "asimd", "bf16", "sve")
 # TLBENCH_PRECISION_MEASURE=1 measures bf16 on a CPU even where its flags say it is slow (doctor, bench/).
 FORCE_ENV = "TLBENCH_PRECISION_MEASURE"
+# TLBENCH_PRECISION_AUTO=<precision> pins auto's answer (tests, mixed clusters).
+PIN_ENV = "TLBENCH_PRECISION_AUTO"
+PINNABLE = ("fp32", "bf16", "fp16")
+# Each precision is timed on REPEATS batches after one warm-up batch, the precisions interleaved (so a slow
+# spell of the machine hits all of them), and judged on its median.
+REPEATS = 5
 
 
 @dataclass
@@ -61,52 +70,21 @@ class AutoChoice:
         return asdict(self)
 
 
-def cpu_info() -> tuple[str, list[str]]:
-    """(the CPU's model name, its flags that matter for reduced precision) from /proc/cpuinfo, where there is one."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        head, _, value = line.partition(":")
-        head = head.strip().lower()
-        if head == "model name" and value.strip():
-            name = value.strip()
-        elif head in ("flags", "features") and not flags:
-            flags = set(value.split())
-    return name, [f for f in RECORDED_FLAGS if f in flags]
-
-
-def device_key(device: torch.device, backbone: str | None = None) -> dict:
-    """What a measurement depends on: the device's name, the CPU's flags and ISA level, torch, the backbone."""
-    import torch
-
-    cpu_name, flags = cpu_info()
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        name = torch.cuda.get_device_name(index)
-    else:
-        name = cpu_name if device.type == "cpu" else device.type
-    return {"device_type": device.type, "device": name, "cpu_flags": flags,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
-            "backbone": backbone or REFERENCE}
-
-
-def candidates(key: dict, force: bool = False) -> tuple[list[str], str]:
-    """The precisions worth measuring on the device `key` describes, and why the others are left out."""
-    kind = key["device_type"]
+def candidates(profile: MachineProfile, force: bool = False) -> tuple[list[str], str]:
+    """The precisions worth measuring on the machine `profile` describes, and why the others are left out."""
+    kind = profile.device_type
     if kind == "cuda":
-        import torch
-
-        if torch.cuda.is_bf16_supported():
-            return ["fp32", "bf16"], "fp16 left out: bf16 has fp32's range and needs no loss scaling"
-        return ["fp32", "fp16"], "no bf16 on this GPU"
+        major = profile.cuda_capability[0] if profile.cuda_capability else 0
+        if major >= 8:  # Ampere and later: bf16 tensor cores
+            return ["fp32", "bf16"], (f"sm_{profile.cuda_sm}: bf16 is native; fp16 left out (bf16 has fp32's range "
+                                      "and needs no loss scaling)")
+        # Volta/Turing (T4, V100) report bf16 as supported, but emulate it: fp16 with a GradScaler is their fast path
+        return ["fp32", "fp16"], f"sm_{profile.cuda_sm}: no native bf16 (it would be emulated), fp16 with loss scaling"
     if kind == "cpu":
-        if force or BF16_FLAGS & set(key["cpu_flags"]) or key["cpu_capability"].startswith("AVX512"):
+        if force or profile.cpu_bf16_capable:
             return ["fp32", "bf16"], "fp16 is never chosen on a CPU"
-        return ["fp32"], (f"this CPU ({key['cpu_capability']}, no AVX-512 or bf16 instructions) emulates bf16: "
-                          "it ran 13x slower than fp32 on one such CPU, so it is not measured")
+        return ["fp32"], (f"this CPU ({profile.cpu_capability or profile.arch}, no AVX-512 or bf16 instructions) "
+                          "emulates bf16: it ran 13x slower than fp32 on one such CPU, so it is not measured")
     return ["fp32"], f"reduced precision is not measured on {kind}; ask for it with --precision"
 
 
@@ -118,6 +96,11 @@ def choose(rates: dict[str, float], margin: float = MARGIN) -> str:
         if name != "fp32" and rate >= base * margin and rate > best_rate:
             best, best_rate = name, rate
     return best
+
+
+def device_key(device: torch.device, backbone: str | None = None, profile: MachineProfile | None = None) -> dict:
+    """What a measurement depends on: the machine (device, CPU flags and ISA level, torch) and the backbone."""
+    return (profile or machine_profile(device)).key(backbone or REFERENCE)
 
 
 def store_path(key: dict) -> Path:
@@ -136,6 +119,19 @@ def remembered() -> list[dict]:
     return out
 
 
+def pinned() -> str | None:
+    """The precision TLBENCH_PRECISION_AUTO pins auto to, or None (a bad value is a ConfigError)."""
+    value = os.environ.get(PIN_ENV, "").strip()
+    if not value:
+        return None
+    if value not in PINNABLE:
+        from engine.core.errors import ConfigError
+
+        raise ConfigError(f"{PIN_ENV}={value!r} is not a precision. Use one of {', '.join(PINNABLE)}, or unset it "
+                          "to let --precision auto measure.")
+    return value
+
+
 def _sync(device: torch.device) -> None:
     import torch
 
@@ -145,29 +141,39 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def forward_rate(forward: Callable[[torch.Tensor], object], example: torch.Tensor, dtype: torch.dtype | None,
-                 batches: int = 3, budget_s: float = 20.0) -> float:
-    """Images/s of `forward(example)` under autocast to `dtype` (None: fp32), in inference mode: the best of
-    `batches` timed batches after one warm-up (the best, since other processes only ever slow a batch down).
-    Stops early once `budget_s` is spent, so a precision that is 13x slower costs seconds, not minutes."""
+def forward_rates(forward: Callable[[torch.Tensor], object], example: torch.Tensor, names: list[str],
+                  repeats: int = REPEATS, budget_s: float = 20.0) -> dict[str, float]:
+    """Images/s of `forward(example)` under autocast to each precision in `names`, in inference mode.
+
+    One warm-up batch per precision (not timed: first-call allocation and kernel selection), then `repeats`
+    rounds that time one batch of each precision in turn; each rate is len(example) / the median time.
+    A precision whose batches pass `budget_s` stops early (a 13x slower bf16 costs seconds, not minutes)."""
     import torch
 
+    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     device = example.device
-    times = []
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        start = time.perf_counter()
-        forward(example)
-        _sync(device)
-        for _ in range(batches):
-            if time.perf_counter() - start > budget_s and times:
-                break
+    times: dict[str, list[float]] = {n: [] for n in names}
+    spent: dict[str, float] = {n: 0.0 for n in names}
+
+    def one(name: str) -> float:
+        dtype = dtypes[name]
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             t = time.perf_counter()
             forward(example)
             _sync(device)
-            times.append(time.perf_counter() - t)
-        if not times:
-            times.append(time.perf_counter() - start)
-    return len(example) / max(min(times), 1e-9)
+            return time.perf_counter() - t
+
+    with torch.inference_mode():
+        for name in names:
+            spent[name] += one(name)  # warm-up
+        for _ in range(repeats):
+            for name in names:
+                if times[name] and spent[name] > budget_s:
+                    continue
+                took = one(name)
+                times[name].append(took)
+                spent[name] += took
+    return {n: round(len(example) / max(statistics.median(times[n] or [spent[n]]), 1e-9), 2) for n in names}
 
 
 def reference_model(device: torch.device) -> nn.Module:
@@ -179,13 +185,13 @@ def reference_model(device: torch.device) -> nn.Module:
         return [nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU6(),
                 nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU6()]
 
-    layers = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6()]
-    for cin, cout in ((32, 64), (64, 128), (128, 256)):
-        layers += block(cin, cout, 2)
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    with torch.random.fork_rng(devices=[]):  # random weights, without moving the job's seeded stream
+    # every layer is made inside the fork: a Conv2d draws its initial weights from the global generator
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = nn.Sequential(*layers)
+        layers = [nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6()]
+        for cin, cout in ((32, 64), (64, 128), (128, 256)):
+            layers += block(cin, cout, 2)
+        model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
     return model.to(device=device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]  # nn.Module.to takes memory_format; its stubs do not say so
 
 
@@ -194,43 +200,74 @@ def measure_model(model: nn.Module, device: torch.device, size: int, names: list
     """Images/s of `model`'s forward pass (or `forward`) at `size` px for each precision in `names`."""
     import torch
 
-    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     batch = 32 if device.type == "cuda" else 8
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         example = torch.rand(batch, 3, size, size, device="cpu")  # made on the host, then moved: same on any device
     example = example.to(device).contiguous(memory_format=torch.channels_last)
-    fn = forward or model
-    return {name: round(forward_rate(fn, example, dtypes[name]), 2) for name in names}
+    return forward_rates(forward or model, example, names)
 
 
 # The measurement itself; tests replace it with a fake that returns rates without running anything.
 Measure = Callable[[list[str]], dict[str, float]]
 
 
-def resolve_auto(device: torch.device, backbone: str | None = None, measure: Measure | None = None) -> AutoChoice:
-    """`auto` on `device` for `backbone`: the remembered choice, or a new measurement (`measure(names)` ->
-    images/s per name; default: the reference network at 224 px), remembered for next time."""
-    key = device_key(device, backbone)
-    names, why = candidates(key, force=os.environ.get(FORCE_ENV) == "1")
+def _isolated(device: torch.device, measure: Measure, names: list[str]) -> dict[str, float]:
+    """`measure(names)` under a fork of the CPU's (and the device's) random generators: whatever a measurement
+    builds or draws, the job's seeded streams continue as if it never ran (a run that measures and one that
+    remembers must train alike)."""
+    import torch
+
+    devices: list[int] = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        return measure(names)
+
+
+def lookup(device: torch.device, backbone: str | None = None,
+           profile: MachineProfile | None = None) -> AutoChoice | None:
+    """What `auto` resolves to without measuring: the pin, the only candidate, or the remembered choice; None
+    when a measurement would be needed."""
+    profile = profile or machine_profile(device)
+    key = profile.key(backbone or REFERENCE)
+    pin = pinned()
+    if pin is not None:
+        return AutoChoice(pin, {}, f"pinned by {PIN_ENV}={pin}", key)
+    names, why = candidates(profile, force=os.environ.get(FORCE_ENV) == "1")
     if len(names) == 1:
         return AutoChoice(names[0], {}, why, key)
-    path = store_path(key)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(store_path(key).read_text())
         if data.get("key") == key and data.get("choice") in names:
             return AutoChoice(data["choice"], data.get("rates", {}), data.get("reason", ""), key)
     except (OSError, ValueError):
         pass  # not measured yet, or a damaged file: measure again
+    return None
+
+
+def resolve_auto(device: torch.device, backbone: str | None = None, measure: Measure | None = None,
+                 profile: MachineProfile | None = None) -> AutoChoice:
+    """`auto` on `device` for `backbone`: the pin, the remembered choice, or a new measurement (`measure(names)`
+    -> images/s per name; default: the reference network at 224 px), remembered for next time."""
+    profile = profile or machine_profile(device)
+    found = lookup(device, backbone, profile)
+    if found is not None:
+        return found
+    key = profile.key(backbone or REFERENCE)
+    names, why = candidates(profile, force=os.environ.get(FORCE_ENV) == "1")
+
     def reference(ns: list[str]) -> dict[str, float]:
         return measure_model(reference_model(device), device, 224, ns)
 
-    rates = (measure or reference)(names)
+    rates = _isolated(device, measure or reference, names)
     choice = choose(rates)
     best = max(rates, key=lambda n: rates[n])
-    reason = (f"measured {', '.join(f'{n} {r:.1f}' for n, r in rates.items())} images/s on {key['device']}: "
-              f"{choice}" + (f" ({best} was not {MARGIN}x fp32)" if best != choice else "") + f"; {why}")
+    reason = (f"measured {', '.join(f'{n} {r:.1f}' for n, r in rates.items())} images/s on {key['device']} "
+              f"(median of {REPEATS}): {choice}" + (f" ({best} was not {MARGIN}x fp32)" if best != choice else "")
+              + f"; {why}")
     found = AutoChoice(choice, rates, reason, key)
+    path = store_path(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, {**found.to_dict(), "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")})

@@ -38,7 +38,7 @@ from engine.data.layouts import find_items
 from engine.data.loaders import resize_center_crop
 from engine.evaluate.evaluation import run_tta, with_tta
 from engine.models.classifier import Classifier
-from engine.models.loading import load_run_model
+from engine.models.loading import load_run_model, run_precision
 from engine.serve import EXPORT_FILES, EXPORT_FORMATS
 from engine.serve.predict import predict_paths
 
@@ -78,6 +78,8 @@ class ExportedClassifier(nn.Module):
 def metadata(record: RunRecord, run_dir: Path, tta: bool = False) -> dict:
     return {"classes": list(record.classes), "preprocessing": record.preprocessing.to_dict(),
             "backbone": record.backbone, "mode": record.mode, "run": run_dir.name, "tta": tta,
+            # an export computes in fp32 (every runtime runs it); the run's own precision, for the record
+            "precision": "fp32", "run_precision": run_precision(record),
             "input": "uint8 RGB images [N, 3, H, W], any size", "output": "class probabilities [N, C]"}
 
 
@@ -181,7 +183,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "pt2", ctx: JobContext | N
     load_config(run_dir)  # a directory that is no run fails here, before the job starts
     if ctx is not None:
         ctx.emit(JobStarted("export", f"{run_dir.name} to {fmt}", str(run_dir)))
-    model, record = load_run_model(run_dir, "cpu", checkpoint)
+    model, record = load_run_model(run_dir, "cpu", checkpoint, precision="fp32")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

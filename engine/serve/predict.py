@@ -11,6 +11,7 @@ from engine.data.images import ImageProblem, is_image_name
 from engine.data.loaders import load_for_model
 from engine.evaluate.evaluation import run_tta, with_tta
 from engine.models.classifier import Classifier
+from engine.models.fast import inference_copy
 from engine.models.predictions import top_predictions_rows
 
 
@@ -35,7 +36,10 @@ def predict_paths(model: Classifier, record: RunRecord, paths: list[str], top_k:
     """Per image {"path", "predictions": [{"class", "prob"}...]} or {"path", "error"}, in input order; a
     folder stands for the images inside it; one bad image never stops the others. `tta`: flip averaging
     (None: as the run recorded)."""
-    judged = with_tta(model, run_tta(record, tta))
+    # the inference copy eval and extraction use (BatchNorm folded, channels_last), in the model's own precision
+    fast = inference_copy(model, torch.device(device), record.preprocessing.crop_size)
+    judged = with_tta(fast, run_tta(record, tta))
+    channels_last = torch.device(device).type in ("cpu", "cuda")
     classes = record.classes
     prep = record.preprocessing
     out: list[dict] = []
@@ -44,6 +48,8 @@ def predict_paths(model: Classifier, record: RunRecord, paths: list[str], top_k:
     def flush() -> None:
         with torch.inference_mode():
             x = torch.stack([t for _, t in batch]).to(device).float().div(255)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             rows = top_predictions_rows(judged(x).softmax(1).cpu(), classes, top_k)
         for (row, _), predictions in zip(batch, rows):
             row["predictions"] = predictions

@@ -40,10 +40,9 @@ from engine.models.fast import inference_copy
 from engine.models.stages import backbone_stages, describe
 from engine.runtime import distributed as D
 from engine.runtime.precision import (
-    autocast_dtype,
     dtype_of,
     needs_grad_scaler,
-    precision_name,
+    resolve_precision,
     training_precision,
     use_channels_last,
 )
@@ -89,23 +88,33 @@ def tensorboard_writer(p: Prepared):
 
 
 def training_dtype(p: Prepared, model: Classifier) -> torch.dtype | None:
-    """The run's autocast dtype. `auto` measures the backbone's forward pass on this device once (remembered,
-    and shared with extraction); under torchrun rank 0 decides for all, so no two ranks differ. The run's
-    config.json records the choice (precision_resolved)."""
+    """The run's autocast dtype, decided once and recorded in config.json (precision_resolved, and why) before
+    the first step. `auto` measures the backbone's forward pass on this device once (remembered, and shared
+    with extraction; the measurement cannot move the run's random streams); under torchrun rank 0 decides for
+    all. A resumed run replays what it recorded, whatever this machine would choose today."""
     size = p.prep.crop_size
 
     def measure(names: list[str]) -> dict[str, float]:
         fast = inference_copy(model, p.device, size)  # eval mode, a copy: the training model is untouched
         return measure_model(fast, p.device, size, names, forward=fast.features)
 
-    name = None
-    if p.dist.is_main:
-        name = precision_name(autocast_dtype(p.device, training_precision(p.config.precision, p.config.amp),
-                                             backbone=p.config.backbone, measure=measure))
-    name = D.broadcast(p.dist, name)
-    assert name is not None  # rank 0 sends its choice
-    if p.record.get("precision_resolved") != name:
-        p.record["precision_resolved"] = name
+    recorded = p.record.get("precision_resolved") if p.resumed else None
+    decided: tuple[str, str] | None = None
+    if recorded:
+        decided = (recorded, p.record.get("precision_reason") or "recorded by the run")
+    elif p.dist.is_main:
+        decided = resolve_precision(p.device, training_precision(p.config.precision, p.config.amp),
+                                    backbone=p.config.backbone, measure=measure)
+    decided = D.broadcast(p.dist, decided)
+    assert decided is not None  # rank 0 sends its choice
+    name, why = decided
+    if recorded:
+        if p.dist.is_main:
+            p.ctx.log(f"precision: {name}, as the run recorded ({why})")
+    else:
+        if p.dist.is_main:
+            p.ctx.log(f"precision: {name} ({why})")
+        p.record.update({"precision_resolved": name, "precision_reason": why})
         if p.dist.is_main:
             save_config(p.run_dir, p.record)
     return dtype_of(name)

@@ -15,10 +15,7 @@ from torch import nn
 from engine.core.errors import RunError
 from engine.core.events import CheckpointSaved, EpochEnded
 from engine.core.jobs import JobContext
-from engine.core.runs import (
-    append_metrics,
-    save_checkpoint,
-)
+from engine.core.runs import append_metrics, save_checkpoint, save_config
 from engine.evaluate.evaluation import build_report, save_report
 from engine.features.cache import cache_key, cached_features
 from engine.features.views import FLIP, view_features
@@ -67,6 +64,15 @@ def save_probe_checkpoints(p: Prepared, best: dict, last: dict, ctx: JobContext)
     ctx.emit(CheckpointSaved(str(p.run_dir / "best.pt"), best["epoch"], best=True))
 
 
+def record_precision(p: Prepared, name: str, why: str) -> None:
+    """config.json says in which precision the run's features were computed (and why): eval, predict and explain
+    replay it (engine.models.loading)."""
+    p.ctx.log(f"precision: {name} ({why})")
+    p.record.update({"precision_resolved": name, "precision_reason": why})
+    if p.dist.is_main:
+        save_config(p.run_dir, p.record)
+
+
 def train_probe(p: Prepared, ctx: JobContext) -> dict:
     cfg = p.config
     key = cache_key(cfg.backbone, p.weights_identity, p.prep)
@@ -75,6 +81,7 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
         lambda: p.model, key, p.info.root, [s.path for s in samples], p.device, cfg.batch_size, cfg.workers, ctx,
         precision=training_precision(cfg.precision, cfg.amp),  # an explicit --precision holds for extraction too
     )
+    record_precision(p, stats["extract_precision"], stats["extract_precision_reason"])
     for i, reason in sorted(errors.items()):
         ctx.log(f"skipped {samples[i].path}: {reason}", "warning")
     # the probe's head trains on the host, beside the cached features
@@ -84,10 +91,10 @@ def train_probe(p: Prepared, ctx: JobContext) -> dict:
     xtr, ytr = feats[keep & is_train], labels[keep & is_train]
     xva, yva = feats[keep & ~is_train], labels[keep & ~is_train]
     if cfg.tta:  # the validation images judged on their features averaged with their mirror images' (linear head)
-        flipped, flip_errors = view_features(cfg.backbone, p.prep.crop_size, [FLIP], str(p.info.root),
-                                             [s.path for s in p.val], p.device, weights=cfg.weights,
-                                             seed=cfg.seed or 0, batch_size=cfg.batch_size, workers=cfg.workers,
-                                             ctx=ctx)
+        flipped, flip_errors, _ = view_features(cfg.backbone, p.prep.crop_size, [FLIP], str(p.info.root),
+                                                [s.path for s in p.val], p.device, weights=cfg.weights,
+                                                seed=cfg.seed or 0, batch_size=cfg.batch_size, workers=cfg.workers,
+                                                ctx=ctx, precision=stats["extract_precision"])
         val_keep = keep[len(p.train):]
         ok = val_keep.clone()
         ok[list(flip_errors)] = False

@@ -32,7 +32,9 @@ def heatmap_overlay(source: str | MemoryImage, run_dir: Path | None, backbone: s
     tm = load_target_model(run_dir, None if run_dir is not None else (backbone or DEFAULT_BACKBONE),
                            resolve_device("auto"))
     img = load_rgb(source) if isinstance(source, str) else source.image.convert("RGB")
-    heat, info = explain_pil(tm.model, tm.classes, tm.prep, img, "gradcam", target)
+    # a run that averages each image with its mirror image is explained as its eval and predict report it
+    tta = bool(tm.record.get("tta")) if tm.record is not None else False
+    heat, info = explain_pil(tm.model, tm.classes, tm.prep, img, "gradcam", target, tta)
     name = source if isinstance(source, str) else source.name
     result = (MemoryImage(overlay(img, heat), f"heatmap {name}"),
               f"Grad-CAM of {info['class']} {100 * info['prob']:.0f}% · {tm.name}")

@@ -37,20 +37,26 @@ def terminal_report() -> dict:
 
 
 def precision_report(device: str, measure: bool = False) -> dict:
-    """What `--precision auto` chooses on this device (the reference network; a run measures its backbone),
-    the CPU and its flags, and every choice remembered here. `measure`: time fp32 against bf16 now, even on a
-    CPU whose flags say bf16 is emulated (TLBENCH_PRECISION_MEASURE)."""
+    """What `--precision auto` chooses on this device (the reference network; a run measures its backbone), the
+    machine's profile (CPU, flags, GPU capability), the candidates and why, and every choice remembered here.
+    `measure`: time fp32 against bf16 now, even on a CPU whose flags say bf16 is emulated
+    (TLBENCH_PRECISION_MEASURE)."""
     import torch
 
     from engine.runtime import precision_auto as pa
 
+    dev = torch.device(device)
+    profile = pa.machine_profile(dev)
     if measure:
         os.environ[pa.FORCE_ENV] = "1"
-        pa.store_path(pa.device_key(torch.device(device))).unlink(missing_ok=True)
-    found = pa.resolve_auto(torch.device(device))
-    name, flags = pa.cpu_info()
-    return {"auto": found.choice, "rates": found.rates, "reason": found.reason, "cpu": name, "cpu_flags": flags,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        pa.store_path(pa.device_key(dev, profile=profile)).unlink(missing_ok=True)
+    found = pa.resolve_auto(dev, profile=profile)
+    names, why = pa.candidates(profile, force=os.environ.get(pa.FORCE_ENV) == "1")
+    return {"auto": found.choice, "rates": found.rates, "reason": found.reason, "pinned": pa.pinned(),
+            "candidates": names, "candidates_reason": why, "cpu": profile.device if dev.type == "cpu" else None,
+            "device_name": profile.device, "arch": profile.arch, "cpu_flags": list(profile.cpu_flags),
+            "cpu_capability": profile.cpu_capability,
+            "cuda_capability": list(profile.cuda_capability) if profile.cuda_capability else None,
             "remembered": [{"backbone": e["key"]["backbone"], "device": e["key"]["device"], "choice": e["choice"],
                             "rates": e.get("rates", {}), "measured": e.get("measured")} for e in pa.remembered()]}
 
@@ -114,8 +120,10 @@ def run(args) -> int:
     rates = ", ".join(f"{k} {v:.1f}" for k, v in pr["rates"].items())
     console.print(f"[bold]precision[/] auto: {pr['auto']}" + (f" (images/s: {rates})" if rates else "")
                   + f" — {pr['reason']}", highlight=False)
-    console.print(f"[bold]cpu[/]       {pr['cpu']} ({pr['cpu_capability']}; flags: "
-                  f"{' '.join(pr['cpu_flags']) or 'none of note'})", highlight=False)
+    console.print(f"[bold]machine[/]   {pr['device_name']} ({pr['arch']}, {pr['cpu_capability']}"
+                  + (f", sm_{''.join(map(str, pr['cuda_capability']))}" if pr["cuda_capability"] else "")
+                  + f"; flags: {' '.join(pr['cpu_flags']) or 'none of note'}); auto considers "
+                  f"{', '.join(pr['candidates'])}: {pr['candidates_reason']}", highlight=False)
     for e in pr["remembered"]:
         rates = ", ".join(f"{k} {v:.1f}" for k, v in e["rates"].items())
         console.print(f"  {e['backbone']} on {e['device']}: {e['choice']} ({rates} images/s, {e['measured']})",

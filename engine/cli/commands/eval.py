@@ -18,6 +18,9 @@ from engine.cli.common import (
 from engine.core.events import JobFailed
 from engine.runtime.devices import DEVICES
 
+# engine.models.loading.RUN_PRECISIONS (that module imports torch: kept off the `--help` path)
+RUN_PRECISIONS = ("recorded", "fp32", "bf16", "fp16")
+
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluation report of a run: confusion matrix, per-class metrics, top losses")
@@ -31,6 +34,11 @@ def register(sub) -> None:
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="test-time augmentation: average each image's logits with its mirror image's "
                    "(default: as the run recorded)")
+    p.add_argument("--replan", action="store_true",
+                   help="plan the validation split again from the dataset as it is now (default: the run's "
+                   "recorded plan, for the files still there)")
+    p.add_argument("--precision", choices=RUN_PRECISIONS, default="recorded",
+                   help="compute in the run's recorded precision (default, its numbers on any machine) or this one")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -42,7 +50,8 @@ def run(args) -> int:
 
     run_dir = resolve_run_dir(args.run_dir, runs_root())
     code, final, _ = run_cli_job(args, "eval", lambda ctx: evaluate_run(
-        run_dir, args.data, ctx, args.checkpoint, args.device, args.batch_size, args.workers, args.tta))
+        run_dir, args.data, ctx, args.checkpoint, args.device, args.batch_size, args.workers, args.tta,
+        args.precision, args.replan))
     if isinstance(final, JobFailed) or final.reason != "completed":
         return code
     result = final.result

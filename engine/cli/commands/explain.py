@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from engine.cli.common import EXIT_OK, add_json_flag, print_json, stderr_console, stdout_console
@@ -28,6 +29,9 @@ def register(sub) -> None:
     p.add_argument("--out", help="output folder (default: RUN_DIR/explanations/<time>-<method>, or "
                    "$TLBENCH_RUNS/explanations/… with --backbone)")
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="explain the prediction averaged with the mirror image's, as eval and predict make it "
+                   "(default: as the run recorded)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -36,6 +40,7 @@ def run(args) -> int:
     # the model loader imports torch: kept off the `--help` path
     from engine.adversarial.target import load_target_model, resolve_class
     from engine.core.errors import ConfigError
+    from engine.evaluate.evaluation import run_tta
     from engine.evaluate.explain import explain_paths
     from engine.serve.predict import expand_folders
 
@@ -47,8 +52,9 @@ def run(args) -> int:
     base = tm.run_dir / "explanations" if tm.run_dir is not None else runs_root() / "explanations"
     out = Path(args.out).expanduser() if args.out else timestamped(base, args.method, tm.name)
     log = stderr_console().print if not args.json else None
+    tta = run_tta(tm.record, args.tta) if tm.record is not None else bool(args.tta)
     results = explain_paths(tm.model, tm.classes, tm.prep, expand_folders(images), out, args.method, target,
-                            log=log)
+                            log=log, tta=tta)
     failed = sum(1 for r in results if "error" in r)
     if args.json:
         print_json({"model": tm.name, "method": args.method, "out_dir": str(out), "results": results,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from engine.cli.commands.eval import RUN_PRECISIONS
 from engine.cli.common import EXIT_OK, add_json_flag, positive_int, print_json, stdout_console
 from engine.core.runs import resolve_run_dir, runs_root
 from engine.runtime.devices import DEVICES, resolve_device
@@ -19,6 +20,8 @@ def register(sub) -> None:
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="test-time augmentation: average each image's logits with its mirror image's "
                    "(default: as the run recorded)")
+    p.add_argument("--precision", choices=RUN_PRECISIONS, default="recorded",
+                   help="compute in the run's recorded precision (default, its numbers on any machine) or this one")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -29,7 +32,7 @@ def run(args) -> int:
 
     device = resolve_device(args.device)
     run_dir = resolve_run_dir(args.run_dir, runs_root())  # a path, or a run's name, as eval and export take
-    model, record = load_run_model(run_dir, device, args.checkpoint)
+    model, record = load_run_model(run_dir, device, args.checkpoint, args.precision)
     results = predict_paths(model, record, args.images, args.top_k, device, tta=args.tta)
     failed = sum(1 for r in results if "error" in r)
     if args.json:

@@ -51,6 +51,8 @@ def test_a_runs_files_round_trip_byte_for_byte(tmp_path):
     # the exported metadata is what it was when it was built from the dict
     before = {"classes": raw["classes"], "preprocessing": raw["preprocessing"], "backbone": raw["backbone"],
               "mode": raw["mode"], "run": run_dir.name, "tta": False,  # the export says whether it flip-averages
+              # an export computes in fp32; the precision the run recorded rides along
+              "precision": "fp32", "run_precision": raw["precision_resolved"],
               "input": "uint8 RGB images [N, 3, H, W], any size", "output": "class probabilities [N, C]"}
     assert json.dumps(metadata(record, run_dir)) == json.dumps(before)
 

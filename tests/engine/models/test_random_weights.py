@@ -15,7 +15,7 @@ from engine.data.images import image_identity
 from engine.data.loaders import load_for_model
 from engine.features.cache import FeatureCache, cache_key
 from engine.models.build import build_imagenet_model
-from engine.models.loading import load_run_model
+from engine.models.loading import load_run_model, run_precision
 from engine.serve.predict import predict_paths
 from engine.train.config import TrainConfig
 from engine.train.job import train
@@ -78,8 +78,9 @@ def test_predict_on_a_random_backbone_probe_equals_the_run_s_own_validation(tiny
         assert got[path][0] == cls and got[path][1] == pytest.approx(prob, abs=1e-4), path
     # the probabilities of an easy dataset saturate, so compare what the head was trained on too: the
     # features in the cache against the loaded backbone's, image by image
-    cached = FeatureCache(cache_key(record.backbone, str(record.weights_identity), record.preprocessing),
-                          record.dataset).load()
+    # the key the probe cached under, built as the product builds it: with the precision the run recorded
+    cached = FeatureCache(cache_key(record.backbone, str(record.weights_identity), record.preprocessing,
+                                    precision=run_precision(record)), record.dataset).load()
     with torch.inference_mode():
         for path in want:
             x = load_for_model(path, record.preprocessing).float().div(255).unsqueeze(0)
