@@ -1,20 +1,35 @@
 """The train/validation split a run trains on: `split_dataset`'s, minus the files the user excluded, with each
 duplicate group of the dataset's last audit kept on one side (so validation never scores a copy of a training
-image). One function, `plan_split`, used by training (engine.train.prepare) and by the workbench's Data
-screen, so the split the screen shows is the split a run gets.
+image). One function, `plan_split`, used by training (engine.train.prepare), auto's search and by the
+workbench's Data screen, so the split the screen shows is the split a run gets.
+
+A run's plan is made once and recorded in the run (split.json: the lists, and the inputs that made them); every
+later job on the run (resume, eval, robustness, the workbench's Results) replays it with `replay_plan`, never a
+fresh split: the exclude list, the audit or the files may have changed since. What changed is said, and
+`--replan` plans again from the dataset as it is now.
+
+`kept_samples` and `sample_groups` give the same two rules to cross-validation (auto, compare, audit): excluded
+files are never scored, and a duplicate group never straddles two folds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.core.errors import ConfigError, DatasetError
+from engine.core.files import atomic_write_json
 from engine.data.exclude import exclude_file, load_audit, read_exclude
 from engine.data.layouts import DatasetInfo, Sample
 from engine.data.scan import split_dataset
 
 GROUP_DUPLICATES = ("auto", "on", "off")
+PLAN_FILE = "split.json"
+PLAN_FORMAT = 1
 
 
 @dataclass
@@ -108,3 +123,168 @@ def group_split(plan: SplitPlan, train: list[Sample], val: list[Sample],
                                f"each on one side ({plan.moved} image(s) moved; --group-duplicates off to keep "
                                "the plain split)"))
     return train, val
+
+
+# ------------------------------------------------------------------------------ excluded files and groups
+
+
+def kept_samples(info: DatasetInfo, exclude: str | None = "auto") -> tuple[list[Sample], int]:
+    """The samples cross-validation may score: all but the exclude list's (the dataset's own for "auto");
+    and how many were left out."""
+    names, _ = excluded_names(info, exclude)
+    kept = [s for s in info.samples if str(Path(s.path).resolve()) not in names] if names else list(info.samples)
+    return kept, len(info.samples) - len(kept)
+
+
+def sample_groups(root: str | os.PathLike, paths: list[str], audit: dict | None = None) -> list[int]:
+    """A group number per path for group-aware folds: the members of one duplicate group of the dataset's last
+    audit (or `audit`) share theirs, every other file has its own."""
+    audit = load_audit(root) if audit is None else audit
+    group_of: dict[str, tuple] = {}
+    for g, d in enumerate((audit or {}).get("duplicates", [])):
+        for p in d.get("paths", []):
+            group_of[p] = ("duplicates", g)
+    ids: dict[tuple, int] = {}
+    return [ids.setdefault(group_of.get(p, ("file", i)), len(ids)) for i, p in enumerate(paths)]
+
+
+# ------------------------------------------------------------------------------ the recorded plan
+
+
+def _rel(path: str, root: Path) -> str:
+    return os.path.relpath(path, root)
+
+
+def plan_digest(train: list[Sample], val: list[Sample], root: Path) -> str:
+    """A hash of the two lists (relative paths and labels): two jobs with equal digests score the same images."""
+    h = hashlib.sha256()
+    for side, samples in (("train", train), ("val", val)):
+        for s in sorted(samples, key=lambda s: s.path):
+            h.update(f"{side}|{_rel(s.path, root)}|{s.label}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def plan_record(plan: SplitPlan, info: DatasetInfo, val_fraction: float, seed: int, exclude: str | None,
+                group_duplicates: str) -> dict:
+    """split.json: the lists (relative to the dataset root) and the inputs that made them."""
+    root = info.root
+    audit = load_audit(root)
+    return {
+        "format": PLAN_FORMAT,
+        "dataset": str(root),
+        "classes": list(info.classes),
+        "inputs": {"val_fraction": val_fraction, "seed": seed, "exclude": exclude or "auto",
+                   "group_duplicates": group_duplicates,
+                   "exclude_source": str(plan.exclude_source) if plan.exclude_source else None,
+                   "audit": audit.get("run_dir") if audit else None},
+        "excluded": plan.excluded, "unmatched": plan.unmatched, "leaking": plan.leaking, "moved": plan.moved,
+        "fixed": plan.fixed, "notes": [list(n) for n in plan.notes],
+        "digest": plan_digest(plan.train, plan.val, root),
+        "train": [[_rel(s.path, root), s.label] for s in plan.train],
+        "val": [[_rel(s.path, root), s.label] for s in plan.val],
+    }
+
+
+def save_plan(run_dir: Path, record: dict) -> Path:
+    path = Path(run_dir) / PLAN_FILE
+    atomic_write_json(path, record)
+    return path
+
+
+def load_plan(run_dir: str | os.PathLike) -> dict | None:
+    """A run's recorded plan, or None (a run from before plans were recorded)."""
+    path = Path(run_dir) / PLAN_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"The run's split plan {path} cannot be read ({err}). Pass --replan to plan the split "
+                           "again from the dataset as it is now.") from None
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT or not isinstance(data.get("train"), list):
+        raise DatasetError(f"The run's split plan {path} is not one this tlbench reads (format "
+                           f"{data.get('format') if isinstance(data, dict) else '?'}). Pass --replan to plan the "
+                           "split again from the dataset as it is now.")
+    return data
+
+
+@dataclass
+class PlanChanges:
+    """How the dataset differs from a recorded plan: files of the plan that are gone (or unusable now), in
+    another class now, or excluded since (all three left out), and usable files the plan does not know
+    (added since: not used)."""
+
+    gone: list[str] = field(default_factory=list)
+    relabelled: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.gone or self.relabelled or self.excluded or self.unknown)
+
+    def describe(self, limit: int = 3) -> str:
+        parts = []
+        for what, paths in (("gone or unusable", self.gone), ("in another class now (left out)", self.relabelled),
+                            ("excluded since (left out)", self.excluded),
+                            ("new (not in the plan, not used)", self.unknown)):
+            if paths:
+                shown = ", ".join(paths[:limit]) + (f" … ({len(paths) - limit} more)" if len(paths) > limit else "")
+                parts.append(f"{len(paths)} {what}: {shown}")
+        return "; ".join(parts)
+
+
+def replay_plan(info: DatasetInfo, recorded: dict) -> tuple[list[Sample], list[Sample], PlanChanges]:
+    """The recorded plan's train and validation lists on the dataset as scanned now: the files still there (and
+    not excluded since), in the plan's order and on the plan's side; and what changed."""
+    root = info.root
+    if list(recorded.get("classes", [])) != list(info.classes):
+        raise DatasetError(f"The classes of {root} changed since the run planned its split "
+                           f"({recorded.get('classes')} then, {info.classes} now): its plan cannot be replayed. "
+                           "Start a new run on the dataset as it is, or point the job at a dataset with the run's "
+                           "classes (--data).")
+    now = {_rel(s.path, root): s for s in info.samples}
+    try:
+        excluded_now, _ = excluded_names(info, (recorded.get("inputs") or {}).get("exclude") or "auto")
+    except ConfigError:  # the --exclude FILE the run was given is gone: nothing more is excluded
+        excluded_now = set()
+    changes = PlanChanges()
+    sides: dict[str, list[Sample]] = {"train": [], "val": []}
+    planned = set()
+    for side in ("train", "val"):
+        for rel, label in recorded[side]:
+            planned.add(rel)
+            s = now.get(rel)
+            if s is None:
+                changes.gone.append(rel)
+            elif s.label != label:
+                changes.relabelled.append(rel)
+            elif excluded_now and str(Path(s.path).resolve()) in excluded_now:
+                changes.excluded.append(rel)
+            else:
+                sides[side].append(s)
+    changes.unknown = sorted(rel for rel, s in now.items() if rel not in planned
+                             and str(Path(s.path).resolve()) not in excluded_now)
+    return sides["train"], sides["val"], changes
+
+
+def plan_for_run(run_dir: str | os.PathLike, record, info: DatasetInfo, replan: bool = False,
+                 log=None) -> tuple[list[Sample], list[Sample], str]:
+    """(train, validation, how) for a job on a recorded run: its recorded plan replayed on `info` (what changed
+    is logged, with the way out), or with `replan` (or for a run from before plans were recorded) planned
+    again from the run's recorded inputs. `record`: the run's RunRecord; `log(text, level)`."""
+    say = log or (lambda text, level="info": None)
+    recorded = None if replan else load_plan(run_dir)
+    if recorded is not None:
+        train, val, changes = replay_plan(info, recorded)
+        if changes:
+            say(f"the dataset changed since the run planned its split: {changes.describe()}. Using the recorded "
+                "plan for the files still there; pass --replan to plan the split again from the dataset as it "
+                "is now", "warning")
+        return train, val, "recorded"
+    plan = plan_split(info, record.val_fraction, record.seed, record.get("exclude") or "auto",
+                      record.get("group_duplicates") or "auto")
+    for level, note in plan.notes:
+        say(note, level)
+    how = "replanned" if replan else "planned (the run recorded no plan)"
+    say(f"split {how}: {len(plan.train)} train / {len(plan.val)} validation", "info")
+    return plan.train, plan.val, how

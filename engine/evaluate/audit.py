@@ -27,8 +27,17 @@ SIM_BLOCK_ELEMENTS = 1 << 24  # similarities held at once (64 MB of float32), wh
 IMBALANCE_RATIO = 3.0
 
 
+# An image is also a suspect when the cross-validated model puts it confidently in another class: another class
+# at least CONFIDENT_OTHER and its own at most DOUBTFUL_OWN. Confident learning alone (cleanlab) compares an
+# image's probability with the class's average self-confidence (~0.93 on a small, clean dataset), so on such
+# data a plain mislabel at 0.88 was missed, depending on which images shared its fold.
+CONFIDENT_OTHER = 0.5
+DOUBTFUL_OWN = 0.25
+
+
 def label_issues(labels: np.ndarray, probs: np.ndarray, paths: Sequence[str], classes: Sequence[str]) -> list[dict]:
-    """Likely label errors, most suspicious first: [{"path", "given", "suggested", "score"}]."""
+    """Likely label errors, most suspicious first: [{"path", "given", "suggested", "score", "why"}] — cleanlab's
+    confident-learning issues and the images predicted confidently as another class (see CONFIDENT_OTHER)."""
     # imported here: cleanlab imports rich when it loads, and the engine must import no UI library
     # (tests/engine/cli/test_headless.py walks every engine module)
     from cleanlab.filter import find_label_issues
@@ -38,15 +47,22 @@ def label_issues(labels: np.ndarray, probs: np.ndarray, paths: Sequence[str], cl
     probs = probs / probs.sum(1, keepdims=True)
     if len(labels) == 0 or probs.shape[1] < 2:
         return []
-    ranked = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence",
-                               min_examples_per_class=1, n_jobs=1)  # n_jobs=1: no processes forked from a job
+    found = find_label_issues(labels, probs, return_indices_ranked_by="self_confidence",
+                              min_examples_per_class=1, n_jobs=1)  # n_jobs=1: no processes forked from a job
     other = probs.copy()
     other[np.arange(len(labels)), labels] = -1
+    own = probs[np.arange(len(labels)), labels]
+    confident = np.flatnonzero((other.max(1) >= CONFIDENT_OTHER) & (own <= DOUBTFUL_OWN))
+    why = {int(i): "confident learning (cleanlab)" for i in found}
+    for i in confident.tolist():
+        why.setdefault(int(i), "cross-validated prediction")
     out = []
-    for i in ranked:
-        i = int(i)
-        out.append({"path": paths[i], "given": classes[labels[i]], "suggested": classes[int(other[i].argmax())],
-                    "score": round(float(1 - probs[i, labels[i]]), 6)})
+    for i in sorted(why, key=lambda i: (own[i], i)):  # least confident in its own label first
+        suggested = int(other[i].argmax())
+        out.append({"path": paths[i], "given": classes[labels[i]], "suggested": classes[suggested],
+                    "score": round(float(1 - own[i]), 6), "why": why[i],
+                    "detail": f"cross-validated: {classes[suggested]} {probs[i, suggested]:.0%}, "
+                              f"{classes[labels[i]]} {own[i]:.0%}"})
     return out
 
 

@@ -62,14 +62,26 @@ class CVResult:
                 "fold_accuracies": self.fold_accuracies, "folds": self.folds, "seconds": round(self.seconds, 3)}
 
 
-def stratified_folds(labels: torch.Tensor | np.ndarray | list[int], k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def stratified_folds(labels: torch.Tensor | np.ndarray | list[int], k: int, seed: int,
+                     groups: list[int] | np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(train_index, test_index)] for k stratified, shuffled folds. k shrinks to the largest class's size (a
-    fold needs at least one image of some class); fewer than 2 images per fold is a ConfigError."""
+    fold needs at least one image of some class); fewer than 2 images per fold is a ConfigError.
+
+    `groups` (one number per image, engine.data.splits.sample_groups: the duplicate groups of the dataset's last
+    audit): the images of one group always fall in the same fold, so a near-copy of a held-out image is never
+    trained on (scikit-learn's StratifiedGroupKFold). Without a group of two or more, the plain folds."""
     y = np.asarray(labels.tolist() if isinstance(labels, torch.Tensor) else labels, dtype=np.int64)
     if k < 2:
         raise ConfigError(f"--folds {k}: cross-validation needs at least 2 folds. Use --folds 5.")
     counts = np.bincount(y) if len(y) else np.zeros(0, dtype=np.int64)
     k_eff = int(min(k, counts.max() if len(counts) else 0, len(y)))
+    g = np.asarray(groups, dtype=np.int64) if groups is not None else None
+    if g is not None and len(g) != len(y):
+        raise ValueError(f"{len(g)} groups for {len(y)} labels")
+    grouped = g is not None and len(np.unique(g)) < len(g)
+    if grouped:
+        assert g is not None
+        k_eff = min(k_eff, len(np.unique(g)))
     if k_eff < 2:
         raise ConfigError(
             f"{len(y)} labelled images: too few for {k}-fold cross-validation (each class needs at least 2 "
@@ -77,11 +89,14 @@ def stratified_folds(labels: torch.Tensor | np.ndarray | list[int], k: int, seed
     # Imported here, not at the top: scikit-learn (1.9's sklearn.callback) imports rich when it is installed,
     # and importing the engine must load no UI library (tests/engine/cli/test_headless.py); it also keeps ~1 s
     # of imports off every engine import.
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     # a class smaller than k lands in fewer folds: scikit-learn warns, the estimate is still sound
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        if grouped:
+            splitter = StratifiedGroupKFold(n_splits=k_eff, shuffle=True, random_state=seed)
+            return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y, g)]
         splitter = StratifiedKFold(n_splits=k_eff, shuffle=True, random_state=seed)
         return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
 
@@ -193,4 +208,36 @@ def _cross_validate(x, y, n_classes, folds, recipe, train_views, check) -> CVRes
         oof_probs=oof,
         seconds=time.perf_counter() - t0,
         folds=len(folds),
+    )
+
+
+def repeated_folds(labels, k: int, seed: int, groups=None, repeats: int = 1) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """`repeats` sets of stratified (group-aware) folds, seeds seed, seed+1, …: each image is held out once per
+    set, by a different partner each time."""
+    return [stratified_folds(labels, k, seed + r, groups) for r in range(max(1, repeats))]
+
+
+def cross_validate_repeated(x: torch.Tensor, y: torch.Tensor, n_classes: int,
+                            fold_sets: list[list[tuple[np.ndarray, np.ndarray]]], recipe: HeadRecipe = HeadRecipe(),
+                            train_views: torch.Tensor | None = None,
+                            check: Callable[[], None] | None = None) -> CVResult:
+    """`cross_validate` over several sets of folds (repeated k-fold): the accuracy is the mean over every fold
+    of every set, its std the std of the sets' means (how much the estimate itself moves with the split, the
+    noise that decides whether one candidate beats another), the out-of-fold probabilities the mean of each
+    set's. One set is exactly `cross_validate`."""
+    runs = [cross_validate(x, y, n_classes, folds, recipe, train_views, check) for folds in fold_sets]
+    if len(runs) == 1:
+        return runs[0]
+    means = [r.accuracy for r in runs]
+    oof = torch.stack([r.oof_probs for r in runs]).mean(0)
+    folds = [a for r in runs for a in r.fold_accuracies]
+    return CVResult(
+        accuracy=float(np.mean(folds)),
+        accuracy_std=float(np.std(means)),
+        top5=top_k_accuracy(oof, y.long().cpu()),
+        fold_accuracies=folds,
+        oof_probs=oof,
+        seconds=sum(r.seconds for r in runs),
+        folds=runs[0].folds,
+        extra={"repeats": len(runs), "repeat_accuracies": [round(m, 6) for m in means]},
     )

@@ -24,6 +24,7 @@ from engine.core.files import atomic_write_json
 from engine.core.jobs import JobContext, JobStopped
 from engine.core.runs import create_run_dir, runs_root, versions
 from engine.data.scan import scan_dataset
+from engine.data.splits import kept_samples, sample_groups
 from engine.evaluate.crossval import cross_validate, stratified_folds
 from engine.evaluate.plots import pareto_front, tradeoff_png
 from engine.evaluate.speed import backbone_speed, device_label
@@ -94,8 +95,10 @@ def compare(
     batch_size: int = 64,
     workers: int | None = None,
     runs_dir: str | None = None,
+    exclude: str | None = "auto",
 ) -> dict:
-    """The comparison job: {"dataset", "folds", "results" (best first), "best", "run_dir", …}."""
+    """The comparison job: {"dataset", "folds", "results" (best first), "best", "run_dir", …}. `exclude`: the
+    files left out ("auto": the dataset's own exclude list, "none", or a file), as training takes it."""
     start = time.perf_counter()
     candidates = parse_candidates(backbones)
     if folds < 2:
@@ -107,9 +110,16 @@ def compare(
     info = scan_dataset(dataset, ctx=ctx)
     for bad in info.unreadable[:20]:
         ctx.log(f"skipped {bad.path}: {bad.reason}", "warning")
-    paths = [s.path for s in info.samples]
-    labels = torch.tensor([s.label for s in info.samples], dtype=torch.long, device="cpu")  # host bookkeeping
-    shared_folds = stratified_folds(labels, folds, seed)  # one split for every candidate: differences are theirs
+    # excluded files are never scored, and a duplicate group of the last audit never straddles two folds
+    # (a near-copy in the training folds would flatter the candidates that memorise)
+    samples, excluded = kept_samples(info, exclude)
+    if excluded:
+        ctx.log(f"left out {excluded} excluded image(s) (the dataset's exclude list)")
+    paths = [s.path for s in samples]
+    labels = torch.tensor([s.label for s in samples], dtype=torch.long, device="cpu")  # host bookkeeping
+    groups = sample_groups(info.root, paths)
+    # one split for every candidate: differences are theirs
+    shared_folds = stratified_folds(labels, folds, seed, groups)
     run_dir = create_run_dir(runs_root(runs_dir), info.name, "compare")  # no config.json: not a training run
     ctx.emit(JobStarted("compare", f"compare {len(candidates)} backbones on {info.name}", str(run_dir)))
     ctx.log(f"{len(paths)} images, {len(info.classes)} classes, {len(shared_folds)}-fold cross-validation; "
@@ -122,7 +132,7 @@ def compare(
         ordered = sort_rows(rows)
         best = next((r["backbone"] for r in ordered if r.get("error") is None), None)
         out = {"dataset": str(info.root), "folds": len(shared_folds), "results": ordered, "best": best,
-               "run_dir": str(run_dir), "images": len(paths), "classes": len(info.classes),
+               "run_dir": str(run_dir), "images": len(paths), "excluded": excluded, "classes": len(info.classes),
                "complete": done, "plot": str(run_dir / "tradeoff.png"),
                "feature_cache": "hit" if rows and all(r.get("feature_cache") == "hit" for r in rows) else "miss",
                "seconds": round(time.perf_counter() - start - ctx.paused_seconds, 3)}
@@ -137,7 +147,8 @@ def compare(
         ctx.check()
         ctx.log(f"[{index}/{len(candidates)}] {candidate}")
         row = score_candidate(candidate, root=str(info.root), paths=paths, labels=labels,
-                              n_classes=len(info.classes), folds=shared_folds, folds_asked=folds, device=dev,
+                              n_classes=len(info.classes), folds=shared_folds, folds_asked=folds, groups=groups,
+                              device=dev,
                               img_size=img_size, median_side=info.median_side, weights=weights, seed=seed,
                               batch_size=batch_size, workers=workers, ctx=ctx)
         rows.append(row)
@@ -158,7 +169,7 @@ def compare(
 
 
 def score_candidate(candidate: str, *, root: str, paths: list[str], labels: torch.Tensor, n_classes: int,
-                    folds: list, folds_asked: int, device: torch.device, img_size: int | None,
+                    folds: list, folds_asked: int, groups: list[int], device: torch.device, img_size: int | None,
                     median_side: int | None, weights: str | None, seed: int, batch_size: int,
                     workers: int | None, ctx: JobContext) -> dict:
     """One leaderboard row. Any failure but a stop becomes the row's "error" (a message that says what to do)."""
@@ -180,7 +191,7 @@ def score_candidate(candidate: str, *, root: str, paths: list[str], labels: torc
             ctx.log(f"{candidate}: {len(errors)} images could not be read; scored without them", "warning")
             keep = torch.tensor([i not in errors for i in range(len(paths))], device="cpu")
             x, y = feats[keep], labels[keep]
-            cv_folds = stratified_folds(y, folds_asked, seed)
+            cv_folds = stratified_folds(y, folds_asked, seed, [g for g, k in zip(groups, keep.tolist()) if k])
         cv = cross_validate(x, y, n_classes, cv_folds, check=ctx.check)
         row.update(accuracy=round(cv.accuracy, 6), accuracy_std=round(cv.accuracy_std, 6), top5=round(cv.top5, 6),
                    fold_accuracies=cv.fold_accuracies)

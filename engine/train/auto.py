@@ -37,8 +37,9 @@ from engine.core.events import EpochEnded
 from engine.core.files import atomic_write_json
 from engine.core.jobs import JobContext
 from engine.core.runs import append_metrics, save_config
-from engine.data.layouts import Sample
-from engine.data.scan import scan_dataset, split_dataset
+from engine.data.layouts import DatasetInfo, Sample
+from engine.data.scan import scan_dataset
+from engine.data.splits import SplitPlan, plan_split, sample_groups
 from engine.evaluate.crossval import (
     DEFAULT_L2,
     HeadRecipe,
@@ -52,10 +53,11 @@ from engine.features.views import CENTER, FLIP, crop_views, missing_count, view_
 from engine.models.registry import get_spec, resolve_img_size
 from engine.models.weights import weights_status
 from engine.runtime.devices import resolve_device
+from engine.runtime.precision import training_precision
 from engine.runtime.seeding import seed_everything
 from engine.train.config import TrainConfig
 from engine.train.prepare import Prepared
-from engine.train.probe import save_probe_checkpoints
+from engine.train.probe import record_precision, save_probe_checkpoints
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 SCALE = 1.25  # the larger input tried
@@ -133,6 +135,7 @@ class Search:
         self.rates: dict[str, float] = {}  # backbone -> seconds per image per megapixel of input, measured
         self.cv_seconds_per_row = 0.0
         self.best: tuple[Recipe, float] | None = None
+        self.precision = training_precision(config.precision, config.amp)
 
     def elapsed(self) -> float:
         return self.clock() - self.started
@@ -141,11 +144,15 @@ class Search:
         """Seconds the candidate would take (None before anything was measured)."""
         if not self.rates and not self.cv_seconds_per_row:
             return None
-        todo = missing_count(r.backbone, r.img_size, r.views(), self.root, self.paths, self.config.weights,
-                             self.config.seed or 0)
+        todo = self.missing(r)
         rate = self.rates.get(r.backbone) or max(self.rates.values(), default=UNMEASURED_RATE)
         rows = len(self.paths) * (1 + r.aug_views + (1 if r.tta and r.aug_views else 0))
         return todo * rate * (r.img_size ** 2 / 1e6) + rows * self.cv_seconds_per_row
+
+    def missing(self, r: Recipe) -> int:
+        """(image, view) pairs `r` would still extract, in the precision its features would be computed in."""
+        return missing_count(r.backbone, r.img_size, r.views(), self.root, self.paths, self.config.weights,
+                             self.config.seed or 0, self.device, self.precision)
 
     def reserve(self, r: Recipe) -> float:
         """Seconds kept for the final fit should `r` win: its validation views' extraction (an upper bound: some
@@ -167,15 +174,16 @@ class Search:
                                      "estimated_seconds": round(est, 1)})
             return None
         t0 = self.clock()
-        todo = missing_count(r.backbone, r.img_size, r.views(), self.root, self.paths, self.config.weights,
-                             self.config.seed or 0)
-        feats, errors = view_features(r.backbone, r.img_size, r.views(), self.root, self.paths, self.device,
-                                      weights=self.config.weights, seed=self.config.seed or 0,
-                                      batch_size=self.config.batch_size, workers=self.config.workers, ctx=self.ctx)
+        todo = self.missing(r)
+        feats, errors, _ = view_features(r.backbone, r.img_size, r.views(), self.root, self.paths, self.device,
+                                         weights=self.config.weights, seed=self.config.seed or 0,
+                                         batch_size=self.config.batch_size, workers=self.config.workers,
+                                         ctx=self.ctx, precision=self.precision)
         t_extract = self.clock() - t0
         keep = torch.tensor([i not in errors for i in range(len(self.paths))], device="cpu")
         x, views, y = test_features(feats, r)[keep], train_views(feats, r), self.labels[keep]
-        folds = stratified_folds(y, self.config.folds, self.config.seed or 0)
+        kept = [p for p, k in zip(self.paths, keep.tolist()) if k]
+        folds = stratified_folds(y, self.config.folds, self.config.seed or 0, sample_groups(self.root, kept))
         with one_cpu_thread():  # the head's solves are small: one thread (crossval)
             cv = cross_validate(x, y, self.n_classes, folds, r.head(), views[keep] if views is not None else None,
                                 check=self.ctx.check)
@@ -246,14 +254,17 @@ def recipe_of(config: TrainConfig) -> Recipe:
                   config.label_smoothing)
 
 
-def choose_recipe(config: TrainConfig, ctx: JobContext) -> tuple[dict, list[str]]:
-    """Search on the training split; set the winner into `config` (backbone, img_size, tta, aug_views, head_l2,
-    label_smoothing). Returns the leaderboard and the training files searched on. No run directory yet."""
+def choose_recipe(config: TrainConfig, ctx: JobContext) -> tuple[dict, tuple[DatasetInfo, SplitPlan]]:
+    """Search on the training split of the run's plan; set the winner into `config` (backbone, img_size, tta,
+    aug_views, head_l2, label_smoothing). Returns the leaderboard and the (scan, plan) searched on: the run
+    trains on that very plan (engine.train.prepare's `planned`). No run directory yet."""
     config.validate()
     config.seed = seed_everything(config.seed)
     info = scan_dataset(config.dataset, ctx=ctx)
-    # the validation part is counted (the final report's time is in the budget), never read
-    train, val = split_dataset(info, config.val_fraction, config.seed)
+    # the run's plan: the exclude list left out, duplicate groups kept on one side; the validation part is
+    # counted (the final report's time is in the budget), never read
+    plan = plan_split(info, config.val_fraction, config.seed, config.exclude, config.group_duplicates)
+    train, val = plan.train, plan.val
     ctx.log(f"auto: searching recipes on the {len(train)} training images ({config.folds}-fold CV, budget "
             f"{config.budget:g} min); the validation split is kept for the final report")
     search = Search(config, train, str(info.root), len(info.classes), ctx, resolve_device(config.device),
@@ -268,17 +279,14 @@ def choose_recipe(config: TrainConfig, ctx: JobContext) -> tuple[dict, list[str]
              "search_seconds": round(seconds, 2), "budget_minutes": config.budget, "folds": config.folds,
              "scored_on": f"training split ({len(train)} images)",
              "leaderboard": sorted(search.leaderboard, key=lambda e: -e.get("cv_accuracy", -1.0))}
-    return board, [s.path for s in train]
+    return board, (info, plan)
 
 
-def train_chosen(p: Prepared, board: dict, searched: list[str], ctx: JobContext) -> dict:
+def train_chosen(p: Prepared, board: dict, ctx: JobContext) -> dict:
     """The run of the chosen recipe: leaderboard.json, the recipe in config.json, then `fit_recipe`."""
     atomic_write_json(p.run_dir / "leaderboard.json", board)
     p.record["auto"] = {k: v for k, v in board.items() if k != "leaderboard"}
     save_config(p.run_dir, p.record)
-    if [s.path for s in p.train] != searched:
-        raise RunError("The dataset changed during the search (the training split is not the one searched on). "
-                       "Run it again.")
     return {**fit_recipe(p, ctx), "auto": board}
 
 
@@ -290,12 +298,21 @@ def fit_recipe(p: Prepared, ctx: JobContext) -> dict:
     t0 = time.perf_counter()
     root = str(p.info.root)
 
+    # a resumed run replays the precision it recorded
+    precision = (p.record.get("precision_resolved") if p.resumed else None) or training_precision(cfg.precision,
+                                                                                                     cfg.amp)
+
     def features(samples: list[Sample], views: list[str]) -> tuple[torch.Tensor, dict[int, str]]:
-        return view_features(r.backbone, r.img_size, views, root, [s.path for s in samples], p.device,
-                             weights=cfg.weights, seed=cfg.seed or 0, batch_size=cfg.batch_size,
-                             workers=cfg.workers, ctx=ctx)
+        nonlocal precision
+        feats, errors, precision = view_features(r.backbone, r.img_size, views, root, [s.path for s in samples],
+                                                 p.device, weights=cfg.weights, seed=cfg.seed or 0,
+                                                 batch_size=cfg.batch_size, workers=cfg.workers, ctx=ctx,
+                                                 precision=precision)
+        return feats, errors
 
     tr, tr_err = features(p.train, r.views())
+    record_precision(p, precision, "as auto's search extracted its features" if cfg.precision == "auto"
+                     else f"asked for (--precision {precision})")
     va, va_err = features(p.val, r.views()[:1 + r.tta])  # the validation split: only now, for the report
     for i, reason in sorted(tr_err.items()):
         ctx.log(f"skipped {p.train[i].path}: {reason}", "warning")

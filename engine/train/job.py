@@ -39,12 +39,12 @@ def train(config: TrainConfig, ctx: JobContext) -> dict:
         if D.env_info().enabled:
             raise RunError("--mode auto searches recipes on cached features in one process: run it without "
                            "torchrun (torchrun is for the head, partial and full modes).")
-        board, searched = choose_recipe(config, ctx)
-    p = prepare(config, ctx)
+        board, planned = choose_recipe(config, ctx)
+    p = prepare(config, ctx, planned=planned if config.mode == "auto" else None)
     try:
         with recorded_status(p):
             if config.mode == "auto":
-                result = train_chosen(p, board, searched, ctx)
+                result = train_chosen(p, board, ctx)
             elif config.mode == "probe":
                 if p.dist.enabled:
                     raise RunError("--mode probe trains a linear head on cached features in seconds: run it "
@@ -88,8 +88,9 @@ def finish(p: Prepared, result: dict, started: float, paused: float = 0.0) -> di
 
 
 def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, workers: int | None = None,
-           runs_dir: str | None = None) -> dict:
-    """Continue a stopped fine-tuning run from its last.pt, with the settings it recorded.
+           runs_dir: str | None = None, replan: bool = False) -> dict:
+    """Continue a stopped fine-tuning run from its last.pt, with the settings it recorded: its split plan
+    (split.json; `replan` plans again from the dataset as it is now) and its precision.
 
     On a CPU with the same seed the result equals the uninterrupted run's (tests/engine/train/test_resume.py).
     """
@@ -106,7 +107,7 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
         config = TrainConfig.from_dict(record.to_dict())
         config.device, config.workers = device or config.device, workers if workers is not None else config.workers
         check_resumable(run_dir, config)
-        p = prepare(config, ctx, resume_dir=run_dir)
+        p = prepare(config, ctx, resume_dir=run_dir, replan=replan)
         with recorded_status(p):
             return finish(p, fit_recipe(p, ctx), started, ctx.paused_seconds)
     if not (run_dir / "last.pt").exists():
@@ -121,7 +122,7 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
         raise RunError(f"{run_dir} already completed its {config.epochs} epochs. Start a new run to train longer.")
     if record.precision is None and ckpt.get("scaler") and device_type(config.device) == "cuda":
         config.precision = "fp16"  # recorded before --precision existed: its AMP was fp16 (it kept a scaler)
-    p = prepare(config, ctx, resume_dir=run_dir)
+    p = prepare(config, ctx, resume_dir=run_dir, replan=replan)
     try:
         with recorded_status(p):
             return finish(p, train_finetune(p, ctx, resume=ckpt), started, ctx.paused_seconds)

@@ -13,8 +13,9 @@ import math
 from engine.core.errors import ConfigError
 from engine.core.events import StepEnded
 from engine.core.files import atomic_write_json
-from engine.core.jobs import JobContext
+from engine.core.jobs import JobContext, JobStopped
 from engine.evaluate.plots import line_png
+from engine.runtime import distributed as D
 from engine.train.config import TrainConfig
 from engine.train.finetune import FineTuning
 from engine.train.loop import train_step
@@ -41,6 +42,18 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float | None, floa
             best, best_slope = i, slope
     steepest = lrs[best] if best is not None else None
     return steepest, lrs[lowest] / 10
+
+
+def agreed_loss(ft: FineTuning, ctx: JobContext, loss, usable: bool) -> float | None:
+    """The step's loss as every rank sees it: the mean over the ranks that had a usable batch (None when none
+    had), so under torchrun each rank takes the same decisions (skip, NaN, divergence, the end) at the same
+    step and none waits for the others in a collective they left. A stop asked on any rank stops all."""
+    stopped = ctx.stopped
+    total, count, stops = D.all_sum(ft.info, [float(loss.item()) if usable else 0.0, int(usable), int(stopped)],
+                                    ft.device)
+    if stops:
+        raise JobStopped()
+    return total / count if count else None
 
 
 def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr: float = 10.0,
@@ -71,16 +84,21 @@ def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr
         for batch in ft.train_loader(epoch):
             if done >= steps:
                 break
-            ctx.check()
-            if not batch.usable:  # every file of the batch broke since the scan: nothing to learn from
-                continue
+            if not ft.info.enabled:
+                ctx.check()
+                if not batch.usable:  # every file of the batch broke since the scan: nothing to learn from
+                    continue
             lr = start_lr * (end_lr / start_lr) ** (done / (steps - 1))
             # the rate applied is the rate logged: each group at lr times its planned share (the head's is 1,
             # a stage's less in partial and full)
             for group, rate in zip(step.optimizer.param_groups, planned, strict=True):
                 group["lr"] = lr * rate / base
-            loss, _, _ = train_step(step, batch.images, batch.labels)  # the training loop's step
-            value = loss.item()  # every step's loss is a point of the curve: a sync per step is the job
+            # the training loop's step; a batch whose files all broke takes part with weight 0 (under torchrun
+            # the other ranks wait for it in DDP's gradient all-reduce)
+            loss, _, _ = train_step(step, batch.images, batch.labels, 1.0 if batch.usable else 0.0)
+            value = agreed_loss(ft, ctx, loss, batch.usable)  # a sync per step: each is a point of the curve
+            if value is None:  # no rank had a usable batch
+                continue
             done += 1
             if not math.isfinite(value):
                 break

@@ -33,6 +33,9 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64, help="images per extraction batch")
     p.add_argument("--workers", type=non_negative_int, default=None, help="DataLoader workers")
     p.add_argument("--runs-dir", default=None, help="where the run directory goes (default $TLBENCH_RUNS or ./runs)")
+    p.add_argument("--exclude", default="auto", metavar="auto|none|FILE",
+                   help="images left out of the comparison: auto (the dataset's exclude list, if marked), none, "
+                   "or a file with one path per line, as `train --exclude` takes it")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -45,7 +48,7 @@ def run(args) -> int:
     def job(ctx):
         return compare(args.dataset, candidates, ctx, folds=args.folds, img_size=args.img_size,
                        weights=args.weights, seed=args.seed, device=args.device, batch_size=args.batch_size,
-                       workers=args.workers, runs_dir=args.runs_dir)
+                       workers=args.workers, runs_dir=args.runs_dir, exclude=args.exclude)
 
     code, final, _ = run_cli_job(args, "compare", job)
     if isinstance(final, JobFailed):

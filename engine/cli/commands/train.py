@@ -28,6 +28,9 @@ def register(sub) -> None:
     add_dataclass_flags(p, TrainConfig, skip={"dataset"})
     p.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue a stopped run from its last.pt, with the settings it recorded")
+    p.add_argument("--replan", action="store_true",
+                   help="with --resume: plan the split again from the dataset as it is now (default: the run's "
+                   "recorded plan, for the files still there)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -44,7 +47,7 @@ def run(args) -> int:
     main_rank = env_info().is_main
     if args.resume:
         job = lambda ctx: resume(args.resume, ctx, device=args.device if args.device != "auto" else None,  # noqa: E731
-                                 workers=args.workers, runs_dir=args.runs_dir)
+                                 workers=args.workers, runs_dir=args.runs_dir, replan=args.replan)
     else:
         if not args.dataset:
             return report_failure(args, ConfigError("No dataset given: pass a dataset folder, "

@@ -134,10 +134,10 @@ def test_a_run_whose_dataset_moved_says_to_pass_data(tmp_path):
     cfg = TrainConfig(dataset=str(root), img_size=32, epochs=2, runs_dir=str(tmp_path / "runs"))
     run_dir = run_job("train", lambda ctx: train(cfg, ctx)).result["run_dir"]
     moved = root.rename(tmp_path / "moved")
-    for call in (lambda: evaluate_run(run_dir), lambda: validation_samples(load_config(run_dir), None, None)):
+    for call in (lambda: evaluate_run(run_dir), lambda: validation_samples(load_config(run_dir), run_dir, None, None)):
         with pytest.raises(DatasetError) as err:
             call()
         assert f"dataset {root} is no longer there" in str(err.value) and "--data PATH" in str(err.value)
     assert evaluate_run(run_dir, str(moved))["n"] == 12
-    info, val = validation_samples(load_config(run_dir), str(moved), None)
+    info, val = validation_samples(load_config(run_dir), run_dir, str(moved), None)
     assert info.root == moved and len(val) >= 2
