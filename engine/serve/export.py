@@ -200,10 +200,13 @@ def export_onnx(wrapper: ExportedClassifier, meta: dict, path: Path) -> list[str
     example, dynamic = example_and_shapes(wrapper)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (example,), str(path), dynamo=True, dynamic_shapes=dynamic,
-                          input_names=["images"], output_names=["probabilities"], opset_version=ONNX_OPSET,
-                          external_data=False, verbose=False)
-    model = onnx.load(str(path))
+        # kept in memory (no file given), then written atomically: a failed or stopped export never leaves
+        # half a model file at `path`
+        program = torch.onnx.export(wrapper, (example,), dynamo=True, dynamic_shapes=dynamic,
+                                    input_names=["images"], output_names=["probabilities"],
+                                    opset_version=ONNX_OPSET, external_data=False, verbose=False)
+    assert program is not None  # the dynamo exporter returns its ONNXProgram
+    model = program.model_proto
     onnx.helper.set_model_props(model, {"classes": json.dumps(meta["classes"]),
                                         "preprocessing": json.dumps(meta["preprocessing"]),
                                         "tlbench": json.dumps(meta)})

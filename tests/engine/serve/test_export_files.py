@@ -1,5 +1,5 @@
 """What an export writes, apart from its numbers (test_export.py): a pt2 program that moves to another device
-with its module, or says plainly that it cannot."""
+with its module, or says plainly that it cannot; and an ONNX file that is whole or absent."""
 
 import json
 
@@ -10,7 +10,7 @@ from torch import nn
 from engine.core.errors import ConfigError
 from engine.core.records import Preprocessing
 from engine.models.build import build_classifier
-from engine.serve.export import ExportedClassifier, PortableClassifier, export_pt2, load_exported
+from engine.serve.export import ExportedClassifier, PortableClassifier, export_onnx, export_pt2, load_exported
 
 PREP = Preprocessing(crop_size=32, resize_size=36)
 CLASSES = ["a", "b", "c"]
@@ -84,3 +84,25 @@ def test_a_pt2_program_tied_to_the_cpu_is_refused_elsewhere_with_the_reason(tmp_
         load_exported(path, device="meta")
     run, classes = load_exported(path)  # where it was exported, it runs
     assert classes == CLASSES and run(images()).shape == (2, len(CLASSES))
+
+
+def test_a_failed_onnx_export_leaves_no_file(tmp_path, monkeypatch):
+    """The model is written whole or not at all: a failure after the graph was made (here: adding the
+    metadata) leaves neither the target nor a temporary file."""
+    onnx = pytest.importorskip("onnx")
+    wrapper = ExportedClassifier(nn.Sequential(nn.Conv2d(3, 3, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval(),
+                                 PREP, CLASSES).eval()
+    path = tmp_path / "model.onnx"
+
+    def broken(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(onnx.helper, "set_model_props", broken)
+    with pytest.raises(OSError, match="no space"):
+        export_onnx(wrapper, {"classes": CLASSES, "preprocessing": PREP.to_dict()}, path)
+    assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.undo()
+    export_onnx(wrapper, {"classes": CLASSES, "preprocessing": PREP.to_dict()}, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    assert json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["classes"]) == CLASSES
