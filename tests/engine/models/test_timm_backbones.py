@@ -207,3 +207,19 @@ def test_stopping_a_weights_download_ends_the_job_as_stopped(hub, tmp_path, monk
     final = run_job("weights", lambda ctx: {"path": str(timm_weights.ensure(spec, ctx))}, control=control)
     assert isinstance(final, JobFinished) and final.reason == "stopped", final
     assert len(chunks) == 1  # the download itself stopped at the next chunk
+
+
+def test_rope_vits_that_do_not_build_on_meta_parameters_list_and_build():
+    """The six vit_*_rope_mixed_* models raised a raw RuntimeError when their size was checked (their RoPE
+    mixes a meta parameter with a CPU tensor): each now has a spec (as listing and search make), with timm's
+    dynamic input size, and one builds and runs at a size other than its own."""
+    names = [n for n in pretrained_names() if "_rope_mixed_" in n]
+    assert len(names) >= 6
+    for name in names:
+        spec = get_spec(name)
+        assert spec.extra["dynamic_img_size"] and not spec.fixed_input
+    assert search_backbones("rope_mixed", names) == names
+    small = next(n for n in names if "vit_small" in n and "_ape_" not in n)
+    model, _ = build_classifier(small, 3, "random", seed=0)
+    with torch.no_grad():
+        assert model.eval()(torch.rand(1, 3, 48, 64)).shape == (1, 3)
