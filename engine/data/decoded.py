@@ -172,6 +172,16 @@ def build_store(paths: list[str], prep: Preprocessing, workers: int = 0, root: P
     return final
 
 
+def open_store(paths: list[str], prep: Preprocessing, workers: int = 0, transform=None,
+               log: Callable[[str], None] | None = None) -> DecodedFiles:
+    """`build_store` (usually a hit) and the DecodedFiles reading it; built again when another process pruned
+    it in between (it was the least recently used over the size cap)."""
+    try:
+        return DecodedFiles(build_store(paths, prep, workers, log=log), prep, transform)
+    except FileNotFoundError:
+        return DecodedFiles(build_store(paths, prep, workers, log=log), prep, transform)
+
+
 class DecodedFiles(Dataset):
     """ImageFiles over a decoded store: (uint8 tensor after `transform`, index, error).
 
