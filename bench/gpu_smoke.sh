@@ -274,11 +274,11 @@ import numpy as np
 from PIL import Image
 fmt, path, device, image = sys.argv[1:]
 x = np.asarray(Image.open(image).convert("RGB"))[None].transpose(0, 3, 1, 2).copy()
-if fmt == "pt2":  # the ExportedProgram runs where it was exported: on the CPU
+if fmt == "pt2":  # the program's module moved to the device (its resize stays on the host), images on it
     import torch
-    model = torch.export.load(path).module()
+    model = torch.export.load(path).module().to(device)
     with torch.inference_mode():
-        probs = model(torch.from_numpy(x)).float().numpy()
+        probs = model(torch.from_numpy(x).to(device)).float().cpu().numpy()
 elif fmt == "torchscript":
     import torch
     model = torch.jit.load(path, map_location=device)

@@ -5,7 +5,9 @@ Each process writes RECORD_DIR/rank<R>.json when the command returns: the first 
 how many DistributedDataParallel wrappers it built and took apart, and RECORD_DIR/rank<R>.pt, its model's
 final state. With TLBENCH_TEST_BREAK_FIRST=1, training sample 0 fails to decode from the first epoch on, as a
 file that broke after the scan does (a whole batch, with --batch-size 1). TLBENCH_TEST_STEP_SLEEP=S makes
-every training step S seconds longer (a window to stop a run in; the numbers do not change).
+every training step S seconds longer (a window to stop a run in; the numbers do not change). With
+TLBENCH_TEST_BREAK_STORE=1, building the decoded-image cache fails on local rank 0 (a full disk). The error a
+failed command reported is recorded as "error".
 """
 
 import json
@@ -21,6 +23,8 @@ import torch  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 from torchvision.transforms import v2  # noqa: E402
 
+import engine.cli.common as cli_common  # noqa: E402
+import engine.train.augment as augment  # noqa: E402
 import engine.train.finetune as finetune  # noqa: E402
 import engine.train.loop as loop  # noqa: E402
 from engine.data.decoded import DecodedFiles  # noqa: E402
@@ -81,7 +85,26 @@ def train_step(*args, **kwargs):
     return real_step(*args, **kwargs)
 
 
+real_build_store = augment.build_store
+
+
+def build_store(*args, **kwargs):
+    if os.environ.get("TLBENCH_TEST_BREAK_STORE"):
+        raise OSError(28, "No space left on device")
+    return real_build_store(*args, **kwargs)
+
+
+real_report_failure = cli_common.report_failure
+
+
+def report_failure(args, error, title=None):
+    record["error"] = str(error)
+    return real_report_failure(args, error, title)
+
+
 loop.train_step = train_step
+augment.build_store = build_store
+cli_common.report_failure = report_failure
 v2.RandomResizedCrop.make_params = make_params
 DistributedDataParallel.__init__ = ddp_init
 DistributedDataParallel._remove_autograd_hooks = remove_hooks

@@ -32,7 +32,7 @@ from tui.data.screen import DataScreen
 from tui.data.thumbnails import ThumbnailCache
 from tui.dream.screen import DreamScreen
 from tui.errors import ErrorModal, describe_error
-from tui.jobs import ENDED, RUNNING, STOPPING, JobRegistry, import_engine, yield_cpu_to_the_ui
+from tui.jobs import ENDED, RUNNING, STOPPING, JobRegistry, RunningJob, import_engine, yield_cpu_to_the_ui
 from tui.keys import HelpScreen, KeysProvider
 from tui.model.screen import ModelScreen, backbone_rows
 from tui.results.screen import ResultsScreen
@@ -103,6 +103,10 @@ class TlbenchApp(App):
     # Seconds to wait for running jobs to stop when quitting; after that the app exits anyway. The README
     # promises an exit within 5 s: this, plus the terminal's restoration (~0.3 s), stays under it.
     QUIT_TIMEOUT = 4.0
+    # After a hang-up or SIGTERM nobody is waiting at the screen, and leaving mid-save would leave the
+    # checkpoint half-written and status.json "running": the app waits for its jobs to finish saving, however
+    # long a big checkpoint on a slow disk takes, up to this bound for a job that hangs.
+    SIGNAL_QUIT_TIMEOUT = 300.0
     # Jobs that only read: quitting stops them but does not wait (a registry load can sit in an import).
     READ_ONLY_JOBS = frozenset({"scan", "split", "registry", "runs", "results", "model-info"})
 
@@ -344,31 +348,38 @@ class TlbenchApp(App):
             self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
-        """Stop every running job and wait for it (up to QUIT_TIMEOUT) while the UI keeps painting."""
+        """Stop every running job and wait for it to save and end while the UI keeps painting: QUIT_TIMEOUT at
+        most after `q`, SIGNAL_QUIT_TIMEOUT after a signal (nobody is waiting at the screen then)."""
         if self.quitting:
             return
         self.quitting = True
         self.jobs.stop_all()
         waited = [j for j in self.jobs.running() if j.name not in self.READ_ONLY_JOBS and j.state not in ENDED]
+        if self.signal_exit == 128 + signal.SIGHUP and not self.is_headless:
+            self._leave_without_a_terminal(self.signal_exit, waited)
+        timeout = self.SIGNAL_QUIT_TIMEOUT if self.signal_exit else self.QUIT_TIMEOUT
         if waited:
             # On screen at once: the tab bar says "stopping…" and so does a toast; the Train screen follows
-            # the tab bar's text. Then wait (painting) for the jobs to save and end, QUIT_TIMEOUT at most.
+            # the tab bar's text. Then wait (painting) for the jobs to save and end.
             names = ", ".join(sorted({j.name for j in waited}))
             self.notify(f"Quitting: {names} {STOPPING} (checkpoints are saved; at most "
-                        f"{self.QUIT_TIMEOUT:.0f} s)", title="Quitting", timeout=self.QUIT_TIMEOUT + 1)
+                        f"{timeout:.0f} s)", title="Quitting", timeout=timeout + 1)
             self.refresh_job_status()
-            deadline = time.monotonic() + self.QUIT_TIMEOUT
+            deadline = time.monotonic() + timeout
             while any(not j.done.is_set() for j in waited) and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-        if self.signal_exit == 128 + signal.SIGHUP and not self.is_headless:
-            self._leave_without_a_terminal(self.signal_exit)
         self.exit(return_code=self.signal_exit)
 
-    def _leave_without_a_terminal(self, code: int) -> NoReturn:
-        """The terminal hung up: end the process now. Textual's shutdown would restore the terminal's modes by
-        writing to it; its output thread dies on the first write to a hung-up terminal, and the shutdown then
-        waited forever for room in that thread's full queue (seen: 1 exit in ~10 hung). The jobs are stopped
-        and saved; the state file is written here, as on_unmount would."""
+    def _leave_without_a_terminal(self, code: int, waited: list[RunningJob]) -> NoReturn:
+        """The terminal hung up: wait for the stopped jobs to save and end (their checkpoint, their run's
+        status.json; SIGNAL_QUIT_TIMEOUT at most), then end the process. The wait blocks the event loop on
+        purpose: nothing can be shown, and a repaint written to the dead terminal would fill Textual's output
+        queue, whose thread died on its first write. Textual's shutdown is skipped for the same reason: it
+        restores the terminal's modes by writing to it, and waited forever for room in that full queue
+        (seen: 1 exit in ~10 hung). The state file is written here, as on_unmount would."""
+        deadline = time.monotonic() + self.SIGNAL_QUIT_TIMEOUT
+        for job in waited:  # job threads post their events without waiting for this loop
+            job.done.wait(max(0.0, deadline - time.monotonic()))
         self.on_unmount()
         sys.stderr.flush()
         os._exit(code)

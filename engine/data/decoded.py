@@ -14,7 +14,8 @@ tensor in channels_last layout, the layout torch's fast uint8 resize kernels tak
 preprocessing, torch/Pillow versions and this code. It is built in a temporary folder beside it and renamed
 into place in one step, so a reader (another DataLoader worker, another torchrun rank, another run) sees a
 whole store or none. Pruned like the feature cache: unused for 30 days, then the least recently used beyond
-TLBENCH_DECODED_CACHE_MB (default 10240).
+TLBENCH_DECODED_CACHE_MB (default 10240). A store being read is never pruned: each reader holds a shared lock
+on its `index.pt` (`Lease`), and `prune` deletes only a store it can lock exclusively.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import PIL
@@ -39,6 +41,11 @@ from engine.core.paths import cache_dir
 from engine.core.records import Preprocessing
 from engine.data.images import image_identity, load_rgb
 from engine.data.loaders import data_loader
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; stores there are pruned by age and size alone
+    fcntl = None
 
 STORE_VERSION = 1
 MAX_ASPECT = 2.0  # a panorama keeps its middle 2:1: random crops never need more
@@ -165,6 +172,16 @@ def build_store(paths: list[str], prep: Preprocessing, workers: int = 0, root: P
     return final
 
 
+def open_store(paths: list[str], prep: Preprocessing, workers: int = 0, transform=None,
+               log: Callable[[str], None] | None = None) -> DecodedFiles:
+    """`build_store` (usually a hit) and the DecodedFiles reading it; built again when another process pruned
+    it in between (it was the least recently used over the size cap)."""
+    try:
+        return DecodedFiles(build_store(paths, prep, workers, log=log), prep, transform)
+    except FileNotFoundError:
+        return DecodedFiles(build_store(paths, prep, workers, log=log), prep, transform)
+
+
 class DecodedFiles(Dataset):
     """ImageFiles over a decoded store: (uint8 tensor after `transform`, index, error).
 
@@ -173,6 +190,7 @@ class DecodedFiles(Dataset):
     each open their own), read-only."""
 
     def __init__(self, folder: Path, prep: Preprocessing, transform=None):
+        self.lease = Lease(folder)  # first: from here on no prune deletes the store (raises if one just did)
         index = torch.load(folder / "index.pt", map_location="cpu", weights_only=True)
         self.folder, self.prep, self.transform = folder, prep, transform
         self.paths: list[str] = index["paths"]
@@ -206,8 +224,12 @@ class DecodedFiles(Dataset):
         top, left = _offset(x.shape[1] - size), _offset(x.shape[2] - size)
         return x[:, top:top + size, left:left + size].contiguous(), i, ""
 
-    def __getstate__(self):  # the memory map is reopened in each worker, never pickled
-        return {**self.__dict__, "_pixels": None, "_pid": -1}
+    def close(self) -> None:
+        """Let the store be pruned again (garbage collection does it too)."""
+        self.lease.release()
+
+    def __getstate__(self):  # the memory map is reopened in each worker, never pickled; the lease stays here
+        return {**self.__dict__, "_pixels": None, "_pid": -1, "lease": Lease(None)}
 
 
 def _offset(extra: int) -> int:
@@ -215,8 +237,53 @@ def _offset(extra: int) -> int:
     return half + (extra % 2) * (half % 2)
 
 
+class Lease:
+    """A shared lock on a store's index.pt for as long as a dataset reads the store: `prune` skips a store it
+    cannot lock exclusively. flock locks belong to the open file, so the lease holds against prune in other
+    processes (another run, another rank on the node; over NFS Linux maps flock to POSIX locks) and in this
+    one; forked DataLoader workers share it; the OS drops it with the process. `Lease(None)` holds nothing
+    (a DataLoader worker's pickled copy: the main process holds the store)."""
+
+    def __init__(self, folder: Path | None):
+        self._file: BinaryIO | None = None
+        if folder is None or fcntl is None:
+            return
+        index = folder / "index.pt"
+        self._file = open(index, "rb")  # held open for the lease's life
+        fcntl.flock(self._file, fcntl.LOCK_SH)  # waits while a prune that locked first deletes the store
+        if os.fstat(self._file.fileno()).st_ino != os.stat(index).st_ino:  # os.stat raises if it is gone
+            self.release()
+            raise FileNotFoundError(f"{folder} was pruned")
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    __del__ = release
+
+
+def _delete_unless_in_use(folder: Path) -> bool:
+    """Delete a store that no reader holds (`Lease`), holding it exclusively meanwhile; False when in use."""
+    if fcntl is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    try:
+        index = open(folder / "index.pt", "rb")  # closed below, after the deletion
+    except OSError:
+        return False  # gone already
+    with index:
+        try:
+            fcntl.flock(index, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        shutil.rmtree(folder, ignore_errors=True)
+    return True
+
+
 def prune(root: Path, keep: Path, now: float | None = None) -> list[Path]:
-    """Delete other stores: unused for MAX_AGE_DAYS, then the least recently used over the size cap."""
+    """Delete other stores: unused for MAX_AGE_DAYS, then the least recently used over the size cap; never a
+    store a dataset is reading (see `Lease`), nor one being built (a hidden temporary folder)."""
     now = time.time() if now is None else now
     try:
         cap = float(os.environ.get("TLBENCH_DECODED_CACHE_MB") or DEFAULT_MAX_MB) * 1e6
@@ -224,6 +291,8 @@ def prune(root: Path, keep: Path, now: float | None = None) -> list[Path]:
         cap = DEFAULT_MAX_MB * 1e6
     stores = []
     for index in root.glob("*/index.pt"):
+        if index.parent.name.startswith("."):
+            continue
         try:
             size = (index.parent / "pixels.u8").stat().st_size + index.stat().st_size
             stores.append((index.stat().st_mtime, size, index.parent))
@@ -235,6 +304,8 @@ def prune(root: Path, keep: Path, now: float | None = None) -> list[Path]:
         if folder == keep or (now - mtime < MAX_AGE_DAYS * 86400 and total + size <= cap):
             total += size
             continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(folder)
+        if _delete_unless_in_use(folder):
+            removed.append(folder)
+        else:
+            total += size  # still on the disk
     return removed

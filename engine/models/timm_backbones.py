@@ -80,14 +80,23 @@ def _create(name: str, dynamic: bool, **kwargs) -> nn.Module:
 
 @functools.cache
 def accepts_any_size(name: str) -> bool:
-    """Whether the architecture takes timm's dynamic input size (ViTs, EVA, …); checked by building it on the
-    meta device (milliseconds, no memory): a model whose constructor refuses the argument raises TypeError."""
-    try:
-        with parameters_on_meta():
-            _create(name, True, pretrained=False)
-    except TypeError:
-        return False
-    return True
+    """Whether the architecture takes timm's dynamic input size (ViTs, EVA, …); checked by building it with no
+    memory (milliseconds): a model whose constructor refuses the argument raises TypeError.
+
+    Built first with only its parameters on the meta device (RegNet computes its widths from real tensors),
+    then wholly on it: the RoPE ViTs (vit_*_rope_mixed_*) compute their frequencies from a meta parameter and
+    a CPU tensor, which raises. A model that builds neither way counts as fixed-size: it is then given the
+    input size it was made for, which always works."""
+    for on_meta in (parameters_on_meta, lambda: torch.device("meta")):
+        try:
+            with on_meta():
+                _create(name, True, pretrained=False)
+        except TypeError:
+            return False
+        except Exception:  # noqa: BLE001 - any other failure is about building on meta, not the argument
+            continue
+        return True
+    return False
 
 
 def spec_fields(name: str) -> dict:

@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 
 from engine.core.errors import EXIT_FAILED, WeightsError
 from engine.core.events import ProgressAdvanced
+from engine.core.jobs import JobContext, JobStopped
 from engine.fetch.downloads import human_bytes, network_problem, offline
 
 if TYPE_CHECKING:
-    from engine.core.jobs import JobContext
     from engine.models.registry import BackboneSpec
 
 HF_ENDPOINT = "https://huggingface.co"
@@ -178,6 +178,8 @@ def ensure(spec: BackboneSpec, ctx: JobContext | None = None) -> Path:
         except EntryNotFoundError as err:  # the repository has the other format
             last = err
         except Exception as err:  # noqa: BLE001 - HTTP, DNS, disk: all say the same thing to the user
+            if ctx is not None and ctx.stopped:  # asked to stop (JobStopped from the bar, or however the hub
+                raise JobStopped() from None     # passed it on): a stopped job, not a failed download
             last = err
             break
     err = missing_error(spec, f"the download failed ({type(last).__name__}: {last})")

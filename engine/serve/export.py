@@ -9,6 +9,13 @@ extra_files={"tlbench.json": ""})`); TorchScript as the module's `classes` attri
 ONNX in the model's metadata (`classes`, `preprocessing`, `tlbench` keys). pt2 and ONNX come from the same
 torch.export graph, with a dynamic batch, height and width.
 
+torch.export records every device the traced code names. The pt2 program therefore does its preprocessing on
+the host by name (torch's antialiased uint8 resize is a CPU kernel: images on a GPU are copied there) and then
+copies the batch into a tensor made from one of its own buffers, so the rest of the graph names no device:
+`torch.export.load(path).module().to("cuda")` runs the model on the GPU. A backbone whose forward creates
+tensors on a fixed device (some timm ViTs with RoPE) still ties its part of the graph to the CPU it was
+exported on; the metadata's `device` says which ("any", or "cpu") and `load_exported` refuses another device.
+
 After writing, the export is checked against `tlbench predict` (engine.serve.predict.predict_paths with the run's
 model) on real images of the run's dataset, each decoded in full and given to the export as it is.
 """
@@ -75,6 +82,55 @@ class ExportedClassifier(nn.Module):
         return self.model(x.float() / 255.0).softmax(1)
 
 
+class PortableClassifier(ExportedClassifier):
+    """The pt2 export's wrapper: preprocessing on the host, the model wherever `.to()` put the module."""
+
+    anchor: torch.Tensor  # a buffer
+
+    def __init__(self, model: nn.Module, prep: Preprocessing, classes: list[str]):
+        super().__init__(model, prep, classes)
+        # the batch reaches the model by a copy into this buffer expanded: it moves with the module, whereas
+        # x.to(device) would write the device of the trace into the graph
+        self.register_buffer("anchor", torch.zeros((), device="cpu"), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # onto the host by name, as ExportedClassifier does it: _to_copy is recorded even for CPU input, and
+        # unlike Tensor.to it adds no check that the input is on the device of the trace
+        x = torch.ops.aten._to_copy.default(images, device=torch.device("cpu"))
+        x = resize_center_crop(x, self.resize_size, self.crop_size, self.mode)
+        x = self.anchor.expand(x.shape).clone().copy_(x)  # float32, on the anchor's device
+        return self.model(x / 255.0).softmax(1)
+
+
+def device_bound(program: torch.export.ExportedProgram) -> list[str]:
+    """What in a PortableClassifier program keeps the model on the device it was exported on: nodes outside
+    the host-side preprocessing that name a device (a tensor the backbone creates in its forward, a `.to()`),
+    and tensor constants (`.module().to()` leaves them where they are). Empty: it runs on any device."""
+    anchor = next(name for name, buffer in program.graph_signature.inputs_to_buffers.items() if buffer == "anchor")
+    onto_device = next(n for n in program.graph.nodes if n.target in (torch.ops.aten.copy_.default,
+                                                                      torch.ops.aten.copy.default)
+                       and anchor in {a.name for a in _ancestors(n)})
+    batch = onto_device.args[1]
+    host = _ancestors(batch) | {batch}  # the preprocessed batch and everything it was made from
+    named = [str(n.target) for n in program.graph.nodes if n not in host and
+             ("device" in n.kwargs or any(isinstance(a, torch.device) for a in n.args))]
+    # tensors the traced code held as plain attributes (non-persistent buffers, the anchor among them, are
+    # buffers again in .module() and move)
+    constants = [f"constant {k}" for k in program.graph_signature.inputs_to_lifted_tensor_constants.values()]
+    return named + constants
+
+
+def _ancestors(node) -> set:
+    """Every graph node that `node` is computed from."""
+    seen, todo = set(), [node]
+    while todo:
+        for parent in todo.pop().all_input_nodes:
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return seen
+
+
 def metadata(record: RunRecord, run_dir: Path, tta: bool = False) -> dict:
     return {"classes": list(record.classes), "preprocessing": record.preprocessing.to_dict(),
             "backbone": record.backbone, "mode": record.mode, "run": run_dir.name, "tta": tta,
@@ -96,18 +152,24 @@ def example_and_shapes(wrapper: ExportedClassifier, min_side: int | None = None)
     return example, dynamic
 
 
-def export_pt2(wrapper: ExportedClassifier, meta: dict, path: Path) -> None:
-    """A torch.export ExportedProgram (`torch.export.load(path).module()` runs it), metadata as an extra file."""
+def export_pt2(wrapper: ExportedClassifier, meta: dict, path: Path) -> list[str]:
+    """A torch.export ExportedProgram (`torch.export.load(path).module()` runs it) of a PortableClassifier,
+    metadata as an extra file; returns what ties it to the CPU (`device_bound`: empty when it runs on any
+    device, as meta["device"] then says)."""
+    assert isinstance(wrapper, PortableClassifier)  # export_run wraps the model for the format
     # any image from 2 px up, as predict takes it: the program checks its input shapes when it runs (ONNX
     # does not, so it keeps the crop size as the exporter's lower bound)
     example, dynamic = example_and_shapes(wrapper, min_side=2)
     program = torch.export.export(wrapper, (example,), dynamic_shapes=dynamic, strict=False)
+    bound = device_bound(program)
+    meta = {**meta, "device": "cpu" if bound else "any"}  # exported on the CPU (export_run loads it there)
     buf = io.BytesIO()  # then written atomically: a failed export never leaves half a model file
     torch.export.save(program, buf, extra_files={"tlbench.json": json.dumps(meta)})
     atomic_write_bytes(path, buf.getvalue())
+    return bound
 
 
-def export_torchscript(wrapper: ExportedClassifier, meta: dict, path: Path) -> None:
+def export_torchscript(wrapper: ExportedClassifier, meta: dict, path: Path) -> list[str]:
     size = wrapper.crop_size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but remains the portable format
@@ -118,6 +180,7 @@ def export_torchscript(wrapper: ExportedClassifier, meta: dict, path: Path) -> N
         buf = io.BytesIO()  # then written atomically: a failed export never leaves half a model file
         torch.jit.save(scripted, buf, _extra_files={"tlbench.json": json.dumps(meta)})
     atomic_write_bytes(path, buf.getvalue())
+    return []
 
 
 def onnx_modules():
@@ -134,29 +197,47 @@ def onnx_modules():
     return onnx, onnxruntime
 
 
-def export_onnx(wrapper: ExportedClassifier, meta: dict, path: Path) -> None:
+def export_onnx(wrapper: ExportedClassifier, meta: dict, path: Path) -> list[str]:
     onnx, _ = onnx_modules()
     example, dynamic = example_and_shapes(wrapper)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (example,), str(path), dynamo=True, dynamic_shapes=dynamic,
-                          input_names=["images"], output_names=["probabilities"], opset_version=ONNX_OPSET,
-                          external_data=False, verbose=False)
-    model = onnx.load(str(path))
+        # kept in memory (no file given), then written atomically: a failed or stopped export never leaves
+        # half a model file at `path`
+        program = torch.onnx.export(wrapper, (example,), dynamo=True, dynamic_shapes=dynamic,
+                                    input_names=["images"], output_names=["probabilities"],
+                                    opset_version=ONNX_OPSET, external_data=False, verbose=False)
+    assert program is not None  # the dynamo exporter returns its ONNXProgram
+    model = program.model_proto
     onnx.helper.set_model_props(model, {"classes": json.dumps(meta["classes"]),
                                         "preprocessing": json.dumps(meta["preprocessing"]),
                                         "tlbench": json.dumps(meta)})
     atomic_write_bytes(path, model.SerializeToString())
+    return []
 
 
-def load_exported(path: str | os.PathLike, fmt: str | None = None):
-    """A callable uint8 batch -> probabilities, and the class names, for any format (used by tests)."""
+def load_exported(path: str | os.PathLike, fmt: str | None = None, device: str = "cpu"):
+    """A callable uint8 batch -> probabilities, and the class names, for any format (used by tests).
+
+    `device`: where a pt2 program's model runs (the images may be anywhere: its preprocessing is on the host);
+    a program tied to the CPU it was exported on is refused elsewhere, with the reason. The others load on
+    the CPU."""
     path = Path(path)
     fmt = fmt or next((f for f, name in EXPORT_FILES.items() if Path(name).suffix == path.suffix), "torchscript")
     if fmt == "pt2":
         extra = {"tlbench.json": ""}
-        module = torch.export.load(str(path), extra_files=extra).module()
-        return (lambda x: module(x)), json.loads(extra["tlbench.json"])["classes"]
+        program = torch.export.load(str(path), extra_files=extra)
+        meta = json.loads(extra["tlbench.json"])
+        exported_on = meta.get("device", "cpu")  # an export before this key was tied to its device
+        if exported_on != "any" and torch.device(device).type != exported_on:
+            raise ConfigError(
+                f"{path} runs on the {exported_on.upper()} only, not on {device}: torch.export wrote the device "
+                f"it was exported on into the program ({meta.get('backbone')} names it inside its forward, or an "
+                "earlier tlbench exported it). Run it on the CPU, export the run again (tlbench export RUN), or "
+                "export with --format onnx and run that with onnxruntime's CUDA provider."
+            )
+        module = program.module().to(device)
+        return (lambda x: module(x)), meta["classes"]
     if fmt == "onnx":
         onnx, ort = onnx_modules()
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -191,10 +272,15 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "pt2", ctx: JobContext | N
     path.parent.mkdir(parents=True, exist_ok=True)
     tta = run_tta(record, tta)
     meta = metadata(record, run_dir, tta)
-    wrapper = ExportedClassifier(with_tta(model, tta), record.preprocessing, list(record.classes)).eval()
+    kind = PortableClassifier if fmt == "pt2" else ExportedClassifier
+    wrapper = kind(with_tta(model, tta), record.preprocessing, list(record.classes)).eval()
     if ctx is not None:
         ctx.log(f"exporting {checkpoint} of {run_dir.name} to {fmt}: {path}")
-    {"pt2": export_pt2, "onnx": export_onnx, "torchscript": export_torchscript}[fmt](wrapper, meta, path)
+    bound = {"pt2": export_pt2, "onnx": export_onnx, "torchscript": export_torchscript}[fmt](wrapper, meta, path)
+    if bound and ctx is not None:
+        ctx.log(f"{record.backbone} names the CPU inside its forward ({', '.join(sorted(set(bound))[:3])}), so "
+                "this pt2 program runs on the CPU only; for a GPU export with --format onnx and run it with "
+                "onnxruntime's CUDA provider", "warning")
     run, classes = load_exported(path, fmt)
     check = check_against_predict(run, model, record, tta)
     result = {"run_dir": str(run_dir), "format": fmt, "path": str(path), "bytes": path.stat().st_size,

@@ -5,6 +5,7 @@ which drops the files that broke since the scan (`DropBadFiles`), and the decode
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 import torch
@@ -12,7 +13,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 from torchvision.transforms import InterpolationMode, v2
 
-from engine.data.decoded import DecodedFiles, build_store
+from engine.core.errors import JobError
+from engine.core.paths import cache_dir
+from engine.data.decoded import DecodedFiles, build_store, open_store
 from engine.data.loaders import ImageFiles, data_loader
 from engine.runtime import distributed as D
 from engine.runtime.seeding import derived_seed
@@ -73,14 +76,32 @@ def training_files(paths: list[str], prep: Preprocessing, preset: str, decoded_c
                    info: D.DistInfo, ctx: JobContext) -> ImageFiles | DecodedFiles:
     """The training set as the loader reads it: from the decoded-image cache or, with --no-decoded-cache,
     decoded every epoch. Under torchrun the first process of each machine (local rank 0) builds the store
-    while the others wait at a barrier, then every process finds it whole (it appears in one rename)."""
+    while the others wait, then every process finds it whole (it appears in one rename).
+
+    Every process learns every builder's outcome at once (a gather, which is also the wait): a failed build
+    stops all of them with the same error. A builder that raised alone left the others waiting for it until
+    the process group's timeout, 30 minutes."""
     if not decoded_cache:
         return ImageFiles(paths, prep, train_transform(preset, prep))
+    failure: Exception | None = None
     if info.local_rank == 0:
-        build_store(paths, prep, workers, log=ctx.log)
-    D.broadcast(info, None)  # a barrier: every process waits until the builders are done
-    folder = build_store(paths, prep, workers, log=ctx.log)  # found at once: the same key
-    return DecodedFiles(folder, prep, tensor_train_transform(preset, prep))
+        try:
+            build_store(paths, prep, workers, log=ctx.log)
+        except Exception as err:  # noqa: BLE001 - every rank fails with it, none waits for a store never built
+            failure = err
+    outcomes = D.gather(info, (socket.gethostname(), f"{type(failure).__name__}: {failure}" if failure else None))
+    failed = [(rank, host, why) for rank, (host, why) in enumerate(outcomes) if why]
+    if failed:
+        raise store_failed(*failed[0], info) from failure
+    return open_store(paths, prep, workers, tensor_train_transform(preset, prep), log=ctx.log)
+
+
+def store_failed(rank: int, host: str, why: str, info: D.DistInfo) -> JobError:
+    where = f" on rank {rank} ({host})" if info.enabled else ""
+    return JobError(
+        f"The decoded-image cache could not be built{where}: {why}. It is written to {cache_dir() / 'decoded'}: "
+        "make room or allow writing there (TLBENCH_CACHE moves it), or train with --no-decoded-cache (every "
+        "image is then decoded every epoch).", title="Decoded-image cache failed")
 
 
 def epoch_indices(n: int, batch_size: int, seed: int, epoch: int, info: D.DistInfo) -> list[int]:

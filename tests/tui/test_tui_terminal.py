@@ -88,6 +88,66 @@ def test_losing_the_terminal_stops_the_job_saves_and_exits(tmp_path, how):
     assert not list(run.glob("*.tmp"))
 
 
+SLOW_SAVE_CHILD = """
+import sys, time
+sys.path.insert(0, {root!r})
+import engine.train.finetune as finetune
+from tui.app import TlbenchApp, create_app
+real_save = finetune.save
+
+def slow_save(ft, name, payload):
+    if ft.ctx.stopped:  # the checkpoint the stop saves: longer than the app used to wait for it
+        time.sleep(TlbenchApp.QUIT_TIMEOUT + 3)
+    real_save(ft, name, payload)
+
+finetune.save = slow_save
+app = create_app({dataset!r}, {runs!r}, config={config!r}, color_hint=False, warm=False)
+app.run()
+sys.exit(app.return_code or 0)
+"""
+
+
+def test_a_hang_up_waits_for_the_checkpoint_and_the_status_file(tmp_path):
+    """SSH drops while the stopped job is still writing last.pt, a save slower than QUIT_TIMEOUT: the app
+    used to end the process QUIT_TIMEOUT after the hang-up, mid-save, leaving status.json "running". It waits
+    for the job: last.pt whole, status.json "stopped", then exit 129."""
+    data = make_dataset(tmp_path / "d", {"red": 12, "blue": 12})
+    runs = tmp_path / "runs"
+    code = SLOW_SAVE_CHILD.format(root=str(ROOT), dataset=str(data), runs=str(runs),
+                                  config={"mode": "head", "epochs": 10_000, "img_size": 32, "batch_size": 4,
+                                          "workers": 0})
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor", "TLBENCH_CACHE": str(tmp_path / "c"),
+           "TLBENCH_STATE": str(tmp_path / "state.json")}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave, env=env,
+                            cwd=ROOT, start_new_session=True)
+    os.close(slave)
+    try:
+        read_until(master, b"split", 60)
+        os.write(master, b"3")
+        read_until(master, b"loss", 30)
+        os.write(master, b"t")
+        deadline = time.monotonic() + 120
+        while not list(runs.glob("*/last.pt")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            read_until(master, b"", 0.2)
+        proc.send_signal(signal.SIGHUP)
+        os.close(master)  # and the terminal is gone, as when SSH drops
+        master = -1
+        rc = proc.wait(120)  # a guard against a hang, not a measure: the save alone takes QUIT_TIMEOUT + 3 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if master >= 0:
+            os.close(master)
+    assert rc == 128 + signal.SIGHUP
+    (run,) = runs.iterdir()
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+    assert load_checkpoint(run / "last.pt")["epoch"] >= 1
+    assert not list(run.glob("*.tmp"))
+
+
 RUN_APP_CHILD = """
 import atexit, sys
 sys.path.insert(0, {root!r})

@@ -5,12 +5,14 @@ see the same pixels; old stores are pruned; fine-tuning reads it (and not with -
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 
 import pytest
 import torch
-from conftest import make_dataset, write_image
+from conftest import ROOT, make_dataset, write_image
 from PIL import Image
 
 import engine.data.decoded as decoded
@@ -68,10 +70,48 @@ def test_store_hit_miss_invalidation_and_exact_eval_pixels(files, monkeypatch):
     os.utime(files[0], ns=(1, 1))
     assert decoded.build_store(files, PREP) != folder and count.n == 2 * len(files)
     assert decoded.build_store(files, replace(PREP, resize_size=40)) != folder
-    # old stores beyond the cap are pruned, the one in use never
+    # old stores beyond the cap are pruned, the one just built never (nor one being read: below)
+    ds.close()
     monkeypatch.setenv("TLBENCH_DECODED_CACHE_MB", "0")
     newest = decoded.build_store(files, replace(PREP, resize_size=48))
     assert [p.name for p in (cache_dir() / "decoded").iterdir()] == [newest.name]
+
+
+READER = """
+import sys
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from engine.core.records import Preprocessing
+from engine.data.decoded import DecodedFiles
+ds = DecodedFiles(Path({folder!r}), Preprocessing(32, 44))
+print("reading", ds[0][2] == "", flush=True)
+sys.stdin.read()  # reads until the test closes its stdin
+"""
+
+
+def test_a_store_being_read_is_never_pruned(files, monkeypatch):
+    """A run reads its store for hours while other runs build theirs: prune deletes an unused store beyond the
+    cap, never one a dataset holds, in this process or in another; released, it goes at the next prune."""
+    monkeypatch.setenv("TLBENCH_DECODED_CACHE_MB", "0")  # every store but the newest is over the cap
+    first = decoded.build_store(files, PREP)
+    ds = decoded.DecodedFiles(first, PREP)
+    second = decoded.build_store(files, replace(PREP, resize_size=40))  # prunes, keeping its own
+    assert first.exists() and torch.equal(ds[0][0], eval_transform(load_rgb(files[0]), PREP))
+    ds.close()
+    third = decoded.build_store(files, replace(PREP, resize_size=44))
+    assert not first.exists() and not second.exists()
+
+    reader = subprocess.Popen([sys.executable, "-c", READER.format(root=str(ROOT), folder=str(third))],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().split() == ["reading", "True"]
+        assert decoded.prune(third.parent, keep=third.parent / "another") == []
+        assert third.exists()
+    finally:
+        assert reader.stdin is not None
+        reader.stdin.close()
+        reader.wait(60)
+    assert decoded.prune(third.parent, keep=third.parent / "another") == [third]
 
 
 def test_racing_builders_leave_one_whole_store_and_workers_read_the_same_pixels(files):

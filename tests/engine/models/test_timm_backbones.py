@@ -171,3 +171,55 @@ def test_download_progress_becomes_events():
         bar.update(40)
     done = [(e.phase, e.done, e.total, e.unit) for e in events if isinstance(e, ProgressAdvanced)]
     assert done[0] == ("weights timm/x", 60, 100, "bytes") and done[-1] == ("weights timm/x", 100, 100, "bytes")
+
+
+@pytest.mark.parametrize("hub", ["passes it on", "wraps it"])
+def test_stopping_a_weights_download_ends_the_job_as_stopped(hub, tmp_path, monkeypatch):
+    """s (or q) during a timm weights download: the job ends "stopped", not failed with a download error,
+    whether huggingface_hub lets the bar's JobStopped through or wraps it in an error of its own."""
+    import huggingface_hub
+
+    from engine.core.jobs import JobControl, JobFinished, JobStopped, run_job
+    from engine.models import timm_weights
+
+    hub_cache(tmp_path, monkeypatch)
+    monkeypatch.setattr(timm_weights, "check_available", lambda spec: None)  # as if the hub were reachable
+    monkeypatch.setattr(timm_weights, "_remote_size", lambda repo, filename: 1000)
+    control = JobControl()
+    chunks = []
+
+    def download(repo, filename, cache_dir=None, tqdm_class=None):
+        """The hub's download as the bar sees it: chunks of bytes; the user stops after the first."""
+        try:
+            with tqdm_class(total=1000, unit="B") as bar:
+                for _ in range(10):
+                    bar.update(100)
+                    chunks.append(100)
+                    control.stop()
+        except JobStopped:
+            if hub == "wraps it":
+                raise OSError("Consistency check failed: file should be of size 1000 but has size 100") from None
+            raise
+        return str(tmp_path / "never")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    spec = get_spec(f"timm/{CNN}")
+    final = run_job("weights", lambda ctx: {"path": str(timm_weights.ensure(spec, ctx))}, control=control)
+    assert isinstance(final, JobFinished) and final.reason == "stopped", final
+    assert len(chunks) == 1  # the download itself stopped at the next chunk
+
+
+def test_rope_vits_that_do_not_build_on_meta_parameters_list_and_build():
+    """The six vit_*_rope_mixed_* models raised a raw RuntimeError when their size was checked (their RoPE
+    mixes a meta parameter with a CPU tensor): each now has a spec (as listing and search make), with timm's
+    dynamic input size, and one builds and runs at a size other than its own."""
+    names = [n for n in pretrained_names() if "_rope_mixed_" in n]
+    assert len(names) >= 6
+    for name in names:
+        spec = get_spec(name)
+        assert spec.extra["dynamic_img_size"] and not spec.fixed_input
+    assert search_backbones("rope_mixed", names) == names
+    small = next(n for n in names if "vit_small" in n and "_ape_" not in n)
+    model, _ = build_classifier(small, 3, "random", seed=0)
+    with torch.no_grad():
+        assert model.eval()(torch.rand(1, 3, 48, 64)).shape == (1, 3)

@@ -1,7 +1,8 @@
 """`torchrun --nproc_per_node=2 -m tui.main train …` on CPU with gloo: both ranks finish, rank 0 alone
 writes the run, and the result matches one process with the same global batch — in head mode, and in full
 mode across the freeze -> unfreeze switch; a run stopped by SIGTERM resumes under torchrun as if never
-stopped; a rank whose whole batch failed to decode still takes part in the step."""
+stopped; a rank whose whole batch failed to decode still takes part in the step; a decoded-image cache that
+cannot be built stops every rank with the same error."""
 
 import json
 import os
@@ -162,6 +163,23 @@ def test_a_rank_whose_whole_batch_failed_to_decode_still_takes_part(tmp_path):
     assert sorted(broken) == [0, 1]  # one rank had the empty batch
     result = json.loads(done.stdout)
     assert result["epochs"] == 1 and result["skipped_images"] == 1
+
+
+def test_a_decoded_cache_that_cannot_be_built_stops_every_rank_with_its_error(tmp_path):
+    """Local rank 0 builds the store while the other ranks wait; when the build failed (here a full disk),
+    rank 0 ended alone and the others waited at the barrier: until the 30-minute timeout where rank 0's
+    process lived on, else failing with gloo's "Connection closed by peer". Now every rank fails at once
+    with the same message, naming the rank and the way out."""
+    data = make_dataset(tmp_path / "d", {"red": 6, "blue": 6})
+    args = ["train", str(data), "--mode", "head", "--epochs", "1", "--img-size", "32", "--batch-size", "2",
+            "--augment", "light", "--workers", "0", "--runs-dir", str(tmp_path / "runs")]
+    done = subprocess.run([*TORCHRUN, JOB, str(tmp_path / "rec"), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**env(), "TLBENCH_TEST_BREAK_STORE": "1"})
+    assert done.returncode != 0
+    errors = [json.loads((tmp_path / "rec" / f"rank{r}.json").read_text()).get("error") for r in (0, 1)]
+    assert errors[0] == errors[1], done.stderr[-3000:]
+    assert "could not be built on rank 0" in errors[0] and "No space left on device" in errors[0]
+    assert "--no-decoded-cache" in errors[0]
 
 
 def test_rank_0_alone_scans_the_dataset_and_every_rank_gets_its_list(monkeypatch):
