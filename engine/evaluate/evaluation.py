@@ -25,8 +25,7 @@ from engine.data.loaders import ImageFiles, auto_workers, data_loader
 from engine.data.scan import scan_dataset, scan_run_dataset
 from engine.data.splits import plan_for_run
 from engine.evaluate.plots import confusion_png, top_losses_png
-from engine.models.fast import inference_copy
-from engine.models.loading import load_run_model
+from engine.models.loading import inference_model, load_run_model
 from engine.runtime.devices import resolve_device
 
 if TYPE_CHECKING:
@@ -153,7 +152,7 @@ def compute_logits(model, paths: list[str], prep: Preprocessing, device: torch.d
     with torch.inference_mode():
         for x, idx, err in loader:
             x = x.to(device, non_blocking=True).float().div_(255)
-            if device.type in ("cpu", "cuda"):  # as extraction feeds the inference copy (engine.features.cache)
+            if device.type in ("cpu", "cuda"):  # as extraction and training feed their models
                 x = x.contiguous(memory_format=torch.channels_last)
             logits = model(x).float().cpu()
             if out is None:
@@ -228,9 +227,8 @@ def evaluate_run(run_dir: str | os.PathLike, dataset: str | None = None, ctx: Jo
         ctx.emit(JobStarted("eval", f"{run_dir.name} on {dataset or record.dataset} ({split})", str(run_dir)))
         ctx.log(f"evaluating {checkpoint} of {run_dir} on {len(samples)} images ({split})")
     model, record = load_run_model(run_dir, dev, checkpoint, precision)
-    # the inference copy extraction uses (BatchNorm folded, channels_last), in the run's precision: a probe's
-    # report, computed from its extracted features, is what this pass computes
-    model = inference_copy(model, dev, record.preprocessing.crop_size)
+    # the model as the run computed its own report (engine.models.loading.inference_model), in its precision
+    model = inference_model(model, record, dev)
     tta = run_tta(record, tta)
     if tta and ctx is not None:
         ctx.log("test-time augmentation: logits averaged with the mirror images'")

@@ -12,6 +12,7 @@ from engine.core.records import RunRecord
 from engine.core.runs import load_checkpoint, load_config
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
+from engine.models.fast import inference_copy
 from engine.models.weights import is_random
 from engine.runtime.precision import PRECISIONS, recorded_dtype
 
@@ -71,3 +72,15 @@ def load_run_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu
     model.run_scope = run_scope(record)
     return model.to(device).eval(), record
 
+
+
+def inference_model(model: Classifier, record: RunRecord, device: torch.device) -> Classifier:
+    """The run's model as its run computed its validation, for eval and predict: a probe's or auto's features
+    through the BatchNorm-folded inference copy extraction used; a fine-tuned model as it validated each epoch
+    (eval mode, channels_last when the run trained so). Same path, same precision: the same probabilities."""
+    if run_scope(record) == "features":
+        return inference_copy(model, device, record.preprocessing.crop_size)
+    model = model.to(device).eval()
+    if record.get("channels_last_resolved"):
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # nn.Module.to takes memory_format; its stubs do not say so
+    return model

@@ -11,7 +11,7 @@ from engine.data.images import ImageProblem, is_image_name
 from engine.data.loaders import load_for_model
 from engine.evaluate.evaluation import run_tta, with_tta
 from engine.models.classifier import Classifier
-from engine.models.fast import inference_copy
+from engine.models.loading import inference_model
 from engine.models.predictions import top_predictions_rows
 
 
@@ -36,8 +36,8 @@ def predict_paths(model: Classifier, record: RunRecord, paths: list[str], top_k:
     """Per image {"path", "predictions": [{"class", "prob"}...]} or {"path", "error"}, in input order; a
     folder stands for the images inside it; one bad image never stops the others. `tta`: flip averaging
     (None: as the run recorded)."""
-    # the inference copy eval and extraction use (BatchNorm folded, channels_last), in the model's own precision
-    fast = inference_copy(model, torch.device(device), record.preprocessing.crop_size)
+    # the model as its run computed (engine.models.loading.inference_model), as eval runs it
+    fast = inference_model(model, record, torch.device(device))
     judged = with_tta(fast, run_tta(record, tta))
     channels_last = torch.device(device).type in ("cpu", "cuda")
     classes = record.classes

@@ -19,7 +19,7 @@ from engine.runtime import distributed as D
 from engine.train.config import TrainConfig
 from engine.train.finetune import FineTuning
 from engine.train.loop import train_step
-from engine.train.prepare import prepare
+from engine.train.prepare import Prepared, prepare
 
 SMOOTHING = 0.98  # exponential moving average of the loss, debiased
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this multiple of the best seen
@@ -67,6 +67,14 @@ def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr
     if steps < 10:
         raise ConfigError(f"--steps {steps} is too few for a range test: use 50 to 200.")
     p = prepare(config, ctx, kind="lr-find")
+    try:
+        return _range_test(p, config, start_lr, end_lr, steps)
+    finally:
+        D.teardown(p.dist)
+
+
+def _range_test(p: Prepared, config: TrainConfig, start_lr: float, end_lr: float, steps: int) -> dict:
+    ctx = p.ctx  # under torchrun, rank 0's logs and progress alone (prepare gave the others a silent one)
     ft = FineTuning(p, ctx)
     # the mode's first phase: its parameters, groups and planned rates, and no scheduler (one-cycle would set
     # every group to max_lr/25 and AdamW's beta1 to 0.95 before the first step)
@@ -120,9 +128,11 @@ def lr_find(config: TrainConfig, ctx: JobContext, start_lr: float = 1e-7, end_lr
     result = {"run_dir": str(p.run_dir), "suggested_lr": suggestion, "steepest_lr": steepest,
               "min_loss_lr_div10": rule, "points": len(lrs), "mode": config.mode,
               "curve": str(p.run_dir / "lr_find.png"), "data": str(p.run_dir / "lr_find.json")}
-    atomic_write_json(p.run_dir / "lr_find.json", {**result, "lr": lrs, "loss": losses, "smoothed_loss": smoothed})
-    line_png(lrs, smoothed, p.run_dir / "lr_find.png", f"lr range test: {config.backbone}, {config.mode} mode",
-             "learning rate (log scale)", "smoothed loss", mark=suggestion)
+    if p.dist.is_main:  # rank 0 alone writes the run (every rank has the same curve)
+        atomic_write_json(p.run_dir / "lr_find.json", {**result, "lr": lrs, "loss": losses,
+                                                       "smoothed_loss": smoothed})
+        line_png(lrs, smoothed, p.run_dir / "lr_find.png", f"lr range test: {config.backbone}, {config.mode} mode",
+                 "learning rate (log scale)", "smoothed loss", mark=suggestion)
     if suggestion:
         ctx.log(f"suggested --lr {suggestion:.1e} (steepest descent); minimum loss / 10: {rule:.1e}")
     else:

@@ -18,6 +18,8 @@ from engine.features.cache import cache_key, cached_features
 # (counting what this rank extracted), save what it got.
 JOB = """
 import json, os, sys
+if os.environ.get("NODE_CACHES"):  # a cache per rank, as on nodes that each have their own disk
+    os.environ["TLBENCH_CACHE"] = os.path.join(os.environ["NODE_CACHES"], "rank" + os.environ["RANK"])
 sys.path[:0] = [{root!r}, {root!r} + "/tests", {tests!r}]
 import torch
 import engine.features.cache as features
@@ -81,3 +83,33 @@ def test_two_ranks_extract_a_shard_each_and_match_one_process(tmp_path):
     # rank 0 wrote one cache file, and it holds every usable file's features
     cached = list((tmp_path / "ddp-cache" / "features").glob("*/*.pt"))
     assert len(cached) == 1 and len(torch.load(cached[0], weights_only=True)["ids"]) == 9
+
+
+def test_a_warm_rank_and_a_cold_rank_extract_the_same_list(tmp_path):
+    """Node-local caches: rank 1's holds every feature, rank 0's none. Rank 0's view of the cache decides what
+    is missing for all (rank 1 used to find nothing missing and skip the gather rank 0 waited in)."""
+    data = make_dataset(tmp_path / "d", {"red": 3, "blue": 3})
+    paths = paths_of(data)[:-1]  # the usable files
+    (tmp_path / "d" / "broken.png").write_bytes(b"no image")
+    script = tmp_path / "job.py"
+    script.write_text(JOB.format(root=str(ROOT), tests=str(Path(__file__).resolve().parent)))
+    caches = tmp_path / "nodes"
+    old = os.environ.get("TLBENCH_CACHE")
+    os.environ["TLBENCH_CACHE"] = str(caches / "rank1")
+    try:  # warm rank 1's cache
+        one, _, _ = cached_features(tiny_model, cache_key("tiny", "random:seed=0", PREP), data, paths,
+                                    torch.device("cpu"), 2, 0)
+    finally:
+        os.environ["TLBENCH_CACHE"] = old or ""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "NODE_CACHES": str(caches), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), str(data), str(out)], cwd=ROOT, capture_output=True, text=True, timeout=180,
+                         env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    # rank 0's cache was cold: both ranks extracted their shard of every file, and agree
+    assert sorted(ranks[0]["seen"] + ranks[1]["seen"]) == sorted(paths_of(data))
+    for r in ranks:
+        assert torch.allclose(r["feats"][:len(paths)], one, atol=1e-5)

@@ -146,3 +146,31 @@ def test_the_search_starts_no_candidate_past_its_budget(tmp_path, small_search):
     skipped = [e for e in board["leaderboard"] if e.get("skipped") == "budget"]
     assert len(scored) == 1 and scored[0]["recipe"] == board["winner"]
     assert len(skipped) >= 3 and all(e["estimated_seconds"] > 0 for e in skipped)
+
+
+def test_auto_after_an_audit_and_marks_trains_on_the_plan_it_searched(tmp_path, small_search, monkeypatch):
+    """The workflow the audit invites: marks in the exclude list and a duplicate group that leaks across the
+    plain split. auto searched on split_dataset's lists and prepare() trained on plan_split's, so every such
+    run ended with 'The dataset changed during the search'. Now one plan serves both: the run completes, no
+    marked file is ever read, and the duplicate group sits on one side."""
+    from engine.data.exclude import save_audit, write_exclude
+    from engine.data.splits import load_plan
+
+    data = tmp_path / "colours"
+    for c in CLASSES:
+        for i in range(8):
+            write_image(data / c / f"{c}_{i}.png", COLOURS[c], seed=10 * i + len(c))
+    marked = data / "red" / "red_0.png"
+    write_exclude(data, [str(marked)])
+    pair = [str(data / "green" / f"green_{i}.png") for i in range(8)]  # one group: it must not straddle
+    save_audit(data, {"duplicates": [{"paths": pair}]})
+    requests = feature_requests(monkeypatch)
+    final = run_job("train", lambda ctx: train(config(data, budget=2.0, seed=1), ctx), lambda e: None)
+    assert isinstance(final, JobFinished) and final.reason == "completed", final
+    run_dir = final.result["run_dir"]
+    assert all(str(marked) not in paths for paths in requests)
+    plan = load_plan(run_dir)
+    assert plan is not None and plan["excluded"] == 1
+    sides = {rel: side for side in ("train", "val") for rel, _ in plan[side]}
+    assert len({sides[os.path.relpath(p, data)] for p in pair}) == 1
+    assert json.load(open(f"{run_dir}/config.json"))["excluded_images"] == 1

@@ -28,16 +28,21 @@ def colours(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("rs") / "colours", {"red": 10, "blue": 10, "green": 10})
 
 
-def config(dataset, workers=0):
+# bf16 autocast runs on any CPU, slowly: its runs use SqueezeNet 1.1 (random weights), 0.07 s a step here
+BF16 = {"precision": "bf16", "backbone": "squeezenet1_1", "weights": "random"}
+
+
+def config(dataset, workers=0, precision="fp32"):
     # full mode crosses the freeze -> unfreeze boundary; light augmentation is drawn per sample (seeded by
     # seed, epoch and sample), so the resumed half-epoch draws what the uninterrupted one did, with DataLoader
     # workers too (each worker used to hold one RNG per epoch, and a resumed epoch dealt its batches to
-    # them differently)
+    # them differently). The precision is fixed: the promise holds in each (and auto's choice is recorded).
     return TrainConfig(dataset=str(dataset), mode="full", img_size=32, epochs=3, freeze_epochs=1, batch_size=8,
-                       workers=workers, lr=3e-3, augment="light", seed=7)
+                       workers=workers, lr=3e-3, augment="light", seed=7,
+                       **(BF16 if precision == "bf16" else {"precision": precision}))
 
 
-def run_until(dataset, stop_when, workers=0):
+def run_until(dataset, stop_when, workers=0, precision="fp32"):
     """Run, asking for a stop when `stop_when(event)` is true; returns (final event, run dir)."""
     control = JobControl()
     seen = {}
@@ -48,7 +53,7 @@ def run_until(dataset, stop_when, workers=0):
         if stop_when(e):
             control.stop()
 
-    final = run_job("train", lambda ctx: train(config(dataset, workers), ctx), sink, control)
+    final = run_job("train", lambda ctx: train(config(dataset, workers, precision), ctx), sink, control)
     return final, seen["run_dir"]
 
 
@@ -86,18 +91,20 @@ def test_train_state_round_trip_and_optimizer_states_wait_for_their_phase():
         assert scheduler2.last_epoch == (1 if momentum_restored else 0)
 
 
-@pytest.mark.parametrize("where, workers", [("epoch boundary", 0), ("mid-epoch", 0), ("mid-epoch", 2)])
-def test_stopped_and_resumed_equals_uninterrupted(colours, monkeypatch, where, workers):
+@pytest.mark.parametrize("where, workers, precision", [("epoch boundary", 0, "fp32"), ("mid-epoch", 0, "fp32"),
+                                                        ("mid-epoch", 2, "fp32"), ("epoch boundary", 0, "bf16"),
+                                                        ("mid-epoch", 0, "bf16")])
+def test_stopped_and_resumed_equals_uninterrupted(colours, monkeypatch, where, workers, precision):
     monkeypatch.setattr(JobContext, "MAX_PROGRESS_PER_S", 1e9)  # a BatchEnded at every sync point
     monkeypatch.setattr(SyncSchedule, "TARGET_S", 0.0)  # and a sync point at every step
-    whole, whole_dir = run_until(colours, lambda e: False, workers)
+    whole, whole_dir = run_until(colours, lambda e: False, workers, precision)
     assert whole.reason == "completed"
 
     if where == "epoch boundary":
         stop = lambda e: isinstance(e, EpochEnded) and e.epoch == 1  # noqa: E731 - then the new phase starts
     else:
         stop = lambda e: isinstance(e, BatchEnded) and e.epoch == 2 and e.step == 2  # noqa: E731
-    stopped, run_dir = run_until(colours, stop, workers)
+    stopped, run_dir = run_until(colours, stop, workers, precision)
     assert isinstance(stopped, JobFinished) and stopped.reason == "stopped"
     ckpt = load_checkpoint(f"{run_dir}/last.pt")
     assert (ckpt["epoch"], ckpt["step"]) == ((1, 0) if where == "epoch boundary" else (1, 2))
@@ -115,6 +122,7 @@ def test_stopped_and_resumed_equals_uninterrupted(colours, monkeypatch, where, w
     for k in wa:
         assert torch.allclose(wa[k].float(), wb[k].float(), rtol=1e-4, atol=1e-6), k
     assert json.loads(open(f"{run_dir}/config.json").read())["resumed"]
+    assert json.loads(open(f"{run_dir}/config.json").read())["precision_resolved"] == precision
     assert (tmp := f"{run_dir}/report.json") and os.path.exists(tmp)
 
 
