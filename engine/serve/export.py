@@ -40,9 +40,11 @@ from engine.core.events import JobStarted
 from engine.core.files import atomic_write_bytes
 from engine.core.records import Preprocessing, RunRecord
 from engine.core.runs import load_config
+from engine.data.exclude import exclude_file, read_exclude
 from engine.data.images import load_rgb
 from engine.data.layouts import find_items
 from engine.data.loaders import resize_center_crop
+from engine.data.splits import load_plan
 from engine.evaluate.evaluation import run_tta, with_tta
 from engine.models.classifier import Classifier
 from engine.models.loading import load_run_model, run_precision
@@ -282,7 +284,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str = "pt2", ctx: JobContext | N
                 "this pt2 program runs on the CPU only; for a GPU export with --format onnx and run it with "
                 "onnxruntime's CUDA provider", "warning")
     run, classes = load_exported(path, fmt)
-    check = check_against_predict(run, model, record, tta)
+    check = check_against_predict(run, model, record, tta, run_dir)
     result = {"run_dir": str(run_dir), "format": fmt, "path": str(path), "bytes": path.stat().st_size,
               "classes": classes, **check}
     if ctx is not None:
@@ -297,15 +299,30 @@ PARITY_TOLERANCE = 1e-3  # probabilities; the export and predict differ by at mo
 CHECK_IMAGES = 8
 
 
-def check_images(record: RunRecord, n: int = CHECK_IMAGES) -> list[str]:
-    """Up to n image files of the run's dataset, a few per class (sorted, so the same ones each time);
-    none when the dataset is no longer there. Lists folders only: no scan, no decoding."""
+def check_images(record: RunRecord, run_dir: str | os.PathLike | None = None, n: int = CHECK_IMAGES) -> list[str]:
+    """Up to n image files of the run, a few per class (sorted, so the same ones each time); none when the
+    dataset is no longer there. Lists only: no scan, no decoding.
+
+    The files come from the run's recorded split plan (split.json), as every later job on a run takes them: a
+    file the user excluded (the Audit view's marks) is never opened again, by the export's check either. The
+    folder listing, before, opened whatever sorted first in each class, a marked file included. A run from
+    before plans were recorded lists the dataset's folders, without the files its exclude list names."""
     try:
-        _, items, _ = find_items(Path(record.dataset))
-    except (DatasetError, OSError):  # a dataset that moved only means the check uses other images
+        plan = load_plan(run_dir) if run_dir is not None else None
+    except DatasetError:  # an unreadable plan: the check uses generated images rather than guess the run's files
         return []
+    root = Path(record.dataset)
+    if plan is not None:
+        items = [(str(root / rel), record.classes[label]) for rel, label in plan["train"] + plan["val"]]
+    else:
+        try:
+            _, found, _ = find_items(root)
+        except (DatasetError, OSError):  # a dataset that moved only means the check uses other images
+            return []
+        excluded = read_exclude(exclude_file(root), root, missing_ok=True)
+        items = [(path, cls) for path, cls, _ in found if str(Path(path).resolve()) not in excluded]
     by_class: dict[str, list[str]] = {}
-    for path, cls, _ in sorted(items):
+    for path, cls in sorted(items):
         by_class.setdefault(cls, []).append(path)
     picks: list[str] = []
     for i in range(n):
@@ -331,12 +348,13 @@ def _synthetic_images(folder: Path, prep: Preprocessing) -> list[str]:
     return paths
 
 
-def check_against_predict(run, model: Classifier, record: RunRecord, tta: bool | None = None) -> dict:
+def check_against_predict(run, model: Classifier, record: RunRecord, tta: bool | None = None,
+                          run_dir: str | os.PathLike | None = None) -> dict:
     """The largest difference in probabilities between the export (`run`: uint8 batch -> probabilities) and
     `tlbench predict` with the run's model, on real images decoded in full (see `check_images`), or on
     generated ones when none of those can be read."""
     with tempfile.TemporaryDirectory(prefix="tlbench-export-check-") as tmp:
-        diffs = _differences(run, model, record, check_images(record), tta)
+        diffs = _differences(run, model, record, check_images(record, run_dir), tta)
         source = "images of the run's dataset"
         if not diffs:
             diffs = _differences(run, model, record, _synthetic_images(Path(tmp), record.preprocessing), tta)

@@ -106,3 +106,30 @@ def test_a_failed_onnx_export_leaves_no_file(tmp_path, monkeypatch):
     export_onnx(wrapper, {"classes": CLASSES, "preprocessing": PREP.to_dict()}, path)
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
     assert json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}["classes"]) == CLASSES
+
+
+def test_the_exports_check_opens_only_the_runs_own_files_never_a_marked_one(tmp_path):
+    """The check against predict reads real images of the run: from its recorded plan (split.json), so a file
+    marked in the Audit view, even the first of its folder by name, is never opened (it was: the check listed
+    the dataset's folders, issue 22). A run without a plan lists the folders minus the exclude list."""
+    from conftest import make_dataset
+
+    from engine.core.records import RunRecord
+    from engine.data.exclude import write_exclude
+    from engine.data.scan import scan_dataset
+    from engine.data.splits import plan_record, plan_split, save_plan
+    from engine.serve.export import check_images
+
+    root = make_dataset(tmp_path / "colours", {"red": 4, "blue": 4})
+    marked = [str(root / "blue" / "blue_0.png"), str(root / "red" / "red_0.png")]  # first of each class by name
+    write_exclude(root, marked)
+    info = scan_dataset(root)
+    run = tmp_path / "run"
+    run.mkdir()
+    save_plan(run, plan_record(plan_split(info), info, 0.2, 0, "auto", "auto"))
+    record = RunRecord.from_dict({"classes": info.classes, "backbone": "efficientnet_lite0", "dataset": str(root),
+                                  "preprocessing": PREP.to_dict()})
+    everything_else = {str(p) for p in root.rglob("*.png")} - set(marked)
+    for run_dir in (run, None):  # the recorded plan; a run from before plans (the folders, minus the marks)
+        picks = check_images(record, run_dir)
+        assert len(picks) == 6 and set(picks) == everything_else, (run_dir, picks)
