@@ -63,8 +63,9 @@ def main():
     args = ap.parse_args()
     device = torch.device(args.device)
     os.environ["TLBENCH_CACHE"] = tempfile.mkdtemp(prefix="tlbench-precision-")
-    key = pa.device_key(device, args.backbone)
-    native, why = pa.candidates(key)
+    profile = pa.machine_profile(device)
+    key = profile.key(args.backbone)
+    native, why = pa.candidates(profile)
     spec = get_spec(args.backbone)
     prep = spec.preprocessing(args.img_size)
     rows = []
@@ -98,7 +99,7 @@ def main():
         row["auto_over_fp32"] = round(row["auto_images_per_s"] / row["fp32_images_per_s"], 3)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    name, flags = pa.cpu_info()
+    name, flags = profile.device, list(profile.cpu_flags)
     out = {"device": key["device"], "device_type": device.type, "cpu": name, "cpu_flags": flags,
            "cpu_capability": key["cpu_capability"], "torch": torch.__version__, "cpus": os.cpu_count(),
            "threads": torch.get_num_threads(), "backbone": args.backbone, "img_size": args.img_size,

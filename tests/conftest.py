@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import stat
 from pathlib import Path
@@ -14,6 +15,53 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 CATS_DOGS = SHARED_DATA / "cats-dogs-dev"
 DEMO = ROOT / "data" / "demo" / "digits"
+
+
+# ------------------------------------------------------------------------------ tiers
+# Every test gets one tier marker, from what it does (read off its code and its fixtures' code, so a new test
+# is tiered without anyone remembering to): `system` spawns processes (the CLI as a subprocess, torchrun, a
+# wheel's venv, a pty, a browser) or compiles; `pilot` drives the workbench by keys; `unit` is the rest.
+# `pytest -m "not system"` is the loop a contributor waits for (docs/development.md).
+SPAWNS = ("subprocess.", "Popen(", "torch.distributed.run", "pty.fork", "pty.openpty", "chromium", "tmux ")
+SYSTEM_FILES = {"test_packaging.py", "test_compile.py"}
+
+
+def _spawns(fn, depth: int = 2) -> bool:
+    """Whether `fn`, or a function of its own module it calls (to `depth`), starts a process."""
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return False
+    if any(word in source for word in SPAWNS):
+        return True
+    module = inspect.getmodule(fn)
+    code = getattr(fn, "__code__", None)
+    if depth == 0 or module is None or code is None:
+        return False
+    for name in code.co_names:
+        called = getattr(module, name, None)
+        if inspect.isfunction(called) and called.__module__ == module.__name__ and called is not fn \
+                and _spawns(called, depth - 1):
+            return True
+    return False
+
+
+def _tier(item: pytest.Item) -> str:
+    path = Path(str(item.fspath))
+    if item.get_closest_marker("system") or path.name in SYSTEM_FILES:
+        return "system"
+    fn = getattr(item, "function", None)
+    if fn is not None and _spawns(fn):
+        return "system"
+    for defs in getattr(item, "_fixtureinfo").name2fixturedefs.values():
+        if any(_spawns(d.func) for d in defs if "tests" in Path(inspect.getfile(d.func)).parts):
+            return "system"
+    return "pilot" if "tui" in path.relative_to(ROOT / "tests").parts else "unit"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(_tier(item))
 
 
 def _isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> None:
