@@ -41,7 +41,7 @@ def differing_settings(runs: list[RunFiles]) -> list[dict]:
     for key in keys:
         values = [f.get(key, ABSENT) for f in flat]
         if len({_written(v) for v in values}) > 1:
-            out.append({"key": key, "values": [v if v is ABSENT else setting_text(v) for v in values]})
+            out.append({"key": key, "cells": [v if v is ABSENT else setting_text(v) for v in values]})
     return out
 
 
