@@ -22,6 +22,7 @@ NOT_SETTINGS = frozenset({"classes", "versions", "created", "resumed", "auto", "
 SETTINGS_FIRST = ("dataset", "backbone", "mode", "epochs", "batch_size", "lr", "img_size", "seed", "val_fraction",
                   "weights", "weights_identity", "precision", "device")
 MAX_PICTURES = 24  # excluded files and duplicate groups shown as pictures; the rest listed by name
+GROUP_PICTURES = 6  # members of one duplicate group pictured (a group of 1,000 blank frames is one line)
 
 Reproduce = Callable[[Mapping[str, Any]], str]
 
@@ -127,15 +128,20 @@ def dataset(files: RunFiles) -> dict:
              "total": train_n[k] + val_n[k] if known_train else None} for k in classes]
     if split is not None and "excluded" in split:
         excluded = [p for p, _ in split_entries(split.get("excluded"), classes)]
-        excluded_from = f"{files.run_dir.name}/split.json (what the run left out)"
+        excluded_from = "split.json: what the run left out"
     else:
-        excluded, excluded_from = files.excluded, files.exclude_source
+        excluded = files.excluded
+        excluded_from = f"the exclude list as it is now, {files.exclude_source}" if files.exclude_source else None
     groups = split_groups(split) if split is not None else []
-    groups_from = "split.json" if groups else None
+    groups_from = "split.json: the groups the run kept on one side of the split" if groups else None
     if not groups and files.audit:  # the last audit's groups across the split: what --group-duplicates moves
         groups = [list(map(str, d.get("paths", []))) for d in files.audit.get("duplicates", [])
                   if d.get("across_split")]
-        groups_from = "the dataset's last audit (groups across the split)" if groups else None
+        moved = c.get("duplicates_moved")
+        kept = (f"training kept each on one side ({moved} images moved)" if moved
+                else "left where the plain split put them: validation may score copies of training images"
+                if c.get("group_duplicates") == "off" else "the run moved no image")
+        groups_from = f"the dataset's last audit, groups across the plain split; {kept}" if groups else None
     return {
         "root": root, "layout": c.get("dataset_layout"), "fingerprint": c.get("dataset_fingerprint"),
         "rows": rows, "has_split_file": split is not None, "train_known": known_train,
@@ -147,8 +153,9 @@ def dataset(files: RunFiles) -> dict:
         "excluded": [{"path": shown_path(p, root), "picture": embed_file(p, THUMB) if i < MAX_PICTURES else None}
                      for i, p in enumerate(excluded)],
         "excluded_from": excluded_from,
-        "groups": [[{"path": shown_path(p, root), "picture": embed_file(p, THUMB) if i < MAX_PICTURES else None}
-                    for p in g] for i, g in enumerate(groups)],
+        "groups": [{"members": [{"path": shown_path(p, root), "picture": embed_file(p, THUMB)}
+                                for p in g[:GROUP_PICTURES]] if i < MAX_PICTURES else [],
+                    "paths": [shown_path(p, root) for p in g]} for i, g in enumerate(groups)],
         "groups_from": groups_from,
     }
 
