@@ -18,21 +18,33 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BROWSER_SERVICES = ("google.com", "googleapis.com", "gvt1.com", "gstatic.com")
 
 
+def _offline_chromium(profile: Path) -> list[str]:
+    assert CHROMIUM is not None
+    return [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+            f"--user-data-dir={profile / 'profile'}", "--proxy-server=127.0.0.1:9",
+            "--host-resolver-rules=MAP * ~NOTFOUND"]
+
+
 def chromium_screenshot(page: Path, png: Path, profile: Path, size: tuple[int, int] = (1280, 2400)) -> list[str]:
     """Render `page` to `png` with no network (every host unresolvable, every connection to a dead proxy);
     returns the URLs the page itself tried to load (from Chromium's network log)."""
-    assert CHROMIUM is not None
     net = profile / "netlog.json"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-           f"--user-data-dir={profile / 'profile'}", "--proxy-server=127.0.0.1:9",
-           "--host-resolver-rules=MAP * ~NOTFOUND", f"--log-net-log={net}", f"--screenshot={png}",
+    cmd = [*_offline_chromium(profile), f"--log-net-log={net}", f"--screenshot={png}",
            f"--window-size={size[0]},{size[1]}", page.resolve().as_uri()]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert png.exists(), f"chromium wrote no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
     urls = re.findall(r'"url":"([^"]*)"', net.read_text(errors="replace")) if net.exists() else []
     return sorted({u for u in urls if not u.startswith(("file:", "data:", "chrome:", "about:"))
                    and not (urlparse(u).hostname or "").endswith(BROWSER_SERVICES)})
+
+
+def chromium_dom(page: Path, profile: Path) -> str:
+    """The page's DOM after its scripts ran (what a test script added to it records what it saw)."""
+    done = subprocess.run([*_offline_chromium(profile), "--dump-dom", page.resolve().as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and "</html>" in done.stdout, done.stderr[-2000:]
+    return done.stdout
 
 
 def make_37_class_run(base: Path) -> Path:

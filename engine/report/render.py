@@ -30,7 +30,7 @@ from engine.report.sources import RunFiles, find_run, read_run
 REPORT_NAME = "report.html"
 
 
-def environment() -> Environment:
+def jinja_environment() -> Environment:
     # autoescape=True for every template whatever its name (select_autoescape would go by extension)
     return Environment(loader=PackageLoader("engine.report", "templates"), autoescape=True,
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -104,7 +104,7 @@ def report_job(run_dirs: list[str | os.PathLike], out: str | os.PathLike | None,
         "runs": contexts, "compare": comparison(runs, [c["anchor"] for c in contexts]) if len(runs) > 1 else None,
         "made": time.strftime("%Y-%m-%d %H:%M:%S %z"), "host": socket.gethostname(), "version": __version__,
     }
-    html = environment().get_template("report.html").render(page=page)
+    html = jinja_environment().get_template("report.html").render(page=page)
     atomic_write_text(path, html)
     size = path.stat().st_size
     ctx.log(f"wrote {path} ({size / 1e6:.2f} MB)")

@@ -68,7 +68,7 @@ def confusion(files: RunFiles) -> dict | None:
         total = sum(row) or 1
         rows.append({"class": classes[i], "total": sum(row), "cells": [
             {"n": n, "colour": _cell_colour(n / total, i == j), "dark": n / total > 0.6} for j, n in enumerate(row)]})
-    return {"classes": classes, "rows": rows, "compact": len(classes) > 20}
+    return {"classes": classes, "rows": rows}
 
 
 def per_class(files: RunFiles) -> list[dict]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import OXFORD_PETS_CLASSES
 from PIL import Image
-from report_browser import CHROMIUM, chromium_screenshot, make_37_class_run, write_report
+from report_browser import CHROMIUM, chromium_dom, chromium_screenshot, make_37_class_run, write_report
 from report_html import parse
 
 MAX_BYTES = 10_000_000
@@ -49,3 +49,28 @@ def test_chromium_renders_it_with_the_network_off(pets_report, tmp_path):
     outside.write_text('<img src="https://cdn.example.com/logo.png"><p>x</p>')
     assert chromium_screenshot(outside, tmp_path / "outside.png", tmp_path / "second") == [
         "https://cdn.example.com/logo.png"]
+
+
+# Clicks the per-class table's F1 heading twice and writes the column's order after each click into <body>.
+CLICK_F1 = """<script>
+const table = document.querySelector('table[data-table="per-class"]');
+const th = Array.from(table.tHead.rows[0].cells).find((c) => c.textContent.trim().startsWith("F1"));
+const order = () => Array.from(table.tBodies[0].rows, (r) => r.cells[th.cellIndex].dataset.value).join(";");
+th.click(); document.body.dataset.first = order(); document.body.dataset.firstSort = th.getAttribute("aria-sort");
+th.click(); document.body.dataset.second = order();
+</script></body>"""
+
+
+@pytest.mark.system
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (Debian: apt-get install chromium)")
+def test_a_click_on_a_heading_sorts_the_table(pets_report, tmp_path):
+    page = tmp_path / "clicked.html"
+    page.write_text(Path(pets_report["path"]).read_text(encoding="utf-8").replace("</body>", CLICK_F1))
+    body = parse(chromium_dom(page, tmp_path)).one("body").attrs
+
+    def values(text: str) -> list[float]:
+        return [float(v) if v else float("-inf") for v in text.split(";")]  # a class with no F1 sorts last
+
+    first, second = values(body["data-first"]), values(body["data-second"])
+    assert len(first) == 37 and first == sorted(first, reverse=True) and body["data-first-sort"] == "descending"
+    assert second == sorted(first) and len(set(first)) > 1
