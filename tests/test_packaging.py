@@ -97,6 +97,7 @@ def test_the_wheel_holds_every_package_the_demo_and_the_stylesheet(installed):
     assert in_wheel == package_folders(ROOT), "list new package folders in pyproject's [tool.setuptools] packages"
     assert sum(n.startswith("engine/demo/digits/") and n.endswith(".png") for n in names) == DEMO_IMAGES
     assert "engine/demo/ATTRIBUTION.md" in names and "tui/tlbench.tcss" in names
+    assert {f"engine/report/templates/{t}" for t in ("report.html", "run.html", "report.css", "sort.js")} <= set(names)
 
 
 def test_the_console_script_prints_the_version(installed):

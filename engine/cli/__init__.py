@@ -1,4 +1,4 @@
-"""Headless subcommands: `tlbench scan|backbones|doctor|fetch|train|eval|lr-find|export|predict|attack|robustness|dream|compare|explain|audit …`.
+"""Headless subcommands: `tlbench scan|backbones|doctor|fetch|train|eval|lr-find|export|predict|attack|robustness|dream|compare|explain|audit|report …`.
 
 Progress goes to stderr; with --json exactly one JSON object goes to stdout (an error too). Exit codes: 0 done,
 2 bad input (with a message naming the value), 1 a job that failed, 128+N stopped by signal N (see
@@ -15,7 +15,7 @@ from engine import __version__
 
 # One module per subcommand (engine/cli/commands/), each with register(subparsers) setting `func`.
 COMMANDS = ["scan", "backbones", "doctor", "fetch", "train", "lr-find", "eval", "export", "predict", "attack",
-            "robustness", "dream", "compare", "explain", "audit"]
+            "robustness", "dream", "compare", "explain", "audit", "report"]
 
 
 _argv: list[str] = []  # the arguments main() is parsing (not sys.argv: main can be called with its own)

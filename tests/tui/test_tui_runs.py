@@ -243,3 +243,37 @@ async def test_export_and_predict_from_the_runs_screen(tmp_path, runs_of_colours
             assert "predicted 8 image(s)" in text_of(app, "#runs-job")
 
     await run_with_timeout(scenario(), 500)
+
+
+async def test_report_from_the_runs_screen_says_where_it_went_and_how_to_fetch_it(tmp_path, runs_of_colours):
+    """H writes the run's HTML report on a worker thread; the notification names the file and gives the scp
+    line; with runs marked, one file compares them."""
+    import socket
+
+    _root, runs, probe, stopped = runs_of_colours
+    app = make_app(runs_dir=str(runs))
+
+    def reports():
+        return [n for n in app._notifications if n.title == "Report written"]
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            table = await open_runs(pilot, 2)
+            keys = [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(2)]
+            table.move_cursor(row=keys.index(str(probe)))
+            await pilot.press("H")
+            await wait_for(pilot, lambda: reports(), 240, "the report")
+            path = (probe / "report.html").resolve()
+            assert path.exists() and "Grad-CAM" in path.read_text()
+            message = reports()[0].message
+            assert str(path) in message and f"scp {socket.gethostname()}:{path} ." in message
+            assert text_of(app, "#runs-job").startswith("report ")
+
+            await pilot.press("home", "space", "down", "space", "H")  # both marked: their comparison
+            await wait_for(pilot, lambda: len(reports()) == 2, 240, "the comparison")
+            compared = Path(reports()[1].message.split("\n")[0])
+            assert compared.parent == runs and compared.name.endswith("compare-2-runs.html")
+            html = compared.read_text()
+            assert 'data-section="compare"' in html and probe.name in html and stopped.name in html
+
+    await run_with_timeout(scenario(), 500)

@@ -1,5 +1,6 @@
-"""The Runs screen's jobs on one run: export its model (checked against `tlbench predict`) and predict images
-with it; the dialogs ask, the status line and a results screen answer. A base of tui.runs.screen.RunsScreen."""
+"""The Runs screen's jobs on one run: export its model (checked against `tlbench predict`), predict images
+with it, and write its HTML report (of the marked runs: their comparison) to share; the dialogs ask, the status
+line, a notification and a results screen answer. A base of tui.runs.screen.RunsScreen."""
 
 from __future__ import annotations
 
@@ -27,6 +28,40 @@ class RunJobActions(WorkbenchScreen):
 
     def run_job(self, job: RunningJob, fn: JobFn) -> None:
         raise NotImplementedError
+
+    def report_targets(self) -> list[RunView]:
+        """The marked runs, else the run under the cursor."""
+        raise NotImplementedError
+
+    def action_report(self) -> None:
+        views = self.report_targets()
+        if not views:
+            self.notify("No run to report.", severity="warning")
+            return
+        if self.tlbench.jobs.running("report"):
+            self.notify("Already writing a report: where it went shows when it is done.", severity="warning")
+            return
+        what = views[0].name if len(views) == 1 else f"{len(views)} marked runs"
+        self.query_one("#runs-job", FitLine).set_parts(
+            "Writing the report of ", Part(what, shrink=True, least=12, tail=0.6), " (Grad-CAM on the CPU) …")
+        self.tlbench.set_job_status("report", "report")
+        self.run_job(self.start_job("report"), report_job([str(v.run_dir) for v in views]))
+
+    def report_event(self, event: Event) -> None:
+        status = self.query_one("#runs-job", FitLine)
+        if isinstance(event, JobFinished):
+            self.tlbench.set_job_status("report", "")
+            r = event.result
+            if event.reason != "completed" or "path" not in r:
+                status.update("Report stopped.")
+                return
+            status.set_parts(Part("report", "bold"), f" {r['bytes'] / 1e6:.1f} MB · ",
+                             Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
+            # the whole path and the scp line, to copy: the reader of the report is not in this terminal
+            self.notify(f"{r['path']}\nFetch it with:\n{r['scp']}", title="Report written", timeout=30)
+        elif isinstance(event, JobFailed):
+            self.tlbench.set_job_status("report", "")
+            status.update(f"Report failed: {event.title}")
 
     def action_export(self) -> None:
         view = self.current()
@@ -111,6 +146,17 @@ def export_job(run_dir: str, fmt: str) -> JobFn:
         from engine.serve.export import export_run  # torch: imported on the worker thread
 
         return export_run(run_dir, fmt, ctx)
+
+    return job
+
+
+def report_job(run_dirs: list[str]) -> JobFn:
+    """One HTML file of the runs (engine.report), with the command that reproduces each (engine.cli.reproduce)."""
+    def job(ctx):
+        from engine.cli.reproduce import train_command  # jinja2 and torch (Grad-CAM): on the worker thread
+        from engine.report.render import report_job as write_report
+
+        return write_report(run_dirs, None, ctx, train_command)
 
     return job
 

@@ -1,6 +1,7 @@
 """7 Runs: every run (date, dataset, backbone, mode, best val acc, duration, status); enter opens one; u uses
-its model; R resumes a stopped one (on the Train screen); x exports it; p predicts with it; o sorts; / filters;
-space marks runs and c compares the marked ones (tui.runs.compare_screen).
+its model; R resumes a stopped one (on the Train screen); x exports it; p predicts with it; H writes its HTML
+report to share (of the marked runs: their comparison); o sorts; / filters; space marks runs and c compares the
+marked ones (tui.runs.compare_screen).
 
 Statuses are what the files say (tui.results.report.run_status): done, stopped, failed (a run that never
 finished an epoch nor saved a checkpoint), and running for the run this workbench is training now.
@@ -66,7 +67,8 @@ class RunsScreen(RunJobActions):
     TAB = "runs"
     TITLE = "Runs"
     HELP = ("Every run in the runs folder with its status. enter opens one; u makes it the model for 4, 5 and 6; "
-            "R resumes a stopped one; x exports; p predicts; o sorts; / filters; space marks runs, c compares them.")
+            "R resumes a stopped one; x exports; p predicts; H writes an HTML report to share (of the marked runs: "
+            "their comparison); o sorts; / filters; space marks runs, c compares them.")
 
     BINDINGS = [
         Binding("enter", "open", "Open", id="runs.open", tooltip="Config, curves and report of the run",
@@ -78,6 +80,9 @@ class RunsScreen(RunJobActions):
                 tooltip="Export the run's model (TorchScript or ONNX), checked against the run"),
         Binding("p", "predict", "Predict", id="runs.predict",
                 tooltip="Classify an image or a folder of images with the run's model"),
+        Binding("H", "report", "Report", id="runs.report",
+                tooltip="One HTML file of the run (or of the marked runs, compared) to share: where it went and "
+                "the scp line that fetches it"),
         Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark or unmark the run for c (compare)"),
         Binding("c", "compare", "Compare", id="runs.compare",
                 tooltip="The marked runs' validation curves overlaid and the config keys that differ"),
@@ -155,6 +160,8 @@ class RunsScreen(RunJobActions):
             self.export_event(event)
         elif job == "predict":
             self.predict_event(event)
+        elif job == "report":
+            self.report_event(event)
 
     def mark_running(self) -> None:
         """The run this workbench is training now is "running", not "stopped"/"failed": the one R resumed,
@@ -226,6 +233,12 @@ class RunsScreen(RunJobActions):
             i = self.marked.index(view.run_dir)
             mark = Text(str(i + 1), f"bold reverse {run_colour(i)}")
         return mark + Text("●" if chosen and view.run_dir.resolve() == chosen else " ")
+
+    def report_targets(self) -> list[RunView]:
+        by_dir = {v.run_dir: v for v in self.all_views}
+        marked = [by_dir[d] for d in self.marked if d in by_dir]
+        current = self.current()
+        return marked or ([current] if current is not None else [])
 
     def current(self) -> RunView | None:
         table = self.query_one("#runs", RunsTable)

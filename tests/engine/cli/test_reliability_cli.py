@@ -27,6 +27,7 @@ CASES = {
     "compare": (["{data}", "--backbones", "efficientnet_lite0,nosuchnet"], "nosuchnet"),
     "explain": (["--backbone", "efficientnet_lite0", "{image}", "--method", "lime"], "invalid choice: 'lime'"),
     "audit": (["{missing}"], "{missing} does not exist"),
+    "report": (["{missing}"], "Run directory {missing} not found"),
 }
 
 
