@@ -45,6 +45,8 @@ class SplitPlan:
     fixed: bool = False  # the layout fixes the split (train/ and val/ folders): leakage only reported
     mode: str = "auto"
     notes: list[tuple[str, str]] = field(default_factory=list)  # (level, text): what training logs
+    excluded_paths: list[str] = field(default_factory=list)  # the files left out (absolute)
+    moved_groups: list[list[str]] = field(default_factory=list)  # the duplicate groups kept on one side
 
     @property
     def grouped(self) -> bool:
@@ -62,7 +64,8 @@ def plan_split(info: DatasetInfo, val_fraction: float = 0.2, seed: int = 0, excl
     names, source = excluded_names(info, exclude)
     kept = [s for s in info.samples if str(Path(s.path).resolve()) not in names] if names else info.samples
     plan = SplitPlan([], [], excluded=len(info.samples) - len(kept), exclude_source=source if names else None,
-                     mode=group_duplicates, fixed=any(s.split for s in info.samples))
+                     mode=group_duplicates, fixed=any(s.split for s in info.samples),
+                     excluded_paths=[s.path for s in info.samples if str(Path(s.path).resolve()) in names])
     if names:
         plan.unmatched = len(names) - plan.excluded
         n = plan.excluded
@@ -112,6 +115,7 @@ def group_split(plan: SplitPlan, train: list[Sample], val: list[Sample],
         return train, val
     for group in leaking:
         members = [p for p in group if p in side]
+        plan.moved_groups.append(members)
         target = "val" if sum(side[p] == "val" for p in members) * 2 > len(members) else "train"
         for p in members:
             if side[p] != target:
@@ -178,6 +182,8 @@ def plan_record(plan: SplitPlan, info: DatasetInfo, val_fraction: float, seed: i
                    "exclude_source": str(plan.exclude_source) if plan.exclude_source else None,
                    "audit": audit.get("run_dir") if audit else None},
         "excluded": plan.excluded, "unmatched": plan.unmatched, "leaking": plan.leaking, "moved": plan.moved,
+        "excluded_files": [_rel(p, root) for p in plan.excluded_paths],
+        "groups_kept": [[_rel(p, root) for p in g] for g in plan.moved_groups],
         "fixed": plan.fixed, "notes": [list(n) for n in plan.notes],
         "digest": plan_digest(plan.train, plan.val, root),
         "train": [[_rel(s.path, root), s.label] for s in plan.train],

@@ -110,6 +110,11 @@ def auto_search(files: RunFiles) -> dict | None:
             "rows": rows}
 
 
+def in_dataset(path: str, root: str) -> str:
+    """split.json's paths are relative to the dataset root (the plan replays on a moved dataset)."""
+    return path if Path(path).is_absolute() or not root else str(Path(root) / path)
+
+
 def dataset(files: RunFiles) -> dict:
     """Classes with their counts, the split's totals, excluded files and duplicate groups — from split.json,
     the recorded plan, when the run has one; else from config.json's totals and report.json's supports."""
@@ -124,15 +129,17 @@ def dataset(files: RunFiles) -> dict:
     elif files.report:
         val_n.update({str(p.get("class")): int(p.get("support") or 0) for p in files.report.get("per_class", [])})
     known_train = split is not None and bool(train_n)
-    rows = [{"class": k, "train": train_n[k] if known_train else None, "val": val_n.get(k),
+    rows = [{"class": k, "train": train_n[k] if known_train else None,
+             "val": val_n[k] if known_train or k in val_n else None,  # a recorded 0 is 0, not unknown
              "total": train_n[k] + val_n[k] if known_train else None} for k in classes]
-    if split is not None and "excluded" in split:
-        excluded = [p for p, _ in split_entries(split.get("excluded"), classes)]
+    if split is not None and isinstance(split.get("excluded_files", split.get("excluded")), list):
+        excluded = [in_dataset(p, root)
+                    for p, _ in split_entries(split.get("excluded_files", split.get("excluded")), classes)]
         excluded_from = "split.json: what the run left out"
     else:
         excluded = files.excluded
         excluded_from = f"the exclude list as it is now, {files.exclude_source}" if files.exclude_source else None
-    groups = split_groups(split) if split is not None else []
+    groups = [[in_dataset(p, root) for p in g] for g in split_groups(split)] if split is not None else []
     groups_from = "split.json: the groups the run kept on one side of the split" if groups else None
     if not groups and files.audit:  # the last audit's groups across the split: what --group-duplicates moves
         groups = [list(map(str, d.get("paths", []))) for d in files.audit.get("duplicates", [])

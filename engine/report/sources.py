@@ -136,6 +136,8 @@ def split_entries(value: Any, classes: list[str]) -> list[tuple[str, str | None]
         if isinstance(item, dict):
             path = str(item.get("path", ""))
             label = item.get("class", item.get("label"))
+        elif isinstance(item, list) and len(item) == 2:  # engine.data.splits.plan_record: [relative path, label]
+            path, label = str(item[0]), item[1]
         else:
             path, label = str(item), None
         if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(classes):
@@ -148,7 +150,7 @@ def split_entries(value: Any, classes: list[str]) -> list[tuple[str, str | None]
 
 def split_groups(split: dict) -> list[list[str]]:
     """The duplicate groups split.json says were kept on one side: lists of paths, or objects with "paths"."""
-    for key in ("duplicate_groups", "duplicates_moved", "groups", "duplicates"):
+    for key in ("groups_kept", "duplicate_groups", "groups", "duplicates"):
         groups = split.get(key)
         if isinstance(groups, list):
             out = []

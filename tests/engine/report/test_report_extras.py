@@ -52,23 +52,32 @@ def edit_json(path: Path, **changes) -> dict:
     return data
 
 
-def test_a_recorded_split_gives_counts_per_class_excluded_files_and_duplicate_groups(run_dir, tmp_path):
-    run = copy_run(run_dir, tmp_path)
-    root = Path(json.loads((run / "config.json").read_text())["dataset"])
-    files = {c: sorted(str(p) for p in (root / c).glob("*.png")) for c in ("blue", "green", "red")}
-    split = {"train": files["blue"][:6] + files["green"][:5] + files["red"][:7],
-             "val": [{"path": p, "label": 2} for p in files["red"][7:]] + files["blue"][6:] + files["green"][5:7],
-             "excluded": [files["green"][7]], "duplicate_groups": [[files["blue"][0], files["blue"][1]]]}
-    (run / "split.json").write_text(json.dumps(split))
+def test_a_recorded_split_gives_counts_per_class_excluded_files_and_duplicate_groups(tmp_path):
+    """The run's own split.json (engine.data.splits.plan_record): a marked file and a duplicate group that the
+    plain split put on both sides, as training recorded them."""
+    from engine.data.exclude import write_exclude
+    from engine.data.splits import load_plan
+
+    root = make_dataset(tmp_path / "colours", {"red": 8, "blue": 8, "green": 8})
+    write_exclude(root, [str(root / "green" / "green_7.png")])
+    save_audit(root, {"duplicates": [{"paths": [str(root / "blue" / f"blue_{i}.png") for i in range(8)]}]})
+    cfg = TrainConfig(dataset=str(root), img_size=32, epochs=2, precision="fp32", workers=0,
+                      runs_dir=str(tmp_path / "runs"))
+    run = Path(run_job("train", lambda ctx: train(cfg, ctx)).result["run_dir"])
+    plan = load_plan(run)
+    assert plan is not None and plan["excluded_files"] == ["green/green_7.png"] and plan["groups_kept"]
     page, _ = report_page([run])
     dataset = page.one("section", data_section="dataset")
     rows = {r.attrs["data-class"]: (r.one("td", data_key="train").text(), r.one("td", data_key="val").text())
             for r in dataset.one("table", data_table="classes").all("tr", data_class=True)}
-    assert rows == {"blue": ("6", "2"), "green": ("5", "2"), "red": ("7", "1")}
+    want = {c: (str(sum(1 for _, k in plan["train"] if k == i)), str(sum(1 for _, k in plan["val"] if k == i)))
+            for i, c in enumerate(plan["classes"])}
+    assert rows == want and rows["blue"][1] == "0"  # the group kept whole on the training side
     excluded = dataset.one("div", data_list="excluded").all("figure")
     assert [f.attrs["data-path"] for f in excluded] == ["green/green_7.png"] and excluded[0].all("img")
     (group,) = dataset.all("div", data_group="1")
-    assert [f.text() for f in group.all("figcaption")] == ["blue/blue_0.png", "blue/blue_1.png"]
+    shown = [f.text() for f in group.all("figcaption")]
+    assert shown and shown == [f"blue/blue_{i}.png" for i in range(len(shown))]  # a long group is cut short
     assert "split.json" in dataset.text()
 
 
