@@ -53,7 +53,7 @@ def _tier(item: pytest.Item) -> str:
     fn = getattr(item, "function", None)
     if fn is not None and _spawns(fn):
         return "system"
-    for defs in getattr(item, "_fixtureinfo").name2fixturedefs.values():
+    for defs in item._fixtureinfo.name2fixturedefs.values():
         if any(_spawns(d.func) for d in defs if "tests" in Path(inspect.getfile(d.func)).parts):
             return "system"
     return "pilot" if "tui" in path.relative_to(ROOT / "tests").parts else "unit"
