@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from tui.data.thumbnails import MemoryImage
+from tui.widgets.thumbnails import MemoryImage
 
 DEFAULT_BACKBONE = "efficientnet_lite0"  # with no run: the backbone that ships its weights
 _cache: OrderedDict[tuple, tuple[MemoryImage, str]] = OrderedDict()

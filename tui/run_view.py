@@ -172,8 +172,9 @@ def with_f1(row: dict) -> dict:
     if "f1" in row:
         return row
     p, r = row.get("precision"), row.get("recall")
-    ok = isinstance(p, (int, float)) and isinstance(r, (int, float))
-    return {**row, "f1": (2 * p * r / (p + r) if p + r else 0.0) if ok else None}
+    if not (isinstance(p, (int, float)) and isinstance(r, (int, float))):
+        return {**row, "f1": None}
+    return {**row, "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
 def per_class_from_confusion(confusion: list[list[int]], classes: list[str]) -> list[dict]:

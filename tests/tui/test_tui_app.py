@@ -16,10 +16,10 @@ from textual.widgets import DataTable, Static
 from tui_helpers import make_app, run_with_timeout, wait_for, wait_thumbnails, write_run
 
 from engine.core.events import EpochEnded, JobFailed, JobFinished, LogLine
-from tui.data.grid import ThumbnailGrid
 from tui.errors import ErrorModal
 from tui.messages import JobEvent
 from tui.results.confusion import ConfusionGrid
+from tui.widgets.grid import ThumbnailGrid
 
 
 def text_of(app, selector: str) -> str:
@@ -132,7 +132,7 @@ async def test_model_form_validates_inline_with_the_reason(tmp_path, tiny_datase
         import dataclasses
 
         from engine.train.config import TrainConfig
-        from tui.model.screen import NOT_IN_FORM
+        from tui.model.settings import NOT_IN_FORM
 
         for f in dataclasses.fields(TrainConfig):
             if f.name not in NOT_IN_FORM:
@@ -483,7 +483,8 @@ def test_engine_messages_split_into_cause_and_fix():
 
 def test_train_progress_numbers():
     from engine.core.events import ProgressAdvanced
-    from tui.train.progress import TrainProgress, clock
+    from tui.train.progress import TrainProgress
+    from tui.widgets.text import clock
 
     p = TrainProgress()
     p.update(ProgressAdvanced("extract", 50, 150, "images", 25.0))
@@ -597,7 +598,7 @@ async def test_open_another_dataset_with_o(tmp_path, tiny_dataset):
 
 
 def test_robustness_rows_read_the_sweeps_in_a_report():
-    from tui.attack.screen import robustness_rows
+    from tui.attack.robustness import robustness_rows
 
     report = {"pgd-linf": {"eps": [0.0, 2 / 255, 8 / 255], "accuracy": [0.98, 0.5, 0.01], "rows": []},
               "fgsm-linf": {"eps": [0.0], "accuracy": [0.98]}}
@@ -619,7 +620,7 @@ async def test_end_to_end_train_attack_and_dream(tmp_path, tiny_dataset):
             image = str(next((tiny_dataset / "red").glob("*.png")))
             await pilot.press("5")
             screen = app.screen
-            await wait_for(pilot, lambda: screen.model is not None and screen.model["run_dir"], 60, "the model")
+            await wait_for(pilot, lambda: screen.model is not None and screen.model.run_dir, 60, "the model")
             screen.query_one("#attack-source").value = image
             screen.query_one("#attack-target").value = "blue"
             screen.query_one("#attack-eps").value = "16/255"

@@ -88,7 +88,7 @@ async def test_untargeted_attack_plots_the_original_class_falling(tmp_path, prob
             app.state.changed()
             await pilot.press("5")
             screen = app.screen
-            await wait_for(pilot, lambda: screen.model is not None and screen.model["run_dir"], 60, "the model")
+            await wait_for(pilot, lambda: screen.model is not None and screen.model.run_dir, 60, "the model")
             screen.query_one("#attack-source").value = most_confident(run_dir, sorted((root / "red").glob("*.png")))
             screen.query_one("#attack-target").value = ""
             screen.query_one("#attack-eps").value = "16/255"
@@ -123,7 +123,7 @@ async def test_robustness_sweep_runs_from_the_attack_screen(tmp_path, probe):
             await wait_for(pilot, lambda: screen.model is not None, 60, "the model")
             assert "none yet" in str(table.get_row_at(0)[2])
             await pilot.press("R")
-            await wait_for(pilot, lambda: screen.sweep is not None and screen.sweep.done.is_set(), 240, "the sweep")
+            await wait_for(pilot, lambda: screen.robustness.job is not None and screen.robustness.job.done.is_set(), 240, "the sweep")
             # the job is done before the UI has read its last event: wait for the panel
             await wait_for(pilot, lambda: table.row_count == 5, 10, "the sweep in the panel")
             rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]

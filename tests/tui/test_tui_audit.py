@@ -9,8 +9,8 @@ from tui_helpers import make_app, wait_for
 
 from engine.data.exclude import exclude_file, read_exclude, save_audit
 from tui.data.audit import AuditScreen
-from tui.data.thumbnails import MemoryImage
 from tui.widgets.image_view import ImageView
+from tui.widgets.thumbnails import MemoryImage
 
 
 async def scanned(pilot):

@@ -9,8 +9,8 @@ from conftest import make_dataset, make_pets_like
 from textual.widgets import DataTable, Static
 from tui_helpers import make_app, wait_for, write_run
 
-from tui.data.grid import ThumbnailGrid
 from tui.errors import ErrorModal
+from tui.widgets.grid import ThumbnailGrid
 
 
 def text_of(app, selector: str) -> str:
@@ -128,7 +128,7 @@ async def test_thumbnails_filter_by_split_and_by_the_runs_mistakes(tmp_path):
         assert len(grid.items) == sum(1 for p, s in sides.items() if s == "val" and "/blue/" in p)
         await pilot.press("v")  # no run chosen: no "misclassified" view, back to all
         await pilot.pause()
-        assert len(grid.items) == 10 and screen.view == "all"
+        assert len(grid.items) == 10 and screen.class_images.view == "all"
 
         run = write_run(runs)
         wrong = sorted(str(p) for p in (root / "blue").glob("*.png"))[:3]
@@ -140,7 +140,7 @@ async def test_thumbnails_filter_by_split_and_by_the_runs_mistakes(tmp_path):
         app.state.changed()
         await pilot.press("v", "v", "v")
         await pilot.pause()
-        assert screen.view == "misclassified"
+        assert screen.class_images.view == "misclassified"
         assert sorted(t.path for t in grid.items) == wrong
         screen.query_one("#classes", DataTable).move_cursor(row=1)  # red: none of its images are listed
         await pilot.pause()

@@ -11,6 +11,7 @@ from tui_helpers import make_app, run_with_timeout, wait_for
 
 from engine.core.events import LogLine, StepEnded
 from tui.errors import ErrorModal
+from tui.model.lr_finder import LrFinder
 
 
 def text_of(app, selector: str) -> str:
@@ -130,8 +131,9 @@ async def test_lr_find_from_a_key_plots_the_curve_and_u_uses_it(tiny_dataset, mo
     async def scenario():
         async with app.run_test(size=(120, 35)) as pilot:
             screen = await model_screen(pilot)
+            finder = screen.query_one(LrFinder)
             await pilot.press("l")
-            await wait_for(pilot, lambda: screen.lr_job is not None and screen.lr_job.done.is_set(), 30, "lr-find")
+            await wait_for(pilot, lambda: finder.job is not None and finder.job.done.is_set(), 30, "lr-find")
             await pilot.pause()
             assert not screen.query_one("#lr-panel").has_class("hidden")
             assert len(screen.query_one("#lr-plot").points) == 30
@@ -147,10 +149,10 @@ async def test_lr_find_from_a_key_plots_the_curve_and_u_uses_it(tiny_dataset, mo
             # l again while it runs: stopping… shows at once, in the panel and the tab bar
             fake.slow = True
             await pilot.press("l")
-            await wait_for(pilot, lambda: len(screen.lr_points) >= 3, 30, "steps")
+            await wait_for(pilot, lambda: len(finder.points) >= 3, 30, "steps")
             await pilot.press("l")
             assert "stopping…" in text_of(app, "#lr-status") and app.job_status.endswith("stopping…")
-            await wait_for(pilot, lambda: screen.lr_job.done.is_set(), 30, "the stop")
+            await wait_for(pilot, lambda: finder.job is not None and finder.job.done.is_set(), 30, "the stop")
             await pilot.pause()
             assert "stopped" in text_of(app, "#lr-status") and app.job_status == ""
 

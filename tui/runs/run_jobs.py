@@ -1,144 +1,139 @@
-"""The Runs screen's jobs on one run: export its model (checked against `tlbench predict`), predict images
-with it, and write its HTML report (of the marked runs: their comparison) to share; the dialogs ask, the status
-line, a notification and a results screen answer. A base of tui.runs.screen.RunsScreen."""
+"""The Runs screen's jobs on a run: export its model (checked against `tlbench predict`), predict images with it,
+and write its HTML report (of the marked runs: their comparison) to share. A widget with its jobs: the status
+line under the runs (#runs-job); the dialogs ask, this line, a notification and a results screen answer."""
 
 from __future__ import annotations
 
-from engine.core.events import Event, JobFailed, JobFinished
+import os
+
+from textual import work
+
+from engine.core.events import JobFailed, JobFinished
 from engine.core.jobs import JobFn
-from tui.jobs import RunningJob
-from tui.results.report import RunView
+from tui.base_app import workbench_of
+from tui.jobs import RunningJob, run_engine_job
+from tui.messages import JobEvent
+from tui.run_view import RunView
 from tui.runs.dialogs import ExportDialog, PredictDialog, PredictionsScreen
-from tui.screen import WorkbenchScreen
 from tui.state import display_path
 from tui.widgets.fitline import FitLine, Part
 
 PREDICT_TOP_K = 3
 
 
-class RunJobActions(WorkbenchScreen):
-    """Export and predict; RunsScreen provides the run under the cursor and the job runner."""
+class RunJobs(FitLine):
+    """The last export, prediction or report, in one line; `export`, `predict` and `report` start them."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
         self.predicting: tuple[str, str] = ("", "")  # (run name, path) of the last prediction asked for
 
-    def current(self) -> RunView | None:
-        raise NotImplementedError
-
+    @work(thread=True, exclusive=False, group="run-jobs", exit_on_error=False)
     def run_job(self, job: RunningJob, fn: JobFn) -> None:
-        raise NotImplementedError
+        run_engine_job(self, job, fn, workbench_of(self).jobs)
 
-    def report_targets(self) -> list[RunView]:
-        """The marked runs, else the run under the cursor."""
-        raise NotImplementedError
+    def start(self, name: str, fn: JobFn, *parts: Part | str) -> None:
+        """Say what starts, show the job in the tab bar, run it."""
+        self.set_parts(*parts)
+        app = workbench_of(self)
+        app.set_job_status(name, name)
+        self.run_job(app.begin_job(name), fn)
 
-    def action_report(self) -> None:
-        views = self.report_targets()
-        if not views:
-            self.notify("No run to report.", severity="warning")
-            return
-        if self.tlbench.jobs.running("report"):
+    # ------------------------------------------------------------------------------------ report
+
+    def report(self, views: list[RunView]) -> None:
+        """One HTML file of a run, or of several runs compared."""
+        if workbench_of(self).jobs.running("report"):
             self.notify("Already writing a report: where it went shows when it is done.", severity="warning")
             return
         what = views[0].name if len(views) == 1 else f"{len(views)} marked runs"
-        self.query_one("#runs-job", FitLine).set_parts(
-            "Writing the report of ", Part(what, shrink=True, least=12, tail=0.6), " (Grad-CAM on the CPU) …")
-        self.tlbench.set_job_status("report", "report")
-        self.run_job(self.start_job("report"), report_job([str(v.run_dir) for v in views]))
+        self.start("report", report_job([str(v.run_dir) for v in views]), "Writing the report of ",
+                   Part(what, shrink=True, least=12, tail=0.6), " (Grad-CAM on the CPU) …")
 
-    def report_event(self, event: Event) -> None:
-        status = self.query_one("#runs-job", FitLine)
-        if isinstance(event, JobFinished):
-            self.tlbench.set_job_status("report", "")
-            r = event.result
-            if event.reason != "completed" or "path" not in r:
-                status.update("Report stopped.")
-                return
-            status.set_parts(Part("report", "bold"), f" {r['bytes'] / 1e6:.1f} MB · ",
-                             Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
-            # the whole path and the scp line, to copy: the reader of the report is not in this terminal
-            self.notify(f"{r['path']}\nFetch it with:\n{r['scp']}", title="Report written", timeout=30)
-        elif isinstance(event, JobFailed):
-            self.tlbench.set_job_status("report", "")
-            status.update(f"Report failed: {event.title}")
-
-    def action_export(self) -> None:
-        view = self.current()
-        if view is None:
-            self.notify("No run to export.", severity="warning")
+    def on_job_report_finished(self, message: JobEvent[JobFinished]) -> None:
+        event = message.event
+        workbench_of(self).set_job_status("report", "")
+        r = event.result
+        if event.reason != "completed" or "path" not in r:
+            self.update("Report stopped.")
             return
-        if self.tlbench.jobs.running("export"):
+        self.set_parts(Part("report", "bold"), f" {r['bytes'] / 1e6:.1f} MB · ",
+                       Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
+        # the whole path and the scp line, to copy: the reader of the report is not in this terminal
+        self.notify(f"{r['path']}\nFetch it with:\n{r['scp']}", title="Report written", timeout=30)
+
+    def on_job_report_failed(self, message: JobEvent[JobFailed]) -> None:
+        workbench_of(self).set_job_status("report", "")
+        self.update(f"Report failed: {message.event.title}")
+
+    # ------------------------------------------------------------------------------------ export
+
+    def export(self, view: RunView) -> None:
+        """Ask for the format, then export the run's model and check it against the run."""
+        if workbench_of(self).jobs.running("export"):
             self.notify("Already exporting: the result shows here.", severity="warning")
             return
 
         def chosen(fmt: str | None) -> None:
             if fmt:
-                self.query_one("#runs-job", FitLine).set_parts(
-                    f"Exporting to {fmt} (loading the model, then checking the export) … ",
-                    Part(view.name, shrink=True, least=12, tail=0.6))
-                self.tlbench.set_job_status("export", "export")
-                self.run_job(self.start_job("export"), export_job(str(view.run_dir), fmt))
+                self.start("export", export_job(str(view.run_dir), fmt),
+                           f"Exporting to {fmt} (loading the model, then checking the export) … ",
+                           Part(view.name, shrink=True, least=12, tail=0.6))
 
         self.app.push_screen(ExportDialog(view.name), chosen)
 
-    def export_event(self, event: Event) -> None:
-        status = self.query_one("#runs-job", FitLine)
-        if isinstance(event, JobFinished):
-            self.tlbench.set_job_status("export", "")
-            r = event.result
-            if event.reason != "completed" or "path" not in r:
-                status.update("Export stopped.")
-                return
-            size = f"{r['bytes'] / 1e6:.1f} MB" if isinstance(r.get("bytes"), int) else ""
-            status.set_parts(Part(f"exported {r.get('format', '')}", "bold"),
-                             f" · {size} · checked: |Δp| ≤ {r.get('max_abs_diff', float('nan')):.1e}",
-                             Part(" vs tlbench predict", optional=True), " · ",
-                             Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
-        elif isinstance(event, JobFailed):
-            self.tlbench.set_job_status("export", "")
-            status.update(f"Export failed: {event.title}")
-
-    def action_predict(self) -> None:
-        view = self.current()
-        if view is None:
-            self.notify("No run to predict with.", severity="warning")
+    def on_job_export_finished(self, message: JobEvent[JobFinished]) -> None:
+        event = message.event
+        workbench_of(self).set_job_status("export", "")
+        r = event.result
+        if event.reason != "completed" or "path" not in r:
+            self.update("Export stopped.")
             return
+        size = f"{r['bytes'] / 1e6:.1f} MB" if isinstance(r.get("bytes"), int) else ""
+        self.set_parts(Part(f"exported {r.get('format', '')}", "bold"),
+                       f" · {size} · checked: |Δp| ≤ {r.get('max_abs_diff', float('nan')):.1e}",
+                       Part(" vs tlbench predict", optional=True), " · ",
+                       Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
+
+    def on_job_export_failed(self, message: JobEvent[JobFailed]) -> None:
+        workbench_of(self).set_job_status("export", "")
+        self.update(f"Export failed: {message.event.title}")
+
+    # ------------------------------------------------------------------------------------ predict
+
+    def predict(self, view: RunView, device: str) -> None:
+        """Ask for an image or a folder (the image picked last, offered), then classify it with the run's model."""
         if view.status in ("failed", "running") or not view.has_checkpoint:
             self.notify(f"{view.name} has no model to predict with yet ({view.status}).", severity="warning")
             return
-        if self.tlbench.jobs.running("predict"):
+        if workbench_of(self).jobs.running("predict"):
             self.notify("Already predicting: the results show when ready.", severity="warning")
             return
-        picked = self.workbench.picked_image
+        picked = workbench_of(self).state.picked_image
 
         def chosen(path: str | None) -> None:
             if path:
-                self.query_one("#runs-job", FitLine).set_parts(
-                    "Predicting ", Part(display_path(path), shrink=True, least=12, tail=0.7), " (loading the model) …")
-                self.tlbench.set_job_status("predict", "predict")
                 self.predicting = (view.name, path)
-                self.run_job(self.start_job("predict"),
-                             predict_job(str(view.run_dir), path, self.workbench.config.get("device") or "auto"))
+                self.start("predict", predict_job(str(view.run_dir), path, device), "Predicting ",
+                           Part(display_path(path), shrink=True, least=12, tail=0.7), " (loading the model) …")
 
         self.app.push_screen(PredictDialog(view.name, picked.path if picked else ""), chosen)
 
-    def predict_event(self, event: Event) -> None:
-        status = self.query_one("#runs-job", FitLine)
-        if isinstance(event, JobFinished):
-            self.tlbench.set_job_status("predict", "")
-            results = event.result.get("results") or []
-            failed = sum(1 for r in results if "error" in r)
-            name, path = self.predicting
-            status.set_parts(f"predicted {len(results) - failed} image(s)" + (f", {failed} unreadable" if failed else ""),
-                             " in ", Part(display_path(path), shrink=True, least=12, tail=0.7))
-            if results:
-                self.app.push_screen(PredictionsScreen(
-                    [f"{len(results)} image(s) in ", Part(display_path(path), shrink=True, least=12, tail=0.7),
-                     f" · top {PREDICT_TOP_K} of ", Part(name, shrink=True, least=12, tail=0.6)], results))
-        elif isinstance(event, JobFailed):
-            self.tlbench.set_job_status("predict", "")
-            status.update(f"Predict failed: {event.title}")
+    def on_job_predict_finished(self, message: JobEvent[JobFinished]) -> None:
+        workbench_of(self).set_job_status("predict", "")
+        results = message.event.result.get("results") or []
+        failed = sum(1 for r in results if "error" in r)
+        name, path = self.predicting
+        self.set_parts(f"predicted {len(results) - failed} image(s)" + (f", {failed} unreadable" if failed else ""),
+                       " in ", Part(display_path(path), shrink=True, least=12, tail=0.7))
+        if results:
+            self.app.push_screen(PredictionsScreen(
+                [f"{len(results)} image(s) in ", Part(display_path(path), shrink=True, least=12, tail=0.7),
+                 f" · top {PREDICT_TOP_K} of ", Part(name, shrink=True, least=12, tail=0.6)], results))
+
+    def on_job_predict_failed(self, message: JobEvent[JobFailed]) -> None:
+        workbench_of(self).set_job_status("predict", "")
+        self.update(f"Predict failed: {message.event.title}")
 
 
 def export_job(run_dir: str, fmt: str) -> JobFn:
@@ -150,7 +145,7 @@ def export_job(run_dir: str, fmt: str) -> JobFn:
     return job
 
 
-def report_job(run_dirs: list[str]) -> JobFn:
+def report_job(run_dirs: list[str | os.PathLike]) -> JobFn:
     """One HTML file of the runs (engine.report), with the command that reproduces each (engine.cli.reproduce)."""
     def job(ctx):
         from engine.cli.reproduce import train_command  # jinja2 and torch (Grad-CAM): on the worker thread

@@ -111,9 +111,9 @@ class ConfigForm(VerticalScroll):
                 values[spec.name] = bool(widget.value)
             elif isinstance(widget, Select):
                 values[spec.name] = widget.value
-            else:
+            elif isinstance(widget, Input):
                 try:
-                    values[spec.name] = parse_value(spec, widget.value)  # type: ignore[attr-defined]
+                    values[spec.name] = parse_value(spec, widget.value)
                 except ValueError as err:
                     errors[spec.name] = str(err)
         return values, errors
@@ -124,8 +124,8 @@ class ConfigForm(VerticalScroll):
             widget.value = bool(value)
         elif isinstance(widget, Select):
             widget.value = value
-        else:
-            widget.value = show_value(value)  # type: ignore[attr-defined]
+        elif isinstance(widget, Input):
+            widget.value = show_value(value)
 
     def show_for_mode(self, mode: str) -> list[str]:
         """Hide the rows that do not apply to `mode` (their values are kept); returns the hidden names."""

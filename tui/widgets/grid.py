@@ -20,9 +20,9 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from tui.data.thumbnails import Key, ThumbnailCache
 from tui.messages import ThumbnailsReady
 from tui.widgets.text import middle_truncate
+from tui.widgets.thumbnails import Key, ThumbnailCache
 
 GAP = 1  # columns between thumbnails
 

@@ -13,12 +13,13 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.data.grid import Thumb
-from tui.data.heatmap import heatmap_overlay
-from tui.data.thumbnails import ThumbnailCache
-from tui.state import display_path
+from tui.base_app import workbench_of
+from tui.heatmap import heatmap_overlay
+from tui.state import ImageRef, display_path
+from tui.widgets.grid import Thumb
 from tui.widgets.image_view import ImageView
 from tui.widgets.keybar import KeyBar
+from tui.widgets.thumbnails import ThumbnailCache
 
 
 def describe_file(path: str) -> str:
@@ -95,7 +96,7 @@ class PreviewScreen(ModalScreen[int]):
     @work(thread=True, exclusive=True, group="heatmap", exit_on_error=False)
     def compute_heatmap(self, path: str) -> None:
         try:
-            image, caption = heatmap_overlay(path, getattr(self.app.state, "run_dir", None))
+            image, caption = heatmap_overlay(path, workbench_of(self).state.run_dir)
         except Exception as err:  # noqa: BLE001 - any failure is a line in the details, the preview stays
             self.app.call_from_thread(self.heatmap_ready, path, None, f"no heatmap: {err}")
             return
@@ -130,11 +131,8 @@ class PreviewScreen(ModalScreen[int]):
 
     def action_attack(self) -> None:
         """Use this image as the Attack screen's source."""
-        from tui.state import ImageRef
-
         item = self.items[self.index]
-        app = self.app
-        app.state.picked_image = ImageRef(item.path, item.label, "preview")  # type: ignore[attr-defined]
-        app.state.changed()  # type: ignore[attr-defined]
+        app = workbench_of(self)
+        app.state.update(picked_image=ImageRef(item.path, item.label, "preview"))
         self.dismiss(self.index)
         app.switch_mode("attack")

@@ -20,6 +20,8 @@ from rich.style import Style
 from rich_pixels import Pixels
 from textual.strip import Strip
 
+from engine.core.events import ImageRendered
+
 # (source, width in cells, height in cells, background RGB or None); the source is a path or a MemoryImage.
 # The background fills the margins of an image that does not fill its box, so the strips come out fully
 # styled and the widget only has to join them (no per-cell restyling on the UI thread).
@@ -33,6 +35,14 @@ class MemoryImage:
 
     image: Image.Image
     name: str = ""
+
+
+def rendered_image(event: ImageRendered) -> MemoryImage | str | None:
+    """The picture an ImageRendered event of a job carries: raw HxWx3 bytes, or a file path."""
+    if event.pixels and event.width and event.height:
+        return MemoryImage(Image.frombytes("RGB", (event.width, event.height), event.pixels),
+                           f"{event.kind} {event.step}")
+    return event.path
 
 
 def fit_image(img: Image.Image, width: int, height: int, background: tuple[int, int, int] | None = None) -> Image.Image:
