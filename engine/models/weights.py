@@ -12,7 +12,6 @@ timm backbones (`timm/<name>`) take their weights from the Hugging Face cache: e
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,17 +36,10 @@ from engine.models.registry import (
     torchvision_weights,
     without_aux_heads,
 )
+from engine.models.spec import WeightsStatus
 
 if TYPE_CHECKING:
     from engine.core.jobs import JobContext
-
-
-@dataclass(frozen=True)
-class WeightsStatus:
-    status: str  # "shipped" | "cached" | "download" | "missing"
-    path: str | None
-    detail: str
-    bytes: int | None = None  # size of the weights file, when known
 
 
 def hub_checkpoints_dir() -> Path:

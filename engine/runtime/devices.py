@@ -5,15 +5,14 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+from engine.core.choices import DEVICES
 from engine.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
 
-# torch is imported inside the functions: the CLI's parsers read DEVICES, and `tlbench --help` should not
+# torch is imported inside the functions: the CLI's parsers import this module, and `tlbench --help` should not
 # wait seconds for torch.
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _mps_available() -> bool:

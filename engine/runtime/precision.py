@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from engine.core.choices import PRECISIONS
 from engine.core.errors import ConfigError, choice_error
 from engine.runtime.precision_auto import Measure, lookup, resolve_auto
 
 if TYPE_CHECKING:
     import torch
 
-# torch is imported inside the functions: the CLI's parsers read PRECISIONS, and `tlbench --help` should not
+# torch is imported inside the functions: the CLI's parsers import this module, and `tlbench --help` should not
 # wait seconds for torch.
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def dtype_of(name: str) -> torch.dtype | None:

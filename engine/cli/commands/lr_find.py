@@ -35,9 +35,10 @@ def register(sub) -> None:
 def run(args) -> int:
     from engine.runtime.distributed import env_info
     from engine.train.lr_find import lr_find
+    from engine.train.prepare import check_config
 
     main_rank = env_info().is_main  # under torchrun rank 0 alone reports: one JSON object on stdout
-    config = config_from_args(args).validate()
+    config = check_config(config_from_args(args))
     code, final, _ = run_cli_job(args, "lr-find", lambda ctx: lr_find(config, ctx, args.start_lr, args.end_lr,
                                                                       args.steps), quiet=not main_rank)
     if isinstance(final, JobFailed) or final.reason != "completed" or not main_rank:

@@ -43,6 +43,7 @@ def config_from_args(args) -> TrainConfig:
 def run(args) -> int:
     from engine.runtime.distributed import env_info
     from engine.train.job import resume, train
+    from engine.train.prepare import check_config
 
     main_rank = env_info().is_main
     if args.resume:
@@ -52,7 +53,7 @@ def run(args) -> int:
         if not args.dataset:
             return report_failure(args, ConfigError("No dataset given: pass a dataset folder, "
                                                     "or --resume RUN_DIR to continue a run."))
-        config = config_from_args(args).validate()
+        config = check_config(config_from_args(args))
         job = lambda ctx: train(config, ctx)  # noqa: E731
     code, final, _ = run_cli_job(args, "train", job, quiet=not main_rank)
     if isinstance(final, JobFailed):
