@@ -50,8 +50,8 @@ from engine.evaluate.crossval import (
 )
 from engine.evaluate.evaluation import build_report, save_report
 from engine.features.views import CENTER, FLIP, crop_views, missing_count, view_features
-from engine.models.registry import get_spec, resolve_img_size
-from engine.models.weights import weights_status
+from engine.models.registry import get_spec, weights_status
+from engine.models.spec import resolve_img_size
 from engine.runtime.devices import resolve_device
 from engine.runtime.precision import training_precision
 from engine.runtime.seeding import seed_everything

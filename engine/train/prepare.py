@@ -28,8 +28,8 @@ from engine.data.scan import scan_dataset
 from engine.data.splits import SplitPlan, plan_digest, plan_for_run, plan_record, plan_split, save_plan
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
-from engine.models.registry import feature_dim, get_spec, resolve_img_size
-from engine.models.weights import weights_identity, weights_status
+from engine.models.registry import feature_dim, get_spec, weights_identity, weights_status
+from engine.models.spec import resolve_img_size
 from engine.runtime import distributed as D
 from engine.runtime.precision import use_channels_last
 from engine.runtime.seeding import seed_everything

@@ -12,8 +12,8 @@ from engine import __version__
 from engine.cli.common import EXIT_OK, print_json, stdout_console
 from engine.core.paths import cache_dir, data_dir
 from engine.core.runs import runs_root
-from engine.models.registry import available_backbones, get_spec
-from engine.models.weights import hub_checkpoints_dir, weights_status
+from engine.models.registry import available_backbones, get_spec, weights_status
+from engine.models.weights import hub_checkpoints_dir
 from engine.runtime import precision_auto as pa
 from engine.runtime.devices import describe_device
 
