@@ -50,13 +50,13 @@ from engine.evaluate.crossval import (
 )
 from engine.evaluate.evaluation import build_report, save_report
 from engine.features.views import CENTER, FLIP, crop_views, missing_count, view_features
-from engine.models.registry import get_spec, resolve_img_size
-from engine.models.weights import weights_status
+from engine.models.registry import get_spec, weights_status
+from engine.models.spec import resolve_img_size
 from engine.runtime.devices import resolve_device
 from engine.runtime.precision import training_precision
 from engine.runtime.seeding import seed_everything
 from engine.train.config import TrainConfig
-from engine.train.prepare import Prepared
+from engine.train.prepare import Prepared, check_config
 from engine.train.probe import record_precision, save_probe_checkpoints
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
@@ -258,7 +258,7 @@ def choose_recipe(config: TrainConfig, ctx: JobContext) -> tuple[dict, tuple[Dat
     """Search on the training split of the run's plan; set the winner into `config` (backbone, img_size, tta,
     aug_views, head_l2, label_smoothing). Returns the leaderboard and the (scan, plan) searched on: the run
     trains on that very plan (engine.train.prepare's `planned`). No run directory yet."""
-    config.validate()
+    check_config(config)
     config.seed = seed_everything(config.seed)
     info = scan_dataset(config.dataset, ctx=ctx)
     # the run's plan: the exclude list left out, duplicate groups kept on one side; the validation part is

@@ -1,19 +1,17 @@
-"""timm backbones: `timm/<name>` as on the Hugging Face hub (`timm/resnet50.a1_in1k`,
-`timm/vit_small_patch14_dinov2.lvd142m`, …), any of timm's pretrained models.
+"""timm, the library: what the timm family (engine.models.families.timm_models) asks of it, in timm's own names
+(`resnet50.a1_in1k`, `vit_small_patch14_dinov2.lvd142m`: architecture.tag; the family adds and strips "timm/").
 
 Everything is read from timm's own declarations rather than guessed:
 - preprocessing from the pretrained config (`resolve_data_config`: input size, mean/std — CLIP's are not
   ImageNet's —, interpolation, crop_pct);
-- the features are `forward_features` then `forward_head(pre_logits=True)`, the width `head_hidden_size`
-  (else `num_features`), the ImageNet head `get_classifier()` and its removal `reset_classifier(0)`;
 - the stages for partial/full from `group_matcher` (timm.models._manipulate.group_parameters), and for
-  transformers the layer-wise lr decay of timm's fine-tuning recipes (engine.models.stages);
+  transformers the layer-wise lr decay of timm's fine-tuning recipes;
 - the input size: a ViT is created with `dynamic_img_size=True` (and `dynamic_img_pad=True`), so timm resamples
   its position embeddings to each input's patch grid and pads a side that is not a multiple of the patch: the
   weights load at their own grid and the model takes any input size (torchvision's ViTs take exactly one).
   Models that refuse those arguments and whose pretrained config says `fixed_input_size` (Swin, MaxViT) stay
   fixed-input.
-Weights come from the Hugging Face cache (engine.models.timm_weights).
+Weights come from the Hugging Face cache (engine.models.families.timm_hub).
 """
 
 from __future__ import annotations
@@ -28,54 +26,40 @@ from timm.models import get_pretrained_cfg
 from timm.models._manipulate import group_parameters
 from torch import nn
 
-from engine.core.errors import ConfigError
-from engine.models.stages import Stage
+from engine.models.family import Stage
 from engine.runtime.devices import parameters_on_meta
 
-PREFIX = "timm/"
 # timm's fine-tuning recipes decay the learning rate by layer for ViTs (BEiT, MAE, DeiT III use 0.65-0.75):
 # block i of L trains at lr * LAYER_DECAY ** (L - i), the head at lr.
 LAYER_DECAY = 0.75
 
 
-def is_timm_name(name: str) -> bool:
-    return name.startswith(PREFIX)
-
-
-def model_name(name: str) -> str:
-    """`timm/resnet50.a1_in1k` -> `resnet50.a1_in1k` (timm's name: architecture.pretrained_tag)."""
-    return name[len(PREFIX):] if is_timm_name(name) else name
-
-
 @functools.cache
 def pretrained_names() -> tuple[str, ...]:
-    """Every pretrained model timm knows (architecture.tag), as `timm/<name>`."""
-    return tuple(PREFIX + n for n in timm.list_pretrained())
+    """Every pretrained model timm knows, by timm's name (architecture.tag)."""
+    return tuple(timm.list_pretrained())
 
 
-def pretrained_cfg(name: str) -> dict:
-    """timm's pretrained config of `timm/<arch>.<tag>` (a bare `timm/<arch>` means its default tag), as a dict."""
+def version() -> str:
+    return timm.__version__
+
+
+def pretrained_cfg(name: str) -> dict | None:
+    """timm's pretrained config of `<arch>.<tag>` (a bare `<arch>` means its default tag), as a dict; None when
+    timm has no pretrained model of that name."""
     try:
-        cfg = get_pretrained_cfg(model_name(name), allow_unregistered=True)
+        cfg = get_pretrained_cfg(name, allow_unregistered=True)
     except RuntimeError:  # timm: "Invalid pretrained tag (…) for …"
         cfg = None
-    if cfg is None or not timm.is_model(model_name(name).split(".")[0]):
-        arch = model_name(name).split(".")[0]
-        tags = [n for n in pretrained_names() if n.startswith(f"{PREFIX}{arch}.")]  # the architecture's own first
-        close = (tags + [n for n in pretrained_names() if arch in n and n not in tags])[:6]
-        hint = f" Close names: {', '.join(close)}." if close else ""
-        raise ConfigError(
-            f"Unknown timm backbone {name!r}: timm {timm.__version__} has no pretrained model of that name.{hint} "
-            "Use the name as on the Hugging Face hub (timm/<architecture>.<tag>); "
-            "`tlbench backbones --search TEXT` lists them."
-        )
+    if cfg is None or not timm.is_model(name.split(".")[0]):
+        return None
     return cfg.to_dict()
 
 
 def _create(name: str, dynamic: bool, **kwargs) -> nn.Module:
     if dynamic:
         kwargs.update(dynamic_img_size=True, dynamic_img_pad=True)
-    return timm.create_model(model_name(name), **kwargs)
+    return timm.create_model(name, **kwargs)
 
 
 @functools.cache
@@ -99,9 +83,8 @@ def accepts_any_size(name: str) -> bool:
     return False
 
 
-def spec_fields(name: str) -> dict:
-    """The BackboneSpec fields of a timm backbone, from its pretrained config (resolve_data_config)."""
-    cfg = pretrained_cfg(name)
+def spec_fields(name: str, cfg: dict) -> dict:
+    """The BackboneSpec fields of timm's model `name`, from its pretrained config `cfg` (resolve_data_config)."""
     data = resolve_data_config(pretrained_cfg=cfg)
     size = int(data["input_size"][-1])
     # timm's eval transform: resize to floor(size / crop_pct), center-crop size (timm.data.transforms_factory)
@@ -120,7 +103,7 @@ def spec_fields(name: str) -> dict:
         "mean": tuple(float(v) for v in data["mean"]), "std": tuple(float(v) for v in data["std"]),
         "fixed_input": fixed,
         "min_input": max(32, int(cfg["min_input_size"][-1])) if cfg.get("min_input_size") else 32,
-        "extra": {"timm_name": model_name(name), "hf_hub_id": cfg.get("hf_hub_id"),
+        "extra": {"timm_name": name, "hf_hub_id": cfg.get("hf_hub_id"),
                   "num_classes": int(cfg.get("num_classes") or 0), "dynamic_img_size": dynamic,
                   "crop_pct": data["crop_pct"], "crop_mode": data.get("crop_mode", "center"),
                   "input": note, "license": cfg.get("license")},
@@ -134,48 +117,6 @@ def create_model(name: str, dynamic: bool, state_dict: dict | None = None) -> nn
     if state_dict is None:
         return _create(name, dynamic, pretrained=False)
     return _create(name, dynamic, pretrained=True, pretrained_cfg_overlay={"state_dict": state_dict})
-
-
-class TimmFeatures(nn.Module):
-    """A timm model without its classifier, returning the pooled pre-logits features the classifier read:
-    `forward_head(forward_features(x), pre_logits=True)` (pooling, fc_norm, MobileNetV3's head conv included)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model: Any = model  # a timm model: forward_head, group_matcher … (not on nn.Module's type)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
-
-    def declared_stages(self) -> list[Stage]:
-        """The stages engine.models.stages.backbone_stages returns for this backbone (timm_stages); none for a
-        model without a group_matcher (backbone_stages then splits it by its children, as for torchvision's)."""
-        return timm_stages(self.model) if hasattr(self.model, "group_matcher") else []
-
-
-def feature_width(model: Any) -> int:
-    """The width of `forward_head(pre_logits=True)`: timm's `head_hidden_size` (MobileNetV3: 1280 after its head
-    conv), else `num_features`."""
-    return int(getattr(model, "head_hidden_size", None) or model.num_features)
-
-
-def split_head(model: Any, name: str) -> tuple[TimmFeatures, nn.Module | None]:
-    """(the features, the ImageNet classifier as a module on those features or None): timm's own
-    `get_classifier()`, then `reset_classifier(0)`, which leaves forward_head's pre-logits layers."""
-    head = model.get_classifier()
-    model.reset_classifier(0)
-    if not isinstance(head, nn.Linear) or head.in_features != feature_width(model):
-        head = None  # no head (DINOv2), a distilled pair, a conv classifier: not a Linear on the features
-    return TimmFeatures(model), head
-
-
-def imagenet_head_error(name: str, num_classes: int) -> ConfigError:
-    what = "no classification head" if not num_classes else f"a {num_classes}-class head"
-    return ConfigError(
-        f"{name} has {what} (timm's pretrained config), not ImageNet-1k's 1,000 classes, so it has no class "
-        "names to attack or dream towards here. Train a run on it (tlbench train --backbone "
-        f"{name}) and attack that run, or pick a timm model with an in1k head (e.g. timm/resnet50.a1_in1k)."
-    )
 
 
 def is_transformer(model: nn.Module) -> bool:

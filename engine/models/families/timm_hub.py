@@ -13,12 +13,12 @@ import functools
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import huggingface_hub
 import safetensors.torch
 import torch
 from huggingface_hub.errors import EntryNotFoundError
+from timm.models import get_pretrained_cfg
 from timm.models._hub import _get_safe_alternatives
 from tqdm.auto import tqdm
 
@@ -26,9 +26,7 @@ from engine.core.errors import EXIT_FAILED, WeightsError
 from engine.core.events import ProgressAdvanced
 from engine.core.jobs import JobContext, JobStopped
 from engine.fetch.downloads import human_bytes, network_problem, offline
-
-if TYPE_CHECKING:
-    from engine.models.registry import BackboneSpec
+from engine.models.spec import BackboneSpec
 
 HF_ENDPOINT = "https://huggingface.co"
 _TRUE = ("1", "true", "yes", "on")
@@ -53,8 +51,6 @@ def repo_and_files(spec: BackboneSpec) -> tuple[str, list[str]]:
     if not repo:
         raise WeightsError(f"{spec.name} has no weights on the Hugging Face hub in timm's pretrained config; "
                            "use --weights FILE (a state dict) or --weights random.")
-    from timm.models import get_pretrained_cfg
-
     cfg = get_pretrained_cfg(spec.extra["timm_name"])
     filename = (cfg.hf_hub_filename if cfg is not None else None) or "pytorch_model.bin"
     return repo, [*_get_safe_alternatives(filename), filename]
@@ -102,7 +98,7 @@ def _remote_size(repo: str, filename: str) -> int | None:
 
 
 def status(spec: BackboneSpec) -> tuple[str, str | None, str, int | None]:
-    """(status, path, detail, bytes) as engine.models.weights.WeightsStatus records them."""
+    """(status, path, detail, bytes) as engine.models.spec.WeightsStatus records them."""
     if not spec.extra.get("hf_hub_id"):  # a few old timm configs name only a URL: not supported here
         return "missing", None, (f"timm declares no Hugging Face hub weights for {spec.name}; use --weights FILE "
                                  "(a state dict) or --weights random"), None
