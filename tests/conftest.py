@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import inspect
-import os
-import stat
 from pathlib import Path
 
 import pytest
-
-# The engine's tests import these from here; the workbench's import them from helpers.data, where they live.
-from helpers.data import (  # noqa: F401 - re-exported
-    CATS_DOGS,
-    COLOURS,
-    DEMO,
-    OXFORD_PETS_CLASSES,
-    ROOT,
-    SHARED_DATA,
-    make_dataset,
-    make_pets_like,
-    write_image,
-)
+from helpers.data import ROOT, make_dataset, make_pets_like
 
 # ------------------------------------------------------------------------------ tiers
 # Every test gets one tier marker, from what it does (read off its code and its fixtures' code, so a new test
@@ -144,22 +130,3 @@ def pets(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_pets_like(tmp_path / "pets", per_class=4, size=32)
     return "pets"
-
-
-def tree_hash(root: Path) -> str:
-    """Hash of every path, size, mode and content under root (links not followed): proves nothing changed."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            h.update(f"{os.path.relpath(p, root)}|{st.st_size}|{st.st_mode}|{st.st_mtime_ns}".encode())
-            if os.path.islink(p):
-                h.update(os.readlink(p).encode())
-            elif stat.S_ISREG(st.st_mode) and os.access(p, os.R_OK):  # never open a FIFO
-                with open(p, "rb") as f:
-                    h.update(f.read())
-    return h.hexdigest()

@@ -3,6 +3,9 @@ and where the repository, the bundled demo and the shared photos are."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +61,20 @@ def make_pets_like(root: Path, per_class: int = 4, size: int = 32) -> Path:
             write_image(root / name / f"{name}_{i + 1}.jpg", (int(r * 255), int(g * 255), int(b * 255)), size,
                         noise=20, seed=1000 * k + i)
     return root
+
+
+def tree_hash(root: Path) -> str:
+    """Hash of every path, size, mode and content under root (links not followed): proves nothing changed."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            h.update(f"{os.path.relpath(p, root)}|{st.st_size}|{st.st_mode}|{st.st_mtime_ns}".encode())
+            if os.path.islink(p):
+                h.update(os.readlink(p).encode())
+            elif stat.S_ISREG(st.st_mode) and os.access(p, os.R_OK):  # never open a FIFO
+                with open(p, "rb") as f:
+                    h.update(f.read())
+    return h.hexdigest()

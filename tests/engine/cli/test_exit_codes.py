@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import ROOT, make_dataset
+from helpers.data import ROOT, make_dataset
 
 import engine
 from engine.core.errors import TlbenchError

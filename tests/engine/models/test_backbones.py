@@ -8,7 +8,7 @@ import badfiles as bf
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, write_image
+from helpers.data import ROOT, write_image
 from PIL import Image
 
 from engine.core.errors import ConfigError, WeightsError

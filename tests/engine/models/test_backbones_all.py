@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import ROOT
+from helpers.data import ROOT
 from PIL import Image
 from torch import nn
 

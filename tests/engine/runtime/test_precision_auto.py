@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from conftest import make_dataset
+from helpers.data import make_dataset
 from precision_profiles import PROFILES, FakeMeasure, become, gpu
 
 import engine.features.cache as features_module

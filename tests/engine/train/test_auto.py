@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import COLOURS, write_image
+from helpers.data import COLOURS, write_image
 from PIL import Image
 
 import engine.train.auto as auto
