@@ -22,6 +22,7 @@ from engine.core.jobs import JobContext, JobControl
 from engine.core.paths import cache_dir
 from engine.core.runs import runs_root
 from engine.data.images import load_rgb
+from tui.engine_calls import available_backbones, backbone_info
 from tui.errors import ErrorModal, describe_error
 from tui.jobs import RUNNING, JobRegistry, RunningJob, import_engine, yield_cpu_to_the_ui
 from tui.state import Workbench, load_state, newest_run, save_state, state_path
@@ -46,9 +47,6 @@ def load_thumbnail(path, min_side: int):
 def backbone_rows(check=None) -> list[dict]:
     """The registry's rows for the Model screen (imports torch and torchvision: seconds; loaded in the
     background)."""
-    from engine.models.build import backbone_info
-    from engine.models.registry import available_backbones
-
     rows = []
     for name in available_backbones():
         if check is not None:

@@ -7,6 +7,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from engine.data.images import load_rgb
+from tui.engine_calls import explain_pil, load_target_model, overlay, resolve_device
 from tui.widgets.thumbnails import MemoryImage
 
 DEFAULT_BACKBONE = "efficientnet_lite0"  # with no run: the backbone that ships its weights
@@ -19,11 +21,6 @@ def heatmap_overlay(source: str | MemoryImage, run_dir: Path | None, backbone: s
                     target: int | None = None) -> tuple[MemoryImage, str]:
     """(the overlay as a MemoryImage, a caption "Grad-CAM of <class> 93% · <model>") for an image file or an image
     in memory (an adversarial example). Runs the model: call it from a thread worker, never the UI thread."""
-    from engine.adversarial.target import load_target_model  # imports torch: the worker thread pays for it
-    from engine.data.images import load_rgb
-    from engine.evaluate.explain import explain_pil, overlay
-    from engine.runtime.devices import resolve_device
-
     key = (source, str(run_dir), backbone, target)  # a MemoryImage hashes by identity; the cache keeps it alive
     with _lock:
         if key in _cache:

@@ -26,7 +26,7 @@ from typing import Any
 
 from engine.core.errors import RunError
 from engine.core.files import read_json
-from engine.core.runs import STATUS_FILE, read_config_json, read_metrics
+from engine.core.runs import STATUS_FILE, list_runs, read_config_json, read_metrics
 
 
 @dataclass
@@ -227,8 +227,6 @@ def load_run_view(run_dir: str | Path) -> RunView:
 
 def list_run_views(root: Path, limit: int = 500) -> list[RunView]:
     """Newest first; unreadable directories are skipped (they are not runs)."""
-    from engine.core.runs import list_runs
-
     out = []
     for run_dir in list_runs(root)[:limit]:
         try:

@@ -18,11 +18,12 @@ import time
 
 import torch
 
+from engine.core.checkpoints import versions
 from engine.core.errors import ConfigError, TlbenchError, explain_unexpected
 from engine.core.events import CandidateScored, JobStarted, ProgressAdvanced
 from engine.core.files import atomic_write_json
 from engine.core.jobs import JobContext, JobStopped
-from engine.core.runs import create_run_dir, runs_root, versions
+from engine.core.runs import create_run_dir, runs_root
 from engine.data.scan import scan_dataset
 from engine.data.splits import kept_samples, sample_groups
 from engine.evaluate.crossval import cross_validate, stratified_folds

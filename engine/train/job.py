@@ -12,17 +12,11 @@ import contextlib
 import time
 from pathlib import Path
 
+from engine.core.checkpoints import load_checkpoint
 from engine.core.errors import RunError
 from engine.core.files import atomic_write_json
 from engine.core.jobs import JobContext, JobStopped
-from engine.core.runs import (
-    load_checkpoint,
-    load_config,
-    read_metrics,
-    resolve_run_dir,
-    runs_root,
-    write_status,
-)
+from engine.core.runs import load_config, read_metrics, resolve_run_dir, runs_root, write_status
 from engine.runtime import distributed as D
 from engine.runtime.devices import device_type
 from engine.train.auto import check_resumable, choose_recipe, fit_recipe, train_chosen

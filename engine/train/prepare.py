@@ -11,17 +11,12 @@ from pathlib import Path
 
 import torch
 
+from engine.core.checkpoints import versions
 from engine.core.errors import RunError
 from engine.core.events import JobStarted, null_sink
 from engine.core.jobs import JobContext
 from engine.core.records import Preprocessing, RunRecord
-from engine.core.runs import (
-    create_run_dir,
-    load_config,
-    runs_root,
-    save_config,
-    versions,
-)
+from engine.core.runs import create_run_dir, load_config, runs_root, save_config
 from engine.data.images import image_identity
 from engine.data.layouts import DatasetInfo, Sample
 from engine.data.scan import scan_dataset

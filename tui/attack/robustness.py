@@ -12,10 +12,12 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from engine.adversarial.params import RobustnessParams
 from engine.core.events import JobFailed, JobFinished, ProgressAdvanced
 from engine.core.files import read_json
 from engine.core.jobs import JobFn
 from tui.base_app import workbench_of
+from tui.engine_calls import robustness_job
 from tui.jobs import RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.state import display_path
@@ -30,8 +32,6 @@ SWEEP_LIMIT = 256
 def sweep_job(run_dir: str, device: str) -> JobFn:
     """engine.adversarial.attacks' robustness job for a run (imported on the worker thread: it imports torch)."""
     def job(ctx):
-        from engine.adversarial.robustness import RobustnessParams, robustness_job
-
         return robustness_job(RobustnessParams(run_dir=run_dir, limit=SWEEP_LIMIT, device=device), ctx)
 
     return job

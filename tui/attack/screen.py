@@ -19,9 +19,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Select
 
+from engine.adversarial.params import AttackParams
 from engine.core.events import ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.core.jobs import JobFn
 from tui.attack.robustness import SWEEP_LIMIT, RobustnessPanel
+from tui.engine_calls import attack_job
 from tui.heatmap import heatmap_overlay
 from tui.jobs import RunningJob, run_engine_job
 from tui.messages import JobEvent
@@ -66,8 +68,6 @@ def job_function(request: AttackRequest) -> JobFn:
     StepEnded("attack", …, {"target_prob", "label_prob", "loss"}) every step and ImageRendered
     ("attack-original" | "attack-adversarial" | "attack-perturbation", pixels) at the end; its summary
     holds per image the predictions before and after, success and the achieved norms."""
-    from engine.adversarial.attack_job import AttackParams, attack_job
-
     method, norm = request.method.split("-", 1)
     params = AttackParams(images=[request.image], run_dir=request.run_dir,
                           backbone=None if request.run_dir else request.backbone, method=method, norm=norm,

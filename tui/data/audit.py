@@ -23,6 +23,7 @@ from engine.core.events import JobFailed, JobFinished
 from engine.data.exclude import exclude_file, read_exclude, write_exclude
 from tui.base_app import workbench_of
 from tui.data.split import split_settings
+from tui.engine_calls import AuditParams, audit_job
 from tui.jobs import RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.state import display_path
@@ -210,8 +211,6 @@ class DatasetAudit(Widget):
 
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
     def run_audit(self, job: RunningJob, root: Path, backbone: str | None, split: tuple[float, int]) -> None:
-        from engine.features.audit_job import AuditParams, audit_job  # imports torch: in the worker
-
         params = AuditParams(str(root), val_fraction=split[0], seed=split[1])
         if backbone:
             params.backbone = backbone

@@ -23,10 +23,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Select
 
-from engine.adversarial.params import LESSON_WHY
+from engine.adversarial.params import LESSON_WHY, DreamParams
 from engine.core.events import ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.core.files import atomic_write_bytes
 from engine.core.jobs import JobFn
+from engine.core.runs import safe_name
+from tui.engine_calls import dream_job
 from tui.jobs import RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.screen import WorkbenchScreen
@@ -60,9 +62,6 @@ def job_function(request: DreamRequest) -> JobFn:
     """The engine call, made on the worker thread (engine.adversarial.dreams imports torch). Its job emits
     StepEnded("dream", …, {"target_prob", "loss"}) every step, ImageRendered("dream-preview", pixels) every
     25 steps and ImageRendered("dream", pixels, path) at the end; the summary has "probability" and "path"."""
-    from engine.adversarial.dream_job import dream_job
-    from engine.adversarial.dreams import DreamParams
-
     params = DreamParams(target=request.target, run_dir=request.run_dir,
                          backbone=None if request.run_dir else request.backbone, recipe=request.recipe,
                          steps=request.steps, tv_weight=request.tv_weight, jitter=request.jitter)
@@ -71,8 +70,6 @@ def job_function(request: DreamRequest) -> JobFn:
 
 def dream_file_stem(class_name: str, step: int) -> str:
     """"Bengal-step75": a file name part that stays inside its folder whatever the class name holds."""
-    from engine.core.runs import safe_name
-
     return f"{safe_name(class_name.replace(' ', '-')) or 'dream'}-step{step}"
 
 

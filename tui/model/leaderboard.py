@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Input, Static
 
 from engine.core.events import CandidateScored, JobFailed, JobFinished, LogLine, ProgressAdvanced
 from tui.base_app import workbench_of
+from tui.engine_calls import compare
 from tui.jobs import RUNNING, RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.widgets.inputs import TextField
@@ -131,8 +132,6 @@ class Leaderboard(ModalScreen[str | None]):
         s = dict(self.settings)
 
         def compare_job(ctx):
-            from engine.features.compare import compare  # torch: imported here, never on the UI thread
-
             return compare(s["dataset"], s["backbones"], ctx, folds=s["folds"], img_size=s.get("img_size"),
                            weights=s.get("weights"), seed=s.get("seed") or 0, device=s.get("device") or "auto",
                            batch_size=s.get("batch_size") or 64, workers=s.get("workers"),

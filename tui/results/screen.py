@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
 from engine.core.events import JobFailed, JobFinished
+from tui.engine_calls import evaluate_run
 from tui.jobs import RunningJob, finished_value, run_engine_job, value_job
 from tui.messages import JobEvent
 from tui.results.confusion import ConfusionGrid
@@ -131,8 +132,6 @@ class ResultsScreen(WorkbenchScreen):
     @work(thread=True, exclusive=True, group="eval", exit_on_error=False)
     def run_evaluate(self, job: RunningJob, run_dir: Path, device: str) -> None:
         def evaluate(ctx):
-            from engine.evaluate.evaluation import evaluate_run
-
             return evaluate_run(run_dir, ctx=ctx, device=device)
 
         run_engine_job(self, job, evaluate, self.tlbench.jobs)

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Input, Static
 
 from engine.core.events import JobFinished
 from engine.core.runs import runs_root
+from tui.engine_calls import resume
 from tui.jobs import RunningJob, finished_value, run_engine_job, value_job
 from tui.messages import JobEvent
 from tui.run_view import RunView, list_run_views
@@ -357,8 +358,6 @@ class RunsScreen(WorkbenchScreen):
         epochs = (view.config or {}).get("epochs")
 
         def resume_job(ctx, planned):
-            from engine.train.job import resume  # torch: imported here, never on the UI thread
-
             if isinstance(epochs, int):
                 planned(epochs)
             return resume(run_dir, ctx, device=None if device in (None, "auto") else device)

@@ -23,7 +23,9 @@ from engine.core.events import (
     ProgressAdvanced,
 )
 from engine.core.jobs import JobFn
+from engine.train.config import DEFAULT_EPOCHS
 from tui.base_app import TrainJobFn
+from tui.engine_calls import train
 from tui.jobs import DONE, FAILED, PAUSED, RUNNING, STOPPED, STOPPING, RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.screen import WorkbenchScreen
@@ -178,9 +180,6 @@ class TrainScreen(WorkbenchScreen):
         workbench = self.workbench
 
         def train_job(ctx, planned):
-            from engine.train.config import DEFAULT_EPOCHS
-            from engine.train.job import train  # torch: imported here, never on the UI thread
-
             config = workbench.train_config()
             if config.mode in DEFAULT_EPOCHS:
                 planned(config.epochs or DEFAULT_EPOCHS[config.mode])

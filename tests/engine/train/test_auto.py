@@ -12,9 +12,9 @@ from helpers.data import COLOURS, write_image
 from PIL import Image
 
 import engine.train.auto as auto
+from engine.core.checkpoints import load_checkpoint
 from engine.core.events import JobFinished
 from engine.core.jobs import JobContext, JobControl, run_job
-from engine.core.runs import load_checkpoint
 from engine.evaluate.evaluation import evaluate_run
 from engine.models.loading import load_run_model
 from engine.serve.export import export_run

@@ -12,10 +12,11 @@ import pytest
 import torch
 from helpers.data import ROOT, make_dataset
 
+from engine.core.checkpoints import load_checkpoint
 from engine.core.errors import RunError
 from engine.core.events import BatchEnded, EpochEnded, JobFinished, JobStarted
 from engine.core.jobs import JobContext, JobControl, run_job
-from engine.core.runs import load_checkpoint, read_metrics
+from engine.core.runs import read_metrics
 from engine.runtime.distributed import SINGLE
 from engine.train.config import TrainConfig
 from engine.train.job import resume, train
