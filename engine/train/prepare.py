@@ -17,6 +17,7 @@ from engine.core.jobs import JobContext
 from engine.core.records import Preprocessing, RunRecord
 from engine.core.runs import (
     create_run_dir,
+    dataset_label,
     load_config,
     runs_root,
     save_config,
@@ -152,7 +153,8 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
     else:
         created = None
         if dist.is_main:
-            created = str(create_run_dir(runs_root(config.runs_dir), info.name, config.backbone,
+            created = str(create_run_dir(runs_root(config.runs_dir), dataset_label(info.root),
+                                         config.backbone,
                                          config.mode if kind == "train" else kind))
         created = D.broadcast(dist, created)
         assert created is not None  # rank 0 sends the directory it created (or failed, and so did we all)
