@@ -84,7 +84,7 @@ def finish(p: Prepared, result: dict, started: float, paused: float = 0.0, earli
     how long it trained in all, as its curves show all its epochs."""
     session = time.perf_counter() - started - paused
     summary = {"run_dir": str(p.run_dir), "classes": p.info.classes, **result,
-               "seconds": round(session + earlier, 3)}
+               "seconds": round(session + earlier, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if p.resumed:
         summary.update({"session_seconds": round(session, 3), "earlier_seconds": round(earlier, 3)})
     if p.dist.is_main:
