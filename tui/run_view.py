@@ -75,6 +75,16 @@ class RunView:
         return short_time(raw) or self.other_finished
 
     @property
+    def checkpoint_said(self) -> str:
+        """Which model the report's numbers are of: "best.pt (epoch 4 of 5)" (Train's last line is the last
+        epoch's validation, which may be lower)."""
+        checkpoint = str((self.report or {}).get("checkpoint") or "best.pt")
+        epoch, epochs = (self.summary or {}).get("best_epoch"), (self.summary or {}).get("epochs")
+        if checkpoint == "best.pt" and isinstance(epoch, int):
+            return f"{checkpoint} (epoch {epoch}" + (f" of {epochs})" if isinstance(epochs, int) else ")")
+        return checkpoint
+
+    @property
     def report_written(self) -> str | None:
         """When report.json was written ('2026-11-28 14:05'); None for reports that did not record it."""
         return short_time((self.report or {}).get("written"))
@@ -269,6 +279,8 @@ def normalise_report(report: Any, classes: list[str]) -> dict:
     mistakes = report.get("mistakes")
     out["mistakes"] = ([r for r in mistakes if isinstance(r, dict) and r.get("path")]
                        if isinstance(mistakes, list) else None)
+    # the right answers it was least sure of (absent in older reports: none)
+    out["least_confident"] = [r for r in report.get("least_confident") or [] if isinstance(r, dict) and r.get("path")]
     if not out["most_confused"] and out["confusion"]:
         out["most_confused"] = most_confused(out["confusion"], out["classes"])
     return out

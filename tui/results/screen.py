@@ -22,6 +22,8 @@ from tui.jobs import RunningJob, finished_value, run_engine_job, value_job
 from tui.messages import JobEvent
 from tui.results.confusion import ConfusionGrid
 from tui.results.losses import LossGrid, percent
+from tui.results.overview import MatrixOverview
+from tui.results.per_class import SORTS, WORST, PerClassTable, fmt
 from tui.run_view import RunView, load_run_view
 from tui.screen import WorkbenchScreen
 from tui.state import ImageRef
@@ -35,19 +37,12 @@ NO_RUN = ("No run chosen yet. Train one on the Train screen (3), or pick one on 
 WIDE = 100  # from this many columns on, names get more room and numbers a third decimal
 
 
-def fmt(value, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
-
-
-def number(value, digits: int) -> Text:
-    return Text(fmt(value, digits), justify="right")
-
-
 class ResultsScreen(WorkbenchScreen):
     TAB = "results"
     TITLE = "Results"
     HELP = ("How the chosen run did: choose a confusion cell (enter) to see its images; n shows row percentages; "
-            "l lists the top losses; e evaluates the run again.")
+            "o shows the whole matrix; s sorts the classes, w puts the worst first; l lists the top losses; "
+            "e evaluates the run again.")
 
     BINDINGS = [
         Binding("l", "top_losses", "Losses", id="results.top_losses", tooltip="Show the most confident mistakes"),
@@ -57,6 +52,12 @@ class ResultsScreen(WorkbenchScreen):
         Binding("m", "focus_matrix", "Matrix", id="results.matrix", tooltip="Move to the confusion matrix",
                 show=False),
         Binding("i", "focus_images", "Images", id="results.images", tooltip="Move to the images", show=False),
+        Binding("o", "overview", "Whole", id="results.overview",
+                tooltip="The whole confusion matrix on one screen; enter on a cell opens its images"),
+        Binding("s", "sort_classes", "Sort", id="results.sort_classes", show=False,
+                tooltip="Sort the classes by F1, recall, precision or images (worst first), or the report's order"),
+        Binding("w", "worst_classes", "Worst", id="results.worst_classes", show=False,
+                tooltip="The classes with the lowest F1 first"),
         Binding("a", "attack", "Attack", id="results.attack", tooltip="Attack the highlighted image (5)"),
         Binding("r", "reload", "Reload", id="results.reload", tooltip="Read the run's files again", show=False),
         Binding("e", "evaluate", "Evaluate", id="results.evaluate",
@@ -73,7 +74,7 @@ class ResultsScreen(WorkbenchScreen):
         with Horizontal(id="results-top"):
             with Vertical(id="matrix-box"):
                 yield ConfusionGrid(id="matrix")
-            yield DataTable(id="per-class", cursor_type="row")
+            yield PerClassTable(id="per-class")
         yield FitLine("", id="matrix-status")  # the whole width: both class names of a cell, whole at 80
         with Horizontal(id="results-bottom"):
             yield DataTable(id="confused", cursor_type="row")
@@ -186,8 +187,10 @@ class ResultsScreen(WorkbenchScreen):
         if report.get("top5") is not None:
             parts.append(Part(f" · top-5 {fmt(report.get('top5'))}"))
         parts += [Part(f" · {report.get('n', '-')} {report.get('split', 'val')} images"),
-                  Part(f" · {report.get('checkpoint') or 'best.pt'} · ")]
+                  Part(f" · {view.checkpoint_said} · ")]
         parts.append(Part(view.name, shrink=True, least=10, tail=0.6))
+        if view.report_written:  # when these numbers were computed (a panel says which run and when)
+            parts.append(Part(f" · {view.report_written[5:]}"))
         header.set_parts(*parts)
         grid = self.query_one("#matrix", ConfusionGrid)
         grid.set_matrix(report["classes"], report["confusion"])
@@ -197,13 +200,8 @@ class ResultsScreen(WorkbenchScreen):
         grid.focus()
 
     def fill_tables(self, report: dict) -> None:
-        """Per-class precision, recall, F1 and support; the most-confused pairs. Names shortened from the
-        middle (37 Oxford breeds must fit beside the matrix at 80 columns)."""
-        name_w, digits = (24, 3) if self.wide else (13, 2)
-        refill(self.query_one("#per-class", DataTable), ("class", "prec", "recall", "F1", "n"), [
-            (shorten_middle(str(row.get("class", "?")), name_w), number(row.get("precision"), digits),
-             number(row.get("recall"), digits), number(row.get("f1"), digits),
-             Text(str(row.get("support", "-")), justify="right")) for row in report["per_class"]])
+        """Per-class precision, recall, F1 and support (tui.results.per_class); the most-confused pairs."""
+        self.query_one("#per-class", PerClassTable).show(report["per_class"], self.wide)
         pair_w = 22 if self.wide else 12
         refill(self.query_one("#confused", DataTable), ("true", "→ predicted", "n"), [
             (shorten_middle(str(row.get("true")), pair_w), shorten_middle(str(row.get("predicted")), pair_w),
@@ -226,8 +224,10 @@ class ResultsScreen(WorkbenchScreen):
         listed = report["mistakes"] if fresh else report["top_losses"]
         losses = [r for r in listed if str(r.get("true")) == t and str(r.get("predicted")) == p]
         if true == predicted:
-            self.show_images([Part(t, shrink=True), Part(f" correctly classified: {count}")], [],
-                             "the report lists wrong predictions only; l shows the top losses")
+            unsure = [r for r in report["least_confident"] if str(r.get("true")) == t]
+            self.show_images([Part(t, shrink=True), Part(f" correctly classified: {count}"),
+                              Part(f"; the {len(unsure)} least sure" if unsure else "", optional=True)], unsure,
+                             "this older report lists wrong predictions only: e evaluates the run again")
             return
         shown = f"{len(losses)} of {count}" if len(losses) < count else str(count)
         source = "highest loss first" if fresh else "from the top losses"
@@ -286,8 +286,11 @@ class ResultsScreen(WorkbenchScreen):
     @on(DataTable.RowSelected, "#per-class")
     def class_chosen(self, event: DataTable.RowSelected) -> None:
         """Enter on a class: the matrix cursor goes to its row's diagonal."""
+        k = self.query_one("#per-class", PerClassTable).class_at(event.cursor_row)
+        if k is None:
+            return
         grid = self.query_one("#matrix", ConfusionGrid)
-        grid.select(event.cursor_row, event.cursor_row)
+        grid.select(k, k)
         grid.focus()
 
     @on(ThumbnailGrid.Highlighted, "#loss-images")
@@ -328,12 +331,47 @@ class ResultsScreen(WorkbenchScreen):
                      Part(" (true, → predicted, its probability)", optional=True)]
             empty = ""
         elif report.get("accuracy") == 1 or (report["confusion"] and not self.mistakes_total(report)):
-            title = [Part("top losses: no mistakes")]
+            losses = report["least_confident"]  # right answers, the least sure first: what there is to check
+            title = [Part("no mistakes"), Part(f": the {len(losses)} right answers it was least sure of"
+                                               if losses else "", optional=True)]
             empty = f"no mistakes: all {report.get('n', '')} images were classified correctly"
         else:
             title = [Part("top losses: none listed")]
             empty = "this older report lists no mistakes among its top losses: e evaluates the run again"
         self.show_images(title, losses, empty)
+
+    def action_sort_classes(self) -> None:
+        table = self.query_one("#per-class", PerClassTable)
+        if not table.per_class:
+            return self.notify("No report to sort yet.", severity="warning")
+        table.cycle_sort()
+        table.focus()
+        self.notify(f"Classes by {table.sort_name}", timeout=2)
+
+    def action_worst_classes(self) -> None:
+        table = self.query_one("#per-class", PerClassTable)
+        if not table.per_class:
+            return self.notify("No report yet: no classes to rank.", severity="warning")
+        table.sort_by(WORST)
+        table.focus()
+        self.query_one("#matrix-status", FitLine).set_parts(
+            Part("worst F1: ", "bold"), Part(", ".join(table.worst()), shrink=True, least=12),
+            Part(f" · s: {SORTS[(WORST + 1) % len(SORTS)][0]}", optional=True))
+
+    def action_overview(self) -> None:
+        if self.view is None or self.view.report is None or not self.view.report["confusion"]:
+            self.notify("No confusion matrix to show yet.", severity="warning")
+            return
+        report, grid = self.view.report, self.query_one("#matrix", ConfusionGrid)
+
+        def chosen(cell: tuple[int, int] | None) -> None:
+            if cell is not None:
+                grid.select(*cell)
+                self.cell_images(*cell)
+                grid.focus()
+
+        cursor = (grid.cursor[1], grid.cursor[0])  # the grid's is (predicted, true)
+        self.app.push_screen(MatrixOverview(report["classes"], report["confusion"], cursor, self.view.name), chosen)
 
     def action_normalise(self) -> None:
         grid = self.query_one("#matrix", ConfusionGrid)
