@@ -21,10 +21,10 @@ from engine.core.events import JobFailed, JobFinished
 from tui.jobs import RunningJob, finished_value, run_engine_job, value_job
 from tui.messages import JobEvent
 from tui.results.confusion import ConfusionGrid
-from tui.results.losses import LossGrid, percent
+from tui.results.losses import LossGrid, cell_rows, mistakes_total, percent
 from tui.results.overview import MatrixOverview
 from tui.results.per_class import SORTS, WORST, PerClassTable, fmt
-from tui.run_view import RunView, load_run_view
+from tui.run_view import RunView, auto_board, load_run_view, recipe_lines
 from tui.screen import WorkbenchScreen
 from tui.state import ImageRef
 from tui.widgets.fitline import FitLine, Part, shorten_middle
@@ -58,6 +58,8 @@ class ResultsScreen(WorkbenchScreen):
                 tooltip="Sort the classes by F1, recall, precision or images (worst first), or the report's order"),
         Binding("w", "worst_classes", "Worst", id="results.worst_classes", show=False,
                 tooltip="The classes with the lowest F1 first"),
+        Binding("b", "recipes", "Recipes", id="results.recipes", show=False,
+                tooltip="An auto run's winning recipe and its leaderboard of recipes"),
         Binding("a", "attack", "Attack", id="results.attack", tooltip="Attack the highlighted image (5)"),
         Binding("r", "reload", "Reload", id="results.reload", tooltip="Read the run's files again", show=False),
         Binding("e", "evaluate", "Evaluate", id="results.evaluate",
@@ -196,7 +198,14 @@ class ResultsScreen(WorkbenchScreen):
         grid.set_matrix(report["classes"], report["confusion"])
         self.fill_tables(report)
         self.action_top_losses()
-        self.query_one("#matrix-status", FitLine).update("enter shows a cell's images · n percent of row")
+        board = auto_board(view)
+        if board is not None:  # what auto chose, first: b lists every recipe it scored
+            cv = board.get("cv_accuracy")
+            self.query_one("#matrix-status", FitLine).set_parts(
+                "auto chose ", Part(str(board["winner"]), "bold", shrink=True, least=16),
+                f" · CV {cv:.3f}" if isinstance(cv, (int, float)) else "", Part(" · b: the recipes", optional=True))
+        else:
+            self.query_one("#matrix-status", FitLine).update("enter shows a cell's images · n percent of row")
         grid.focus()
 
     def fill_tables(self, report: dict) -> None:
@@ -214,39 +223,8 @@ class ResultsScreen(WorkbenchScreen):
             self.query_one("#loss-detail", FitLine).update("")
 
     def cell_images(self, true: int, predicted: int) -> None:
-        if self.view is None or self.view.report is None:
-            return
-        report = self.view.report
-        classes = report["classes"]
-        t, p = classes[true], classes[predicted]
-        count = report["confusion"][true][predicted] if report["confusion"] else 0
-        fresh = report["mistakes"] is not None
-        listed = report["mistakes"] if fresh else report["top_losses"]
-        losses = [r for r in listed if str(r.get("true")) == t and str(r.get("predicted")) == p]
-        if true == predicted:
-            unsure = [r for r in report["least_confident"] if str(r.get("true")) == t]
-            self.show_images([Part(t, shrink=True), Part(f" correctly classified: {count}"),
-                              Part(f"; the {len(unsure)} least sure" if unsure else "", optional=True)], unsure,
-                             "this older report lists wrong predictions only: e evaluates the run again")
-            return
-        shown = f"{len(losses)} of {count}" if len(losses) < count else str(count)
-        source = "highest loss first" if fresh else "from the top losses"
-        title = [Part("true "), Part(t, shrink=True), Part(" → predicted "), Part(p, shrink=True),
-                 Part(f": {shown} image(s), {source}")]
-        if count == 0:
-            empty = f"no images: no {t} was predicted as {p}"
-        elif not fresh:  # only a report written before mistakes were listed lacks them
-            empty = "none of these are listed in this older report: e evaluates the run again and lists them all"
-        elif len(report["mistakes"]) < self.mistakes_total(report):
-            empty = (f"not among the {len(report['mistakes'])} mistakes the report lists (the worst first); "
-                     f"the matrix counts {count}")
-        else:
-            empty = "none listed in the report (it disagrees with its matrix): e evaluates the run again"
-        self.show_images(title, losses, empty)
-
-    @staticmethod
-    def mistakes_total(report: dict) -> int:
-        return sum(c for i, row in enumerate(report["confusion"]) for j, c in enumerate(row) if i != j)
+        if self.view is not None and self.view.report is not None:
+            self.show_images(*cell_rows(self.view.report, true, predicted))
 
     def show_cell_status(self, true: int, predicted: int) -> None:
         if self.view is None or self.view.report is None:
@@ -330,7 +308,7 @@ class ResultsScreen(WorkbenchScreen):
             title = [Part(f"top losses: the {len(losses)} most confident mistakes"),
                      Part(" (true, → predicted, its probability)", optional=True)]
             empty = ""
-        elif report.get("accuracy") == 1 or (report["confusion"] and not self.mistakes_total(report)):
+        elif report.get("accuracy") == 1 or (report["confusion"] and not mistakes_total(report)):
             losses = report["least_confident"]  # right answers, the least sure first: what there is to check
             title = [Part("no mistakes"), Part(f": the {len(losses)} right answers it was least sure of"
                                                if losses else "", optional=True)]
@@ -372,6 +350,12 @@ class ResultsScreen(WorkbenchScreen):
 
         cursor = (grid.cursor[1], grid.cursor[0])  # the grid's is (predicted, true)
         self.app.push_screen(MatrixOverview(report["classes"], report["confusion"], cursor, self.view.name), chosen)
+
+    def action_recipes(self) -> None:
+        lines = recipe_lines(self.view, limit=8) if self.view is not None else []
+        if not lines:
+            return self.notify("Not an auto run: no recipes were searched.", severity="warning")
+        self.notify("\n".join(lines), title="auto's recipes (leaderboard.json)", timeout=20, markup=False)
 
     def action_normalise(self) -> None:
         grid = self.query_one("#matrix", ConfusionGrid)

@@ -52,3 +52,24 @@ def test_report_predict_and_gradcam_agree_on_each_probability(tmp_path, monkeypa
         top = int(report_probs[i].argmax())
         assert info["index"] == top, ("gradcam", paths[i])
         assert abs(info["prob"] - float(report_probs[i][top])) <= TOLERANCE, ("gradcam", paths[i], info)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_fine_tuned_runs_report_lists_the_probabilities_predict_gives(tmp_path, precision):
+    """A fine-tuned run's report comes from its best epoch's validation logits (computed during training); every
+    image it lists (mistakes, least sure right answers) has the probability predict computes from best.pt."""
+    data = make_dataset(tmp_path / "colours", {"red": 6, "blue": 6, "green": 6})
+    cfg = TrainConfig(dataset=str(data), mode="full", backbone="squeezenet1_1", weights="random", img_size=32,
+                      epochs=2, freeze_epochs=1, batch_size=4, workers=0, precision=precision, seed=3, lr=3e-3)
+    done = run_job("train", lambda ctx: train(cfg, ctx))
+    assert isinstance(done, JobFinished) and done.reason == "completed", done
+    run_dir = done.result["run_dir"]
+    report = read_json(f"{run_dir}/report.json")
+    listed = report["mistakes"] + report["least_confident"]
+    assert listed
+    model, record = load_run_model(run_dir, "cpu")
+    predicted = predict_paths(model, record, [r["path"] for r in listed], top_k=3, device="cpu")
+    for row, got in zip(listed, predicted):
+        probs = {p["class"]: p["prob"] for p in got["predictions"]}
+        assert abs(probs[row["predicted"]] - row["prob_predicted"]) <= TOLERANCE, (row, probs)
+        assert abs(probs[row["true"]] - row["prob_true"]) <= TOLERANCE, (row, probs)

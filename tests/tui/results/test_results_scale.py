@@ -138,3 +138,22 @@ async def test_the_header_says_which_checkpoint_and_when(tmp_path, monkeypatch):
         header = text_of(app, "#results-header")
         assert f"accuracy {report['accuracy']:.3f}" in header
         assert "best.pt (epoch 4 of 5)" in header and header.rstrip().endswith("01-01 12:05")
+
+
+async def test_an_auto_runs_results_say_its_recipe_and_b_lists_the_leaderboard(tmp_path, monkeypatch):
+    """Issue 24 item 5: what auto chose is on Results (not only in leaderboard.json); b lists every recipe."""
+    from helpers.results import AUTO_RUN, write_run_kinds
+
+    app, _, data = pets_app(tmp_path, monkeypatch)
+    write_run_kinds(tmp_path / "runs", data)
+    app.state.run_dir = tmp_path / "runs" / AUTO_RUN
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_results(pilot)
+        status = text_of(app, "#matrix-status")
+        assert status.startswith("auto chose efficientnet_lite0, 224px, tta-flip, l2 0.001 · CV 0.861")
+        await pilot.press("b")
+        await pilot.pause()
+        note = next(n for n in app._notifications if n.title.startswith("auto's recipes"))
+        lines = note.message.splitlines()
+        assert lines[0] == "auto chose: efficientnet_lite0, 224px, tta-flip, l2 0.001"
+        assert lines[3].startswith(" 1. 0.8610 ±0.021") and "skipped (budget)" in note.message

@@ -7,7 +7,15 @@ SVGs."""
 from __future__ import annotations
 
 import pytest
-from helpers.results import PETS, pets_app, pets_dataset, pets_report, write_pets_run
+from helpers.results import (
+    AUTO_RUN,
+    PETS,
+    pets_app,
+    pets_dataset,
+    pets_report,
+    write_pets_run,
+    write_run_kinds,
+)
 from helpers.tui import (
     SIZES,
     all_drawn,
@@ -109,6 +117,23 @@ def test_results_no_mistakes(snap_compare, size, tmp_path, monkeypatch):
     run = write_pets_run(tmp_path / "runs", data, report=pets_report(data, mistakes=False))
     app = make_app(runs_dir="runs")
     app.state.run_dir = run
+
+    async def before(pilot):
+        await all_loaded(pilot)
+        await pilot.press("4")
+        await wait_for(pilot, lambda: pilot.app.screen.view is not None, 30, "the report")
+        await wait_thumbnails(pilot, pilot.app.screen.query_one("#loss-images"))
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=before)
+
+
+@SIZES
+def test_results_auto_run(snap_compare, size, tmp_path, monkeypatch):
+    """Issue 24 item 5: an auto run's Results say what it chose (b lists the recipes)."""
+    app, _run, data = pets_app(tmp_path, monkeypatch)
+    write_run_kinds(tmp_path / "runs", data)
+    app.state.run_dir = tmp_path / "runs" / AUTO_RUN
 
     async def before(pilot):
         await all_loaded(pilot)
