@@ -137,6 +137,8 @@ async def test_robustness_sweep_runs_from_the_attack_screen(tmp_path, probe):
             sweep = report["robustness"]["pgd-linf"]
             assert [r[1] for r in rows] == ["0.0", "1/255", "2/255", "4/255", "8/255"]
             assert [r[2] for r in rows] == [f"{a:.3f}" for a in sweep["accuracy"]]
+            # the line follows the panel (the screen handles the panel's message after it refilled the table)
+            await wait_for(pilot, lambda: text_of(app, "#attack-status").startswith("Robustness of "), 10, "the line")
             status = text_of(app, "#attack-status")
             assert status.startswith("Robustness of 2026")  # which run the sweep was of (issue 24 item 3)
             assert status.endswith(f": pgd-linf on {sweep['images']} images: {sweep['accuracy'][0]:.3f} "
