@@ -142,7 +142,7 @@ class RunsScreen(WorkbenchScreen):
                 v.running = v.run_dir == self.resuming_dir
         elif self.tlbench.jobs.running("train"):
             newest = sort_views(self.all_views, "date")
-            unfinished = [v for v in newest if v.summary is None]
+            unfinished = [v for v in newest if v.summary is None and v.kind == "train"]
             if unfinished and newest and unfinished[0] is newest[0]:
                 newest[0].running = True
 
@@ -343,9 +343,9 @@ class RunsScreen(WorkbenchScreen):
         self.resuming_dir = view.run_dir
 
     def action_report(self) -> None:
-        views = self.report_targets()
+        views = [v for v in self.report_targets() if v.kind == "train"]  # an lr-find or audit has no model
         if not views:
-            self.notify("No run to report.", severity="warning")
+            self.notify("No training run to report.", severity="warning")
             return
         self.query_one(RunJobs).report(views)
 
@@ -358,14 +358,14 @@ class RunsScreen(WorkbenchScreen):
 
     def action_export(self) -> None:
         view = self.current()
-        if view is None:
-            self.notify("No run to export.", severity="warning")
+        if view is None or view.kind != "train":
+            self.notify("No training run to export: it has no model.", severity="warning")
             return
         self.query_one(RunJobs).export(view)
 
     def action_predict(self) -> None:
         view = self.current()
-        if view is None:
-            self.notify("No run to predict with.", severity="warning")
+        if view is None or view.kind != "train":
+            self.notify("No training run to predict with: it has no model.", severity="warning")
             return
         self.query_one(RunJobs).predict(view, self.workbench.config.get("device") or "auto")

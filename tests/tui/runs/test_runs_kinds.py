@@ -34,6 +34,10 @@ async def test_each_kind_of_run_is_shown_as_what_it_is(tmp_path, monkeypatch):
         await pilot.press("u")  # no model to use
         await pilot.pause()
         assert app.state.run_dir == run
+        await pilot.press("x")  # nor to export: no dialog, a warning that says why
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "RunsScreen"
+        assert any("No training run to export" in n.message for n in app._notifications)
 
 
 async def test_y_copies_the_command_that_runs_the_job_again(tmp_path, monkeypatch):
