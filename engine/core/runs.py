@@ -39,6 +39,23 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "x"
 
 
+# folder names that say how a dataset is laid out, not which one it is: a run names the folder above them
+GENERIC_FOLDERS = frozenset({"images", "image", "imgs", "img", "jpg", "jpgs", "jpeg", "photos", "pictures",
+                             "train", "training", "val", "valid", "validation", "test", "data", "dataset",
+                             "all", "raw", "files"})
+
+
+def dataset_label(root: str | os.PathLike) -> str:
+    """The dataset's name in a run's folder name: the folder's own name, or "parent-folder" when the folder is
+    only called `images`, `train`, `data` … (Oxford-IIIT Pets unpacks to oxford-iiit-pet/images: its runs say
+    "oxford-iiit-pet-images", not "images")."""
+    path = Path(root).expanduser()
+    name = path.name or str(path)
+    if name.lower() in GENERIC_FOLDERS and path.parent.name:
+        return f"{path.parent.name}-{name}"
+    return name
+
+
 def create_run_dir(root: Path, dataset: str, *parts: str) -> Path:
     """root/<timestamp>-<dataset>-<parts…>[-N]/, created (a training run: dataset, backbone, mode; a comparison:
     dataset, "compare")."""
@@ -145,6 +162,34 @@ def update_report(run_dir: Path, updates: dict) -> dict:
 
 
 def list_runs(root: Path) -> list[Path]:
+    """The runs with a config.json (training and lr-find runs), newest first."""
     if not root.is_dir():
         return []
     return sorted((p for p in root.iterdir() if (p / "config.json").exists()), reverse=True)
+
+
+# The kinds of folder the jobs write under the runs root. Training and lr-find write config.json (its "kind":
+# "train" or "lr-find"); a comparison and an audit write no config.json, only their result file.
+RUN_KINDS = ("train", "lr-find", "compare", "audit")
+RESULT_FILES = {"lr-find": "lr_find.json", "compare": "compare.json", "audit": "audit.json"}
+
+
+def run_kind(run_dir: str | os.PathLike, config: dict | None = None) -> str:
+    """What job wrote the folder: "train" (older runs recorded no kind: they are all training runs),
+    "lr-find", "compare" or "audit"."""
+    if config is not None:
+        kind = str(config.get("kind") or "train")
+        return kind if kind in RUN_KINDS else "train"
+    for kind in ("compare", "audit"):
+        if (Path(run_dir) / RESULT_FILES[kind]).exists():
+            return kind
+    return "train"
+
+
+def list_run_folders(root: Path) -> list[Path]:
+    """Every folder a job wrote under the runs root, newest first: runs (config.json), comparisons and audits."""
+    if not root.is_dir():
+        return []
+    wanted = ("config.json", RESULT_FILES["compare"], RESULT_FILES["audit"])
+    return sorted((p for p in root.iterdir() if p.is_dir() and any((p / f).exists() for f in wanted)),
+                  reverse=True)

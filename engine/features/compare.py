@@ -23,7 +23,7 @@ from engine.core.errors import ConfigError, TlbenchError, explain_unexpected
 from engine.core.events import CandidateScored, JobStarted, ProgressAdvanced
 from engine.core.files import atomic_write_json
 from engine.core.jobs import JobContext, JobStopped
-from engine.core.runs import create_run_dir, runs_root
+from engine.core.runs import create_run_dir, dataset_label, runs_root
 from engine.data.scan import scan_dataset
 from engine.data.splits import kept_samples, sample_groups
 from engine.evaluate.crossval import cross_validate, stratified_folds
@@ -121,7 +121,8 @@ def compare(
     groups = sample_groups(info.root, paths)
     # one split for every candidate: differences are theirs
     shared_folds = stratified_folds(labels, folds, seed, groups)
-    run_dir = create_run_dir(runs_root(runs_dir), info.name, "compare")  # no config.json: not a training run
+    # no config.json: not a training run (compare.json says what it is)
+    run_dir = create_run_dir(runs_root(runs_dir), dataset_label(info.root), "compare")
     ctx.emit(JobStarted("compare", f"compare {len(candidates)} backbones on {info.name}", str(run_dir)))
     ctx.log(f"{len(paths)} images, {len(info.classes)} classes, {len(shared_folds)}-fold cross-validation; "
             f"run directory {run_dir}")

@@ -99,6 +99,7 @@ class AttackScreen(WorkbenchScreen):
         self.job: RunningJob | None = None
         self.heatmap = False  # `h`: Grad-CAM overlays on the original and adversarial panes
         self.pane_sources: dict[str, object] = {}  # what each pane shows without the heatmap
+        self.shown_run: Path | None = None  # the run whose attack the panes, plot and status line show
 
     @property
     def running(self) -> bool:
@@ -139,11 +140,33 @@ class AttackScreen(WorkbenchScreen):
         yield FitLine("", id="attack-status")
 
     def state_changed(self) -> None:
+        if self.workbench.run_dir != self.shown_run:
+            self.forget_run(self.shown_run)
+            self.shown_run = self.workbench.run_dir
         self.query_one(ModelLine).load(self.workbench.run_dir, self.workbench.config.get("backbone") or DEFAULT_BACKBONE)
         picked = self.workbench.picked_image
         if picked is not None and picked.origin in ("results", "preview"):
             self.set_source(picked.path, picked.label)
         self.robustness.show()
+
+    def forget_run(self, old: Path | None) -> None:
+        """Another run is in use: the attack's images, plot, captions and status line were the old run's, so
+        they go (the source image stays: it is the user's choice, not a result). An attack still running
+        finishes for the run it started with, and its status line names that run."""
+        if old is None or self.running:
+            return
+        for pane in ("adversarial", "perturbation"):
+            self.pane_sources.pop(pane, None)
+            self.query_one(f"#img-{pane}", ImageView).show(None, PANE_HINTS[pane])
+            self.query_one(f"#cap-{pane}", FitLine).update(pane)
+        original = self.pane_sources.get("original")
+        self.heatmap = False
+        if isinstance(original, str):
+            self.set_source(original, None)
+        self.query_one("#attack-plot", CurvePlot).set_history([])
+        self.query_one("#attack-status", FitLine).set_parts(
+            "Cleared the attack of ", Part(old.name, shrink=True, least=10, tail=0.6),
+            Part(": another run is in use", optional=True))
 
     def on_model_line_loaded(self, message: ModelLine.Loaded) -> None:
         """The model's classes become the target field's suggestions."""
