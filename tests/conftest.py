@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,16 @@ def _tier(item: pytest.Item) -> str:
         if any(_spawns(d.func) for d in defs if "tests" in Path(inspect.getfile(d.func)).parts):
             return "system"
     return "pilot" if "tui" in path.relative_to(ROOT / "tests").parts else "unit"
+
+
+def pytest_configure(config):
+    # Under pytest-xdist (`-n 2`) each worker is a process with a share of the cores; torch's default, one thread
+    # per core in every worker, would oversubscribe them and make both slower than one process.
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
 def pytest_collection_modifyitems(config, items):
