@@ -25,6 +25,7 @@ from engine.data.images import load_rgb
 from tui.errors import ErrorModal, describe_error
 from tui.jobs import RUNNING, JobRegistry, RunningJob, import_engine, yield_cpu_to_the_ui
 from tui.state import Workbench, load_state, newest_run, save_state, state_path
+from tui.widgets.pictures import Pictures, from_env
 from tui.widgets.thumbnails import ThumbnailCache
 
 # A training job: it runs with `ctx` and calls `planned(epochs)` once it knows how many epochs it will run.
@@ -67,7 +68,7 @@ class WorkbenchApp(App):
 
     def __init__(self, dataset: Path | None, runs_dir: str | None = None, *, config: dict | None = None,
                  blink: bool = True, color_hint: bool = True, warm: bool = True,
-                 state_file: Path | None = None) -> None:
+                 state_file: Path | None = None, pictures: Pictures | None = None) -> None:
         super().__init__()
         # The last settings and the current run, remembered across restarts; `config` given here wins.
         self.state_file = state_file or state_path()
@@ -84,7 +85,9 @@ class WorkbenchApp(App):
         self._registry_thread: threading.Thread | None = None
         self.registry_outcome: tuple[BaseException | None, list[dict] | None] | None = None
         self.jobs = JobRegistry()
-        self.thumbnails = ThumbnailCache(load_thumbnail)
+        # Kitty, Sixel or half blocks (tui/widgets/pictures.py); every picture widget draws from this cache
+        self.pictures = pictures or from_env()
+        self.thumbnails = ThumbnailCache(load_thumbnail, pictures=self.pictures)
         self.blink = blink
         self.color_hint = color_hint
         self.color_hint_checked = False

@@ -21,6 +21,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.messages import ThumbnailsReady
+from tui.widgets.image_view import ZoomScreen
+from tui.widgets.pictures import without_graphics
 from tui.widgets.text import middle_truncate
 from tui.widgets.thumbnails import Key, ThumbnailCache
 
@@ -47,6 +49,8 @@ class ThumbnailGrid(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="grid.page_down"),
         Binding("home", "jump(0)", "First", show=False, id="grid.first"),
         Binding("end", "jump(-1)", "Last", show=False, id="grid.last"),
+        Binding("z", "zoom", "Zoom", show=False, id="grid.zoom",
+                tooltip="The highlighted picture as large as the screen allows"),
     ]
 
     COMPONENT_CLASSES = {"thumbnail-grid--caption", "thumbnail-grid--cursor", "thumbnail-grid--placeholder"}
@@ -230,6 +234,9 @@ class ThumbnailGrid(ScrollView, can_focus=True):
         base = styles["base"]
         cols = self.columns
         blank, gap = Strip.blank(self.cell_w, base), Strip.blank(GAP, base)
+        # Kitty or Sixel sequences only for whole pictures on the active screen: a Sixel is drawn from its
+        # top-left corner, which a picture scrolled half away has above the grid
+        whole = row * self.slot_h >= int(self.scroll_y) and self.screen.is_active
         parts: list[Strip] = []
         for col in range(cols):
             index = row * cols + col
@@ -237,7 +244,7 @@ class ThumbnailGrid(ScrollView, can_focus=True):
                 break
             strips = self.cache.get(self.key(index))
             if strips is not None:
-                parts.append(strips[line])
+                parts.append(strips[line] if whole else without_graphics(strips[line]))
             elif line == self.cell_h // 2:
                 parts.append(Strip([Segment("·".center(self.cell_w), styles["placeholder"])], self.cell_w))
             else:
@@ -285,6 +292,11 @@ class ThumbnailGrid(ScrollView, can_focus=True):
 
     def action_jump(self, index: int) -> None:
         self._move_to(len(self.items) - 1 if index < 0 else index)
+
+    def action_zoom(self) -> None:
+        if self.items:
+            index = self.cursor
+            self.app.push_screen(ZoomScreen(self.cache, self.key(index)[0], self.items[index].caption))
 
     def action_open(self) -> None:
         if self.items:
