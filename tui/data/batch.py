@@ -12,8 +12,8 @@ from textual.binding import Binding
 
 from engine.data.layouts import DatasetInfo
 from tui.widgets.fitline import Part
-from tui.widgets.gallery import GalleryScreen
-from tui.widgets.grid import Thumb, ThumbnailGrid
+from tui.widgets.gallery import GalleryGrid, GalleryScreen
+from tui.widgets.grid import Thumb
 from tui.widgets.thumbnails import ThumbnailCache
 
 BATCH_MOST = 64  # a larger batch size is shown 64 at a time: the grid scrolls, the point is to look
@@ -21,12 +21,11 @@ CELL_WIDTH = 16  # 2 rows of 4 at 80x24, 3 rows of 7 at 120x35
 
 
 class BatchScreen(GalleryScreen):
-    BINDINGS = [Binding("b", "next_batch", "Next batch", id="batch.next"),
-                Binding("z", "zoom", "Zoom", id="batch.zoom")]
+    BINDINGS = [Binding("b", "next_batch", "Next batch", id="batch.next")]
 
     def __init__(self, info: DatasetInfo, sides: dict[str, str], batch_size: int, cache: ThumbnailCache,
                  seed: int = 0) -> None:
-        super().__init__("show_batch", ThumbnailGrid(cache, cell_width=CELL_WIDTH, min_columns=2, id="batch-grid"))
+        super().__init__("show_batch", GalleryGrid(cache, cell_width=CELL_WIDTH, min_columns=2, id="batch-grid"))
         self.info, self.sides = info, sides
         self.size_wanted = max(1, min(batch_size, BATCH_MOST))
         self.rng = random.Random(seed)
@@ -51,5 +50,3 @@ class BatchScreen(GalleryScreen):
     def action_next_batch(self) -> None:
         self.fill()
 
-    def action_zoom(self) -> None:
-        self.grid.action_zoom()

@@ -15,14 +15,16 @@ from textual.binding import Binding
 from tui.heatmap import heatmap_overlay
 from tui.results.losses import LossGrid
 from tui.widgets.fitline import Part
-from tui.widgets.gallery import GalleryScreen
+from tui.widgets.gallery import GRID_KEYS, GalleryScreen
 from tui.widgets.thumbnails import Key, MemoryImage, ThumbnailCache
 
 CELL_WIDTH = 18  # 3 across at 80x24, 6 at 120x35: the heatmap's blobs must be visible
 
 
-class HeatmapLossGrid(LossGrid):
+class HeatmapLossGrid(LossGrid, inherit_bindings=False):
     """A LossGrid that draws the Grad-CAM overlay of a picture in its place once there is one."""
+
+    BINDINGS = GRID_KEYS
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -42,8 +44,7 @@ class HeatmapLossGrid(LossGrid):
 
 class TopLossesScreen(GalleryScreen):
     BINDINGS = [Binding("h", "toggle_heatmaps", "Heatmap", id="top_losses.heatmap",
-                        tooltip="The Grad-CAM heatmaps of the predicted class, or the plain pictures"),
-                Binding("z", "zoom", "Zoom", id="top_losses.zoom")]
+                        tooltip="The Grad-CAM heatmaps of the predicted class, or the plain pictures")]
 
     def __init__(self, rows: list[dict], run_dir: Path | None, run_name: str, cache: ThumbnailCache) -> None:
         super().__init__("plot_top_losses", HeatmapLossGrid(cache, cell_width=CELL_WIDTH, id="top-losses-grid"))
@@ -100,5 +101,3 @@ class TopLossesScreen(GalleryScreen):
         self.losses.refresh()
         self.say()
 
-    def action_zoom(self) -> None:
-        self.grid.action_zoom()

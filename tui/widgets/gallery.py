@@ -17,6 +17,14 @@ from tui.widgets.grid import ThumbnailGrid
 from tui.widgets.keybar import KeyBar
 from tui.widgets.preview import PreviewScreen
 
+# The grid's keys less Enter and z, which the screen binds: the key bar then says the same before and after
+# the grid takes the focus (a focused widget's key hides the screen's).
+GRID_KEYS = [b for b in ThumbnailGrid.BINDINGS if isinstance(b, Binding) and b.key not in ("enter", "z")]
+
+
+class GalleryGrid(ThumbnailGrid, inherit_bindings=False):
+    BINDINGS = GRID_KEYS
+
 
 class GalleryScreen(ModalScreen[None]):
     DEFAULT_CSS = """
@@ -26,7 +34,9 @@ class GalleryScreen(ModalScreen[None]):
     GalleryScreen ThumbnailGrid { height: 1fr; }
     """
 
-    BINDINGS = [Binding("escape", "close", "Close", id="gallery.close")]
+    BINDINGS = [Binding("escape", "close", "Close", id="gallery.close"),
+                Binding("enter", "preview", "Preview", id="gallery.preview"),
+                Binding("z", "zoom", "Zoom", id="gallery.zoom")]
     AUTO_FOCUS = "ThumbnailGrid"
 
     def __init__(self, title: str, grid: ThumbnailGrid) -> None:
@@ -65,6 +75,12 @@ class GalleryScreen(ModalScreen[None]):
                 self.grid.cursor = index
 
         self.app.push_screen(PreviewScreen(self.grid.items, message.index, self.grid.cache), follow)
+
+    def action_preview(self) -> None:
+        self.grid.action_open()
+
+    def action_zoom(self) -> None:
+        self.grid.action_zoom()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -250,6 +250,8 @@ class ThumbnailGrid(ScrollView, can_focus=True):
             else:
                 parts.append(blank)
             parts.append(gap)
+        if parts and sum(p.cell_length for p in parts) > width:
+            parts.pop()  # the last gap: never crop a line, Strip.crop counts a Sixel's bytes as cells
         used = sum(p.cell_length for p in parts)
         if used < width:
             parts.append(Strip.blank(width - used, base))

@@ -31,6 +31,8 @@ from PIL import Image
 from rich.color import Color
 from rich.segment import ControlType, Segment
 from rich.style import Style
+from textual.color import Color as TextualColor
+from textual.filter import LineFilter
 from textual.strip import Strip
 from textual_image._sixel import image_to_sixels
 from textual_image._terminal import get_cell_size
@@ -161,3 +163,21 @@ def without_graphics(strip: Strip) -> Strip:
 
 def has_graphics(strip: Strip) -> bool:
     return any(seg.control for seg in strip)
+
+
+class KeepControls(LineFilter):
+    """Another line filter (Textual's ANSI-to-truecolor one, applied to every line) that gives back each
+    segment's control flag: the filter rebuilds segments without it, and a Sixel or Kitty sequence that lost
+    its zero width is counted as cells, so the compositor cuts it where a scrollbar or a neighbour begins."""
+
+    def __init__(self, inner: LineFilter) -> None:
+        super().__init__(enabled=inner.enabled)
+        self.inner = inner
+
+    def apply(self, segments: list[Segment], background: TextualColor) -> list[Segment]:
+        out = self.inner.apply(segments, background)
+        if len(out) != len(segments) or not any(seg.control for seg in segments):
+            return out
+        return [Segment(new.text, new.style, old.control) if old.control else new
+                for new, old in zip(out, segments)]
+

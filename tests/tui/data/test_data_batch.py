@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers.tui import SIZES, all_drawn, make_app, settle, wait_thumbnails
+from helpers.tui import SIZES, all_drawn, make_app, settle, wait_for, wait_thumbnails
 
 from tui.data.batch import BatchScreen
 from tui.widgets.image_view import ImageView, ZoomScreen
@@ -19,6 +19,7 @@ async def open_batch(pilot) -> BatchScreen:
     await pilot.press("b")
     screen = pilot.app.screen
     assert isinstance(screen, BatchScreen)
+    await wait_for(pilot, lambda: screen.grid.has_focus, 10, "the grid's focus")
     await wait_thumbnails(pilot, screen.grid)
     await settle(pilot)
     return screen

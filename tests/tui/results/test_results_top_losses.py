@@ -37,6 +37,7 @@ async def open_top_losses(pilot) -> TopLossesScreen:
     await pilot.press("L")
     screen = pilot.app.screen
     assert isinstance(screen, TopLossesScreen)
+    await wait_for(pilot, lambda: screen.grid.has_focus, 10, "the grid's focus")
     await wait_for(pilot, lambda: screen.heat_done == len(screen.rows) or screen.heat_error, 30, "the heatmaps")
     await wait_thumbnails(pilot, screen.grid)
     await settle(pilot)

@@ -50,6 +50,26 @@ async def test_sixel_forced_writes_sixel_data_where_the_picture_is(monkeypatch):
         assert KITTY_START not in out
 
 
+async def test_sixel_thumbnails_reach_the_terminal_whole_beside_a_scrollbar(monkeypatch):
+    """Every whole thumbnail's Sixel survives Textual's line filter and the compositor's cuts (the grid has a
+    scrollbar beside it): one complete DCS … ST each, none cut short."""
+    monkeypatch.setenv("TLBENCH_IMAGES", "sixel")
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await all_drawn(pilot)
+        await pilot.press("g")
+        grid = app.screen.query_one("#thumbs")
+        await wait_thumbnails(pilot, grid)
+        height = grid.scrollable_content_region.height
+        whole_rows = (height + 1) // grid.slot_h  # the caption line of the last row may be cut
+        whole = min(len(grid.items), whole_rows * grid.columns)
+        out = terminal_output(app)
+        assert whole >= 2 and out.count(SIXEL_START) == whole
+        assert out.count("\x1b7") >= whole  # each drawn from its saved cursor …
+        for chunk in out.split(SIXEL_START)[1:]:
+            assert "\x1b\\" in chunk  # … and ended (ST), not cut where the screen is divided
+
+
 async def test_kitty_forced_sends_the_png_and_draws_placeholders(monkeypatch):
     monkeypatch.setenv("TLBENCH_IMAGES", "kitty")
     app = make_app()
