@@ -50,8 +50,8 @@ def detect(env: Mapping[str, str] | None = None) -> Detected:
     term = env.get("TERM", "")
     program = env.get("TERM_PROGRAM", "")
     if env.get("TMUX") or term.startswith(("tmux", "screen")):
-        return Detected("halfblock", "inside tmux/screen: pictures pass only with `set -g allow-passthrough on` "
-                        f"(tmux 3.4+ draws Sixel itself); then set {ENV}=sixel", True)
+        return Detected("halfblock", f"inside tmux/screen: set {ENV}=sixel where tmux 3.4+ draws Sixel itself, "
+                        f"or {ENV}=kitty with `set -g allow-passthrough on`", True)
     if env.get("KITTY_WINDOW_ID") or term == "xterm-kitty":
         return Detected("kitty", "kitty (KITTY_WINDOW_ID or TERM=xterm-kitty)", True)
     if program.lower() == "ghostty" or term == "xterm-ghostty":

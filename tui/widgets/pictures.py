@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import os
 import random
 import sys
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class Pictures:
     protocol: str = "halfblock"  # one of image_protocol.PROTOCOLS
     cell_px: tuple[int, int] = (10, 20)  # one cell in pixels (width, height): the size Sixel and PNGs are made at
     reason: str = ""
+    tmux: bool = False  # inside tmux: Kitty's sequences go through its passthrough (allow-passthrough on)
 
     @property
     def graphics(self) -> bool:
@@ -59,7 +61,7 @@ class Pictures:
 def from_env() -> Pictures:
     """What the environment says, without asking the terminal (the app's default; tests pin TLBENCH_IMAGES)."""
     found = image_protocol.detect()
-    return Pictures(found.protocol, reason=found.reason)
+    return Pictures(found.protocol, reason=found.reason, tmux=bool(os.environ.get("TMUX")))
 
 
 def at_start() -> Pictures:
@@ -84,7 +86,7 @@ def at_start() -> Pictures:
     if protocol != "halfblock" and tty:
         size = get_cell_size()  # the window's size in pixels (ioctl), else an escape sequence, else VT340's 10x20
         cell = (size.width, size.height)
-    return Pictures(protocol, cell, reason)
+    return Pictures(protocol, cell, reason, bool(os.environ.get("TMUX")))
 
 
 def fit_pixels(img: Image.Image, px_w: int, px_h: int, background: tuple[int, int, int] | None) -> Image.Image:
@@ -112,8 +114,13 @@ def next_kitty_id() -> int:
     return next(_kitty_ids) % ((1 << 24) - 1) + 1
 
 
+def tmux_passthrough(sequence: str) -> str:
+    """A sequence tmux hands to the outer terminal untouched (with `set -g allow-passthrough on`)."""
+    return "\x1bPtmux;" + sequence.replace("\x1b", "\x1b\x1b") + "\x1b\\"
+
+
 def kitty_strips(img: Image.Image, width: int, height: int, background: tuple[int, int, int] | None,
-                 cell_px: tuple[int, int], image_id: int | None = None) -> list[Strip]:
+                 cell_px: tuple[int, int], image_id: int | None = None, tmux: bool = False) -> list[Strip]:
     width, height = min(width, len(DIACRITICS)), min(height, len(DIACRITICS))
     image_id = image_id or next_kitty_id()
     png = io.BytesIO()
@@ -125,7 +132,9 @@ def kitty_strips(img: Image.Image, width: int, height: int, background: tuple[in
     for n, chunk in enumerate(chunks):
         more = int(n < len(chunks) - 1)
         head = f"a=T,U=1,f=100,i={image_id},c={width},r={height},q=2,m={more}" if n == 0 else f"m={more},q=2"
-        sent.append(f"\x1b_G{head};{chunk}\x1b\\")
+        apc = f"\x1b_G{head};{chunk}\x1b\\"
+        # in tmux only the PNG needs passing through: the placeholders are text tmux draws itself
+        sent.append(tmux_passthrough(apc) if tmux else apc)
     colour = Color.from_rgb((image_id >> 16) & 255, (image_id >> 8) & 255, image_id & 255)
     bg = Color.from_rgb(*background) if background is not None else None
     style = Style(color=colour, bgcolor=bg)

@@ -71,7 +71,7 @@ def picture_strips(img: Image.Image, width: int, height: int, background: tuple[
                    pictures: Pictures) -> list[Strip]:
     """The image in `height` lines of `width` cells, the way the terminal shows pictures."""
     if pictures.protocol == "kitty":
-        return kitty_strips(img, width, height, background, pictures.cell_px)
+        return kitty_strips(img, width, height, background, pictures.cell_px, tmux=pictures.tmux)
     if pictures.protocol == "sixel":
         return sixel_strips(img, width, height, background, pictures.cell_px)
     return image_strips(img, width, height, background)

@@ -8,7 +8,7 @@ from helpers.tui import all_drawn, make_app, settle, wait_for, wait_thumbnails
 from PIL import Image
 
 from tui.widgets.image_view import ImageView, ZoomScreen
-from tui.widgets.pictures import Pictures, kitty_strips, sixel_strips, without_graphics
+from tui.widgets.pictures import Pictures, kitty_strips, sixel_strips, tmux_passthrough, without_graphics
 
 SIXEL_START = "\x1bP"  # a DCS: the Sixel data
 KITTY_START = "\x1b_Ga=T,U=1,f=100"  # an APC: a PNG sent with a virtual placement
@@ -158,5 +158,16 @@ async def test_z_in_the_preview_zooms_what_it_shows():
 
 
 def test_pictures_default_is_what_the_environment_says(monkeypatch):
+    monkeypatch.delenv("TMUX", raising=False)
     monkeypatch.setenv("TLBENCH_IMAGES", "sixel")
     assert make_app().pictures == Pictures("sixel", reason="forced by TLBENCH_IMAGES=sixel")
+
+
+def test_kitty_in_tmux_passes_the_png_through_and_keeps_the_placeholders():
+    plain = kitty_strips(picture(), 3, 2, None, (10, 20), image_id=7)
+    wrapped = kitty_strips(picture(), 3, 2, None, (10, 20), image_id=7, tmux=True)
+    sent = "".join(seg.text for seg in plain[0] if seg.control)
+    through = "".join(seg.text for seg in wrapped[0] if seg.control)
+    assert through.startswith("\x1bPtmux;\x1b\x1b_G") and through == "".join(
+        tmux_passthrough(part + "\x1b\\") for part in sent.split("\x1b\\") if part)
+    assert [seg.text for seg in wrapped[1]] == [seg.text for seg in plain[1]]
