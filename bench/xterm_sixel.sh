@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The workbench in a real Sixel terminal: xterm as a VT340 (`-ti vt340`) under Xvfb, driven by xdotool,
 # screenshots with ImageMagick's `import`. Needs (Debian): xterm xvfb xdotool imagemagick.
-#   bash bench/xterm_sixel.sh [DATASET]     -> bench/results/xterm_sixel_*.png
+#   bash bench/xterm_sixel.sh [DATASET [RUNS]]     -> bench/results/xterm_sixel_*.png
+# With RUNS (a runs folder whose newest run has a report), also Results' top losses (L) and one zoomed (z).
 # TLBENCH_IMAGES is left unset: the workbench finds Sixel by asking the terminal, as it would for a user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATASET=${1:-../shared/data/cats-dogs-dev}
+RUNS=${2:-}
 OUT=bench/results
 WORK=$(mktemp -d)
 export DISPLAY=:${XDISPLAY:-97}
@@ -16,7 +18,7 @@ sleep 2
 # numColorRegisters: a real VT340 has 16; xterm allows more, and photos need them
 xterm -ti vt340 -xrm 'XTerm*numColorRegisters: 1024' \
   -fa 'DejaVu Sans Mono' -fs 10 -geometry 120x35+0+0 -title tlbench \
-  -e env TLBENCH_STATE="$WORK/state.json" TLBENCH_RUNS="$WORK/runs" COLORTERM=truecolor \
+  -e env TLBENCH_STATE="$WORK/state.json" TLBENCH_RUNS="${RUNS:-$WORK/runs}" COLORTERM=truecolor \
      .venv/bin/tlbench "$DATASET" &
 XTERM=$!
 sleep "${WAIT_START:-25}"
@@ -28,5 +30,14 @@ keys b
 shot xterm_sixel_batch.png
 keys z
 shot xterm_sixel_zoom.png
-keys Escape Escape q
+keys Escape Escape
+if [ -n "$RUNS" ]; then
+  keys 4
+  WAIT_KEYS=30 keys L
+  shot xterm_sixel_top_losses.png
+  keys z
+  shot xterm_sixel_top_losses_zoom.png
+  keys Escape Escape
+fi
+keys q
 wait $XTERM || true

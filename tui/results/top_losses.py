@@ -74,7 +74,7 @@ class TopLossesScreen(GalleryScreen):
         else:
             heat = "Grad-CAM of the predicted class"
         self.set_title("Top losses of ", Part(self.run_name, shrink=True, least=12),
-                       f": {n} mistakes · {heat}", Part(" · true, → predicted p%", optional=True))
+                       f": {n} mistake{'' if n == 1 else 's'} · {heat}", Part(" · true, → predicted p%", optional=True))
 
     @work(thread=True, exclusive=True, group="top-losses-heatmaps", exit_on_error=False)
     def compute_heatmaps(self, paths: list[str]) -> None:
