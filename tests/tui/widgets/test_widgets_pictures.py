@@ -171,3 +171,32 @@ def test_kitty_in_tmux_passes_the_png_through_and_keeps_the_placeholders():
     assert through.startswith("\x1bPtmux;\x1b\x1b_G") and through == "".join(
         tmux_passthrough(part + "\x1b\\") for part in sent.split("\x1b\\") if part)
     assert [seg.text for seg in wrapped[1]] == [seg.text for seg in plain[1]]
+
+
+async def test_z_and_a_click_zoom_the_pictures_of_a_screen_without_a_grid(tmp_path):
+    """Attack: z zooms the first picture shown (the original); a click zooms the one clicked."""
+    from helpers.data import make_dataset
+    from helpers.tui import scan_finished
+
+    from tui.widgets.thumbnails import MemoryImage
+
+    root = make_dataset(tmp_path / "colours", {"red": 2, "blue": 2}, size=32)
+    app = make_app(root)
+    async with app.run_test(size=(120, 35)) as pilot:
+        await scan_finished(pilot)
+        await pilot.press("5")
+        await pilot.pause()
+        screen = app.screen
+        original = str(root / "red" / "red_0.png")
+        screen.set_source(original, "red")
+        await pilot.press("escape", "z")
+        assert isinstance(app.screen, ZoomScreen) and app.screen.query_one(ImageView).source == original
+        await pilot.press("escape")
+        adversarial = MemoryImage(picture(), "adversarial")
+        pane = screen.query_one("#img-adversarial", ImageView)
+        pane.show(adversarial)
+        await pilot.pause()
+        await pilot.click("#img-adversarial")
+        assert isinstance(app.screen, ZoomScreen) and app.screen.query_one(ImageView).source is adversarial
+        await pilot.click("#zoom-image")  # a click inside the zoom does not open another
+        assert len([s for s in app.screen_stack if isinstance(s, ZoomScreen)]) == 1
