@@ -89,3 +89,19 @@ def test_top_losses_snapshot(snap_compare, size, tmp_path, monkeypatch):
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=before)
+
+
+@SIZES
+def test_top_loss_zoomed_snapshot(snap_compare, size, tmp_path, monkeypatch):
+    """z on the highlighted top loss: its heatmap over the whole screen, "true → predicted" above it."""
+    fake_heatmaps(monkeypatch)
+    app, _run, _data = pets_app(tmp_path, monkeypatch)
+
+    async def before(pilot):
+        await open_top_losses(pilot)
+        await pilot.press("z")
+        view = pilot.app.screen.query_one(ImageView)
+        await wait_for(pilot, lambda: view.ready, 30, "the zoom")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=before)
