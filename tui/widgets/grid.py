@@ -63,7 +63,8 @@ class ThumbnailGrid(ScrollView, can_focus=True):
     ThumbnailGrid > .thumbnail-grid--placeholder { color: $text-disabled; }
     """
 
-    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+    # repaint=False: watch_cursor repaints the two captions only, not the pictures
+    cursor: reactive[int] = reactive(0, always_update=True, init=False, repaint=False)
 
     class Highlighted(Message):
         def __init__(self, grid: ThumbnailGrid, index: int, thumb: Thumb) -> None:
@@ -266,11 +267,20 @@ class ThumbnailGrid(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------------------------------- cursor
 
-    def watch_cursor(self, index: int) -> None:
+    def watch_cursor(self, old: int, index: int) -> None:
         if not self.items:
             return
+        top = self.scroll_y
         self._scroll_cursor_visible()
-        self.refresh()
+        if self.scroll_y != top:
+            self.refresh()
+        else:
+            # only the two captions change: the pictures are not drawn again (as Sixel or Kitty graphics each
+            # is tens of KB sent to the terminal, on every arrow key over SSH)
+            for i in {old, index}:
+                if 0 <= i < len(self.items):
+                    row = i // self.columns
+                    self.refresh_lines(row * self.slot_h + self.cell_h, self.slot_h - self.cell_h)
         self.post_message(self.Highlighted(self, index, self.items[index]))
 
     def _scroll_cursor_visible(self) -> None:

@@ -200,3 +200,27 @@ async def test_z_and_a_click_zoom_the_pictures_of_a_screen_without_a_grid(tmp_pa
         assert isinstance(app.screen, ZoomScreen) and app.screen.query_one(ImageView).source is adversarial
         await pilot.click("#zoom-image")  # a click inside the zoom does not open another
         assert len([s for s in app.screen_stack if isinstance(s, ZoomScreen)]) == 1
+
+
+async def test_moving_the_cursor_redraws_captions_not_pictures(monkeypatch):
+    """An arrow key repaints the two captions only: a Sixel thumbnail is ~24 KB sent again otherwise."""
+    from tui.widgets.grid import ThumbnailGrid
+
+    monkeypatch.setenv("TLBENCH_IMAGES", "sixel")
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await all_drawn(pilot)
+        await pilot.press("g")
+        grid = app.screen.query_one("#thumbs", ThumbnailGrid)
+        await wait_thumbnails(pilot, grid)
+        drawn: list[int] = []
+        real = grid._image_line
+        monkeypatch.setattr(grid, "_image_line", lambda row, line, width: drawn.append(row) or real(row, line, width))
+        before = str(grid.render_line(grid.cell_h))
+        await pilot.press("right")
+        await settle(pilot)
+        assert grid.cursor == 1 and str(grid.render_line(grid.cell_h)) != before  # the captions did change
+        assert drawn == []
+        await pilot.press("down")  # to the next row, still on the screen: no picture either
+        await settle(pilot)
+        assert drawn == []
