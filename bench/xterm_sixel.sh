@@ -24,7 +24,7 @@ XTERM=$!
 sleep "${WAIT_START:-25}"
 shot() { import -window root -crop "$(xdotool search --name tlbench getwindowgeometry | awk '/Geometry/{print $2}')+0+0" "$OUT/$1"; echo "$OUT/$1"; }
 keys() { xdotool search --name tlbench windowfocus --sync key --delay 150 "$@"; sleep "${WAIT_KEYS:-6}"; }
-keys g
+keys g Right
 shot xterm_sixel_data.png
 keys b
 shot xterm_sixel_batch.png
