@@ -83,6 +83,9 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> None:
     monkeypatch.setenv("TLBENCH_PRECISION_AUTO", "fp32")
     monkeypatch.delenv("TLBENCH_PRECISION_MEASURE", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    # pictures as half blocks whatever terminal runs the tests (kitty, a Sixel xterm): the snapshots stay the same;
+    # tests/tui/widgets/test_widgets_pictures.py forces the other protocols
+    monkeypatch.setenv("TLBENCH_IMAGES", "halfblock")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -25,6 +25,7 @@ from tui.results.confusion import ConfusionGrid
 from tui.results.losses import LossGrid, cell_rows, mistakes_total, percent
 from tui.results.overview import MatrixOverview
 from tui.results.per_class import SORTS, WORST, PerClassTable, fmt
+from tui.results.top_losses import TopLossesScreen
 from tui.run_view import RunView, auto_board, load_run_view, recipe_lines
 from tui.screen import WorkbenchScreen
 from tui.state import ImageRef
@@ -47,6 +48,8 @@ class ResultsScreen(WorkbenchScreen):
 
     BINDINGS = [
         Binding("l", "top_losses", "Losses", id="results.top_losses", tooltip="Show the most confident mistakes"),
+        Binding("L", "plot_top_losses", "Top losses", id="results.plot_top_losses", show=False,
+                tooltip="The top losses over the whole screen with their Grad-CAM heatmaps (plot_top_losses)"),
         Binding("n", "normalise", "Row%", id="results.normalise",
                 tooltip="The matrix in counts, or each row in percent of its true class"),
         # m and i stay out of the footer (it must fit 80 columns); ? and ctrl+p list them
@@ -355,6 +358,14 @@ class ResultsScreen(WorkbenchScreen):
         if not lines:
             return self.notify("Not an auto run: no recipes were searched.", severity="warning")
         self.notify("\n".join(lines), title="auto's recipes (leaderboard.json)", timeout=20, markup=False)
+
+    def action_plot_top_losses(self) -> None:
+        if self.view is None or self.view.report is None:
+            self.notify("No report to show: " + ("choose a run (7)" if self.view is None else "not evaluated yet"),
+                        severity="warning")
+            return
+        self.app.push_screen(TopLossesScreen(self.view.report["top_losses"], self.view.run_dir, self.view.name,
+                                             self.tlbench.thumbnails))
 
     def action_normalise(self) -> None:
         grid = self.query_one("#matrix", ConfusionGrid)
