@@ -127,14 +127,23 @@ class ConfigForm(VerticalScroll):
         elif isinstance(widget, Input):
             widget.value = show_value(value)
 
-    def show_for_mode(self, mode: str) -> list[str]:
-        """Hide the rows that do not apply to `mode` (their values are kept); returns the hidden names."""
+    def show_for_mode(self, mode: str, hide: tuple[str, ...] = (), first: tuple[str, ...] = ()) -> list[str]:
+        """Hide the rows that do not apply to `mode` and those in `hide` (their values are kept); put the rows
+        in `first` right after the mode's own (auto's budget first), the others in their order. Returns the
+        hidden names."""
         hidden = []
         for spec in self.specs:
             row = self.query_one(f"#row-{spec.name}")
-            row.display = spec.applies_to(mode)
+            row.display = spec.applies_to(mode) and spec.name not in hide
             if not row.display:
                 hidden.append(spec.name)
+        names = [s.name for s in self.specs]
+        lead = names[: names.index("mode") + 1] if "mode" in names else []
+        order = lead + [n for n in first if n in names] + [n for n in names if n not in lead and n not in first]
+        rows = [self.query_one(f"#row-{n}") for n in order]
+        if list(self.query(".form-row")) != rows:
+            for before, row in zip(rows, rows[1:]):
+                self.move_child(row, after=before)
         self.call_after_refresh(self.post_message, self.Scrolled(self))
         return hidden
 

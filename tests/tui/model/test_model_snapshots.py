@@ -25,3 +25,18 @@ def test_model(snap_compare, size, pets):
         await settle(pilot)
 
     assert snap_compare(make_app(pets), terminal_size=size, run_before=before)
+
+
+@SIZES
+def test_model_auto_mode(snap_compare, size, pets):
+    """auto: the budget first, what the search chooses hidden, the summary says what it will search."""
+    async def before(pilot):
+        await all_drawn(pilot)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: pilot.app.screen.registry is not None, 120, "the registry")
+        for _ in range(4):
+            await pilot.press("m")
+        await wait_for(pilot, lambda: pilot.app.state.config.get("mode") == "auto", 10, "auto mode")
+        await settle(pilot)
+
+    assert snap_compare(make_app(pets), terminal_size=size, run_before=before)
