@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
@@ -168,6 +169,16 @@ class ConfigForm(VerticalScroll):
 
     def on_resize(self) -> None:
         self.post_message(self.Scrolled(self))
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """The focused setting's row gets -focused (the stylesheet shows its whole help at 80x24; `:focus-within`
+        does not restyle the row's other children when focus moves)."""
+        for row in self.query(".form-row"):
+            row.set_class(event.widget.parent is row, "-focused")
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        if event.widget.parent is not None:
+            event.widget.parent.remove_class("-focused")
 
     def mark_invalid(self, names: set[str]) -> None:
         for spec in self.specs:
