@@ -23,6 +23,6 @@ async def test_top5_is_left_out_for_two_classes_and_kept_for_ten(tmp_path):
         app.state.run_dir = run
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("4")
-            await wait_for(pilot, lambda: app.screen.view is not None, 30, "the report")
+            await wait_for(pilot, lambda app=app: app.screen.view is not None, 30, "the report")
             header = text_of(app, "#results-header")
             assert "accuracy" in header and ("top-5" in header) == shown, header
