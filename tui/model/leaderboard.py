@@ -38,6 +38,7 @@ STARTED = re.compile(r"^\[\d+/\d+\] (\S+)$")  # the job's log line as it starts 
 OFFLINE = ("shipped", "cached")  # weights a comparison can use with no download
 WEIGHTS_STYLE = {"shipped": "green", "cached": "green", "download": "yellow", "missing": "red"}
 COLUMNS = ("backbone", "accuracy", "top-5", "img/s", "latency", "timed", "params", "weights")
+NARROW = 100  # terminal columns below which the params column is left out
 
 
 def offline_backbones(rows: list[dict] | None) -> list[str]:
@@ -132,6 +133,7 @@ class Leaderboard(ModalScreen[str | None]):
         self.current = ""
         self.job: RunningJob | None = None
         self.result: dict = {}
+        self.columns: list[str] = list(COLUMNS)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="leaderboard-box"):
@@ -144,7 +146,9 @@ class Leaderboard(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#leaderboard", DataTable)
-        table.add_columns(*COLUMNS)
+        # 80 columns: params (also on the Model screen's table) gives way, so weights is not cut off
+        self.columns = [c for c in COLUMNS if c != "params" or self.app.size.width >= NARROW]
+        table.add_columns(*self.columns)
         self.show_rows()
         # registered on the UI thread before the worker starts, so quitting can always stop it
         self.job = workbench_of(self).begin_job(JOB)
@@ -185,7 +189,8 @@ class Leaderboard(ModalScreen[str | None]):
         chosen = self.highlighted()
         table.clear()
         for r in self.ordered():
-            table.add_row(*self.cells(r), key=r["backbone"])
+            cells: dict[str, object] = dict(zip(COLUMNS, self.cells(r)))
+            table.add_row(*(cells[c] for c in self.columns), key=r["backbone"])
         keys = [r["backbone"] for r in self.ordered()]
         if chosen in keys:
             table.move_cursor(row=keys.index(chosen))
@@ -199,7 +204,7 @@ class Leaderboard(ModalScreen[str | None]):
             waiting = "running …" if r["backbone"] == self.current else "waiting"
             return [name, Text(waiting, "dim"), "", "", "", "", "", weights]
         when = timed_label(r)
-        info = workbench_of(self).info
+        info = workbench_of(self).state.info
         # top-5 of 5 classes or fewer is 1.000 by construction
         top5 = f"{r['top5']:.3f}" if info is None or len(info.classes) > 5 else "-"
         return [name, Text(f"{r['accuracy']:.3f} ± {r['accuracy_std']:.3f}", justify="right"),
