@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
-from tui.model.leaderboard import open_leaderboard
+from tui.model.leaderboard import Leaderboard, open_leaderboard
 from tui.model.lr_finder import LrFinder
 from tui.model.search import WEIGHTS_STYLE, BackboneSearch, row_cells, weights_text
 from tui.model.settings import auto_summary, form_info, validate
@@ -29,6 +29,8 @@ class ModelScreen(WorkbenchScreen):
             "/ searches every backbone by name, timm's ~1,800 pretrained models included (timm/<name>). "
             "l runs the learning-rate range test; u uses its suggestion. C ranks backbones on this dataset "
             "(cross-validated accuracy and speed). d resets every setting to its default.")
+
+    HELP_PARTS = (("leaderboard (C)", "Backbones ranked on this dataset; r times them again.", Leaderboard),)
 
     BINDINGS = [
         Binding("m", "next_mode", "Mode", id="model.mode", tooltip="Cycle probe, head, partial, full"),

@@ -17,6 +17,7 @@ async def test_help_lists_the_matrix_keys_and_the_palette_finds_every_screens_ac
         await pilot.pause()
         sections = {title: [b.key for b in bindings] for title, _text, bindings in help_sections(app)}
         assert "d" in sections["Results · matrix"]
+        assert "r" in sections["Model · leaderboard (C)"] and "space" in sections["Data · audit view (a)"]
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), 10, "the help")
         shown = " ".join(str(s.render()) for s in app.screen.query(".help-keys"))
