@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from engine.runtime.devices import resolve_device
     from engine.serve.export import export_run
     from engine.serve.predict import predict_paths
+    from engine.train.auto_plan import search_summary
     from engine.train.job import resume, train
     from engine.train.lr_find import lr_find
 else:
@@ -66,6 +67,7 @@ else:
     resolve_device = _lazy("engine.runtime.devices", "resolve_device")
     export_run = _lazy("engine.serve.export", "export_run")
     predict_paths = _lazy("engine.serve.predict", "predict_paths")
+    search_summary = _lazy("engine.train.auto_plan", "search_summary")
     resume = _lazy("engine.train.job", "resume")
     train = _lazy("engine.train.job", "train")
     lr_find = _lazy("engine.train.lr_find", "lr_find")

@@ -37,6 +37,12 @@ MODE_HELP = {
     "auto": "a search over cheap recipes (backbone, input size, TTA, augmented views, head L2) scored by "
             "cross-validation on the training split, within --budget minutes; the winner trained and reported",
 }
+# --mode auto chooses these itself (its search's recipe) or never reads them (it solves a linear head in one
+# step: no optimizer, lr, epochs or dropout): the workbench's form hides them in auto mode, and shows auto's own
+# settings first (budget, folds, head L2, views). engine.train.auto_plan says in words what the search tries.
+AUTO_CHOOSES = ("tta", "label_smoothing")
+AUTO_IGNORES = ("epochs", "lr", "optimizer", "weight_decay", "dropout", "grad_clip", "patience")
+AUTO_FIRST = ("budget", "folds", "head_l2", "aug_views")
 MIXES = ("none", "mixup", "cutmix", "both")
 FINETUNE_MODES = ("head", "partial", "full")
 

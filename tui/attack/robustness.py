@@ -139,9 +139,9 @@ class RobustnessPanel(Vertical):
                 "Robustness of ", Part(Path(r.get("run_dir", "")).name, shrink=True, least=8, tail=0.6),
                 f": {r.get('key', '')} on {r.get('images')} images: {first['accuracy']:.3f} at "
                 f"{first['eps_text']} → {last['accuracy']:.3f} at {last['eps_text']}",
-                Part(" · saved in ", optional=True),
+                # the path and its words go together (issue 24: " · saved in" was left without its path)
                 Part(display_path(Path(r.get("run_dir", "")) / "report.json"), shrink=True, least=12, tail=0.7,
-                     optional=True)))
+                     optional=True, lead=" · saved in ")))
         else:
             self.post_message(self.Reported("Robustness sweep stopped: nothing saved."))
 

@@ -24,7 +24,7 @@ from engine.core.events import ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.core.jobs import JobFn
 from tui.attack.robustness import SWEEP_LIMIT, RobustnessPanel
 from tui.engine_calls import attack_job
-from tui.heatmap import heatmap_overlay
+from tui.heatmap import HeatCaption, heatmap_overlay
 from tui.jobs import RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.screen import WorkbenchScreen
@@ -177,7 +177,12 @@ class AttackScreen(WorkbenchScreen):
         self.query_one("#attack-status", FitLine).set_parts(*message.parts)
 
     def set_source(self, path: str, label: str | None) -> None:
-        self.query_one("#attack-source", TextField).value = path
+        field = self.query_one("#attack-source", TextField)
+        field.value = path
+        # the field scrolled to its end: a long path shows its file name, not only its start (issue 24); after
+        # the refresh, once the field knows the new value's width
+        field.cursor_position = len(path)
+        self.call_after_refresh(lambda: field.scroll_to(x=field.max_scroll_x, animate=False, immediate=True))
         self.query_one("#img-original", ImageView).show(path)
         self.pane_sources["original"] = path
         self.query_one("#cap-original", FitLine).set_parts(
@@ -323,7 +328,9 @@ class AttackScreen(WorkbenchScreen):
     def heatmap_ready(self, pane: str, source, image, caption: str) -> None:
         if self.heatmap and self.pane_sources.get(pane) is source:  # still on, and still that image
             self.query_one(f"#img-{pane}", ImageView).show(image)
-            self.query_one(f"#cap-{pane}", FitLine).set_parts(f"{pane} · ", Part(caption, shrink=True, least=8))
+            # the class and its probability stay; the words and the model's name give way (issue 24)
+            parts = caption.parts() if isinstance(caption, HeatCaption) else [Part(caption, shrink=True, least=8)]
+            self.query_one(f"#cap-{pane}", FitLine).set_parts(Part(f"{pane} · ", optional=True), *parts)
 
     def finished(self, event: JobFinished) -> None:
         """Captions from the summary: the prediction before and after, and how far the image moved."""

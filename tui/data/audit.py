@@ -125,9 +125,11 @@ class AuditScreen(ModalScreen[str | None]):
 
     def _show_counts(self) -> None:
         a = self.audit or {}
-        counts = (f"{len(a.get('label_issues', []))} likely label errors · {len(a.get('duplicates', []))} duplicate "
+        # "suspects", not errors: they are the images a probe on one backbone disagrees with (another backbone
+        # finds others; on a curated dataset most are right), so the backbone is named with the count
+        counts = (f"{len(a.get('label_issues', []))} label suspects · {len(a.get('duplicates', []))} duplicate "
                   f"groups ({a.get('leaking_groups', 0)} across the split) · {len(a.get('outliers', []))} outliers")
-        head = f"Audit of {self.root.name}" + (f" ({a.get('backbone')}, {a.get('images')} images)" if a else "")
+        head = f"Audit of {self.root.name}" + (f" by {a.get('backbone')} ({a.get('images')} images)" if a else "")
         self.query_one("#audit-title", Static).update(
             f"{head}: {counts}\n{len(self.marked)} marked to exclude → {display_path(exclude_file(self.root))}"
             if a else f"{head}: no audit yet")

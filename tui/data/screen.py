@@ -18,7 +18,7 @@ from engine.core.events import JobFailed, JobFinished, ProgressAdvanced
 from engine.data.exclude import load_audit
 from engine.data.layouts import DatasetInfo
 from engine.data.scan import scan_dataset
-from tui.data.audit import DatasetAudit
+from tui.data.audit import AuditScreen, DatasetAudit
 from tui.data.batch import BatchScreen
 from tui.data.class_images import ClassImages
 from tui.data.class_list import ClassList
@@ -44,6 +44,7 @@ class DataScreen(WorkbenchScreen):
     TAB = "data"
     TITLE = "Data"
     HELP = "Browse the dataset: classes, thumbnails, previews, unusable files and the train/validation split."
+    HELP_PARTS = (("audit view (a)", "The last audit's suspects; marks leave files out of training.", AuditScreen),)
 
     BINDINGS = [
         Binding("o", "open_dataset", "Open", id="data.open", tooltip="Open another dataset folder"),

@@ -46,6 +46,8 @@ class ResultsScreen(WorkbenchScreen):
             "o shows the whole matrix; s sorts the classes, w puts the worst first; l lists the top losses; "
             "e evaluates the run again.")
 
+    HELP_PARTS = (("matrix", "The confusion matrix, when focused (m).", ConfusionGrid),)
+
     BINDINGS = [
         Binding("l", "top_losses", "Losses", id="results.top_losses", tooltip="Show the most confident mistakes"),
         Binding("L", "plot_top_losses", "Top losses", id="results.plot_top_losses", show=False,
@@ -64,7 +66,8 @@ class ResultsScreen(WorkbenchScreen):
                 tooltip="The classes with the lowest F1 first"),
         Binding("b", "recipes", "Recipes", id="results.recipes", show=False,
                 tooltip="An auto run's winning recipe and its leaderboard of recipes"),
-        Binding("a", "attack", "Attack", id="results.attack", tooltip="Attack the highlighted image (5)"),
+        Binding("a", "attack", "To Attack", id="results.attack",
+                tooltip="Take the highlighted image to the Attack screen (5) as its source; a there attacks it"),
         Binding("r", "reload", "Reload", id="results.reload", tooltip="Read the run's files again", show=False),
         Binding("e", "evaluate", "Evaluate", id="results.evaluate",
                 tooltip="Evaluate the run's best.pt on its validation split and rewrite its report"),
@@ -188,7 +191,8 @@ class ResultsScreen(WorkbenchScreen):
             return
         # the numbers first: on 80 columns the run's name gives way (from its middle), never the accuracy
         parts = [Part(f"accuracy {fmt(report.get('accuracy'))}", "bold")]
-        if report.get("top5") is not None:
+        # top-5 of 5 classes or fewer is 1.000 by construction: shown only where it says something
+        if report.get("top5") is not None and len(report.get("classes") or []) > 5:
             parts.append(Part(f" · top-5 {fmt(report.get('top5'))}"))
         parts += [Part(f" · {report.get('n', '-')} {report.get('split', 'val')} images"),
                   Part(f" · {view.checkpoint_said} · ")]
@@ -389,4 +393,4 @@ class ResultsScreen(WorkbenchScreen):
         item = grid.items[grid.cursor]
         self.share(picked_image=ImageRef(item.path, item.label, "results"))
         self.app.switch_mode("attack")
-        self.notify(f"Attack source: {os.path.basename(item.path)}", timeout=3)
+        self.notify(f"Attack source: {os.path.basename(item.path)} · a attacks it", timeout=3)

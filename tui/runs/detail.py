@@ -70,7 +70,7 @@ def report_text_of(view: RunView, name_w: int) -> Text:
     text = Text()
     acc = r.get("accuracy")
     text.append(f"accuracy {acc:.4f}" if isinstance(acc, (int, float)) else "accuracy -", "bold")
-    if isinstance(r.get("top5"), (int, float)):
+    if isinstance(r.get("top5"), (int, float)) and len(r.get("classes") or []) > 5:  # else 1.000 by construction
         text.append(f" · top-5 {r['top5']:.4f}")
     text.append(f" · {r.get('split', 'val')} n {r.get('n', '-')}\n")
     text.append(f"{'class':<{name_w}}  prec recall   F1    n\n", "bold")

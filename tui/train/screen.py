@@ -128,7 +128,9 @@ class TrainScreen(WorkbenchScreen):
         with Horizontal(id="curves"):
             yield CurvePlot("loss", [("train_loss", "train"), ("val_loss", "val")], id="loss-plot")
             yield CurvePlot("accuracy", [("train_acc", "train"), ("val_acc", "val")], id="acc-plot")
-        yield RichLog(id="train-log", max_lines=2000, wrap=True, markup=False, highlight=False)
+        # min_width: RichLog renders at least 78 columns by default, wider than its content at 80x24 (padding,
+        # scrollbar): the last two columns of a long line were cut ("lr 4.25e-0", issue 24)
+        yield RichLog(id="train-log", max_lines=2000, wrap=True, markup=False, highlight=False, min_width=20)
         # Always two lines, so the layout (and the log's scroll position) never jumps when a job ends.
         yield Static("", id="train-summary")
 
