@@ -180,7 +180,7 @@ def main() -> int:
 
     data = make_dataset(WORK / "data", 3, PER_CLASS, 2 * IMG)
     images = sorted(str(p) for p in data.rglob("*.jpg"))
-    lite = subprocess.run([PY, "-c", "from engine.models.registry import lite_weights_file as f; "
+    lite = subprocess.run([PY, "-c", "from engine.models.families.lite import lite_weights_file as f; "
                            "raise SystemExit(0 if f('efficientnet_lite0') else 1)"], cwd=ROOT, env=ENV).returncode == 0
     backbone = ["--backbone", "efficientnet_lite0"] if lite else ["--backbone", "resnet18", "--weights", "random"]
     summary["jobs_backbone"] = backbone[1]

@@ -32,7 +32,7 @@ SHARED = next((p / "shared" / "data" for p in (ROOT.parent, ROOT.parent.parent) 
 import torch  # noqa: E402
 
 from engine.core.jobs import run_job  # noqa: E402
-from engine.runtime.machine import machine_profile  # noqa: E402
+from engine.runtime.devices import machine_profile  # noqa: E402
 from engine.train.config import TrainConfig  # noqa: E402
 from engine.train.job import train  # noqa: E402
 

@@ -58,8 +58,8 @@ def make_photos(folder: Path, n: int, size: tuple[int, int]) -> list[str]:
 
 
 def grid_in_cache(paths: list[str]) -> dict:
-    from tui.app import load_thumbnail
-    from tui.data.thumbnails import ThumbnailCache
+    from tui.base_app import load_thumbnail
+    from tui.widgets.thumbnails import ThumbnailCache
 
     results = []
     for _ in range(5):

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
-from conftest import make_pets_like
+from helpers.data import make_pets_like
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Chromium's own service calls (updates, clock, accounts), which it makes whatever page it shows; the dead

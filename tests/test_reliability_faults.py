@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from helpers.data import ROOT
 
 from engine.core.errors import explain_unexpected
 from engine.core.runs import load_checkpoint

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CATS_DOGS
+from helpers.data import CATS_DOGS
 from PIL import Image
 
 from engine.data.scan import scan_dataset, split_dataset

@@ -22,31 +22,21 @@ from textual import events, on
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
-from textual.reactive import reactive
 
-from engine.core.paths import cache_dir, demo_dataset
-from engine.core.runs import runs_root
-from engine.data.images import load_rgb
+from engine.core.paths import demo_dataset
 from tui.attack.screen import AttackScreen
+from tui.base_app import WorkbenchApp
 from tui.data.screen import DataScreen
-from tui.data.thumbnails import ThumbnailCache
 from tui.dream.screen import DreamScreen
-from tui.errors import ErrorModal, describe_error
-from tui.jobs import ENDED, RUNNING, STOPPING, JobRegistry, RunningJob, import_engine, yield_cpu_to_the_ui
+from tui.jobs import ENDED, STOPPING, RunningJob, import_engine
 from tui.keys import HelpScreen, KeysProvider
-from tui.model.screen import ModelScreen, backbone_rows
+from tui.model.screen import ModelScreen
 from tui.results.screen import ResultsScreen
 from tui.runs.screen import RunsScreen
-from tui.state import Workbench, load_state, newest_run, save_state, state_path
 from tui.terminal import unwatch, watch
 from tui.train.screen import TrainScreen
 
 SCREENS_GROUP = Binding.Group("", compact=True)  # the tab bar names them
-
-
-def load_thumbnail(path, min_side: int):
-    """Decode for display: reduced-size JPEG decoding, EXIF orientation, any mode to RGB."""
-    return load_rgb(path, min_size=max(8, min_side))
 
 
 def warm_engine() -> None:
@@ -66,7 +56,7 @@ class KeyHandled(Message):
         self.serial, self.target, self.rounds_left = serial, target, rounds_left
 
 
-class TlbenchApp(App):
+class TlbenchApp(WorkbenchApp):
     TITLE = "tlbench"
     CSS_PATH = "tlbench.tcss"
     MODES = {
@@ -110,10 +100,6 @@ class TlbenchApp(App):
     # Jobs that only read: quitting stops them but does not wait (a registry load can sit in an import).
     READ_ONLY_JOBS = frozenset({"scan", "split", "registry", "runs", "results", "model-info"})
 
-    job_status: reactive[str] = reactive("")
-    # Bumped when the backbone registry has loaded (or failed to) on its background thread.
-    registry_version: reactive[int] = reactive(0)
-
     # Keys typed in a burst (a laggy SSH link delivers them together) must land where focus is *after* the
     # keys before them: Textual forwards each key to the focused widget's queue at once, so "tab 0.002"
     # would put 0.002 in the field tab was leaving. The app holds the next key until the previous one was
@@ -123,34 +109,9 @@ class TlbenchApp(App):
     # A marker can be lost when its widget is removed (a modal closing); then the next key waits this long.
     KEY_GATE_TIMEOUT = 0.3
 
-    # Seconds between a change of the settings (or the current run) and writing the state file.
-    SAVE_DELAY = 0.5
-
-    def __init__(self, dataset: Path | None, runs_dir: str | None = None, *, config: dict | None = None,
-                 blink: bool = True, color_hint: bool = True, warm: bool = True,
-                 state_file: Path | None = None) -> None:
-        super().__init__()
-        # The last settings and the current run, remembered across restarts; `config` given here wins.
-        self.state_file = state_file or state_path()
-        saved, self.state_notice = load_state(self.state_file)
-        run_dir = Path(saved["run_dir"]) if saved.get("run_dir") else None
-        if run_dir is not None and not (run_dir / "config.json").is_file():
-            run_dir = None  # deleted or moved since: Results, Attack and Dream must not point at nothing
-        self.state = Workbench(dataset, runs_dir, config={**saved.get("config", {}), **(config or {})},
-                               run_dir=run_dir)
-        self.state.on_change = self._state_changed
-        self._written = self.state.remembered()  # what the file holds (or would): unchanged is not rewritten
-        self._save_timer = None
-        self._save_lock = threading.Lock()
-        self._registry_thread: threading.Thread | None = None
-        self.registry_outcome: tuple[BaseException | None, list[dict] | None] | None = None
-        self.jobs = JobRegistry()
-        self.thumbnails = ThumbnailCache(load_thumbnail)
-        self.blink = blink
-        self.color_hint = color_hint
-        self.color_hint_checked = False
-        self.warm = warm
-        self._statuses: dict[str, str] = {}
+    def __init__(self, dataset: Path | None, runs_dir: str | None = None, **options) -> None:
+        """options: config, blink, color_hint, warm, state_file (tui.base_app.WorkbenchApp)."""
+        super().__init__(dataset, runs_dir, **options)
         self.quitting = False
         self.signal_exit = 0  # 128 + the signal when a hangup or SIGTERM ended the app
         self._key_serial = 0
@@ -177,31 +138,6 @@ class TlbenchApp(App):
     def _start_warm_up(self) -> None:
         threading.Thread(target=warm_engine, name="tlbench-warm-up", daemon=True).start()
         self.ensure_registry()  # the Model screen's table is ready before its first visit
-
-    def ensure_registry(self) -> None:
-        """Load the backbone registry on a background thread, once (it imports torch and torchvision)."""
-        if self._registry_thread is None:
-            self._registry_thread = threading.Thread(target=self._load_registry, name="tlbench-registry",
-                                                     daemon=True)
-            self._registry_thread.start()
-
-    def _load_registry(self) -> None:
-        yield_cpu_to_the_ui()  # like a job: the interface keeps the CPU it needs meanwhile
-        try:
-            import_engine()  # under the import lock: the warm-up may be importing torch right now
-            # Each row builds a model on the meta device (~0.2 s of Python holding the GIL): a pause between
-            # rows lets a key press that arrives meanwhile be handled sooner.
-            outcome: tuple = (None, backbone_rows(lambda: time.sleep(0.02)))
-        except Exception as err:  # noqa: BLE001 - shown by the Model screen with the error modal
-            outcome = (err, None)
-        try:
-            self.call_from_thread(self._registry_loaded, outcome)
-        except RuntimeError:  # the app closed meanwhile
-            pass
-
-    def _registry_loaded(self, outcome: tuple) -> None:
-        self.registry_outcome = outcome
-        self.registry_version += 1
 
     # ------------------------------------------------------------------------------------ keys in order
 
@@ -251,95 +187,6 @@ class TlbenchApp(App):
             await self._release_keys()
         elif self._held_keys:
             self._key_timer = self.set_timer(self.KEY_GATE_TIMEOUT, self._key_gate_expired)
-
-    # ------------------------------------------------------------------------------------ remembered state
-
-    def _adopt_newest_run(self) -> None:
-        """No run remembered: the newest run with a model becomes current (Results, Attack, Dream show it)."""
-        run = newest_run(runs_root(self.state.runs_dir))
-        if run is not None:
-            try:
-                self.call_from_thread(self._adopt_run, run)
-            except RuntimeError:  # the app closed meanwhile
-                pass
-
-    def _adopt_run(self, run: Path) -> None:
-        if self.state.run_dir is None:
-            self.state.run_dir = run
-            self.state.changed()
-
-    def _state_changed(self) -> None:
-        """Settings or the current run changed: write the state file soon (once for a burst of changes)."""
-        if self._save_timer is None and self.is_running:
-            self._save_timer = self.set_timer(self.SAVE_DELAY, self._save_soon)
-
-    def _save_soon(self) -> None:
-        self._save_timer = None
-        state = self.state.remembered()
-        if state == self._written:  # a change of what is not remembered (the dataset scan, say)
-            return
-        self._written = state
-        threading.Thread(target=self._write_state, args=(state,), name="tlbench-state", daemon=True).start()
-
-    def _write_state(self, state: dict) -> None:
-        with self._save_lock:
-            try:
-                save_state(self.state_file, state)
-            except OSError:
-                pass  # a read-only home: the workbench works, it just does not remember
-
-    # ------------------------------------------------------------------------------------ colour
-
-    @property
-    def truecolor(self) -> bool:
-        return self.console.color_system == "truecolor"
-
-    def colour_note(self) -> str:
-        if self.truecolor:
-            return "Colour: truecolor."
-        return (f"Colour: {self.console.color_system or 'none'} — previews are reduced to 256 colours. "
-                "export COLORTERM=truecolor if your terminal supports it (see docs/usage.md, SSH tips).")
-
-    def _truecolor_hint(self) -> None:
-        """Once per machine: over SSH COLORTERM is often dropped and previews fall back to 256 colours."""
-        self.color_hint_checked = True  # tests wait on this, not on a fixed delay
-        if self.truecolor:
-            return
-        marker = cache_dir() / "hints" / "truecolor"
-        if marker.exists():
-            return
-        self.notify("This terminal did not announce truecolor, so thumbnails use 256 colours. If it supports "
-                    "24-bit colour: export COLORTERM=truecolor (over SSH: SendEnv/AcceptEnv COLORTERM).",
-                    title="Colours", timeout=12)
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text("shown\n")
-        except OSError:
-            pass
-
-    # ------------------------------------------------------------------------------------ jobs and errors
-
-    def set_job_status(self, job: str, text: str) -> None:
-        """What the tab bar shows on the right while a job runs ('● train 3/30'); '' removes it. The job's
-        state (paused, stopping…) is added from the job itself (tui.jobs.RunningJob.state)."""
-        if text:
-            self._statuses[job] = text
-        else:
-            self._statuses.pop(job, None)
-        self.refresh_job_status()
-
-    def refresh_job_status(self) -> None:
-        states = {j.name: j.state for j in self.jobs.running()}
-        parts = []
-        for job, text in self._statuses.items():
-            state = states.get(job, RUNNING)
-            parts.append(text if state == RUNNING else f"{text} · {state}")
-        status = ("● " + " · ".join(parts)) if parts else ""
-        if status != self.job_status:
-            self.job_status = status
-
-    def show_error(self, error: BaseException, title: str | None = None) -> None:
-        self.push_screen(ErrorModal(*describe_error(error, title)))
 
     # ------------------------------------------------------------------------------------ actions
 
@@ -395,11 +242,7 @@ class TlbenchApp(App):
             unwatch()
         self.jobs.stop_all()
         self.thumbnails.shutdown()
-        if self._save_timer is not None:  # a change not written yet: now, before the process ends
-            self._save_timer.stop()
-            self._save_timer = None
-            if self.state.remembered() != self._written:
-                self._write_state(self.state.remembered())
+        self.write_state_now()
 
 
 def start_process_helper() -> None:

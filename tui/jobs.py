@@ -1,13 +1,18 @@
 """The workbench side of engine jobs: a thin body for thread workers, and the registry quitting uses.
 
-A screen runs a job like this (the decorator is on the screen, so the worker belongs to it):
+A widget runs a job like this (the decorator is on the widget, so the worker belongs to it):
 
-    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def run_training(self, job):
-        run_engine_job(self, job, lambda ctx: train(config, ctx), self.app.jobs)
+    @work(thread=True, exclusive=True, group="fetch", exit_on_error=False)
+    def run_fetch(self, job, name):
+        run_engine_job(self, job, lambda ctx: fetch_dataset(name, data_dir(), ctx=ctx), workbench_of(self).jobs)
 
-Events reach the screen as `JobEvent` messages through `post_message`, which is thread-safe and never
-waits for the UI (`call_from_thread` would stall the training loop until the UI answers).
+    def on_job_fetch_progress_advanced(self, message: JobEvent[ProgressAdvanced]) -> None: ...
+    def on_job_fetch_finished(self, message: JobEvent[JobFinished]) -> None: ...
+
+Events reach the widget as `JobEvent` messages through `post_message`, which is thread-safe and never waits
+for the UI (`call_from_thread` would stall the training loop until the UI answers); each is handled by the
+method named for its job and its kind (tui.messages.JobEvent), and what the screen must know the widget posts
+up as a message of its own.
 """
 
 from __future__ import annotations
@@ -17,14 +22,18 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from textual.message_pump import MessagePump
 
 from engine.core.events import Event, JobFailed, JobFinished
-from engine.core.jobs import JobControl, JobFn, run_job
+from engine.core.jobs import JobContext, JobControl, JobFn, run_job
 from tui.messages import JobEvent
+
+T = TypeVar("T")
+VALUE = "value"  # where a workbench job's own result travels in JobFinished.result (see value_job)
 
 # What a job is doing, as every part of the workbench shows it (the tab bar, the Train screen's two lines):
 # one property, so the top and the bottom of a screen can never disagree.
@@ -154,3 +163,15 @@ def run_engine_job(owner: MessagePump, job: RunningJob, fn: JobFn, registry: Job
         return run_job(name, body, sink, job.control)
     finally:
         registry.end(job)
+
+
+def value_job(fn: Callable[[JobContext], object]) -> JobFn:
+    """A job of the workbench's own whose result is one object (a scanned dataset, a run read from disk): it
+    travels in JobFinished.result, and `finished_value` gives it back with its type."""
+    return lambda ctx: {VALUE: fn(ctx)}
+
+
+def finished_value(event: JobFinished, kind: type[T]) -> T | None:
+    """The result of a `value_job`, when it is a `kind` (None when the job stopped before it had one)."""
+    value = event.result.get(VALUE)
+    return value if isinstance(value, kind) else None

@@ -6,7 +6,7 @@ help screen and the palette at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,6 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from tui.base_app import workbench_of
 from tui.widgets.keybar import KeyBar
 
 
@@ -31,8 +32,8 @@ def key_label(binding: Binding) -> str:
 
 def help_sections(app) -> list[tuple[str, str, list[Binding]]]:
     """(title, one-line description, bindings) for the app, each screen and the shared widgets."""
-    from tui.data.grid import ThumbnailGrid
-    from tui.data.preview import PreviewScreen
+    from tui.widgets.grid import ThumbnailGrid
+    from tui.widgets.preview import PreviewScreen
 
     sections = [("Everywhere", "1-7 switch screens; ctrl+p searches every action; q quits (stops a running job first).",
                  own_bindings(app.BINDINGS))]
@@ -57,7 +58,7 @@ class HelpScreen(ModalScreen[None]):
                 rows = "\n".join(f"  [b $accent]{key_label(b):>9}[/]  {b.description}"
                                  + (f" [dim]— {b.tooltip}[/dim]" if b.tooltip else "") for b in bindings)
                 yield Static(rows, classes="help-keys")
-            yield Static(self.app.colour_note(), id="help-colour")  # type: ignore[attr-defined]
+            yield Static(workbench_of(self).colour_note(), id="help-colour")
         yield KeyBar()
 
     def action_close(self) -> None:
@@ -67,7 +68,7 @@ class HelpScreen(ModalScreen[None]):
 class KeysProvider(Provider):
     """The palette lists every tlbench action available on the screen it was opened from, with its key."""
 
-    def _commands(self) -> list[tuple[str, str, object]]:
+    def _commands(self) -> list[tuple[str, str, Callable[[], Awaitable[None]]]]:
         out = []
         seen = set()
         for active in self.screen.active_bindings.values():

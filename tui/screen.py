@@ -1,9 +1,9 @@
-"""The base of the seven screens: tab bar, body, footer; engine events in, job failures to the error modal."""
+"""The base of the seven screens: tab bar, body, footer; the shared state in and out; job failures to the error
+modal; a worker's own failure too."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Unpack
 
 from textual import events, on
 from textual.actions import SkipAction
@@ -13,16 +13,15 @@ from textual.screen import Screen
 from textual.widgets import Checkbox, Input, Select, TextArea
 from textual.worker import Worker, WorkerState
 
-from engine.core.events import Event, JobFailed
-from engine.core.jobs import JobControl
+from engine.core.events import JobFailed
+from tui.base_app import WorkbenchApp, workbench_of
 from tui.jobs import RunningJob
 from tui.messages import JobEvent
 from tui.widgets.keybar import KeyBar
 from tui.widgets.tabbar import TabBar
 
 if TYPE_CHECKING:
-    from tui.app import TlbenchApp
-    from tui.state import Workbench
+    from tui.state import Changes, Workbench
 
 
 # Widgets that take typed keys: Esc leaves them so 1-7 and the screen's letters work again.
@@ -49,8 +48,8 @@ class WorkbenchScreen(Screen):
         return self.tlbench.state
 
     @property
-    def tlbench(self) -> TlbenchApp:
-        return self.app  # type: ignore[return-value]
+    def tlbench(self) -> WorkbenchApp:
+        return workbench_of(self)
 
     def compose(self) -> ComposeResult:
         yield TabBar(self.TAB)
@@ -76,6 +75,12 @@ class WorkbenchScreen(Screen):
     def state_changed(self) -> None:
         """The shared state changed since this screen last looked (dataset, settings, chosen run)."""
 
+    def share(self, **changes: Unpack[Changes]) -> None:
+        """Change the shared state from this screen: the other screens reload when shown next and the app saves
+        the settings and the run; this screen shows the change already, so it does not reload for it."""
+        self.workbench.update(**changes)
+        self._seen_version = self.workbench.version
+
     def action_leave_field(self) -> None:
         """Esc in a field gives the keys back to the screen. Anywhere else (a list) it does nothing here: the
         list keeps focus so arrows typed right after still move it, and Esc stays free for other bindings."""
@@ -92,19 +97,15 @@ class WorkbenchScreen(Screen):
 
     def start_job(self, name: str) -> RunningJob:
         """Register a job on the UI thread before its worker starts, so quitting can always stop it."""
-        return self.tlbench.jobs.begin(name, JobControl())
+        return self.tlbench.begin_job(name)
 
     @on(JobEvent)
-    async def _job_event(self, message: JobEvent) -> None:
+    def _job_failed(self, message: JobEvent) -> None:
+        """Every job's events end here, after the handlers of the widget that runs the job (on_job_<job>_<event>):
+        a failure opens the error modal, with the cause and the fix."""
         message.stop()
         if isinstance(message.event, JobFailed):
             self.tlbench.show_error(message.event.error, message.event.title)
-        result = self.job_event(message.job, message.event)
-        if result is not None:  # a screen may handle events with a coroutine (to await a mount)
-            await result
-
-    def job_event(self, job: str, event: Event) -> Awaitable[None] | None:
-        """One engine event of one of this screen's jobs, on the UI thread."""
 
     @on(Worker.StateChanged)
     def _worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from engine.core.files import atomic_write_json
 from engine.core.runs import list_runs
@@ -27,6 +27,16 @@ class ImageRef:
     origin: str = ""
 
 
+class Changes(TypedDict, total=False):
+    """What a screen may change of the shared state (Workbench.update)."""
+
+    dataset: Path | None
+    info: DatasetInfo | None
+    config: dict[str, Any]
+    run_dir: Path | None
+    picked_image: ImageRef | None
+
+
 @dataclass
 class Workbench:
     dataset: Path | None
@@ -39,6 +49,13 @@ class Workbench:
     picked_image: ImageRef | None = None
     version: int = 0  # bumped on every change, so a screen knows whether to reload when shown
     on_change: Callable[[], None] | None = field(default=None, repr=False, compare=False)  # the app saves
+
+    def update(self, **changes: Unpack[Changes]) -> None:
+        """Change what the screens share: each screen reloads when it is shown next, the app saves the settings
+        and the current run (screens call WorkbenchScreen.share, which also marks the change as seen there)."""
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.changed()
 
     def changed(self) -> None:
         self.version += 1

@@ -1,7 +1,8 @@
 """What an attack, a robustness sweep and a dream are asked to do: their parameters, defaults and checks.
 
-No torch here: `tlbench --help` builds every subcommand's flags from these dataclasses' fields
-(engine.cli.fields), and must answer without the seconds a torch import takes. The jobs live in attack_job,
+Part of the spec layer, so no torch here (an import-linter contract): `tlbench --help` builds every
+subcommand's flags from these dataclasses' fields (engine.cli.fields), and must answer without the seconds a
+torch import takes. The jobs live in attack_job,
 robustness and dream_job; the arithmetic in attacks and dreams.
 
 eps and step sizes are in [0, 1] pixel units (the model normalises images itself): eps 4/255 lets every pixel
@@ -11,15 +12,14 @@ text (metadata parse=str) and validate() reads it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from engine.core.checks import check_number, check_whole, parse_number
+from engine.core.choices import DEVICES, PRECISIONS
 from engine.core.errors import ConfigError, choice_error
-from engine.models.registry import DEFAULT_BACKBONE
-from engine.runtime.devices import DEVICES
-from engine.runtime.precision import PRECISIONS
+from engine.core.settings import setting
+from engine.models.spec import DEFAULT_BACKBONE
 
 METHODS = ("pgd", "fgsm", "gd")
 NORMS = ("linf", "l2")
@@ -57,19 +57,12 @@ PRECISION_HELP = ("auto | fp32 | bf16 | fp16: autocast inside the model's forwar
                   "gradient stay fp32); auto is bf16/fp16 on CUDA, fp32 elsewhere")
 
 
-def _f(default: Any = None, help: str = "", factory: Callable[[], Any] | None = None, **cli: Any) -> Any:
-    """A parameter with its help text and what its flag needs (engine.cli.fields reads the metadata)."""
-    if factory is not None:
-        return field(default_factory=factory, metadata={"help": help, **cli})
-    return field(default=default, metadata={"help": help, **cli})
-
-
 def _device() -> Any:
-    return _f("auto", "auto | cpu | cuda | mps", choices=DEVICES)
+    return setting("auto", "auto | cpu | cuda | mps", choices=DEVICES)
 
 
 def _precision() -> Any:
-    return _f("auto", PRECISION_HELP, choices=PRECISIONS)
+    return setting("auto", PRECISION_HELP, choices=PRECISIONS)
 
 
 def check_precision(value) -> None:
@@ -147,26 +140,29 @@ def check_attack_kind(method: str, norm: str, methods: tuple[str, ...] = METHODS
 class AttackParams:
     """An attack on image files, validated by `validate()`; the CLI and the workbench fill it."""
 
-    images: list[str] = _f(help="image files", factory=list)
-    run_dir: str | None = _f(None, "a trained run (its classes)")
-    backbone: str | None = _f(None, "attack this backbone's ImageNet head instead of a run")
-    method: str = _f("pgd", "pgd | fgsm | gd (the lesson's unbounded gradient descent)")
-    norm: str = _f("linf", "linf | l2 (pgd)")
-    eps: float = _f(4 / 255, "budget in [0, 1] pixel units, e.g. 4/255 (default) or 0.5 for l2; gd ignores it",
-                    parse=str)
-    step_size: float | None = _f(None, "pgd: default 2.5*eps/steps; gd: learning rate (0.05)",
-                                 parse=str)
-    steps: int | None = _f(None, "pgd 10, gd 100 by default")
-    random_start: bool = _f(False, "pgd: start at a random point of the eps-ball")
-    target: str | None = _f(None, "class to reach, by name (case-insensitive) or index; without it the attack "
-                            "moves away from the predicted class")
-    tv_weight: float = _f(0.0, "gd: total-variation weight on [0, 1] pixels")
-    eval_on: str | None = _f(None, "also classify the adversarial images with this backbone (transfer check)",
-                             metavar="BACKBONE")
-    out: str | None = _f(None, "folder for the PNGs and summary.json (default: under the run or runs/attacks)")
-    img_size: int | None = _f(None, "input size in px (default: the model's)")
-    top_k: int = _f(5, "predictions listed before and after")
-    seed: int = _f(0, "random seed (random start)")
+    images: list[str] = setting(help="image files", factory=list)
+    run_dir: str | None = setting(None, "a trained run (its classes)")
+    backbone: str | None = setting(None, "attack this backbone's ImageNet head instead of a run")
+    method: str = setting("pgd", "pgd | fgsm | gd (the lesson's unbounded gradient descent)")
+    norm: str = setting("linf", "linf | l2 (pgd)")
+    eps: float = setting(4 / 255,
+                         "budget in [0, 1] pixel units, e.g. 4/255 (default) or 0.5 for l2; gd ignores it",
+                         parse=str)
+    step_size: float | None = setting(None, "pgd: default 2.5*eps/steps; gd: learning rate (0.05)", parse=str)
+    steps: int | None = setting(None, "pgd 10, gd 100 by default")
+    random_start: bool = setting(False, "pgd: start at a random point of the eps-ball")
+    target: str | None = setting(None,
+                                 "class to reach, by name (case-insensitive) or index; without it the attack "
+                                 "moves away from the predicted class")
+    tv_weight: float = setting(0.0, "gd: total-variation weight on [0, 1] pixels")
+    eval_on: str | None = setting(None,
+                                  "also classify the adversarial images with this backbone (transfer check)",
+                                  metavar="BACKBONE")
+    out: str | None = setting(None,
+                              "folder for the PNGs and summary.json (default: under the run or runs/attacks)")
+    img_size: int | None = setting(None, "input size in px (default: the model's)")
+    top_k: int = setting(5, "predictions listed before and after")
+    seed: int = setting(0, "random seed (random start)")
     device: str = _device()
     precision: str = _precision()
 
@@ -204,22 +200,22 @@ class AttackParams:
 class RobustnessParams:
     """A robustness sweep of a trained run over its validation split."""
 
-    run_dir: str = _f("", "a run directory (runs/<…>)")
-    data: str | None = _f(None, "the dataset (default: the one the run was trained on)")
+    run_dir: str = setting("", "a run directory (runs/<…>)")
+    data: str | None = setting(None, "the dataset (default: the one the run was trained on)")
     # the CLI passes its text ("0,1/255,…"); validate() reads it
-    eps: list[float] = _f(help="comma-separated budgets in [0, 1] pixel units; 0 = clean accuracy",
-                          factory=lambda: list(DEFAULT_SWEEP), parse=str)
-    method: str = _f("pgd", "pgd | fgsm")
-    norm: str = _f("linf", "linf | l2 (pgd)")
-    steps: int = _f(10, "pgd steps")
-    step_size: float | None = _f(None, "pgd step (default 2.5*eps/steps)", parse=str)
-    random_start: bool = _f(False, "pgd: random start in the eps-ball")
-    batch_size: int = _f(32, "images per batch")
-    limit: int | None = _f(None, "attack at most this many validation images")
-    seed: int = _f(0, "random seed (random start)")
+    eps: list[float] = setting(help="comma-separated budgets in [0, 1] pixel units; 0 = clean accuracy",
+                               factory=lambda: list(DEFAULT_SWEEP), parse=str)
+    method: str = setting("pgd", "pgd | fgsm")
+    norm: str = setting("linf", "linf | l2 (pgd)")
+    steps: int = setting(10, "pgd steps")
+    step_size: float | None = setting(None, "pgd step (default 2.5*eps/steps)", parse=str)
+    random_start: bool = setting(False, "pgd: random start in the eps-ball")
+    batch_size: int = setting(32, "images per batch")
+    limit: int | None = setting(None, "attack at most this many validation images")
+    seed: int = setting(0, "random seed (random start)")
     device: str = _device()
     precision: str = _precision()
-    workers: int | None = _f(None, "DataLoader workers (default: auto)")
+    workers: int | None = setting(None, "DataLoader workers (default: auto)")
 
     def validate(self) -> "RobustnessParams":
         check_precision(self.precision)
@@ -252,28 +248,33 @@ class RobustnessParams:
 class DreamParams:
     """A dream (or a gallery of them), validated by `validate()`; the CLI and the workbench fill it."""
 
-    target: str = _f("", "class by name (case-insensitive, e.g. 'tabby cat') or index; several, comma-separated "
-                     "('goldfish,pizza,teapot'), make a gallery with a contact sheet", flag=("--target", "--class"),
-                     required=True)
-    run_dir: str | None = _f(None, "a run directory (omit for --backbone)")
-    backbone: str | None = _f(None, f"dream with this backbone's ImageNet head (default {DEFAULT_BACKBONE} "
-                              "without a run); several, comma-separated, dream against all of them at once")
-    recipe: str = _f("maco", "maco (default; phase-only Fourier, many crops per step: another network sees "
-                     "the class) | robust (Fourier + transformations) | lesson (pixels, CE + TV: fools only "
-                     "its own network)")
-    steps: int | None = _f(None, "optimisation steps (maco 160, robust and lesson 300)")
-    crops: int = _f(DEFAULT_CROPS, "maco: random crops per step, one batch")
-    img_size: int | None = _f(None, "image side in px (default: the model's)")
-    lr: float | None = _f(None, "Adam learning rate (maco 0.1, robust 0.05, lesson 0.01)")
-    tv_weight: float | None = _f(None, "total variation on [0, 1] pixels (lesson default 1.275 = 0.005 x 255; "
-                                 "maco and robust 0)")
-    l2_weight: float = _f(0.0, "weight of sum((x - 0.5)^2)")
-    jitter: int = _f(0, "lesson recipe: random shift up to N px per step")
-    preview_every: int = _f(25, "a preview frame every N steps (0: none)")
-    eval_on: str | None = _f(None, "ask other networks what they see: backbones or run directories, "
-                             "comma-separated", metavar="BACKBONE|RUN_DIR,...")
-    out: str | None = _f(None, "PNG file or folder (default: under the run or runs/dreams)")
-    seed: int = _f(0, "random seed (initial image, transformations)")
+    target: str = setting("",
+                          "class by name (case-insensitive, e.g. 'tabby cat') or index; several, "
+                          "comma-separated ('goldfish,pizza,teapot'), make a gallery with a contact sheet",
+                          flag=("--target", "--class"), required=True)
+    run_dir: str | None = setting(None, "a run directory (omit for --backbone)")
+    backbone: str | None = setting(None,
+                                   f"dream with this backbone's ImageNet head (default {DEFAULT_BACKBONE} "
+                                   "without a run); several, comma-separated, dream against all of them at once")
+    recipe: str = setting("maco",
+                          "maco (default; phase-only Fourier, many crops per step: another network sees the "
+                          "class) | robust (Fourier + transformations) | lesson (pixels, CE + TV: fools only "
+                          "its own network)")
+    steps: int | None = setting(None, "optimisation steps (maco 160, robust and lesson 300)")
+    crops: int = setting(DEFAULT_CROPS, "maco: random crops per step, one batch")
+    img_size: int | None = setting(None, "image side in px (default: the model's)")
+    lr: float | None = setting(None, "Adam learning rate (maco 0.1, robust 0.05, lesson 0.01)")
+    tv_weight: float | None = setting(None,
+                                      "total variation on [0, 1] pixels (lesson default 1.275 = 0.005 x 255; "
+                                      "maco and robust 0)")
+    l2_weight: float = setting(0.0, "weight of sum((x - 0.5)^2)")
+    jitter: int = setting(0, "lesson recipe: random shift up to N px per step")
+    preview_every: int = setting(25, "a preview frame every N steps (0: none)")
+    eval_on: str | None = setting(None,
+                                  "ask other networks what they see: backbones or run directories, "
+                                  "comma-separated", metavar="BACKBONE|RUN_DIR,...")
+    out: str | None = setting(None, "PNG file or folder (default: under the run or runs/dreams)")
+    seed: int = setting(0, "random seed (initial image, transformations)")
     device: str = _device()
     precision: str = _precision()
 

@@ -18,8 +18,7 @@ from engine.core.runs import resolve_run_dir, runs_root
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
 from engine.models.loading import load_run_model
-from engine.models.registry import get_spec, imagenet_classes
-from engine.models.weights import weights_status
+from engine.models.registry import get_spec, imagenet_classes, weights_status
 
 
 @dataclass

@@ -27,7 +27,6 @@ from engine.data.exclude import exclude_file, load_audit, read_exclude
 from engine.data.layouts import DatasetInfo, Sample
 from engine.data.scan import split_dataset
 
-GROUP_DUPLICATES = ("auto", "on", "off")
 PLAN_FILE = "split.json"
 PLAN_FORMAT = 1
 

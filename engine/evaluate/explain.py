@@ -28,6 +28,7 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occ
 from PIL import Image
 from torch import nn
 
+from engine.core.choices import EXPLAIN_METHODS as METHODS
 from engine.core.errors import ConfigError
 from engine.core.files import atomic_write_bytes
 from engine.core.records import Preprocessing
@@ -39,7 +40,6 @@ from engine.models.ensemble import Ensemble
 from engine.models.loading import RunModel
 from engine.models.stages import backbone_stages
 
-METHODS = ("gradcam", "ig", "occlusion")
 IG_STEPS = 32  # Riemann steps of the path integral; Captum's default is 50, 32 keeps the error small on CNNs
 
 

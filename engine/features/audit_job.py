@@ -31,7 +31,8 @@ from engine.data.splits import sample_groups
 from engine.evaluate import audit as A
 from engine.evaluate.crossval import cross_validate_repeated, repeated_folds
 from engine.features.candidates import backbone_features
-from engine.models.registry import DEFAULT_BACKBONE, get_spec, resolve_img_size
+from engine.models.registry import get_spec
+from engine.models.spec import DEFAULT_BACKBONE, resolve_img_size
 from engine.runtime.devices import describe_device
 
 

@@ -83,7 +83,9 @@ class FeatureCache:
     # extraction), as files beside this one: editing any of them invalidates every cached feature.
     CODE_DIR = Path(__file__).resolve().parents[1]
     CODE_FILES = ("features/cache.py", "models/fast.py", "data/loaders.py", "data/images.py", "models/classifier.py",
-                  "models/registry.py", "models/weights.py", "models/efficientnet_lite.py", "runtime/precision.py")
+                  "models/registry.py", "models/build.py", "models/family.py", "models/weights.py",
+                  "models/efficientnet_lite.py", "models/families/lite.py", "models/families/torchvision_models.py",
+                  "models/families/timm_models.py", "models/families/timm_build.py", "runtime/precision.py")
     MAX_AGE_DAYS = 30
     DEFAULT_MAX_MB = 2048
 

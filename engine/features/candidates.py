@@ -17,8 +17,8 @@ from engine.core.records import Preprocessing
 from engine.features.cache import cache_key, cached_features
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
-from engine.models.registry import get_spec, resolve_img_size
-from engine.models.weights import weights_identity
+from engine.models.registry import get_spec, weights_identity
+from engine.models.spec import resolve_img_size
 
 
 def candidate_parts(candidate: str) -> list[str]:

@@ -30,8 +30,8 @@ from engine.evaluate.plots import pareto_front, tradeoff_png
 from engine.evaluate.speed import backbone_speed, device_label
 from engine.features.candidates import build_backbone, candidate_features, candidate_parts, part_img_size
 from engine.models.classifier import Classifier
-from engine.models.registry import feature_dim, get_spec, param_count
-from engine.models.weights import is_random, weights_status
+from engine.models.registry import feature_dim, get_spec, param_count, weights_status
+from engine.models.weights import is_random
 from engine.runtime.devices import describe_device
 from engine.runtime.seeding import seed_everything
 

@@ -23,8 +23,7 @@ from engine.data.images import image_identity
 from engine.data.loaders import _center_offset, eval_transform
 from engine.features.cache import FeatureCache, cache_key, cached_features
 from engine.models.build import build_classifier
-from engine.models.registry import get_spec
-from engine.models.weights import weights_identity
+from engine.models.registry import get_spec, weights_identity
 from engine.runtime.precision import known_choice
 
 CENTER, FLIP = "center", "flip"

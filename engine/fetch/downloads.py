@@ -118,11 +118,12 @@ def sha256_file(path: str | os.PathLike, limit: int | None = None) -> str:
 
 
 def md5_file(path: str | os.PathLike) -> str:
-    # torchvision's helper (md5 with usedforsecurity=False, so it works on FIPS systems too); imported here
-    # because torchvision pulls in torch, which a plain download should not pay for.
-    from torchvision.datasets.utils import calculate_md5
-
-    return calculate_md5(Path(path))
+    # usedforsecurity=False, as torchvision's calculate_md5: md5 is a checksum here, so FIPS systems allow it
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def verify_file(path: str | os.PathLike, *, size: int | None = None, md5: str | None = None,

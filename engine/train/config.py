@@ -1,9 +1,14 @@
-"""Training configuration: every hyperparameter, validated with errors that name the value and the fix."""
+"""Training configuration: every hyperparameter, validated with errors that name the value and the fix.
+
+Part of the spec layer: no torch here (an import-linter contract), so `tlbench train --help` and the
+workbench's form read these fields in milliseconds. validate() checks the values themselves; whether the
+backbone exists is the registry's answer, asked where the config meets the engine
+(engine.train.prepare.check_config).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, fields
 
 from engine.core.checks import (
     check_number,
@@ -14,11 +19,10 @@ from engine.core.checks import (
     positive_float,
     positive_int,
 )
+from engine.core.choices import DEVICES, GROUP_DUPLICATES, PRECISIONS
 from engine.core.errors import ConfigError, choice_error
-from engine.data.splits import GROUP_DUPLICATES
-from engine.models.registry import DEFAULT_BACKBONE, get_spec
-from engine.runtime.devices import DEVICES
-from engine.runtime.precision import PRECISIONS
+from engine.core.settings import setting
+from engine.models.spec import DEFAULT_BACKBONE
 
 MODES = ("probe", "head", "partial", "full", "auto")
 # Probe epochs cost milliseconds (the features are cached); the other modes run the backbone every epoch.
@@ -42,115 +46,136 @@ AUGMENTS = ("none", "light", "strong")
 CHANNELS_LAST = ("auto", "on", "off")
 
 
-def _f(default: Any, help: str, **cli: Any) -> Any:
-    """A config field with its help text (the workbench's Model screen shows it) and what its command-line
-    flag needs beyond its name and type (engine.cli.fields reads `cli_help`, `parse`, `choices`, `switch`)."""
-    return field(default=default, metadata={"help": help, **cli})
-
-
 @dataclass
 class TrainConfig:
-    dataset: str = _f("", "dataset folder")
-    backbone: str = _f(DEFAULT_BACKBONE, "pretrained backbone (`tlbench backbones` lists them)",
-                       cli_help=f"pretrained backbone (default {DEFAULT_BACKBONE}; `tlbench backbones` lists them)")
-    mode: str = _f("probe", "probe | head | partial | full | auto", choices=MODES,
-                   cli_help="probe | head | partial | full (see docs/fine-tuning.md) | auto (a recipe chosen by "
-                   "cross-validation on the training split, within --budget minutes)")
-    epochs: int | None = _f(None, "epochs (default: 30 for probe, 5-6 for the others)", parse=positive_int,
-                            cli_help="default: 30 for probe, 5 for head and partial, 6 for full")
-    batch_size: int = _f(64, "images per step", parse=positive_int,
-                         cli_help="images per step (per process under torchrun)")
-    lr: float = _f(1e-3, "learning rate (the head's; the backbone gets less in full mode)", parse=positive_float,
-                   cli_help="peak learning rate of the head (the backbone's stages get less in partial and full)")
-    img_size: int | None = _f(None, "input size in px (default: the backbone's, less for small images)",
-                              parse=positive_int)
-    val_fraction: float = _f(0.2, "validation share when tlbench splits the data", parse=fraction)
-    seed: int | None = _f(0, "random seed (recorded in the run)", parse=non_negative_int)
-    workers: int | None = _f(None, "DataLoader workers (default: by device; 0 on a CPU with the decoded cache)", parse=non_negative_int)
-    device: str = _f("auto", "auto | cpu | cuda | mps", choices=DEVICES)
-    runs_dir: str | None = _f(None, "where runs are written (default $TLBENCH_RUNS or ./runs)")
-    weights: str | None = _f(None, "backbone weights: registry (default), 'random', or a state-dict file",
-                             cli_help="a local state dict for the backbone (loaded with weights_only=True), "
-                             "or 'random'")
-    weight_decay: float = _f(0.0, "weight decay", parse=non_negative_float)
+    dataset: str = setting("", "dataset folder")
+    backbone: str = setting(DEFAULT_BACKBONE, "pretrained backbone (`tlbench backbones` lists them)",
+                            cli_help=f"pretrained backbone (default {DEFAULT_BACKBONE}; `tlbench backbones` "
+                            "lists them)")
+    mode: str = setting("probe", "probe | head | partial | full | auto", choices=MODES,
+                        cli_help="probe | head | partial | full (see docs/fine-tuning.md) | auto (a recipe "
+                        "chosen by cross-validation on the training split, within --budget minutes)")
+    epochs: int | None = setting(None, "epochs (default: 30 for probe, 5-6 for the others)",
+                                 parse=positive_int,
+                                 cli_help="default: 30 for probe, 5 for head and partial, 6 for full")
+    batch_size: int = setting(64, "images per step", parse=positive_int,
+                              cli_help="images per step (per process under torchrun)")
+    lr: float = setting(1e-3, "learning rate (the head's; the backbone gets less in full mode)",
+                        parse=positive_float,
+                        cli_help="peak learning rate of the head (the backbone's stages get less in partial "
+                        "and full)")
+    img_size: int | None = setting(None, "input size in px (default: the backbone's, less for small images)",
+                                   parse=positive_int)
+    val_fraction: float = setting(0.2, "validation share when tlbench splits the data", parse=fraction)
+    seed: int | None = setting(0, "random seed (recorded in the run)", parse=non_negative_int)
+    workers: int | None = setting(None,
+                                  "DataLoader workers (default: by device; 0 on a CPU with the decoded "
+                                  "cache)", parse=non_negative_int)
+    device: str = setting("auto", "auto | cpu | cuda | mps", choices=DEVICES)
+    runs_dir: str | None = setting(None, "where runs are written (default $TLBENCH_RUNS or ./runs)")
+    weights: str | None = setting(None,
+                                  "backbone weights: registry (default), 'random', or a state-dict file",
+                                  cli_help="a local state dict for the backbone (loaded with "
+                                  "weights_only=True), or 'random'")
+    weight_decay: float = setting(0.0, "weight decay", parse=non_negative_float)
     # fine-tuning (head, partial, full)
-    optimizer: str = _f("adamw", "adamw | sgd (momentum 0.9)", choices=OPTIMIZERS)
-    label_smoothing: float = _f(0.0, "label smoothing, 0 to <1", parse=non_negative_float)
-    augment: str = _f("light", "none | light (random resized crop + flip) | strong", choices=AUGMENTS,
-                      cli_help="none | light (random resized crop + flip) | strong (+ TrivialAugment, random "
-                      "erasing)")
-    unfreeze: int = _f(2, "partial mode: how many of the backbone's last stages to train", parse=positive_int)
-    freeze_epochs: int = _f(1, "full mode: epochs with the backbone frozen before unfreezing",
-                            parse=non_negative_int)
-    train_bn: bool = _f(False, "update BatchNorm running statistics in trained stages (large datasets)",
-                        cli_help="update BatchNorm running statistics in trained stages (for large datasets; by "
-                        "default they stay ImageNet's while the BatchNorm scale and shift train)")
-    precision: str = _f("auto", "auto | fp32 | bf16 | fp16: autocast dtype of the forward passes (auto: bf16 on a "
-                                "CUDA GPU that has it, else fp16 on CUDA, fp32 on CPU and MPS)", choices=PRECISIONS,
-                        cli_help="autocast dtype of the forward passes (default auto: measured once per device "
-                        "and backbone, a reduced precision only where faster); fp16 adds a loss scaler")
-    amp: bool = _f(True, "False (--no-amp) is fp32, as before --precision existed",
-                   cli_help="--no-amp is --precision fp32 (kept for older commands)")
-    channels_last: str = _f("auto", "auto | on | off: channels_last memory format (auto: on CUDA and CPU, off on MPS)",
-                            switch=("on", "off"), cli_help="channels_last memory format (default: on CUDA and "
-                            "CPU, where it is faster; off on MPS)")
+    optimizer: str = setting("adamw", "adamw | sgd (momentum 0.9)", choices=OPTIMIZERS)
+    label_smoothing: float = setting(0.0, "label smoothing, 0 to <1", parse=non_negative_float)
+    augment: str = setting("light", "none | light (random resized crop + flip) | strong", choices=AUGMENTS,
+                           cli_help="none | light (random resized crop + flip) | strong (+ TrivialAugment, "
+                           "random erasing)")
+    unfreeze: int = setting(2, "partial mode: how many of the backbone's last stages to train",
+                            parse=positive_int)
+    freeze_epochs: int = setting(1, "full mode: epochs with the backbone frozen before unfreezing",
+                                 parse=non_negative_int)
+    train_bn: bool = setting(False, "update BatchNorm running statistics in trained stages (large datasets)",
+                             cli_help="update BatchNorm running statistics in trained stages (for large "
+                             "datasets; by default they stay ImageNet's while the BatchNorm scale and shift "
+                             "train)")
+    precision: str = setting("auto",
+                             "auto | fp32 | bf16 | fp16: autocast dtype of the forward passes (auto: bf16 on "
+                             "a CUDA GPU that has it, else fp16 on CUDA, fp32 on CPU and MPS)",
+                             choices=PRECISIONS,
+                             cli_help="autocast dtype of the forward passes (default auto: measured once per "
+                             "device and backbone, a reduced precision only where faster); fp16 adds a loss "
+                             "scaler")
+    amp: bool = setting(True, "False (--no-amp) is fp32, as before --precision existed",
+                        cli_help="--no-amp is --precision fp32 (kept for older commands)")
+    channels_last: str = setting("auto",
+                                 "auto | on | off: channels_last memory format (auto: on CUDA and CPU, off "
+                                 "on MPS)", switch=("on", "off"),
+                                 cli_help="channels_last memory format (default: on CUDA and CPU, where it "
+                                 "is faster; off on MPS)")
     # speed (issue 16)
-    decoded_cache: bool = _f(True, "decode and resize each training image once into a memory-mapped cache "
-                             "(<cache>/decoded); later epochs and runs only crop, flip and augment",
-                             cli_help="--no-decoded-cache decodes every image every epoch (no disk used)",
-                             modes=("head", "partial", "full"))
-    compile: bool = _f(False, "torch.compile the model for fine-tuning (off by default: compiling EfficientNet-Lite0 "
-                       "took 8.6 minutes on this project's 2-core CPU before steps ran faster, so short runs lose; "
-                       "bench/compile.py measures it on your device)",
-                       cli_help="torch.compile the model (fine-tuning; compiling takes minutes before steps get "
-                       "faster: worth it for long runs; measure with bench/compile.py)",
-                       modes=("head", "partial", "full"))
-    grad_clip: float | None = _f(None, "clip the gradient norm to this value", parse=positive_float)
-    patience: int | None = _f(None, "early stopping: epochs without a better validation accuracy",
-                              parse=positive_int)
+    decoded_cache: bool = setting(True,
+                                  "decode and resize each training image once into a memory-mapped cache "
+                                  "(<cache>/decoded); later epochs and runs only crop, flip and augment",
+                                  cli_help="--no-decoded-cache decodes every image every epoch (no disk "
+                                  "used)", modes=("head", "partial", "full"))
+    compile: bool = setting(False,
+                            "torch.compile the model for fine-tuning (off by default: compiling "
+                            "EfficientNet-Lite0 took 8.6 minutes on this project's 2-core CPU before steps "
+                            "ran faster, so short runs lose; bench/compile.py measures it on your device)",
+                            cli_help="torch.compile the model (fine-tuning; compiling takes minutes before "
+                            "steps get faster: worth it for long runs; measure with bench/compile.py)",
+                            modes=("head", "partial", "full"))
+    grad_clip: float | None = setting(None, "clip the gradient norm to this value", parse=positive_float)
+    patience: int | None = setting(None, "early stopping: epochs without a better validation accuracy",
+                                   parse=positive_int)
     # tricks (issue 17) and the auto search: every mode records them, so resume/eval/predict/export reproduce them
-    dropout: float = _f(0.0, "dropout before the head, 0 to <1 (training only)", parse=non_negative_float,
-                        cli_help="dropout on the pooled features before the head, in training only (probe, "
-                        "head, partial, full); helps a head that overfits few images")
-    tta: bool = _f(False, "test-time augmentation: average the logits of each image and its mirror image",
-                   cli_help="test-time augmentation: average each image's logits with its mirror image's, in the "
-                   "run's report and in eval, predict and export (recorded in the run)")
-    mix: str = _f("none", "none | mixup | cutmix | both: mix training images (fine-tuning)", choices=MIXES,
-                  modes=FINETUNE_MODES, cli_help="mix pairs of training images and their labels (head, partial, "
-                  "full): mixup blends, cutmix pastes a patch; both alternates per batch")
-    ema: bool = _f(False, "keep an exponential moving average of the weights (fine-tuning)", modes=FINETUNE_MODES,
-                   cli_help="validate and save an exponential moving average of the weights (head, partial, full; "
-                   "decay --ema-decay)")
-    ema_decay: float = _f(0.999, "decay of --ema per step", parse=fraction, modes=FINETUNE_MODES)
-    budget: float = _f(15.0, "auto: minutes the recipe search may take", parse=positive_float, modes=("auto",),
-                       cli_help="--mode auto: minutes the recipe search may take (it starts no candidate the "
-                       "estimate says would end past it)")
-    folds: int = _f(5, "auto: cross-validation folds on the training split", parse=positive_int, modes=("auto",))
-    head_l2: float | None = _f(None, "auto: the head's L2 (chosen by cross-validation when empty)",
-                               parse=positive_float, modes=("auto",))
-    aug_views: int = _f(0, "auto: random crop/flip views per training image for the head (0: none)",
-                        parse=non_negative_int, modes=("auto",))
+    dropout: float = setting(0.0, "dropout before the head, 0 to <1 (training only)",
+                             parse=non_negative_float,
+                             cli_help="dropout on the pooled features before the head, in training only "
+                             "(probe, head, partial, full); helps a head that overfits few images")
+    tta: bool = setting(False,
+                        "test-time augmentation: average the logits of each image and its mirror image",
+                        cli_help="test-time augmentation: average each image's logits with its mirror "
+                        "image's, in the run's report and in eval, predict and export (recorded in the run)")
+    mix: str = setting("none", "none | mixup | cutmix | both: mix training images (fine-tuning)",
+                       choices=MIXES, modes=FINETUNE_MODES,
+                       cli_help="mix pairs of training images and their labels (head, partial, full): mixup "
+                       "blends, cutmix pastes a patch; both alternates per batch")
+    ema: bool = setting(False, "keep an exponential moving average of the weights (fine-tuning)",
+                        modes=FINETUNE_MODES,
+                        cli_help="validate and save an exponential moving average of the weights (head, "
+                        "partial, full; decay --ema-decay)")
+    ema_decay: float = setting(0.999, "decay of --ema per step", parse=fraction, modes=FINETUNE_MODES)
+    budget: float = setting(15.0, "auto: minutes the recipe search may take", parse=positive_float,
+                            modes=("auto",),
+                            cli_help="--mode auto: minutes the recipe search may take (it starts no "
+                            "candidate the estimate says would end past it)")
+    folds: int = setting(5, "auto: cross-validation folds on the training split", parse=positive_int,
+                         modes=("auto",))
+    head_l2: float | None = setting(None, "auto: the head's L2 (chosen by cross-validation when empty)",
+                                    parse=positive_float, modes=("auto",))
+    aug_views: int = setting(0, "auto: random crop/flip views per training image for the head (0: none)",
+                             parse=non_negative_int, modes=("auto",))
     # issue 23: auto refits its choice on every training photo; --holdout keeps a share out of search and fit
-    holdout: float = _f(0.0, "auto: share of the photos held out of the search and the final model (0: none)",
-                        parse=non_negative_float, modes=("auto",),
-                        cli_help="--mode auto: share of the photos to hold out, which neither the search nor the "
-                        "final model sees, to report an accuracy on (default 0: none; the report gives the "
-                        "search's cross-validated estimate, and the model is fitted on every photo)")
-    tensorboard: bool = _f(False, "log scalars for TensorBoard (needs the tensorboard package)",
-                           cli_help="write TensorBoard scalars to RUN/tensorboard (needs the tensorboard package)")
+    holdout: float = setting(0.0, "auto: share of the photos held out of the search and the final model (0: none)",
+                             parse=non_negative_float, modes=("auto",),
+                             cli_help="--mode auto: share of the photos to hold out, which neither the search nor "
+                             "the final model sees, to report an accuracy on (default 0: none; the report gives "
+                             "the search's cross-validated estimate, and the model is fitted on every photo)")
+    tensorboard: bool = setting(False, "log scalars for TensorBoard (needs the tensorboard package)",
+                                cli_help="write TensorBoard scalars to RUN/tensorboard (needs the "
+                                "tensorboard package)")
     # dataset audit (issue 14): files left out of training, duplicate groups kept on one side of the split
-    exclude: str = _f("auto", "images to leave out: auto (the dataset's exclude list, if marked), none, or a file",
-                      cli_help="a file listing images to leave out of train and validation, one path per line "
-                      "(relative to the dataset or absolute); default auto: the list marked in the workbench's "
-                      "Audit view, if any; none: no exclusion. Files are never moved or deleted.")
-    group_duplicates: str = _f("auto", "auto | on | off: keep each duplicate group of the last audit on one side "
-                               "of the split (auto: when it found leakage)", choices=GROUP_DUPLICATES,
-                               cli_help="keep each duplicate group found by the last `tlbench audit` on one side "
-                               "of the train/validation split (default auto: on when that audit found groups "
-                               "across the split)")
+    exclude: str = setting("auto",
+                           "images to leave out: auto (the dataset's exclude list, if marked), none, or a "
+                           "file",
+                           cli_help="a file listing images to leave out of train and validation, one path "
+                           "per line (relative to the dataset or absolute); default auto: the list marked in "
+                           "the workbench's Audit view, if any; none: no exclusion. Files are never moved or "
+                           "deleted.")
+    group_duplicates: str = setting("auto",
+                                    "auto | on | off: keep each duplicate group of the last audit on one "
+                                    "side of the split (auto: when it found leakage)",
+                                    choices=GROUP_DUPLICATES,
+                                    cli_help="keep each duplicate group found by the last `tlbench audit` on "
+                                    "one side of the train/validation split (default auto: on when that "
+                                    "audit found groups across the split)")
 
     def validate(self) -> "TrainConfig":
-        get_spec(self.backbone)  # raises with the allowed names
         if self.mode not in MODES:
             raise choice_error("mode", self.mode, MODES)
         if self.device not in DEVICES:

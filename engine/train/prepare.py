@@ -28,8 +28,8 @@ from engine.data.scan import scan_dataset
 from engine.data.splits import SplitPlan, plan_digest, plan_for_run, plan_record, plan_split, save_plan
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
-from engine.models.registry import feature_dim, get_spec, resolve_img_size
-from engine.models.weights import weights_identity, weights_status
+from engine.models.registry import feature_dim, get_spec, weights_identity, weights_status
+from engine.models.spec import resolve_img_size
 from engine.runtime import distributed as D
 from engine.runtime.precision import use_channels_last
 from engine.runtime.seeding import seed_everything
@@ -76,6 +76,14 @@ def dataset_fingerprint(info: DatasetInfo) -> str:
     return h.hexdigest()[:32]
 
 
+def check_config(config: TrainConfig) -> TrainConfig:
+    """The config's own checks (TrainConfig.validate, no torch), then its backbone's name, which only the
+    registry knows: an unknown one is a ConfigError with the allowed names, before any work."""
+    config.validate()
+    get_spec(config.backbone)
+    return config
+
+
 def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None, kind: str = "train",
             planned: tuple[DatasetInfo, SplitPlan] | None = None, replan: bool = False) -> Prepared:
     """Validate, seed, scan and split; create the run directory (or reuse `resume_dir`'s), config.json and
@@ -84,7 +92,7 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
     `kind` names the job ("train", "lr-find"); an lr-find directory ends in -lr-find instead of the mode.
     `planned`: the scan and plan a search already made (auto searches on the very plan it then trains on).
     A resumed run replays its recorded plan, or with `replan` plans again from the dataset as it is now."""
-    config.validate()
+    check_config(config)
     record_old = load_config(resume_dir) if resume_dir is not None else None
     seed = seed_everything(config.seed)
     config.seed = seed

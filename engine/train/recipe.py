@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from engine.models.classifier import Classifier
-from engine.models.stages import Stage
+from engine.models.family import Stage
 
 
 @contextlib.contextmanager
@@ -119,9 +119,9 @@ def param_groups(model: Classifier, stages: list[Stage], trainable: list[Stage],
                  weight_decay: float) -> list[dict]:
     """One group per stage (discriminative rates), the head last; no weight decay on biases and norms.
 
-    A stage with an `lr_scale` (a timm transformer's layer-wise decay, engine.models.timm_backbones) trains at
-    lr * lr_scale instead of stage_lr's fastai spread, and its `no_decay` parameters (position embeddings, class
-    token) take no weight decay, as in timm's param_groups_layer_decay."""
+    A stage with an `lr_scale` (a timm transformer's layer-wise decay, engine.models.families.timm_build) trains
+    at lr * lr_scale instead of stage_lr's fastai spread, and its `no_decay` parameters (position embeddings,
+    class token) take no weight decay, as in timm's param_groups_layer_decay."""
     k = len(stages)
     groups = []
 

@@ -27,7 +27,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from conftest import CATS_DOGS
+from helpers.data import CATS_DOGS
 from workflow_data import generated_photos, plant_duplicates, real_photos
 
 import engine.evaluate.evaluation as evaluation

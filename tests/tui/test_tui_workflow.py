@@ -1,14 +1,15 @@
-"""The workflow through the workbench, by keys (issue 22): the Audit view (a on Data) runs the audit (r), three
-suspects are marked (space), the Model screen (2) is set to auto (m) with a short budget typed in, t trains, and
-Results (4) shows the run's own report. The real engine, on generated photos with planted duplicates."""
+"""The workflow through the workbench, by keys (issue 22): the Audit view (a on Data) runs the audit (r),
+three suspects are marked (space), the Model screen (2) is set to auto (m) with a short budget typed in, t
+trains, and Results (4) shows the run's own report. The real engine, on generated photos with planted
+duplicates."""
 
 from __future__ import annotations
 
 import json
 import os
 
+from helpers.tui import make_app, run_with_timeout, text_of, wait_for
 from textual.widgets import DataTable
-from tui_helpers import make_app, run_with_timeout, wait_for
 from workflow_data import generated_photos, plant_duplicates
 
 from engine.core.events import JobFailed, JobFinished
@@ -102,3 +103,40 @@ async def test_audit_mark_auto_and_results_by_keys(tmp_path):
     assert plan is not None and plan["excluded"] == len(marked)
     planned = {os.path.realpath(root / rel) for side in ("train", "val") for rel, _ in plan[side]}
     assert planned and not planned & marked
+
+
+async def test_end_to_end_train_attack_and_dream(tmp_path, tiny_dataset):
+    """Train a probe, attack one of its images into another class, dream a class: all from the keys."""
+    app = make_app(tiny_dataset, runs_dir=str(tmp_path / "runs"), config={"epochs": 3})
+
+    async def scenario():
+        async with app.run_test(size=(120, 35)) as pilot:
+            await wait_for(pilot, lambda: app.state.info is not None, what="the scan")
+            await pilot.press("3", "t")
+            await wait_for(pilot, lambda: app.state.run_dir is not None and not app.jobs.running(), 180, "training")
+            image = str(next((tiny_dataset / "red").glob("*.png")))
+            await pilot.press("5")
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.model is not None and screen.model.run_dir, 60, "the model")
+            screen.query_one("#attack-source").value = image
+            screen.query_one("#attack-target").value = "blue"
+            screen.query_one("#attack-eps").value = "16/255"
+            screen.query_one("#attack-steps").value = "5"
+            await pilot.press("escape", "a")
+            await wait_for(pilot, lambda: screen.job is not None and screen.job.done.is_set(), 180, "the attack")
+            await wait_for(pilot, lambda: len(screen.query_one("#attack-plot").history) == 5, 10, "five steps plotted")
+            # the final event is handled after job.done: wait for what it draws
+            await wait_for(pilot, lambda: "adversarial ·" in text_of(app, "#cap-adversarial"), 10, "the caption")
+            assert screen.query_one("#img-adversarial").source is not None
+
+            await pilot.press("6")
+            dream = app.screen
+            await wait_for(pilot, lambda: dream.model is not None, 60, "the model")
+            dream.query_one("#dream-class").value = "green"
+            dream.query_one("#dream-steps").value = "4"
+            await pilot.press("escape", "d")
+            await wait_for(pilot, lambda: dream.job is not None and dream.job.done.is_set(), 180, "the dream")
+            await wait_for(pilot, lambda: dream.frame is not None, 10, "the dream frame")
+            await wait_for(pilot, lambda: "probability" in text_of(app, "#dream-status"), 10, "the dream's summary")
+
+    await run_with_timeout(scenario(), 600)

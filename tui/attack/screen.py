@@ -3,7 +3,8 @@ probabilities plotted live (targeted: the target's rising and the original class
 original class's falling); original | adversarial | perturbation with predictions; the robustness sweep, run
 with R.
 
-The jobs are engine.adversarial.attacks' (built on the worker thread, since engine.adversarial.attacks imports torch).
+The jobs are engine.adversarial.attacks' (built on the worker thread, since engine.adversarial.attacks imports torch);
+the model line (tui.widgets.model_line) and the robustness panel (tui.attack.robustness) run their own.
 """
 
 from __future__ import annotations
@@ -16,30 +17,29 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Label, Select, Static
+from textual.widgets import Label, Select
 
-from engine.core.events import Event, ImageRendered, JobFailed, JobFinished, ProgressAdvanced, StepEnded
+from engine.core.events import ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.core.jobs import JobFn
-from tui.attack.common import ModelJobScreen, rendered_image
-from tui.data.heatmap import heatmap_overlay
+from tui.attack.robustness import SWEEP_LIMIT, RobustnessPanel
+from tui.heatmap import heatmap_overlay
 from tui.jobs import RunningJob, run_engine_job
-from tui.model.form import FieldSpec, parse_value
+from tui.messages import JobEvent
+from tui.screen import WorkbenchScreen
 from tui.state import display_path
-from tui.train.curves import CurvePlot
+from tui.widgets.curves import CurvePlot
 from tui.widgets.fitline import FitLine, Part
+from tui.widgets.form import FieldSpec, parse_value
 from tui.widgets.image_view import ImageView
-from tui.widgets.inputs import PathSuggester, TextField
+from tui.widgets.inputs import ChoiceSuggester, PathSuggester, TextField
+from tui.widgets.model_line import DEFAULT_BACKBONE, ModelInfo, ModelLine
+from tui.widgets.thumbnails import rendered_image
 
 # (label, "method-norm"): engine.adversarial.attacks takes the method and the norm apart.
 METHODS = [("PGD L∞", "pgd-linf"), ("PGD L2", "pgd-l2"), ("FGSM", "fgsm-linf"), ("lesson: gradient descent", "gd-linf")]
 PANES = ("original", "adversarial", "perturbation")
 PANE_HINTS = {"original": "p uses the picked image", "adversarial": "a attacks",
               "perturbation": "the difference, amplified"}
-# The sweep R runs from the workbench: engine.adversarial.attacks' defaults (PGD L∞, eps 0 to 8/255, 10 steps) on at most
-# this many validation images, so it takes minutes, not hours, on a CPU; `tlbench robustness` does any size.
-SWEEP_LIMIT = 256
-
-
 @dataclass
 class AttackRequest:
     """What the form asks for; job_function turns it into engine.adversarial.attack_job.AttackParams."""
@@ -61,16 +61,6 @@ def plot_series(targeted: bool) -> tuple[str, list[tuple[str, str]]]:
     return "original class probability", [("label_prob", "original class")]
 
 
-def sweep_job(run_dir: str, device: str) -> JobFn:
-    """engine.adversarial.attacks' robustness job for a run (imported on the worker thread: it imports torch)."""
-    def job(ctx):
-        from engine.adversarial.robustness import RobustnessParams, robustness_job
-
-        return robustness_job(RobustnessParams(run_dir=run_dir, limit=SWEEP_LIMIT, device=device), ctx)
-
-    return job
-
-
 def job_function(request: AttackRequest) -> JobFn:
     """The engine call, made on the worker thread (engine.adversarial.attacks imports torch). Its job emits
     StepEnded("attack", …, {"target_prob", "label_prob", "loss"}) every step and ImageRendered
@@ -85,31 +75,10 @@ def job_function(request: AttackRequest) -> JobFn:
     return lambda ctx: attack_job(params, ctx)
 
 
-def robustness_rows(robustness) -> list[tuple[str, str, str]]:
-    """(sweep, eps, accuracy) rows from report.json's "robustness": {"pgd-linf": {"eps": [...], "accuracy":
-    [...]}, …} as `tlbench robustness` writes it (a single sweep without the key is read too)."""
-    def eps_text(e) -> str:
-        if isinstance(e, (int, float)) and 0 < e < 1:
-            return f"{e * 255:g}/255"
-        return str(e)
-
-    if not isinstance(robustness, dict):
-        return []
-    sweeps = {"": robustness} if "eps" in robustness else robustness
-    rows = []
-    for key, sweep in sweeps.items():
-        if isinstance(sweep, dict) and isinstance(sweep.get("eps"), list) and isinstance(sweep.get("accuracy"), list):
-            for e, a in zip(sweep["eps"], sweep["accuracy"]):
-                rows.append((str(key), eps_text(e), f"{a:.3f}" if isinstance(a, (int, float)) else str(a)))
-    return rows
-
-
-class AttackScreen(ModelJobScreen):
+class AttackScreen(WorkbenchScreen):
     TAB = "attack"
     TITLE = "Attack"
     HELP = "Adversarial examples: push an image toward a target class and watch the probability climb."
-    JOB = "attack"
-    CLASS_FIELD = "#attack-target"
 
     BINDINGS = [
         Binding("a", "start", "Attack", id="attack.start", tooltip="Run the attack with these settings"),
@@ -126,16 +95,21 @@ class AttackScreen(ModelJobScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sweep: RunningJob | None = None
+        self.model: ModelInfo | None = None
+        self.job: RunningJob | None = None
         self.heatmap = False  # `h`: Grad-CAM overlays on the original and adversarial panes
         self.pane_sources: dict[str, object] = {}  # what each pane shows without the heatmap
 
     @property
-    def sweeping(self) -> bool:
-        return self.sweep is not None and not self.sweep.done.is_set()
+    def running(self) -> bool:
+        return self.job is not None and not self.job.done.is_set()
+
+    @property
+    def robustness(self) -> RobustnessPanel:
+        return self.query_one(RobustnessPanel)
 
     def compose_body(self) -> ComposeResult:
-        yield from self.compose_header()
+        yield ModelLine(id="model-line")
         with Horizontal(id="attack-form", classes="job-form"):
             with Vertical(classes="field wide"):
                 yield Label("source image")
@@ -161,20 +135,23 @@ class AttackScreen(ModelJobScreen):
         with Horizontal(id="attack-bottom"):
             title, series = plot_series(False)
             yield CurvePlot(title, series, ylim=(0.0, 1.0), xlabel="step", id="attack-plot")
-            with Vertical(id="robustness-box"):
-                yield Static("robustness (val accuracy) · R runs", classes="caption", id="robustness-title")
-                yield DataTable(id="robustness", cursor_type="row", show_cursor=False)
+            yield RobustnessPanel(id="robustness-box")
         yield FitLine("", id="attack-status")
 
-    def on_mount(self) -> None:
-        self.query_one("#robustness", DataTable).add_columns("sweep", "eps", "accuracy")
-
     def state_changed(self) -> None:
-        super().state_changed()
+        self.query_one(ModelLine).load(self.workbench.run_dir, self.workbench.config.get("backbone") or DEFAULT_BACKBONE)
         picked = self.workbench.picked_image
         if picked is not None and picked.origin in ("results", "preview"):
             self.set_source(picked.path, picked.label)
-        self.show_robustness()
+        self.robustness.show()
+
+    def on_model_line_loaded(self, message: ModelLine.Loaded) -> None:
+        """The model's classes become the target field's suggestions."""
+        self.model = message.model
+        self.query_one("#attack-target", TextField).suggester = ChoiceSuggester(self.model.classes)
+
+    def on_robustness_panel_reported(self, message: RobustnessPanel.Reported) -> None:
+        self.query_one("#attack-status", FitLine).set_parts(*message.parts)
 
     def set_source(self, path: str, label: str | None) -> None:
         self.query_one("#attack-source", TextField).value = path
@@ -183,24 +160,6 @@ class AttackScreen(ModelJobScreen):
         self.query_one("#cap-original", FitLine).set_parts(
             "original · ", Part(os.path.basename(path), shrink=True, least=8, tail=0.7),
             Part(f" · label {label}" if label else "", optional=True))
-
-    def show_robustness(self) -> None:
-        table = self.query_one("#robustness", DataTable)
-        table.clear()
-        run_dir = self.workbench.run_dir
-        report = run_dir / "report.json" if run_dir else None
-        rows = []
-        if report is not None and report.exists():
-            from engine.core.files import read_json
-
-            try:
-                rows = robustness_rows(read_json(report).get("robustness"))
-            except Exception:  # noqa: BLE001 - a damaged report shows no sweep; Results says why
-                rows = []
-        for row in rows:
-            table.add_row(*row)
-        if not rows:
-            table.add_row("-", "-", "none yet: R" if run_dir else "no run")
 
     # ------------------------------------------------------------------------------------ actions
 
@@ -228,74 +187,54 @@ class AttackScreen(ModelJobScreen):
             return None
         method = self.query_one("#attack-method", Select).value
         return AttackRequest(os.path.expanduser(source), target, str(method), float(eps), int(steps),
-                             self.model.get("run_dir") if self.model else None,
-                             self.model.get("backbone", "") if self.model else "")
+                             self.model.run_dir if self.model else None, self.model.backbone if self.model else "")
 
-    def job_for(self, request: AttackRequest) -> JobFn:
-        return lambda ctx: job_function(request)(ctx)  # job_function imports torch: on the worker thread
-
-    def starting_text(self, request: AttackRequest) -> str:
-        return "Attacking (loading the model) …"
+    def action_start(self) -> None:
+        if self.robustness.running:
+            self.notify("The robustness sweep is running: s stops it.", severity="warning")
+            return
+        if self.running:
+            self.notify("A job is running: s stops it.", severity="warning")
+            return
+        if self.model is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        request = self.read_params()
+        if request is None:
+            return
+        self.prepare(request)
+        self.query_one("#attack-plot", CurvePlot).set_history([])
+        self.query_one("#attack-status", FitLine).update("Attacking (loading the model) …")
+        self.tlbench.set_job_status("attack", "attack")
+        self.job = self.start_job("attack")
+        self.run_attack(self.job, lambda ctx: job_function(request)(ctx))  # imports torch: on the worker thread
 
     def prepare(self, request: AttackRequest) -> None:
+        """A new attack: the plot follows the probabilities it will report (targeted or not)."""
         plot = self.query_one("#attack-plot", CurvePlot)
         plot.title, plot.series = plot_series(request.target is not None)
 
-    def check_startable(self) -> bool:
-        if self.sweeping:
-            self.notify("The robustness sweep is running: s stops it.", severity="warning")
-            return False
-        return super().check_startable()
+    @work(thread=True, exclusive=True, group="attack", exit_on_error=False)
+    def run_attack(self, job: RunningJob, fn: JobFn) -> None:
+        run_engine_job(self, job, fn, self.tlbench.jobs)
 
     def action_stop(self) -> None:
-        if self.sweeping:
-            self.sweep.control.stop()
-            self.query_one("#attack-status", FitLine).update("Stopping the sweep after this batch …")
-            return
-        super().action_stop()
+        if self.robustness.running:
+            self.robustness.stop()
+        elif self.running and self.job is not None:
+            self.job.control.stop()
+        else:
+            self.notify("Nothing is running.", severity="warning")
 
     def action_robustness(self) -> None:
         run_dir = self.workbench.run_dir
         if run_dir is None:
             self.notify("A sweep measures a trained run: choose one on the Runs screen (7), u.", severity="warning")
             return
-        if self.running or self.sweeping:
+        if self.running or self.robustness.running:
             self.notify("A job is running: s stops it.", severity="warning")
             return
-        self.query_one("#attack-status", FitLine).set_parts(
-            "Robustness sweep of ", Part(run_dir.name, shrink=True, least=12, tail=0.6),
-            Part(" (loading the model and the validation split) …", optional=True))
-        self.tlbench.set_job_status("robustness", "sweep")
-        self.sweep = self.start_job("robustness")
-        self.run_sweep(self.sweep, sweep_job(str(run_dir), self.workbench.config.get("device") or "auto"))
-
-    @work(thread=True, exclusive=True, group="robustness", exit_on_error=False)
-    def run_sweep(self, job: RunningJob, fn: JobFn) -> None:
-        run_engine_job(self, job, fn, self.tlbench.jobs)
-
-    def sweep_event(self, event: Event) -> None:
-        status = self.query_one("#attack-status", FitLine)
-        if isinstance(event, ProgressAdvanced) and event.phase == "robustness" and event.total:
-            share = event.done / event.total
-            status.set_parts(f"Robustness sweep: {share:.0%} ({event.done:.0f}/{event.total:.0f} image-attacks)",
-                             Part(" · s stops", optional=True))
-            self.tlbench.set_job_status("robustness", f"sweep {share:.0%}")
-        elif isinstance(event, JobFinished):
-            self.tlbench.set_job_status("robustness", "")
-            self.show_robustness()
-            r = event.result
-            if event.reason == "completed" and r.get("rows"):
-                first, last = r["rows"][0], r["rows"][-1]  # the panel lists every eps; the line, the range
-                status.set_parts(f"Robustness {r.get('key', '')} on {r.get('images')} images: "
-                                 f"{first['accuracy']:.3f} at {first['eps_text']} → {last['accuracy']:.3f} at "
-                                 f"{last['eps_text']}", Part(" · saved in ", optional=True),
-                                 Part(display_path(Path(r.get("run_dir", "")) / "report.json"), shrink=True, least=12,
-                                      tail=0.7, optional=True))
-            else:
-                status.update("Robustness sweep stopped: nothing saved.")
-        elif isinstance(event, JobFailed):
-            self.tlbench.set_job_status("robustness", "")
-            status.update(f"Robustness sweep failed: {event.title}")
+        self.robustness.start(run_dir, self.workbench.config.get("device") or "auto")
 
     def action_use_picked(self) -> None:
         picked = self.workbench.picked_image
@@ -309,32 +248,31 @@ class AttackScreen(ModelJobScreen):
 
     # ------------------------------------------------------------------------------------ events
 
-    def model_job_event(self, job: str, event: Event) -> None:
-        if job == "robustness":
-            self.sweep_event(event)
-            return
-        if job != "attack":
-            return
-        status = self.query_one("#attack-status", FitLine)
-        if isinstance(event, StepEnded):
-            self.query_one("#attack-plot", CurvePlot).add({"epoch": event.step, **event.values})
-            parts = [f"step {event.step}/{event.steps}"]
-            if isinstance(event.values.get("target_prob"), (int, float)):
-                parts.append(f" · target {event.values['target_prob']:.3f}")
-            if isinstance(event.values.get("label_prob"), (int, float)):
-                parts.append(f" · original class {event.values['label_prob']:.3f}")
-            status.set_parts(*parts)
-            self.tlbench.set_job_status("attack", f"attack {event.step}/{event.steps}")
-        elif isinstance(event, ImageRendered) and event.kind.removeprefix("attack-") in PANES:
-            pane = event.kind.removeprefix("attack-")
-            self.pane_sources[pane] = rendered_image(event)
+    def on_job_attack_step_ended(self, message: JobEvent[StepEnded]) -> None:
+        event = message.event
+        self.query_one("#attack-plot", CurvePlot).add({"epoch": event.step, **event.values})
+        parts = [f"step {event.step}/{event.steps}"]
+        if isinstance(event.values.get("target_prob"), (int, float)):
+            parts.append(f" · target {event.values['target_prob']:.3f}")
+        if isinstance(event.values.get("label_prob"), (int, float)):
+            parts.append(f" · original class {event.values['label_prob']:.3f}")
+        self.query_one("#attack-status", FitLine).set_parts(*parts)
+        self.tlbench.set_job_status("attack", f"attack {event.step}/{event.steps}")
+
+    def on_job_attack_image_rendered(self, message: JobEvent[ImageRendered]) -> None:
+        """The original, the adversarial image and the perturbation, once the attack has them."""
+        pane = message.event.kind.removeprefix("attack-")
+        if pane in PANES:
+            self.pane_sources[pane] = rendered_image(message.event)
             self.query_one(f"#img-{pane}", ImageView).show(self.pane_sources[pane])
-        elif isinstance(event, JobFinished):
-            self.tlbench.set_job_status("attack", "")
-            self.finished(event)
-        elif isinstance(event, JobFailed):
-            self.tlbench.set_job_status("attack", "")
-            status.update(f"failed: {event.title}")
+
+    def on_job_attack_finished(self, message: JobEvent[JobFinished]) -> None:
+        self.tlbench.set_job_status("attack", "")
+        self.finished(message.event)
+
+    def on_job_attack_failed(self, message: JobEvent[JobFailed]) -> None:
+        self.tlbench.set_job_status("attack", "")
+        self.query_one("#attack-status", FitLine).update(f"failed: {message.event.title}")
 
     def action_heatmap(self) -> None:
         """Toggle Grad-CAM overlays (of each image's predicted class) on the original and adversarial panes."""
@@ -345,8 +283,8 @@ class AttackScreen(ModelJobScreen):
             for pane, source in panes:
                 self.query_one(f"#img-{pane}", ImageView).show(source)
             return
-        run_dir = self.model.get("run_dir") if self.model else self.workbench.run_dir
-        backbone = (self.model or {}).get("backbone") or self.workbench.config.get("backbone")
+        run_dir = self.model.run_dir if self.model else self.workbench.run_dir
+        backbone = (self.model.backbone if self.model else None) or self.workbench.config.get("backbone")
         self.compute_heatmaps(panes, Path(run_dir) if run_dir else None, backbone)
 
     @work(thread=True, exclusive=True, group="attack-heatmap", exit_on_error=False)

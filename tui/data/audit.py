@@ -1,7 +1,8 @@
 """The Audit view (`a` on the Data screen): the last audit's suspects — likely label errors, duplicate groups,
 outliers — each with its picture (a duplicate pair side by side), where the user marks files to leave out of
 training. Marks go to the dataset's exclude list in tlbench's state (engine.data.exclude), saved at once;
-nothing in the dataset folder is moved or deleted. `r` runs the audit again (the Data screen runs the job).
+nothing in the dataset folder is moved or deleted. `r` runs the audit again: DatasetAudit, the widget the Data
+screen composes, opens the view and runs the audit as its job.
 """
 
 from __future__ import annotations
@@ -9,18 +10,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
+from engine.core.events import JobFailed, JobFinished
 from engine.data.exclude import exclude_file, read_exclude, write_exclude
-from tui.data.thumbnails import ThumbnailCache
+from tui.base_app import workbench_of
+from tui.data.split import split_settings
+from tui.jobs import RunningJob, run_engine_job
+from tui.messages import JobEvent
 from tui.state import display_path
 from tui.widgets.image_view import ImageView
 from tui.widgets.keybar import KeyBar
+from tui.widgets.thumbnails import ThumbnailCache
 
 MARK = "✗"
 
@@ -159,3 +167,60 @@ class AuditScreen(ModalScreen[str | None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class DatasetAudit(Widget):
+    """The Audit view and the audit job of the open dataset, with nothing to show of its own. Posts Closed when
+    the view closes (its marks change what the split holds), Started when an audit starts and Ended when it ends
+    (after a completed one the view opens again, on the new audit)."""
+
+    DEFAULT_CSS = "DatasetAudit { display: none; }"
+
+    class Closed(Message):
+        pass
+
+    class Started(Message):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name  # the dataset's
+
+    class Ended(Message):
+        def __init__(self, failed: bool) -> None:
+            super().__init__()
+            self.failed = failed
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root: Path | None = None
+        self.dataset_name = ""
+
+    def open(self, root: Path, name: str, audit: dict | None) -> None:
+        """The view of `audit` (None: no audit yet); its `r` runs a new one here."""
+        self.root, self.dataset_name = Path(root), name
+        app = workbench_of(self)
+
+        def closed(choice: str | None) -> None:
+            self.post_message(self.Closed())
+            if choice == "run" and not app.jobs.running("audit"):
+                self.post_message(self.Started(name))
+                config = app.state.config
+                self.run_audit(app.begin_job("audit"), Path(root), config.get("backbone"), split_settings(config)[:2])
+
+        self.app.push_screen(AuditScreen(root, audit, app.thumbnails), closed)
+
+    @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
+    def run_audit(self, job: RunningJob, root: Path, backbone: str | None, split: tuple[float, int]) -> None:
+        from engine.features.audit_job import AuditParams, audit_job  # imports torch: in the worker
+
+        params = AuditParams(str(root), val_fraction=split[0], seed=split[1])
+        if backbone:
+            params.backbone = backbone
+        run_engine_job(self, job, lambda ctx: audit_job(params, ctx), workbench_of(self).jobs)
+
+    def on_job_audit_finished(self, message: JobEvent[JobFinished]) -> None:
+        self.post_message(self.Ended(failed=False))
+        if message.event.reason == "completed" and self.root is not None:
+            self.open(self.root, self.dataset_name, message.event.result)
+
+    def on_job_audit_failed(self, message: JobEvent[JobFailed]) -> None:
+        self.post_message(self.Ended(failed=True))

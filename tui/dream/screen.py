@@ -7,7 +7,8 @@ names it. `w` keeps a snapshot of the image as it is now, while it forms (a prev
 after the class and the step with a suffix that never overwrites an earlier one; once the job has saved its
 final image, `w` says where instead of writing a second copy.
 
-The job is engine.adversarial.dreams' (built by `job_function` on the worker thread, since it imports torch).
+The job is engine.adversarial.dreams' (built by `job_function` on the worker thread, since it imports torch); the
+model line (tui.widgets.model_line) runs its own.
 """
 
 from __future__ import annotations
@@ -16,23 +17,27 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Select
 
 from engine.adversarial.params import LESSON_WHY
-from engine.core.events import Event, ImageRendered, JobFailed, JobFinished, StepEnded
+from engine.core.events import ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.core.files import atomic_write_bytes
 from engine.core.jobs import JobFn
-from tui.attack.common import ModelJobScreen, rendered_image
-from tui.data.thumbnails import MemoryImage
-from tui.model.form import FieldSpec, parse_value
+from tui.jobs import RunningJob, run_engine_job
+from tui.messages import JobEvent
+from tui.screen import WorkbenchScreen
 from tui.state import display_path
-from tui.train.curves import CurvePlot
+from tui.widgets.curves import CurvePlot
 from tui.widgets.fitline import FitLine, Part
+from tui.widgets.form import FieldSpec, parse_value
 from tui.widgets.image_view import ImageView
-from tui.widgets.inputs import TextField
+from tui.widgets.inputs import ChoiceSuggester, TextField
+from tui.widgets.model_line import DEFAULT_BACKBONE, ModelInfo, ModelLine
+from tui.widgets.thumbnails import MemoryImage, rendered_image
 
 RECIPES = [("maco", "maco"), ("robust", "robust"), ("lesson CE+TV", "lesson")]
 DEFAULT_RECIPE = "maco"  # its dreams are the ones another network recognises (bench/attack_dream.py)
@@ -105,13 +110,11 @@ def class_named(typed: str, classes: list[str]) -> str:
     return typed
 
 
-class DreamScreen(ModelJobScreen):
+class DreamScreen(WorkbenchScreen):
     TAB = "dream"
     TITLE = "Dream"
     HELP = ("Optimise an image from noise until the model sees the class in it; watch it form; w saves it. "
             "Several classes (a, b, c) make a gallery; l switches to the lesson's recipe.")
-    JOB = "dream"
-    CLASS_FIELD = "#dream-class"
 
     BINDINGS = [
         Binding("d", "start", "Dream", id="dream.start", tooltip="Start dreaming the chosen class"),
@@ -125,13 +128,19 @@ class DreamScreen(ModelJobScreen):
 
     def __init__(self) -> None:
         super().__init__()
+        self.model: ModelInfo | None = None
+        self.job: RunningJob | None = None
         self.frame: MemoryImage | None = None
         self.frame_step = 0
         self.dream_class = ""  # the class of the dream on screen
         self.saved: str | None = None  # where the job saved its final image
 
+    @property
+    def running(self) -> bool:
+        return self.job is not None and not self.job.done.is_set()
+
     def compose_body(self) -> ComposeResult:
-        yield from self.compose_header()
+        yield ModelLine(id="model-line")
         with Horizontal(id="dream-form", classes="job-form"):
             with Vertical(classes="field wide"):
                 yield Label("class")
@@ -156,12 +165,20 @@ class DreamScreen(ModelJobScreen):
                             id="dream-plot")
         yield FitLine("", id="dream-status")
 
+    def state_changed(self) -> None:
+        self.query_one(ModelLine).load(self.workbench.run_dir, self.workbench.config.get("backbone") or DEFAULT_BACKBONE)
+
+    def on_model_line_loaded(self, message: ModelLine.Loaded) -> None:
+        """The model's classes become the class field's suggestions."""
+        self.model = message.model
+        self.query_one("#dream-class", TextField).suggester = ChoiceSuggester(self.model.classes)
+
     def read_params(self) -> DreamRequest | None:
         target = self.query_one("#dream-class", TextField).value.strip()
         try:
-            steps = parse_value(FieldSpec("steps", "int", True, None, "steps"), self.query_one("#dream-steps").value)
-            tv = parse_value(FieldSpec("tv_weight", "float", True, None, "TV weight"), self.query_one("#dream-tv").value)
-            jitter = parse_value(FieldSpec("jitter", "int", False, None, "jitter"), self.query_one("#dream-jitter").value)
+            steps = parse_value(FieldSpec("steps", "int", True, None, "steps"), self.query_one("#dream-steps", TextField).value)
+            tv = parse_value(FieldSpec("tv_weight", "float", True, None, "TV weight"), self.query_one("#dream-tv", TextField).value)
+            jitter = parse_value(FieldSpec("jitter", "int", False, None, "jitter"), self.query_one("#dream-jitter", TextField).value)
         except ValueError as err:
             self.notify(str(err), title="Invalid setting", severity="error")
             return None
@@ -178,17 +195,40 @@ class DreamScreen(ModelJobScreen):
             self.notify("; ".join(problems) + ".", title="Cannot dream yet", severity="error")
             return None
         recipe = str(self.query_one("#dream-recipe", Select).value)
-        return DreamRequest(target, steps, tv, jitter, recipe, self.model.get("run_dir"), self.model.get("backbone", ""))
+        return DreamRequest(target, steps, tv, jitter, recipe, self.model.run_dir if self.model else None,
+                            self.model.backbone if self.model else "")
 
-    def job_for(self, request: DreamRequest) -> JobFn:
-        return lambda ctx: job_function(request)(ctx)  # job_function imports torch: on the worker thread
+    def action_start(self) -> None:
+        if self.running:
+            self.notify("A job is running: s stops it.", severity="warning")
+            return
+        if self.model is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        request = self.read_params()
+        if request is None:
+            return
+        self.prepare(request)
+        self.query_one("#dream-plot", CurvePlot).set_history([])
+        self.query_one("#dream-status", FitLine).update(f"Dreaming {self.dream_class} (loading the model) …")
+        self.tlbench.set_job_status("dream", "dream")
+        self.job = self.start_job("dream")
+        self.run_dream(self.job, lambda ctx: job_function(request)(ctx))  # imports torch: on the worker thread
 
     def prepare(self, request: DreamRequest) -> None:
-        self.dream_class = class_named(request.target, self.model["classes"] if self.model else [])
+        """A new dream: its class in the model's spelling; no picture of the last one is kept or saved."""
+        self.dream_class = class_named(request.target, self.model.classes if self.model else [])
         self.frame, self.frame_step, self.saved = None, 0, None
 
-    def starting_text(self, request: DreamRequest) -> str:
-        return f"Dreaming {self.dream_class} (loading the model) …"
+    @work(thread=True, exclusive=True, group="dream", exit_on_error=False)
+    def run_dream(self, job: RunningJob, fn: JobFn) -> None:
+        run_engine_job(self, job, fn, self.tlbench.jobs)
+
+    def action_stop(self) -> None:
+        if not self.running or self.job is None:
+            self.notify("Nothing is running.", severity="warning")
+            return
+        self.job.control.stop()
 
     def action_lesson(self) -> None:
         """The lesson's recipe one key away (and back to maco), with why its dreams fool only their network."""
@@ -218,55 +258,58 @@ class DreamScreen(ModelJobScreen):
             return
         self.notify(f"Saved {display_path(path)}", title="Snapshot saved")
 
-    def model_job_event(self, job: str, event: Event) -> None:
-        if job != "dream":
+    def on_job_dream_step_ended(self, message: JobEvent[StepEnded]) -> None:
+        event = message.event
+        self.query_one("#dream-plot", CurvePlot).add({"epoch": event.step, **event.values})
+        prob = event.values.get("target_prob")
+        self.query_one("#dream-status", FitLine).update(
+            f"step {event.step}/{event.steps}" + (f" · probability {prob:.3f}" if prob is not None else ""))
+        self.tlbench.set_job_status("dream", f"dream {event.step}/{event.steps}")
+
+    def on_job_dream_image_rendered(self, message: JobEvent[ImageRendered]) -> None:
+        """A preview as the image forms, the final image, or a gallery's contact sheet."""
+        event = message.event
+        if event.kind not in ("dream", "dream-preview", "dream-gallery"):
             return
-        status = self.query_one("#dream-status", FitLine)
-        if isinstance(event, StepEnded):
-            self.query_one("#dream-plot", CurvePlot).add({"epoch": event.step, **event.values})
-            prob = event.values.get("target_prob")
-            status.update(f"step {event.step}/{event.steps}" + (f" · probability {prob:.3f}" if prob is not None else ""))
-            self.tlbench.set_job_status("dream", f"dream {event.step}/{event.steps}")
-        elif isinstance(event, ImageRendered) and event.kind == "dream-gallery":
-            source = rendered_image(event)
-            if isinstance(source, MemoryImage):
-                self.frame, self.frame_step = source, event.step
+        source = rendered_image(event)
+        if isinstance(source, MemoryImage):
+            self.frame, self.frame_step = source, event.step
+        if event.kind == "dream-gallery":
             self.saved = event.path
-            self.query_one("#dream-image", ImageView).show(source)
-            self.query_one("#dream-caption", FitLine).set_parts(f"gallery of {event.step}",
-                                                                 Part(" · contact sheet", optional=True))
-        elif isinstance(event, ImageRendered) and event.kind in ("dream", "dream-preview"):
-            source = rendered_image(event)
-            if isinstance(source, MemoryImage):
-                self.frame, self.frame_step = source, event.step
-            if event.kind == "dream" and event.path:
-                self.saved = event.path
-            self.query_one("#dream-image", ImageView).show(source)
-            prob = event.values.get("target_prob")
-            index = event.values.get("class_index")
-            if index is not None and self.model and 0 <= int(index) < len(self.model["classes"]):
-                self.dream_class = self.model["classes"][int(index)]  # in a gallery, the class being dreamed
-            # the probability first: at 80 columns the step and "final" give way, then the class name shrinks
-            parts = [Part(self.dream_class, shrink=True, least=8), " · "] if self.dream_class else []
-            parts += [f"probability {prob:.3f}" if prob is not None else "",
-                      Part(f" · step {event.step}", optional=True)]
-            if event.kind == "dream":
-                parts.append(Part(" · final", optional=True))
-            self.query_one("#dream-caption", FitLine).set_parts(*parts)
-        elif isinstance(event, JobFinished):
-            self.tlbench.set_job_status("dream", "")
-            r = event.result
-            if r.get("path"):
-                self.saved = r["path"]
-            prob = f" · probability {r['probability']:.3f} (rank {r.get('rank', '?')})" if isinstance(
-                r.get("probability"), (int, float)) else ""
-            if "dreams" in r:  # a gallery: how many classes, and how many the judge recognised
-                prob = f" · {len(r['dreams'])} dreams" + (f", {r['recognised']} ranked first by the judge"
-                                                          if "recognised" in r else "")
-            # the saved file's path shrinks from its middle (its end is the file name), never off the end
-            status.set_parts(f"{event.reason}{prob}",
-                             *((" · saved ", Part(display_path(r["path"]), shrink=True, least=16, tail=0.7))
-                               if r.get("path") else ()))
-        elif isinstance(event, JobFailed):
-            self.tlbench.set_job_status("dream", "")
-            status.update(f"failed: {event.title}")
+        elif event.kind == "dream" and event.path:
+            self.saved = event.path
+        self.query_one("#dream-image", ImageView).show(source)
+        caption = self.query_one("#dream-caption", FitLine)
+        if event.kind == "dream-gallery":
+            caption.set_parts(f"gallery of {event.step}", Part(" · contact sheet", optional=True))
+            return
+        prob = event.values.get("target_prob")
+        index = event.values.get("class_index")
+        if index is not None and self.model and 0 <= int(index) < len(self.model.classes):
+            self.dream_class = self.model.classes[int(index)]  # in a gallery, the class being dreamed
+        # the probability first: at 80 columns the step and "final" give way, then the class name shrinks
+        parts: list[Part | str] = [Part(self.dream_class, shrink=True, least=8), " · "] if self.dream_class else []
+        parts += [f"probability {prob:.3f}" if prob is not None else "", Part(f" · step {event.step}", optional=True)]
+        if event.kind == "dream":
+            parts.append(Part(" · final", optional=True))
+        caption.set_parts(*parts)
+
+    def on_job_dream_finished(self, message: JobEvent[JobFinished]) -> None:
+        event = message.event
+        self.tlbench.set_job_status("dream", "")
+        r = event.result
+        if r.get("path"):
+            self.saved = r["path"]
+        prob = f" · probability {r['probability']:.3f} (rank {r.get('rank', '?')})" if isinstance(
+            r.get("probability"), (int, float)) else ""
+        if "dreams" in r:  # a gallery: how many classes, and how many the judge recognised
+            prob = f" · {len(r['dreams'])} dreams" + (f", {r['recognised']} ranked first by the judge"
+                                                      if "recognised" in r else "")
+        # the saved file's path shrinks from its middle (its end is the file name), never off the end
+        self.query_one("#dream-status", FitLine).set_parts(
+            f"{event.reason}{prob}",
+            *((" · saved ", Part(display_path(r["path"]), shrink=True, least=16, tail=0.7)) if r.get("path") else ()))
+
+    def on_job_dream_failed(self, message: JobEvent[JobFailed]) -> None:
+        self.tlbench.set_job_status("dream", "")
+        self.query_one("#dream-status", FitLine).update(f"failed: {message.event.title}")

@@ -20,7 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
 from engine.core.events import CandidateScored, JobFailed, JobFinished, LogLine, ProgressAdvanced
-from engine.core.jobs import JobControl
+from tui.base_app import workbench_of
 from tui.jobs import RUNNING, RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.widgets.inputs import TextField
@@ -123,7 +123,7 @@ class Leaderboard(ModalScreen[str | None]):
         table.add_columns(*COLUMNS)
         self.show_rows()
         # registered on the UI thread before the worker starts, so quitting can always stop it
-        self.job = self.app.jobs.begin(JOB, JobControl())  # type: ignore[attr-defined]
+        self.job = workbench_of(self).begin_job(JOB)
         self.run_compare(self.job)
 
     @work(thread=True, exclusive=True, group=JOB, exit_on_error=False)
@@ -138,7 +138,7 @@ class Leaderboard(ModalScreen[str | None]):
                            batch_size=s.get("batch_size") or 64, workers=s.get("workers"),
                            runs_dir=s.get("runs_dir"))
 
-        run_engine_job(self, job, compare_job, self.app.jobs)  # type: ignore[attr-defined]
+        run_engine_job(self, job, compare_job, workbench_of(self).jobs)
 
     # ------------------------------------------------------------------------------------ showing
 
@@ -183,35 +183,45 @@ class Leaderboard(ModalScreen[str | None]):
 
     # ------------------------------------------------------------------------------------ events
 
-    @on(JobEvent)
-    def job_event(self, message: JobEvent) -> None:
-        message.stop()
+    def on_job_compare_candidate_scored(self, message: JobEvent[CandidateScored]) -> None:
         event = message.event
-        if isinstance(event, CandidateScored):
-            self.rows[event.row["backbone"]] = dict(event.row)
+        self.rows[event.row["backbone"]] = dict(event.row)
+        self.show_rows()
+        self.status(f"{event.index}/{event.total} scored")
+        workbench_of(self).set_job_status(JOB, f"compare {event.index}/{event.total}")
+
+    def on_job_compare_log_line(self, message: JobEvent[LogLine]) -> None:
+        text = message.event.text
+        started = STARTED.match(text)
+        if started:  # "[2/3] name": the job moved on to the next candidate
+            self.current = started.group(1)
             self.show_rows()
-            self.status(f"{event.index}/{event.total} scored")
-            self.app.set_job_status(JOB, f"compare {event.index}/{event.total}")  # type: ignore[attr-defined]
-        elif isinstance(event, LogLine):
-            started = STARTED.match(event.text)
-            if started:  # "[2/3] name": the job moved on to the next candidate
-                self.current = started.group(1)
-                self.show_rows()
-            elif event.text.startswith(("timing ", "extracting features", "feature cache hit")):
-                self.status(event.text)
-        elif isinstance(event, ProgressAdvanced) and event.phase == "extract" and event.total:
+        elif text.startswith(("timing ", "extracting features", "feature cache hit")):
+            self.status(text)
+
+    def on_job_compare_progress_advanced(self, message: JobEvent[ProgressAdvanced]) -> None:
+        event = message.event
+        if event.phase == "extract" and event.total:
             self.status(f"{self.current or 'features'}: extracting {event.done:.0f}/{event.total:.0f} images")
-        elif isinstance(event, JobFinished):
-            self.app.set_job_status(JOB, "")  # type: ignore[attr-defined]
-            self.result = dict(event.result)
-            best = self.result.get("best")
-            where = self.result.get("run_dir", "")
-            head = "stopped" if event.reason == "stopped" else f"done · best {best or 'none'}"
-            self.status(f"{head} · {where} · bold: Pareto front (none faster and more accurate)")
-        elif isinstance(event, JobFailed):
-            self.app.set_job_status(JOB, "")  # type: ignore[attr-defined]
-            self.status(f"{event.title}: {event.error}")
-            self.app.show_error(event.error, event.title)  # type: ignore[attr-defined]
+
+    def on_job_compare_finished(self, message: JobEvent[JobFinished]) -> None:
+        event = message.event
+        workbench_of(self).set_job_status(JOB, "")
+        self.result = dict(event.result)
+        best = self.result.get("best")
+        where = self.result.get("run_dir", "")
+        head = "stopped" if event.reason == "stopped" else f"done · best {best or 'none'}"
+        self.status(f"{head} · {where} · bold: Pareto front (none faster and more accurate)")
+
+    def on_job_compare_failed(self, message: JobEvent[JobFailed]) -> None:
+        event = message.event
+        workbench_of(self).set_job_status(JOB, "")
+        self.status(f"{event.title}: {event.error}")
+        workbench_of(self).show_error(event.error, event.title)
+
+    @on(JobEvent)
+    def _job_event_handled(self, message: JobEvent) -> None:
+        message.stop()  # a comparison's events end here, as a screen's do
 
     @on(DataTable.RowSelected, "#leaderboard")
     def picked(self, event: DataTable.RowSelected) -> None:
@@ -228,7 +238,7 @@ class Leaderboard(ModalScreen[str | None]):
         tab bar's status is cleared here."""
         if self.job is not None and self.job.state == RUNNING:
             self.job.control.stop()
-        self.app.set_job_status(JOB, "")  # type: ignore[attr-defined]
+        workbench_of(self).set_job_status(JOB, "")
 
     def action_stop(self) -> None:
         if self.job is not None and self.job.state == RUNNING:
@@ -259,20 +269,7 @@ def open_leaderboard(screen: ModelScreen) -> None:
         settings = {"dataset": str(workbench.dataset), "runs_dir": workbench.runs_dir, **choice,
                     "registry_weights": {r["name"]: r["weights"] for r in screen.rows or []},
                     **{k: config.get(k) for k in ("img_size", "weights", "seed", "device", "batch_size", "workers")}}
-        screen.app.push_screen(Leaderboard(settings), lambda name: pick(screen, name))
+        screen.app.push_screen(Leaderboard(settings), lambda name: screen.pick_backbone(name) if name else None)
 
     screen.app.push_screen(CompareDialog(workbench.info.name if workbench.info else str(workbench.dataset),
                                          suggested), start)
-
-
-def pick(screen: ModelScreen, name: str | None) -> None:
-    """The backbone chosen on the leaderboard becomes the form's, as choosing it in the table would."""
-    if not name:
-        return
-    screen.workbench.config = {**screen.workbench.config, "backbone": name}
-    screen.workbench.changed()
-    screen._seen_version = screen.workbench.version
-    if screen.rows is not None:
-        screen.show_backbones()
-    screen.check()
-    screen.notify(f"backbone: {name}", title="Picked from the leaderboard")

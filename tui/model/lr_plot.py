@@ -35,7 +35,7 @@ class LrPlot(PlotextPlot):
         if shown:
             xs, ys = zip(*shown)
             plt.plot(list(xs), list(ys), marker="braille")
-            decades = list(range(math.floor(min(xs)), math.ceil(max(xs)) + 1))
+            decades: list[float] = list(range(math.floor(min(xs)), math.ceil(max(xs)) + 1))
             step = max(1, len(decades) // 6)
             ticks = decades[::step]
             plt.xticks(ticks, [f"1e{k}" for k in ticks])

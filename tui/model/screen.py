@@ -1,12 +1,11 @@
-"""2 Model: the backbone registry, the mode (one line each) and every TrainConfig field, validated as typed;
-the learning-rate range test (l) with its curve and suggestion (u uses it); / searches every backbone, timm's
-pretrained models included (tui.model.search)."""
+"""2 Model: the backbone registry, the mode (one line each) and every TrainConfig field, validated as typed
+(tui.model.settings); the learning-rate range test (l, tui.model.lr_finder) with its curve and suggestion (u uses
+it); / searches every backbone, timm's pretrained models included (tui.model.search); C ranks backbones on the
+dataset (tui.model.leaderboard)."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import typing
 
 from rich.text import Text
 from textual import on
@@ -15,89 +14,15 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
-from tui.model.form import ConfigForm, FieldSpec
 from tui.model.leaderboard import open_leaderboard
-from tui.model.lr_find_actions import LrFindActions
-from tui.model.lr_plot import LrPlot
+from tui.model.lr_finder import LrFinder
 from tui.model.search import WEIGHTS_STYLE, BackboneSearch, row_cells, weights_text
-from tui.screen import FIELDS
-
-# Set by the workbench itself, not typed in: the open dataset, the runs folder, the backbone (the table).
-NOT_IN_FORM = {"dataset", "runs_dir", "backbone"}
-# Which modes a field applies to, for fields whose dataclass metadata does not say ("modes"): the engine
-# ignores them elsewhere (a probe trains on cached features: no augmentation, no BatchNorm, no stages).
-FIELD_MODES = {
-    "unfreeze": ("partial",),
-    "freeze_epochs": ("full",),
-    "train_bn": ("partial", "full"),
-    "augment": ("head", "partial", "full"),
-}
+from tui.model.settings import form_info, validate
+from tui.screen import FIELDS, WorkbenchScreen
+from tui.widgets.form import ConfigForm
 
 
-def field_specs(config_cls, choices: dict[str, tuple[str, ...]]) -> list[FieldSpec]:
-    """FieldSpecs from the dataclass: type from the annotations, help from metadata["help"], the modes a
-    field applies to from metadata["modes"] (else FIELD_MODES)."""
-    hints = typing.get_type_hints(config_cls)
-    specs = []
-    for f in dataclasses.fields(config_cls):
-        if f.name in NOT_IN_FORM:
-            continue
-        hint = hints[f.name]
-        args = typing.get_args(hint)
-        optional = type(None) in args
-        base = next((a for a in args if a is not type(None)), hint) if args else hint
-        kind = {int: "int", float: "float", bool: "bool"}.get(base, "str")
-        help_text = f.metadata.get("help", "")
-        options = choices.get(f.name) or help_choices(help_text) if kind == "str" else ()
-        modes = tuple(f.metadata.get("modes") or FIELD_MODES.get(f.name, ()))
-        specs.append(FieldSpec(f.name, kind, optional, f.default, help_text, tuple(options or ()), modes))
-    return specs
-
-
-def help_choices(help_text: str) -> tuple[str, ...]:
-    """'a | b (more) | c' in a help text lists the allowed values of a new field nobody told us about."""
-    if " | " not in help_text:
-        return ()
-    return tuple(m.group(1) for m in (re.match(r"\s*([\w.-]+)", part) for part in help_text.split("|")) if m)
-
-
-def form_info() -> dict:
-    """What the form needs: TrainConfig's fields and the modes. engine.train.config imports no torch (~0.1 s; the
-    first screen does not need it, so it is imported here, by which time the warm-up has loaded it)."""
-    from engine.runtime.devices import DEVICES
-    from engine.train.config import AUGMENTS, DEFAULT_EPOCHS, MODE_HELP, MODES, OPTIMIZERS, TrainConfig
-
-    choices = {"mode": MODES, "device": DEVICES, "optimizer": OPTIMIZERS, "augment": AUGMENTS}
-    return {"specs": field_specs(TrainConfig, choices), "mode_help": dict(MODE_HELP),
-            "default_epochs": dict(DEFAULT_EPOCHS), "default_backbone": TrainConfig.backbone}
-
-
-def backbone_rows(check=None) -> list[dict]:
-    """The registry's rows (imports torch and torchvision: seconds; the app loads it in the background)."""
-    from engine.models.build import backbone_info
-    from engine.models.registry import available_backbones
-
-    rows = []
-    for name in available_backbones():
-        if check is not None:
-            check()
-        rows.append(backbone_info(name))
-    return rows
-
-
-def validate(values: dict, dataset: str, runs_dir: str | None) -> str | None:
-    """None when the settings are valid, else TrainConfig.validate()'s reason (it names the value)."""
-    from engine.core.errors import TlbenchError
-    from engine.train.config import TrainConfig
-
-    try:
-        TrainConfig.from_dict({**values, "dataset": dataset or "", "runs_dir": runs_dir}).validate()
-    except TlbenchError as err:
-        return err.message
-    return None
-
-
-class ModelScreen(LrFindActions):
+class ModelScreen(WorkbenchScreen):
     TAB = "model"
     TITLE = "Model"
     HELP = ("Pick a backbone (enter), a mode and hyperparameters; each value is checked as you type. "
@@ -145,9 +70,7 @@ class ModelScreen(LrFindActions):
             yield DataTable(id="backbones", cursor_type="row")
             yield Static("", id="backbone-detail", markup=False)
             yield Static("", id="modes")
-            with Vertical(id="lr-panel", classes="hidden"):
-                yield Static("", id="lr-status")
-                yield LrPlot(id="lr-plot")
+            yield LrFinder(id="lr-panel", classes="hidden")
             yield Vertical(id="form-slot")
             yield Static("", id="form-more")
         yield Static("", id="config-status")
@@ -306,9 +229,7 @@ class ModelScreen(LrFindActions):
         config = {k: v for k, v in event.values.items() if v != specs[k].default}
         config["backbone"] = self.backbone
         if not event.errors:
-            self.workbench.config = config
-            self.workbench.changed()
-            self._seen_version = self.workbench.version
+            self.share(config=config)
         self.show_modes()
         self.check(config if not event.errors else None, event.errors)
 
@@ -320,9 +241,7 @@ class ModelScreen(LrFindActions):
     def backbone_chosen(self, event: DataTable.RowSelected) -> None:
         name = str(event.row_key.value)
         row = next((r for r in self.listed if r["name"] == name), None)
-        self.workbench.config = {**self.workbench.config, "backbone": name}
-        self.workbench.changed()
-        self._seen_version = self.workbench.version
+        self.share(config={**self.workbench.config, "backbone": name})
         table = self.query_one("#backbones", DataTable)
         for key in table.rows:
             table.update_cell(key, table.ordered_columns[0].key, "●" if key.value == name else " ")
@@ -384,10 +303,7 @@ class ModelScreen(LrFindActions):
 
     def action_leave_field(self) -> None:
         """Esc: leave a field; otherwise close the finished lr-find panel."""
-        panel = self.query_one("#lr-panel")
-        if not isinstance(self.focused, FIELDS) and not panel.has_class("hidden") and (
-                self.lr_job is None or self.lr_job.final is not None):
-            panel.add_class("hidden")
+        if not isinstance(self.focused, FIELDS) and self.query_one(LrFinder).close():
             self.query_one("#model-body").remove_class("-lr")
             return
         super().action_leave_field()
@@ -412,9 +328,7 @@ class ModelScreen(LrFindActions):
     async def action_defaults(self) -> None:
         if self.info is None:
             return
-        self.workbench.config = {}
-        self.workbench.changed()
-        self._seen_version = self.workbench.version
+        self.share(config={})
         await self.show_form()
         if self.rows is not None:
             self.show_backbones()
@@ -422,6 +336,40 @@ class ModelScreen(LrFindActions):
     def action_compare(self) -> None:
         open_leaderboard(self)
 
+    def pick_backbone(self, name: str) -> None:
+        """The backbone chosen on the leaderboard becomes the form's, as choosing it in the table would."""
+        self.share(config={**self.workbench.config, "backbone": name})
+        if self.rows is not None:
+            self.show_backbones()
+        self.check()
+        self.notify(f"backbone: {name}", title="Picked from the leaderboard")
+
+    def action_lr_find(self) -> None:
+        """l: the range test with the form's settings as a job (l again stops it)."""
+        finder = self.query_one(LrFinder)
+        if finder.busy:
+            finder.stop()
+            return
+        if self.workbench.config_error:
+            self.notify(self.workbench.config_error, title="Fix the settings first", severity="error")
+            return
+        if self.workbench.dataset is None:
+            self.notify("Open a dataset on the Data screen (1) first.", severity="error")
+            return
+        finder.start()
+        self.query_one("#model-body").add_class("-lr")
+
+    def action_use_lr(self) -> None:
+        finder = self.query_one(LrFinder)
+        if not finder.suggestion:
+            self.notify("No suggestion yet: l runs the learning-rate range test.", severity="warning")
+            return
+        if not self.query("#form"):
+            return
+        lr = float(f"{finder.suggestion:.1e}")  # two significant digits: what a person would type
+        self.query_one("#form", ConfigForm).set_value("lr", lr)
+        finder.say(f"lr set to {lr:g}")
+
     async def action_train(self) -> None:
         await self.app.switch_mode("train")
-        self.app.screen.action_start()  # type: ignore[attr-defined]
+        await self.app.run_action("screen.start")  # t on the Train screen

@@ -20,7 +20,7 @@ SEARCH_CAP = 30
 
 
 def weights_text(row: dict) -> str:
-    return WEIGHTS_WORDS.get(row["weights"], row["weights"]) if row.get("weights") else "…"
+    return (WEIGHTS_WORDS.get(row["weights"]) or str(row["weights"])) if row.get("weights") else "…"
 
 
 def row_cells(row: dict) -> list:

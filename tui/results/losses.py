@@ -10,8 +10,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from tui.data.grid import Thumb, ThumbnailGrid
 from tui.widgets.fitline import shorten_middle
+from tui.widgets.grid import Thumb, ThumbnailGrid
 
 CAPTION_LINES = 2
 

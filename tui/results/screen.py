@@ -17,16 +17,17 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
-from engine.core.events import Event, JobFailed, JobFinished
-from tui.data.grid import ThumbnailGrid
-from tui.data.preview import PreviewScreen
-from tui.jobs import RunningJob, run_engine_job
+from engine.core.events import JobFailed, JobFinished
+from tui.jobs import RunningJob, finished_value, run_engine_job, value_job
+from tui.messages import JobEvent
 from tui.results.confusion import ConfusionGrid
 from tui.results.losses import LossGrid, percent
-from tui.results.report import RunView, load_run_view
+from tui.run_view import RunView, load_run_view
 from tui.screen import WorkbenchScreen
 from tui.state import ImageRef
 from tui.widgets.fitline import FitLine, Part, shorten_middle
+from tui.widgets.grid import ThumbnailGrid
+from tui.widgets.preview import PreviewScreen
 from tui.widgets.tables import refill
 
 NO_RUN = ("No run chosen yet. Train one on the Train screen (3), or pick one on the Runs screen (7) "
@@ -109,7 +110,7 @@ class ResultsScreen(WorkbenchScreen):
 
     @work(thread=True, exclusive=True, group="results", exit_on_error=False)
     def run_load(self, job: RunningJob, run_dir: Path) -> None:
-        run_engine_job(self, job, lambda ctx: {"view": load_run_view(run_dir)}, self.tlbench.jobs)
+        run_engine_job(self, job, value_job(lambda ctx: load_run_view(run_dir)), self.tlbench.jobs)
 
     def action_evaluate(self) -> None:
         run_dir = self.workbench.run_dir
@@ -136,12 +137,18 @@ class ResultsScreen(WorkbenchScreen):
 
         run_engine_job(self, job, evaluate, self.tlbench.jobs)
 
-    def job_event(self, job: str, event: Event) -> None:
-        if job == "results" and isinstance(event, JobFinished) and "view" in event.result:
-            self.show_view(event.result["view"])
-        elif job == "eval" and isinstance(event, (JobFinished, JobFailed)):
-            self.tlbench.set_job_status("eval", "")
-            self.action_reload()  # the new report, or (after a failure) the run as it was
+    def on_job_results_finished(self, message: JobEvent[JobFinished]) -> None:
+        view = finished_value(message.event, RunView)
+        if view is not None:
+            self.show_view(view)
+
+    def on_job_eval_finished(self, message: JobEvent[JobFinished]) -> None:
+        self.tlbench.set_job_status("eval", "")
+        self.action_reload()  # the new report
+
+    def on_job_eval_failed(self, message: JobEvent[JobFailed]) -> None:
+        self.tlbench.set_job_status("eval", "")
+        self.action_reload()  # the run as it was (the error modal says why)
 
     # ------------------------------------------------------------------------------------ showing
 
@@ -242,6 +249,8 @@ class ResultsScreen(WorkbenchScreen):
         return sum(c for i, row in enumerate(report["confusion"]) for j, c in enumerate(row) if i != j)
 
     def show_cell_status(self, true: int, predicted: int) -> None:
+        if self.view is None or self.view.report is None:
+            return
         report = self.view.report
         classes = report["classes"]
         row = report["confusion"][true]
@@ -256,8 +265,6 @@ class ResultsScreen(WorkbenchScreen):
 
     @on(ConfusionGrid.CellHighlighted, "#matrix")
     def cell_highlighted(self, event: ConfusionGrid.CellHighlighted) -> None:
-        if self.view is None or self.view.report is None:
-            return
         self.show_cell_status(event.true, event.predicted)
 
     @on(ConfusionGrid.CellChosen, "#matrix")
@@ -348,7 +355,6 @@ class ResultsScreen(WorkbenchScreen):
             self.notify("No image highlighted: choose a confusion cell or the top losses first.", severity="warning")
             return
         item = grid.items[grid.cursor]
-        self.workbench.picked_image = ImageRef(item.path, item.label, "results")
-        self.workbench.changed()
+        self.share(picked_image=ImageRef(item.path, item.label, "results"))
         self.app.switch_mode("attack")
         self.notify(f"Attack source: {os.path.basename(item.path)}", timeout=3)

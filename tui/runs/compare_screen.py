@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 from textual_plotext import PlotextPlot
 
-from tui.results.report import RunView
+from tui.run_view import RunView
 from tui.runs.compare import (
     MISSING,
     config_diff,

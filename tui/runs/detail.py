@@ -10,14 +10,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from tui.results.report import RunView
+from tui.run_view import RunView
 from tui.runs.compare import CONFIG_KEYS_FIRST
 from tui.runs.style import STATUS_STYLE, WIDE, fmt_acc
 from tui.state import display_path
-from tui.train.curves import CurvePlot
-from tui.train.progress import clock
+from tui.widgets.curves import CurvePlot
 from tui.widgets.fitline import FitLine, Part, shorten_middle
 from tui.widgets.keybar import KeyBar
+from tui.widgets.text import clock
 
 
 def config_table(config: dict) -> Table:
@@ -62,8 +62,8 @@ def report_text(view: RunView, name_w: int = 16) -> Text:
     return text
 
 
-class RunDetailScreen(Screen):
-    """One run: config, curves, report. u uses its model for Results, Attack and Dream."""
+class RunDetailScreen(Screen[bool]):
+    """One run: config, curves, report. u uses its model for Results, Attack and Dream: dismissed with True."""
 
     BINDINGS = [
         Binding("escape", "close", "Back", id="run.back"),
@@ -96,8 +96,7 @@ class RunDetailScreen(Screen):
         self.query_one("#run-acc", CurvePlot).set_history(self.view.metrics)
 
     def action_close(self) -> None:
-        self.dismiss(None)
+        self.dismiss(False)
 
     def action_use(self) -> None:
-        self.app.screen_stack[-2].use_run(self.view)  # type: ignore[attr-defined]
-        self.dismiss(None)
+        self.dismiss(True)

@@ -3,13 +3,14 @@ its model; R resumes a stopped one (on the Train screen); x exports it; p predic
 report to share (of the marked runs: their comparison); o sorts; / filters; space marks runs and c compares the
 marked ones (tui.runs.compare_screen).
 
-Statuses are what the files say (tui.results.report.run_status): done, stopped, failed (a run that never
+Statuses are what the files say (tui.run_view.run_status): done, stopped, failed (a run that never
 finished an epoch nor saved a checkpoint), and running for the run this workbench is training now.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -18,20 +19,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Input, Static
 
-from engine.core.events import Event, JobFinished
-from engine.core.jobs import JobFn
-from tui.jobs import RunningJob, run_engine_job
-from tui.results.report import RunView, list_run_views
+from engine.core.events import JobFinished
+from engine.core.runs import runs_root
+from tui.jobs import RunningJob, finished_value, run_engine_job, value_job
+from tui.messages import JobEvent
+from tui.run_view import RunView, list_run_views
 from tui.runs.compare_screen import CompareScreen
 from tui.runs.detail import RunDetailScreen
-from tui.runs.run_actions import RunJobActions
+from tui.runs.run_jobs import RunJobs
 from tui.runs.style import MAX_COMPARED, STATUS_STYLE, WIDE, fmt_acc, run_colour
+from tui.screen import WorkbenchScreen
 from tui.state import display_path
-from tui.train.progress import clock
-from tui.train.screen import TrainPlanned
 from tui.widgets.fitline import FitLine, Part, shorten_middle
 from tui.widgets.inputs import TextField
 from tui.widgets.tables import refill
+from tui.widgets.text import clock
 
 SORTS = ("date", "accuracy", "name")
 RELIST_AFTER_S = 5.0  # shown again after this long, the folder is read again (statuses change as jobs run)
@@ -54,6 +56,13 @@ def matches(view: RunView, query: str) -> bool:
     return all(word in haystack for word in query.lower().split())
 
 
+@dataclass(frozen=True)
+class Listed:
+    """What the listing job read: every run in the folder, newest first."""
+
+    views: list[RunView]
+
+
 class RunsTable(DataTable):
     """The runs list: home and end go to the first and the last run (a row table has no columns to jump)."""
 
@@ -63,7 +72,7 @@ class RunsTable(DataTable):
     ]
 
 
-class RunsScreen(RunJobActions):
+class RunsScreen(WorkbenchScreen):
     TAB = "runs"
     TITLE = "Runs"
     HELP = ("Every run in the runs folder with its status. enter opens one; u makes it the model for 4, 5 and 6; "
@@ -110,7 +119,7 @@ class RunsScreen(RunJobActions):
         yield RunsTable(id="runs", cursor_type="row")
         yield Static("", id="runs-empty", classes="hidden", markup=False)
         yield FitLine("", id="runs-status")  # the highlighted run's status, and why
-        yield FitLine("", id="runs-job")  # the last export or prediction
+        yield RunJobs(id="runs-job")  # the last export, prediction or report
 
     def on_mount(self) -> None:
         self.wide = self.app.size.width >= WIDE
@@ -133,8 +142,6 @@ class RunsScreen(RunJobActions):
 
     @property
     def root(self) -> Path:
-        from engine.core.runs import runs_root
-
         return runs_root(self.workbench.runs_dir)
 
     def action_reload(self) -> None:
@@ -145,23 +152,17 @@ class RunsScreen(RunJobActions):
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
     def run_list(self, job: RunningJob, root: Path) -> None:
-        run_engine_job(self, job, lambda ctx: {"views": list_run_views(root)}, self.tlbench.jobs)
+        run_engine_job(self, job, value_job(lambda ctx: Listed(list_run_views(root))), self.tlbench.jobs)
 
-    # ------------------------------------------------------------------------------------ jobs
-
-    def job_event(self, job: str, event: Event) -> None:
-        if job == "runs" and isinstance(event, JobFinished) and "views" in event.result:
-            self.all_views = event.result["views"]
-            listed = {v.run_dir for v in self.all_views}
-            self.marked = [d for d in self.marked if d in listed]  # a deleted run is no longer marked
-            self.listed_at = time.monotonic()
-            self.show_runs()
-        elif job == "export":
-            self.export_event(event)
-        elif job == "predict":
-            self.predict_event(event)
-        elif job == "report":
-            self.report_event(event)
+    def on_job_runs_finished(self, message: JobEvent[JobFinished]) -> None:
+        listed = finished_value(message.event, Listed)
+        if listed is None:
+            return
+        self.all_views = listed.views
+        dirs = {v.run_dir for v in self.all_views}
+        self.marked = [d for d in self.marked if d in dirs]  # a deleted run is no longer marked
+        self.listed_at = time.monotonic()
+        self.show_runs()
 
     def mark_running(self) -> None:
         """The run this workbench is training now is "running", not "stopped"/"failed": the one R resumed,
@@ -301,7 +302,7 @@ class RunsScreen(RunJobActions):
         if view is None:
             self.notify("No run to open.", severity="warning")
             return
-        self.app.push_screen(RunDetailScreen(view))
+        self.app.push_screen(RunDetailScreen(view), lambda use: self.use_run(view) if use else None)
 
     def action_mark(self) -> None:
         view = self.current()
@@ -334,9 +335,7 @@ class RunsScreen(RunJobActions):
         self.use_run(view)
 
     def use_run(self, view: RunView) -> None:
-        self.workbench.run_dir = view.run_dir
-        self.workbench.changed()
-        self._seen_version = self.workbench.version
+        self.share(run_dir=view.run_dir)
         self.show_runs()
         self.notify(f"{view.name} is the model for Results (4), Attack (5) and Dream (6).", title="Model chosen")
 
@@ -354,21 +353,36 @@ class RunsScreen(RunJobActions):
             self.notify(f"{view.name} finished: nothing to resume. Start a new run (3), e.g. with more epochs.",
                         severity="warning")
             return
-        await self.app.switch_mode("train")
-        train = self.app.screen
         run_dir, device = str(view.run_dir), self.workbench.config.get("device")
         epochs = (view.config or {}).get("epochs")
 
-        def resume_job(ctx):
+        def resume_job(ctx, planned):
             from engine.train.job import resume  # torch: imported here, never on the UI thread
 
             if isinstance(epochs, int):
-                train.post_message(TrainPlanned(epochs))
+                planned(epochs)
             return resume(run_dir, ctx, device=None if device in (None, "auto") else device)
 
-        self.resuming = train.start(resume_job, "train resuming")  # type: ignore[attr-defined]
+        self.resuming = await self.tlbench.train_on_screen(resume_job, "train resuming")
         self.resuming_dir = view.run_dir
 
-    @work(thread=True, exclusive=False, group="runs-jobs", exit_on_error=False)
-    def run_job(self, job: RunningJob, fn: JobFn) -> None:
-        run_engine_job(self, job, fn, self.tlbench.jobs)
+    def action_report(self) -> None:
+        views = self.report_targets()
+        if not views:
+            self.notify("No run to report.", severity="warning")
+            return
+        self.query_one(RunJobs).report(views)
+
+    def action_export(self) -> None:
+        view = self.current()
+        if view is None:
+            self.notify("No run to export.", severity="warning")
+            return
+        self.query_one(RunJobs).export(view)
+
+    def action_predict(self) -> None:
+        view = self.current()
+        if view is None:
+            self.notify("No run to predict with.", severity="warning")
+            return
+        self.query_one(RunJobs).predict(view, self.workbench.config.get("device") or "auto")

@@ -3,21 +3,12 @@ of the current phase (pure, tested)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from engine.core.events import BatchEnded, EpochEnded, LogLine, ProgressAdvanced
+from tui.widgets.text import clock
 
 TRAINING_PHASES = ("epochs", "train", "val")
-
-
-def clock(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "-"
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 @dataclass

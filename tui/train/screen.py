@@ -16,18 +16,20 @@ from engine.core.events import (
     BatchEnded,
     CheckpointSaved,
     EpochEnded,
-    Event,
     JobFailed,
     JobFinished,
     JobStarted,
     LogLine,
     ProgressAdvanced,
 )
+from engine.core.jobs import JobFn
+from tui.base_app import TrainJobFn
 from tui.jobs import DONE, FAILED, PAUSED, RUNNING, STOPPED, STOPPING, RunningJob, run_engine_job
+from tui.messages import JobEvent
 from tui.screen import WorkbenchScreen
-from tui.train.curves import CurvePlot
-from tui.train.progress import TrainProgress, clock
-from tui.widgets.text import middle_truncate
+from tui.train.progress import TrainProgress
+from tui.widgets.curves import CurvePlot
+from tui.widgets.text import clock, middle_truncate
 
 
 def epoch_line(event: EpochEnded) -> str:
@@ -51,7 +53,8 @@ STATE_HINTS = {RUNNING: "space pauses · s stops (the last checkpoint is kept)",
 
 
 class TrainPlanned(Message):
-    """The settings a training job started with, resolved on its thread: the epochs it will run."""
+    """The settings a training job started with, resolved on its thread: the epochs it will run (the job calls
+    the `planned` it is given, from its thread)."""
 
     def __init__(self, epochs: int) -> None:
         super().__init__()
@@ -174,21 +177,21 @@ class TrainScreen(WorkbenchScreen):
             return
         workbench = self.workbench
 
-        def train_job(ctx):
+        def train_job(ctx, planned):
             from engine.train.config import DEFAULT_EPOCHS
             from engine.train.job import train  # torch: imported here, never on the UI thread
 
             config = workbench.train_config()
             if config.mode in DEFAULT_EPOCHS:
-                self.post_message(TrainPlanned(config.epochs or DEFAULT_EPOCHS[config.mode]))
+                planned(config.epochs or DEFAULT_EPOCHS[config.mode])
             return train(config, ctx)
 
         self.start(train_job, "train starting")
 
-    def start(self, job_fn, status: str) -> RunningJob:
+    def start(self, job_fn: TrainJobFn, status: str) -> RunningJob:
         """Run a training job on this screen — a new run (t), or a stopped run resumed from Runs — with a fresh
-        log, curves, progress and summary; space pauses and s stops it here. `job_fn(ctx)` runs on a worker
-        thread and may post TrainPlanned once it knows the epochs."""
+        log, curves, progress and summary; space pauses and s stops it here. `job_fn(ctx, planned)` runs on a
+        worker thread and may call `planned(epochs)` once it knows the epochs."""
         self.progress = TrainProgress()
         self.run_dir = None
         self.result, self.failure = {}, ""
@@ -198,11 +201,15 @@ class TrainScreen(WorkbenchScreen):
         self.job = self.start_job("train")
         self.tlbench.set_job_status("train", status)
         self.show_state()
-        self.run_training(self.job, job_fn)
+
+        def planned(epochs: int) -> None:  # on the job's thread: post_message is thread-safe
+            self.post_message(TrainPlanned(epochs))
+
+        self.run_training(self.job, lambda ctx: job_fn(ctx, planned))
         return self.job
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def run_training(self, job: RunningJob, job_fn) -> None:
+    def run_training(self, job: RunningJob, job_fn: JobFn) -> None:
         run_engine_job(self, job, job_fn, self.tlbench.jobs)
 
     def on_train_planned(self, message: TrainPlanned) -> None:
@@ -210,7 +217,7 @@ class TrainScreen(WorkbenchScreen):
         self.show_progress()
 
     def action_pause(self) -> None:
-        if not self.running:
+        if not self.running or self.job is None:
             self.notify("No training job is running: t starts one.", severity="warning")
             return
         control = self.job.control
@@ -224,7 +231,7 @@ class TrainScreen(WorkbenchScreen):
         self.show_state()
 
     def action_stop(self) -> None:
-        if not self.running:
+        if not self.running or self.job is None:
             self.notify("No training job is running.", severity="warning")
             return
         self.job.control.stop()
@@ -244,37 +251,53 @@ class TrainScreen(WorkbenchScreen):
             return f"{p.phase} {100 * p.done / p.total:.0f}%"
         return p.bar_label
 
-    def job_event(self, job: str, event: Event) -> None:
-        if job != "train":
-            return
-        log = self.query_one("#train-log", RichLog)
-        if isinstance(event, LogLine):
-            style = {"warning": "yellow", "error": "red"}.get(event.level, "")
-            log.write(Text(event.text, style))
-            if self.progress.phase_finished:
-                self.progress.update(event)
-                self.show_progress()
-        elif isinstance(event, JobStarted) and event.run_dir:
+    @property
+    def train_log(self) -> RichLog:
+        return self.query_one("#train-log", RichLog)
+
+    def on_job_train_log_line(self, message: JobEvent[LogLine]) -> None:
+        event = message.event
+        self.train_log.write(Text(event.text, {"warning": "yellow", "error": "red"}.get(event.level, "")))
+        if self.progress.phase_finished:
+            self.progress.update(event)
+            self.show_progress()
+
+    def on_job_train_started(self, message: JobEvent[JobStarted]) -> None:
+        event = message.event
+        if event.run_dir:
             self.run_dir = event.run_dir
             if event.description:
-                log.write(Text(event.description, "bold"))
-        elif isinstance(event, (ProgressAdvanced, BatchEnded, EpochEnded)):
-            self.progress.update(event)
-            if isinstance(event, EpochEnded):
-                row = self.progress.history[-1]
-                self.query_one("#loss-plot", CurvePlot).add(row)
-                self.query_one("#acc-plot", CurvePlot).add(row)
-                log.write(Text(epoch_line(event)))
-            self.show_progress()
-        elif isinstance(event, CheckpointSaved):
-            log.write(Text(f"checkpoint {Path(event.path).name} (epoch {event.epoch})", "dim"))
-        elif isinstance(event, JobFinished):
-            self.finished(event)
-        elif isinstance(event, JobFailed):
-            self.failure = f"{event.title}: {event.error}"
-            self.tlbench.set_job_status("train", "")
-            log.write(Text(f"failed: {event.error}", "red"))
-            self.show_state()
+                self.train_log.write(Text(event.description, "bold"))
+
+    def on_job_train_progress_advanced(self, message: JobEvent[ProgressAdvanced]) -> None:
+        self.progress.update(message.event)
+        self.show_progress()
+
+    def on_job_train_batch_ended(self, message: JobEvent[BatchEnded]) -> None:
+        self.progress.update(message.event)
+        self.show_progress()
+
+    def on_job_train_epoch_ended(self, message: JobEvent[EpochEnded]) -> None:
+        self.progress.update(message.event)
+        row = self.progress.history[-1]
+        self.query_one("#loss-plot", CurvePlot).add(row)
+        self.query_one("#acc-plot", CurvePlot).add(row)
+        self.train_log.write(Text(epoch_line(message.event)))
+        self.show_progress()
+
+    def on_job_train_checkpoint_saved(self, message: JobEvent[CheckpointSaved]) -> None:
+        event = message.event
+        self.train_log.write(Text(f"checkpoint {Path(event.path).name} (epoch {event.epoch})", "dim"))
+
+    def on_job_train_finished(self, message: JobEvent[JobFinished]) -> None:
+        self.finished(message.event)
+
+    def on_job_train_failed(self, message: JobEvent[JobFailed]) -> None:
+        event = message.event
+        self.failure = f"{event.title}: {event.error}"
+        self.tlbench.set_job_status("train", "")
+        self.train_log.write(Text(f"failed: {event.error}", "red"))
+        self.show_state()
 
     def show_progress(self) -> None:
         if self.job is not None and self.job.final is None:
@@ -338,6 +361,4 @@ class TrainScreen(WorkbenchScreen):
         self.show_state()
         run_dir = self.result.get("run_dir") or self.run_dir
         if run_dir:
-            self.workbench.run_dir = Path(run_dir)
-            self.workbench.changed()
-            self._seen_version = self.workbench.version
+            self.share(run_dir=Path(run_dir))

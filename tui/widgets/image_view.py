@@ -9,8 +9,8 @@ from textual import events
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tui.data.thumbnails import Key, ThumbnailCache
 from tui.messages import ThumbnailsReady
+from tui.widgets.thumbnails import Key, ThumbnailCache
 
 
 class ImageView(Widget):
@@ -50,7 +50,11 @@ class ImageView(Widget):
     def _request(self) -> None:
         key = self.key
         if key is not None:
-            self.cache.request([key], lambda k: k == self.key, lambda: self.post_message(ThumbnailsReady()))
+            self.cache.request([key], lambda k: k == self.key, self._rendered)
+
+    def _rendered(self) -> None:
+        """From a pool thread: ask for one repaint; queued requests of this kind coalesce."""
+        self.post_message(ThumbnailsReady())
 
     def on_resize(self, event: events.Resize) -> None:
         self._request()

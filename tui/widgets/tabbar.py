@@ -29,7 +29,10 @@ class TabBar(Widget):
         self.active = active
 
     def on_mount(self) -> None:
-        self.watch(self.app, "job_status", lambda _: self.refresh(), init=False)
+        self.watch(self.app, "job_status", self._job_status_changed, init=False)
+
+    def _job_status_changed(self, _status: str) -> None:
+        self.refresh()
 
     def tabs(self, compact: bool) -> Text:
         """The tabs; compact: the other screens by their number only (room for a job's status at 80 cols)."""

@@ -1,6 +1,8 @@
-"""Fitting text into a few cells: long names and paths keep both ends, the middle gives way to "…"."""
+"""Text for a few cells: long names and paths keep both ends (the middle gives way to "…"); durations as clocks."""
 
 from __future__ import annotations
+
+import math
 
 from rich.cells import cell_len
 
@@ -31,3 +33,12 @@ def middle_truncate(text: str, width: int) -> str:
         out_tail = ch + out_tail
         used += cell_len(ch)
     return out_head + "…" + out_tail
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "-"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

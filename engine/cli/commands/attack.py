@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from engine.adversarial.params import AttackParams
-from engine.cli.common import EXIT_OK, add_json_flag, job_result, print_json, run_cli_job, stdout_console
-from engine.cli.fields import add_dataclass_flags, values_from_args
+from engine.adversarial.attack_job import attack_job
+from engine.cli.common import EXIT_OK, job_result, print_json, run_cli_job, stdout_console
+from engine.cli.parsers.attack import params_from_args
 from engine.core.events import JobFinished
 
 
-def register(sub) -> None:
-    p = sub.add_parser("attack", help="make adversarial examples (FGSM, PGD L-inf/L2, the lesson's descent)",
-                       description="Attack images against a trained run (RUN_DIR IMAGE...) or a backbone's "
-                       "ImageNet head (--backbone NAME IMAGE...). eps and step sizes are in [0, 1] pixel units: "
-                       "4/255 lets each pixel move 4 grey levels.")
-    p.add_argument("inputs", nargs="+", metavar="RUN_DIR IMAGE", help="a run directory, then image files "
-                   "(with --backbone: image files only)")
-    add_dataclass_flags(p, AttackParams, skip={"images", "run_dir"})  # both come from the inputs
-    add_json_flag(p)
-    p.set_defaults(func=run)
-
-
-def params_from_args(args) -> AttackParams:
-    run_dir, images = (None, args.inputs) if args.backbone else (args.inputs[0], args.inputs[1:])
-    return AttackParams(images=images, run_dir=run_dir, **values_from_args(args, AttackParams))
-
-
 def run(args) -> int:
-    from engine.adversarial.attack_job import attack_job  # imports torch: kept off the `--help` path
-
     params = params_from_args(args)
     code, final, _ = run_cli_job(args, "attack", lambda ctx: attack_job(params, ctx))
     if not isinstance(final, JobFinished) or (code != EXIT_OK and not final.result):

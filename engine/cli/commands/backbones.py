@@ -7,37 +7,20 @@ and feature width come from a build on the meta device (milliseconds, no memory)
 
 from __future__ import annotations
 
-from engine.cli.common import EXIT_OK, add_json_flag, argument_type, print_json, stdout_console
-from engine.core.checks import positive_int
+from engine.cli.common import EXIT_OK, print_json, stdout_console
 from engine.fetch.downloads import human_bytes
-from engine.models.registry import available_backbones
-
-DEFAULT_LIMIT = 25
-
-
-def register(sub) -> None:
-    p = sub.add_parser("backbones", help="list the pretrained backbones and their weights status")
-    p.add_argument("--all", action="store_true", help="every torchvision classifier, not only the featured ones")
-    p.add_argument("--search", metavar="TEXT",
-                   help="the backbones whose name contains every word of TEXT, timm's pretrained models included "
-                        "(e.g. 'dinov2', 'convnext in22k', 'clip')")
-    p.add_argument("--limit", type=argument_type(positive_int), default=DEFAULT_LIMIT, metavar="N",
-                   help=f"with --search: show the first N matches (default {DEFAULT_LIMIT})")
-    add_json_flag(p)
-    p.set_defaults(func=run)
+from engine.models.build import backbone_row
+from engine.models.registry import available_backbones, search_backbones
 
 
 def info_row(name: str) -> dict:
-    from engine.models.build import backbone_row  # imports torch: kept off the `--help` path
-
+    """One row, measured (its own function: a test counts the rows a search measures)."""
     return backbone_row(name)
 
 
 def run(args) -> int:
     matches = None
     if args.search is not None:
-        from engine.models.registry import search_backbones  # imports timm: only for a search
-
         found = search_backbones(args.search)
         matches = len(found)
         names = found[:args.limit]

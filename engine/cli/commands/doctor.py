@@ -6,9 +6,16 @@ import os
 import platform
 from importlib import metadata
 
+import torch
+
 from engine import __version__
-from engine.cli.common import EXIT_OK, add_json_flag, print_json, stdout_console
+from engine.cli.common import EXIT_OK, print_json, stdout_console
 from engine.core.paths import cache_dir, data_dir
+from engine.core.runs import runs_root
+from engine.models.registry import available_backbones, get_spec, weights_status
+from engine.models.weights import hub_checkpoints_dir
+from engine.runtime import precision_auto as pa
+from engine.runtime.devices import describe_device
 
 TRUECOLOR_FIX = (
     "export COLORTERM=truecolor in the remote shell (e.g. ~/.bashrc), or forward it over SSH: "
@@ -41,12 +48,8 @@ def precision_report(device: str, measure: bool = False) -> dict:
     machine's profile (CPU, flags, GPU capability), the candidates and why, and every choice remembered here.
     `measure`: time fp32 against bf16 now, even on a CPU whose flags say bf16 is emulated
     (TLBENCH_PRECISION_MEASURE)."""
-    import torch
-
-    from engine.runtime import precision_auto as pa
-
     dev = torch.device(device)
-    profile = pa.machine_profile(dev)
+    profile = pa.machine_profile(dev)  # (tests simulate machines through precision_auto's name)
     if measure:
         os.environ[pa.FORCE_ENV] = "1"
         pa.store_path(pa.device_key(dev, profile=profile)).unlink(missing_ok=True)
@@ -62,13 +65,6 @@ def precision_report(device: str, measure: bool = False) -> dict:
 
 
 def gather(measure_precision: bool = False) -> dict:
-    import torch
-
-    from engine.core.runs import runs_root
-    from engine.models.registry import available_backbones, get_spec
-    from engine.models.weights import hub_checkpoints_dir, weights_status
-    from engine.runtime.devices import describe_device
-
     device, why = describe_device("auto")
     weights = {}
     for name in available_backbones():
@@ -94,14 +90,6 @@ def gather(measure_precision: bool = False) -> dict:
         },
         "terminal": terminal_report(),
     }
-
-
-def register(sub) -> None:
-    p = sub.add_parser("doctor", help="versions, device, weights status, paths, terminal colour")
-    p.add_argument("--measure-precision", action="store_true",
-                   help="time fp32 against bf16 (fp16 on a GPU) now, on a small reference network, and remember it")
-    add_json_flag(p)
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -3,24 +3,11 @@ classes make a gallery with a contact sheet."""
 
 from __future__ import annotations
 
+from engine.adversarial.dream_job import dream_job
 from engine.adversarial.params import DreamParams
-from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
-from engine.cli.fields import add_dataclass_flags, values_from_args
+from engine.cli.common import EXIT_OK, print_json, run_cli_job, stdout_console
+from engine.cli.fields import values_from_args
 from engine.core.events import JobFinished
-
-
-def register(sub) -> None:
-    p = sub.add_parser("dream", help="render the 'ideal' image of a class (maco, robust or lesson recipe)",
-                       description="Optimise an image from noise toward a class of a run (RUN_DIR) or of a "
-                       "backbone's ImageNet head (--backbone, default efficientnet_lite0; several, comma-separated, "
-                       "form an ensemble). The maco recipe (default: only the Fourier phase is optimised under a "
-                       "natural-image magnitude, many crops per step) makes images other networks recognise "
-                       "(check with --eval-on); the lesson recipe (pixels, cross-entropy + total variation) "
-                       "fools only the one network. Several --target classes make a gallery and a contact sheet.")
-    p.add_argument("run_dir", nargs="?", default=None, help="a run directory (omit for --backbone)")
-    add_dataclass_flags(p, DreamParams, skip={"run_dir"})
-    add_json_flag(p)
-    p.set_defaults(func=run)
 
 
 def _judged(console, r: dict) -> None:
@@ -35,8 +22,6 @@ def _judged(console, r: dict) -> None:
 
 
 def run(args) -> int:
-    from engine.adversarial.dream_job import dream_job  # imports torch: kept off the `--help` path
-
     params = DreamParams(**values_from_args(args, DreamParams))
     code, final, _ = run_cli_job(args, "dream", lambda ctx: dream_job(params, ctx))
     if not isinstance(final, JobFinished) or (code != EXIT_OK and not final.result):

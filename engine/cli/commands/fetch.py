@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
+from engine.cli.common import EXIT_OK, print_json, run_cli_job, stdout_console
 from engine.core.events import JobFinished
 from engine.core.paths import data_dir
 from engine.fetch.downloads import human_bytes
 from engine.fetch.sources import DATASETS, fetch_dataset, resolve
-
-
-def register(sub) -> None:
-    names = ", ".join(DATASETS)
-    p = sub.add_parser(
-        "fetch", help=f"download a dataset ({names}) from its official source",
-        description="Download a dataset from its official source, verify its checksum, extract it safely, and "
-                    "print the command that opens it. Without DATASET: list the datasets. Re-running on a "
-                    "complete dataset does nothing; an interrupted download resumes.",
-    )
-    p.add_argument("dataset", nargs="?", help=f"one of: {names}")
-    p.add_argument("--dest", metavar="DIR", help="where datasets go (default: $TLBENCH_DATA, else "
-                   "~/.cache/tlbench/data); archives are kept in DIR/downloads while fetching")
-    p.add_argument("--keep-archives", action="store_true",
-                   help="keep the downloaded archives in DIR/downloads after extracting")
-    add_json_flag(p)
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 from engine.adversarial.params import RobustnessParams
-from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
-from engine.cli.fields import add_dataclass_flags, values_from_args
+from engine.adversarial.robustness import robustness_job
+from engine.cli.common import EXIT_OK, print_json, run_cli_job, stdout_console
+from engine.cli.fields import values_from_args
 from engine.core.events import JobFinished
 
 
-def register(sub) -> None:
-    p = sub.add_parser("robustness", help="robust accuracy of a run per eps (PGD or FGSM), saved in its report",
-                       description="Attack every validation image of a run at each eps and report the share "
-                       "still classified correctly (eps 0 = clean accuracy). Saved in the run's report.json "
-                       "under robustness.<method>-<norm>.")
-    p.add_argument("run_dir", help="a run directory (runs/<…>)")
-    add_dataclass_flags(p, RobustnessParams, skip={"run_dir"})
-    add_json_flag(p)
-    p.set_defaults(func=run)
-
-
 def run(args) -> int:
-    from engine.adversarial.robustness import robustness_job  # imports torch: kept off the `--help` path
-
     params = RobustnessParams(**values_from_args(args, RobustnessParams))  # validated (and --eps read) in the job
     code, final, _ = run_cli_job(args, "robustness", lambda ctx: robustness_job(params, ctx))
     if code != EXIT_OK or not isinstance(final, JobFinished):  # (a failure's code is never EXIT_OK)

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from engine.cli.common import EXIT_OK, add_json_flag, print_json, run_cli_job, stdout_console
+from engine.cli.common import EXIT_OK, print_json, run_cli_job, stdout_console
 from engine.core.events import JobFinished
 from engine.data.scan import scan_dataset
-
-
-def register(sub) -> None:
-    p = sub.add_parser("scan", help="check a dataset: layout, classes, unusable files (reads only)")
-    p.add_argument("dataset", help="dataset folder")
-    add_json_flag(p)
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

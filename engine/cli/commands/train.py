@@ -7,43 +7,21 @@ runs this command; rank 0 alone prints and writes.
 from __future__ import annotations
 
 from engine.cli.common import (
-    add_json_flag,
     job_result,
     print_json,
     report_failure,
     run_cli_job,
     stdout_console,
 )
-from engine.cli.fields import add_dataclass_flags, values_from_args
+from engine.cli.parsers.train import config_from_args
 from engine.core.errors import ConfigError
 from engine.core.events import JobFailed
-from engine.train.config import TrainConfig
-
-DATASET_HELP = "dataset folder (see `tlbench scan`)"
-
-
-def register(sub) -> None:
-    p = sub.add_parser("train", help="train a classifier on a frozen or fine-tuned pretrained backbone")
-    p.add_argument("dataset", nargs="?", help=DATASET_HELP)  # optional: --resume needs none
-    add_dataclass_flags(p, TrainConfig, skip={"dataset"})
-    p.add_argument("--resume", metavar="RUN_DIR", default=None,
-                   help="continue a stopped run from its last.pt, with the settings it recorded")
-    p.add_argument("--replan", action="store_true",
-                   help="with --resume: plan the split again from the dataset as it is now (default: the run's "
-                   "recorded plan, for the files still there)")
-    add_json_flag(p)
-    p.set_defaults(func=run)
-
-
-def config_from_args(args) -> TrainConfig:
-    """The config the flags describe; settings a command has no flag for (lr-find: --epochs) keep defaults."""
-    return TrainConfig(**values_from_args(args, TrainConfig))
+from engine.runtime.distributed import env_info
+from engine.train.job import resume, train
+from engine.train.prepare import check_config
 
 
 def run(args) -> int:
-    from engine.runtime.distributed import env_info
-    from engine.train.job import resume, train
-
     main_rank = env_info().is_main
     if args.resume:
         job = lambda ctx: resume(args.resume, ctx, device=args.device if args.device != "auto" else None,  # noqa: E731
@@ -52,7 +30,7 @@ def run(args) -> int:
         if not args.dataset:
             return report_failure(args, ConfigError("No dataset given: pass a dataset folder, "
                                                     "or --resume RUN_DIR to continue a run."))
-        config = config_from_args(args).validate()
+        config = check_config(config_from_args(args))
         job = lambda ctx: train(config, ctx)  # noqa: E731
     code, final, _ = run_cli_job(args, "train", job, quiet=not main_rank)
     if isinstance(final, JobFailed):

@@ -15,8 +15,8 @@ from engine.core.errors import RunError
 from engine.core.records import Preprocessing
 from engine.evaluate.crossval import DEFAULT_L2, HeadRecipe
 from engine.features.views import CENTER, FLIP, crop_views, outer_square, ten_crop_views
-from engine.models.registry import FEATURED_TORCHVISION, LITE, get_spec, resolve_img_size
-from engine.models.weights import weights_status
+from engine.models.registry import available_backbones, get_spec, weights_status
+from engine.models.spec import resolve_img_size
 from engine.train.config import DEFAULT_EPOCHS, TrainConfig
 
 TTA_MODES = ("none", "flip", "ten-crop")
@@ -109,12 +109,13 @@ def compatible(backbones: tuple[str, ...], size: int) -> bool:
 
 
 def search_backbones(config: TrainConfig) -> list[str]:
-    """The backbones to try: with --weights (a file, or random) only --backbone; else --backbone, the
-    EfficientNet-Lites and the featured torchvision models whose weights are on this machine (shipped or
-    cached: the search downloads nothing), best ImageNet top-1 first."""
+    """The backbones to try: with --weights (a file, or random) only --backbone; else --backbone and every
+    family's listed backbones (`tlbench backbones`: the EfficientNet-Lites, the featured torchvision models, a
+    registered family's) whose weights are on this machine (shipped or cached: the search downloads nothing),
+    best ImageNet top-1 first."""
     if config.weights is not None:
         return [config.backbone]
-    names = list(dict.fromkeys([config.backbone, *LITE, *FEATURED_TORCHVISION]))
+    names = list(dict.fromkeys([config.backbone, *available_backbones()]))
     here = [n for n in names if weights_status(get_spec(n)).status in ("shipped", "cached")]
     if not here:
         raise RunError(f"--mode auto found no backbone with weights on this machine (tried {', '.join(names)}). "

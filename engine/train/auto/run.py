@@ -25,8 +25,7 @@ from engine.data.splits import SplitPlan, plan_split
 from engine.evaluate.evaluation import build_report, save_report
 from engine.features.views import ten_crop_offsets
 from engine.models.ensemble import structure_of, views_of
-from engine.models.registry import feature_dim, get_spec
-from engine.models.weights import weights_identity
+from engine.models.registry import feature_dim, get_spec, weights_identity
 from engine.runtime.devices import resolve_device
 from engine.runtime.precision import training_precision
 from engine.runtime.seeding import seed_everything
@@ -35,7 +34,7 @@ from engine.train.auto.recipes import STAGES, default_probe
 from engine.train.auto.refit import CV_SPLIT, refit
 from engine.train.auto.search import REPEATS, Scored, Search
 from engine.train.config import DEFAULT_EPOCHS, TrainConfig
-from engine.train.prepare import Prepared
+from engine.train.prepare import Prepared, check_config
 from engine.train.probe import record_precision
 
 NOISE_RULE = ("a change is kept only when its mean gain over the same folds exceeds one standard error of the "
@@ -139,7 +138,7 @@ def choose_recipe(config: TrainConfig, ctx: JobContext) -> tuple[dict, tuple[Dat
     """Search on the training photos of the run's plan; returns the leaderboard (with the model's structure
     and the winner's out-of-fold predictions under "model" and "oof") and the (scan, plan) searched on: the
     run trains on that very plan (engine.train.prepare's `planned`). No run directory yet."""
-    config.validate()
+    check_config(config)
     config.seed = seed_everything(config.seed)
     info = scan_dataset(config.dataset, ctx=ctx)
     plan = planned_split(config, info, ctx)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_dataset
+from helpers.data import make_dataset
 from PIL import Image
 from torch import nn
 

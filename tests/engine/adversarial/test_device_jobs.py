@@ -9,8 +9,8 @@ import json
 
 import pytest
 import torch
-from conftest import make_dataset
 from device_discipline import DeviceDiscipline, meta_model
+from helpers.data import make_dataset
 from torch import nn
 
 import engine.adversarial.attack_job

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_dataset
+from helpers.data import make_dataset
 from PIL import Image
 
 from engine.adversarial.dream_job import dream_job

@@ -7,7 +7,7 @@ import os
 
 import pytest
 import torch
-from conftest import make_dataset, write_image
+from helpers.data import make_dataset, write_image
 
 import engine.adversarial.target
 from engine.adversarial.attack_job import AttackParams, attack_job

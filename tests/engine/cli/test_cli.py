@@ -8,7 +8,7 @@ from pathlib import Path
 
 import badfiles as bf
 import pytest
-from conftest import ROOT, make_dataset
+from helpers.data import ROOT, make_dataset
 
 import engine
 

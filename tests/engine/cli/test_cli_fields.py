@@ -11,9 +11,9 @@ import torch
 
 from engine.adversarial.params import AttackParams, DreamParams, RobustnessParams
 from engine.cli import build_parser, main
-from engine.cli.commands.lr_find import NOT_FLAGS
-from engine.cli.commands.train import config_from_args
 from engine.cli.fields import add_dataclass_flags, flag_names, values_from_args
+from engine.cli.parsers.lr_find import NOT_FLAGS
+from engine.cli.parsers.train import config_from_args
 from engine.core.checks import check_number, check_whole, fraction, parse_number, positive_int
 from engine.core.errors import ConfigError
 from engine.core.outputs import timestamped

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_dataset
+from helpers.data import make_dataset
 
 from tui.main import main
 

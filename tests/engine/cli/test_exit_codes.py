@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import ROOT, make_dataset
+from helpers.data import ROOT, make_dataset
 
 import engine
 from engine.core.errors import TlbenchError
@@ -95,9 +95,9 @@ def break_scan_after_the_job(monkeypatch, tmp_path):
 
 
 def break_doctor(monkeypatch, tmp_path):
-    import engine.runtime.devices
+    import engine.cli.commands.doctor
 
-    monkeypatch.setattr(engine.runtime.devices, "describe_device", boom)
+    monkeypatch.setattr(engine.cli.commands.doctor, "describe_device", boom)
     return ["doctor"]
 
 

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers.data import ROOT
 
 CODE = """
 import importlib, pkgutil, sys, engine

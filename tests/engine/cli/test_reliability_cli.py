@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, make_dataset
+from helpers.data import ROOT, make_dataset
 
 from engine.cli import COMMANDS
 

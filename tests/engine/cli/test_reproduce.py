@@ -8,7 +8,7 @@ import shlex
 import pytest
 
 from engine.cli import build_parser
-from engine.cli.commands.train import config_from_args
+from engine.cli.parsers.train import config_from_args
 from engine.cli.reproduce import train_command
 from engine.train.config import DEFAULT_EPOCHS, TrainConfig
 

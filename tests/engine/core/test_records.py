@@ -5,7 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import make_dataset
+from helpers.data import make_dataset
 
 from engine.core.errors import RunError
 from engine.core.files import atomic_write_json

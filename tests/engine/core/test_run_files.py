@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_dataset
+from helpers.data import make_dataset
 
 from engine.core import runs
 

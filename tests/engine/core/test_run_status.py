@@ -15,7 +15,7 @@ from engine.core.jobs import JobStopped, run_job
 from engine.core.runs import STATUS_FILE, write_status
 from engine.train.config import TrainConfig
 from engine.train.job import train
-from tui.results.report import load_run_view, run_status
+from tui.run_view import load_run_view, run_status
 
 
 def train_job(dataset, **kw):

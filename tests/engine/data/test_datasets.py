@@ -5,7 +5,7 @@ import os
 import badfiles as bf
 import numpy as np
 import pytest
-from conftest import COLOURS, DEMO, make_dataset, tree_hash, write_image
+from helpers.data import COLOURS, DEMO, make_dataset, tree_hash, write_image
 
 from engine.core.errors import ConfigError, DatasetError
 from engine.data.images import load_rgb
@@ -298,7 +298,7 @@ def test_a_big_scan_under_the_workbench_uses_processes_or_falls_back_to_threads(
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers.data import ROOT
 
     root = make_dataset(tmp_path / "d", {"red": 6, "blue": 6})
     env = {**os.environ, "TLBENCH_CACHE": str(tmp_path / "cache")}

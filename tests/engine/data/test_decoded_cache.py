@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import ROOT, make_dataset, write_image
+from helpers.data import ROOT, make_dataset, write_image
 from PIL import Image
 
 import engine.data.decoded as decoded

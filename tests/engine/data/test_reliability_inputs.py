@@ -11,7 +11,7 @@ import sys
 
 import badfiles as bf
 import pytest
-from conftest import ROOT, make_dataset, tree_hash
+from helpers.data import ROOT, make_dataset, tree_hash
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 

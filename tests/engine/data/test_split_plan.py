@@ -9,7 +9,7 @@ import os
 import shutil
 
 import numpy as np
-from conftest import make_dataset
+from helpers.data import make_dataset
 
 import engine.evaluate.crossval as crossval
 import engine.evaluate.evaluation as evaluation

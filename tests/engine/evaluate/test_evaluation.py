@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, make_dataset
+from helpers.data import ROOT, make_dataset
 from PIL import Image
 
 from engine.core.errors import DatasetError

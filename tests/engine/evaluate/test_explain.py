@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import CATS_DOGS
+from helpers.data import CATS_DOGS
 from PIL import Image
 from torch import nn
 

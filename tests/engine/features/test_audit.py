@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_dataset, tree_hash
+from helpers.data import make_dataset, tree_hash
 from PIL import Image
 
 from engine.cli import main

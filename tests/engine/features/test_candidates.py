@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import make_dataset
+from helpers.data import make_dataset
 
 from engine.core.errors import ConfigError
 from engine.data.scan import scan_dataset

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import DEMO
 from device_discipline import DeviceDiscipline
+from helpers.data import DEMO
 from PIL import Image
 
 from engine.core.events import CandidateScored

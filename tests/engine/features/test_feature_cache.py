@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from conftest import make_dataset, write_image
+from helpers.data import make_dataset, write_image
 from torch import nn
 
 from engine.core.paths import cache_dir

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import torch
-from conftest import ROOT, make_dataset
+from helpers.data import ROOT, make_dataset
 
 from engine.core.records import Preprocessing
 from engine.features.cache import cache_key, cached_features

@@ -15,7 +15,7 @@ import tarfile
 
 import fetch_archives as fa
 import pytest
-from conftest import tree_hash
+from helpers.data import tree_hash
 from local_http import LocalServer
 
 from engine.core.errors import ConfigError

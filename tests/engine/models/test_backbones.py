@@ -8,13 +8,20 @@ import badfiles as bf
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, write_image
+from helpers.data import ROOT, write_image
 from PIL import Image
 
 from engine.core.errors import ConfigError, WeightsError
 from engine.models.build import build_classifier, build_imagenet_model
-from engine.models.registry import available_backbones, feature_dim, get_spec, imagenet_classes
-from engine.models.weights import hub_checkpoints_dir, torchvision_weights_file, weights_status
+from engine.models.families.torchvision_models import torchvision_weights_file
+from engine.models.registry import (
+    available_backbones,
+    feature_dim,
+    get_spec,
+    imagenet_classes,
+    weights_status,
+)
+from engine.models.weights import hub_checkpoints_dir
 
 
 def chelsea_tensor(size: int) -> torch.Tensor:
@@ -32,7 +39,7 @@ def normalise(x):
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2"])
 def test_efficientnet_lite_matches_reference_and_sees_a_tabby(name):
     ref_pkg = pytest.importorskip("efficientnet_lite_pytorch")
-    from engine.models.registry import lite_weights_file
+    from engine.models.families.lite import lite_weights_file
 
     ours, identity = build_imagenet_model(name)
     ours.eval()
@@ -204,7 +211,7 @@ def test_weights_download_once_verified_then_loaded_by_torchvision(networked, mo
     import torchvision
     from local_http import LocalServer
 
-    from engine.models.registry import torchvision_weights
+    from engine.models.families.torchvision_models import torchvision_weights
 
     spec = get_spec("mobilenet_v3_small")
     torch.manual_seed(1)
@@ -226,7 +233,7 @@ def test_weights_download_whose_sha256_does_not_match_is_refused(networked, monk
     import torchvision
     from local_http import LocalServer
 
-    from engine.models.registry import torchvision_weights
+    from engine.models.families.torchvision_models import torchvision_weights
 
     spec = get_spec("mobilenet_v3_small")
     name = torchvision_weights_file(spec).name  # mobilenet_v3_small-047dcff4.pth: not what we serve

@@ -22,27 +22,28 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import ROOT
+from helpers.data import ROOT
 from PIL import Image
 from torch import nn
 
 import engine.models.registry as backbones
 from engine.features.cache import cache_key, cached_features
 from engine.models.build import build_classifier
-from engine.models.classifier import split_head
-from engine.models.registry import (
+from engine.models.families.torchvision_models import (
     architecture_kwargs,
-    available_backbones,
-    empty_architecture,
-    feature_dim,
-    get_spec,
     torchvision_weights,
     without_aux_heads,
 )
+from engine.models.registry import available_backbones, empty_architecture, family_of, feature_dim, get_spec
 from engine.models.stages import backbone_stages
 from engine.runtime.devices import parameters_on_meta
 
 ALL = available_backbones(all_models=True)
+
+
+def split_head(name: str, model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+    """The ImageNet head taken off as the backbone's family does it (SqueezeNet's is a convolution)."""
+    return family_of(name).split_head(model, get_spec(name))
 
 
 def smallest_input(name: str) -> int:
@@ -55,7 +56,7 @@ def repeated_blocks(name: str) -> list[tuple[str, str]]:
     same type stays. Shapes come from a forward pass on the meta device (no memory, no compute)."""
     size = smallest_input(name)
     model = empty_architecture(get_spec(name)).to("meta")
-    split_head(model)
+    split_head(name, model)
     keeps_shape: dict[int, bool] = {}
 
     def hook(module, args, out):
@@ -137,7 +138,7 @@ def test_every_listed_backbone_gives_features_of_the_registry_width(name, two_im
 
 @pytest.mark.parametrize("name", ALL)
 def test_every_listed_backbone_splits_into_stages_that_cover_every_parameter_once(name):
-    backbone, _ = split_head(empty_architecture(get_spec(name)))
+    backbone, _ = split_head(name, empty_architecture(get_spec(name)))
     stages = backbone_stages(backbone)
     ids = [id(p) for s in stages for p in s.parameters()]
     assert len(ids) == len(set(ids))  # no parameter in two stages

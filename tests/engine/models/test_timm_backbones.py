@@ -15,11 +15,10 @@ import engine.cli.commands.backbones as backbones_command
 from engine.cli import main
 from engine.core.errors import ConfigError, WeightsError
 from engine.models.build import backbone_info, build_classifier
+from engine.models.families.timm_models import pretrained_names
 from engine.models.fast import inference_copy
-from engine.models.registry import get_spec, search_backbones
+from engine.models.registry import get_spec, search_backbones, weights_identity, weights_status
 from engine.models.stages import backbone_stages
-from engine.models.timm_backbones import pretrained_names
-from engine.models.weights import weights_identity, weights_status
 from engine.train.recipe import param_groups
 
 CNN = "resnet18.a1_in1k"
@@ -161,7 +160,7 @@ def test_backbones_search_cli_measures_only_the_shown_rows(tmp_path, monkeypatch
 def test_download_progress_becomes_events():
     from engine.core.events import ProgressAdvanced
     from engine.core.jobs import JobContext, JobControl
-    from engine.models.timm_weights import _progress_class
+    from engine.models.families.timm_hub import _progress_class
 
     events = []
     bar_class = _progress_class(JobContext(events.append, JobControl()), "weights timm/x")
@@ -180,11 +179,11 @@ def test_stopping_a_weights_download_ends_the_job_as_stopped(hub, tmp_path, monk
     import huggingface_hub
 
     from engine.core.jobs import JobControl, JobFinished, JobStopped, run_job
-    from engine.models import timm_weights
+    from engine.models.families import timm_hub
 
     hub_cache(tmp_path, monkeypatch)
-    monkeypatch.setattr(timm_weights, "check_available", lambda spec: None)  # as if the hub were reachable
-    monkeypatch.setattr(timm_weights, "_remote_size", lambda repo, filename: 1000)
+    monkeypatch.setattr(timm_hub, "check_available", lambda spec: None)  # as if the hub were reachable
+    monkeypatch.setattr(timm_hub, "_remote_size", lambda repo, filename: 1000)
     control = JobControl()
     chunks = []
 
@@ -204,7 +203,7 @@ def test_stopping_a_weights_download_ends_the_job_as_stopped(hub, tmp_path, monk
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
     spec = get_spec(f"timm/{CNN}")
-    final = run_job("weights", lambda ctx: {"path": str(timm_weights.ensure(spec, ctx))}, control=control)
+    final = run_job("weights", lambda ctx: {"path": str(timm_hub.ensure(spec, ctx))}, control=control)
     assert isinstance(final, JobFinished) and final.reason == "stopped", final
     assert len(chunks) == 1  # the download itself stopped at the next chunk
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_image
+from helpers.data import write_image
 from PIL import Image
 from report_html import network_references, parse
 

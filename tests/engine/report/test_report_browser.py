@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OXFORD_PETS_CLASSES
+from helpers.data import OXFORD_PETS_CLASSES
 from PIL import Image
 from report_browser import CHROMIUM, chromium_dom, chromium_screenshot, make_37_class_run, write_report
 from report_html import parse

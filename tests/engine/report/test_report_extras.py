@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import make_dataset, write_image
+from helpers.data import make_dataset, write_image
 from report_html import parse
 
 from engine.cli import main

@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from helpers.data import ROOT
 from PIL import Image
 
 from engine.core.errors import ConfigError

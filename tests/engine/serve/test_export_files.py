@@ -112,7 +112,7 @@ def test_the_exports_check_opens_only_the_runs_own_files_never_a_marked_one(tmp_
     """The check against predict reads real images of the run: from its recorded plan (split.json), so a file
     marked in the Audit view, even the first of its folder by name, is never opened (it was: the check listed
     the dataset's folders, issue 22). A run without a plan lists the folders minus the exclude list."""
-    from conftest import make_dataset
+    from helpers.data import make_dataset
 
     from engine.core.records import RunRecord
     from engine.data.exclude import write_exclude

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import COLOURS, write_image
+from helpers.data import COLOURS, write_image
 from PIL import Image
 
 import engine.train.auto.recipes as recipes
@@ -56,8 +56,7 @@ def config(dataset: Path, **kw) -> TrainConfig:
 
 def small_search_settings(monkeypatch, backbones=("efficientnet_lite0",)):
     """The shipped Lites named, one augmented view, one L2 beside the default: every stage, quickly."""
-    monkeypatch.setattr(recipes, "LITE", {k: v for k, v in recipes.LITE.items() if k in backbones})
-    monkeypatch.setattr(recipes, "FEATURED_TORCHVISION", [])
+    monkeypatch.setattr(recipes, "available_backbones", lambda: list(backbones))
     monkeypatch.setattr(recipes, "AUG_VIEWS", 1)
     monkeypatch.setattr(recipes, "L2_GRID", (1e-2,))
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import COLOURS, write_image
+from helpers.data import COLOURS, write_image
 from PIL import Image
 
 import engine.evaluate.evaluation as evaluation
@@ -59,9 +59,7 @@ def ensemble_run(tmp_path_factory):
     fitted: list[tuple[int, list[int]]] = []
     requested: list[list[str]] = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(recipes, "LITE", {k: v for k, v in recipes.LITE.items()
-                                     if k in ("efficientnet_lite0", "efficientnet_lite1")})
-        mp.setattr(recipes, "FEATURED_TORCHVISION", [])
+        mp.setattr(recipes, "available_backbones", lambda: ["efficientnet_lite0", "efficientnet_lite1"])
         mp.setattr(run, "STAGES", (recipes.stage_backbones, recipes.stage_flip, recipes.stage_concat))
         mp.setattr(search, "paired_gain", lambda a, b: (1.0, 0.0))  # every change kept: a flip concat last
         mp.setattr(ensemble, "paired_gain", lambda a, b: (1.0, 0.0))  # and the ensemble wins

@@ -48,8 +48,7 @@ def stand_ins(monkeypatch):
     monkeypatch.setattr(search_module, "view_features", stand_in_features)
     monkeypatch.setattr(search_module, "missing_count",
                         lambda backbone, size, views, root, paths, *a, **k: len(paths) * len(views))
-    monkeypatch.setattr(recipes, "LITE", {k: v for k, v in recipes.LITE.items() if k in LITES})
-    monkeypatch.setattr(recipes, "FEATURED_TORCHVISION", [])
+    monkeypatch.setattr(recipes, "available_backbones", lambda: list(LITES))
     monkeypatch.setattr(recipes, "L2_GRID", (1e-2,))
     monkeypatch.setattr(recipes, "AUG_VIEWS", 1)
 

@@ -4,7 +4,7 @@ generation, which takes minutes on this CPU (bench/compile.py measures the real 
 
 from __future__ import annotations
 
-from conftest import make_dataset
+from helpers.data import make_dataset
 from torch import nn
 
 from engine.core.events import JobFinished

@@ -4,7 +4,8 @@ architecture cannot take (a ViT's fixed 224 px, a Swin's or Inception's smallest
 import pytest
 
 from engine.core.errors import ConfigError
-from engine.models.registry import get_spec, resolve_img_size
+from engine.models.registry import get_spec
+from engine.models.spec import resolve_img_size
 
 
 def auto(name: str, median_side: int | None) -> int:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
-from conftest import make_dataset
 from device_discipline import ENGINE_DIR, DeviceDiscipline
+from helpers.data import make_dataset
 
 from engine.core.errors import ConfigError
 from engine.core.events import JobFinished

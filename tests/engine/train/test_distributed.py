@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT, make_dataset
+from helpers.data import ROOT, make_dataset
 
 from engine.core.runs import load_checkpoint, read_metrics
 

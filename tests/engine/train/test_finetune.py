@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CATS_DOGS, DEMO, make_dataset
+from helpers.data import CATS_DOGS, DEMO, make_dataset
 from pausing import paused_job
 
 import engine.train.finetune as finetune_module
@@ -251,7 +251,7 @@ def test_cli_rejects_bad_fine_tuning_flags(colours, args, needle):
     import os
     import subprocess
 
-    from conftest import ROOT
+    from helpers.data import ROOT
 
     out = subprocess.run([sys.executable, "-m", "tui.main", "train", str(colours), *args, "--json"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})

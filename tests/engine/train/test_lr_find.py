@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import make_dataset
+from helpers.data import make_dataset
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 import engine.train.finetune as finetune

@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from conftest import make_dataset
+from helpers.data import make_dataset
 from precision_profiles import PROFILES, FakeMeasure, become
 
 import engine.train.finetune as finetune_module

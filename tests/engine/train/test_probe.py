@@ -5,7 +5,7 @@ import json
 import badfiles as bf
 import pytest
 import torch
-from conftest import CATS_DOGS, DEMO, make_dataset
+from helpers.data import CATS_DOGS, DEMO, make_dataset
 from pausing import paused_job
 
 from engine.core.events import CheckpointSaved, EpochEnded, JobFinished, LogLine

@@ -10,7 +10,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, make_dataset
+from helpers.data import ROOT, make_dataset
 
 from engine.core.errors import RunError
 from engine.core.events import BatchEnded, EpochEnded, JobFinished, JobStarted

@@ -4,7 +4,7 @@ offline, a model missing from the cache fails before anything is extracted or tr
 
 import pytest
 import torch
-from conftest import make_dataset
+from helpers.data import make_dataset
 from timm_hub import hub_cache, put_in_hub_cache
 
 from engine.adversarial.attack_job import AttackParams, attack_job

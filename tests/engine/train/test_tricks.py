@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_dataset
+from helpers.data import make_dataset
 from torch import nn
 
 from engine.core.events import JobFinished
