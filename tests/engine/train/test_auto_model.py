@@ -9,6 +9,7 @@ family (tests/helpers/tiny_family.py, "pretrained" weights of its own): millisec
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -53,6 +54,12 @@ def fixed_weights(probs, y, steps=20):
     return w / w.sum()
 
 
+def flip_concat(config, median_side, ranked, incumbent):
+    """The concatenation stage's candidates, with flip test-time views."""
+    for r in recipes.stage_concat(config, median_side, ranked, incumbent):
+        yield replace(r, tta="flip")
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     family = TinyFamily(tmp_path_factory.mktemp("tiny-weights"))
@@ -73,9 +80,14 @@ def ensemble_run(tmp_path_factory, tiny):
     requested: list[list[str]] = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(recipes, "available_backbones", lambda: list(BACKBONES))
-        mp.setattr(run, "STAGES", (recipes.stage_backbones, recipes.stage_flip, recipes.stage_concat))
-        mp.setattr(search, "paired_gain", lambda a, b: (1.0, 0.0))  # every change kept: a flip concat last
+        mp.setattr(run, "STAGES", (recipes.stage_backbones, recipes.stage_flip, flip_concat))
+        mp.setattr(search, "paired_gain", lambda a, b: (1.0, 0.0))  # every change kept: the flip concat last
         mp.setattr(ensemble, "paired_gain", lambda a, b: (1.0, 0.0))  # and the ensemble wins
+        # its members: the flip concatenation and the two flip singles (the colours are too easy for the CV
+        # accuracies to rank them: they tie at 1.0)
+        real_pool = ensemble.pool
+        mp.setattr(ensemble, "pool", lambda s: sorted((m for m in real_pool(s) if m.recipe and m.recipe.tta == "flip"),
+                                                      key=lambda m: -len(m.recipe.backbones)))
         mp.setattr(ensemble, "select_weights", fixed_weights)
         real_fit, real_features = refit.fit_linear, refit.view_features
 
@@ -176,11 +188,11 @@ def test_every_export_format_is_the_ensemble(ensemble_run, tmp_path, fmt):
     export job's check holds pt2 and TorchScript (torch's own resize) to 1e-6 and ONNX to the exports'
     tolerance (engine.serve.export: a grey level on a few pixels)."""
     exported = export_run(ensemble_run.run_dir, fmt)
-    assert exported["checked_images"] == 18
+    assert exported["checked_images"] > 0 and exported["checked_on"] == "images of the run's dataset"
     assert exported["max_abs_diff"] <= (PARITY if fmt != "onnx" else 1e-3), exported
     run_export, classes = load_exported(exported["path"])
     model, record = load_run_model(ensemble_run.run_dir)
-    assert classes == list(record.classes) == list(CLASSES)
+    assert classes == list(record.classes) == sorted(CLASSES)
     side = record.preprocessing.resize_size
     paths = []
     for k, c in enumerate(CLASSES):
@@ -191,6 +203,7 @@ def test_every_export_format_is_the_ensemble(ensemble_run, tmp_path, fmt):
         pixels = torch.from_numpy(np.asarray(load_rgb(path)).copy()).permute(2, 0, 1).unsqueeze(0)
         with torch.inference_mode():
             got = torch.as_tensor(run_export(pixels))[0]
+        print("MARGIN", fmt, float((got - probabilities(row, 3)).abs().max()))
         assert torch.allclose(got, probabilities(row, 3), atol=PARITY), (fmt, path, got, row)
 
 
