@@ -1,11 +1,12 @@
 """`train --mode auto` on photos it has never seen, against the default probe and the best plain probe.
 
-    nice -n 5 .venv/bin/python bench/auto_recipe.py [--draws 3] [--cat-draws 1] [--budget 15] [--only dogs-1 ...]
+    nice -n 10 .venv/bin/python bench/auto_recipe.py [--draws 3] [--breeds 30] [--train-per 7] [--test-per 2]
+        [--cat-draws 1] [--cat-train 24] [--cat-test 12] [--budget 15] [--only dogs-1 ...]
 
 Fine-grained few-shot checks built from ../shared/data, several draws each:
-- dogs-N: 37 breeds of dog-breeds-dev drawn (seed N) among those with at least 10 photos, 8 training photos each,
-  the next 2 to 5 of the breed held out as the unseen test photos;
-- cats-N: cat-breeds-dev's 5 breeds (noisy labels), 48 training photos each, 12 unseen.
+- dogs-N: --breeds breeds of dog-breeds-dev drawn (seed N) among those with at least train-per + test-per
+  photos, --train-per training photos each, the next --test-per of the breed held out as the unseen test photos;
+- cats-N: cat-breeds-dev's 5 breeds (noisy labels), --cat-train training photos each, --cat-test unseen.
 Each draw is written as a training folder (one folder per class, nothing else) and a test folder. Three recipes
 train on the training folder, each a whole `tlbench train … --json` process on a cold feature cache of its own
 (so its time includes every extraction), and each is scored by `tlbench eval RUN --data TEST` on the test photos:
@@ -61,21 +62,21 @@ def write(out: Path, split: dict[str, tuple[list[Path], list[Path]]]) -> tuple[P
     return out / "train", out / "test"
 
 
-def dog_draw(work: Path, seed: int) -> tuple[Path, Path]:
-    breeds = {b: fs for b, fs in photos(DATA / "dog-breeds-dev").items() if len(fs) >= 10}
-    chosen = sorted(breeds, key=lambda b: order(seed, b))[:37]
+def dog_draw(work: Path, seed: int, breeds_n: int, train_per: int, test_per: int) -> tuple[Path, Path]:
+    breeds = {b: fs for b, fs in photos(DATA / "dog-breeds-dev").items() if len(fs) >= train_per + test_per}
+    chosen = sorted(breeds, key=lambda b: order(seed, b))[:breeds_n]
     split = {}
     for b in sorted(chosen):
         fs = sorted(breeds[b], key=lambda f: order(seed, f.name))
-        split[b] = (fs[:8], fs[8:13])
+        split[b] = (fs[:train_per], fs[train_per:train_per + test_per])
     return write(work / f"dogs-{seed}", split)
 
 
-def cat_draw(work: Path, seed: int) -> tuple[Path, Path]:
+def cat_draw(work: Path, seed: int, train_per: int, test_per: int) -> tuple[Path, Path]:
     split = {}
     for b, fs in photos(DATA / "cat-breeds-dev").items():
         fs = sorted(fs, key=lambda f: order(seed, f.name))
-        split[b] = (fs[12:], fs[:12])
+        split[b] = (fs[test_per:test_per + train_per], fs[:test_per])
     return write(work / f"cats-{seed}", split)
 
 
@@ -121,14 +122,15 @@ def run_draw(name: str, train: Path, test: Path, work: Path, budget: float) -> d
 
 def table(results: list[dict]) -> str:
     names = list(RECIPES)
-    out = ["| draw | classes | train / test | " + " | ".join(names) + " | auto's recipe |",
-           "|---|---|---|" + "---|" * len(names) + "---|"]
+    out = ["| draw | classes | train / test | " + " | ".join(names) + " | auto's CV (default probe's) | auto's recipe |",
+           "|---|---|---|" + "---|" * len(names) + "---|---|"]
     for r in results:
         rec = r["recipes"]
         first = rec[names[0]]
         cells = [f"{rec[n]['test_accuracy']:.3f} ({rec[n]['train_s'] / 60:.1f} min)" for n in names]
         out.append(f"| {r['draw']} | {r['classes']} | {rec['auto']['train_images']} / {first['test_images']} | "
-                   + " | ".join(cells) + f" | {rec['auto']['recipe']} |")
+                   + " | ".join(cells) + f" | {rec['auto']['cv_accuracy']:.3f} ({rec['auto']['default_probe_cv']:.3f}) | "
+                   f"{rec['auto']['recipe']} |")
     for group in sorted({r["draw"].split("-")[0] for r in results}):
         rs = [r for r in results if r["draw"].startswith(group)]
         cells = []
@@ -137,7 +139,7 @@ def table(results: list[dict]) -> str:
             spread = f" ± {statistics.stdev(accs):.3f}" if len(accs) > 1 else ""
             minutes = statistics.mean(r["recipes"][n]["train_s"] for r in rs) / 60
             cells.append(f"**{statistics.mean(accs):.3f}**{spread} ({minutes:.1f} min)")
-        out.append(f"| {group}: mean of {len(rs)} | | | " + " | ".join(cells) + " | |")
+        out.append(f"| {group}: mean of {len(rs)} | | | " + " | ".join(cells) + " | | |")
     return "\n".join(out)
 
 
@@ -145,7 +147,12 @@ def main():
     global DATA
     ap = argparse.ArgumentParser()
     ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--breeds", type=int, default=30)
+    ap.add_argument("--train-per", type=int, default=7)
+    ap.add_argument("--test-per", type=int, default=2)
     ap.add_argument("--cat-draws", type=int, default=1)
+    ap.add_argument("--cat-train", type=int, default=24)
+    ap.add_argument("--cat-test", type=int, default=12)
     ap.add_argument("--budget", type=float, default=15.0)
     ap.add_argument("--only", action="append", help="draw names to run (dogs-1, cats-1, …)")
     ap.add_argument("--work", default=None, help="where the draws, caches and runs go (default: a temp dir)")
@@ -153,8 +160,10 @@ def main():
     args = ap.parse_args()
     DATA = Path(args.data)
     work = Path(args.work or tempfile.mkdtemp(prefix="tlbench-bench-auto-"))
-    draws = {f"dogs-{i}": (lambda w, i=i: dog_draw(w, i)) for i in range(1, args.draws + 1)}
-    draws |= {f"cats-{i}": (lambda w, i=i: cat_draw(w, i)) for i in range(1, args.cat_draws + 1)}
+    draws = {f"dogs-{i}": (lambda w, i=i: dog_draw(w, i, args.breeds, args.train_per, args.test_per))
+             for i in range(1, args.draws + 1)}
+    draws |= {f"cats-{i}": (lambda w, i=i: cat_draw(w, i, args.cat_train, args.cat_test))
+              for i in range(1, args.cat_draws + 1)}
     out = RESULTS / "auto_recipe.json"
     old = json.loads(out.read_text()) if out.exists() else {}
     results = [r for r in old.get("results", []) if "draw" in r]
@@ -166,6 +175,8 @@ def main():
         results.sort(key=lambda r: (r["draw"].split("-")[0] != "dogs", r["draw"]))
         summary = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
                    "machine": platform.processor() or platform.machine(), "budget_minutes": args.budget,
+                   "draws": {"dogs": {"breeds": args.breeds, "train_per": args.train_per, "test_per": args.test_per},
+                             "cats": {"train_per": args.cat_train, "test_per": args.cat_test}},
                    "results": results}
         out.write_text(json.dumps(summary, indent=2) + "\n")  # after every draw: a long run keeps what it did
         (RESULTS / "auto_recipe.md").write_text(table(results) + "\n")
