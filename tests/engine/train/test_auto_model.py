@@ -261,3 +261,17 @@ def test_the_ten_crop_views_are_the_crops_the_module_cuts(tmp_path):
     # the module's order is (crop, its mirror) per place; the views' is the five crops, then their mirrors
     by_place = [extracted[k // 2 + (5 if k % 2 else 0)] for k in range(10)]
     assert all(torch.equal(a, b) for a, b in zip(cut, by_place))
+
+
+def test_the_command_line_says_where_auto_s_accuracy_comes_from(ensemble_run, monkeypatch, capsys):
+    """`tlbench train --mode auto` without --json: the accuracy is labelled (here the search's cross-validated
+    estimate: no photo was held out) beside the default probe's, and the final model saw every photo."""
+    import engine.cli.commands.train as train_command
+    from engine.cli import main
+
+    final = JobFinished("completed", ensemble_run.result)
+    monkeypatch.setattr(train_command, "run_cli_job", lambda *a, **k: (0, final, None))
+    assert main(["train", str(ensemble_run.data), "--mode", "auto"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "cross-validated estimate from the search" in out and "the default probe's CV" in out, out
+    assert "18 training photos (the final model saw all of them), 0 held out" in out, out
