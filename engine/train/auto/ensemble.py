@@ -81,6 +81,8 @@ def ensemble_candidate(search: Search) -> Scored | None:
     single recipe scored by more than the noise. None when there is nothing to combine."""
     members = pool(search)
     if len(members) < 2 or search.fold_sets is None:
+        why = "fewer than two recipes scored to combine"
+        search.skip("ensemble of the best recipes", {}, "ensemble", why, 0.0)
         return None
     t0 = search.clock()
     y = search.labels[torch.as_tensor(search.kept, dtype=torch.long, device="cpu")]
