@@ -59,7 +59,8 @@ def robustness_job(params: RobustnessParams, ctx: JobContext) -> dict:
     if params.limit:
         val = val[: params.limit]
     if not val:
-        raise ConfigError(f"The validation split of {info.root} is empty: nothing to attack.")
+        raise ConfigError(f"The validation split of {info.root} is empty: nothing to attack (an auto run that "
+                          "held out no photos has none). Pass photos the model never saw with --data.")
     model = fast_copy(tm, device, tm.prep.crop_size, dtype)
     ctx.emit(JobStarted("robustness", f"{params.method} {params.norm} sweep of {tm.name}", str(tm.run_dir)))
     ctx.log(f"device: {device_name} ({why}), {precision_name(dtype)}; {len(val)} validation images; eps "

@@ -36,13 +36,26 @@ ONE_THREAD_BELOW = 5e7
 @dataclass(frozen=True)
 class HeadRecipe:
     """How the linear head is fitted: L2 strength (on standardised features, relative to the mean loss), label
-    smoothing, and the L-BFGS iteration cap."""
+    smoothing, and the L-BFGS iteration cap.
+
+    solver "probe" is `train --mode probe`'s own head instead (engine.train.probe): Adam on the raw features in
+    mini-batches of `batch_size`, `epochs` epochs at `lr` with `weight_decay`, initialised and shuffled from
+    `seed` — scored for its last epoch, since choosing the best epoch needs a validation split."""
 
     l2: float = DEFAULT_L2
     label_smoothing: float = 0.0
     max_iter: int = 200
+    solver: str = "lbfgs"
+    epochs: int = 30
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    seed: int = 0
 
     def to_dict(self) -> dict:
+        if self.solver == "probe":
+            return {"solver": "probe", "label_smoothing": self.label_smoothing, "epochs": self.epochs,
+                    "lr": self.lr, "batch_size": self.batch_size, "weight_decay": self.weight_decay}
         return {"l2": self.l2, "label_smoothing": self.label_smoothing, "max_iter": self.max_iter}
 
 
@@ -56,6 +69,7 @@ class CVResult:
     seconds: float
     folds: int
     extra: dict = field(default_factory=dict)
+    oof_by_repeat: torch.Tensor | None = None  # [R, N, C]: each set of folds' own out-of-fold probabilities
 
     def to_dict(self) -> dict:
         return {"accuracy": self.accuracy, "accuracy_std": self.accuracy_std, "top5": self.top5,
@@ -105,7 +119,29 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, n_classes: int, recipe: HeadRec
     """A multinomial logistic regression on `x` [N, D] (float32, CPU), returned as an nn.Linear on the raw features
     (the standardisation is folded into its weight and bias, so it drops in as a Classifier head)."""
     with one_cpu_thread(small(x, n_classes)):
+        if recipe.solver == "probe":
+            return _fit_probe(x, y, n_classes, recipe)
         return _fit_linear(x, y, n_classes, recipe)
+
+
+def _fit_probe(x: torch.Tensor, y: torch.Tensor, n_classes: int, recipe: HeadRecipe) -> nn.Linear:
+    """The probe's head, as engine.train.probe trains it (same initialisation, order and optimiser)."""
+    generator = torch.Generator().manual_seed(recipe.seed)
+    head = nn.Linear(x.shape[1], n_classes, device=x.device)
+    nn.init.normal_(head.weight, std=0.01, generator=generator)
+    nn.init.zeros_(head.bias)
+    optimizer = torch.optim.Adam(head.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    x, y = x.float(), y.long()
+    steps = max(1, -(-len(y) // recipe.batch_size))
+    for _ in range(recipe.epochs):
+        order = torch.randperm(len(y), generator=generator, device="cpu")
+        for step in range(steps):
+            idx = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            loss = F.cross_entropy(head(x[idx]), y[idx], label_smoothing=recipe.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return head
 
 
 def small(x: torch.Tensor, n_classes: int) -> bool:
@@ -227,6 +263,7 @@ def cross_validate_repeated(x: torch.Tensor, y: torch.Tensor, n_classes: int,
     set's. One set is exactly `cross_validate`."""
     runs = [cross_validate(x, y, n_classes, folds, recipe, train_views, check) for folds in fold_sets]
     if len(runs) == 1:
+        runs[0].oof_by_repeat = runs[0].oof_probs[None]
         return runs[0]
     means = [r.accuracy for r in runs]
     oof = torch.stack([r.oof_probs for r in runs]).mean(0)
@@ -240,4 +277,17 @@ def cross_validate_repeated(x: torch.Tensor, y: torch.Tensor, n_classes: int,
         seconds=sum(r.seconds for r in runs),
         folds=runs[0].folds,
         extra={"repeats": len(runs), "repeat_accuracies": [round(m, 6) for m in means]},
+        oof_by_repeat=torch.stack([r.oof_probs for r in runs]),
     )
+
+
+def paired_gain(challenger: list[float], incumbent: list[float]) -> tuple[float, float]:
+    """(mean, standard error) of the per-fold differences in accuracy between two candidates scored on the same
+    folds (every fold of every repeat, in the same order). Pairing removes what the folds share (an easy or a
+    hard fold is easy or hard for both), so the standard error is that of the difference itself: the noise a
+    gain must clear before it is believed (engine.train.auto)."""
+    if len(challenger) != len(incumbent) or not incumbent:
+        raise ValueError(f"{len(challenger)} and {len(incumbent)} fold accuracies: score both on the same folds")
+    d = np.asarray(challenger, dtype=np.float64) - np.asarray(incumbent, dtype=np.float64)
+    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+    return float(d.mean()), se

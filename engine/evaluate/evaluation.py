@@ -26,7 +26,7 @@ from engine.data.loaders import ImageFiles, auto_workers, data_loader
 from engine.data.scan import scan_dataset, scan_run_dataset
 from engine.data.splits import plan_for_run
 from engine.evaluate.plots import confusion_png, top_losses_png
-from engine.models.loading import inference_model, load_run_model
+from engine.models.loading import auto_structure, inference_model, load_run_model
 from engine.runtime.devices import resolve_device
 
 if TYPE_CHECKING:
@@ -59,7 +59,10 @@ def with_tta(model: nn.Module, tta: bool) -> nn.Module:
 
 
 def run_tta(record: RunRecord, tta: bool | None) -> bool:
-    """--tta as asked, else as the run recorded (its training config's `tta`)."""
+    """--tta as asked, else as the run recorded (its training config's `tta`). An auto run's model carries its
+    own test-time views inside (engine.models.ensemble): nothing is added unless asked."""
+    if tta is None and auto_structure(record) is not None:
+        return False
     return bool(record.raw.get("tta")) if tta is None else tta
 
 
@@ -222,6 +225,26 @@ def evaluation_samples(record: RunRecord, dataset: str | None, ctx: JobContext |
     return list(info.samples), "all"
 
 
+def cross_validated_only(run_dir: Path, record: RunRecord, ctx: JobContext | None) -> dict:
+    """eval of an auto run that kept no held-out photos: its model was fitted on every photo of its dataset, so
+    scoring them again would measure memory, not accuracy. What can honestly be said: the search's
+    cross-validated estimate (report.json is left as the run wrote it)."""
+    auto = record.get("auto") or {}
+    note = (f"{run_dir.name} kept no held-out photos (--holdout 0): its model was fitted on all "
+            f"{auto.get('train_images', '?')} of them. Its accuracy is the search's cross-validated estimate "
+            f"{auto.get('cv_accuracy', float('nan')):.4f} (report.json). To measure it on photos it never saw: "
+            "tlbench eval RUN --data FOLDER, or train with --holdout 0.2.")
+    if ctx is not None:
+        ctx.emit(JobStarted("eval", f"{run_dir.name}: cross-validated estimate", str(run_dir)))
+        ctx.log(note)
+    summary = {"run_dir": str(run_dir), "split": "cross-validated", "n": auto.get("train_images"),
+               "accuracy": auto.get("cv_accuracy"), "cv_std": auto.get("cv_std"), "tta": False, "top5": None,
+               "skipped_images": 0, "report": str(run_dir / "report.json"), "most_confused": [], "note": note}
+    if ctx is not None:
+        ctx.result.update(summary)
+    return summary
+
+
 def evaluate_run(run_dir: str | os.PathLike, dataset: str | None = None, ctx: JobContext | None = None,
                  checkpoint: str = "best.pt", device: str = "auto", batch_size: int = 64,
                  workers: int | None = None, tta: bool | None = None, precision: str = "recorded",
@@ -235,6 +258,9 @@ def evaluate_run(run_dir: str | os.PathLike, dataset: str | None = None, ctx: Jo
 
     run_dir = Path(run_dir)
     record = load_config(run_dir)
+    if dataset is None and auto_structure(record) is not None and not (record.get("auto") or {}).get(
+            "holdout_images"):
+        return cross_validated_only(run_dir, record, ctx)
     samples, split = evaluation_samples(record, dataset, ctx, run_dir, replan)
     dev = resolve_device(device)
     if ctx is not None:

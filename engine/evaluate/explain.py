@@ -36,6 +36,8 @@ from engine.data.images import ImageProblem, load_rgb
 from engine.data.loaders import _center_offset, eval_transform
 from engine.evaluate.evaluation import with_tta
 from engine.models.classifier import Classifier
+from engine.models.ensemble import Ensemble
+from engine.models.loading import RunModel
 from engine.models.stages import backbone_stages
 
 IG_STEPS = 32  # Riemann steps of the path integral; Captum's default is 50, 32 keeps the error small on CNNs
@@ -68,10 +70,11 @@ def _token_prefix(tokens: int) -> int | None:
     return None
 
 
-def gradcam_layer(model: Classifier, x: torch.Tensor) -> tuple[nn.Module, str, str]:
-    """(module, its stage's name, kind): the layer Grad-CAM explains. One forward pass on `x` finds which
-    stages give spatial outputs."""
-    stages = backbone_stages(model.backbone)
+def gradcam_layer(model: Classifier, x: torch.Tensor, backbone: nn.Module | None = None) -> tuple[nn.Module, str, str]:
+    """(module, its stage's name, kind): the layer Grad-CAM explains, in `backbone` (default the model's). One
+    forward pass on `x` finds which stages give spatial outputs."""
+    backbone = model.backbone if backbone is None else backbone
+    stages = backbone_stages(backbone)
     kinds: dict[int, str | None] = {}
     hooks = []
     for i, stage in enumerate(stages):
@@ -90,7 +93,7 @@ def gradcam_layer(model: Classifier, x: torch.Tensor) -> tuple[nn.Module, str, s
             h.remove()
     found = [i for i in range(len(stages)) if kinds.get(i)]
     if not found:
-        raise ConfigError(f"{type(model.backbone).__name__} has no stage with a spatial output to explain with "
+        raise ConfigError(f"{type(backbone).__name__} has no stage with a spatial output to explain with "
                           "Grad-CAM: use --method ig or --method occlusion.")
     last = found[-1]
     if kinds[last] == "tokens":
@@ -124,7 +127,46 @@ def _normalise(heat: torch.Tensor) -> torch.Tensor:
     return heat / top if top > 0 else heat
 
 
-def attribute(model: Classifier, x: torch.Tensor, target: int, method: str = "gradcam") -> torch.Tensor:
+def gradcam(forward: Callable[[torch.Tensor], torch.Tensor], where: list[Classifier], x: torch.Tensor,
+            target: int) -> torch.Tensor:
+    """Grad-CAM [S, S] of `forward`'s class `target` at the last spatial stage of each Classifier's backbone in
+    `where` (several: the backbones a concatenated head reads), each map scaled to [0, 1], then averaged."""
+    heat = torch.zeros(x.shape[-2:], device=x.device)
+    for model in where:
+        layer, _, kind = gradcam_layer(model, x.detach())
+        probe = _GridProbe()
+        handle = layer.register_forward_hook(_probe_hook(probe, kind))
+        try:
+            attr = LayerGradCam(forward, probe).attribute(x, target=target, relu_attributions=True)
+            assert isinstance(attr, torch.Tensor)  # a tuple only for a layer with several outputs
+        finally:
+            handle.remove()
+        heat = heat + _normalise(LayerAttribution.interpolate(attr.detach(), tuple(x.shape[-2:]), "bilinear")[0, 0])
+    return heat / len(where)
+
+
+def ensemble_gradcam(model: Ensemble, x: torch.Tensor, target: int) -> torch.Tensor:
+    """An approximation, documented as such: the ensemble's evidence for `target` as its members' Grad-CAM maps
+    averaged with the members' weights; each member's map the mean over its test-time views (a crop's map put
+    back where the crop lies, a mirrored view's mirrored back) and over the backbones its head reads. Grad-CAM
+    of the averaged probabilities itself has no single layer to look at."""
+    heat = torch.zeros(x.shape[-2:], device=x.device)
+    side = x.shape[-1]
+    for i, weight in enumerate(model.weights.tolist()):
+        mine, count = torch.zeros_like(heat), torch.zeros_like(heat)
+        where = [c for e, c in enumerate(model.classifiers()) if e in model.parts[i]]
+        for v in model.views[i]:
+            top, left, size, mirrored = v
+            size = size or side
+            view = model.view(x, v)
+            h = gradcam(lambda inp, i=i: model.member_view_logits(i, inp), where, view, target)
+            mine[top:top + size, left:left + size] += h.flip(-1) if mirrored else h
+            count[top:top + size, left:left + size] += 1
+        heat = heat + weight * _normalise(mine / count.clamp_min(1))
+    return heat
+
+
+def attribute(model: RunModel, x: torch.Tensor, target: int, method: str = "gradcam") -> torch.Tensor:
     """Heatmap [S, S] in [0, 1] (on x's device) of the evidence for class `target` in one image x [1, 3, S, S]
     in [0, 1], at the model's input resolution. `model` stays as it is (hooks are removed)."""
     if method not in METHODS:
@@ -132,15 +174,7 @@ def attribute(model: Classifier, x: torch.Tensor, target: int, method: str = "gr
     size = x.shape[-2:]
     x = x.detach().clone().requires_grad_(True)  # gradients flow to the image even when parameters are frozen
     if method == "gradcam":
-        layer, _, kind = gradcam_layer(model, x.detach())
-        probe = _GridProbe()
-        handle = layer.register_forward_hook(_probe_hook(probe, kind))
-        try:
-            attr = LayerGradCam(model, probe).attribute(x, target=target, relu_attributions=True)
-            assert isinstance(attr, torch.Tensor)  # a tuple only for a layer with several outputs
-        finally:
-            handle.remove()
-        heat = LayerAttribution.interpolate(attr.detach(), tuple(size), "bilinear")[0, 0]
+        heat = ensemble_gradcam(model, x, target) if isinstance(model, Ensemble) else gradcam(model, [model], x, target)
     elif method == "ig":
         attr = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target,
                                                     n_steps=IG_STEPS, internal_batch_size=16)
@@ -194,7 +228,7 @@ def _safe_name(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem)[:60] or "image"
 
 
-def explain_image(model: Classifier, classes: list[str], prep: Preprocessing, path: str | os.PathLike,
+def explain_image(model: RunModel, classes: list[str], prep: Preprocessing, path: str | os.PathLike,
                   method: str = "gradcam", target: int | None = None,
                   tta: bool = False) -> tuple[np.ndarray, dict, Image.Image]:
     """(heatmap at the original resolution, {"class", "index", "prob"}, the decoded image) for one file.
@@ -204,7 +238,7 @@ def explain_image(model: Classifier, classes: list[str], prep: Preprocessing, pa
     return heat, info, img
 
 
-def explain_pil(model: Classifier, classes: list[str], prep: Preprocessing, img: Image.Image,
+def explain_pil(model: RunModel, classes: list[str], prep: Preprocessing, img: Image.Image,
                 method: str = "gradcam", target: int | None = None, tta: bool = False) -> tuple[np.ndarray, dict]:
     """explain_image for an image already in memory (an adversarial example, a preview).
 
@@ -224,7 +258,7 @@ def explain_pil(model: Classifier, classes: list[str], prep: Preprocessing, img:
     return to_original(heat, img.height, img.width, prep), info
 
 
-def explain_paths(model: Classifier, classes: list[str], prep: Preprocessing, paths: list[str],
+def explain_paths(model: RunModel, classes: list[str], prep: Preprocessing, paths: list[str],
                   out_dir: str | os.PathLike, method: str = "gradcam", target: int | None = None,
                   log: Callable[[str], None] | None = None, tta: bool = False) -> list[dict]:
     """Per image {"path", "target", "heatmap", "overlay"} (files NN-name-heatmap.npy and NN-name-overlay.png in

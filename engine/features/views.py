@@ -1,5 +1,7 @@
-"""Other views of each image, through the probe's feature cache: its mirror image (test-time augmentation) and
-K random crops and flips (augmented-view features for training a linear head).
+"""Other views of each image, through the probe's feature cache: its mirror image (test-time augmentation), ten
+crops (the four corners and the center of the resized image's central square, and their mirror images: the
+classic ten-crop test-time augmentation) and K random crops and flips (augmented-view features for training a
+linear head).
 
 Each view is one more `cached_features` call with its own transform, and its own cache entry (the key names the
 view), so a view is extracted once and is free for every later search, `compare` or rerun. A random view is
@@ -18,13 +20,14 @@ from torchvision.transforms.v2 import functional as TF
 from engine.core.jobs import JobContext
 from engine.core.records import Preprocessing
 from engine.data.images import image_identity
-from engine.data.loaders import eval_transform
+from engine.data.loaders import _center_offset, eval_transform
 from engine.features.cache import FeatureCache, cache_key, cached_features
 from engine.models.build import build_classifier
 from engine.models.registry import get_spec, weights_identity
 from engine.runtime.precision import known_choice
 
 CENTER, FLIP = "center", "flip"
+TEN_CROP = "ten"  # views ten0 … ten9
 CROP_SCALE = (0.35, 1.0)  # the `light` augmentation's RandomResizedCrop, as fine-tuning draws them
 
 
@@ -36,6 +39,38 @@ class FlipView:
 
     def __call__(self, img) -> torch.Tensor:
         return eval_transform(img, self.prep).flip(-1)
+
+
+def outer_square(prep: Preprocessing) -> Preprocessing:
+    """The input a ten-crop model is given: the resized image's central square (its shorter side), from which
+    it takes its crops itself (engine.models.ensemble.ViewAveraged)."""
+    return Preprocessing(prep.resize_size, prep.resize_size, prep.interpolation, prep.mean, prep.std)
+
+
+def ten_crop_offsets(prep: Preprocessing) -> list[tuple[int, int]]:
+    """(top, left) of the five crops in the outer square: its four corners, then its center (torchvision's
+    center-crop offset)."""
+    extra = prep.resize_size - prep.crop_size
+    mid = _center_offset(extra)
+    return [(0, 0), (0, extra), (extra, 0), (extra, extra), (mid, mid)]
+
+
+def ten_crop_views() -> list[str]:
+    return [f"{TEN_CROP}{i}" for i in range(10)]
+
+
+class SquareCropView:
+    """Ten-crop view `number`: crop number % 5 of the outer square (ten_crop_offsets), mirrored from 5 on. The
+    same pixels the model's own crops of that square give: slicing commutes with scaling to [0, 1]."""
+
+    def __init__(self, prep: Preprocessing, number: int):
+        self.outer, self.size = outer_square(prep), prep.crop_size
+        self.top, self.left = ten_crop_offsets(prep)[number % 5]
+        self.mirror = number >= 5
+
+    def __call__(self, img) -> torch.Tensor:
+        x = eval_transform(img, self.outer)[:, self.top:self.top + self.size, self.left:self.left + self.size]
+        return x.flip(-1) if self.mirror else x.contiguous()
 
 
 class RandomCropView:
@@ -65,6 +100,8 @@ def view_transform(view: str, prep: Preprocessing):
         return FlipView(prep)
     if view.startswith("crop"):
         return RandomCropView(prep, int(view[4:]))
+    if view.startswith(TEN_CROP):
+        return SquareCropView(prep, int(view[len(TEN_CROP):]))
     raise ValueError(f"unknown view {view!r}")
 
 
@@ -78,15 +115,16 @@ def crop_views(k: int) -> list[str]:
 
 def missing_count(backbone: str, img_size: int, views: list[str], root: str, paths: list[str],
                   weights: str | None = None, seed: int = 0, device: torch.device | None = None,
-                  precision: str = "auto") -> int:
+                  precision: str = "auto", prep: Preprocessing | None = None) -> int:
     """How many (image, view) pairs are not in the cache yet: what a candidate would extract. The features
     would be computed in the precision `precision` resolves to on `device`; when that needs a measurement not
-    made yet, nothing can be cached under its choice, and every pair counts as missing."""
+    made yet, nothing can be cached under its choice, and every pair counts as missing. `prep`: as for
+    view_features."""
     resolved = known_choice(device or torch.device("cpu"), precision, backbone)
     if resolved is None:
         return len(paths) * len(views)
     spec = get_spec(backbone)
-    prep = spec.preprocessing(img_size)
+    prep = prep or spec.preprocessing(img_size)
     identity = weights_identity(spec, weights, seed=seed)
     ids = [image_identity(p) for p in paths]
     total = 0
@@ -110,12 +148,14 @@ def view_features(
     workers: int | None = None,
     ctx: JobContext | None = None,
     precision: str = "auto",
+    prep: Preprocessing | None = None,
 ) -> tuple[torch.Tensor, dict[int, str], str]:
     """Features of every view: [N, V, D] on the CPU, {index: reason} for unusable files, and the precision they
     were computed in (`precision` resolved once, by the first view, and used for every view). The backbone is
-    built once, on the first view that misses the cache."""
+    built once, on the first view that misses the cache. `prep`: the eval transform, when not the backbone's
+    own at `img_size` (auto feeds every backbone one input geometry; the mean and std stay the backbone's)."""
     spec = get_spec(backbone)
-    prep = spec.preprocessing(img_size)
+    prep = prep or spec.preprocessing(img_size)
     identity = weights_identity(spec, weights, seed=seed)
     built = {}
 

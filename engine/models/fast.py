@@ -8,11 +8,13 @@ differ it falls back to the unfolded copy, so an unusual architecture is never s
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from engine.models.ensemble import Ensemble
 
 if TYPE_CHECKING:
     from engine.models.classifier import Classifier
@@ -45,13 +47,27 @@ def _after_norm(bn: nn.Module) -> nn.Module:
     return nn.Sequential(*rest) if rest else nn.Identity()
 
 
-def inference_copy(model: Classifier, device: torch.device, size: int) -> Classifier:
-    """A frozen copy for inference: BN folded (when verified equal), channels_last on CPU and CUDA.
+@overload
+def inference_copy(model: Classifier, device: torch.device, size: int) -> Classifier: ...
+@overload
+def inference_copy(model: Ensemble, device: torch.device, size: int) -> Ensemble: ...
+@overload
+def inference_copy(model: Classifier | Ensemble, device: torch.device, size: int) -> Classifier | Ensemble: ...
+def inference_copy(model: Classifier | Ensemble, device: torch.device, size: int) -> Classifier | Ensemble:
+    """A frozen copy for inference: BN folded (when verified equal), channels_last on CPU and CUDA. An auto
+    run's Ensemble: each of its backbones so, at the side it sees.
 
     The caller's model is left exactly as it was (mode, device, parameters): it may be shared, e.g. the
     attack targets' cache. The folded copy is checked where the model lives, with a probe of the model's own
     device and dtype, so a model already on a GPU is never fed a CPU tensor.
     """
+    if isinstance(model, Ensemble):
+        side = model.crop_size(size)
+        return model.mapped(lambda c: _classifier_copy(c, device, side)).eval()
+    return _classifier_copy(model, device, size)
+
+
+def _classifier_copy(model: Classifier, device: torch.device, size: int) -> Classifier:
     reference = copy.deepcopy(model).eval()
     fast = copy.deepcopy(reference)
     if fold_batchnorm(fast.backbone):

@@ -46,8 +46,7 @@ from engine.data.layouts import find_items
 from engine.data.loaders import resize_center_crop
 from engine.data.splits import load_plan
 from engine.evaluate.evaluation import run_tta, with_tta
-from engine.models.classifier import Classifier
-from engine.models.loading import load_run_model, run_precision
+from engine.models.loading import RunModel, load_run_model, run_precision
 from engine.serve import EXPORT_FILES, EXPORT_FORMATS
 from engine.serve.predict import predict_paths
 
@@ -348,7 +347,7 @@ def _synthetic_images(folder: Path, prep: Preprocessing) -> list[str]:
     return paths
 
 
-def check_against_predict(run, model: Classifier, record: RunRecord, tta: bool | None = None,
+def check_against_predict(run, model: RunModel, record: RunRecord, tta: bool | None = None,
                           run_dir: str | os.PathLike | None = None) -> dict:
     """The largest difference in probabilities between the export (`run`: uint8 batch -> probabilities) and
     `tlbench predict` with the run's model, on real images decoded in full (see `check_images`), or on
@@ -362,7 +361,7 @@ def check_against_predict(run, model: Classifier, record: RunRecord, tta: bool |
     return {"max_abs_diff": max(diffs), "checked_images": len(diffs), "checked_on": source}
 
 
-def _differences(run, model: Classifier, record: RunRecord, paths: list[str], tta: bool | None = None) -> list[float]:
+def _differences(run, model: RunModel, record: RunRecord, paths: list[str], tta: bool | None = None) -> list[float]:
     classes = record.classes
     rows = predict_paths(model, record, paths, top_k=len(classes), device="cpu", tta=tta)
     diffs = []

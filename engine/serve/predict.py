@@ -10,8 +10,7 @@ from engine.core.records import RunRecord
 from engine.data.images import ImageProblem, is_image_name
 from engine.data.loaders import load_for_model
 from engine.evaluate.evaluation import run_tta, with_tta
-from engine.models.classifier import Classifier
-from engine.models.loading import inference_model
+from engine.models.loading import RunModel, inference_model
 from engine.models.predictions import top_predictions_rows
 
 
@@ -31,7 +30,7 @@ def expand_folders(paths: list[str]) -> list[str]:
     return out
 
 
-def predict_paths(model: Classifier, record: RunRecord, paths: list[str], top_k: int = 5,
+def predict_paths(model: RunModel, record: RunRecord, paths: list[str], top_k: int = 5,
                   device: str | torch.device = "cpu", batch_size: int = 32, tta: bool | None = None) -> list[dict]:
     """Per image {"path", "predictions": [{"class", "prob"}...]} or {"path", "error"}, in input order; a
     folder stands for the images inside it; one bad image never stops the others. `tta`: flip averaging

@@ -156,6 +156,12 @@ class TrainConfig:
                                     parse=positive_float, modes=("auto",))
     aug_views: int = setting(0, "auto: random crop/flip views per training image for the head (0: none)",
                              parse=non_negative_int, modes=("auto",))
+    # issue 23: auto refits its choice on every training photo; --holdout keeps a share out of search and fit
+    holdout: float = setting(0.0, "auto: share of the photos held out of the search and the final model (0: none)",
+                             parse=non_negative_float, modes=("auto",),
+                             cli_help="--mode auto: share of the photos to hold out, which neither the search nor "
+                             "the final model sees, to report an accuracy on (default 0: none; the report gives "
+                             "the search's cross-validated estimate, and the model is fitted on every photo)")
     tensorboard: bool = setting(False, "log scalars for TensorBoard (needs the tensorboard package)",
                                 cli_help="write TensorBoard scalars to RUN/tensorboard (needs the "
                                 "tensorboard package)")
@@ -229,6 +235,7 @@ class TrainConfig:
         if self.head_l2 is not None:
             check_number("--head-l2", self.head_l2, 0, above=True, fix="use e.g. 1e-3, or leave it to the search")
         check_whole("--aug-views", self.aug_views, 0, 64)
+        check_number("--holdout", self.holdout, 0, 1, below=True, fix="use 0 (none) to below 1, e.g. 0.2")
         if self.mode == "full" and self.freeze_epochs >= self.epochs:
             raise ConfigError(
                 f"--freeze-epochs {self.freeze_epochs} leaves no epoch to fine-tune with --epochs {self.epochs}: "

@@ -108,7 +108,7 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
     if record.mode == "auto":  # the recorded recipe fitted again (seconds, on cached features), no search
         config = TrainConfig.from_dict(record.to_dict())
         config.device, config.workers = device or config.device, workers if workers is not None else config.workers
-        check_resumable(run_dir, config)
+        check_resumable(run_dir, record.to_dict())
         p = prepare(config, ctx, resume_dir=run_dir, replan=replan)
         with recorded_status(p):
             return finish(p, fit_recipe(p, ctx), started, ctx.paused_seconds, earlier)

@@ -31,7 +31,7 @@ from helpers.data import CATS_DOGS
 from workflow_data import generated_photos, plant_duplicates, real_photos
 
 import engine.evaluate.evaluation as evaluation
-import engine.train.auto as auto
+import engine.train.auto.search as auto_search
 from engine.cli import main
 from engine.data.exclude import write_exclude
 from engine.data.images import load_rgb
@@ -116,23 +116,24 @@ def workflow(root: Path, planted: dict[str, tuple[str, str]], img_size: int, tmp
     # folds come right after its request for the training files' features)
     requested: list[list[str]] = []
     cv_calls: list[tuple[list[str], list[tuple[np.ndarray, np.ndarray]]]] = []
-    real_features, real_folds = auto.view_features, auto.stratified_folds
+    real_features, real_folds = auto_search.view_features, auto_search.repeated_folds
 
     def features_spy(backbone, img_size, views, root_, paths, *a, **k):
         requested.append(list(paths))
         return real_features(backbone, img_size, views, root_, paths, *a, **k)
 
-    def folds_spy(labels, k, seed, groups=None):
-        folds = real_folds(labels, k, seed, groups)
+    def folds_spy(labels, k, seed, groups=None, repeats=1):
+        fold_sets = real_folds(labels, k, seed, groups, repeats)
         assert len(requested[-1]) == len(labels)  # every file decoded: the rows are the files requested
-        cv_calls.append((requested[-1], folds))
-        return folds
+        cv_calls.extend((requested[-1], folds) for folds in fold_sets)  # one set of folds per repeat
+        return fold_sets
 
-    monkeypatch.setattr(auto, "view_features", features_spy)
-    monkeypatch.setattr(auto, "stratified_folds", folds_spy)
+    monkeypatch.setattr(auto_search, "view_features", features_spy)
+    monkeypatch.setattr(auto_search, "repeated_folds", folds_spy)
     opened.step = "train"
+    # --holdout: the validation photos the later jobs score, held out of the search and of the final model
     trained = tlbench(capfd, "train", root, "--mode", "auto", "--budget", 0.5, "--img-size", img_size, "--folds", 3,
-                      "--workers", 0)
+                      "--holdout", 0.2, "--workers", 0)
     run_dir = Path(trained["run_dir"])
     config = json.loads((run_dir / "config.json").read_text())
     assert config["mode"] == "auto" and config["auto"]["winner"]  # 5. it searched, chose, and trained

@@ -89,7 +89,10 @@ async def test_audit_mark_auto_and_results_by_keys(tmp_path):
             report = json.loads((run_dir / "report.json").read_text())
             assert app.screen.view.report["accuracy"] == report["accuracy"]
             header = str(app.screen.query_one("#results-header", FitLine).render())
-            assert f"accuracy {report['accuracy']:.3f}" in header and f"{report['n']} val images" in header, header
+            # no held-out photos (auto's default): the report is the search's cross-validated estimate, and says so
+            assert report["split"] == "cross-validated"
+            assert f"accuracy {report['accuracy']:.3f}" in header and f"{report['n']} cross-validated images" in header, \
+                header
             return run_dir, marked
 
     run_dir, marked = await run_with_timeout(scenario(), 600)

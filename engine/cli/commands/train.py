@@ -44,13 +44,20 @@ def run(args) -> int:
         r = result
         extra = (f"feature cache {r['feature_cache']}" if "feature_cache" in r
                  else f"recipe {r['recipe']}" if "recipe" in r else f"{r.get('images_per_s') or 0:.1f} img/s")
+        if "auto" in r:  # the accuracy says where it comes from: a cross-validated estimate, or held-out photos
+            board = r["auto"]
+            head = (f"[bold green]done[/] accuracy {r['val_acc']:.4f}, {r['accuracy_source']}; the default "
+                    f"probe's CV {board['default_probe']['cv_accuracy']:.4f}. {r['train_images']} training photos "
+                    f"(the final model saw all of them), {r['val_images']} held out")
+        else:
+            head = (f"[bold green]done[/] val_acc {r['val_acc']:.4f} (best {r['best_val_acc']:.4f} at epoch "
+                    f"{r.get('best_epoch', '?')}), {r['train_images']} train / {r['val_images']} val images")
         stdout_console().print(
-            f"[bold green]done[/] val_acc {r['val_acc']:.4f} (best {r['best_val_acc']:.4f} at epoch "
-            f"{r.get('best_epoch', '?')}), {r['train_images']} train / {r['val_images']} val images, "
-            f"{r['skipped_images']} skipped, {extra}, {r['seconds']:.1f}s\n"
+            f"{head}, {r['skipped_images']} skipped, {extra}, {r['seconds']:.1f}s\n"
             f"[bold]run[/] {r['run_dir']}  (report: tlbench eval {r['run_dir']})"
-            + (f"\n[bold]recipes tried[/] {len(r['auto']['leaderboard'])}, chosen by {r['auto']['folds']}-fold CV on "
-               f"the training split: {r['run_dir']}/leaderboard.json" if "auto" in r else ""), highlight=False)
+            + (f"\n[bold]recipes tried[/] {len(r['auto']['leaderboard'])}, chosen by {r['auto']['repeats']} x "
+               f"{r['auto']['folds']}-fold CV on the training photos: {r['run_dir']}/leaderboard.json"
+               if "auto" in r else ""), highlight=False)
     else:
         where = result.get("run_dir")
         stdout_console().print(f"[yellow]stopped[/] run {where or '(not created yet)'}"

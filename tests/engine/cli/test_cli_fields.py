@@ -62,7 +62,7 @@ def test_a_config_round_trips_through_its_flags():
                          amp=False, channels_last="off", grad_clip=1.5, patience=4, tensorboard=True,
                          exclude="marked.txt", group_duplicates="off",
                          dropout=0.2, tta=True, mix="cutmix", ema=True, ema_decay=0.99, budget=5.0, folds=3,
-                         head_l2=0.01, aug_views=2, decoded_cache=False, compile=True)
+                         head_l2=0.01, aug_views=2, holdout=0.2, decoded_cache=False, compile=True)
     assert all(getattr(config, f.name) != f.default for f in dataclasses.fields(TrainConfig))  # every one set
     args = build_parser().parse_args(["train", *argv_for(config)])
     assert config_from_args(args) == config

@@ -6,7 +6,15 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from engine.core.errors import ConfigError
-from engine.evaluate.crossval import HeadRecipe, cross_validate, fit_linear, stratified_folds
+from engine.evaluate.crossval import (
+    HeadRecipe,
+    cross_validate,
+    cross_validate_repeated,
+    fit_linear,
+    paired_gain,
+    repeated_folds,
+    stratified_folds,
+)
 
 
 def blobs(n_per: int = 12, classes: int = 4, dim: int = 16, spread: float = 0.6, seed: int = 0):
@@ -68,3 +76,37 @@ def test_augmented_views_are_what_the_head_is_fitted_on():
     informative = x[:, None, :].repeat(1, 3, 1) + 0.1 * noise
     assert cross_validate(x, y, 4, folds, train_views=informative).accuracy > 0.9
     assert cross_validate(x, y, 4, folds, train_views=noise).accuracy < 0.6
+
+
+def test_repeated_folds_keep_each_repeats_out_of_fold_predictions():
+    x, y = blobs()
+    fold_sets = repeated_folds(y, 4, seed=0, repeats=3)
+    cv = cross_validate_repeated(x, y, 4, fold_sets)
+    assert cv.oof_by_repeat is not None and cv.oof_by_repeat.shape == (3, len(y), 4)
+    assert len(cv.fold_accuracies) == 12  # every fold of every repeat, in order: two candidates pair up
+    for r, folds in enumerate(fold_sets):
+        one = cross_validate(x, y, 4, folds)
+        assert torch.equal(cv.oof_by_repeat[r], one.oof_probs)
+        assert cv.fold_accuracies[4 * r:4 * r + 4] == one.fold_accuracies
+    assert torch.allclose(cv.oof_probs, cv.oof_by_repeat.mean(0))
+
+
+def test_the_paired_gain_and_its_standard_error():
+    gain, se = paired_gain([0.9, 0.8, 0.7], [0.8, 0.8, 0.8])
+    d = np.array([0.1, 0.0, -0.1])
+    assert gain == pytest.approx(0.0, abs=1e-12) and se == pytest.approx(d.std(ddof=1) / np.sqrt(3))
+    assert paired_gain([0.85, 0.85], [0.8, 0.8]) == pytest.approx((0.05, 0.0))  # steady: no noise at all
+    with pytest.raises(ValueError, match="same folds"):
+        paired_gain([0.9, 0.8], [0.8, 0.8, 0.8])
+
+
+def test_the_probe_solver_is_the_probe_modes_head():
+    """solver "probe" trains as engine.train.probe does (Adam, mini-batches, fixed epochs, seeded): the same seed
+    gives the same head, another seed another; and it learns the blobs."""
+    x, y = blobs()
+    recipe = HeadRecipe(solver="probe", epochs=30, lr=1e-2, batch_size=16, seed=3)
+    a, b = fit_linear(x, y, 4, recipe), fit_linear(x, y, 4, recipe)
+    assert torch.equal(a.weight, b.weight)
+    other = fit_linear(x, y, 4, HeadRecipe(solver="probe", epochs=30, lr=1e-2, batch_size=16, seed=4))
+    assert not torch.equal(a.weight, other.weight)
+    assert (a(x).argmax(1) == y).float().mean() > 0.9

@@ -1,5 +1,5 @@
-"""`train --mode auto`: the search keeps to its budget, never reads the validation split while choosing, and the
-recipe it chose is recorded and reproduced by resume, eval, predict and export."""
+"""`train --mode auto`: the search keeps to its budget, never reads the held-out split while choosing, and the
+model it chose is recorded and reproduced by resume, eval, predict and export."""
 
 import json
 import os
@@ -11,7 +11,10 @@ import torch
 from helpers.data import COLOURS, write_image
 from PIL import Image
 
-import engine.train.auto as auto
+import engine.train.auto.recipes as recipes
+import engine.train.auto.refit as refit
+import engine.train.auto.run as auto
+import engine.train.auto.search as search
 from engine.core.checkpoints import load_checkpoint
 from engine.core.events import JobFinished
 from engine.core.jobs import JobContext, JobControl, run_job
@@ -51,11 +54,11 @@ def config(dataset: Path, **kw) -> TrainConfig:
     return TrainConfig(dataset=str(dataset), mode="auto", img_size=32, folds=2, workers=0, **kw)
 
 
-def small_search_settings(monkeypatch):
-    """One backbone (the shipped Lite0), one augmented view, one L2 beside the default: every stage, quickly."""
-    monkeypatch.setattr(auto, "LITE", ("efficientnet_lite0",))
-    monkeypatch.setattr(auto, "AUG_VIEWS", 1)
-    monkeypatch.setattr(auto, "L2_GRID", (1e-2,))
+def small_search_settings(monkeypatch, backbones=("efficientnet_lite0",)):
+    """The shipped Lites named, one augmented view, one L2 beside the default: every stage, quickly."""
+    monkeypatch.setattr(recipes, "available_backbones", lambda: list(backbones))
+    monkeypatch.setattr(recipes, "AUG_VIEWS", 1)
+    monkeypatch.setattr(recipes, "L2_GRID", (1e-2,))
 
 
 @pytest.fixture
@@ -63,16 +66,15 @@ def small_search(monkeypatch):
     small_search_settings(monkeypatch)
 
 
-def feature_requests(monkeypatch) -> list[list[str]]:
-    """The files of every request for features auto makes, one list per call."""
-    seen: list[list[str]] = []
-    real = auto.view_features
+def feature_requests(monkeypatch) -> list[tuple[str, list[str]]]:
+    """(who asked: "search" or "refit", the files) of every request for features auto makes, one per call."""
+    seen: list[tuple[str, list[str]]] = []
+    for module in (search, refit):
+        def spy(backbone, img_size, views, root, paths, *a, real=module.view_features, who=module.__name__, **k):
+            seen.append((who.rsplit(".", 1)[1], list(paths)))
+            return real(backbone, img_size, views, root, paths, *a, **k)
 
-    def spy(backbone, img_size, views, root, paths, *a, **k):
-        seen.append(list(paths))
-        return real(backbone, img_size, views, root, paths, *a, **k)
-
-    monkeypatch.setattr(auto, "view_features", spy)
+        monkeypatch.setattr(module, "view_features", spy)
     return seen
 
 
@@ -86,25 +88,34 @@ def test_auto_chooses_on_training_data_only_and_its_recipe_is_reproduced(tmp_pat
     board = json.loads((run_dir / "leaderboard.json").read_text())
     assert board == json.loads(json.dumps(r["auto"]))  # the run dir's leaderboard is the result's
     tried = [e for e in board["leaderboard"] if "cv_accuracy" in e]
-    assert len(tried) == 5 and all(e["seconds"] >= 0 and 0 <= e["cv_accuracy"] <= 1 for e in tried)
-    assert {e["settings"]["tta"] for e in tried} == {False, True} and max(e["settings"]["aug_views"] for e in tried)
-    # the search asked for training files alone (one request per candidate); then the final fit asked for the
-    # training files and, last, once the recipe was chosen, the validation files for the report
+    assert len(tried) >= 6 and all(e["seconds"] >= 0 and 0 <= e["cv_accuracy"] <= 1 for e in tried)
+    assert {e["settings"]["tta"] for e in tried if e["stage"] != "ensemble"} == {"none", "flip", "ten-crop"}
+    assert board["default_probe"]["recipe"] in {e["recipe"] for e in tried}
+    assert board["cv_accuracy"] >= board["default_probe"]["cv_accuracy"]
+    # the search asked for training files alone; then the final fit asked for the training files and, last,
+    # once the model was chosen, the held-out files (the dataset's val/ folder) for the report
     train_files = {str(p) for p in (data / "train").rglob("*.png")}
     val_files = {str(p) for p in (data / "val").rglob("*.png")}
-    assert len(seen) == len(tried) + 2
-    assert all(set(paths) == train_files for paths in seen[:-1]) and set(seen[-1]) == val_files
+    searched = [paths for who, paths in seen if who == "search"]
+    refitted = [paths for who, paths in seen if who == "refit"]
+    assert searched and all(set(paths) == train_files for paths in searched)
+    assert [who for who, _ in seen] == ["search"] * len(searched) + ["refit"] * len(refitted)
+    members = json.loads((run_dir / "config.json").read_text())["auto"]["model"]["members"]
+    n_parts = sum(len(m["parts"]) for m in members)
+    assert len(refitted) == 2 * n_parts  # each member's backbones: the training photos, then the held-out ones
+    assert all(set(p) == train_files for p in refitted[:n_parts]) and all(set(p) == val_files
+                                                                            for p in refitted[n_parts:])
+    assert r["train_images"] == len(train_files) and r["val_images"] == len(val_files)
 
-    # the recipe recorded: config.json holds every setting of the winner
+    # the model recorded: config.json holds its structure (the recipes, the input every member reads)
     cfg = json.loads((run_dir / "config.json").read_text())
-    won = board["winner_settings"]
-    assert (cfg["backbone"], cfg["img_size"], cfg["tta"], cfg["aug_views"], cfg["head_l2"],
-            cfg["label_smoothing"]) == (won["backbone"], won["img_size"], won["tta"], won["aug_views"], won["l2"],
-                                        won["label_smoothing"])
-    assert cfg["auto"]["winner"] == board["winner"]
+    assert cfg["auto"]["winner"] == board["winner"] and cfg["preprocessing"] == cfg["auto"]["model"]["input"]
+    names = [m["name"] for m in members]
+    assert board["winner"] == names[0] if len(names) == 1 else board["winner"].startswith("ensemble")
 
-    # eval, predict, export: the run's model gives the report's validation accuracy
+    # eval, predict, export: the run's model gives the report's held-out accuracy
     report = json.loads((run_dir / "report.json").read_text())
+    assert report["split"] == "val" and report["estimate"]["kind"] == "held-out"
     assert evaluate_run(run_dir)["accuracy"] == pytest.approx(report["accuracy"])
     model, record = load_run_model(run_dir)
     val = sorted(str(p) for p in (data / "val").rglob("*.png"))
@@ -113,39 +124,43 @@ def test_auto_chooses_on_training_data_only_and_its_recipe_is_reproduced(tmp_pat
     exported = export_run(run_dir)
     assert exported["max_abs_diff"] < 1e-3
 
-    # resume: a run stopped after choosing (here: its final fit undone) fits the same head again, no search
-    head = load_checkpoint(run_dir / "best.pt")["model"]
+    # resume: a run stopped after choosing (here: its final fit undone) fits the same heads again, no search
+    heads = load_checkpoint(run_dir / "best.pt")["model"]
     for name in ("summary.json", "best.pt", "last.pt", "report.json", "metrics.jsonl"):
         (run_dir / name).unlink()
-    def no_search(self):
+
+    def no_search(*a, **k):
         raise AssertionError("a resumed auto run searched again")
 
-    monkeypatch.setattr(auto.Search, "run", no_search)
+    monkeypatch.setattr(auto, "run_search", no_search)
     again = resume(run_dir, JobContext(lambda e: None, JobControl()))
     assert again["val_acc"] == r["val_acc"]
     monkeypatch.undo()
     seen = feature_requests(monkeypatch)
     small_search_settings(monkeypatch)
-    for k, v in load_checkpoint(run_dir / "best.pt")["model"].items():
-        torch.testing.assert_close(v, head[k])
+    resumed = load_checkpoint(run_dir / "best.pt")["model"]
+    assert resumed.keys() == heads.keys()
+    for k, v in resumed.items():
+        assert torch.equal(v, heads[k]), k
 
-    # the planted signal: validation images that contradict the training ones change nothing in the choice
+    # the planted signal: held-out images that contradict the training ones change nothing in the choice
     plant_validation_signal(data)
     board2, _ = auto.choose_recipe(config(data), JobContext(lambda e: None, JobControl()))
-    assert all(set(paths) == train_files for paths in seen)
+    assert all(set(paths) == train_files for _, paths in seen)
     assert board2["winner"] == board["winner"]
-    assert ([(e["recipe"], e["cv_accuracy"], e["cv_std"]) for e in board2["leaderboard"]]
-            == [(e["recipe"], e["cv_accuracy"], e["cv_std"]) for e in board["leaderboard"]])
+    assert ([(e["recipe"], e.get("cv_accuracy"), e.get("cv_std")) for e in board2["leaderboard"]]
+            == [(e["recipe"], e.get("cv_accuracy"), e.get("cv_std")) for e in board["leaderboard"]])
 
 
 def test_the_search_starts_no_candidate_past_its_budget(tmp_path, small_search):
     data = train_val_dataset(tmp_path / "colours", n_train=4, n_val=1)
-    cfg = config(data, budget=1e-4)  # 6 ms: the first candidate runs (one is needed), no other fits
+    cfg = config(data, budget=1e-4)  # 6 ms: the default probe runs (it always does), no other fits
     board, _ = auto.choose_recipe(cfg, JobContext(lambda e: None, JobControl()))
     scored = [e for e in board["leaderboard"] if "cv_accuracy" in e]
-    skipped = [e for e in board["leaderboard"] if e.get("skipped") == "budget"]
-    assert len(scored) == 1 and scored[0]["recipe"] == board["winner"]
+    skipped = [e for e in board["leaderboard"] if e.get("skipped") == "budget" and e["stage"] != "ensemble"]
+    assert len(scored) == 1 and scored[0]["recipe"] == board["winner"] == board["default_probe"]["recipe"]
     assert len(skipped) >= 3 and all(e["estimated_seconds"] > 0 for e in skipped)
+    assert {e["recipe"] for e in skipped} <= {e["recipe"] for e in board["left_out"]}
 
 
 def test_auto_after_an_audit_and_marks_trains_on_the_plan_it_searched(tmp_path, small_search, monkeypatch):
@@ -165,10 +180,10 @@ def test_auto_after_an_audit_and_marks_trains_on_the_plan_it_searched(tmp_path, 
     pair = [str(data / "green" / f"green_{i}.png") for i in range(8)]  # one group: it must not straddle
     save_audit(data, {"duplicates": [{"paths": pair}]})
     requests = feature_requests(monkeypatch)
-    final = run_job("train", lambda ctx: train(config(data, budget=2.0, seed=1), ctx), lambda e: None)
+    final = run_job("train", lambda ctx: train(config(data, budget=2.0, seed=1, holdout=0.25), ctx), lambda e: None)
     assert isinstance(final, JobFinished) and final.reason == "completed", final
     run_dir = final.result["run_dir"]
-    assert all(str(marked) not in paths for paths in requests)
+    assert all(str(marked) not in paths for _, paths in requests)
     plan = load_plan(run_dir)
     assert plan is not None and plan["excluded"] == 1
     sides = {rel: side for side in ("train", "val") for rel, _ in plan[side]}
