@@ -8,7 +8,15 @@ change to the search space changes the line; nothing outside this module spells 
 from __future__ import annotations
 
 from engine.core.errors import TlbenchError
-from engine.train.auto.recipes import AUG_VIEWS, CONCAT, L2_GRID, SCALE, SMOOTHING, TTA_MODES, search_backbones
+from engine.train.auto.recipes import (
+    AUG_VIEWS,
+    CONCAT,
+    L2_GRID,
+    SCALE,
+    SMOOTHING,
+    TTA_MODES,
+    search_backbones,
+)
 from engine.train.auto.search import REPEATS
 from engine.train.config import TrainConfig
 
