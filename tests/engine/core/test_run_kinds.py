@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import make_dataset
+from helpers.data import make_dataset
 
 from engine.core.events import JobFinished
 from engine.core.jobs import run_job

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_dataset
+from helpers.data import make_dataset
 
 import engine.train.probe as probe_module
 from engine.core.events import JobFinished
