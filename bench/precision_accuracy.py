@@ -73,23 +73,33 @@ def main() -> None:
     ap.add_argument("--modes", nargs="*", default=list(MODES))
     ap.add_argument("--datasets", nargs="*", default=["cats-dogs-dev", "cat-breeds-dev", "dog-breeds-20"])
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "precision_accuracy.json"))
+    ap.add_argument("--rows", default=str(ROOT / "bench" / "results" / "precision_accuracy_rows.jsonl"),
+                    help="one JSON line per finished pair, appended as it goes; pairs already there are not rerun, "
+                         "so an interrupted bench continues where it stopped")
     args = ap.parse_args()
+    rows_file = Path(args.rows)
+    done = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()] \
+        if rows_file.exists() else []
     work = Path(tempfile.mkdtemp(prefix="tlbench-bf16-"))
     os.environ.update(TLBENCH_CACHE=str(work / "cache"), TLBENCH_RUNS=str(work / "runs"), TLBENCH_OFFLINE="1")
     roots = {"cats-dogs-dev": SHARED / "cats-dogs-dev", "cat-breeds-dev": SHARED / "cat-breeds-dev",
              "dog-breeds-20": dog_subset(work / "dog-breeds-20")}
-    rows = []
+    rows = list(done)
     for name in args.datasets:
         for mode in args.modes:
             for seed in args.seeds:
+                if any((r["dataset"], r["mode"], r["seed"]) == (name, mode, seed) for r in done):
+                    continue
                 a, b = run(roots[name], mode, "fp32", seed), run(roots[name], mode, "bf16", seed)
                 row = {"dataset": name, "mode": mode, "seed": seed, "fp32": a["val_acc"], "bf16": b["val_acc"],
                        "delta": round(b["val_acc"] - a["val_acc"], 4), "fp32_seconds": a["seconds"],
                        "bf16_seconds": b["seconds"]}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+                with rows_file.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
     summary = {}
-    for mode in args.modes:
+    for mode in MODES:
         deltas = [r["delta"] for r in rows if r["mode"] == mode]
         if deltas:
             summary[mode] = {"mean_delta": round(statistics.mean(deltas), 4), "min_delta": min(deltas),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,16 @@ def _tier(item: pytest.Item) -> str:
     return "pilot" if "tui" in path.relative_to(ROOT / "tests").parts else "unit"
 
 
+def pytest_configure(config):
+    # Under pytest-xdist (`-n 2`) each worker is a process with a share of the cores; torch's default, one thread
+    # per core in every worker, would oversubscribe them and make both slower than one process.
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         item.add_marker(_tier(item))
@@ -72,6 +83,9 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> None:
     monkeypatch.setenv("TLBENCH_PRECISION_AUTO", "fp32")
     monkeypatch.delenv("TLBENCH_PRECISION_MEASURE", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    # pictures as half blocks whatever terminal runs the tests (kitty, a Sixel xterm): the snapshots stay the same;
+    # tests/tui/widgets/test_widgets_pictures.py forces the other protocols
+    monkeypatch.setenv("TLBENCH_IMAGES", "halfblock")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,14 +10,14 @@ import pytest
 import torch
 from helpers.data import ROOT
 
+from engine.core.checkpoints import load_checkpoint
 from engine.core.errors import explain_unexpected
-from engine.core.runs import load_checkpoint
 
 
 def _write_forever(path, ready, tensors):
     """Rewrite a ~8 MB checkpoint in a loop, so a kill often lands mid-write. The tensors were made before
     the fork: tensor maths in a forked child can deadlock in the OpenMP runtime, serialisation does not."""
-    from engine.core.runs import save_checkpoint
+    from engine.core.checkpoints import save_checkpoint
 
     i = 0
     while True:
@@ -50,7 +50,7 @@ def test_sigkill_while_checkpoints_are_written_never_leaves_a_broken_file(tmp_pa
         assert w.shape == (2_000_000,) and torch.all(w == ckpt["epoch"] % 2)
         epochs.append(ckpt["epoch"])
     assert min(epochs) >= 2  # each kill landed while a checkpoint was being replaced, not first written
-    from engine.core.runs import save_checkpoint
+    from engine.core.checkpoints import save_checkpoint
 
     save_checkpoint(path, {"epoch": 0})  # the next save clears temporary files the kills left
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

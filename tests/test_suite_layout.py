@@ -3,7 +3,6 @@ never from conftest (a conftest is pytest's to load; importing it by name runs i
 module, with its own copies of every global)."""
 
 import ast
-from pathlib import Path
 
 from helpers.data import ROOT
 

@@ -23,6 +23,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 
+from engine.core.errors import EXIT_BAD_INPUT, ConfigError
 from engine.core.paths import demo_dataset
 from tui.attack.screen import AttackScreen
 from tui.base_app import WorkbenchApp
@@ -35,6 +36,7 @@ from tui.results.screen import ResultsScreen
 from tui.runs.screen import RunsScreen
 from tui.terminal import unwatch, watch
 from tui.train.screen import TrainScreen
+from tui.widgets import pictures
 
 SCREENS_GROUP = Binding.Group("", compact=True)  # the tab bar names them
 
@@ -262,7 +264,7 @@ def start_process_helper() -> None:
 
 def create_app(dataset: str | os.PathLike | None = None, runs_dir: str | None = None, **options) -> TlbenchApp:
     """The app on `dataset` (the bundled demo when None); options: config, blink, color_hint, warm,
-    state_file (default: tui.state.state_path())."""
+    state_file (default: tui.state.state_path()), pictures (default: what the environment says)."""
     path = Path(dataset).expanduser() if dataset else demo_dataset()
     return TlbenchApp(path, runs_dir, **options)
 
@@ -274,7 +276,12 @@ def run_app(argv: list[str]) -> NoReturn:
     parser.add_argument("dataset", nargs="?", default=None)
     parser.add_argument("--runs-dir", default=None, help="where runs are written (default $TLBENCH_RUNS or ./runs)")
     args = parser.parse_args(argv)
-    app = create_app(args.dataset, args.runs_dir)
+    try:
+        shown = pictures.at_start()  # asks the terminal now: once Textual runs, it reads every reply
+    except ConfigError as err:
+        print(f"tlbench: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    app = create_app(args.dataset, args.runs_dir, pictures=shown)
     # Our own loop: asyncio.run would wait, without a limit, for worker threads when it shuts down.
     loop = asyncio.new_event_loop()
     try:

@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from textual.app import App
 from textual.dom import DOMNode
+from textual.filter import LineFilter
 from textual.reactive import reactive
 
 from engine.core.jobs import JobContext, JobControl
 from engine.core.paths import cache_dir
 from engine.core.runs import runs_root
 from engine.data.images import load_rgb
+from tui.engine_calls import available_backbones, backbone_info
 from tui.errors import ErrorModal, describe_error
 from tui.jobs import RUNNING, JobRegistry, RunningJob, import_engine, yield_cpu_to_the_ui
 from tui.state import Workbench, load_state, newest_run, save_state, state_path
+from tui.widgets.pictures import KeepControls, Pictures, from_env
 from tui.widgets.thumbnails import ThumbnailCache
 
 # A training job: it runs with `ctx` and calls `planned(epochs)` once it knows how many epochs it will run.
@@ -46,9 +49,6 @@ def load_thumbnail(path, min_side: int):
 def backbone_rows(check=None) -> list[dict]:
     """The registry's rows for the Model screen (imports torch and torchvision: seconds; loaded in the
     background)."""
-    from engine.models.build import backbone_info
-    from engine.models.registry import available_backbones
-
     rows = []
     for name in available_backbones():
         if check is not None:
@@ -67,7 +67,7 @@ class WorkbenchApp(App):
 
     def __init__(self, dataset: Path | None, runs_dir: str | None = None, *, config: dict | None = None,
                  blink: bool = True, color_hint: bool = True, warm: bool = True,
-                 state_file: Path | None = None) -> None:
+                 state_file: Path | None = None, pictures: Pictures | None = None) -> None:
         super().__init__()
         # The last settings and the current run, remembered across restarts; `config` given here wins.
         self.state_file = state_file or state_path()
@@ -84,12 +84,26 @@ class WorkbenchApp(App):
         self._registry_thread: threading.Thread | None = None
         self.registry_outcome: tuple[BaseException | None, list[dict] | None] | None = None
         self.jobs = JobRegistry()
-        self.thumbnails = ThumbnailCache(load_thumbnail)
+        # Kitty, Sixel or half blocks (tui/widgets/pictures.py); every picture widget draws from this cache
+        self.pictures = pictures or from_env()
+        self.thumbnails = ThumbnailCache(load_thumbnail, pictures=self.pictures)
+        self._kept_filters: dict[int, KeepControls] = {}
         self.blink = blink
         self.color_hint = color_hint
         self.color_hint_checked = False
         self.warm = warm
         self._statuses: dict[str, str] = {}
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """Textual's filters, wrapped so that Sixel and Kitty sequences keep their zero width (KeepControls)."""
+        filters = super().get_line_filters()
+        if not self.pictures.graphics:
+            return filters
+        kept = self._kept_filters
+        for inner in filters:
+            if id(inner) not in kept:
+                kept[id(inner)] = KeepControls(inner)
+        return [kept[id(inner)] for inner in filters]
 
     # ------------------------------------------------------------------------------------ jobs
 

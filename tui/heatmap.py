@@ -7,7 +7,30 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from engine.data.images import load_rgb
+from tui.engine_calls import explain_pil, load_target_model, overlay, resolve_device
+from tui.widgets.fitline import Part
 from tui.widgets.thumbnails import MemoryImage
+
+
+class HeatCaption(str):
+    """"Grad-CAM of <class> 93% · <model>", which also knows its pieces: a narrow caption keeps the class (from
+    its middle) and the probability whole, and lets the words and the model's name go (issue 24)."""
+
+    class_name: str
+    prob: float
+    model: str
+
+    def __new__(cls, class_name: str, prob: float, model: str) -> HeatCaption:
+        self = super().__new__(cls, f"Grad-CAM of {class_name} {100 * prob:.0f}% · {model}")
+        self.class_name, self.prob, self.model = class_name, prob, model
+        return self
+
+    def parts(self) -> list[Part]:
+        return [Part(self.class_name, shrink=True, least=6), Part(f" {100 * self.prob:.0f}%"),
+                Part(f" · {self.model}", shrink=True, least=10, tail=0.7, optional=True),
+                Part(" Grad-CAM", optional=True)]
+
 
 DEFAULT_BACKBONE = "efficientnet_lite0"  # with no run: the backbone that ships its weights
 _cache: OrderedDict[tuple, tuple[MemoryImage, str]] = OrderedDict()
@@ -19,11 +42,6 @@ def heatmap_overlay(source: str | MemoryImage, run_dir: Path | None, backbone: s
                     target: int | None = None) -> tuple[MemoryImage, str]:
     """(the overlay as a MemoryImage, a caption "Grad-CAM of <class> 93% · <model>") for an image file or an image
     in memory (an adversarial example). Runs the model: call it from a thread worker, never the UI thread."""
-    from engine.adversarial.target import load_target_model  # imports torch: the worker thread pays for it
-    from engine.data.images import load_rgb
-    from engine.evaluate.explain import explain_pil, overlay
-    from engine.runtime.devices import resolve_device
-
     key = (source, str(run_dir), backbone, target)  # a MemoryImage hashes by identity; the cache keeps it alive
     with _lock:
         if key in _cache:
@@ -36,8 +54,7 @@ def heatmap_overlay(source: str | MemoryImage, run_dir: Path | None, backbone: s
     tta = bool(tm.record.get("tta")) if tm.record is not None else False
     heat, info = explain_pil(tm.model, tm.classes, tm.prep, img, "gradcam", target, tta)
     name = source if isinstance(source, str) else source.name
-    result = (MemoryImage(overlay(img, heat), f"heatmap {name}"),
-              f"Grad-CAM of {info['class']} {100 * info['prob']:.0f}% · {tm.name}")
+    result = (MemoryImage(overlay(img, heat), f"heatmap {name}"), HeatCaption(info["class"], info["prob"], tm.name))
     with _lock:
         _cache[key] = result
         while len(_cache) > CACHE_SIZE:

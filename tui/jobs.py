@@ -140,11 +140,13 @@ def yield_cpu_to_the_ui() -> None:
         pass  # not allowed here: the job just runs at normal priority
 
 
-def run_engine_job(owner: MessagePump, job: RunningJob, fn: JobFn, registry: JobRegistry) -> JobFinished | JobFailed:
+def run_engine_job(owner: MessagePump, job: RunningJob, fn: JobFn, registry: JobRegistry,
+                   nice: bool = True) -> JobFinished | JobFailed:
     """The body of a thread worker: run `fn` here; every event goes to `owner` as a JobEvent message.
 
     `job` was registered on the UI thread before the worker started, so quitting stops it even if its
-    thread has not begun yet (the job then ends at its first `ctx.check()`).
+    thread has not begun yet (the job then ends at its first `ctx.check()`). `nice=False` for a job that
+    times something (the leaderboard's speeds): a niced thread measures the machine's load, not the model.
     """
     name = job.name
 
@@ -159,7 +161,8 @@ def run_engine_job(owner: MessagePump, job: RunningJob, fn: JobFn, registry: Job
         return fn(ctx)
 
     try:
-        yield_cpu_to_the_ui()
+        if nice:
+            yield_cpu_to_the_ui()
         return run_job(name, body, sink, job.control)
     finally:
         registry.end(job)

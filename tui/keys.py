@@ -39,6 +39,9 @@ def help_sections(app) -> list[tuple[str, str, list[Binding]]]:
                  own_bindings(app.BINDINGS))]
     for screen_cls in app.MODES.values():
         sections.append((f"{screen_cls.TITLE}", screen_cls.HELP, own_bindings(screen_cls.BINDINGS)))
+        # the keys of a screen's own widgets and dialogs (Results' matrix: d), which a screen's BINDINGS lack
+        for title, text, part in getattr(screen_cls, "HELP_PARTS", ()):
+            sections.append((f"{screen_cls.TITLE} · {title}", text, own_bindings(part.BINDINGS)))
     sections.append(("Thumbnails", "Arrow keys, page up/down, home/end move; enter previews.",
                      own_bindings(ThumbnailGrid.BINDINGS)))
     sections.append(("Preview", "A large image with its file name, size and label.",
@@ -66,7 +69,8 @@ class HelpScreen(ModalScreen[None]):
 
 
 class KeysProvider(Provider):
-    """The palette lists every tlbench action available on the screen it was opened from, with its key."""
+    """The palette lists every tlbench action: the screen's it was opened from (with its widgets' keys) first,
+    then every other screen's, each of which goes to that screen and runs there."""
 
     def _commands(self) -> list[tuple[str, str, Callable[[], Awaitable[None]]]]:
         out = []
@@ -84,7 +88,24 @@ class KeysProvider(Provider):
 
             name = f"Go to {binding.description}" if binding.action.startswith("switch_mode") else binding.description
             out.append((name, help_text, run))
+        here = type(self.screen)
+        for mode, screen_cls in getattr(self.app, "MODES", {}).items():
+            if screen_cls is here:
+                continue
+            for binding in own_bindings(screen_cls.BINDINGS):
+                if binding.show is False and not binding.tooltip:
+                    continue  # movement keys and the like: nothing to search for
+                help_text = (f"{screen_cls.TITLE} screen, key {key_label(binding)}"
+                             + (f" — {binding.tooltip}" if binding.tooltip else ""))
+                out.append((f"{screen_cls.TITLE}: {binding.description}", help_text, self._elsewhere(mode, binding)))
         return out
+
+    def _elsewhere(self, mode: str, binding: Binding) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            await self.app.switch_mode(mode)
+            await self.app.run_action(binding.action, self.app.screen)
+
+        return run
 
     async def discover(self) -> Hits:
         for name, help_text, run in self._commands():

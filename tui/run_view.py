@@ -26,7 +26,15 @@ from typing import Any
 
 from engine.core.errors import RunError
 from engine.core.files import read_json
-from engine.core.runs import STATUS_FILE, read_config_json, read_metrics
+from engine.core.runs import (
+    RESULT_FILES,
+    STATUS_FILE,
+    dataset_label,
+    list_run_folders,
+    read_config_json,
+    read_metrics,
+    run_kind,
+)
 
 
 @dataclass
@@ -43,10 +51,43 @@ class RunView:
     marker: dict | None = None  # status.json, when the engine wrote one
     running: bool = False  # set by the Runs screen for the run this workbench's training job is writing now
     has_checkpoint: bool = False  # last.pt or best.pt exists
+    kind: str = "train"  # engine.core.runs.RUN_KINDS: train, lr-find, compare, audit
+    result: dict | None = None  # lr_find.json, compare.json or audit.json: what a job of another kind wrote
+    leaderboard: dict | None = None  # an auto run's leaderboard.json (its winner and every recipe scored)
+    other_finished: str | None = None  # when a comparison's or an audit's result was written
 
     @property
     def name(self) -> str:
         return self.run_dir.name
+
+    @property
+    def what(self) -> str:
+        """The mode column: a training run's mode, else its kind (an lr-find is not a failed training run)."""
+        return str(self.config.get("mode", "-")) if self.kind == "train" else self.kind
+
+    @property
+    def finished(self) -> str | None:
+        """'2026-11-28 14:05', when the run ended (summary.json's "finished", or status.json's last update
+        of a finished run); None for runs that have not, or that did not record it."""
+        raw = (self.summary or {}).get("finished")
+        if raw is None and self.marker and self.marker.get("status") in ("done", "stopped", "failed"):
+            raw = self.marker.get("updated")
+        return short_time(raw) or self.other_finished
+
+    @property
+    def checkpoint_said(self) -> str:
+        """Which model the report's numbers are of: "best.pt (epoch 4 of 5)" (Train's last line is the last
+        epoch's validation, which may be lower)."""
+        checkpoint = str((self.report or {}).get("checkpoint") or "best.pt")
+        epoch, epochs = (self.summary or {}).get("best_epoch"), (self.summary or {}).get("epochs")
+        if checkpoint == "best.pt" and isinstance(epoch, int):
+            return f"{checkpoint} (epoch {epoch}" + (f" of {epochs})" if isinstance(epochs, int) else ")")
+        return checkpoint
+
+    @property
+    def report_written(self) -> str | None:
+        """When report.json was written ('2026-11-28 14:05'); None for reports that did not record it."""
+        return short_time((self.report or {}).get("written"))
 
     @property
     def classes(self) -> list[str]:
@@ -85,6 +126,9 @@ class RunView:
         raw = self.config.get("created")
         if isinstance(raw, str) and len(raw) >= 16:
             return raw[:10] + " " + raw[11:16]
+        stamp = self.name[:15]  # engine.core.runs.create_run_dir: <YYYYmmdd-HHMMSS>-…
+        if len(stamp) == 15 and stamp[8] == "-" and (stamp[:8] + stamp[9:]).isdigit():
+            return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}"
         try:
             return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.run_dir.stat().st_mtime))
         except OSError:
@@ -92,9 +136,57 @@ class RunView:
 
     @property
     def dataset(self) -> str:
-        return Path(str(self.config.get("dataset", "-"))).name or "-"
+        """As the run's folder names it: the parent folder too when the dataset's folder is `images` …"""
+        raw = self.config.get("dataset")
+        return dataset_label(str(raw)) if raw else "-"
 
 
+def short_time(raw) -> str | None:
+    """'2026-11-28T14:05:09+0000' -> '2026-11-28 14:05'."""
+    return raw[:10] + " " + raw[11:16] if isinstance(raw, str) and len(raw) >= 16 else None
+
+
+def mtime_text(path: Path) -> str | None:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+    except OSError:
+        return None
+
+
+
+
+def auto_board(view: RunView) -> dict | None:
+    """An auto run's search: leaderboard.json, else what config.json or summary.json kept of it."""
+    for board in (view.leaderboard, view.config.get("auto"), (view.summary or {}).get("auto")):
+        if isinstance(board, dict) and board.get("winner"):
+            return board
+    return None
+
+
+def recipe_lines(view: RunView, limit: int = 5) -> list[str]:
+    """An auto run's winning recipe and its leaderboard of recipes, best first ([] for other runs)."""
+    board = auto_board(view)
+    if board is None:
+        return []
+    cv = board.get("cv_accuracy")
+    lines = [f"auto chose: {board['winner']}",
+             f"CV accuracy {cv:.4f}" if isinstance(cv, (int, float)) else "CV accuracy -"]
+    if board.get("folds"):
+        folds = f"{board['repeats']} x {board['folds']}" if board.get("repeats") else str(board["folds"])
+        lines[-1] += f", {folds}-fold on the {board.get('scored_on', 'training split')}"
+    rows = [e for e in board.get("leaderboard") or [] if isinstance(e, dict)]
+    if rows:
+        lines.append(f"leaderboard ({len(rows)} recipes):")
+    for i, e in enumerate(rows[:limit]):
+        acc, std = e.get("cv_accuracy"), e.get("cv_std")
+        if isinstance(acc, (int, float)):
+            score = f"{acc:.4f}" + (f" ±{std:.3f}" if isinstance(std, (int, float)) else "")
+        else:
+            score = f"skipped ({e.get('skipped', '-')})"
+        lines.append(f"{i + 1:>2}. {score}  {e.get('recipe', '?')}")
+    if len(rows) > limit:
+        lines.append(f"    … {len(rows) - limit} more in leaderboard.json")
+    return lines
 
 
 def process_alive(marker: dict) -> bool:
@@ -122,6 +214,8 @@ def run_status(view: RunView) -> tuple[str, str]:
       stopped) at start. A run another process is starting right now also looks like this until the engine
       records its status.
     """
+    if view.kind != "train":
+        return other_kind_status(view)
     if view.summary is not None:
         return "done", "finished (summary.json written)"
     marker = view.marker
@@ -136,6 +230,30 @@ def run_status(view: RunView) -> tuple[str, str]:
                            if epochs else "a checkpoint but no epoch recorded: it stopped during its first epoch")
     return "failed", ("only config.json: no epoch finished and no checkpoint was saved, so it failed "
                       "(or was stopped) at start")
+
+
+def other_kind_status(view: RunView) -> tuple[str, str]:
+    """An lr-find, a comparison or an audit: done when its result file is there (a comparison stopped part-way
+    writes what it measured, marked incomplete)."""
+    marker = view.marker
+    if view.result is not None:
+        if view.kind == "compare" and view.result.get("complete") is False:
+            return "stopped", "the comparison stopped before every backbone was measured (compare.json has the rest)"
+        return "done", f"{kind_summary(view.kind, view.result)}; not a training run: no model to use"
+    if marker and marker.get("status") == "running" and process_alive(marker):
+        return "running", "as the engine recorded it"
+    return "stopped", f"no {RESULT_FILES[view.kind]}: the {view.kind} job stopped or failed before writing it"
+
+
+def kind_summary(kind: str, result: dict) -> str:
+    """One line of what an lr-find, a comparison or an audit found."""
+    if kind == "lr-find":
+        lr = result.get("suggested_lr")
+        return "lr range test: suggested lr " + (f"{lr:.2g}" if isinstance(lr, (int, float)) else "none")
+    if kind == "compare":
+        return f"comparison of {len(result.get('results') or [])} backbones: best {result.get('best') or '-'}"
+    issues = result.get("label_issues")
+    return f"data audit: {len(issues) if isinstance(issues, list) else '-'} suspected label issue(s)"
 
 
 def normalise_report(report: Any, classes: list[str]) -> dict:
@@ -162,6 +280,8 @@ def normalise_report(report: Any, classes: list[str]) -> dict:
     mistakes = report.get("mistakes")
     out["mistakes"] = ([r for r in mistakes if isinstance(r, dict) and r.get("path")]
                        if isinstance(mistakes, list) else None)
+    # the right answers it was least sure of (absent in older reports: none)
+    out["least_confident"] = [r for r in report.get("least_confident") or [] if isinstance(r, dict) and r.get("path")]
     if not out["most_confused"] and out["confusion"]:
         out["most_confused"] = most_confused(out["confusion"], out["classes"])
     return out
@@ -197,6 +317,8 @@ def most_confused(confusion: list[list[int]], classes: list[str], limit: int = 2
 def load_run_view(run_dir: str | Path) -> RunView:
     """Read a run directory; a missing or damaged report is noted, not raised (the run still shows)."""
     run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists() and run_kind(run_dir) != "train":
+        return other_kind_view(run_dir)
     config = read_config_json(run_dir)
     try:
         metrics = read_metrics(run_dir)
@@ -215,7 +337,12 @@ def load_run_view(run_dir: str | Path) -> RunView:
         except RunError:
             marker = None
     view = RunView(run_dir, config, metrics, summary, None, marker=marker if isinstance(marker, dict) else None,
-                   has_checkpoint=(run_dir / "last.pt").exists() or (run_dir / "best.pt").exists())
+                   has_checkpoint=(run_dir / "last.pt").exists() or (run_dir / "best.pt").exists(),
+                   kind=run_kind(run_dir, config))
+    if view.kind != "train":
+        view.result = read_object(run_dir / RESULT_FILES[view.kind])
+    if (run_dir / "leaderboard.json").exists():
+        view.leaderboard = read_object(run_dir / "leaderboard.json")
     path = run_dir / "report.json"
     if path.exists():
         try:
@@ -225,12 +352,31 @@ def load_run_view(run_dir: str | Path) -> RunView:
     return view
 
 
-def list_run_views(root: Path, limit: int = 500) -> list[RunView]:
-    """Newest first; unreadable directories are skipped (they are not runs)."""
-    from engine.core.runs import list_runs
+def read_object(path: Path) -> dict | None:
+    """A JSON object the run wrote, or None when it is missing or damaged (the run still shows)."""
+    try:
+        data = read_json(path) if path.exists() else None
+    except RunError:
+        return None
+    return data if isinstance(data, dict) else None
 
+
+def other_kind_view(run_dir: Path) -> RunView:
+    """A comparison's or an audit's folder (no config.json): its result file says what it was run on."""
+    kind = run_kind(run_dir)
+    result = read_object(run_dir / RESULT_FILES[kind])
+    got = result or {}
+    backbone = got.get("best") if kind == "compare" else got.get("backbone")
+    config = {"kind": kind, "dataset": got.get("dataset", ""), "backbone": backbone or "-", "mode": kind}
+    view = RunView(run_dir, {k: v for k, v in config.items() if v}, [], None, None, kind=kind, result=result,
+                   other_finished=mtime_text(run_dir / RESULT_FILES[kind]))
+    return view
+
+
+def list_run_views(root: Path, limit: int = 500) -> list[RunView]:
+    """Newest first: runs, lr-finds, comparisons and audits; unreadable directories are skipped."""
     out = []
-    for run_dir in list_runs(root)[:limit]:
+    for run_dir in list_run_folders(root)[:limit]:
         try:
             out.append(load_run_view(run_dir))
         except (RunError, OSError, ValueError):

@@ -17,6 +17,7 @@ from engine.core.events import JobFailed
 from tui.base_app import WorkbenchApp, workbench_of
 from tui.jobs import RunningJob
 from tui.messages import JobEvent
+from tui.widgets.image_view import ImageView
 from tui.widgets.keybar import KeyBar
 from tui.widgets.tabbar import TabBar
 
@@ -33,7 +34,9 @@ class WorkbenchScreen(Screen):
 
     # Keys go to the screen until you choose a field (tab, or the screen's key for it); escape leaves a field,
     # so 1-7 always switch screens once you are not typing.
-    BINDINGS = [Binding("escape", "leave_field", "Leave field", show=False, id="screen.leave_field")]
+    BINDINGS = [Binding("escape", "leave_field", "Leave field", show=False, id="screen.leave_field"),
+                Binding("z", "zoom_picture", "Zoom", show=False, id="screen.zoom",
+                        tooltip="The picture on the screen as large as the screen allows (a click picks one)")]
 
     TAB: ClassVar[str] = ""
     TITLE: ClassVar[str] = ""
@@ -87,6 +90,14 @@ class WorkbenchScreen(Screen):
         if not isinstance(self.focused, FIELDS):
             raise SkipAction()
         self.set_focus(None)
+
+    def action_zoom_picture(self) -> None:
+        """z where no grid has the focus (a grid zooms its highlighted picture): the first picture shown on the
+        screen (Attack's original, Dream's image, the Audit's first of a pair); a click zooms any other."""
+        shown = [v for v in self.query(ImageView) if v.source is not None and v.display and v.region.area]
+        if not shown:
+            raise SkipAction()
+        shown[0].zoom()
 
     @on(Input.Submitted)
     def _leave_field_on_enter(self, event: Input.Submitted) -> None:

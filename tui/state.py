@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from engine.core.files import atomic_write_json
 from engine.core.runs import list_runs
+from engine.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from engine.data.layouts import DatasetInfo
-    from engine.train.config import TrainConfig
 
 
 @dataclass
@@ -69,8 +69,6 @@ class Workbench:
 
     def train_config(self) -> TrainConfig:
         """The TrainConfig a training job runs with (imports torch: call it from a worker)."""
-        from engine.train.config import TrainConfig
-
         values = {**self.config, "dataset": str(self.dataset or ""), "runs_dir": self.runs_dir}
         return TrainConfig.from_dict(values)
 

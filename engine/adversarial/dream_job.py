@@ -122,7 +122,8 @@ def _dream_one(params: DreamParams, ctx: JobContext, model: nn.Module, ensemble:
 
     def on_step(step: int, prob: float, loss: float, image: nn.Module) -> None:
         at = i * steps + step
-        ctx.emit(StepEnded("dream", at, total, {"target_prob": prob, "loss": loss}))
+        # the class with each step: a gallery's plot draws one line per class (issue 24)
+        ctx.emit(StepEnded("dream", at, total, {"target_prob": prob, "loss": loss, "class_index": float(target)}))
         ctx.progress(ProgressAdvanced("dream", at, total, "steps"), force=at == total)
         if params.preview_every and step % params.preview_every == 0 and step != steps:
             with torch.no_grad():

@@ -52,3 +52,29 @@ def train_command(config: Mapping[str, Any]) -> str:
             continue  # a setting of another mode (--budget outside auto): it did nothing here
         parts += setting_flags(f, config[f.name], _default(f, mode))
     return " ".join(parts)
+
+
+def job_command(kind: str, config: Mapping[str, Any], result: Mapping[str, Any] | None = None) -> str:
+    """The `tlbench …` line that runs a job of the workbench's Runs list again: a training run (train_command),
+    an lr-find (config.json), a comparison (compare.json: its backbones and folds) or an audit (audit.json)."""
+    got = result or {}
+    dataset = shlex.quote(str(config.get("dataset") or got.get("dataset") or "DATASET"))
+    if kind == "compare":
+        backbones = ",".join(str(r["backbone"]) for r in got.get("results", []) if r.get("backbone"))
+        parts = ["tlbench", "compare", dataset, "--backbones", shlex.quote(backbones or "BACKBONES")]
+        if got.get("folds") not in (None, 5):
+            parts += ["--folds", str(got["folds"])]
+        return " ".join(parts)
+    if kind == "audit":
+        parts = ["tlbench", "audit", dataset, "--backbone", shlex.quote(str(got.get("backbone") or "BACKBONE"))]
+        if got.get("folds") not in (None, 5):
+            parts += ["--folds", str(got["folds"])]
+        return " ".join(parts)
+    if kind == "lr-find":
+        parts = ["tlbench", "lr-find", dataset]
+        for key, flag in (("mode", "--mode"), ("backbone", "--backbone"), ("img_size", "--img-size"),
+                          ("batch_size", "--batch-size"), ("seed", "--seed")):
+            if config.get(key) is not None:
+                parts += [flag, shlex.quote(str(config[key]))]
+        return " ".join(parts)
+    return train_command(config)

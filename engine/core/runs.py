@@ -3,34 +3,27 @@
 runs/<timestamp>-<dataset>-<backbone>-<mode>/
     config.json     everything needed to reproduce the run (seed and versions included)
     metrics.jsonl   one line per epoch
-    best.pt last.pt checkpoints (loaded with weights_only=True)
+    best.pt last.pt checkpoints (engine.core.checkpoints: loaded with weights_only=True)
     report.json     final metrics
     status.json     running | stopped | failed | done, with the process, host and error (write_status)
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from engine import __version__
 from engine.core.errors import EXIT_FAILED, RunError
-from engine.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from engine.core.files import atomic_write_json, atomic_write_text, read_json
 from engine.core.records import RunRecord
 
-if TYPE_CHECKING:
-    import torch
+# No torch here (the checkpoints and the library versions are engine.core.checkpoints'): listing runs, reading
+# metrics and writing the scan cache stay light, so the workbench's first screen does not wait for PyTorch.
 
-# torch is imported inside the functions that need it: listing runs, reading metrics and writing the
-# scan cache stay light, so the workbench's first screen does not wait ~5 s for PyTorch.
-
-CHECKPOINT_FORMAT = "tlbench-checkpoint/1"
 
 
 def runs_root(arg: str | os.PathLike | None = None) -> Path:
@@ -38,22 +31,29 @@ def runs_root(arg: str | os.PathLike | None = None) -> Path:
     return Path(arg or os.environ.get("TLBENCH_RUNS") or "runs").expanduser()
 
 
-def versions() -> dict[str, str]:
-    import torch
-    import torchvision
-
-    return {
-        "python": platform.python_version(),
-        "torch": str(torch.__version__),  # TorchVersion is a str subclass that weights_only refuses
-        "torchvision": str(torchvision.__version__),
-        "tlbench": __version__,
-    }
 
 
 def safe_name(text: str) -> str:
     """A file-name part made only of letters, digits, '_', '.', '-': user text (a class name, a label) can
     never add a path separator or climb out with '..'."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "x"
+
+
+# folder names that say how a dataset is laid out, not which one it is: a run names the folder above them
+GENERIC_FOLDERS = frozenset({"images", "image", "imgs", "img", "jpg", "jpgs", "jpeg", "photos", "pictures",
+                             "train", "training", "val", "valid", "validation", "test", "data", "dataset",
+                             "all", "raw", "files"})
+
+
+def dataset_label(root: str | os.PathLike) -> str:
+    """The dataset's name in a run's folder name: the folder's own name, or "parent-folder" when the folder is
+    only called `images`, `train`, `data` … (Oxford-IIIT Pets unpacks to oxford-iiit-pet/images: its runs say
+    "oxford-iiit-pet-images", not "images")."""
+    path = Path(root).expanduser()
+    name = path.name or str(path)
+    if name.lower() in GENERIC_FOLDERS and path.parent.name:
+        return f"{path.parent.name}-{name}"
+    return name
 
 
 def create_run_dir(root: Path, dataset: str, *parts: str) -> Path:
@@ -155,49 +155,41 @@ def update_report(run_dir: Path, updates: dict) -> dict:
     return report
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """torch.save to memory, then an atomic replace: a crash mid-write leaves the previous file intact."""
-    import torch
-
-    path = Path(path)
-    buf = io.BytesIO()
-    torch.save({"format": CHECKPOINT_FORMAT, **payload}, buf)
-    # A process killed mid-write leaves its temporary file behind; one writer per run, so clear them.
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load with weights_only=True: a checkpoint carrying a pickled payload is refused, never executed."""
-    import torch
-
-    path = Path(path)
-    if not path.exists():
-        raise RunError(f"Checkpoint {path} not found.")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises several types for unsafe or broken files
-        raise RunError(
-            f"Checkpoint {path} could not be loaded safely: {unpickling_reason(err)}. "
-            "tlbench only loads plain tensors and data (weights_only=True); "
-            "a file with pickled code is refused on purpose."
-        ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise RunError(f"{path} is not a tlbench checkpoint (no '{CHECKPOINT_FORMAT}' marker).")
-    return ckpt
 
 
-def unpickling_reason(err: BaseException) -> str:
-    """The informative line of torch.load's long weights_only error (which global it refused)."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    for ln in lines:
-        if "Unsupported global" in ln or "Unsupported operand" in ln:
-            return ln.replace("WeightsUnpickler error: ", "").split(" was not an allowed global")[0]
-    return lines[0] if lines else type(err).__name__
 
 
 def list_runs(root: Path) -> list[Path]:
+    """The runs with a config.json (training and lr-find runs), newest first."""
     if not root.is_dir():
         return []
     return sorted((p for p in root.iterdir() if (p / "config.json").exists()), reverse=True)
+
+
+# The kinds of folder the jobs write under the runs root. Training and lr-find write config.json (its "kind":
+# "train" or "lr-find"); a comparison and an audit write no config.json, only their result file.
+RUN_KINDS = ("train", "lr-find", "compare", "audit")
+RESULT_FILES = {"lr-find": "lr_find.json", "compare": "compare.json", "audit": "audit.json"}
+
+
+def run_kind(run_dir: str | os.PathLike, config: dict | None = None) -> str:
+    """What job wrote the folder: "train" (older runs recorded no kind: they are all training runs),
+    "lr-find", "compare" or "audit"."""
+    if config is not None:
+        kind = str(config.get("kind") or "train")
+        return kind if kind in RUN_KINDS else "train"
+    for kind in ("compare", "audit"):
+        if (Path(run_dir) / RESULT_FILES[kind]).exists():
+            return kind
+    return "train"
+
+
+def list_run_folders(root: Path) -> list[Path]:
+    """Every folder a job wrote under the runs root, newest first: runs (config.json), comparisons and audits."""
+    if not root.is_dir():
+        return []
+    wanted = ("config.json", RESULT_FILES["compare"], RESULT_FILES["audit"])
+    return sorted((p for p in root.iterdir() if p.is_dir() and any((p / f).exists() for f in wanted)),
+                  reverse=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,7 @@ TOP_LOSSES = 16
 # images; the cap keeps report.json small (~150 bytes a row) on a badly trained model of a huge dataset.
 MAX_MISTAKES = 5000
 MOST_CONFUSED = 20
+LEAST_CONFIDENT_PER_CLASS = 5  # right answers kept per class, the least sure first
 
 
 class FlipAveraged(nn.Module):
@@ -72,7 +74,7 @@ def build_report(logits: torch.Tensor, labels: torch.Tensor, paths: list[str], c
     report: dict = {"split": split, "checkpoint": checkpoint, "n": n, "classes": list(classes)}
     if n == 0:
         return {**report, "accuracy": None, "top5": None, "per_class": [], "confusion": [[0] * c for _ in range(c)],
-                "most_confused": [], "top_losses": [], "mistakes": []}
+                "most_confused": [], "top_losses": [], "mistakes": [], "least_confident": []}
     probs = logits.softmax(1)
     pred = probs.argmax(1)
     losses = F.cross_entropy(logits, labels, reduction="none")
@@ -122,6 +124,17 @@ def build_report(logits: torch.Tensor, labels: torch.Tensor, paths: list[str], c
     # so a model with no mistakes has none rather than a list of its right answers.
     report["top_losses"] = [row(i) for i in mistakes[:top_losses]]
     report["mistakes"] = [row(i) for i in mistakes[:MAX_MISTAKES]]
+    # the right answers it was least sure of, a few per class (highest loss first): what there is to look at
+    # when there are no mistakes, and what a diagonal cell of the matrix opens
+    right = [i for i in order if not wrong[i]]
+    per_class_count = [0] * c
+    unsure = []
+    for i in right:
+        k = int(labels[i])
+        if per_class_count[k] < LEAST_CONFIDENT_PER_CLASS:
+            per_class_count[k] += 1
+            unsure.append(i)
+    report["least_confident"] = [row(i) for i in unsure]
     return report
 
 
@@ -137,6 +150,7 @@ def save_report(run_dir: str | os.PathLike, report: dict, prep: Preprocessing | 
     """Merge the report into report.json and draw confusion.png and top_losses.png beside it."""
 
     run_dir = Path(run_dir)
+    report = {**report, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}  # panels say when their numbers are from
     confusion_png(report["confusion"], report["classes"], run_dir / "confusion.png")
     top_losses_png(report["top_losses"], run_dir / "top_losses.png", prep)
     return update_report(run_dir, report)

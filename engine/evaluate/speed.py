@@ -7,16 +7,28 @@ are extracted at: the number says what extraction, prediction and serving of tha
 - images_per_s: throughput of batches of `batch` images (the job's batch size, at most max_batch(device));
 - latency_ms: the median time of a one-image forward pass (what one request waits).
 
-A short run (a warm-up, then a few timed passes within a time budget) is enough to rank backbones that differ
-by 2x or more; it is not a benchmark. Measurements are kept in <cache>/speed.json, keyed by what they depend
-on (device and its name, CPU threads, backbone, input size, batch, torch version), so a warm rerun of a
-comparison measures nothing.
+How it is timed (the workbench and `tlbench compare` both call `backbone_speed`, with the same settings):
+warm-up calls first (the first calls pay for allocator growth and oneDNN/cuDNN kernel choice), then at least
+MIN_RUNS timed calls within a time budget; calls outside Tukey's fences (1.5 IQR beyond the quartiles: a
+moment when another process took the CPU) are dropped and the median of the rest is the number. Each entry
+records when it was measured, on which device, how many calls were kept and dropped, the spread, the load of
+the machine and the measuring thread's nice value: a measurement made on a busy machine is marked `busy`
+(shown as such, not trusted as a ranking). Issue 24 found the workbench's numbers 100x off the headless ones:
+its jobs run at nice +10 (tui.jobs), and a niced thread whose OpenMP team waits at a barrier on every layer
+loses the CPU to anything else running; one warm-up and a median of two calls kept the result for good.
+
+Measurements are kept in <cache>/speed.json, keyed by what they depend on (device and its name, CPU threads,
+backbone, input size, batch, torch version), so a warm rerun of a comparison measures nothing; `remeasure`
+(`tlbench compare --remeasure`, `r` in the leaderboard) times again and replaces the entry.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -35,8 +47,11 @@ if TYPE_CHECKING:
 # keeps growing, so its number at 64 is a lower bound.
 MAX_BATCH = {"cpu": 16, "cuda": 64, "mps": 32}
 BUDGET_S = 1.5  # seconds of timed passes per measurement (after the warm-up), each of throughput and latency
-MIN_RUNS, MAX_RUNS = 2, 20
-SPEED_VERSION = 1
+WARMUP_RUNS = 3
+MIN_RUNS, MAX_RUNS = 5, 30
+SPEED_VERSION = 2  # 2: warm-up, outliers dropped, date/device/load recorded (version 1's numbers are not reused)
+BUSY_LOAD = 1.0  # load average per core above which a measurement is marked busy
+OLD_DAYS = 30  # a cached speed older than this is shown as old (drivers, torch and the machine change)
 
 
 def device_label(device: torch.device) -> str:
@@ -83,9 +98,12 @@ class SpeedCache:
 
 
 def _timed(run: Callable[[], object], sync: Callable[[], None], check: Callable[[], None] | None) -> list[float]:
-    """Seconds per call of `run`: one warm-up call, then MIN_RUNS..MAX_RUNS calls within BUDGET_S."""
-    run()
-    sync()
+    """Seconds per call of `run`: WARMUP_RUNS untimed calls, then MIN_RUNS..MAX_RUNS calls within BUDGET_S."""
+    for _ in range(WARMUP_RUNS):
+        if check is not None:
+            check()
+        run()
+        sync()
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < MAX_RUNS and (len(times) < MIN_RUNS or time.perf_counter() - start < BUDGET_S):
@@ -96,6 +114,35 @@ def _timed(run: Callable[[], object], sync: Callable[[], None], check: Callable[
         sync()
         times.append(time.perf_counter() - t0)
     return times
+
+
+def robust_median(times: list[float]) -> tuple[float, int, float]:
+    """(median of the calls inside Tukey's fences, how many were dropped, spread: IQR / median)."""
+    ordered = sorted(times)
+    if len(ordered) < 4:
+        return statistics.median(ordered), 0, 0.0
+    q1, _, q3 = statistics.quantiles(ordered, n=4)
+    low, high = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+    kept = [t for t in ordered if low <= t <= high] or ordered
+    median = statistics.median(kept)
+    return median, len(ordered) - len(kept), round((q3 - q1) / median, 3) if median > 0 else 0.0
+
+
+def machine_load() -> float | None:
+    """The 1-minute load average per core (None where the OS does not say)."""
+    try:
+        return round(os.getloadavg()[0] / (os.cpu_count() or 1), 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def thread_nice() -> int | None:
+    """The calling thread's nice value on Linux (the workbench's jobs run niced), else the process's."""
+    try:
+        who = threading.get_native_id() if sys.platform.startswith("linux") else 0
+        return os.getpriority(os.PRIO_PROCESS, who)
+    except (AttributeError, OSError):
+        return None
 
 
 def max_batch(device: torch.device, batch: int) -> int:
@@ -121,26 +168,49 @@ def measure_speed(model: Classifier, size: int, device: torch.device, batch: int
         elif device.type == "mps":
             torch.mps.synchronize()
 
+    load_before = machine_load()
     with torch.inference_mode():
         throughput = _timed(lambda: fast.features(many), sync, check)
         latency = _timed(lambda: fast.features(one), sync, check)
-    return {"images_per_s": round(batch / statistics.median(throughput), 2),
-            "latency_ms": round(statistics.median(latency) * 1000, 3), "batch": batch}
+    loads = [x for x in (load_before, machine_load()) if x is not None]
+    batch_s, batch_dropped, batch_spread = robust_median(throughput)
+    one_s, one_dropped, one_spread = robust_median(latency)
+    load = max(loads) if loads else None
+    return {"images_per_s": round(batch / batch_s, 2), "latency_ms": round(one_s * 1000, 3), "batch": batch,
+            "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": device_label(device),
+            "runs": [len(throughput), len(latency)], "dropped": [batch_dropped, one_dropped],
+            "spread": max(batch_spread, one_spread), "load": load, "nice": thread_nice(),
+            "busy": load is not None and load > BUSY_LOAD}
+
+
+def speed_age(entry: dict, now: float | None = None) -> str:
+    """How a cached speed is shown next to its number: "" when fresh; "busy" when measured on a busy machine;
+    "12 d old"; "old" when it does not say when it was measured."""
+    if entry.get("busy"):
+        return "busy"
+    try:
+        measured = time.mktime(time.strptime(entry["measured"][:19], "%Y-%m-%dT%H:%M:%S"))
+    except (KeyError, TypeError, ValueError):
+        return "old"
+    days = ((now if now is not None else time.time()) - measured) / 86400
+    return f"{days:.0f} d old" if days >= OLD_DAYS else ""
 
 
 def backbone_speed(name: str, size: int, device: torch.device, model: Callable[[], Classifier],
-                   batch: int = 64, ctx: JobContext | None = None) -> tuple[dict, bool]:
+                   batch: int = 64, ctx: JobContext | None = None, remeasure: bool = False) -> tuple[dict, bool]:
     """The speed of backbone `name` at `size` px on `device`, from the cache or measured on `model()` (called
-    only on a miss). Returns (the entry, whether it came from the cache)."""
+    only on a miss, or always with `remeasure`). Returns (the entry, whether it came from the cache)."""
     batch = max_batch(device, batch)
     key = speed_key(name, size, batch, device)
     cache = SpeedCache()
-    hit = cache.get(key)
+    hit = None if remeasure else cache.get(key)
     if hit is not None:
         return hit, True
     if ctx is not None:
         ctx.log(f"timing {name} at {size} px on {device_label(device)} (batch {batch}, then one image)")
     entry = measure_speed(model(), size, device, batch, ctx.check if ctx is not None else None)
-    entry["measured"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if ctx is not None and entry["busy"]:
+        ctx.log(f"{name}: timed on a busy machine (load {entry['load']} per core): `r` or --remeasure times "
+                "it again when the machine is quiet", "warning")
     cache.put(key, entry)
     return entry, False

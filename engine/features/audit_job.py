@@ -24,7 +24,7 @@ from engine.core.errors import ConfigError
 from engine.core.events import JobStarted
 from engine.core.files import atomic_write_json
 from engine.core.jobs import JobContext
-from engine.core.runs import create_run_dir, runs_root
+from engine.core.runs import create_run_dir, dataset_label, runs_root
 from engine.data.exclude import exclude_file, save_audit
 from engine.data.scan import scan_dataset, split_dataset
 from engine.data.splits import sample_groups
@@ -151,7 +151,7 @@ def audit_job(params: AuditParams, ctx: JobContext) -> dict:
         "exclude_file": str(exclude_file(info.root)),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    run_dir = create_run_dir(runs_root(params.runs_dir), info.name, params.backbone, "audit")
+    run_dir = create_run_dir(runs_root(params.runs_dir), dataset_label(info.root), params.backbone, "audit")
     atomic_write_json(run_dir / "audit.json", result)
     result["run_dir"] = str(run_dir)
     save_audit(info.root, result)

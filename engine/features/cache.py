@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 import PIL
 import torch
 
+from engine.core.checkpoints import versions
 from engine.core.events import ProgressAdvanced
 from engine.core.files import atomic_write_bytes
 from engine.core.paths import cache_dir
 from engine.core.records import Preprocessing
-from engine.core.runs import versions
 from engine.data.images import image_identity
 from engine.data.loaders import ImageFiles, auto_workers, data_loader
 

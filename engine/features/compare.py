@@ -18,16 +18,17 @@ import time
 
 import torch
 
+from engine.core.checkpoints import versions
 from engine.core.errors import ConfigError, TlbenchError, explain_unexpected
 from engine.core.events import CandidateScored, JobStarted, ProgressAdvanced
 from engine.core.files import atomic_write_json
 from engine.core.jobs import JobContext, JobStopped
-from engine.core.runs import create_run_dir, runs_root, versions
+from engine.core.runs import create_run_dir, dataset_label, runs_root
 from engine.data.scan import scan_dataset
 from engine.data.splits import kept_samples, sample_groups
 from engine.evaluate.crossval import cross_validate, stratified_folds
 from engine.evaluate.plots import pareto_front, tradeoff_png
-from engine.evaluate.speed import backbone_speed, device_label
+from engine.evaluate.speed import backbone_speed, device_label, speed_age
 from engine.features.candidates import build_backbone, candidate_features, candidate_parts, part_img_size
 from engine.models.classifier import Classifier
 from engine.models.registry import feature_dim, get_spec, param_count, weights_status
@@ -38,7 +39,7 @@ from engine.runtime.seeding import seed_everything
 # worst first: a concatenation's weights are as available as its least available part
 WEIGHTS_ORDER = ("missing", "download", "cached", "shipped", "file", "random")
 ROW_KEYS = ("backbone", "accuracy", "accuracy_std", "top5", "images_per_s", "latency_ms", "params", "feature_dim",
-            "weights")
+            "weights", "speed_measured", "speed_device", "speed_note")
 
 
 def parse_candidates(text: str | list[str]) -> list[str]:
@@ -96,9 +97,11 @@ def compare(
     workers: int | None = None,
     runs_dir: str | None = None,
     exclude: str | None = "auto",
+    remeasure: bool = False,
 ) -> dict:
     """The comparison job: {"dataset", "folds", "results" (best first), "best", "run_dir", …}. `exclude`: the
-    files left out ("auto": the dataset's own exclude list, "none", or a file), as training takes it."""
+    files left out ("auto": the dataset's own exclude list, "none", or a file), as training takes it.
+    `remeasure`: time every backbone again instead of reading its cached speed."""
     start = time.perf_counter()
     candidates = parse_candidates(backbones)
     if folds < 2:
@@ -120,7 +123,8 @@ def compare(
     groups = sample_groups(info.root, paths)
     # one split for every candidate: differences are theirs
     shared_folds = stratified_folds(labels, folds, seed, groups)
-    run_dir = create_run_dir(runs_root(runs_dir), info.name, "compare")  # no config.json: not a training run
+    # no config.json: not a training run (compare.json says what it is)
+    run_dir = create_run_dir(runs_root(runs_dir), dataset_label(info.root), "compare")
     ctx.emit(JobStarted("compare", f"compare {len(candidates)} backbones on {info.name}", str(run_dir)))
     ctx.log(f"{len(paths)} images, {len(info.classes)} classes, {len(shared_folds)}-fold cross-validation; "
             f"run directory {run_dir}")
@@ -150,7 +154,7 @@ def compare(
                               n_classes=len(info.classes), folds=shared_folds, folds_asked=folds, groups=groups,
                               device=dev,
                               img_size=img_size, median_side=info.median_side, weights=weights, seed=seed,
-                              batch_size=batch_size, workers=workers, ctx=ctx)
+                              batch_size=batch_size, workers=workers, ctx=ctx, remeasure=remeasure)
         rows.append(row)
         mark_pareto(rows)
         if row["error"]:
@@ -171,7 +175,7 @@ def compare(
 def score_candidate(candidate: str, *, root: str, paths: list[str], labels: torch.Tensor, n_classes: int,
                     folds: list, folds_asked: int, groups: list[int], device: torch.device, img_size: int | None,
                     median_side: int | None, weights: str | None, seed: int, batch_size: int,
-                    workers: int | None, ctx: JobContext) -> dict:
+                    workers: int | None, ctx: JobContext, remeasure: bool = False) -> dict:
     """One leaderboard row. Any failure but a stop becomes the row's "error" (a message that says what to do)."""
     parts = candidate_parts(candidate)
     row: dict = {"backbone": candidate, **dict.fromkeys(ROW_KEYS[1:]), "error": None}
@@ -195,16 +199,22 @@ def score_candidate(candidate: str, *, root: str, paths: list[str], labels: torc
         cv = cross_validate(x, y, n_classes, cv_folds, check=ctx.check)
         row.update(accuracy=round(cv.accuracy, 6), accuracy_std=round(cv.accuracy_std, 6), top5=round(cv.top5, 6),
                    fold_accuracies=cv.fold_accuracies)
-        latency, seconds_per_image, hits = 0.0, 0.0, []
+        latency, seconds_per_image, hits, speeds = 0.0, 0.0, [], []
         for p in parts:  # a concatenation runs its parts one after the other
             speed, hit = backbone_speed(
                 p, sizes[p], device, lambda p=p: models[p] if p in models else build_backbone(p, weights, seed, ctx),
-                batch_size, ctx)
+                batch_size, ctx, remeasure)
             latency += speed["latency_ms"]
             seconds_per_image += 1.0 / speed["images_per_s"]
             hits.append(hit)
+            speeds.append(speed)
+        # the oldest part's date and the worst part's age: a concatenation is as trustworthy as its parts
+        notes = [speed_age(s) for s in speeds]
         row.update(images_per_s=round(1.0 / seconds_per_image, 2), latency_ms=round(latency, 3),
-                   speed_cache="hit" if all(hits) else "miss")
+                   speed_cache="hit" if all(hits) else "miss",
+                   speed_measured=min(str(s.get("measured") or "") for s in speeds) or None,
+                   speed_device=speeds[0].get("device") or device_label(device),
+                   speed_note=next((n for n in notes if n == "busy"), None) or next((n for n in notes if n), ""))
     except JobStopped:
         raise
     except TlbenchError as err:

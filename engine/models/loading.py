@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 
+from engine.core.checkpoints import load_checkpoint
 from engine.core.choices import RUN_PRECISIONS  # what `precision=` of load_run_model accepts
 from engine.core.errors import RunError
 from engine.core.records import RunRecord
-from engine.core.runs import load_checkpoint, load_config
+from engine.core.runs import load_config
 from engine.models.build import build_classifier
 from engine.models.classifier import Classifier
 from engine.models.ensemble import Ensemble, build_auto_model, load_heads

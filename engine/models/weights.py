@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from engine.core.checkpoints import unpickling_reason
 from engine.core.errors import EXIT_FAILED, WeightsError
-from engine.core.runs import unpickling_reason
 from engine.fetch.downloads import (
     DownloadFailed,
     download,

@@ -34,9 +34,18 @@ MODE_HELP = {
     "head": "frozen backbone (BatchNorm kept in eval mode); a new head trained on augmented images",
     "partial": "the last N stages of the backbone unfrozen (--unfreeze N) and trained with the head",
     "full": "fastai's recipe: frozen epochs, then everything unfrozen with discriminative LRs, one-cycle",
-    "auto": "a search over cheap recipes (backbone, input size, TTA, augmented views, head L2) scored by "
-            "cross-validation on the training split, within --budget minutes; the winner trained and reported",
+    "auto": "a search over recipes on cached features (backbones and their concatenations, input size, flip and "
+            "ten-crop TTA, augmented views, head L2, a weighted ensemble) scored by repeated cross-validation "
+            "within --budget minutes, never below the default probe; the winner refitted on every photo",
 }
+# --mode auto chooses these itself (its search's recipe) or never reads them (it solves linear heads in one
+# step: no optimizer, epochs or dropout; lr and weight decay reach only its default-probe candidate, which is
+# `--mode probe` with their defaults): the workbench's form hides them in auto mode, and shows auto's own
+# settings first (budget, folds, holdout, head L2, views). engine.train.auto_plan says in words what the search
+# tries.
+AUTO_CHOOSES = ("tta", "label_smoothing")
+AUTO_IGNORES = ("epochs", "lr", "optimizer", "weight_decay", "dropout", "grad_clip", "patience")
+AUTO_FIRST = ("budget", "folds", "holdout", "head_l2", "aug_views")
 MIXES = ("none", "mixup", "cutmix", "both")
 FINETUNE_MODES = ("head", "partial", "full")
 

@@ -28,11 +28,12 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
+from engine.core.checkpoints import save_checkpoint
 from engine.core.errors import ConfigError
 from engine.core.events import CheckpointSaved, EpochEnded
 from engine.core.files import read_json
 from engine.core.jobs import JobContext, JobStopped
-from engine.core.runs import append_metrics, save_checkpoint, save_config
+from engine.core.runs import append_metrics, save_config
 from engine.data.loaders import ImageFiles, auto_workers, data_loader, training_workers
 from engine.evaluate.evaluation import build_report, evaluate_run, save_report
 from engine.models.classifier import Classifier

@@ -12,17 +12,11 @@ import contextlib
 import time
 from pathlib import Path
 
+from engine.core.checkpoints import load_checkpoint
 from engine.core.errors import RunError
 from engine.core.files import atomic_write_json
 from engine.core.jobs import JobContext, JobStopped
-from engine.core.runs import (
-    load_checkpoint,
-    load_config,
-    read_metrics,
-    resolve_run_dir,
-    runs_root,
-    write_status,
-)
+from engine.core.runs import load_config, read_metrics, resolve_run_dir, runs_root, write_status
 from engine.runtime import distributed as D
 from engine.runtime.devices import device_type
 from engine.train.auto import check_resumable, choose_recipe, fit_recipe, train_chosen
@@ -78,10 +72,15 @@ def recorded_status(p: Prepared):
         write_status(p.run_dir, "done")
 
 
-def finish(p: Prepared, result: dict, started: float, paused: float = 0.0) -> dict:
-    """summary.json; `seconds` is the job's time without its pauses (`paused_seconds`)."""
+def finish(p: Prepared, result: dict, started: float, paused: float = 0.0, earlier: float = 0.0) -> dict:
+    """summary.json; `seconds` is the run's time without its pauses (`paused_seconds`): this job's, plus, for
+    a resumed run, the `earlier` sessions' (their epochs in metrics.jsonl), so a run stopped and resumed says
+    how long it trained in all, as its curves show all its epochs."""
+    session = time.perf_counter() - started - paused
     summary = {"run_dir": str(p.run_dir), "classes": p.info.classes, **result,
-               "seconds": round(time.perf_counter() - started - paused, 3)}
+               "seconds": round(session + earlier, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if p.resumed:
+        summary.update({"session_seconds": round(session, 3), "earlier_seconds": round(earlier, 3)})
     if p.dist.is_main:
         atomic_write_json(p.run_dir / "summary.json", summary)
     return summary
@@ -97,6 +96,9 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
     started = time.perf_counter()
     run_dir = resolve_run_dir(run_dir, runs_root(runs_dir))
     record = load_config(run_dir)
+    # the sessions before this one: their epochs' training time (a stopped epoch's part is carried in last.pt
+    # and counted in its row when it ends)
+    earlier = sum(float(r.get("seconds") or 0.0) for r in read_metrics_safe(run_dir))
     if (run_dir / "summary.json").exists():
         raise RunError(f"{run_dir} already finished ({len(read_metrics_safe(run_dir))} epochs, see "
                        "summary.json): nothing to resume. Start a new run, e.g. with more --epochs.")
@@ -109,7 +111,7 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
         check_resumable(run_dir, record.to_dict())
         p = prepare(config, ctx, resume_dir=run_dir, replan=replan)
         with recorded_status(p):
-            return finish(p, fit_recipe(p, ctx), started, ctx.paused_seconds)
+            return finish(p, fit_recipe(p, ctx), started, ctx.paused_seconds, earlier)
     if not (run_dir / "last.pt").exists():
         raise RunError(f"{run_dir} has no last.pt: it stopped before finishing a step. Start a new run.")
     config = TrainConfig.from_dict(record.to_dict())
@@ -125,13 +127,13 @@ def resume(run_dir: str | Path, ctx: JobContext, device: str | None = None, work
     p = prepare(config, ctx, resume_dir=run_dir, replan=replan)
     try:
         with recorded_status(p):
-            return finish(p, train_finetune(p, ctx, resume=ckpt), started, ctx.paused_seconds)
+            return finish(p, train_finetune(p, ctx, resume=ckpt), started, ctx.paused_seconds, earlier)
     finally:
         D.teardown(p.dist)
 
 
 def read_metrics_safe(run_dir: Path) -> list[dict]:
     try:
-        return read_metrics(run_dir)
+        return [r for r in read_metrics(run_dir) if isinstance(r, dict)]
     except ValueError:
         return []

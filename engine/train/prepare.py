@@ -11,17 +11,12 @@ from pathlib import Path
 
 import torch
 
+from engine.core.checkpoints import versions
 from engine.core.errors import RunError
 from engine.core.events import JobStarted, null_sink
 from engine.core.jobs import JobContext
 from engine.core.records import Preprocessing, RunRecord
-from engine.core.runs import (
-    create_run_dir,
-    load_config,
-    runs_root,
-    save_config,
-    versions,
-)
+from engine.core.runs import create_run_dir, dataset_label, load_config, runs_root, save_config
 from engine.data.images import image_identity
 from engine.data.layouts import DatasetInfo, Sample
 from engine.data.scan import scan_dataset
@@ -152,7 +147,8 @@ def prepare(config: TrainConfig, ctx: JobContext, resume_dir: Path | None = None
     else:
         created = None
         if dist.is_main:
-            created = str(create_run_dir(runs_root(config.runs_dir), info.name, config.backbone,
+            created = str(create_run_dir(runs_root(config.runs_dir), dataset_label(info.root),
+                                         config.backbone,
                                          config.mode if kind == "train" else kind))
         created = D.broadcast(dist, created)
         assert created is not None  # rank 0 sends the directory it created (or failed, and so did we all)

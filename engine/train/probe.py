@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.core.checkpoints import save_checkpoint
 from engine.core.errors import RunError
 from engine.core.events import CheckpointSaved, EpochEnded
 from engine.core.jobs import JobContext
-from engine.core.runs import append_metrics, save_checkpoint, save_config
+from engine.core.runs import append_metrics, save_config
 from engine.evaluate.evaluation import build_report, save_report
 from engine.features.cache import cache_key, cached_features
 from engine.features.views import FLIP, view_features

@@ -86,3 +86,50 @@ def pets_app(tmp_path, monkeypatch, **runs):
     app = make_app(DEMO, runs_dir="runs")
     app.state.run_dir = run
     return app, run, data
+
+
+AUTO_RUN = "20260105-090000-oxford-iiit-pet-images-efficientnet_lite0-auto"
+LR_FIND = "20260106-090000-oxford-iiit-pet-images-efficientnet_lite0-lr-find"
+COMPARE = "20260107-090000-oxford-iiit-pet-images-compare"
+AUDIT = "20260108-090000-oxford-iiit-pet-images-efficientnet_lite0-audit"
+OXFORD = "/data/oxford-iiit-pet/images"  # the folder the Oxford archive unpacks to
+
+
+def auto_board() -> dict:
+    """leaderboard.json of an auto search (engine.train.auto): the winner first, one recipe skipped."""
+    names = ["efficientnet_lite0, 224px, tta-flip, l2 0.001", "efficientnet_lite0, 224px, l2 0.001",
+             "efficientnet_lite0, 280px, l2 0.001", "efficientnet_lite2, 260px, l2 0.001",
+             "efficientnet_lite0, 224px, tta-flip, 4 aug views, l2 0.001", "efficientnet_lite0, 224px, l2 0.01"]
+    rows = [{"recipe": n, "cv_accuracy": round(0.861 - 0.012 * i, 6), "cv_std": 0.021, "seconds": 4.0 + i}
+            for i, n in enumerate(names)]
+    rows.append({"recipe": "efficientnet_lite4, 300px, l2 0.001", "skipped": "budget"})
+    return {"winner": names[0], "cv_accuracy": 0.861, "folds": 5, "scored_on": "training split (296 images)",
+            "search_seconds": 41.0, "budget_minutes": 2.0, "leaderboard": rows}
+
+
+def write_run_kinds(root: Path, dataset: Path) -> None:
+    """Beside the training runs: an auto run (stopped once, resumed: two sessions), an lr-find (config.json of
+    kind lr-find and lr_find.json), a comparison and an audit (no config.json, only their result file)."""
+    run = write_pets_run(root, dataset, AUTO_RUN, mode="auto", created="2026-01-05T09:00:00+0000", epochs=3)
+    config = json.loads((run / "config.json").read_text())
+    config.update(dataset=OXFORD, kind="train", resumed=["2026-01-05T09:10:00+0000"], budget=2.0)
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "leaderboard.json").write_text(json.dumps(auto_board()))
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(finished="2026-01-05T09:12:00+0000", seconds=95.0, session_seconds=50.0, earlier_seconds=45.0)
+    (run / "summary.json").write_text(json.dumps(summary))
+    lr = root / LR_FIND
+    lr.mkdir(parents=True)
+    (lr / "config.json").write_text(json.dumps({"kind": "lr-find", "dataset": OXFORD, "mode": "full",
+                                                "backbone": "efficientnet_lite0", "img_size": 224, "seed": 0,
+                                                "created": "2026-01-06T09:00:00+0000", "classes": PETS}))
+    (lr / "lr_find.json").write_text(json.dumps({"suggested_lr": 0.0031, "lr": [], "loss": []}))
+    compare = root / COMPARE
+    compare.mkdir(parents=True)
+    (compare / "compare.json").write_text(json.dumps({
+        "dataset": OXFORD, "folds": 5, "best": "efficientnet_lite2", "complete": True,
+        "results": [{"backbone": "efficientnet_lite2"}, {"backbone": "efficientnet_lite0"}]}))
+    audit = root / AUDIT
+    audit.mkdir(parents=True)
+    (audit / "audit.json").write_text(json.dumps({"dataset": OXFORD, "backbone": "efficientnet_lite0",
+                                                  "folds": 5, "label_issues": [{}, {}, {}]}))

@@ -10,16 +10,18 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
+from engine.adversarial.params import RobustnessParams
 from engine.core.events import JobFailed, JobFinished, ProgressAdvanced
 from engine.core.files import read_json
 from engine.core.jobs import JobFn
 from tui.base_app import workbench_of
+from tui.engine_calls import robustness_job
 from tui.jobs import RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.state import display_path
-from tui.widgets.fitline import Part
+from tui.widgets.fitline import FitLine, Part
 
 JOB = "robustness"
 # The sweep R runs from the workbench: engine.adversarial.attacks' defaults (PGD L∞, eps 0 to 8/255, 10 steps) on at most
@@ -30,8 +32,6 @@ SWEEP_LIMIT = 256
 def sweep_job(run_dir: str, device: str) -> JobFn:
     """engine.adversarial.attacks' robustness job for a run (imported on the worker thread: it imports torch)."""
     def job(ctx):
-        from engine.adversarial.robustness import RobustnessParams, robustness_job
-
         return robustness_job(RobustnessParams(run_dir=run_dir, limit=SWEEP_LIMIT, device=device), ctx)
 
     return job
@@ -71,7 +71,7 @@ class RobustnessPanel(Vertical):
         self.job: RunningJob | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("robustness (val accuracy) · R runs", classes="caption", id="robustness-title")
+        yield FitLine("robustness (val accuracy) · R runs", classes="caption", id="robustness-title")
         yield DataTable(id="robustness", cursor_type="row", show_cursor=False)
 
     def on_mount(self) -> None:
@@ -84,6 +84,10 @@ class RobustnessPanel(Vertical):
     def show(self) -> None:
         """The sweeps saved in the current run's report (none yet: R runs one)."""
         run_dir = workbench_of(self).state.run_dir
+        # which run the rows are of: they change with the run in use
+        self.query_one("#robustness-title", FitLine).set_parts(
+            "sweeps of " if run_dir else "sweeps", Part(run_dir.name if run_dir else "", shrink=True, least=8),
+            Part(" · R runs", optional=True))
         table = self.query_one("#robustness", DataTable)
         table.clear()
         report = run_dir / "report.json" if run_dir else None
@@ -132,11 +136,12 @@ class RobustnessPanel(Vertical):
         if event.reason == "completed" and r.get("rows"):
             first, last = r["rows"][0], r["rows"][-1]  # the panel lists every eps; the line, the range
             self.post_message(self.Reported(
-                f"Robustness {r.get('key', '')} on {r.get('images')} images: {first['accuracy']:.3f} at "
+                "Robustness of ", Part(Path(r.get("run_dir", "")).name, shrink=True, least=8, tail=0.6),
+                f": {r.get('key', '')} on {r.get('images')} images: {first['accuracy']:.3f} at "
                 f"{first['eps_text']} → {last['accuracy']:.3f} at {last['eps_text']}",
-                Part(" · saved in ", optional=True),
+                # the path and its words go together (issue 24: " · saved in" was left without its path)
                 Part(display_path(Path(r.get("run_dir", "")) / "report.json"), shrink=True, least=12, tail=0.7,
-                     optional=True)))
+                     optional=True, lead=" · saved in ")))
         else:
             self.post_message(self.Reported("Robustness sweep stopped: nothing saved."))
 

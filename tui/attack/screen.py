@@ -19,10 +19,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Select
 
+from engine.adversarial.params import AttackParams
 from engine.core.events import ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.core.jobs import JobFn
 from tui.attack.robustness import SWEEP_LIMIT, RobustnessPanel
-from tui.heatmap import heatmap_overlay
+from tui.engine_calls import attack_job
+from tui.heatmap import HeatCaption, heatmap_overlay
 from tui.jobs import RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.screen import WorkbenchScreen
@@ -66,8 +68,6 @@ def job_function(request: AttackRequest) -> JobFn:
     StepEnded("attack", …, {"target_prob", "label_prob", "loss"}) every step and ImageRendered
     ("attack-original" | "attack-adversarial" | "attack-perturbation", pixels) at the end; its summary
     holds per image the predictions before and after, success and the achieved norms."""
-    from engine.adversarial.attack_job import AttackParams, attack_job
-
     method, norm = request.method.split("-", 1)
     params = AttackParams(images=[request.image], run_dir=request.run_dir,
                           backbone=None if request.run_dir else request.backbone, method=method, norm=norm,
@@ -99,6 +99,7 @@ class AttackScreen(WorkbenchScreen):
         self.job: RunningJob | None = None
         self.heatmap = False  # `h`: Grad-CAM overlays on the original and adversarial panes
         self.pane_sources: dict[str, object] = {}  # what each pane shows without the heatmap
+        self.shown_run: Path | None = None  # the run whose attack the panes, plot and status line show
 
     @property
     def running(self) -> bool:
@@ -139,11 +140,33 @@ class AttackScreen(WorkbenchScreen):
         yield FitLine("", id="attack-status")
 
     def state_changed(self) -> None:
+        if self.workbench.run_dir != self.shown_run:
+            self.forget_run(self.shown_run)
+            self.shown_run = self.workbench.run_dir
         self.query_one(ModelLine).load(self.workbench.run_dir, self.workbench.config.get("backbone") or DEFAULT_BACKBONE)
         picked = self.workbench.picked_image
         if picked is not None and picked.origin in ("results", "preview"):
             self.set_source(picked.path, picked.label)
         self.robustness.show()
+
+    def forget_run(self, old: Path | None) -> None:
+        """Another run is in use: the attack's images, plot, captions and status line were the old run's, so
+        they go (the source image stays: it is the user's choice, not a result). An attack still running
+        finishes for the run it started with, and its status line names that run."""
+        if old is None or self.running:
+            return
+        for pane in ("adversarial", "perturbation"):
+            self.pane_sources.pop(pane, None)
+            self.query_one(f"#img-{pane}", ImageView).show(None, PANE_HINTS[pane])
+            self.query_one(f"#cap-{pane}", FitLine).update(pane)
+        original = self.pane_sources.get("original")
+        self.heatmap = False
+        if isinstance(original, str):
+            self.set_source(original, None)
+        self.query_one("#attack-plot", CurvePlot).set_history([])
+        self.query_one("#attack-status", FitLine).set_parts(
+            "Cleared the attack of ", Part(old.name, shrink=True, least=10, tail=0.6),
+            Part(": another run is in use", optional=True))
 
     def on_model_line_loaded(self, message: ModelLine.Loaded) -> None:
         """The model's classes become the target field's suggestions."""
@@ -154,7 +177,12 @@ class AttackScreen(WorkbenchScreen):
         self.query_one("#attack-status", FitLine).set_parts(*message.parts)
 
     def set_source(self, path: str, label: str | None) -> None:
-        self.query_one("#attack-source", TextField).value = path
+        field = self.query_one("#attack-source", TextField)
+        field.value = path
+        # the field scrolled to its end: a long path shows its file name, not only its start (issue 24); after
+        # the refresh, once the field knows the new value's width
+        field.cursor_position = len(path)
+        self.call_after_refresh(lambda: field.scroll_to(x=field.max_scroll_x, animate=False, immediate=True))
         self.query_one("#img-original", ImageView).show(path)
         self.pane_sources["original"] = path
         self.query_one("#cap-original", FitLine).set_parts(
@@ -300,7 +328,9 @@ class AttackScreen(WorkbenchScreen):
     def heatmap_ready(self, pane: str, source, image, caption: str) -> None:
         if self.heatmap and self.pane_sources.get(pane) is source:  # still on, and still that image
             self.query_one(f"#img-{pane}", ImageView).show(image)
-            self.query_one(f"#cap-{pane}", FitLine).set_parts(f"{pane} · ", Part(caption, shrink=True, least=8))
+            # the class and its probability stay; the words and the model's name give way (issue 24)
+            parts = caption.parts() if isinstance(caption, HeatCaption) else [Part(caption, shrink=True, least=8)]
+            self.query_one(f"#cap-{pane}", FitLine).set_parts(Part(f"{pane} · ", optional=True), *parts)
 
     def finished(self, event: JobFinished) -> None:
         """Captions from the summary: the prediction before and after, and how far the image moved."""

@@ -23,6 +23,7 @@ from engine.core.events import JobFailed, JobFinished
 from engine.data.exclude import exclude_file, read_exclude, write_exclude
 from tui.base_app import workbench_of
 from tui.data.split import split_settings
+from tui.engine_calls import AuditParams, audit_job
 from tui.jobs import RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.state import display_path
@@ -124,9 +125,11 @@ class AuditScreen(ModalScreen[str | None]):
 
     def _show_counts(self) -> None:
         a = self.audit or {}
-        counts = (f"{len(a.get('label_issues', []))} likely label errors · {len(a.get('duplicates', []))} duplicate "
+        # "suspects", not errors: they are the images a probe on one backbone disagrees with (another backbone
+        # finds others; on a curated dataset most are right), so the backbone is named with the count
+        counts = (f"{len(a.get('label_issues', []))} label suspects · {len(a.get('duplicates', []))} duplicate "
                   f"groups ({a.get('leaking_groups', 0)} across the split) · {len(a.get('outliers', []))} outliers")
-        head = f"Audit of {self.root.name}" + (f" ({a.get('backbone')}, {a.get('images')} images)" if a else "")
+        head = f"Audit of {self.root.name}" + (f" by {a.get('backbone')} ({a.get('images')} images)" if a else "")
         self.query_one("#audit-title", Static).update(
             f"{head}: {counts}\n{len(self.marked)} marked to exclude → {display_path(exclude_file(self.root))}"
             if a else f"{head}: no audit yet")
@@ -210,8 +213,6 @@ class DatasetAudit(Widget):
 
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
     def run_audit(self, job: RunningJob, root: Path, backbone: str | None, split: tuple[float, int]) -> None:
-        from engine.features.audit_job import AuditParams, audit_job  # imports torch: in the worker
-
         params = AuditParams(str(root), val_fraction=split[0], seed=split[1])
         if backbone:
             params.backbone = backbone

@@ -10,11 +10,11 @@ from pathlib import Path
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static
 
 from engine.data.layouts import DatasetInfo
 from tui.base_app import workbench_of
 from tui.state import ImageRef
+from tui.widgets.fitline import FitLine, Part
 from tui.widgets.grid import Thumb, ThumbnailGrid
 from tui.widgets.preview import PreviewScreen
 
@@ -49,7 +49,7 @@ class ClassImages(Vertical):
 
     def compose(self) -> ComposeResult:
         yield ThumbnailGrid(workbench_of(self).thumbnails, id="thumbs")
-        yield Static("", id="thumb-status", markup=False)
+        yield FitLine("", id="thumb-status")
 
     @property
     def grid(self) -> ThumbnailGrid:
@@ -77,7 +77,7 @@ class ClassImages(Vertical):
         self.grid.set_items(items, empty_text=empty)
         if not items:
             total = len(self.thumbs[label])
-            self.query_one("#thumb-status", Static).update(
+            self.query_one("#thumb-status", FitLine).update(
                 f"{self.info.classes[label]} · 0 of {total} shown ({self.view}) · v changes the view")
 
     def mistakes(self) -> tuple[set[str], str]:
@@ -107,9 +107,12 @@ class ClassImages(Vertical):
     def thumb_highlighted(self, event: ThumbnailGrid.Highlighted) -> None:
         side = self.sides.get(event.thumb.path)
         view = f" ({self.view})" if self.view != "all" else ""
-        self.query_one("#thumb-status", Static).update(
-            f"{event.index + 1}/{len(event.grid.items)}{view} · {event.thumb.caption}"
-            + (f" · {side}" if side else "") + " · enter preview")
+        # in a third of 80 columns: the count and the side stay, the file name shrinks from its middle (its end
+        # kept), the hint goes first (issue 24: "1/10 ·" was all that showed)
+        self.query_one("#thumb-status", FitLine).set_parts(
+            f"{event.index + 1}/{len(event.grid.items)}", Part(view, optional=True),
+            Part(event.thumb.caption, shrink=True, least=10, tail=0.6, lead=" · "),
+            f" · {side}" if side else "", Part(" · enter preview", optional=True))
         # not a change the other screens reload for: p on Attack and the predict dialog read it when used
         workbench_of(self).state.picked_image = ImageRef(event.thumb.path, event.thumb.label, "data")
 

@@ -12,6 +12,7 @@ from textual.widget import Widget
 
 from engine.core.events import JobFailed, JobFinished, ProgressAdvanced
 from engine.core.paths import data_dir
+from engine.fetch.sources import DATASETS, fetch_dataset
 from tui.base_app import workbench_of
 from tui.data.open_dataset import AskScreen
 from tui.jobs import RunningJob, run_engine_job
@@ -45,8 +46,6 @@ class DatasetFetch(Widget):
 
     def ask(self) -> None:
         """Ask for a dataset name (each with its title), then fetch it."""
-        from engine.fetch.sources import DATASETS  # the sources' table: kept off the first screen's imports
-
         names = list(DATASETS)
         described = "; ".join(f"{n}: {src.title}" for n, src in DATASETS.items())
 
@@ -62,8 +61,6 @@ class DatasetFetch(Widget):
 
     @work(thread=True, exclusive=True, group=JOB, exit_on_error=False)
     def run_fetch(self, job: RunningJob, name: str) -> None:
-        from engine.fetch.sources import fetch_dataset
-
         def fetch(ctx):
             result = fetch_dataset(name, data_dir(), ctx=ctx)
             return {"fetched": str(result["path"]), "command": result.get("command", "")}

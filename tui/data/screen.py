@@ -18,7 +18,8 @@ from engine.core.events import JobFailed, JobFinished, ProgressAdvanced
 from engine.data.exclude import load_audit
 from engine.data.layouts import DatasetInfo
 from engine.data.scan import scan_dataset
-from tui.data.audit import DatasetAudit
+from tui.data.audit import AuditScreen, DatasetAudit
+from tui.data.batch import BatchScreen
 from tui.data.class_images import ClassImages
 from tui.data.class_list import ClassList
 from tui.data.fetch import DatasetFetch
@@ -43,6 +44,7 @@ class DataScreen(WorkbenchScreen):
     TAB = "data"
     TITLE = "Data"
     HELP = "Browse the dataset: classes, thumbnails, previews, unusable files and the train/validation split."
+    HELP_PARTS = (("audit view (a)", "The last audit's suspects; marks leave files out of training.", AuditScreen),)
 
     BINDINGS = [
         Binding("o", "open_dataset", "Open", id="data.open", tooltip="Open another dataset folder"),
@@ -57,6 +59,8 @@ class DataScreen(WorkbenchScreen):
                 tooltip="Thumbnails: all, train split, val split, or the current run's mistakes"),
         Binding("a", "audit", "Audit", id="data.audit",
                 tooltip="Likely label errors, duplicates and outliers; mark files to leave out of training"),
+        Binding("b", "show_batch", "Batch", id="data.batch", show=False,
+                tooltip="A batch of the training data with its labels (show_batch)"),
         Binding("k", "group_duplicates", "Keep dups", id="data.group", show=False,
                 tooltip="Keep each duplicate group of the last audit on one side of the split, or not"),
     ]
@@ -330,6 +334,15 @@ class DataScreen(WorkbenchScreen):
     def action_sort(self) -> None:
         if self.info is not None:
             self.class_list.next_sort()
+
+    def action_show_batch(self) -> None:
+        if self.info is None:
+            self.notify("Open a dataset first (o).", severity="warning")
+            return
+        batch_size = int(self.workbench.config.get("batch_size") or 64)
+        seed = int(self.workbench.config.get("seed") or 0)
+        self.app.push_screen(BatchScreen(self.info, self.split.get("sides", {}), batch_size,
+                                         self.tlbench.thumbnails, seed))
 
     def action_view(self) -> None:
         if self.info is not None:

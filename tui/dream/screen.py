@@ -23,10 +23,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Select
 
-from engine.adversarial.params import LESSON_WHY
+from engine.adversarial.params import LESSON_WHY, DreamParams
 from engine.core.events import ImageRendered, JobFailed, JobFinished, StepEnded
 from engine.core.files import atomic_write_bytes
 from engine.core.jobs import JobFn
+from engine.core.runs import safe_name
+from tui.engine_calls import dream_job
 from tui.jobs import RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.screen import WorkbenchScreen
@@ -37,7 +39,11 @@ from tui.widgets.form import FieldSpec, parse_value
 from tui.widgets.image_view import ImageView
 from tui.widgets.inputs import ChoiceSuggester, TextField
 from tui.widgets.model_line import DEFAULT_BACKBONE, ModelInfo, ModelLine
+from tui.widgets.text import middle_truncate
 from tui.widgets.thumbnails import MemoryImage, rendered_image
+
+# the plot before a step names its class (one dream, or an older engine's events)
+ONE_CLASS = (("target_prob", "class"),)
 
 RECIPES = [("maco", "maco"), ("robust", "robust"), ("lesson CE+TV", "lesson")]
 DEFAULT_RECIPE = "maco"  # its dreams are the ones another network recognises (bench/attack_dream.py)
@@ -60,9 +66,6 @@ def job_function(request: DreamRequest) -> JobFn:
     """The engine call, made on the worker thread (engine.adversarial.dreams imports torch). Its job emits
     StepEnded("dream", …, {"target_prob", "loss"}) every step, ImageRendered("dream-preview", pixels) every
     25 steps and ImageRendered("dream", pixels, path) at the end; the summary has "probability" and "path"."""
-    from engine.adversarial.dream_job import dream_job
-    from engine.adversarial.dreams import DreamParams
-
     params = DreamParams(target=request.target, run_dir=request.run_dir,
                          backbone=None if request.run_dir else request.backbone, recipe=request.recipe,
                          steps=request.steps, tv_weight=request.tv_weight, jitter=request.jitter)
@@ -71,8 +74,6 @@ def job_function(request: DreamRequest) -> JobFn:
 
 def dream_file_stem(class_name: str, step: int) -> str:
     """"Bengal-step75": a file name part that stays inside its folder whatever the class name holds."""
-    from engine.core.runs import safe_name
-
     return f"{safe_name(class_name.replace(' ', '-')) or 'dream'}-step{step}"
 
 
@@ -161,7 +162,7 @@ class DreamScreen(WorkbenchScreen):
             with Vertical(id="dream-image-box"):
                 yield ImageView(self.tlbench.thumbnails, "the image appears here as it forms", id="dream-image")
                 yield FitLine("", id="dream-caption", classes="caption")
-            yield CurvePlot("class probability", [("target_prob", "class")], ylim=(0.0, 1.0), xlabel="step",
+            yield CurvePlot("class probability", list(ONE_CLASS), ylim=(0.0, 1.0), xlabel="step",
                             id="dream-plot")
         yield FitLine("", id="dream-status")
 
@@ -209,7 +210,9 @@ class DreamScreen(WorkbenchScreen):
         if request is None:
             return
         self.prepare(request)
-        self.query_one("#dream-plot", CurvePlot).set_history([])
+        plot = self.query_one("#dream-plot", CurvePlot)
+        plot.series = list(ONE_CLASS)
+        plot.set_history([])
         self.query_one("#dream-status", FitLine).update(f"Dreaming {self.dream_class} (loading the model) …")
         self.tlbench.set_job_status("dream", "dream")
         self.job = self.start_job("dream")
@@ -260,11 +263,28 @@ class DreamScreen(WorkbenchScreen):
 
     def on_job_dream_step_ended(self, message: JobEvent[StepEnded]) -> None:
         event = message.event
-        self.query_one("#dream-plot", CurvePlot).add({"epoch": event.step, **event.values})
+        self.query_one("#dream-plot", CurvePlot).add(self.plot_row(event))
         prob = event.values.get("target_prob")
         self.query_one("#dream-status", FitLine).update(
             f"step {event.step}/{event.steps}" + (f" · probability {prob:.3f}" if prob is not None else ""))
         self.tlbench.set_job_status("dream", f"dream {event.step}/{event.steps}")
+
+    def plot_row(self, event: StepEnded) -> dict:
+        """The step's probability under its class's own series, added to the plot's legend the first time the
+        class is seen: a gallery draws one line per class, each named (not one line called "class")."""
+        row = {"epoch": event.step, **event.values}
+        index = event.values.get("class_index")
+        classes = self.model.classes if self.model else []
+        if index is None or not 0 <= int(index) < len(classes):
+            return row
+        plot = self.query_one("#dream-plot", CurvePlot)
+        key = f"target_prob_{int(index)}"
+        if plot.series == list(ONE_CLASS):
+            plot.series = []
+        if key not in dict(plot.series):
+            plot.series.append((key, middle_truncate(classes[int(index)], 18)))
+        row[key] = event.values.get("target_prob")
+        return row
 
     def on_job_dream_image_rendered(self, message: JobEvent[ImageRendered]) -> None:
         """A preview as the image forms, the final image, or a gallery's contact sheet."""

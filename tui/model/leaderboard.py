@@ -3,16 +3,20 @@
 A dialog asks for the candidates (prefilled with the backbones whose weights are here: shipped or cached) and
 the folds; the leaderboard then runs engine.features.compare as a job and fills its table row by row as each
 candidate is scored (a CandidateScored event each), best first. Enter on a row picks that backbone in the
-Model screen's form; escape closes (and stops a comparison still running).
+Model screen's form; `r` times every backbone again (the features stay cached); escape closes (and stops a
+comparison still running). Each speed says when it was timed ("timed": today, 3 d, busy: on a loaded machine,
+old: before timings recorded their date); the job runs un-niced, as `tlbench compare` does (issue 24 item 4).
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -21,9 +25,11 @@ from textual.widgets import DataTable, Input, Static
 
 from engine.core.events import CandidateScored, JobFailed, JobFinished, LogLine, ProgressAdvanced
 from tui.base_app import workbench_of
+from tui.engine_calls import compare
 from tui.jobs import RUNNING, RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.widgets.inputs import TextField
+from tui.widgets.text import middle_truncate
 
 if TYPE_CHECKING:
     from tui.model.screen import ModelScreen
@@ -32,12 +38,30 @@ JOB = "compare"
 STARTED = re.compile(r"^\[\d+/\d+\] (\S+)$")  # the job's log line as it starts a candidate
 OFFLINE = ("shipped", "cached")  # weights a comparison can use with no download
 WEIGHTS_STYLE = {"shipped": "green", "cached": "green", "download": "yellow", "missing": "red"}
-COLUMNS = ("backbone", "accuracy", "top-5", "img/s", "latency", "params", "weights")
+COLUMNS = ("backbone", "accuracy", "top-5", "img/s", "latency", "timed", "params", "weights")
+NARROW = 100  # terminal columns below which the params column is left out
 
 
 def offline_backbones(rows: list[dict] | None) -> list[str]:
     """The registry's backbones whose weights are here (the dialog's first suggestion)."""
     return [r["name"] for r in rows or [] if r.get("weights") in OFFLINE]
+
+
+def speed_text(value: float) -> str:
+    """A speed in at most 5 cells, never cut: 0.43, 6.8, 151, 1514."""
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def timed_label(row: dict, now: float | None = None) -> str:
+    """When a row's speed was timed: "today", "3 d", or the engine's note ("busy", "40 d old", "old")."""
+    if row.get("speed_note"):
+        return str(row["speed_note"])
+    try:
+        measured = time.mktime(time.strptime(str(row["speed_measured"])[:19], "%Y-%m-%dT%H:%M:%S"))
+    except (KeyError, ValueError):
+        return "old"
+    days = int(((now if now is not None else time.time()) - measured) // 86400)
+    return "today" if days < 1 else f"{days} d"
 
 
 class CompareDialog(ModalScreen[dict | None]):
@@ -97,7 +121,8 @@ class Leaderboard(ModalScreen[str | None]):
     #leaderboard-box .dialog-hint { color: $text-muted; }
     """
     BINDINGS = [Binding("escape,q", "close", "Close", id="leaderboard.close"),
-                Binding("s", "stop", "Stop", id="leaderboard.stop")]
+                Binding("s", "stop", "Stop", id="leaderboard.stop"),
+                Binding("r", "remeasure", "Re-time", id="leaderboard.remeasure")]
     AUTO_FOCUS = "#leaderboard"
 
     def __init__(self, settings: dict) -> None:
@@ -109,6 +134,7 @@ class Leaderboard(ModalScreen[str | None]):
         self.current = ""
         self.job: RunningJob | None = None
         self.result: dict = {}
+        self.columns: list[str] = list(COLUMNS)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="leaderboard-box"):
@@ -116,29 +142,37 @@ class Leaderboard(ModalScreen[str | None]):
                          classes="dialog-title", markup=False)
             yield Static("starting …", id="leaderboard-status", markup=False)
             yield DataTable(id="leaderboard", cursor_type="row", zebra_stripes=True)
-            yield Static("enter picks the backbone · s stops · escape closes", classes="dialog-hint", markup=False)
+            yield Static("enter picks · r times again · s stops · escape closes · bold: Pareto front",
+                         classes="dialog-hint", markup=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#leaderboard", DataTable)
-        table.add_columns(*COLUMNS)
+        # 80 columns: params (also on the Model screen's table) gives way, so weights is not cut off
+        self.columns = [c for c in COLUMNS if c != "params" or self.app.size.width >= NARROW]
+        table.add_columns(*self.columns)
         self.show_rows()
         # registered on the UI thread before the worker starts, so quitting can always stop it
         self.job = workbench_of(self).begin_job(JOB)
         self.run_compare(self.job)
 
-    @work(thread=True, exclusive=True, group=JOB, exit_on_error=False)
     def run_compare(self, job: RunningJob) -> None:
+        """The comparison on a thread of its own, started here on the UI thread so that it has the UI's
+        priority: a Textual thread worker comes from a pool whose threads keep the nice +10 of earlier jobs
+        (tui.jobs.yield_cpu_to_the_ui), and a niced thread times the machine's load, not the backbone (the
+        1,514 ms of issue 24). Quitting still stops and joins it (the registry waits on the job, not on a
+        worker)."""
         s = dict(self.settings)
+        remeasure = bool(s.get("remeasure"))
 
         def compare_job(ctx):
-            from engine.features.compare import compare  # torch: imported here, never on the UI thread
-
             return compare(s["dataset"], s["backbones"], ctx, folds=s["folds"], img_size=s.get("img_size"),
                            weights=s.get("weights"), seed=s.get("seed") or 0, device=s.get("device") or "auto",
                            batch_size=s.get("batch_size") or 64, workers=s.get("workers"),
-                           runs_dir=s.get("runs_dir"))
+                           runs_dir=s.get("runs_dir"), remeasure=remeasure)
 
-        run_engine_job(self, job, compare_job, workbench_of(self).jobs)
+        jobs = workbench_of(self).jobs
+        threading.Thread(target=run_engine_job, args=(self, job, compare_job, jobs), kwargs={"nice": False},
+                         name="tlbench-compare", daemon=True).start()
 
     # ------------------------------------------------------------------------------------ showing
 
@@ -154,7 +188,8 @@ class Leaderboard(ModalScreen[str | None]):
         chosen = self.highlighted()
         table.clear()
         for r in self.ordered():
-            table.add_row(*self.cells(r), key=r["backbone"])
+            cells: dict[str, object] = dict(zip(COLUMNS, self.cells(r)))
+            table.add_row(*(cells[c] for c in self.columns), key=r["backbone"])
         keys = [r["backbone"] for r in self.ordered()]
         if chosen in keys:
             table.move_cursor(row=keys.index(chosen))
@@ -163,13 +198,18 @@ class Leaderboard(ModalScreen[str | None]):
         name = Text(r["backbone"], "bold" if r.get("pareto") else "")
         weights = Text(r.get("weights") or "", WEIGHTS_STYLE.get(r.get("weights") or "", ""))
         if r.get("error"):
-            return [name, Text(r["error"][:60], "red"), "", "", "", "", weights]
+            return [name, Text(r["error"][:60], "red"), "", "", "", "", "", weights]
         if r.get("accuracy") is None:
             waiting = "running …" if r["backbone"] == self.current else "waiting"
-            return [name, Text(waiting, "dim"), "", "", "", "", weights]
+            return [name, Text(waiting, "dim"), "", "", "", "", "", weights]
+        when = timed_label(r)
+        info = workbench_of(self).state.info
+        # top-5 of 5 classes or fewer is 1.000 by construction
+        top5 = f"{r['top5']:.3f}" if info is None or len(info.classes) > 5 else "-"
         return [name, Text(f"{r['accuracy']:.3f} ± {r['accuracy_std']:.3f}", justify="right"),
-                Text(f"{r['top5']:.3f}", justify="right"), Text(f"{r['images_per_s']:.0f}", justify="right"),
-                Text(f"{r['latency_ms']:.0f} ms", justify="right"),
+                Text(top5, justify="right"), Text(speed_text(r['images_per_s']), justify="right"),
+                Text(f"{speed_text(r['latency_ms'])} ms", justify="right"),
+                Text(when, "yellow" if when in ("busy", "old") or when.endswith("old") else "dim"),
                 Text(f"{(r.get('params') or 0) / 1e6:.1f}M", justify="right"), weights]
 
     def highlighted(self) -> str | None:
@@ -211,7 +251,11 @@ class Leaderboard(ModalScreen[str | None]):
         best = self.result.get("best")
         where = self.result.get("run_dir", "")
         head = "stopped" if event.reason == "stopped" else f"done · best {best or 'none'}"
-        self.status(f"{head} · {where} · bold: Pareto front (none faster and more accurate)")
+        rows = self.result.get("results") or []
+        device = next((r["speed_device"] for r in rows if r.get("speed_device")), "")
+        width = max(20, self.query_one("#leaderboard-status", Static).size.width or 76)
+        first = f"{head} · speeds timed on {device}" if device else head
+        self.status(f"{first}\nsaved in {middle_truncate(str(where), width - len('saved in '))}")
 
     def on_job_compare_failed(self, message: JobEvent[JobFailed]) -> None:
         event = message.event
@@ -244,6 +288,21 @@ class Leaderboard(ModalScreen[str | None]):
         if self.job is not None and self.job.state == RUNNING:
             self.job.control.stop()
             self.status("stopping after the current step …")
+
+    def action_remeasure(self) -> None:
+        """r: the same comparison again, timing every backbone anew (its features come from the cache)."""
+        if self.job is not None and self.job.state == RUNNING:
+            self.notify("The comparison is still running: s stops it, then r times again.", severity="warning")
+            return
+        self.settings = {**self.settings, "remeasure": True}
+        self.result = {}
+        for name in self.rows:
+            self.rows[name] = {"backbone": name, "weights": self.rows[name].get("weights")}
+        self.current = ""
+        self.show_rows()
+        self.status("timing again …")
+        self.job = workbench_of(self).begin_job(JOB)
+        self.run_compare(self.job)
 
     def action_close(self) -> None:
         self.stop_job()

@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from engine.core.events import JobFailed, JobFinished, LogLine, ProgressAdvanced, StepEnded
 from tui.base_app import workbench_of
+from tui.engine_calls import lr_find
 from tui.jobs import RUNNING, STOPPING, RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.model.lr_plot import LrPlot
@@ -70,8 +71,6 @@ class LrFinder(Vertical):
         workbench = workbench_of(self).state
 
         def lr_find_job(ctx):
-            from engine.train.lr_find import lr_find  # torch: imported here, never on the UI thread
-
             return lr_find(workbench.train_config(), ctx)
 
         run_engine_job(self, job, lr_find_job, workbench_of(self).jobs)

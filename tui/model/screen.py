@@ -14,10 +14,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
-from tui.model.leaderboard import open_leaderboard
+from tui.model.leaderboard import Leaderboard, open_leaderboard
 from tui.model.lr_finder import LrFinder
 from tui.model.search import WEIGHTS_STYLE, BackboneSearch, row_cells, weights_text
-from tui.model.settings import form_info, validate
+from tui.model.settings import auto_summary, form_info, validate
 from tui.screen import FIELDS, WorkbenchScreen
 from tui.widgets.form import ConfigForm
 
@@ -29,6 +29,8 @@ class ModelScreen(WorkbenchScreen):
             "/ searches every backbone by name, timm's ~1,800 pretrained models included (timm/<name>). "
             "l runs the learning-rate range test; u uses its suggestion. C ranks backbones on this dataset "
             "(cross-validated accuracy and speed). d resets every setting to its default.")
+
+    HELP_PARTS = (("leaderboard (C)", "Backbones ranked on this dataset; r times them again.", Leaderboard),)
 
     BINDINGS = [
         Binding("m", "next_mode", "Mode", id="model.mode", tooltip="Cycle probe, head, partial, full"),
@@ -169,7 +171,10 @@ class ModelScreen(WorkbenchScreen):
             text.append(line, "" if chosen else "dim")
         self.query_one("#modes", Static).update(text)
         if self.query("#form"):
-            self.hidden_fields = self.query_one("#form", ConfigForm).show_for_mode(self.mode)
+            auto = self.mode == "auto"
+            hide = tuple(self.info["auto_chooses"]) + tuple(self.info["auto_ignores"]) if auto else ()
+            first = tuple(self.info["auto_first"]) if auto else ()
+            self.hidden_fields = self.query_one("#form", ConfigForm).show_for_mode(self.mode, hide, first)
 
     @on(ConfigForm.Scrolled)
     def show_more_hint(self, event: ConfigForm.Scrolled | None = None) -> None:
@@ -182,8 +187,12 @@ class ModelScreen(WorkbenchScreen):
             parts.append(f"▼ {below} more below (s, tab)")
         if above:
             parts.append(f"▲ {above} above")
-        if self.hidden_fields:
-            parts.append(f"not used in {self.mode} mode: {', '.join(self.hidden_fields)}")
+        chosen = [n for n in self.hidden_fields if self.mode == "auto" and n in (self.info or {}).get("auto_chooses", ())]
+        unused = [n for n in self.hidden_fields if n not in chosen]
+        if chosen:
+            parts.append(f"auto chooses {', '.join(chosen)}")
+        if unused:
+            parts.append(f"not used in {self.mode} mode: {', '.join(unused)}")
         self.query_one("#form-more", Static).update(Text(" · ".join(parts), "dim"))
 
     def check(self, values: dict | None = None, parse_errors: dict[str, str] | None = None) -> None:
@@ -205,6 +214,10 @@ class ModelScreen(WorkbenchScreen):
         dataset = self.workbench.info.name if self.workbench.info else "no dataset"
         if message:
             status.update(Text.assemble(("✗ ", "bold red"), (message, "red")))
+        elif self.mode == "auto":  # auto picks the backbone and trains one solve: say what it will search
+            plan = (auto_summary(values, str(self.workbench.dataset or "")) if self.rows is not None
+                    else f"searches recipes within {values.get('budget') or 15:g} min")
+            status.update(Text.assemble(("✓ ", "bold green"), f"auto {plan} · {dataset} — t to train"))
         else:
             epochs = values.get("epochs")
             if epochs is None:  # an empty field means the mode's default: say which, never silently
@@ -216,7 +229,8 @@ class ModelScreen(WorkbenchScreen):
                                         f"· {dataset} — t to train"))
         status.set_class(bool(message), "-invalid")
         # one line: while the registry loads, that comes first, so a narrow terminal does not cut it off
-        header = (f"Training settings for {dataset}: backbone {self.backbone}, mode {self.mode}"
+        chosen = "chosen by the search" if self.mode == "auto" else self.backbone
+        header = (f"Training settings for {dataset}: backbone {chosen}, mode {self.mode}"
                   if self.rows is not None else
                   f"Loading the backbones (PyTorch is starting) … · {dataset} · {self.backbone} · {self.mode}")
         self.query_one("#model-header", Static).update(header)
@@ -314,8 +328,12 @@ class ModelScreen(WorkbenchScreen):
         if self.info is None or not self.query("#form"):
             return
         modes = list(self.info["mode_help"])
-        nxt = modes[(modes.index(self.mode) + 1) % len(modes)] if self.mode in modes else modes[0]
-        self.query_one("#form", ConfigForm).set_value("mode", nxt)
+        form = self.query_one("#form", ConfigForm)
+        # the form's value, not the shared config: that follows the form one message later, so `m m` in a
+        # burst would read the old mode twice and change it once (issue 24 item 7)
+        current = form.read()[0].get("mode", self.mode)
+        nxt = modes[(modes.index(current) + 1) % len(modes)] if current in modes else modes[0]
+        form.set_value("mode", nxt)
 
     def action_focus_backbones(self) -> None:
         self.query_one("#backbones", DataTable).focus()

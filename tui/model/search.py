@@ -13,6 +13,8 @@ from textual.message import Message
 from textual.widgets import Input
 from textual.worker import get_current_worker
 
+from tui.engine_calls import backbone_row, search_backbones
+
 WEIGHTS_STYLE = {"shipped": "green", "cached": "green", "download": "yellow", "missing": "red"}
 WEIGHTS_WORDS = {"shipped": "shipped", "cached": "cached", "download": "needs download", "missing": "missing"}
 # Rows a search lists: each one is measured (~0.5 s), thousands of matches are not.
@@ -37,16 +39,12 @@ def row_cells(row: dict) -> list:
 def backbone_search(text: str) -> tuple[list[str], int]:
     """The first SEARCH_CAP names matching `text` (ours, then timm's), and how many match. Imports timm the
     first time (seconds): a worker thread calls it."""
-    from engine.models.registry import search_backbones
-
     found = search_backbones(text)
     return found[:SEARCH_CAP], len(found)
 
 
 def measured_row(name: str) -> dict:
     """One table row (params, input, features, weights status): torch, so on the worker thread."""
-    from engine.models.build import backbone_row
-
     return backbone_row(name)
 
 

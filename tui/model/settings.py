@@ -7,6 +7,20 @@ import dataclasses
 import re
 import typing
 
+from engine.core.choices import DEVICES
+from engine.core.errors import TlbenchError
+from engine.train.config import (
+    AUGMENTS,
+    AUTO_CHOOSES,
+    AUTO_FIRST,
+    AUTO_IGNORES,
+    DEFAULT_EPOCHS,
+    MODE_HELP,
+    MODES,
+    OPTIMIZERS,
+    TrainConfig,
+)
+from tui.engine_calls import search_summary
 from tui.widgets.form import FieldSpec
 
 # Set by the workbench itself, not typed in: the open dataset, the runs folder, the backbone (the table).
@@ -49,21 +63,25 @@ def help_choices(help_text: str) -> tuple[str, ...]:
 
 
 def form_info() -> dict:
-    """What the form needs: TrainConfig's fields and the modes. engine.train.config imports no torch (~0.1 s; the
-    first screen does not need it, so it is imported here, by which time the warm-up has loaded it)."""
-    from engine.runtime.devices import DEVICES
-    from engine.train.config import AUGMENTS, DEFAULT_EPOCHS, MODE_HELP, MODES, OPTIMIZERS, TrainConfig
-
+    """What the form needs: TrainConfig's fields and the modes (the spec layer: no torch)."""
     choices = {"mode": MODES, "device": DEVICES, "optimizer": OPTIMIZERS, "augment": AUGMENTS}
     return {"specs": field_specs(TrainConfig, choices), "mode_help": dict(MODE_HELP),
-            "default_epochs": dict(DEFAULT_EPOCHS), "default_backbone": TrainConfig.backbone}
+            "default_epochs": dict(DEFAULT_EPOCHS), "default_backbone": TrainConfig.backbone,
+            "auto_chooses": AUTO_CHOOSES, "auto_ignores": AUTO_IGNORES, "auto_first": AUTO_FIRST}
+
+
+def auto_summary(values: dict, dataset: str) -> str:
+    """What --mode auto will search with these settings (engine.train.auto_plan, which imports torch: called
+    once the registry is loaded, so the warm-up has imported it)."""
+    try:
+        config = TrainConfig.from_dict({**values, "dataset": dataset or "", "mode": "auto"})
+    except Exception:  # noqa: BLE001 - invalid settings are reported by validate(); the summary waits
+        return "searches recipes"
+    return search_summary(config)
 
 
 def validate(values: dict, dataset: str, runs_dir: str | None) -> str | None:
     """None when the settings are valid, else TrainConfig.validate()'s reason (it names the value)."""
-    from engine.core.errors import TlbenchError
-    from engine.train.config import TrainConfig
-
     try:
         TrainConfig.from_dict({**values, "dataset": dataset or "", "runs_dir": runs_dir}).validate()
     except TlbenchError as err:

@@ -10,7 +10,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from tui.widgets.fitline import shorten_middle
+from tui.widgets.fitline import Part, shorten_middle
 from tui.widgets.grid import Thumb, ThumbnailGrid
 
 CAPTION_LINES = 2
@@ -84,3 +84,38 @@ class LossGrid(ThumbnailGrid):
             segments.append(Segment((mark + text).ljust(self.cell_w)[: self.cell_w], base + style))
             segments.append(Segment(" ", base))
         return Strip(segments).adjust_cell_length(width, base)
+
+
+def mistakes_total(report: dict) -> int:
+    return sum(c for i, row in enumerate(report["confusion"]) for j, c in enumerate(row) if i != j)
+
+
+def cell_rows(report: dict, true: int, predicted: int) -> tuple[list[Part], list[dict], str]:
+    """What a confusion cell opens: (the images' title, the report rows, what to say when there are none).
+    Off the diagonal, the mistakes true → predicted (highest loss first); on it, the right answers of the
+    class the model was least sure of."""
+    classes = report["classes"]
+    t, p = classes[true], classes[predicted]
+    count = report["confusion"][true][predicted] if report["confusion"] else 0
+    fresh = report["mistakes"] is not None
+    listed = report["mistakes"] if fresh else report["top_losses"]
+    losses = [r for r in listed if str(r.get("true")) == t and str(r.get("predicted")) == p]
+    if true == predicted:
+        unsure = [r for r in report["least_confident"] if str(r.get("true")) == t]
+        return ([Part(t, shrink=True), Part(f" correctly classified: {count}"),
+                 Part(f"; the {len(unsure)} least sure" if unsure else "", optional=True)], unsure,
+                "this older report lists wrong predictions only: e evaluates the run again")
+    shown = f"{len(losses)} of {count}" if len(losses) < count else str(count)
+    source = "highest loss first" if fresh else "from the top losses"
+    title = [Part("true "), Part(t, shrink=True), Part(" → predicted "), Part(p, shrink=True),
+             Part(f": {shown} image(s), {source}")]
+    if count == 0:
+        empty = f"no images: no {t} was predicted as {p}"
+    elif not fresh:  # only a report written before mistakes were listed lacks them
+        empty = "none of these are listed in this older report: e evaluates the run again and lists them all"
+    elif len(report["mistakes"]) < mistakes_total(report):
+        empty = (f"not among the {len(report['mistakes'])} mistakes the report lists (the worst first); "
+                 f"the matrix counts {count}")
+    else:
+        empty = "none listed in the report (it disagrees with its matrix): e evaluates the run again"
+    return title, losses, empty

@@ -18,11 +18,15 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
 from engine.core.events import JobFailed, JobFinished
+from tui.engine_calls import evaluate_run
 from tui.jobs import RunningJob, finished_value, run_engine_job, value_job
 from tui.messages import JobEvent
 from tui.results.confusion import ConfusionGrid
-from tui.results.losses import LossGrid, percent
-from tui.run_view import RunView, load_run_view
+from tui.results.losses import LossGrid, cell_rows, mistakes_total, percent
+from tui.results.overview import MatrixOverview
+from tui.results.per_class import SORTS, WORST, PerClassTable, fmt
+from tui.results.top_losses import TopLossesScreen
+from tui.run_view import RunView, auto_board, load_run_view, recipe_lines
 from tui.screen import WorkbenchScreen
 from tui.state import ImageRef
 from tui.widgets.fitline import FitLine, Part, shorten_middle
@@ -35,29 +39,35 @@ NO_RUN = ("No run chosen yet. Train one on the Train screen (3), or pick one on 
 WIDE = 100  # from this many columns on, names get more room and numbers a third decimal
 
 
-def fmt(value, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
-
-
-def number(value, digits: int) -> Text:
-    return Text(fmt(value, digits), justify="right")
-
-
 class ResultsScreen(WorkbenchScreen):
     TAB = "results"
     TITLE = "Results"
     HELP = ("How the chosen run did: choose a confusion cell (enter) to see its images; n shows row percentages; "
-            "l lists the top losses; e evaluates the run again.")
+            "o shows the whole matrix; s sorts the classes, w puts the worst first; l lists the top losses; "
+            "e evaluates the run again.")
+
+    HELP_PARTS = (("matrix", "The confusion matrix, when focused (m).", ConfusionGrid),)
 
     BINDINGS = [
         Binding("l", "top_losses", "Losses", id="results.top_losses", tooltip="Show the most confident mistakes"),
+        Binding("L", "plot_top_losses", "Top losses", id="results.plot_top_losses", show=False,
+                tooltip="The top losses over the whole screen with their Grad-CAM heatmaps (plot_top_losses)"),
         Binding("n", "normalise", "Row%", id="results.normalise",
                 tooltip="The matrix in counts, or each row in percent of its true class"),
         # m and i stay out of the footer (it must fit 80 columns); ? and ctrl+p list them
         Binding("m", "focus_matrix", "Matrix", id="results.matrix", tooltip="Move to the confusion matrix",
                 show=False),
         Binding("i", "focus_images", "Images", id="results.images", tooltip="Move to the images", show=False),
-        Binding("a", "attack", "Attack", id="results.attack", tooltip="Attack the highlighted image (5)"),
+        Binding("o", "overview", "Whole", id="results.overview",
+                tooltip="The whole confusion matrix on one screen; enter on a cell opens its images"),
+        Binding("s", "sort_classes", "Sort", id="results.sort_classes", show=False,
+                tooltip="Sort the classes by F1, recall, precision or images (worst first), or the report's order"),
+        Binding("w", "worst_classes", "Worst", id="results.worst_classes", show=False,
+                tooltip="The classes with the lowest F1 first"),
+        Binding("b", "recipes", "Recipes", id="results.recipes", show=False,
+                tooltip="An auto run's winning recipe and its leaderboard of recipes"),
+        Binding("a", "attack", "To Attack", id="results.attack",
+                tooltip="Take the highlighted image to the Attack screen (5) as its source; a there attacks it"),
         Binding("r", "reload", "Reload", id="results.reload", tooltip="Read the run's files again", show=False),
         Binding("e", "evaluate", "Evaluate", id="results.evaluate",
                 tooltip="Evaluate the run's best.pt on its validation split and rewrite its report"),
@@ -73,7 +83,7 @@ class ResultsScreen(WorkbenchScreen):
         with Horizontal(id="results-top"):
             with Vertical(id="matrix-box"):
                 yield ConfusionGrid(id="matrix")
-            yield DataTable(id="per-class", cursor_type="row")
+            yield PerClassTable(id="per-class")
         yield FitLine("", id="matrix-status")  # the whole width: both class names of a cell, whole at 80
         with Horizontal(id="results-bottom"):
             yield DataTable(id="confused", cursor_type="row")
@@ -131,8 +141,6 @@ class ResultsScreen(WorkbenchScreen):
     @work(thread=True, exclusive=True, group="eval", exit_on_error=False)
     def run_evaluate(self, job: RunningJob, run_dir: Path, device: str) -> None:
         def evaluate(ctx):
-            from engine.evaluate.evaluation import evaluate_run
-
             return evaluate_run(run_dir, ctx=ctx, device=device)
 
         run_engine_job(self, job, evaluate, self.tlbench.jobs)
@@ -183,27 +191,32 @@ class ResultsScreen(WorkbenchScreen):
             return
         # the numbers first: on 80 columns the run's name gives way (from its middle), never the accuracy
         parts = [Part(f"accuracy {fmt(report.get('accuracy'))}", "bold")]
-        if report.get("top5") is not None:
+        # top-5 of 5 classes or fewer is 1.000 by construction: shown only where it says something
+        if report.get("top5") is not None and len(report.get("classes") or []) > 5:
             parts.append(Part(f" · top-5 {fmt(report.get('top5'))}"))
         parts += [Part(f" · {report.get('n', '-')} {report.get('split', 'val')} images"),
-                  Part(f" · {report.get('checkpoint') or 'best.pt'} · ")]
+                  Part(f" · {view.checkpoint_said} · ")]
         parts.append(Part(view.name, shrink=True, least=10, tail=0.6))
+        if view.report_written:  # when these numbers were computed (a panel says which run and when)
+            parts.append(Part(f" · {view.report_written[5:]}"))
         header.set_parts(*parts)
         grid = self.query_one("#matrix", ConfusionGrid)
         grid.set_matrix(report["classes"], report["confusion"])
         self.fill_tables(report)
         self.action_top_losses()
-        self.query_one("#matrix-status", FitLine).update("enter shows a cell's images · n percent of row")
+        board = auto_board(view)
+        if board is not None:  # what auto chose, first: b lists every recipe it scored
+            cv = board.get("cv_accuracy")
+            self.query_one("#matrix-status", FitLine).set_parts(
+                "auto chose ", Part(str(board["winner"]), "bold", shrink=True, least=16),
+                f" · CV {cv:.3f}" if isinstance(cv, (int, float)) else "", Part(" · b: the recipes", optional=True))
+        else:
+            self.query_one("#matrix-status", FitLine).update("enter shows a cell's images · n percent of row")
         grid.focus()
 
     def fill_tables(self, report: dict) -> None:
-        """Per-class precision, recall, F1 and support; the most-confused pairs. Names shortened from the
-        middle (37 Oxford breeds must fit beside the matrix at 80 columns)."""
-        name_w, digits = (24, 3) if self.wide else (13, 2)
-        refill(self.query_one("#per-class", DataTable), ("class", "prec", "recall", "F1", "n"), [
-            (shorten_middle(str(row.get("class", "?")), name_w), number(row.get("precision"), digits),
-             number(row.get("recall"), digits), number(row.get("f1"), digits),
-             Text(str(row.get("support", "-")), justify="right")) for row in report["per_class"]])
+        """Per-class precision, recall, F1 and support (tui.results.per_class); the most-confused pairs."""
+        self.query_one("#per-class", PerClassTable).show(report["per_class"], self.wide)
         pair_w = 22 if self.wide else 12
         refill(self.query_one("#confused", DataTable), ("true", "→ predicted", "n"), [
             (shorten_middle(str(row.get("true")), pair_w), shorten_middle(str(row.get("predicted")), pair_w),
@@ -216,37 +229,8 @@ class ResultsScreen(WorkbenchScreen):
             self.query_one("#loss-detail", FitLine).update("")
 
     def cell_images(self, true: int, predicted: int) -> None:
-        if self.view is None or self.view.report is None:
-            return
-        report = self.view.report
-        classes = report["classes"]
-        t, p = classes[true], classes[predicted]
-        count = report["confusion"][true][predicted] if report["confusion"] else 0
-        fresh = report["mistakes"] is not None
-        listed = report["mistakes"] if fresh else report["top_losses"]
-        losses = [r for r in listed if str(r.get("true")) == t and str(r.get("predicted")) == p]
-        if true == predicted:
-            self.show_images([Part(t, shrink=True), Part(f" correctly classified: {count}")], [],
-                             "the report lists wrong predictions only; l shows the top losses")
-            return
-        shown = f"{len(losses)} of {count}" if len(losses) < count else str(count)
-        source = "highest loss first" if fresh else "from the top losses"
-        title = [Part("true "), Part(t, shrink=True), Part(" → predicted "), Part(p, shrink=True),
-                 Part(f": {shown} image(s), {source}")]
-        if count == 0:
-            empty = f"no images: no {t} was predicted as {p}"
-        elif not fresh:  # only a report written before mistakes were listed lacks them
-            empty = "none of these are listed in this older report: e evaluates the run again and lists them all"
-        elif len(report["mistakes"]) < self.mistakes_total(report):
-            empty = (f"not among the {len(report['mistakes'])} mistakes the report lists (the worst first); "
-                     f"the matrix counts {count}")
-        else:
-            empty = "none listed in the report (it disagrees with its matrix): e evaluates the run again"
-        self.show_images(title, losses, empty)
-
-    @staticmethod
-    def mistakes_total(report: dict) -> int:
-        return sum(c for i, row in enumerate(report["confusion"]) for j, c in enumerate(row) if i != j)
+        if self.view is not None and self.view.report is not None:
+            self.show_images(*cell_rows(self.view.report, true, predicted))
 
     def show_cell_status(self, true: int, predicted: int) -> None:
         if self.view is None or self.view.report is None:
@@ -286,8 +270,11 @@ class ResultsScreen(WorkbenchScreen):
     @on(DataTable.RowSelected, "#per-class")
     def class_chosen(self, event: DataTable.RowSelected) -> None:
         """Enter on a class: the matrix cursor goes to its row's diagonal."""
+        k = self.query_one("#per-class", PerClassTable).class_at(event.cursor_row)
+        if k is None:
+            return
         grid = self.query_one("#matrix", ConfusionGrid)
-        grid.select(event.cursor_row, event.cursor_row)
+        grid.select(k, k)
         grid.focus()
 
     @on(ThumbnailGrid.Highlighted, "#loss-images")
@@ -327,13 +314,62 @@ class ResultsScreen(WorkbenchScreen):
             title = [Part(f"top losses: the {len(losses)} most confident mistakes"),
                      Part(" (true, → predicted, its probability)", optional=True)]
             empty = ""
-        elif report.get("accuracy") == 1 or (report["confusion"] and not self.mistakes_total(report)):
-            title = [Part("top losses: no mistakes")]
+        elif report.get("accuracy") == 1 or (report["confusion"] and not mistakes_total(report)):
+            losses = report["least_confident"]  # right answers, the least sure first: what there is to check
+            title = [Part("no mistakes"), Part(f": the {len(losses)} right answers it was least sure of"
+                                               if losses else "", optional=True)]
             empty = f"no mistakes: all {report.get('n', '')} images were classified correctly"
         else:
             title = [Part("top losses: none listed")]
             empty = "this older report lists no mistakes among its top losses: e evaluates the run again"
         self.show_images(title, losses, empty)
+
+    def action_sort_classes(self) -> None:
+        table = self.query_one("#per-class", PerClassTable)
+        if not table.per_class:
+            return self.notify("No report to sort yet.", severity="warning")
+        table.cycle_sort()
+        table.focus()
+        self.notify(f"Classes by {table.sort_name}", timeout=2)
+
+    def action_worst_classes(self) -> None:
+        table = self.query_one("#per-class", PerClassTable)
+        if not table.per_class:
+            return self.notify("No report yet: no classes to rank.", severity="warning")
+        table.sort_by(WORST)
+        table.focus()
+        self.query_one("#matrix-status", FitLine).set_parts(
+            Part("worst F1: ", "bold"), Part(", ".join(table.worst()), shrink=True, least=12),
+            Part(f" · s: {SORTS[(WORST + 1) % len(SORTS)][0]}", optional=True))
+
+    def action_overview(self) -> None:
+        if self.view is None or self.view.report is None or not self.view.report["confusion"]:
+            self.notify("No confusion matrix to show yet.", severity="warning")
+            return
+        report, grid = self.view.report, self.query_one("#matrix", ConfusionGrid)
+
+        def chosen(cell: tuple[int, int] | None) -> None:
+            if cell is not None:
+                grid.select(*cell)
+                self.cell_images(*cell)
+                grid.focus()
+
+        cursor = (grid.cursor[1], grid.cursor[0])  # the grid's is (predicted, true)
+        self.app.push_screen(MatrixOverview(report["classes"], report["confusion"], cursor, self.view.name), chosen)
+
+    def action_recipes(self) -> None:
+        lines = recipe_lines(self.view, limit=8) if self.view is not None else []
+        if not lines:
+            return self.notify("Not an auto run: no recipes were searched.", severity="warning")
+        self.notify("\n".join(lines), title="auto's recipes (leaderboard.json)", timeout=20, markup=False)
+
+    def action_plot_top_losses(self) -> None:
+        if self.view is None or self.view.report is None:
+            self.notify("No report to show: " + ("choose a run (7)" if self.view is None else "not evaluated yet"),
+                        severity="warning")
+            return
+        self.app.push_screen(TopLossesScreen(self.view.report["top_losses"], self.view.run_dir, self.view.name,
+                                             self.tlbench.thumbnails))
 
     def action_normalise(self) -> None:
         grid = self.query_one("#matrix", ConfusionGrid)
@@ -357,4 +393,4 @@ class ResultsScreen(WorkbenchScreen):
         item = grid.items[grid.cursor]
         self.share(picked_image=ImageRef(item.path, item.label, "results"))
         self.app.switch_mode("attack")
-        self.notify(f"Attack source: {os.path.basename(item.path)}", timeout=3)
+        self.notify(f"Attack source: {os.path.basename(item.path)} · a attacks it", timeout=3)

@@ -10,8 +10,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from tui.run_view import RunView
+from tui.run_view import RunView, kind_summary, recipe_lines
 from tui.runs.compare import CONFIG_KEYS_FIRST
+from tui.runs.listing import copy_command, run_command
 from tui.runs.style import STATUS_STYLE, WIDE, fmt_acc
 from tui.state import display_path
 from tui.widgets.curves import CurvePlot
@@ -38,6 +39,26 @@ def config_table(config: dict) -> Table:
 
 
 def report_text(view: RunView, name_w: int = 16) -> Text:
+    if view.kind != "train":
+        text = Text(kind_summary(view.kind, view.result) if view.result else
+                    f"no result file: the {view.kind} job did not finish", "bold")
+        return text.append("\nnot a training run: it has no model to use. y copies the command that runs it "
+                           "again.", "dim")
+    recipe = recipe_lines(view)
+    if recipe:  # auto: what it chose and what it tried, above the numbers of the winner
+        head = Text("\n".join(recipe) + "\n\n")
+        head.stylize("bold", 0, len(recipe[0]))
+        return head + report_text_of(view, name_w)
+    return report_text_of(view, name_w)
+
+
+def sessions(view: RunView) -> str:
+    """" · 2 sessions" for a resumed run (its time and curves cover them all), else ""."""
+    resumed = view.config.get("resumed")
+    return f" · {len(resumed) + 1} sessions" if isinstance(resumed, list) and resumed else ""
+
+
+def report_text_of(view: RunView, name_w: int) -> Text:
     if view.report is None:
         return Text(view.report_error or "No report.json yet: e on the Results screen (4) evaluates the run.",
                     "dim")
@@ -49,7 +70,7 @@ def report_text(view: RunView, name_w: int = 16) -> Text:
     text = Text()
     acc = r.get("accuracy")
     text.append(f"accuracy {acc:.4f}" if isinstance(acc, (int, float)) else "accuracy -", "bold")
-    if isinstance(r.get("top5"), (int, float)):
+    if isinstance(r.get("top5"), (int, float)) and len(r.get("classes") or []) > 5:  # else 1.000 by construction
         text.append(f" · top-5 {r['top5']:.4f}")
     text.append(f" · {r.get('split', 'val')} n {r.get('n', '-')}\n")
     text.append(f"{'class':<{name_w}}  prec recall   F1    n\n", "bold")
@@ -68,6 +89,8 @@ class RunDetailScreen(Screen[bool]):
     BINDINGS = [
         Binding("escape", "close", "Back", id="run.back"),
         Binding("u", "use", "Use", id="run.use", tooltip="Results, Attack and Dream use this run"),
+        Binding("y", "copy_command", "Command", id="run.copy_command",
+                tooltip="Copy the tlbench command line that runs it again"),
     ]
 
     def __init__(self, view: RunView) -> None:
@@ -76,9 +99,10 @@ class RunDetailScreen(Screen[bool]):
 
     def compose(self) -> ComposeResult:
         v = self.view
-        yield FitLine(Part(v.name, shrink=True, least=16, tail=0.6), " · ",
+        yield FitLine(Part(v.name, shrink=True, least=10, tail=0.6), " · ",
                       Part(v.status, STATUS_STYLE.get(v.status, "")),
-                      f" · best val acc {fmt_acc(v.best_val_acc)} · {clock(v.seconds)}",
+                      f" · best {fmt_acc(v.best_val_acc)} · {clock(v.seconds)}{sessions(v)}",
+                      f" · ended {v.finished[5:]}" if v.finished else "",  # MM-DD HH:MM: 80 columns
                       Part(f" · {v.status_detail}", optional=True), id="run-title")
         with Horizontal(id="run-body"):
             with VerticalScroll(id="run-config"):
@@ -99,4 +123,10 @@ class RunDetailScreen(Screen[bool]):
         self.dismiss(False)
 
     def action_use(self) -> None:
+        if self.view.kind != "train":
+            self.notify(f"A {self.view.kind} folder has no model to use.", severity="warning")
+            return
         self.dismiss(True)
+
+    def action_copy_command(self) -> None:
+        copy_command(self, run_command(self.view))

@@ -8,9 +8,12 @@ import os
 
 from textual import work
 
+from engine.cli.reproduce import train_command
 from engine.core.events import JobFailed, JobFinished
 from engine.core.jobs import JobFn
 from tui.base_app import workbench_of
+from tui.engine_calls import export_run, load_run_model, predict_paths, resolve_device
+from tui.engine_calls import report_job as write_report
 from tui.jobs import RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.run_view import RunView
@@ -138,8 +141,6 @@ class RunJobs(FitLine):
 
 def export_job(run_dir: str, fmt: str) -> JobFn:
     def job(ctx):
-        from engine.serve.export import export_run  # torch: imported on the worker thread
-
         return export_run(run_dir, fmt, ctx)
 
     return job
@@ -148,9 +149,6 @@ def export_job(run_dir: str, fmt: str) -> JobFn:
 def report_job(run_dirs: list[str | os.PathLike]) -> JobFn:
     """One HTML file of the runs (engine.report), with the command that reproduces each (engine.cli.reproduce)."""
     def job(ctx):
-        from engine.cli.reproduce import train_command  # jinja2 and torch (Grad-CAM): on the worker thread
-        from engine.report.render import report_job as write_report
-
         return write_report(run_dirs, None, ctx, train_command)
 
     return job
@@ -159,10 +157,6 @@ def report_job(run_dirs: list[str | os.PathLike]) -> JobFn:
 def predict_job(run_dir: str, path: str, device: str) -> JobFn:
     """The run's model on an image or a folder: top predictions per image (engine.serve.predict)."""
     def job(ctx):
-        from engine.models.loading import load_run_model  # torch: on the worker thread
-        from engine.runtime.devices import resolve_device
-        from engine.serve.predict import predict_paths
-
         dev = resolve_device(device)
         ctx.check()
         model, record = load_run_model(run_dir, dev)

@@ -10,7 +10,6 @@ finished an epoch nor saved a checkpoint), and running for the run this workbenc
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -21,11 +20,13 @@ from textual.widgets import DataTable, Input, Static
 
 from engine.core.events import JobFinished
 from engine.core.runs import runs_root
+from tui.engine_calls import resume
 from tui.jobs import RunningJob, finished_value, run_engine_job, value_job
 from tui.messages import JobEvent
 from tui.run_view import RunView, list_run_views
 from tui.runs.compare_screen import CompareScreen
 from tui.runs.detail import RunDetailScreen
+from tui.runs.listing import SORTS, Listed, RunsTable, copy_command, matches, run_command, sort_views
 from tui.runs.run_jobs import RunJobs
 from tui.runs.style import MAX_COMPARED, STATUS_STYLE, WIDE, fmt_acc, run_colour
 from tui.screen import WorkbenchScreen
@@ -35,41 +36,7 @@ from tui.widgets.inputs import TextField
 from tui.widgets.tables import refill
 from tui.widgets.text import clock
 
-SORTS = ("date", "accuracy", "name")
 RELIST_AFTER_S = 5.0  # shown again after this long, the folder is read again (statuses change as jobs run)
-
-
-def sort_views(views: list[RunView], key: str) -> list[RunView]:
-    """date: newest first; accuracy: best first (runs without one last); name: dataset, backbone, mode."""
-    if key == "accuracy":
-        return sorted(views, key=lambda v: (v.best_val_acc is None, -(v.best_val_acc or 0.0), v.name))
-    if key == "name":
-        return sorted(views, key=lambda v: (v.dataset.lower(), str(v.config.get("backbone", "")).lower(),
-                                            str(v.config.get("mode", "")), v.name))
-    return sorted(views, key=lambda v: (v.created, v.name), reverse=True)
-
-
-def matches(view: RunView, query: str) -> bool:
-    """Every word of the query appears in the run's name, dataset, backbone, mode or status (any case)."""
-    haystack = " ".join([view.name, view.dataset, str(view.config.get("backbone", "")),
-                         str(view.config.get("mode", "")), view.status]).lower()
-    return all(word in haystack for word in query.lower().split())
-
-
-@dataclass(frozen=True)
-class Listed:
-    """What the listing job read: every run in the folder, newest first."""
-
-    views: list[RunView]
-
-
-class RunsTable(DataTable):
-    """The runs list: home and end go to the first and the last run (a row table has no columns to jump)."""
-
-    BINDINGS = [
-        Binding("home", "scroll_top", "First", show=False, id="runs.first"),
-        Binding("end", "scroll_bottom", "Last", show=False, id="runs.last"),
-    ]
 
 
 class RunsScreen(WorkbenchScreen):
@@ -99,6 +66,8 @@ class RunsScreen(WorkbenchScreen):
                 tooltip="Type to show only runs whose name, dataset, backbone, mode or status match"),
         Binding("o", "sort", "Sort", id="runs.sort", show=False, tooltip="Sort by date, accuracy or name"),
         Binding("r", "reload", "Reload", id="runs.reload", tooltip="List the runs folder again", show=False),
+        Binding("y", "copy_command", "Command", id="runs.copy_command", show=False,
+                tooltip="Copy the tlbench command line that runs the highlighted job again"),
     ]
 
     def __init__(self) -> None:
@@ -174,7 +143,7 @@ class RunsScreen(WorkbenchScreen):
                 v.running = v.run_dir == self.resuming_dir
         elif self.tlbench.jobs.running("train"):
             newest = sort_views(self.all_views, "date")
-            unfinished = [v for v in newest if v.summary is None]
+            unfinished = [v for v in newest if v.summary is None and v.kind == "train"]
             if unfinished and newest and unfinished[0] is newest[0]:
                 newest[0].running = True
 
@@ -195,7 +164,7 @@ class RunsScreen(WorkbenchScreen):
             rows.append((self.mark_cell(v, chosen),
                          v.created if self.wide else v.created[5:], shorten_middle(v.dataset, name_w),
                          shorten_middle(str(v.config.get("backbone", "-")), backbone_w),
-                         str(v.config.get("mode", "-")), Text(fmt_acc(v.best_val_acc), justify="right"),
+                         v.what, Text(fmt_acc(v.best_val_acc), justify="right"),
                          Text(clock(v.seconds), justify="right"), Text(status, STATUS_STYLE.get(status, ""))))
         refill(table, ("", "date", "dataset", "backbone", "mode", "best acc", "time", "status"), rows,
                [str(v.run_dir) for v in self.views])
@@ -335,6 +304,10 @@ class RunsScreen(WorkbenchScreen):
         self.use_run(view)
 
     def use_run(self, view: RunView) -> None:
+        if view.kind != "train":
+            self.notify(f"{view.name} is a {view.kind}, not a training run: it has no model to use.",
+                        severity="warning")
+            return
         self.share(run_dir=view.run_dir)
         self.show_runs()
         self.notify(f"{view.name} is the model for Results (4), Attack (5) and Dream (6).", title="Model chosen")
@@ -349,6 +322,10 @@ class RunsScreen(WorkbenchScreen):
         if self.tlbench.jobs.running("train"):
             self.notify("A training job is running: one at a time (3 Train shows it).", severity="warning")
             return
+        if view.kind != "train":
+            self.notify(f"{view.name} is a {view.kind}, not a training run: y copies the command that runs it "
+                        "again.", severity="warning")
+            return
         if view.status == "done":
             self.notify(f"{view.name} finished: nothing to resume. Start a new run (3), e.g. with more epochs.",
                         severity="warning")
@@ -357,8 +334,6 @@ class RunsScreen(WorkbenchScreen):
         epochs = (view.config or {}).get("epochs")
 
         def resume_job(ctx, planned):
-            from engine.train.job import resume  # torch: imported here, never on the UI thread
-
             if isinstance(epochs, int):
                 planned(epochs)
             return resume(run_dir, ctx, device=None if device in (None, "auto") else device)
@@ -367,22 +342,29 @@ class RunsScreen(WorkbenchScreen):
         self.resuming_dir = view.run_dir
 
     def action_report(self) -> None:
-        views = self.report_targets()
+        views = [v for v in self.report_targets() if v.kind == "train"]  # an lr-find or audit has no model
         if not views:
-            self.notify("No run to report.", severity="warning")
+            self.notify("No training run to report.", severity="warning")
             return
         self.query_one(RunJobs).report(views)
 
-    def action_export(self) -> None:
+    def action_copy_command(self) -> None:
         view = self.current()
         if view is None:
-            self.notify("No run to export.", severity="warning")
+            self.notify("No run highlighted.", severity="warning")
+            return
+        copy_command(self, run_command(view))
+
+    def action_export(self) -> None:
+        view = self.current()
+        if view is None or view.kind != "train":
+            self.notify("No training run to export: it has no model.", severity="warning")
             return
         self.query_one(RunJobs).export(view)
 
     def action_predict(self) -> None:
         view = self.current()
-        if view is None:
-            self.notify("No run to predict with.", severity="warning")
+        if view is None or view.kind != "train":
+            self.notify("No training run to predict with: it has no model.", severity="warning")
             return
         self.query_one(RunJobs).predict(view, self.workbench.config.get("device") or "auto")

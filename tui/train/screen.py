@@ -23,7 +23,9 @@ from engine.core.events import (
     ProgressAdvanced,
 )
 from engine.core.jobs import JobFn
+from engine.train.config import DEFAULT_EPOCHS
 from tui.base_app import TrainJobFn
+from tui.engine_calls import train
 from tui.jobs import DONE, FAILED, PAUSED, RUNNING, STOPPED, STOPPING, RunningJob, run_engine_job
 from tui.messages import JobEvent
 from tui.screen import WorkbenchScreen
@@ -126,7 +128,9 @@ class TrainScreen(WorkbenchScreen):
         with Horizontal(id="curves"):
             yield CurvePlot("loss", [("train_loss", "train"), ("val_loss", "val")], id="loss-plot")
             yield CurvePlot("accuracy", [("train_acc", "train"), ("val_acc", "val")], id="acc-plot")
-        yield RichLog(id="train-log", max_lines=2000, wrap=True, markup=False, highlight=False)
+        # min_width: RichLog renders at least 78 columns by default, wider than its content at 80x24 (padding,
+        # scrollbar): the last two columns of a long line were cut ("lr 4.25e-0", issue 24)
+        yield RichLog(id="train-log", max_lines=2000, wrap=True, markup=False, highlight=False, min_width=20)
         # Always two lines, so the layout (and the log's scroll position) never jumps when a job ends.
         yield Static("", id="train-summary")
 
@@ -178,9 +182,6 @@ class TrainScreen(WorkbenchScreen):
         workbench = self.workbench
 
         def train_job(ctx, planned):
-            from engine.train.config import DEFAULT_EPOCHS
-            from engine.train.job import train  # torch: imported here, never on the UI thread
-
             config = workbench.train_config()
             if config.mode in DEFAULT_EPOCHS:
                 planned(config.epochs or DEFAULT_EPOCHS[config.mode])

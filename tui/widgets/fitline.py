@@ -33,7 +33,9 @@ def shorten_middle(text: str, width: int, tail: float = 0.5) -> str:
 @dataclass(frozen=True)
 class Part:
     """A piece of a FitLine: fixed text (numbers, labels), or text that may shrink down to `least` characters.
-    An `optional` part (a hint, a detail) is left out, last first, when the line cannot fit otherwise."""
+    An `optional` part (a hint, a detail) is left out, last first, when the line cannot fit otherwise. `lead`
+    is fixed text in front of it that goes and stays with it (" · saved in " before a path: never one without
+    the other)."""
 
     text: str
     style: str = ""
@@ -41,6 +43,7 @@ class Part:
     least: int = 8
     tail: float = 0.5
     optional: bool = False
+    lead: str = ""
 
 
 def fit_parts(parts: list[Part], width: int) -> list[tuple[str, str]]:
@@ -48,12 +51,12 @@ def fit_parts(parts: list[Part], width: int) -> list[tuple[str, str]]:
     first (the last one first), so names stay whole rather than make room for a hint; then the longest
     shrinkable part gives up characters, none below its `least`."""
     parts = list(parts)
-    while sum(len(p.text) for p in parts) > width and any(p.optional for p in parts):
+    while sum(len(p.lead) + len(p.text) for p in parts) > width and any(p.optional for p in parts):
         del parts[max(i for i, p in enumerate(parts) if p.optional)]
     texts = [p.text for p in parts]
-    over = sum(map(len, texts)) - width
+    over = sum(map(len, texts)) + sum(len(p.lead) for p in parts) - width
     if over <= 0:
-        return [(t, p.style) for t, p in zip(texts, parts)]
+        return [(p.lead + t, p.style) for t, p in zip(texts, parts)]
     lengths = [len(t) for t in texts]
     while over > 0:
         candidates = [i for i, p in enumerate(parts) if p.shrink and lengths[i] > min(p.least, len(p.text))]
@@ -62,7 +65,7 @@ def fit_parts(parts: list[Part], width: int) -> list[tuple[str, str]]:
         i = max(candidates, key=lambda k: lengths[k])
         lengths[i] -= 1
         over -= 1
-    return [(shorten_middle(p.text, n, p.tail) if p.shrink else p.text, p.style)
+    return [(p.lead + (shorten_middle(p.text, n, p.tail) if p.shrink else p.text), p.style)
             for p, n in zip(parts, lengths)]
 
 
@@ -90,11 +93,12 @@ class FitLine(Static):
     @property
     def plain(self) -> str:
         """The full text, unshortened."""
-        return "".join(p.text for p in self.parts)
+        return "".join(p.lead + p.text for p in self.parts)
 
     def render(self) -> Text:
         width = self.content_region.width or self.size.width
         text = Text(no_wrap=True, overflow="ellipsis", end="")
-        for piece, style in fit_parts(self.parts, width) if width > 0 else [(p.text, p.style) for p in self.parts]:
+        for piece, style in (fit_parts(self.parts, width) if width > 0
+                             else [(p.lead + p.text, p.style) for p in self.parts]):
             text.append(piece, style)
         return text

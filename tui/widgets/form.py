@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
@@ -127,14 +128,23 @@ class ConfigForm(VerticalScroll):
         elif isinstance(widget, Input):
             widget.value = show_value(value)
 
-    def show_for_mode(self, mode: str) -> list[str]:
-        """Hide the rows that do not apply to `mode` (their values are kept); returns the hidden names."""
+    def show_for_mode(self, mode: str, hide: tuple[str, ...] = (), first: tuple[str, ...] = ()) -> list[str]:
+        """Hide the rows that do not apply to `mode` and those in `hide` (their values are kept); put the rows
+        in `first` right after the mode's own (auto's budget first), the others in their order. Returns the
+        hidden names."""
         hidden = []
         for spec in self.specs:
             row = self.query_one(f"#row-{spec.name}")
-            row.display = spec.applies_to(mode)
+            row.display = spec.applies_to(mode) and spec.name not in hide
             if not row.display:
                 hidden.append(spec.name)
+        names = [s.name for s in self.specs]
+        lead = names[: names.index("mode") + 1] if "mode" in names else []
+        order = lead + [n for n in first if n in names] + [n for n in names if n not in lead and n not in first]
+        rows = [self.query_one(f"#row-{n}") for n in order]
+        if list(self.query(".form-row")) != rows:
+            for before, row in zip(rows, rows[1:]):
+                self.move_child(row, after=before)
         self.call_after_refresh(self.post_message, self.Scrolled(self))
         return hidden
 
@@ -159,6 +169,16 @@ class ConfigForm(VerticalScroll):
 
     def on_resize(self) -> None:
         self.post_message(self.Scrolled(self))
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """The focused setting's row gets -focused (the stylesheet shows its whole help at 80x24; `:focus-within`
+        does not restyle the row's other children when focus moves)."""
+        for row in self.query(".form-row"):
+            row.set_class(event.widget.parent is row, "-focused")
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        if event.widget.parent is not None:
+            event.widget.parent.remove_class("-focused")
 
     def mark_invalid(self, names: set[str]) -> None:
         for spec in self.specs:

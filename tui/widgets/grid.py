@@ -21,6 +21,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.messages import ThumbnailsReady
+from tui.widgets.image_view import ZoomScreen
+from tui.widgets.pictures import without_graphics
 from tui.widgets.text import middle_truncate
 from tui.widgets.thumbnails import Key, ThumbnailCache
 
@@ -47,6 +49,8 @@ class ThumbnailGrid(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="grid.page_down"),
         Binding("home", "jump(0)", "First", show=False, id="grid.first"),
         Binding("end", "jump(-1)", "Last", show=False, id="grid.last"),
+        Binding("z", "zoom", "Zoom", show=False, id="grid.zoom",
+                tooltip="The highlighted picture as large as the screen allows"),
     ]
 
     COMPONENT_CLASSES = {"thumbnail-grid--caption", "thumbnail-grid--cursor", "thumbnail-grid--placeholder"}
@@ -59,7 +63,8 @@ class ThumbnailGrid(ScrollView, can_focus=True):
     ThumbnailGrid > .thumbnail-grid--placeholder { color: $text-disabled; }
     """
 
-    cursor: reactive[int] = reactive(0, always_update=True, init=False)
+    # repaint=False: watch_cursor repaints the two captions only, not the pictures
+    cursor: reactive[int] = reactive(0, always_update=True, init=False, repaint=False)
 
     class Highlighted(Message):
         def __init__(self, grid: ThumbnailGrid, index: int, thumb: Thumb) -> None:
@@ -230,6 +235,9 @@ class ThumbnailGrid(ScrollView, can_focus=True):
         base = styles["base"]
         cols = self.columns
         blank, gap = Strip.blank(self.cell_w, base), Strip.blank(GAP, base)
+        # Kitty or Sixel sequences only for whole pictures on the active screen: a Sixel is drawn from its
+        # top-left corner, which a picture scrolled half away has above the grid
+        whole = row * self.slot_h >= int(self.scroll_y) and self.screen.is_active
         parts: list[Strip] = []
         for col in range(cols):
             index = row * cols + col
@@ -237,12 +245,14 @@ class ThumbnailGrid(ScrollView, can_focus=True):
                 break
             strips = self.cache.get(self.key(index))
             if strips is not None:
-                parts.append(strips[line])
+                parts.append(strips[line] if whole else without_graphics(strips[line]))
             elif line == self.cell_h // 2:
                 parts.append(Strip([Segment("·".center(self.cell_w), styles["placeholder"])], self.cell_w))
             else:
                 parts.append(blank)
             parts.append(gap)
+        if parts and sum(p.cell_length for p in parts) > width:
+            parts.pop()  # the last gap: never crop a line, Strip.crop counts a Sixel's bytes as cells
         used = sum(p.cell_length for p in parts)
         if used < width:
             parts.append(Strip.blank(width - used, base))
@@ -257,11 +267,20 @@ class ThumbnailGrid(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------------------------------- cursor
 
-    def watch_cursor(self, index: int) -> None:
+    def watch_cursor(self, old: int, index: int) -> None:
         if not self.items:
             return
+        top = self.scroll_y
         self._scroll_cursor_visible()
-        self.refresh()
+        if self.scroll_y != top:
+            self.refresh()
+        else:
+            # only the two captions change: the pictures are not drawn again (as Sixel or Kitty graphics each
+            # is tens of KB sent to the terminal, on every arrow key over SSH)
+            for i in {old, index}:
+                if 0 <= i < len(self.items):
+                    row = i // self.columns
+                    self.refresh_lines(row * self.slot_h + self.cell_h, self.slot_h - self.cell_h)
         self.post_message(self.Highlighted(self, index, self.items[index]))
 
     def _scroll_cursor_visible(self) -> None:
@@ -285,6 +304,11 @@ class ThumbnailGrid(ScrollView, can_focus=True):
 
     def action_jump(self, index: int) -> None:
         self._move_to(len(self.items) - 1 if index < 0 else index)
+
+    def action_zoom(self) -> None:
+        if self.items:
+            index = self.cursor
+            self.app.push_screen(ZoomScreen(self.cache, self.key(index)[0], self.items[index].caption))
 
     def action_open(self) -> None:
         if self.items:

@@ -10,7 +10,8 @@ snapshot tests turn off). Give it a suggester to get completion:
 What a person gets in a field with a suggester (the grey text after the cursor is the suggestion):
 
 - Tab accepts the suggestion when the cursor is at the end and there is one (as → does); otherwise Tab moves
-  to the next field as usual. The suggestion is computed at that moment, so "ca<Tab>" typed in one burst
+  to the next field as usual. When the text starts several answers, Tab completes as far as they agree and
+  lists them in a notification (as a shell does), rather than taking the first. The suggestion is computed at that moment, so "ca<Tab>" typed in one burst
   completes even before the grey text was drawn.
 - Enter accepts the suggestion, then submits: `Input.Submitted.value` (and `field.value`) is the suggestion,
   not the typed prefix ("ca" + Enter submits "cat"). A value that is already a whole answer is kept:
@@ -65,6 +66,27 @@ def is_complete(suggester: Suggester | None, value: str) -> bool:
     return False
 
 
+def all_matches(suggester: Suggester | None, value: str) -> list[str]:
+    """Every completion of `value` (whole values, in the suggester's order); [] when it cannot list them."""
+    listed = getattr(suggester, "matches", None)
+    if listed is not None:
+        return list(listed(value))
+    if isinstance(suggester, SuggestFromList) and value:
+        folded = value if suggester.case_sensitive else value.casefold()
+        return [o for o, c in zip(suggester._suggestions, suggester._for_comparison) if c.startswith(folded)]
+    return []
+
+
+def common_prefix(values: list[str], case_sensitive: bool) -> str:
+    """The longest start all `values` share (compared folded unless case-sensitive), in the first's spelling."""
+    if not values:
+        return ""
+    first = values[0]
+    compared = values if case_sensitive else [v.casefold() for v in values]
+    n = len(os.path.commonprefix(compared))
+    return first[:n]
+
+
 class ChoiceSuggester(SuggestFromList):
     """Completes to one of `choices` (class names): case-insensitive, an exact choice preferred over a
     longer one that starts with it ("cat" stays "cat" although "caterpillar" comes first)."""
@@ -112,6 +134,23 @@ class PathSuggester(Suggester):
                 return value + name[len(prefix):] + (os.sep if is_dir else "")
         return None
 
+    def matches(self, value: str) -> list[str]:
+        """Every entry the last component of `value` could complete to, as whole values."""
+        if not value or value.endswith(os.sep):
+            return []
+        path = Path(os.path.expanduser(value))
+        prefix = path.name
+        try:
+            entries = sorted((e.name, e.is_dir()) for e in os.scandir(path.parent)
+                             if (e.is_dir() or not self.folders_only) and (prefix or not e.name.startswith(".")))
+        except OSError:
+            return []
+        return [value + name[len(prefix):] + (os.sep if is_dir else "") for name, is_dir in entries
+                if name.startswith(prefix) and name != prefix]
+
+
+MATCHES_SHOWN = 8  # an ambiguous Tab lists this many of the matches
+
 
 class TextField(Input):
     """An Input with Tab completion and Enter-accepts-the-suggestion (see the module docstring)."""
@@ -148,8 +187,25 @@ class TextField(Input):
         return True
 
     async def action_complete(self) -> None:
-        """Tab: complete; with nothing to complete, let the screen move focus (SkipAction)."""
-        if self.suggester is None or not await self.accept_suggestion():
+        """Tab: complete; with nothing to complete, let the screen move focus (SkipAction). When the typed
+        text starts several answers, complete as far as they agree and list them (as a shell does), instead
+        of taking the first one silently."""
+        if self.suggester is None:
+            raise SkipAction()
+        if self.cursor_at_end and not is_complete(self.suggester, self.value):
+            found = all_matches(self.suggester, self.value)
+            if len(found) > 1:
+                shared = common_prefix(found, self.suggester.case_sensitive)
+                if len(shared) > len(self.value):
+                    self.value = shared
+                    self.cursor_position = len(shared)
+                names = [os.path.basename(f.rstrip(os.sep)) + (os.sep if f.endswith(os.sep) else "")
+                         if isinstance(self.suggester, PathSuggester) else f for f in found]
+                shown = ", ".join(names[:MATCHES_SHOWN]) + (f" … ({len(names)} in all)"
+                                                            if len(names) > MATCHES_SHOWN else "")
+                self.notify(f"{len(found)} matches: {shown}", title="Tab", timeout=4)
+                return
+        if not await self.accept_suggestion():
             raise SkipAction()
 
     async def action_submit(self) -> None:

@@ -49,10 +49,21 @@ class KeyBar(Widget):
         return [tuple(e) for e in out]  # type: ignore[misc]
 
     def render(self) -> Text:
+        width = self.size.width
         text = self.line(self.entries())
-        if text.cell_len > self.size.width:  # 80 columns: the screen's keys keep their words
-            text = self.line(self.entries(app_keys_only=True))
-        return text
+        if text.cell_len <= width:
+            return text
+        # 80 columns: the app's keys (?, q, ^p) lose their words first, then the screen's keys theirs, the last
+        # first; every key stays on the line (cropping cut "q ^p" off the Runs screen's bar, issue 24)
+        entries = self.entries(app_keys_only=True)
+        for i in range(len(entries) - 1, -1, -1):
+            text = self.line(entries)
+            if text.cell_len <= width:
+                break
+            keys, description, key, enabled = entries[i]
+            if description:
+                entries[i] = (keys, "", key, enabled)
+        return self.line(entries)
 
     def line(self, entries: list[tuple[str, str, str, bool]]) -> Text:
         key_style = self.get_component_rich_style("keybar--key")

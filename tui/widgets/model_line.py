@@ -11,7 +11,9 @@ from textual import work
 from textual.message import Message
 
 from engine.core.events import JobFinished
+from engine.core.runs import read_config_json
 from tui.base_app import workbench_of
+from tui.engine_calls import imagenet_classes
 from tui.jobs import RunningJob, finished_value, run_engine_job, value_job
 from tui.messages import JobEvent
 from tui.widgets.fitline import FitLine, Part
@@ -32,13 +34,9 @@ class ModelInfo:
 def load_model_info(run_dir: Path | None, backbone: str) -> ModelInfo:
     """The chosen run's name and classes, or the raw backbone's 1,000 ImageNet classes."""
     if run_dir is not None:
-        from engine.core.runs import read_config_json
-
         config = read_config_json(run_dir)
         return ModelInfo(f"run {run_dir.name}", list(config.get("classes", [])), config.get("backbone", backbone),
                          str(run_dir))
-    from engine.models.registry import imagenet_classes
-
     return ModelInfo(f"{backbone} ImageNet head", imagenet_classes(), backbone, None, "no run chosen: 7 Runs, u")
 
 

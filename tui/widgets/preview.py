@@ -47,6 +47,7 @@ class PreviewScreen(ModalScreen[int]):
         Binding("home", "go(0)", "First", show=False, id="preview.first"),
         Binding("end", "go(-1)", "Last", show=False, id="preview.last"),
         Binding("a", "attack", "Attack it", id="preview.attack"),
+        Binding("z", "zoom", "Zoom", id="preview.zoom", tooltip="The picture as large as the screen allows"),
         Binding("h", "heatmap", "Heatmap", id="preview.heatmap",
                 tooltip="Grad-CAM over the image: what the current run (else efficientnet_lite0) looks at"),
     ]
@@ -107,7 +108,7 @@ class PreviewScreen(ModalScreen[int]):
             return  # toggled off, or moved on while it was computed
         self.heat_note = caption
         if image is not None:
-            self.query_one("#preview-image", ImageView).show(image)
+            self.query_one("#preview-image", ImageView).show(image, caption=caption)
         self.show_current()
 
     def action_step(self, delta: int) -> None:
@@ -125,6 +126,9 @@ class PreviewScreen(ModalScreen[int]):
         self.index = len(self.items) - 1 if index < 0 else max(0, min(len(self.items) - 1, index))
         self.heat_note = ""
         self.show_current()
+
+    def action_zoom(self) -> None:
+        self.query_one("#preview-image", ImageView).zoom()
 
     def action_close(self) -> None:
         self.dismiss(self.index)

@@ -1,4 +1,5 @@
-"""Images as half-block cells (rich-pixels), rendered off the UI thread and kept in a bounded LRU cache.
+"""Images as cells (half blocks from rich-pixels, or Kitty or Sixel graphics: tui/widgets/pictures.py), rendered
+off the UI thread and kept in a bounded LRU cache.
 
 Each image is pre-resized with LANCZOS to exactly the cells it will fill (two pixels per cell, one above
 the other), so rich-pixels never resamples (its own resize is nearest-neighbour) and a 4000 px photo costs
@@ -21,6 +22,7 @@ from rich_pixels import Pixels
 from textual.strip import Strip
 
 from engine.core.events import ImageRendered
+from tui.widgets.pictures import Pictures, fit_pixels, kitty_strips, sixel_strips
 
 # (source, width in cells, height in cells, background RGB or None); the source is a path or a MemoryImage.
 # The background fills the margins of an image that does not fill its box, so the strips come out fully
@@ -48,14 +50,7 @@ def rendered_image(event: ImageRendered) -> MemoryImage | str | None:
 def fit_image(img: Image.Image, width: int, height: int, background: tuple[int, int, int] | None = None) -> Image.Image:
     """The image resized (LANCZOS, aspect kept) and centred on a width x (2*height) canvas of `background`
     (transparent when None)."""
-    px_w, px_h = width, height * 2
-    scale = min(px_w / img.width, px_h / img.height)
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    resized = img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
-    fill = (*background, 255) if background is not None else (0, 0, 0, 0)
-    canvas = Image.new("RGBA", (px_w, px_h), fill)
-    canvas.paste(resized, ((px_w - size[0]) // 2, (px_h - size[1]) // 2))
-    return canvas
+    return fit_pixels(img, width, height * 2, background)
 
 
 def image_strips(img: Image.Image, width: int, height: int,
@@ -70,6 +65,16 @@ def image_strips(img: Image.Image, width: int, height: int,
     while len(strips) < height:
         strips.append(Strip.blank(width, pad))
     return strips
+
+
+def picture_strips(img: Image.Image, width: int, height: int, background: tuple[int, int, int] | None,
+                   pictures: Pictures) -> list[Strip]:
+    """The image in `height` lines of `width` cells, the way the terminal shows pictures."""
+    if pictures.protocol == "kitty":
+        return kitty_strips(img, width, height, background, pictures.cell_px, tmux=pictures.tmux)
+    if pictures.protocol == "sixel":
+        return sixel_strips(img, width, height, background, pictures.cell_px)
+    return image_strips(img, width, height, background)
 
 
 def message_strips(text: str, width: int, height: int, style: Style | None = None,
@@ -97,8 +102,10 @@ class ThumbnailCache:
     """
 
     # 400 thumbnails of 14x7 cells are ~20 MB of styled segments: pages of a class back and forth stay cached.
-    def __init__(self, load: Loader, max_items: int = 400, threads: int = 2) -> None:
+    def __init__(self, load: Loader, max_items: int = 400, threads: int = 2,
+                 pictures: Pictures | None = None) -> None:
         self.load = load
+        self.pictures = pictures or Pictures()
         self.max_items = max_items
         self._lock = threading.Lock()
         self._items: OrderedDict[Key, list[Strip]] = OrderedDict()
@@ -138,8 +145,9 @@ class ThumbnailCache:
         """Render in this thread (pool threads, benchmarks); cached like a requested render."""
         source, width, height, background = key
         try:
-            img = source.image if isinstance(source, MemoryImage) else self.load(source, 2 * height)
-            strips = image_strips(img, width, height, background)
+            rows_px = height * (self.pictures.cell_px[1] if self.pictures.graphics else 2)
+            img = source.image if isinstance(source, MemoryImage) else self.load(source, rows_px)
+            strips = picture_strips(img, width, height, background, self.pictures)
         except Exception as err:  # noqa: BLE001 - an unreadable image becomes a placeholder, never a crash
             self.errors[source] = str(err) or type(err).__name__
             strips = message_strips("✗ unreadable", width, height, Style(color="red"), background)

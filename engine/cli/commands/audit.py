@@ -31,7 +31,8 @@ def show(r: dict) -> None:
     out = lambda text: console.print(text, highlight=False, markup=False)  # noqa: E731
     out(f"{r['images']} images in {r['dataset']} ({r['backbone']}, {r['folds']}-fold accuracy "
         f"{r['cv_accuracy']:.3f})")
-    out(f"\nlikely label errors: {len(r['label_issues'])}")
+    out(f"\nlabel suspects: {len(r['label_issues'])} (labels a cross-validated probe on {r['backbone']} disagrees "
+        "with: check them; another backbone suspects others)")
     for i in r["label_issues"][:SHOWN]:
         out(f"  {i['score']:.3f}  {i['path']}  labelled {i['given']}, looks like {i['suggested']}")
     out(f"\nduplicate groups: {len(r['duplicates'])} ({r['leaking_groups']} across the train/validation split)")

@@ -19,7 +19,8 @@ def run(args) -> int:
     def job(ctx):
         return compare(args.dataset, candidates, ctx, folds=args.folds, img_size=args.img_size,
                        weights=args.weights, seed=args.seed, device=args.device, batch_size=args.batch_size,
-                       workers=args.workers, runs_dir=args.runs_dir, exclude=args.exclude)
+                       workers=args.workers, runs_dir=args.runs_dir, exclude=args.exclude,
+                       remeasure=args.remeasure)
 
     code, final, _ = run_cli_job(args, "compare", job)
     if isinstance(final, JobFailed):
@@ -43,13 +44,28 @@ def print_table(result: dict) -> None:
         if r.get("error"):
             table.add_row(mark, r["backbone"], Text(r["error"], "red"), "", "", "", "", r.get("weights") or "")
             continue
-        table.add_row(mark, r["backbone"], f"{r['accuracy']:.4f} ± {r['accuracy_std']:.4f}", f"{r['top5']:.4f}",
-                      f"{r['images_per_s']:.1f}", f"{r['latency_ms']:.1f} ms", f"{r['params'] / 1e6:.1f}M",
+        # top-5 of 5 classes or fewer is 1.0000 by construction: a dash says so
+        top5 = f"{r['top5']:.4f}" if (result.get("classes") or 6) > 5 else "-"
+        table.add_row(mark, r["backbone"], f"{r['accuracy']:.4f} ± {r['accuracy_std']:.4f}", top5,
+                      f"{r['images_per_s']:.1f}", f"{r['latency_ms']:.1f} ms" + speed_tag(r),
+                      f"{r['params'] / 1e6:.1f}M",
                       r.get("weights") or "")
     console = stdout_console()
     console.print(table)
     state = "" if result.get("complete") else " [yellow](stopped: partial)[/]"
     console.print(f"[bold green]best[/] {result.get('best') or 'none'} · {result.get('folds')}-fold "
                   f"cross-validation on {result.get('images')} images{state}\n"
-                  f"[dim]* on the Pareto front: no other candidate is both faster and more accurate[/]\n"
+                  f"[dim]* on the Pareto front: no other candidate is both faster and more accurate · speeds "
+                  f"timed on {speed_where(result)} (--remeasure times them again)[/]\n"
                   f"[bold]run[/] {result.get('run_dir')}  (tradeoff.png, compare.json)", highlight=False)
+
+
+def speed_tag(row: dict) -> str:
+    """" (busy)", " (40 d old)": a cached speed that is not to be trusted says so next to its number."""
+    note = row.get("speed_note")
+    return f" ({note})" if note else ""
+
+
+def speed_where(result: dict) -> str:
+    rows = [r for r in result.get("results", []) if r.get("speed_device")]
+    return rows[0]["speed_device"] if rows else "this machine"

@@ -10,6 +10,8 @@ import torch
 
 from engine import __version__
 from engine.cli.common import EXIT_OK, print_json, stdout_console
+from engine.core import image_protocol
+from engine.core.errors import ConfigError
 from engine.core.paths import cache_dir, data_dir
 from engine.core.runs import runs_root
 from engine.models.registry import available_backbones, get_spec, weights_status
@@ -40,7 +42,19 @@ def terminal_report() -> dict:
         "truecolor": truecolor,
         "ssh": bool(os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY")),
         "fix": None if truecolor else TRUECOLOR_FIX,
+        "images": images_report(),
     }
+
+
+def images_report() -> dict:
+    """The picture protocol the workbench will use and why; a bad TLBENCH_IMAGES is reported, not raised."""
+    try:
+        found = image_protocol.detect()
+    except ConfigError as err:
+        return {"protocol": None, "reason": str(err), "certain": True}
+    reason = found.reason if found.certain else (
+        found.reason + "; the workbench also asks the terminal at start-up (Sixel if it says so)")
+    return {"protocol": found.protocol, "reason": reason, "certain": found.certain}
 
 
 def precision_report(device: str, measure: bool = False) -> dict:
@@ -131,4 +145,8 @@ def run(args) -> int:
                       f"COLORTERM={t['colorterm'] or 'unset'}{', over SSH' if t['ssh'] else ''}): previews fall "
                       "back to 256 colours.")
         console.print(f"  fix: {t['fix']}", markup=False)
+    im = t["images"]
+    console.print(f"[bold]pictures[/]  {im['protocol'] or '[red]error[/]'} — ", end="")
+    console.print(f"{im['reason']} (force with {image_protocol.ENV}="
+                  f"{'|'.join(image_protocol.PROTOCOLS)})", markup=False, highlight=False)
     return EXIT_OK

@@ -26,4 +26,7 @@ def register(sub) -> None:
     p.add_argument("--exclude", default="auto", metavar="auto|none|FILE",
                    help="images left out of the comparison: auto (the dataset's exclude list, if marked), none, "
                    "or a file with one path per line, as `train --exclude` takes it")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time every backbone again (the cached speeds are replaced), e.g. after one was timed "
+                        "on a busy machine")
     add_json_flag(p)

@@ -19,10 +19,11 @@ import time
 import torch
 import torch.nn.functional as F
 
+from engine.core.checkpoints import save_checkpoint
 from engine.core.events import CheckpointSaved, EpochEnded
 from engine.core.jobs import JobContext
 from engine.core.records import Preprocessing
-from engine.core.runs import append_metrics, save_checkpoint
+from engine.core.runs import append_metrics
 from engine.data.layouts import Sample
 from engine.evaluate.crossval import fit_linear, one_cpu_thread
 from engine.evaluate.evaluation import build_report, save_report

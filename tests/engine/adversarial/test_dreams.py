@@ -158,6 +158,8 @@ def test_gallery_on_a_run_judged_by_a_backbone_and_another_run(colour_run, tmp_p
     assert r["judged"] == 2 and r["recognised"] == sum(d["eval_on"][1]["rank"] == 1 for d in r["dreams"])
     steps = [e.step for e in events if isinstance(e, StepEnded)]
     assert steps == list(range(1, 7))  # counted across the gallery
+    # each step names its class: the workbench plots one line per class (issue 24)
+    assert [e.values["class_index"] for e in events if isinstance(e, StepEnded)] == [1.0] * 3 + [0.0] * 3
     sheet = [e for e in events if isinstance(e, ImageRendered) and e.kind == "dream-gallery"]
     assert len(sheet) == 1 and sheet[0].path == r["contact_sheet"] == r["path"]
     png = np.asarray(Image.open(r["contact_sheet"]))

@@ -98,8 +98,12 @@ def test_doctor_reports_versions_device_weights_and_colour(monkeypatch):
     assert d["device"]["device"] == "cpu" and d["device"]["reason"]
     assert d["weights"]["efficientnet_lite0"]["status"] == "shipped"
     assert d["terminal"]["truecolor"] is False and "COLORTERM=truecolor" in d["terminal"]["fix"]
+    # the picture protocol and why (conftest pins TLBENCH_IMAGES=halfblock)
+    assert d["terminal"]["images"] == {"protocol": "halfblock", "reason": "forced by TLBENCH_IMAGES=halfblock",
+                                       "certain": True}
     human = tlbench("doctor")
     assert "COLORTERM=truecolor" in human.stdout and "shipped" in human.stdout
+    assert "pictures  halfblock — forced by TLBENCH_IMAGES=halfblock" in human.stdout
 
 
 def test_predict_takes_a_run_by_name_as_eval_and_export_do(trained_run):

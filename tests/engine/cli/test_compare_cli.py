@@ -51,3 +51,20 @@ def test_an_unknown_backbone_exits_2_naming_it(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert code == 2 and "nosuchnet" in err and "Traceback" not in err
     assert json.loads(out)["error"]["exit_code"] == 2
+
+
+def test_the_table_tags_busy_and_old_speeds_and_leaves_out_a_trivial_top5(capfd):
+    """Issue 24: a speed timed on a busy machine, or before dates were kept, says so next to its number; top-5
+    of 5 classes or fewer (1.0000 by construction) is a dash."""
+    from engine.cli.commands.compare import print_table
+
+    def row(name, note):
+        return {"backbone": name, "accuracy": 0.9, "accuracy_std": 0.01, "top5": 1.0, "images_per_s": 100.0,
+                "latency_ms": 10.8, "params": 4.7e6, "weights": "shipped", "speed_note": note,
+                "speed_device": "cpu:2threads", "pareto": True, "error": None}
+
+    print_table({"results": [row("efficientnet_lite0", "busy"), row("efficientnet_lite1", "")], "classes": 2,
+                 "best": "efficientnet_lite0", "folds": 5, "images": 40, "complete": True, "run_dir": "runs/x"})
+    out = " ".join(capfd.readouterr().out.split())  # the table wraps at the captured console's width
+    assert "(busy)" in out and out.count("(busy)") == 1 and "1.0000" not in out
+    assert "timed on cpu:2threads" in out and "--remeasure" in out

@@ -9,7 +9,7 @@ import pytest
 
 from engine.cli import build_parser
 from engine.cli.parsers.train import config_from_args
-from engine.cli.reproduce import train_command
+from engine.cli.reproduce import job_command, train_command
 from engine.train.config import DEFAULT_EPOCHS, TrainConfig
 
 RECORDED_TOO = {"kind": "train", "classes": ["a", "b"], "versions": {"torch": "2"}, "train_images": 8}
@@ -54,3 +54,23 @@ def test_settings_of_other_modes_are_left_out():
     """--budget is recorded by every run (a dataclass field) but does nothing outside auto."""
     command = train_command({**TrainConfig(dataset="/d", budget=5.0, ema=True).to_dict()})
     assert command == "tlbench train /d"
+
+
+@pytest.mark.parametrize("kind, config, result, want", [
+    ("lr-find", {"kind": "lr-find", "dataset": "/data/my pets", "mode": "head", "backbone": "resnet18",
+                 "img_size": 64, "batch_size": 16, "seed": 3}, None,
+     {"dataset": "/data/my pets", "mode": "head", "backbone": "resnet18", "img_size": 64, "seed": 3}),
+    ("compare", {"kind": "compare", "dataset": "/d"}, {"dataset": "/d", "folds": 3,
+                                                      "results": [{"backbone": "resnet18"}, {"backbone": "a/b"}]},
+     {"dataset": "/d", "backbones": "resnet18,a/b", "folds": 3}),
+    ("audit", {"kind": "audit", "dataset": "/d"}, {"dataset": "/d", "backbone": "resnet18", "folds": 5},
+     {"dataset": "/d", "backbone": "resnet18", "folds": 5}),
+])
+def test_every_kind_of_run_has_the_command_that_runs_it_again(kind, config, result, want):
+    """Issue 24 item 6: `y` on the Runs screen copies the line that reproduces the highlighted folder, whatever
+    job wrote it; each line is parsed back by that command's own parser into the recorded values."""
+    words = shlex.split(job_command(kind, config, result))
+    assert words[:2] == ["tlbench", kind]
+    args = build_parser().parse_args(words[1:])
+    for key, value in want.items():
+        assert getattr(args, key) == value, (key, words)

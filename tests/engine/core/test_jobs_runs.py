@@ -8,18 +8,12 @@ import badfiles as bf
 import pytest
 import torch
 
+from engine.core.checkpoints import load_checkpoint, save_checkpoint
 from engine.core.errors import ConfigError, RunError
 from engine.core.events import BatchEnded, JobFailed, JobFinished, JobStarted, LogLine
 from engine.core.files import atomic_write_json
 from engine.core.jobs import JobControl, JobThread, run_job
-from engine.core.runs import (
-    append_metrics,
-    create_run_dir,
-    load_checkpoint,
-    read_metrics,
-    resolve_run_dir,
-    save_checkpoint,
-)
+from engine.core.runs import append_metrics, create_run_dir, read_metrics, resolve_run_dir
 from engine.runtime.seeding import seed_everything
 
 

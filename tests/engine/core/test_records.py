@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from helpers.data import make_dataset
 
+from engine.core.checkpoints import load_checkpoint
 from engine.core.errors import RunError
 from engine.core.files import atomic_write_json
 from engine.core.jobs import run_job
 from engine.core.records import Preprocessing, RunRecord
-from engine.core.runs import load_checkpoint, load_config
+from engine.core.runs import load_config
 from engine.features.cache import cache_key
 from engine.models.registry import get_spec
 from engine.serve.export import metadata

@@ -11,7 +11,8 @@ import pytest
 import torch
 from helpers.data import make_dataset
 
-from engine.core import runs
+from engine.core import checkpoints, runs
+from engine.core.files import atomic_write_bytes
 
 
 @pytest.fixture(params=[0o022, 0o002], ids=["umask022", "umask002"])
@@ -47,9 +48,9 @@ def test_every_kind_of_run_file_is_created_as_open_would(tmp_path, umask):
     runs.append_metrics(tmp_path, {"epoch": 1})
     runs.append_metrics(tmp_path, {"epoch": 2})  # rewritten: still the same mode
     runs.update_report(tmp_path, {"accuracy": 0.5})
-    runs.save_checkpoint(tmp_path / "last.pt", {"epoch": 1, "model": {"w": torch.zeros(2)}})
+    checkpoints.save_checkpoint(tmp_path / "last.pt", {"epoch": 1, "model": {"w": torch.zeros(2)}})
     save_png(tmp_path / "adversarial.png", torch.zeros(3, 4, 4))
-    runs.atomic_write_bytes(tmp_path / "features.pt", b"cache")
+    atomic_write_bytes(tmp_path / "features.pt", b"cache")
     runs.atomic_write_text(tmp_path / "scan.json", "{}")
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["adversarial.png", "config.json", "features.pt", "last.pt", "metrics.jsonl", "report.json",

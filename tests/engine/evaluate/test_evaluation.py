@@ -11,6 +11,7 @@ import torch
 from helpers.data import ROOT, make_dataset
 from PIL import Image
 
+import engine.evaluate.evaluation as evaluation
 from engine.core.errors import DatasetError
 from engine.core.files import read_json
 from engine.core.jobs import run_job
@@ -20,7 +21,7 @@ from engine.train.config import TrainConfig
 from engine.train.job import train
 
 REPORT_KEYS = {"split", "checkpoint", "n", "classes", "accuracy", "top5", "per_class", "confusion",
-               "most_confused", "top_losses", "mistakes"}
+               "most_confused", "top_losses", "mistakes", "least_confident"}
 
 
 def test_report_numbers_on_known_logits():
@@ -65,6 +66,27 @@ def test_a_model_without_mistakes_has_no_top_losses():
     logits = torch.eye(3) * 2  # right about every image, though not very sure
     r = build_report(logits, torch.tensor([0, 1, 2]), ["x", "y", "z"], ["a", "b", "c"])
     assert r["accuracy"] == 1.0 and r["top_losses"] == [] and r["mistakes"] == []
+
+
+def test_the_least_confident_right_answers_are_listed_per_class():
+    """Issue 24 item 2: with no mistakes there is still something to look at: per class, the right answers the
+    model was least sure of (lowest probability first), at most LEAST_CONFIDENT_PER_CLASS each."""
+    per = evaluation.LEAST_CONFIDENT_PER_CLASS
+    n = per + 3
+    sureness = torch.linspace(0.5, 3.0, n)  # image i of each class: logit margin sureness[i]
+    logits = torch.zeros(2 * n, 2)
+    labels = torch.tensor([0] * n + [1] * n)
+    logits[:n, 0], logits[n:, 1] = sureness, sureness.flip(0)
+    r = build_report(logits, labels, [f"{i}.png" for i in range(2 * n)], ["a", "b"])
+    assert r["top_losses"] == [] and r["mistakes"] == []
+    rows = r["least_confident"]
+    for k, name in enumerate("ab"):
+        mine = [x for x in rows if x["true"] == name]
+        assert len(mine) == per and all(x["predicted"] == name for x in mine)
+        probs = [x["prob_true"] for x in mine]
+        assert probs == sorted(probs)  # least sure first
+        unsure = [f"{i}.png" for i in (range(per) if k == 0 else range(2 * n - 1, 2 * n - 1 - per, -1))]
+        assert [x["path"] for x in mine] == unsure
 
 
 def test_top5_with_five_classes_or_more():

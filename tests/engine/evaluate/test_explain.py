@@ -133,3 +133,27 @@ def test_ig_and_occlusion_on_efficientnet_lite0_with_a_real_photo(tmp_path):
         assert heat.shape == (size[1], size[0]) and heat.max() == pytest.approx(1, abs=1e-3)
         assert (heat > 0.2).mean() < 0.9  # evidence somewhere, not everywhere
     assert rows[0]["target"] == rows[1]["target"]  # both explain the same predicted class
+
+
+def test_with_tta_it_explains_the_flip_averaged_prediction_that_eval_and_predict_report():
+    """A run trained with --tta reports the mean of each image's and its mirror image's logits; explain on it must
+    name that prediction's class and probability, and its heatmap is the mean of both views' (issue 22)."""
+    from engine.data.loaders import eval_transform
+    from engine.evaluate.explain import explain_pil
+
+    model = tiny(TinyCNN(), 16)
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 255, (36, 36, 3), dtype=np.uint8))  # asymmetric: the views differ
+    x = eval_transform(img, PREP).unsqueeze(0).float().div(255)
+    with torch.no_grad():
+        plain = model(x).softmax(1)[0]
+        averaged = ((model(x) + model(x.flip(-1))) / 2).softmax(1)[0]
+    assert not torch.allclose(plain, averaged, atol=1e-4), "the test image must look different mirrored"
+    names = ["a", "b", "c"]
+    _, without = explain_pil(model, names, PREP, img, "gradcam", tta=False)
+    heat, with_tta = explain_pil(model, names, PREP, img, "gradcam", tta=True)
+    assert without["prob"] == pytest.approx(float(plain[without["index"]]), abs=1e-5)
+    assert with_tta["index"] == int(averaged.argmax())
+    assert with_tta["prob"] == pytest.approx(float(averaged[with_tta["index"]]), abs=1e-5)
+    heat_plain, _ = explain_pil(model, names, PREP, img, "gradcam", target=with_tta["index"], tta=False)
+    assert not np.allclose(heat, heat_plain), "the heatmap must include the mirror view's"

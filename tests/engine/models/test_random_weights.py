@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine.core.checkpoints import load_checkpoint, save_checkpoint
 from engine.core.errors import RunError
 from engine.core.events import JobFinished
 from engine.core.files import read_json
 from engine.core.jobs import run_job
-from engine.core.runs import load_checkpoint, save_checkpoint
 from engine.data.images import image_identity
 from engine.data.loaders import load_for_model
 from engine.features.cache import FeatureCache, cache_key

@@ -15,9 +15,9 @@ import engine.train.auto.recipes as recipes
 import engine.train.auto.refit as refit
 import engine.train.auto.run as auto
 import engine.train.auto.search as search
+from engine.core.checkpoints import load_checkpoint
 from engine.core.events import JobFinished
 from engine.core.jobs import JobContext, JobControl, run_job
-from engine.core.runs import load_checkpoint
 from engine.evaluate.evaluation import evaluate_run
 from engine.models.loading import load_run_model
 from engine.serve.export import export_run

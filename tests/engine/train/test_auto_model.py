@@ -26,9 +26,9 @@ import engine.train.auto.recipes as recipes
 import engine.train.auto.refit as refit
 import engine.train.auto.run as run
 import engine.train.auto.search as search
+from engine.core.checkpoints import load_checkpoint
 from engine.core.events import JobFinished
 from engine.core.jobs import JobContext, JobControl, run_job
-from engine.core.runs import load_checkpoint
 from engine.data.images import load_rgb
 from engine.data.loaders import eval_transform
 from engine.evaluate.evaluation import evaluate_run

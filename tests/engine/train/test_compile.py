@@ -7,10 +7,10 @@ from __future__ import annotations
 from helpers.data import make_dataset
 from torch import nn
 
+from engine.core.checkpoints import load_checkpoint
 from engine.core.events import JobFinished
 from engine.core.files import read_json
 from engine.core.jobs import run_job
-from engine.core.runs import load_checkpoint
 from engine.train.config import TrainConfig
 from engine.train.job import train
 

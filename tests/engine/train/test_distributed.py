@@ -14,7 +14,8 @@ import pytest
 import torch
 from helpers.data import ROOT, make_dataset
 
-from engine.core.runs import load_checkpoint, read_metrics
+from engine.core.checkpoints import load_checkpoint
+from engine.core.runs import read_metrics
 
 
 def train_args(data, batch, precision="fp32"):

@@ -13,12 +13,13 @@ from pausing import paused_job
 
 import engine.train.finetune as finetune_module
 import engine.train.loop as loop
+from engine.core.checkpoints import load_checkpoint
 from engine.core.errors import ConfigError
 from engine.core.events import BatchEnded, EpochEnded, JobFailed, JobFinished, LogLine
 from engine.core.files import read_json
 from engine.core.jobs import run_job
 from engine.core.records import Preprocessing
-from engine.core.runs import load_checkpoint, read_metrics
+from engine.core.runs import read_metrics
 from engine.models.build import build_classifier
 from engine.models.classifier import split_head
 from engine.models.registry import build_architecture, get_spec

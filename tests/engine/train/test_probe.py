@@ -8,9 +8,10 @@ import torch
 from helpers.data import CATS_DOGS, DEMO, make_dataset
 from pausing import paused_job
 
+from engine.core.checkpoints import load_checkpoint
 from engine.core.events import CheckpointSaved, EpochEnded, JobFinished, LogLine
 from engine.core.jobs import run_job
-from engine.core.runs import load_checkpoint, read_metrics
+from engine.core.runs import read_metrics
 from engine.models.fast import fold_batchnorm, inference_copy
 from engine.models.loading import load_run_model
 from engine.serve.predict import predict_paths

@@ -12,10 +12,11 @@ import pytest
 import torch
 from helpers.data import ROOT, make_dataset
 
+from engine.core.checkpoints import load_checkpoint
 from engine.core.errors import RunError
 from engine.core.events import BatchEnded, EpochEnded, JobFinished, JobStarted
 from engine.core.jobs import JobContext, JobControl, run_job
-from engine.core.runs import load_checkpoint, read_metrics
+from engine.core.runs import read_metrics
 from engine.runtime.distributed import SINGLE
 from engine.train.config import TrainConfig
 from engine.train.job import resume, train
@@ -167,3 +168,18 @@ def test_signals_save_last_pt_exit_cleanly_and_resume_finishes(tmp_path, sig):
     assert "resumed from last.pt" in done.stderr
     assert json.loads(done.stdout)["epochs"] == 8
     assert [r["epoch"] for r in read_metrics(run_dir)] == list(range(1, 9))
+
+
+def test_a_resumed_run_counts_the_time_of_every_session(colours):
+    """Issue 24 item 6: summary.json's seconds are the whole run's (the stopped session's epochs too), not only
+    the resumed part's; the curves (metrics.jsonl) hold every epoch."""
+    stopped, run_dir = run_until(colours, lambda e: isinstance(e, EpochEnded) and e.epoch == 1)
+    assert isinstance(stopped, JobFinished) and stopped.reason == "stopped"
+    before = sum(r["seconds"] for r in read_metrics(run_dir))
+    assert before > 0
+    resumed = run_job("resume", lambda ctx: resume(run_dir, ctx))
+    assert isinstance(resumed, JobFinished) and resumed.reason == "completed", resumed
+    summary = json.loads(open(f"{run_dir}/summary.json").read())
+    assert summary["earlier_seconds"] == pytest.approx(before, abs=1e-3) and summary["finished"]
+    assert summary["seconds"] == pytest.approx(summary["session_seconds"] + before, abs=2e-3)
+    assert [r["epoch"] for r in read_metrics(run_dir)] == [1, 2, 3]

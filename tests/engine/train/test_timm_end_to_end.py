@@ -8,10 +8,11 @@ from helpers.data import make_dataset
 from timm_hub import hub_cache, put_in_hub_cache
 
 from engine.adversarial.attack_job import AttackParams, attack_job
+from engine.core.checkpoints import load_checkpoint
 from engine.core.events import JobFailed, JobFinished, LogLine, ProgressAdvanced
 from engine.core.files import read_json
 from engine.core.jobs import run_job
-from engine.core.runs import load_checkpoint, runs_root
+from engine.core.runs import runs_root
 from engine.serve.export import EXPORT_FORMATS, export_run, load_exported
 from engine.train.config import TrainConfig
 from engine.train.job import train

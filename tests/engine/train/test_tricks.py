@@ -10,9 +10,9 @@ import torch
 from helpers.data import make_dataset
 from torch import nn
 
+from engine.core.checkpoints import load_checkpoint
 from engine.core.events import JobFinished
 from engine.core.jobs import run_job
-from engine.core.runs import load_checkpoint
 from engine.evaluate.evaluation import FlipAveraged, evaluate_run
 from engine.models.classifier import Classifier
 from engine.models.loading import load_run_model

@@ -164,7 +164,8 @@ def test_jobs_run_at_a_lower_cpu_priority_than_the_interface():
             return True
 
     registry = JobRegistry()
-    job = registry.begin("probe", JobControl())
+    # a job that never imports torch: a "probe" would first import the engine (seconds on a loaded machine)
+    job = registry.begin("scan", JobControl())
     seen = {}
 
     def fn(ctx):
@@ -174,11 +175,12 @@ def test_jobs_run_at_a_lower_cpu_priority_than_the_interface():
     owner = Owner()
     t = threading.Thread(target=lambda: run_engine_job(owner, job, fn, registry))
     t.start()
-    t.join(10)
+    t.join(60)
     assert job.done.is_set() and not registry.running()
     assert isinstance(owner.messages[-1].event, JobFinished)
     if sys.platform.startswith("linux"):
-        assert seen["nice"] >= os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS
+        # (19 is the ceiling: a suite already run under `nice` cannot go JOB_NICENESS further)
+        assert seen["nice"] >= min(19, os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS)
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < seen["nice"]  # the caller is untouched
 
 

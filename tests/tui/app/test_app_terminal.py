@@ -18,7 +18,7 @@ import time
 import pytest
 from helpers.data import ROOT, make_dataset
 
-from engine.core.runs import load_checkpoint
+from engine.core.checkpoints import load_checkpoint
 
 CHILD = """
 import sys

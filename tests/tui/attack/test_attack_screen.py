@@ -137,9 +137,12 @@ async def test_robustness_sweep_runs_from_the_attack_screen(tmp_path, probe):
             sweep = report["robustness"]["pgd-linf"]
             assert [r[1] for r in rows] == ["0.0", "1/255", "2/255", "4/255", "8/255"]
             assert [r[2] for r in rows] == [f"{a:.3f}" for a in sweep["accuracy"]]
+            # the line follows the panel (the screen handles the panel's message after it refilled the table)
+            await wait_for(pilot, lambda: text_of(app, "#attack-status").startswith("Robustness of "), 10, "the line")
             status = text_of(app, "#attack-status")
-            assert status.startswith(f"Robustness pgd-linf on {sweep['images']} images: {sweep['accuracy'][0]:.3f} "
-                                     f"at 0 → {sweep['accuracy'][-1]:.3f} at 8/255")
+            assert status.startswith("Robustness of 2026")  # which run the sweep was of (issue 24 item 3)
+            assert status.endswith(f": pgd-linf on {sweep['images']} images: {sweep['accuracy'][0]:.3f} "
+                                   f"at 0 → {sweep['accuracy'][-1]:.3f} at 8/255")
             assert len(status) <= screen.query_one("#attack-status").content_region.width
             assert app.job_status == ""
 
@@ -209,3 +212,49 @@ async def test_the_attack_jobs_events_become_the_plot_the_pictures_and_the_capti
         view = screen.query_one("#img-adversarial", ImageView)
         await wait_for(pilot, lambda: view.ready, 10, "the rendered image")
         assert "3 0.98 → 8 0.97" in text_of(app, "#attack-status")
+
+
+async def test_choosing_another_run_clears_the_old_runs_attack_and_relabels_the_sweeps(tmp_path):
+    """Issue 24 item 3: after another run is chosen, the adversarial images, the plot, the captions and the
+    status line of the previous run's attack are gone, and the robustness panel says whose sweeps it lists."""
+    from pathlib import Path
+
+    from engine.core.events import StepEnded
+
+    first = write_run(tmp_path / "runs")
+    report = json.loads((first / "report.json").read_text())
+    report["robustness"] = {"pgd-linf": {"eps": [0.0, 8 / 255], "accuracy": [0.878, 0.0]}}
+    (first / "report.json").write_text(json.dumps(report))
+    second = write_run(tmp_path / "runs", "20260102-090000-digits-resnet18-probe")
+    app = make_app(runs_dir=str(tmp_path / "runs"))
+    app.state.run_dir = first
+    async with app.run_test(size=(120, 35)) as pilot:
+        await pilot.press("5")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.model is not None, 30, "the model info")
+        table = screen.query_one("#robustness", DataTable)
+        assert [str(c) for c in table.get_row_at(1)][1:] == ["8/255", "0.000"]
+        title = text_of(app, "#robustness-title")
+        assert title.startswith("sweeps of 20260101")
+        pixels = Image.new("RGB", (8, 8), (200, 30, 30)).tobytes()
+        screen.post_message(JobEvent("attack", StepEnded("attack", 1, 1, {"target_prob": 0.5})))
+        screen.post_message(JobEvent("attack", ImageRendered("attack-adversarial", 1, None, 8, 8, pixels, {})))
+        summary = {"out_dir": "runs/x/attacks/1", "results": [{
+            "path": "a.png", "before": [{"class": "3", "prob": 0.98}], "after": [{"class": "8", "prob": 0.97}],
+            "success": True, "linf_255": 4.0, "l2": 0.5}]}
+        screen.post_message(JobEvent("attack", JobFinished("completed", summary)))
+        await wait_for(pilot, lambda: "fooled" in text_of(app, "#cap-adversarial"), 10, "the attack shown")
+
+        await pilot.press("7")
+        app.state.run_dir = Path(second)
+        app.state.changed()
+        await pilot.press("5")
+        await wait_for(pilot, lambda: screen.model is not None and screen.model.run_dir == str(second), 30, "the model")
+        await pilot.pause()
+        assert screen.query_one("#img-adversarial", ImageView).source is None
+        assert text_of(app, "#cap-adversarial") == "adversarial"
+        assert screen.query_one("#attack-plot").history == []
+        status = text_of(app, "#attack-status")
+        assert status.startswith("Cleared the attack of ") and "fooled" not in status and "0.97" not in status
+        assert "0.000" not in [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
+        assert text_of(app, "#robustness-title") != title and "20260102" in text_of(app, "#robustness-title")

@@ -39,6 +39,9 @@ async def test_audit_view_marks_files_to_exclude_and_runs_the_audit(tmp_path, mo
         await pilot.press("a")
         await wait_for(pilot, lambda: isinstance(app.screen, AuditScreen), 10, "the audit view")
         table = app.screen.query_one("#audit-list", DataTable)
+        # issue 24: suspects, not "likely label errors", and the backbone that suspects them
+        title = str(app.screen.query_one("#audit-title", Static).render())
+        assert "by efficientnet_lite0" in title and "1 label suspects" in title and "label errors" not in title
         assert [str(table.get_row_at(i)[1]) for i in range(table.row_count)] == ["label", "dup", "outlier"]
         await pilot.press("space")  # mark the label suspect
         await pilot.pause()

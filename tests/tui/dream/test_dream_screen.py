@@ -120,3 +120,33 @@ async def test_the_dream_jobs_events_become_the_picture_and_w_saves_it(tmp_path)
         await pilot.press("w")  # save the current frame, atomically, into the run
         await pilot.pause()
         assert list((run / "dreams").glob("*.png"))
+
+
+async def test_a_gallerys_plot_draws_one_line_per_class_each_named(tmp_path):
+    """Issue 24 item 7: a gallery's probabilities were one line called "class"; each class now has its own,
+    named in the legend (37 Oxford-length names: shortened from the middle)."""
+    from helpers.results import PETS
+
+    from engine.core.events import StepEnded
+    from tui.widgets.curves import CurvePlot
+
+    run = write_run(tmp_path / "runs", classes=list(PETS))
+    app = make_app(runs_dir=str(tmp_path / "runs"))
+    app.state.run_dir = run
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("6")
+        dream = app.screen
+        await wait_for(pilot, lambda: dream.model is not None, 30, "the model info")
+        for step, index, prob in ((1, 3, 0.2), (2, 3, 0.5), (3, 30, 0.1), (4, 30, 0.6)):
+            dream.post_message(JobEvent("dream", StepEnded("dream", step, 4, {"target_prob": prob,
+                                                                           "class_index": float(index)})))
+        await pilot.pause()
+        await pilot.pause()
+        plot = dream.query_one("#dream-plot", CurvePlot)
+        labels = [label for _key, label in plot.series]
+        assert len(labels) == 2 and "class" not in labels
+        assert labels[0][:4] == PETS[3][:4] and labels[1][-3:] == PETS[30][-3:]  # both ends kept
+        assert all(len(label) <= 18 for label in labels)
+        by_key = dict(plot.series)
+        drawn = {key: [r[key] for r in plot.history if key in r] for key in by_key}
+        assert list(drawn.values()) == [[0.2, 0.5], [0.1, 0.6]]

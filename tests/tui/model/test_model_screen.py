@@ -8,7 +8,7 @@ import time
 
 import pytest
 from helpers.tui import make_app, run_with_timeout, text_of, wait_for
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from engine.core.events import LogLine, StepEnded
 from tui.errors import ErrorModal
@@ -243,3 +243,51 @@ async def test_search_lists_timms_models_capped_measures_them_and_picks_one(tiny
         box.value = ""
         await wait_for(pilot, lambda: screen.search_rows is None and table.row_count == registry_rows, 10,
                        "the registry again")
+
+
+async def test_m_in_a_burst_changes_the_mode_each_time_and_auto_shows_its_budget_first(tiny_dataset):
+    """Issue 24 items 5 and 7: `m m` after enter changed the mode once; in auto mode the budget was field 21,
+    what auto chooses was still editable, and the summary named a backbone and epochs auto does not use."""
+    from helpers.tui import burst
+
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await model_screen(pilot)
+        await burst(pilot, "m", "m")
+        await pilot.pause()
+        assert app.state.config.get("mode") == "partial"  # probe -> head -> partial: two changes
+        await burst(pilot, "m", "m")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.state.config.get("mode") == "auto"
+        visible = [row.id for row in screen.query(".form-row") if row.display]
+        assert visible[:2] == ["row-mode", "row-budget"]  # the budget right under the mode
+        for name in ("epochs", "lr", "optimizer", "tta", "label_smoothing"):
+            assert f"row-{name}" not in visible, name
+        more = text_of(app, "#form-more")
+        assert "auto chooses label_smoothing, tta" in more
+        status = text_of(app, "#config-status")
+        assert "auto searches efficientnet_lite" in status and "-fold CV" in status and "within 15 min" in status
+        assert "epochs" not in status and "efficientnet_lite0 ·" not in status
+        assert "backbone chosen by the search" in text_of(app, "#model-header")
+        await burst(pilot, "m")  # back to probe: the rows in their order again
+        await pilot.pause()
+        visible = [row.id for row in screen.query(".form-row") if row.display]
+        assert visible[:2] == ["row-mode", "row-epochs"]
+
+
+async def test_the_focused_settings_help_is_shown_whole_at_80x24(tiny_dataset):
+    """Issue 24 item 7: at 80x24 each setting's help is one line cut with …; the focused one's is whole."""
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await model_screen(pilot)
+        help_of = screen.query_one("#row-epochs .form-help", Static)
+        assert help_of.size.height == 1  # not focused: one line
+        await pilot.press("s")  # the first field: mode
+        await pilot.press("tab")  # epochs
+        await pilot.pause()
+        await pilot.pause()
+        assert screen.focused is not None and screen.focused.id == "field-epochs"
+        assert help_of.size.height >= 2
+        text = "epochs (default: 30 for probe, 5-6 for the others)"
+        assert help_of.content_region.width < len(text) <= help_of.content_region.width * help_of.size.height

@@ -196,7 +196,7 @@ async def test_no_mistakes_says_so_and_an_older_report_never_lists_right_answers
     right = [{"path": str(data / c / f"{c}_1.jpg"), "true": c, "predicted": c, "prob_true": 0.6,
               "prob_predicted": 0.6, "loss": 0.5} for c in PETS[:16]]
     report["top_losses"] = right  # what reports written before the fix held
-    del report["mistakes"]
+    del report["mistakes"], report["least_confident"]  # neither was written then
     run = write_pets_run(tmp_path / "runs", data, report=report)
     app = make_app(runs_dir=str(tmp_path / "runs"))
     app.state.run_dir = run

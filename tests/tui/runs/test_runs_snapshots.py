@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from helpers.data import ROOT
-from helpers.results import PETS, pets_app, pets_dataset, write_pets_run
+from helpers.results import PETS, pets_app, pets_dataset, write_pets_run, write_run_kinds
 from helpers.tui import (
     SIZES,
     all_drawn,
@@ -93,6 +93,39 @@ def test_compare_runs(snap_compare, size, tmp_path, monkeypatch):
         await wait_for(pilot, lambda: len(pilot.app.screen.views) == 3, 30, "the runs")
         await pilot.press("space", "down", "space", "down", "space", "c")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "CompareScreen", 10, "the comparison")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=before)
+
+
+@SIZES
+def test_runs_of_every_kind(snap_compare, size, tmp_path, monkeypatch):
+    """Issue 24 item 6: an lr-find, a comparison and an audit listed as what they are, an auto run; the dataset
+    named by its parent folder (oxford-iiit-pet/images)."""
+    app, run, data = pets_app(tmp_path, monkeypatch)
+    write_run_kinds(tmp_path / "runs", data)
+
+    async def before(pilot):
+        await all_loaded(pilot)
+        await pilot.press("7")
+        await wait_for(pilot, lambda: len(pilot.app.screen.views) == 5, 30, "the runs")
+        await pilot.press("down", "down")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=before)
+
+
+@SIZES
+def test_auto_run_detail(snap_compare, size, tmp_path, monkeypatch):
+    """Issue 24 items 5 and 6: an auto run's winning recipe and leaderboard, its two sessions and when it ended."""
+    app, run, data = pets_app(tmp_path, monkeypatch)
+    write_run_kinds(tmp_path / "runs", data)
+
+    async def before(pilot):
+        await all_loaded(pilot)
+        await pilot.press("7")
+        await wait_for(pilot, lambda: len(pilot.app.screen.views) == 5, 30, "the runs")
+        await pilot.press("down", "down", "down", "enter")
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=before)

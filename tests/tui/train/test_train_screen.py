@@ -352,3 +352,29 @@ async def test_out_of_memory_in_a_job_explains_the_fix_and_the_app_keeps_running
                            120, "the second run to finish")
 
     await run_with_timeout(scenario(), 300)
+
+
+async def test_the_log_keeps_a_long_lines_last_column_when_the_scrollbar_appears(tiny_dataset):
+    """Issue 24 item 7: "lr 4.25e-0" — a line wrapped before the log had a scrollbar lost its last column
+    when the scrollbar came. The log keeps the scrollbar's gutter from the start."""
+    from textual.widgets import RichLog
+
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        screen = app.screen
+        line = ("epochs 2-6: training the last 2 stage(s) (blocks.5, blocks.6) and the head; lr 4.25e-04 for the "
+                "head, 1.06e-04 for blocks.6 down to 4.25e-05 for blocks.5")
+        screen.post_message(JobEvent("train", LogLine(line)))
+        await pilot.pause()
+        for i in range(30):  # enough lines for a scrollbar
+            screen.post_message(JobEvent("train", LogLine(f"line {i}")))
+        await pilot.pause()
+        await pilot.pause()
+        log = screen.query_one("#train-log", RichLog)
+        assert log.max_scroll_y > 0  # the scrollbar is there
+        width = log.scrollable_content_region.width
+        assert all(strip.cell_length <= width for strip in log.lines)
+        shown = "".join(strip.text for strip in log.lines)
+        assert "4.25e-04" in shown.replace(" ", "") or "4.25e-04" in shown

@@ -82,3 +82,37 @@ async def test_a_plain_suggest_from_list_gets_enter_too():
         await burst(pilot, "R", "E", "D", "enter")  # a whole choice, in the list's own spelling
         await wait_for(pilot, lambda: len(submitted) == 2, 10, "red")
         assert submitted[-1] == "red"
+
+
+async def test_tab_on_an_ambiguous_prefix_completes_what_is_shared_and_lists_the_matches(tmp_path):
+    """Issue 24 item 7: Tab took the first match silently; now it goes as far as the matches agree and lists
+    them, as a shell does; a single match still completes at once."""
+    from textual.app import App
+
+    for name in ("american_bulldog", "american_pit_bull_terrier", "basset_hound"):
+        (tmp_path / name).mkdir()
+
+    class Two(App):
+        def compose(self):
+            yield TextField(id="cls", suggester=ChoiceSuggester(["Abyssinian", "american_bulldog",
+                                                                 "american_pit_bull_terrier", "basset_hound"]))
+            yield TextField(id="path", suggester=PathSuggester(folders_only=True))
+
+    app = Two()
+    async with app.run_test(size=(80, 24)) as pilot:
+        field = app.query_one("#cls", TextField)
+        field.focus()
+        await burst(pilot, "a", "m", "tab")
+        await wait_for(pilot, lambda: field.value == "american_", 10, "the shared part")
+        assert app.focused is field  # Tab stayed: the list is shown, nothing chosen
+        shown = [n.message for n in app._notifications]
+        assert any("american_bulldog" in m and "american_pit_bull_terrier" in m for m in shown), shown
+        await burst(pilot, "b", "tab")  # now one match: completed
+        await wait_for(pilot, lambda: field.value == "american_bulldog", 10, "the one match")
+        path = app.query_one("#path", TextField)
+        path.focus()
+        path.value = str(tmp_path / "a")
+        path.cursor_position = len(path.value)
+        await burst(pilot, "tab")
+        await wait_for(pilot, lambda: path.value == str(tmp_path / "american_"), 10, "the shared folder part")
+        assert any("american_pit_bull_terrier/" in n.message for n in app._notifications)
