@@ -34,9 +34,8 @@ MODE_HELP = {
     "head": "frozen backbone (BatchNorm kept in eval mode); a new head trained on augmented images",
     "partial": "the last N stages of the backbone unfrozen (--unfreeze N) and trained with the head",
     "full": "fastai's recipe: frozen epochs, then everything unfrozen with discriminative LRs, one-cycle",
-    "auto": "a search over recipes on cached features (backbones and their concatenations, input size, flip and "
-            "ten-crop TTA, augmented views, head L2, a weighted ensemble) scored by repeated cross-validation "
-            "within --budget minutes, never below the default probe; the winner refitted on every photo",
+    "auto": "cached-feature recipes (backbones, a+b, size, flip/ten-crop TTA, views, head L2, an ensemble) by "
+            "repeated CV within --budget minutes, never below the default probe, refitted on all photos",
 }
 # --mode auto chooses these itself (its search's recipe) or never reads them (it solves linear heads in one
 # step: no optimizer, epochs or dropout; lr and weight decay reach only its default-probe candidate, which is
