@@ -10,6 +10,7 @@ from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Select, TextArea
 from textual.worker import Worker, WorkerState
 
@@ -123,3 +124,10 @@ class WorkbenchScreen(Screen):
         """The one place a worker's own failure is handled (a job's failure arrives as JobFailed instead)."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.tlbench.show_error(event.worker.error, f"{event.worker.name or 'worker'} failed")
+
+
+def copy_command(node: Widget | Screen, command: str) -> None:
+    """Copy the line to the terminal's clipboard (OSC 52; not every terminal honours it) and show it whole, so it
+    can be selected by hand where the copy does not reach."""
+    node.app.copy_to_clipboard(command)
+    node.notify(command, title="Copied: the command that runs it again", timeout=12, markup=False)

@@ -1,14 +1,22 @@
 """What `--mode auto` will search, in one line, before it runs: the workbench's summary under the form says it
 instead of a backbone and epochs that auto does not use (issue 24 item 5).
 
-The words come from the search's own constants and its own choice of backbones (engine.train.auto.recipes and
-.search), so a change to the search space changes the line; nothing outside this module spells the search out.
+The words come from the search's own constants and its own choice of backbones (engine.train.auto.recipes and search), so a
+change to the search space changes the line; nothing outside this module spells the search out.
 """
 
 from __future__ import annotations
 
 from engine.core.errors import TlbenchError
-from engine.train.auto.recipes import AUG_VIEWS, L2_GRID, SCALE, SMOOTHING, search_backbones
+from engine.train.auto.recipes import (
+    AUG_VIEWS,
+    CONCAT,
+    L2_GRID,
+    SCALE,
+    SMOOTHING,
+    TTA_MODES,
+    search_backbones,
+)
 from engine.train.auto.search import REPEATS
 from engine.train.config import TrainConfig
 
@@ -23,23 +31,23 @@ def short_names(names: list[str]) -> str:
 
 
 def search_summary(config: TrainConfig) -> str:
-    """'searches efficientnet_lite2, lite1, lite0 and a+b; 1.25x input; flip, ten-crop TTA; 4 crop views; head L2
-    (5); smoothing 0.1; ensemble · 3 x 5-fold CV · within 15 min'. Stages the settings fix are left out or say
-    so."""
+    """'searches efficientnet_lite2, lite1, lite0, then 1.25x input; concatenations of 2-3; flip, ten-crop TTA;
+    4 crop views; head L2 (5); smoothing 0.1; an ensemble · 3x5-fold CV · refit on every photo · within 15 min'.
+    Stages the settings fix are left out or say so."""
     try:
         backbones = search_backbones(config)
     except TlbenchError as err:
         return err.message
-    steps = [f"searches {short_names(backbones)}" + (" and a+b" if len(backbones) > 1 else "")]
-    if config.img_size is None:
-        steps.append(f"{SCALE:g}x input")
-    else:
-        steps.append(f"at {config.img_size} px")
-    steps.append("flip, ten-crop TTA")
+    steps = [f"searches {short_names(backbones)}"]
+    steps.append(f"then {SCALE:g}x input" if config.img_size is None else f"at {config.img_size} px")
+    if len(backbones) > 1:
+        steps.append(f"concatenations of 2-{min(CONCAT, len(backbones))}")
+    steps.append(", ".join(m for m in TTA_MODES if m != "none") + " TTA")
     steps.append(f"{config.aug_views or AUG_VIEWS} crop views")
     steps.append(f"head L2 {config.head_l2:g}" if config.head_l2 is not None else f"head L2 ({len(L2_GRID)})")
     if not config.label_smoothing:
         steps.append(f"smoothing {SMOOTHING:g}")
-    steps.append("ensemble")
-    held = f" · {config.holdout:.0%} held out" if config.holdout else ""
-    return f"{'; '.join(steps)} · {REPEATS} x {config.folds}-fold CV{held} · within {config.budget:g} min"
+    if len(backbones) > 1:
+        steps.append("an ensemble")
+    refit = f"refit on all but {config.holdout:.0%} held out" if config.holdout else "refit on every photo"
+    return f"{'; '.join(steps)} · {REPEATS}x{config.folds}-fold CV · {refit} · within {config.budget:g} min"

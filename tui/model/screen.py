@@ -5,6 +5,7 @@ dataset (tui.model.leaderboard)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from rich.text import Text
@@ -14,11 +15,13 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, Static
 
+from engine.cli.reproduce import train_command
+from engine.core.errors import TlbenchError
 from tui.model.leaderboard import Leaderboard, open_leaderboard
 from tui.model.lr_finder import LrFinder
 from tui.model.search import WEIGHTS_STYLE, BackboneSearch, row_cells, weights_text
 from tui.model.settings import auto_summary, form_info, validate
-from tui.screen import FIELDS, WorkbenchScreen
+from tui.screen import FIELDS, WorkbenchScreen, copy_command
 from tui.widgets.form import ConfigForm
 
 
@@ -44,6 +47,8 @@ class ModelScreen(WorkbenchScreen):
         Binding("d", "defaults", "Defaults", id="model.defaults", show=False,
                 tooltip="Reset every setting to its default"),
         Binding("t", "train", "Train", id="model.train", tooltip="Go to Train and start with these settings"),
+        Binding("y", "copy_command", "Command", id="model.copy_command", show=False,
+                tooltip="Copy the tlbench train line that runs these settings headless"),
         Binding("slash", "search", "Search", id="model.search", show=False,
                 tooltip="Search every backbone by name, timm's pretrained models included (enter: to the list)"),
         Binding("C", "compare", "Compare", id="model.compare",
@@ -387,6 +392,15 @@ class ModelScreen(WorkbenchScreen):
         lr = float(f"{finder.suggestion:.1e}")  # two significant digits: what a person would type
         self.query_one("#form", ConfigForm).set_value("lr", lr)
         finder.say(f"lr set to {lr:g}")
+
+    def action_copy_command(self) -> None:
+        """The `tlbench train …` line of the form's settings (the Runs screen's `y` gives a run's)."""
+        try:
+            config = self.workbench.train_config()
+        except TlbenchError as err:
+            self.notify(err.message, title="These settings do not run yet", severity="error", markup=False)
+            return
+        copy_command(self, train_command(dataclasses.asdict(config)))
 
     async def action_train(self) -> None:
         await self.app.switch_mode("train")

@@ -12,8 +12,9 @@ from textual.widgets import Static
 
 from tui.run_view import RunView, kind_summary, recipe_lines
 from tui.runs.compare import CONFIG_KEYS_FIRST
-from tui.runs.listing import copy_command, run_command
+from tui.runs.listing import run_command
 from tui.runs.style import STATUS_STYLE, WIDE, fmt_acc
+from tui.screen import copy_command
 from tui.state import display_path
 from tui.widgets.curves import CurvePlot
 from tui.widgets.fitline import FitLine, Part, shorten_middle

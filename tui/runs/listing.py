@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import DataTable
 
 from engine.cli.reproduce import job_command
@@ -53,10 +51,3 @@ def run_command(view: RunView) -> str:
     """The `tlbench …` line that runs the listed folder's job again (engine.cli.reproduce, which the HTML report's
     "reproduce" line uses too)."""
     return job_command(view.kind, view.config, view.result)
-
-
-def copy_command(node: Widget | Screen, command: str) -> None:
-    """Copy the line to the terminal's clipboard (OSC 52; not every terminal honours it) and show it whole, so it
-    can be selected by hand where the copy does not reach."""
-    node.app.copy_to_clipboard(command)
-    node.notify(command, title="Copied: the command that runs it again", timeout=12, markup=False)

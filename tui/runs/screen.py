@@ -26,10 +26,10 @@ from tui.messages import JobEvent
 from tui.run_view import RunView, list_run_views
 from tui.runs.compare_screen import CompareScreen
 from tui.runs.detail import RunDetailScreen
-from tui.runs.listing import SORTS, Listed, RunsTable, copy_command, matches, run_command, sort_views
+from tui.runs.listing import SORTS, Listed, RunsTable, matches, run_command, sort_views
 from tui.runs.run_jobs import RunJobs
 from tui.runs.style import MAX_COMPARED, STATUS_STYLE, WIDE, fmt_acc, run_colour
-from tui.screen import WorkbenchScreen
+from tui.screen import WorkbenchScreen, copy_command
 from tui.state import display_path
 from tui.widgets.fitline import FitLine, Part, shorten_middle
 from tui.widgets.inputs import TextField

@@ -291,3 +291,24 @@ async def test_the_focused_settings_help_is_shown_whole_at_80x24(tiny_dataset):
         assert help_of.size.height >= 2
         text = "epochs (default: 30 for probe, 5-6 for the others)"
         assert help_of.content_region.width < len(text) <= help_of.content_region.width * help_of.size.height
+
+
+async def test_y_copies_the_train_line_of_the_forms_settings(tiny_dataset):
+    """Issue 24 item 6: "copy as command" on the form gives the `tlbench train …` line these settings run."""
+    from helpers.tui import burst
+
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await model_screen(pilot)
+        await burst(pilot, "m")  # probe -> head
+        await pilot.pause()
+        assert app.state.config.get("mode") == "head"
+        await pilot.press("y")
+        await pilot.pause()
+        line = app.clipboard
+        assert line.startswith(f"tlbench train {tiny_dataset}") or line.startswith("tlbench train '")
+        assert "--mode head" in line
+        app.state.config["epochs"] = 7
+        await pilot.press("y")
+        await pilot.pause()
+        assert "--epochs 7" in app.clipboard and "--mode head" in app.clipboard
