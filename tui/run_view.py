@@ -172,7 +172,8 @@ def recipe_lines(view: RunView, limit: int = 5) -> list[str]:
     lines = [f"auto chose: {board['winner']}",
              f"CV accuracy {cv:.4f}" if isinstance(cv, (int, float)) else "CV accuracy -"]
     if board.get("folds"):
-        lines[-1] += f", {board['folds']}-fold on the {board.get('scored_on', 'training split')}"
+        folds = f"{board['repeats']} x {board['folds']}" if board.get("repeats") else str(board["folds"])
+        lines[-1] += f", {folds}-fold on the {board.get('scored_on', 'training split')}"
     rows = [e for e in board.get("leaderboard") or [] if isinstance(e, dict)]
     if rows:
         lines.append(f"leaderboard ({len(rows)} recipes):")

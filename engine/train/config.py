@@ -34,15 +34,17 @@ MODE_HELP = {
     "head": "frozen backbone (BatchNorm kept in eval mode); a new head trained on augmented images",
     "partial": "the last N stages of the backbone unfrozen (--unfreeze N) and trained with the head",
     "full": "fastai's recipe: frozen epochs, then everything unfrozen with discriminative LRs, one-cycle",
-    "auto": "a search over cheap recipes (backbone, input size, TTA, augmented views, head L2) scored by "
-            "cross-validation on the training split, within --budget minutes; the winner trained and reported",
+    "auto": "cached-feature recipes (backbones, a+b, size, flip/ten-crop TTA, views, head L2, an ensemble) by "
+            "repeated CV within --budget minutes, never below the default probe, refitted on all photos",
 }
-# --mode auto chooses these itself (its search's recipe) or never reads them (it solves a linear head in one
-# step: no optimizer, lr, epochs or dropout): the workbench's form hides them in auto mode, and shows auto's own
-# settings first (budget, folds, head L2, views). engine.train.auto_plan says in words what the search tries.
+# --mode auto chooses these itself (its search's recipe) or never reads them (it solves linear heads in one
+# step: no optimizer, epochs or dropout; lr and weight decay reach only its default-probe candidate, which is
+# `--mode probe` with their defaults): the workbench's form hides them in auto mode, and shows auto's own
+# settings first (budget, folds, holdout, head L2, views). engine.train.auto_plan says in words what the search
+# tries.
 AUTO_CHOOSES = ("tta", "label_smoothing")
 AUTO_IGNORES = ("epochs", "lr", "optimizer", "weight_decay", "dropout", "grad_clip", "patience")
-AUTO_FIRST = ("budget", "folds", "head_l2", "aug_views")
+AUTO_FIRST = ("budget", "folds", "holdout", "head_l2", "aug_views")
 MIXES = ("none", "mixup", "cutmix", "both")
 FINETUNE_MODES = ("head", "partial", "full")
 

@@ -128,7 +128,7 @@ def leaderboard(search: Search, winner: Scored, config: TrainConfig, n_train: in
                                                                 default.accuracy, "cv_std": default.cv.accuracy_std},
             "search_seconds": round(search.elapsed(), 2), "budget_minutes": config.budget, "folds": config.folds,
             "repeats": REPEATS, "noise_rule": NOISE_RULE, "precision": search.precision,
-            "scored_on": f"training photos ({len(search.kept)} images, {REPEATS} x {config.folds}-fold)",
+            "scored_on": f"training photos ({len(search.kept)} images)",
             "train_images": n_train, "holdout_images": n_holdout, "left_out": skipped,
             "leaderboard": sorted(search.leaderboard, key=lambda e: -e.get("cv_accuracy", -1.0))}
 
