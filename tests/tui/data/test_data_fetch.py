@@ -15,24 +15,21 @@ from tui.errors import ErrorModal
 
 async def test_fetch_hook_downloads_and_opens_the_dataset(tmp_path, monkeypatch):
     """f asks for a name, fetches it as a job and opens the result."""
-    import importlib.machinery
-    import sys
     import types
 
+    import tui.data.fetch as fetch_module
     from engine.core.events import ProgressAdvanced
 
     fetched = tmp_path / "data" / "colours"
-    fake = types.ModuleType("engine.fetch.sources")
-    fake.__spec__ = importlib.machinery.ModuleSpec("engine.fetch.sources", None)
-    fake.DATASETS = {"colours": types.SimpleNamespace(title="a tiny test dataset")}  # engine.fetch.sources: DatasetSource
 
     def fetch_dataset(name, dest=None, *, ctx=None):  # engine.fetch.sources's signature
         assert name == "colours" and dest is not None
         ctx.progress(ProgressAdvanced("download", 1, 1, "bytes"), force=True)
         return {"path": str(make_dataset(fetched, {"red": 3, "green": 3})), "command": "tlbench …"}
 
-    fake.fetch_dataset = fetch_dataset
-    monkeypatch.setitem(sys.modules, "engine.fetch.sources", fake)
+    # the fetch panel's view of engine.fetch.sources (DatasetSource rows and the download), nothing downloaded
+    monkeypatch.setattr(fetch_module, "DATASETS", {"colours": types.SimpleNamespace(title="a tiny test dataset")})
+    monkeypatch.setattr(fetch_module, "fetch_dataset", fetch_dataset)
     app = make_app(tmp_path / "nothing-here")
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error")
