@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 from pathlib import Path
 
 import pytest
-from helpers.data import ROOT, make_dataset, make_pets_like
+from helpers.data import DEMO, ROOT, make_dataset, make_pets_like
 
 # ------------------------------------------------------------------------------ tiers
 # Every test gets one tier marker, from what it does (read off its code and its fixtures' code, so a new test
 # is tiered without anyone remembering to): `system` spawns processes (the CLI as a subprocess, torchrun, a
-# wheel's venv, a pty, a browser) or compiles; `pilot` drives the workbench by keys; `unit` is the rest.
-# `pytest -m "not system"` is the loop a contributor waits for (docs/development.md).
-SPAWNS = ("subprocess.", "Popen(", "torch.distributed.run", "pty.fork", "pty.openpty", "chromium", "tmux ")
-SYSTEM_FILES = {"test_packaging.py", "test_compile.py"}
+# wheel's venv, a pty, a browser), compiles (torch.export, ONNX), holds an accuracy bar on real photos (`slow`)
+# or chains the features end to end (the scenario files); `pilot` drives the workbench by keys; `unit` is the
+# rest. `pytest -m "not system"` is the loop a contributor waits for (docs/development.md).
+SPAWNS = ("subprocess.", "Popen(", "torch.distributed.run", "pty.fork", "pty.openpty", "chromium", "tmux ",
+          # compiling: torch.export traces the model and ONNX converts the program (seconds each)
+          "torch.export", "torch.compile", "onnx", "pt2", "export_run(")
+SYSTEM_FILES = {"test_packaging.py", "test_compile.py", "test_workflow.py", "test_tui_workflow.py",
+                "test_report_browser.py"}
 
 
 def _spawns(fn, depth: int = 2) -> bool:
@@ -40,7 +45,7 @@ def _spawns(fn, depth: int = 2) -> bool:
 
 def _tier(item: pytest.Item) -> str:
     path = Path(str(item.fspath))
-    if item.get_closest_marker("system") or path.name in SYSTEM_FILES:
+    if item.get_closest_marker("system") or item.get_closest_marker("slow") or path.name in SYSTEM_FILES:
         return "system"
     fn = getattr(item, "function", None)
     if fn is not None and _spawns(fn):
@@ -99,11 +104,34 @@ def isolated_session_env(tmp_path_factory):
     monkeypatch.undo()
 
 
+_demo_scan: list[Path] = []
+
+
+def _demo_scan_cache(tmp_path_factory) -> Path:
+    """The bundled demo's scan cache, made once per process. Checking its 1,797 PNGs took a third of the
+    workbench tests' CPU when every test scanned it cold; the demo never changes during a session, so each
+    test starts with its scan cached, as a user's second start does. The cold scan keeps its own tests
+    (tests/engine/data/test_datasets.py) and runs in every test on a generated dataset."""
+    if not _demo_scan:
+        from engine.data.scan import scan_dataset
+
+        base = tmp_path_factory.mktemp("demo-scan")
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.setenv("TLBENCH_CACHE", str(base))
+            scan_dataset(DEMO)
+        _demo_scan.extend((base / "scan").glob("*.json"))
+    return _demo_scan[0]
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path_factory, monkeypatch):
-    """No network, no shared caches: each test gets fresh cache, runs, torch and Hugging Face hub directories and workbench state."""
+    """No network, no shared caches: each test gets fresh cache, runs, torch and Hugging Face hub directories and
+    workbench state (the demo's scan cache, copied in: _demo_scan_cache)."""
     base = tmp_path_factory.mktemp("env")
     _isolate(monkeypatch, base)
+    demo = _demo_scan_cache(tmp_path_factory)
+    (base / "cache" / "scan").mkdir(parents=True)
+    shutil.copyfile(demo, base / "cache" / "scan" / demo.name)
     yield base
     _forget_dataloader_sigchld_handler()
 

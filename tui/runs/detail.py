@@ -7,10 +7,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Size
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.run_view import RunView, kind_summary, recipe_lines
+from tui.run_view import RunView, kind_summary, recipe_lines, short_time
 from tui.runs.compare import CONFIG_KEYS_FIRST
 from tui.runs.listing import run_command
 from tui.runs.style import STATUS_STYLE, WIDE, fmt_acc
@@ -19,24 +21,50 @@ from tui.state import display_path
 from tui.widgets.curves import CurvePlot
 from tui.widgets.fitline import FitLine, Part, shorten_middle
 from tui.widgets.keybar import KeyBar
-from tui.widgets.text import clock
+from tui.widgets.text import clock, middle_truncate
 
 
-def config_table(config: dict) -> Table:
+def config_table(config: dict, width: int = 0) -> Table:
+    """The run's settings, one per row. In `width` cells (0: no limit) a value never wraps in the middle of a
+    word: a path or a name longer than its column keeps both ends ("…" in the middle), lists wrap between items."""
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     keys = [k for k in CONFIG_KEYS_FIRST if k in config] + sorted(k for k in config if k not in CONFIG_KEYS_FIRST)
+    value_w = width - max(map(len, keys), default=0) - 1 if width else 0
     for k in keys:
         v = config[k]
         if k == "classes" and isinstance(v, list):
             v = f"{len(v)}: " + ", ".join(map(str, v[:12])) + (" …" if len(v) > 12 else "")
         elif k == "dataset":
             v = display_path(v)
+        elif k == "created":
+            v = short_time(v) or v  # the minute it started, whole: '2026-01-01 12:00'
         elif isinstance(v, dict):
             v = ", ".join(f"{a}={b}" for a, b in v.items())
-        table.add_row(k, str(v))
+        v = str(v)
+        if value_w > 0:
+            v = " ".join(middle_truncate(word, value_w) for word in v.split(" "))
+        table.add_row(k, v)
     return table
+
+
+class ConfigTable(Widget):
+    """config_table at the width it is given: the words that would not fit are shortened, never folded."""
+
+    DEFAULT_CSS = "ConfigTable { height: auto; }"
+
+    def __init__(self, config: dict, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        self.fit_width = 0
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        self.fit_width = width  # the height is measured before the widget has its size
+        return super().get_content_height(container, viewport, width)
+
+    def render(self) -> Table:
+        return config_table(self.config, self.size.width or self.fit_width)
 
 
 def report_text(view: RunView, name_w: int = 16) -> Text:
@@ -107,7 +135,7 @@ class RunDetailScreen(Screen[bool]):
                       Part(f" · {v.status_detail}", optional=True), id="run-title")
         with Horizontal(id="run-body"):
             with VerticalScroll(id="run-config"):
-                yield Static(config_table(v.config))
+                yield ConfigTable(v.config)
             with Vertical(id="run-right"):
                 with Horizontal(id="run-curves"):
                     yield CurvePlot("loss", [("train_loss", "train"), ("val_loss", "val")], id="run-loss")

@@ -72,11 +72,19 @@ def summary_text(result: dict, reason: str, width: int = 0) -> Text:
     else:
         first.append("Done. ", "bold green")
     if "best_val_acc" in result:
-        first.append(f"best val acc {result['best_val_acc']:.4f}", "bold")
-        if "best_epoch" in result:
-            first.append(f" (epoch {result['best_epoch']})")
-        if "val_acc" in result:
-            first.append(f" · last {result['val_acc']:.4f}")
+        # the model the run keeps is best.pt, the one Results, eval and predict use: the line names it, so its
+        # accuracy is never read as the last epoch's (which it says after, when that epoch was another one)
+        first.append("best.pt ", "bold")
+        if result.get("accuracy_source") and result.get("holdout_accuracy") is None \
+                and isinstance(result.get("cv_accuracy"), (int, float)):
+            first.append(f"CV acc {result['cv_accuracy']:.4f}", "bold")  # auto without a holdout: no val split
+        else:
+            first.append(f"val acc {result['best_val_acc']:.4f}", "bold")
+        best, epochs = result.get("best_epoch"), result.get("epochs")
+        if isinstance(best, int):
+            first.append(f" (epoch {best}" + (f" of {epochs})" if isinstance(epochs, int) else ")"))
+        if isinstance(result.get("val_acc"), (int, float)) and best != epochs:
+            first.append(f" · last epoch {result['val_acc']:.4f}")
     if "seconds" in result:
         first.append(f" · {clock(result['seconds'])}")
     extras = []

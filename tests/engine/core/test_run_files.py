@@ -4,6 +4,7 @@ stay atomic (temporary file, fsync, os.replace)."""
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -63,11 +64,12 @@ def test_a_training_run_and_its_caches_are_readable_as_the_umask_allows(tmp_path
     feature and scan caches) and eval (report.json rewritten, plots)."""
     from tui.main import main
 
+    cache = Path(os.environ["TLBENCH_CACHE"])
+    shutil.rmtree(cache)  # conftest's copy of the demo's scan was made before this test's umask: only what the job writes
     data = make_dataset(tmp_path / "colours", {"red": 4, "blue": 4})
     assert main(["train", str(data), "--img-size", "32", "--epochs", "2", "--json"]) == 0
     run_dir = Path(json.loads(capfd.readouterr().out)["run_dir"])
     assert main(["eval", str(run_dir), "--json"]) == 0
-    cache = Path(os.environ["TLBENCH_CACHE"])
     files = [p for top in (run_dir, cache) for p in top.rglob("*") if p.is_file()]
     kinds = {p.suffix for p in files}
     assert {".json", ".jsonl", ".pt", ".png"} <= kinds, kinds

@@ -151,6 +151,7 @@ def test_demo_digits_reach_the_accuracy_bar():
     assert r["val_acc"] >= 0.92, r
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CATS_DOGS.exists(), reason="../shared/data/cats-dogs-dev is not on this machine")
 def test_cats_dogs_real_photos_reach_the_accuracy_bar():
     r = run_train(dataset=str(CATS_DOGS), img_size=None, epochs=30, lr=1e-3)

@@ -4,12 +4,13 @@ predict, report) with the real engine."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 from helpers.data import make_dataset
-from helpers.results import pets_dataset, write_pets_run
+from helpers.results import PETS, pets_dataset, write_pets_run
 from helpers.tui import (
     make_app,
     run_with_timeout,
@@ -17,6 +18,7 @@ from helpers.tui import (
     wait_for,
     write_run,
 )
+from rich.console import Console
 from textual.widgets import DataTable
 
 from engine.core.events import EpochEnded, JobFinished
@@ -304,3 +306,31 @@ async def test_report_from_the_runs_screen_says_where_it_went_and_how_to_fetch_i
             assert 'data-section="compare"' in html and probe.name in html and stopped.name in html
 
     await run_with_timeout(scenario(), 500)
+
+
+async def test_the_detail_never_folds_a_path_or_a_name_mid_word_at_80x24(tmp_path):
+    """A long dataset path keeps both ends with "…" in the middle; the class list wraps between names."""
+    root = tmp_path / "runs"
+    run = write_pets_run(root, tmp_path / "pets", DONE)
+    config = json.loads((run / "config.json").read_text())
+    config["dataset"] = "/mnt/shared/datasets/oxford-iiit-pet-2026-rerelease/images-cleaned-by-audit"
+    (run / "config.json").write_text(json.dumps(config))
+    app = make_app(runs_dir=str(root))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_runs(pilot, 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "RunDetailScreen", 10, "the detail")
+        await pilot.pause()
+        table = app.screen.query_one("#run-config ConfigTable")
+        width = table.size.width
+        console = Console(width=width, record=True, file=io.StringIO())
+        console.print(table.render())
+        lines = [line.rstrip() for line in console.export_text().splitlines()]
+        dataset = next(line for line in lines if line.startswith("dataset"))
+        assert "…" in dataset and dataset.endswith("audit"), dataset  # the folder's own name is whole
+        assert dataset.split()[1].startswith("/mnt/sh"), dataset
+        assert all(len(line) <= width for line in lines), (width, lines)
+        words = " ".join(lines[lines.index(next(x for x in lines if x.startswith("classes"))):]).split()
+        names = {name.strip(",") for name in words}
+        for name in PETS[:12]:  # every class shown is whole, on one line
+            assert name in names, (name, lines)

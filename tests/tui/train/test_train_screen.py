@@ -378,3 +378,21 @@ async def test_the_log_keeps_a_long_lines_last_column_when_the_scrollbar_appears
         assert all(strip.cell_length <= width for strip in log.lines)
         shown = "".join(strip.text for strip in log.lines)
         assert "4.25e-04" in shown.replace(" ", "") or "4.25e-04" in shown
+
+
+def test_the_final_line_names_the_checkpoint_it_reports():
+    """One model accuracy everywhere: Train's last line is best.pt's, says which epoch of how many, and gives
+    the last epoch's apart; auto without a holdout says its number is cross-validated."""
+    from tui.train.screen import summary_text
+
+    done = {"best_val_acc": 0.878, "best_epoch": 3, "epochs": 5, "val_acc": 0.865, "seconds": 83,
+            "run_dir": "/runs/oxford-pets-0001"}
+    first = summary_text(done, "completed", 80).plain.splitlines()[0]
+    assert first.startswith("Done. best.pt val acc 0.8780 (epoch 3 of 5) · last epoch 0.8650"), first
+    same = summary_text({**done, "best_epoch": 5, "val_acc": 0.878}, "completed", 80).plain
+    assert "(epoch 5 of 5)" in same and "last epoch" not in same
+    auto = {"best_val_acc": 0.91, "val_acc": 0.91, "best_epoch": 1, "epochs": 1, "cv_accuracy": 0.91,
+            "holdout_accuracy": None, "accuracy_source": "cross-validated estimate from the search"}
+    assert "best.pt CV acc 0.9100" in summary_text(auto, "completed").plain
+    held = {**auto, "holdout_accuracy": 0.88, "best_val_acc": 0.88, "val_acc": 0.88}
+    assert "best.pt val acc 0.8800" in summary_text(held, "completed").plain

@@ -56,7 +56,7 @@ def test_train_finished(snap_compare, size, pets, tmp_path):
         replay_training(screen, 30)
         run = str(tmp_path / "20260101-120000-pets-efficientnet_lite0-probe")
         final = JobFinished("completed", {"run_dir": run, "val_acc": 0.9, "best_val_acc": 0.9304,
-                                          "best_epoch": 29, "train_images": 118, "val_images": 30,
+                                          "best_epoch": 29, "epochs": 30, "train_images": 118, "val_images": 30,
                                           "skipped_images": 0, "feature_cache": "hit", "seconds": 12.5})
         screen.post_message(JobEvent("train", CheckpointSaved(run + "/best.pt", 29, True)))
         await settle(pilot)
