@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import shutil
@@ -18,13 +19,17 @@ from helpers.data import DEMO, ROOT, make_dataset, make_pets_like
 # rest. `pytest -m "not system"` is the loop a contributor waits for (docs/development.md).
 SPAWNS = ("subprocess.", "Popen(", "torch.distributed.run", "pty.fork", "pty.openpty", "chromium", "tmux ",
           # compiling: torch.export traces the model and ONNX converts the program (seconds each)
-          "torch.export", "torch.compile", "onnx", "pt2", "export_run(")
+          "torch.export", "torch.compile", "onnx", "pt2", "export_run(",
+          # a forked process (killed mid-write)
+          ".Process(", "os.fork(")
 SYSTEM_FILES = {"test_packaging.py", "test_compile.py", "test_workflow.py", "test_tui_workflow.py",
                 "test_report_browser.py"}
 
 
+@functools.cache
 def _spawns(fn, depth: int = 2) -> bool:
-    """Whether `fn`, or a function of its own module it calls (to `depth`), starts a process."""
+    """Whether `fn`, or a function of its own module it calls (to `depth`), starts a process. Cached: the same
+    fixtures come back for hundreds of tests, and reading a function's source costs ~1 ms."""
     try:
         source = inspect.getsource(fn)
     except (OSError, TypeError):

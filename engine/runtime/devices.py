@@ -62,6 +62,22 @@ def resolve_device(choice: str = "auto") -> torch.device:
     return torch.device(device_type(choice))
 
 
+# In-place methods that only write values (nn.init's normal_, uniform_, zero_, …, and the arithmetic of
+# trunc_normal_): on a meta tensor they change nothing, yet each ran through torch's Python reference
+# implementations: 60% of a meta build (all 83 torchvision architectures: 10.3 s -> 4.3 s on a 2-core CPU).
+_KEEPS_SHAPE = {"requires_grad_", "resize_", "resize_as_", "set_", "as_strided_", "share_memory_", "squeeze_",
+                "unsqueeze_", "transpose_", "t_", "swapdims_", "swapaxes_", "detach_", "retain_grad"}
+
+
+def _meta_target(func, args, kwargs) -> torch.Tensor | None:
+    """The meta tensor an in-place initialiser would write (nn.init passes it by keyword), else None."""
+    name = getattr(func, "__name__", "")
+    if not name.endswith("_") or name.startswith("_") or name in _KEEPS_SHAPE:
+        return None
+    target = args[0] if args else kwargs.get("tensor")
+    return target if isinstance(target, torch.Tensor) and target.is_meta else None
+
+
 @contextlib.contextmanager
 def parameters_on_meta():
     """While active (in this thread), tensors allocated with torch.empty/zeros/ones/full/rand/randn (what nn
@@ -78,6 +94,8 @@ def parameters_on_meta():
             kwargs = kwargs or {}
             if func in allocators and kwargs.get("device") is None:
                 kwargs["device"] = "meta"
+            elif (target := _meta_target(func, args, kwargs)) is not None:
+                return target  # an initialiser writing values a meta tensor does not hold: nothing to do
             return func(*args, **kwargs)
 
     with AllocateOnMeta():

@@ -7,6 +7,8 @@ become thousands of rows or a frozen screen. A newer search cancels the one unde
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual import on, work
 from textual.message import Message
@@ -19,6 +21,7 @@ WEIGHTS_STYLE = {"shipped": "green", "cached": "green", "download": "yellow", "m
 WEIGHTS_WORDS = {"shipped": "shipped", "cached": "cached", "download": "needs download", "missing": "missing"}
 # Rows a search lists: each one is measured (~0.5 s), thousands of matches are not.
 SEARCH_CAP = 30
+MEASURE_AFTER = 0.3  # seconds without a key before the listed rows are measured
 
 
 def weights_text(row: dict) -> str:
@@ -82,6 +85,13 @@ class BackboneSearch(Input):
         if worker.is_cancelled:
             return
         self.post_message(self.Listed(text, [self.measured.get(n, {"name": n}) for n in names], total))
+        # a row is measured by building its model (a timm ViT: ~0.5 s): wait until the typing pauses, so each key
+        # of "resnet18 a1" does not start a build the next key throws away
+        pause_until = time.monotonic() + MEASURE_AFTER
+        while time.monotonic() < pause_until:
+            if worker.is_cancelled:
+                return
+            time.sleep(0.02)
         for name in names:
             if worker.is_cancelled:
                 return
