@@ -71,9 +71,29 @@ def pytest_configure(config):
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
+def _module_fixture_group(item: pytest.Item) -> str | None:
+    """The test module's name when the test uses a module-scoped fixture of its own module (a trained run, its
+    exports): under `--dist loadgroup` such a module's tests go to one worker, so the fixture is built once,
+    not once per worker (the export module's fixture is ~40 s of CPU)."""
+    module = getattr(item, "module", None)
+    for defs in item._fixtureinfo.name2fixturedefs.values():
+        for d in defs:
+            if d.scope in ("module", "class") and module is not None and inspect.getmodule(d.func) is module:
+                return module.__name__
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the markers
 def pytest_collection_modifyitems(config, items):
     for item in items:
         item.add_marker(_tier(item))
+        group = _module_fixture_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+    # the longest first: under pytest-xdist a minute-long test started last keeps one worker busy after the rest
+    # are done (the accuracy bars on real photos, then the other system tests, then the short ones)
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("system")
+               else 2)
 
 
 def _isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from engine.core.errors import RunError
 from engine.core.files import read_json
 from engine.core.runs import (
+    GENERIC_FOLDERS,
     RESULT_FILES,
     STATUS_FILE,
     dataset_label,
@@ -139,6 +140,18 @@ class RunView:
         """As the run's folder names it: the parent folder too when the dataset's folder is `images` …"""
         raw = self.config.get("dataset")
         return dataset_label(str(raw)) if raw else "-"
+
+    def dataset_in(self, width: int) -> str:
+        """The dataset's name in `width` characters (the Runs list at 80 columns): whole when it fits, else the
+        generic folder dropped ("oxford-iiit-pet" for …/oxford-iiit-pet/images) and the start kept, where
+        dataset names differ ("oxford-ii…", not "oxfor…ages")."""
+        label = self.dataset
+        if len(label) <= width:
+            return label
+        raw = Path(str(self.config.get("dataset") or "")).expanduser()
+        if raw.name.lower() in GENERIC_FOLDERS and raw.parent.name:
+            label = raw.parent.name
+        return label if len(label) <= width else label[:max(0, width - 1)] + "…"
 
 
 def short_time(raw) -> str | None:

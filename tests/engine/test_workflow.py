@@ -132,7 +132,7 @@ def workflow(root: Path, planted: dict[str, tuple[str, str]], img_size: int, tmp
     monkeypatch.setattr(auto_search, "repeated_folds", folds_spy)
     opened.step = "train"
     # --holdout: the validation photos the later jobs score, held out of the search and of the final model
-    trained = tlbench(capfd, "train", root, "--mode", "auto", "--budget", 0.5, "--img-size", img_size, "--folds", 3,
+    trained = tlbench(capfd, "train", root, "--mode", "auto", "--budget", 0.25, "--img-size", img_size, "--folds", 3,
                       "--holdout", 0.2, "--workers", 0)
     run_dir = Path(trained["run_dir"])
     config = json.loads((run_dir / "config.json").read_text())

@@ -162,7 +162,7 @@ class RunsScreen(WorkbenchScreen):
         for v in self.views:
             status = v.status
             rows.append((self.mark_cell(v, chosen),
-                         v.created if self.wide else v.created[5:], shorten_middle(v.dataset, name_w),
+                         v.created if self.wide else v.created[5:], v.dataset_in(name_w),
                          shorten_middle(str(v.config.get("backbone", "-")), backbone_w),
                          v.what, Text(fmt_acc(v.best_val_acc), justify="right"),
                          Text(clock(v.seconds), justify="right"), Text(status, STATUS_STYLE.get(status, ""))))

@@ -118,7 +118,11 @@ class ZoomScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="zoom-box"):
-            yield FitLine(Part(self.caption, shrink=True, least=12), id="zoom-caption")
+            # a Grad-CAM caption knows its pieces (tui.heatmap.HeatCaption): the class and its probability stay
+            # whole at any width, the model's name and the words give way first
+            pieces = getattr(self.caption, "parts", None)
+            parts = pieces() if callable(pieces) else [Part(self.caption, shrink=True, least=12)]
+            yield FitLine(*parts, id="zoom-caption")
             yield ImageView(self.cache, id="zoom-image")
         yield KeyBar()
 

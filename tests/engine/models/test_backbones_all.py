@@ -105,8 +105,9 @@ def cheap_architecture(name: str) -> nn.Module:
     return model
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def two_images(tmp_path_factory):
+    # per test (milliseconds): a module-scoped fixture would tie the 83 tests to one pytest-xdist worker
     root = tmp_path_factory.mktemp("two")
     paths = []
     for i in range(2):

@@ -334,3 +334,19 @@ async def test_the_detail_never_folds_a_path_or_a_name_mid_word_at_80x24(tmp_pat
         names = {name.strip(",") for name in words}
         for name in PETS[:12]:  # every class shown is whole, on one line
             assert name in names, (name, lines)
+
+
+def test_the_dataset_column_keeps_the_start_of_a_name_at_80_columns(tmp_path):
+    """Oxford-IIIT Pets unpacks to oxford-iiit-pet/images: at 80 columns its cell was "oxfor…ages"; the
+    generic folder goes first, then the end ("oxford-ii…"); a name that fits stays whole."""
+    from tui.run_view import RunView
+
+    def view(dataset: str) -> RunView:
+        return RunView(tmp_path, {"dataset": dataset}, [], None, None)
+
+    assert view("/data/oxford-iiit-pet/images").dataset == "oxford-iiit-pet-images"
+    assert view("/data/oxford-iiit-pet/images").dataset_in(24) == "oxford-iiit-pet-images"
+    assert view("/data/oxford-iiit-pet/images").dataset_in(15) == "oxford-iiit-pet"
+    assert view("/data/oxford-iiit-pet/images").dataset_in(10) == "oxford-ii…"
+    assert view("/data/cats-dogs-dev").dataset_in(10) == "cats-dogs…"
+    assert view("/data/digits").dataset_in(10) == "digits"

@@ -224,3 +224,20 @@ async def test_moving_the_cursor_redraws_captions_not_pictures(monkeypatch):
         await pilot.press("down")  # to the next row, still on the screen: no picture either
         await settle(pilot)
         assert drawn == []
+
+
+async def test_a_zoomed_heatmaps_caption_keeps_the_class_and_its_probability_when_narrow(tmp_path):
+    """The zoom of a Grad-CAM overlay (preview `h`, Results, Attack) at 60 columns: the model's long name gives
+    way, the class and "17%" stay."""
+    from helpers.tui import text_of
+
+    from tui.heatmap import HeatCaption
+    from tui.widgets.thumbnails import MemoryImage
+
+    caption = HeatCaption("american_pit_bull_terrier", 0.17, "timm/vit_base_patch16_224.augreg2_in21k_ft_in1k")
+    app = make_app(tmp_path / "none")
+    async with app.run_test(size=(60, 20)) as pilot:
+        app.push_screen(ZoomScreen(app.thumbnails, MemoryImage(picture(), "heat"), caption))
+        await pilot.pause()
+        line = text_of(app, "#zoom-caption")
+        assert "american_pit_bull_terrier 17%" in line and len(line) <= 58, line
