@@ -5,6 +5,7 @@ picture as large as the screen allows."""
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import cast
 
 from rich.segment import Segment
 from textual import events
@@ -121,7 +122,7 @@ class ZoomScreen(ModalScreen[None]):
             # a Grad-CAM caption knows its pieces (tui.heatmap.HeatCaption): the class and its probability stay
             # whole at any width, the model's name and the words give way first
             pieces = getattr(self.caption, "parts", None)
-            parts = pieces() if callable(pieces) else [Part(self.caption, shrink=True, least=12)]
+            parts = cast("list[Part]", pieces()) if callable(pieces) else [Part(self.caption, shrink=True, least=12)]
             yield FitLine(*parts, id="zoom-caption")
             yield ImageView(self.cache, id="zoom-image")
         yield KeyBar()
