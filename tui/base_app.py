@@ -38,7 +38,7 @@ TrainJobFn = Callable[[JobContext, Callable[[int], None]], "dict[str, Any] | Non
 class Trainer(Protocol):
     """The screen of the "train" mode: it runs a training job with its log, curves and progress."""
 
-    def start(self, job_fn: TrainJobFn, status: str) -> RunningJob: ...
+    def start(self, job_fn: TrainJobFn, status: str, history: list[dict] | None = None) -> RunningJob: ...
 
 
 def load_thumbnail(path, min_side: int):
@@ -133,14 +133,15 @@ class WorkbenchApp(App):
     def show_error(self, error: BaseException, title: str | None = None) -> None:
         self.push_screen(ErrorModal(*describe_error(error, title)))
 
-    async def train_on_screen(self, job_fn: TrainJobFn, status: str) -> RunningJob:
+    async def train_on_screen(self, job_fn: TrainJobFn, status: str, history: list[dict] | None = None) -> RunningJob:
         """Show the Train screen and run `job_fn` there as the workbench's training job (t on the Model
-        screen, R on the Runs screen): its log, curves and progress show it, space pauses and s stops it."""
+        screen, R on the Runs screen): its log, curves and progress show it, space pauses and s stops it.
+        `history`: the epochs a resumed run already has (metrics.jsonl rows), drawn before the new ones."""
         await self.switch_mode("train")
         trainer = self.screen
         if not isinstance(trainer, Trainer):
             raise TypeError(f"the train mode shows {type(trainer).__name__}, which runs no training")
-        return trainer.start(job_fn, status)
+        return trainer.start(job_fn, status, history)
 
     # ------------------------------------------------------------------------------------ the registry
 

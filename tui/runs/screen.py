@@ -338,7 +338,7 @@ class RunsScreen(WorkbenchScreen):
                 planned(epochs)
             return resume(run_dir, ctx, device=None if device in (None, "auto") else device)
 
-        self.resuming = await self.tlbench.train_on_screen(resume_job, "train resuming")
+        self.resuming = await self.tlbench.train_on_screen(resume_job, "train resuming", history=view.metrics)
         self.resuming_dir = view.run_dir
 
     def action_report(self) -> None:

@@ -197,16 +197,17 @@ class TrainScreen(WorkbenchScreen):
 
         self.start(train_job, "train starting")
 
-    def start(self, job_fn: TrainJobFn, status: str) -> RunningJob:
+    def start(self, job_fn: TrainJobFn, status: str, history: list[dict] | None = None) -> RunningJob:
         """Run a training job on this screen — a new run (t), or a stopped run resumed from Runs — with a fresh
-        log, curves, progress and summary; space pauses and s stops it here. `job_fn(ctx, planned)` runs on a
-        worker thread and may call `planned(epochs)` once it knows the epochs."""
+        log, progress and summary; space pauses and s stops it here. The curves start with `history` (a
+        resumed run's finished epochs: its whole history, not only the resumed part). `job_fn(ctx, planned)`
+        runs on a worker thread and may call `planned(epochs)` once it knows the epochs."""
         self.progress = TrainProgress()
         self.run_dir = None
         self.result, self.failure = {}, ""
         self.query_one("#train-log", RichLog).clear()
-        self.query_one("#loss-plot", CurvePlot).set_history([])
-        self.query_one("#acc-plot", CurvePlot).set_history([])
+        self.query_one("#loss-plot", CurvePlot).set_history(history or [])
+        self.query_one("#acc-plot", CurvePlot).set_history(history or [])
         self.job = self.start_job("train")
         self.tlbench.set_job_status("train", status)
         self.show_state()

@@ -231,6 +231,9 @@ async def test_resume_a_stopped_run_on_the_train_screen(tmp_path, runs_of_colour
             await wait_for(pilot, lambda: finals, 240, "the resumed run")
             assert finals[-1].reason == "completed" and finals[-1].result["run_dir"] == str(stopped)
             await wait_for(pilot, lambda: len(train_screen.query_one("#acc-plot").history) >= 1, 10, "the epoch")
+            # the curves hold the run's whole history: the epochs before the stop, then the resumed ones
+            epochs = [json.loads(line)["epoch"] for line in (stopped / "metrics.jsonl").read_text().splitlines()]
+            assert [r["epoch"] for r in train_screen.query_one("#acc-plot").history] == epochs, epochs
             assert (stopped / "summary.json").exists()
             assert app.state.run_dir == stopped
             await pilot.press("7")
