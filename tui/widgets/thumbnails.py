@@ -160,9 +160,19 @@ class ThumbnailCache:
         return strips
 
     def _render(self, key: Key, wanted: Callable[[Key], bool], done: Callable[[], None]) -> None:
+        # Deciding to skip and leaving the queue are one step under the lock: a request made meanwhile (the user
+        # scrolled back) either finds the key still queued and now wanted, so it is rendered here, or finds it
+        # gone and queues it again. Apart, a request could land between them and the picture never came
+        # (a grid waiting for it forever under load).
+        with self._lock:
+            skip = not wanted(key)
+            if skip:
+                self._pending.discard(key)
+        if skip:
+            done()
+            return
         try:
-            if wanted(key):
-                self.render_now(key)
+            self.render_now(key)
         finally:
             with self._lock:
                 self._pending.discard(key)

@@ -241,3 +241,30 @@ async def test_a_zoomed_heatmaps_caption_keeps_the_class_and_its_probability_whe
         await pilot.pause()
         line = text_of(app, "#zoom-caption")
         assert "american_pit_bull_terrier 17%" in line and len(line) <= 58, line
+
+
+def test_a_thumbnail_wanted_again_while_its_skip_is_decided_is_still_drawn():
+    """The race behind a grid that waited forever for a thumbnail under load: the pool decided to skip a key no
+    longer visible while the grid asked for it again; the new request saw it queued and did nothing."""
+    import threading
+    import time
+
+    from tui.widgets.thumbnails import MemoryImage, ThumbnailCache
+
+    cache = ThumbnailCache(lambda source, px: picture(), threads=1)
+    key = (MemoryImage(picture(), "p"), 8, 4, None)
+    asked_again = []
+
+    def wanted_first(k):
+        # the grid scrolls back while the pool thread decides: it asks again from its own thread
+        ui = threading.Thread(target=lambda: asked_again.append(cache.request([k], lambda _k: True, lambda: None)))
+        ui.start()
+        ui.join(0.3)
+        return False  # the decision taken on what was visible before
+
+    cache.request([key], wanted_first, lambda: None)
+    deadline = time.monotonic() + 10
+    while cache.get(key) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cache.get(key) is not None, "the thumbnail asked for again was never drawn"
+    cache.shutdown()
