@@ -257,8 +257,15 @@ def test_a_thumbnail_wanted_again_while_its_skip_is_decided_is_still_drawn():
 
     def wanted_first(k):
         # the grid scrolls back while the pool thread decides: it asks again from its own thread
-        ui = threading.Thread(target=lambda: asked_again.append(cache.request([k], lambda _k: True, lambda: None)))
+        asking = threading.Event()
+
+        def ask_again():
+            asking.set()
+            asked_again.append(cache.request([k], lambda _k: True, lambda: None))
+
+        ui = threading.Thread(target=ask_again)
         ui.start()
+        asking.wait(5)  # the request is under way (a slow machine must not let this decision finish first)
         ui.join(0.3)
         return False  # the decision taken on what was visible before
 
