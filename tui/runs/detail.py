@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -24,29 +26,41 @@ from tui.widgets.keybar import KeyBar
 from tui.widgets.text import clock, middle_truncate
 
 
-def config_table(config: dict, width: int = 0) -> Table:
-    """The run's settings, one per row. In `width` cells (0: no limit) a value never wraps in the middle of a
-    word: a path or a name longer than its column keeps both ends ("…" in the middle), lists wrap between items."""
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
+def config_value(key: str, value) -> str:
+    """A setting as the detail shows it: the class list shortened, the dataset as the Runs screen shows it, the
+    start time to the minute."""
+    if key == "classes" and isinstance(value, list):
+        return f"{len(value)}: " + ", ".join(map(str, value[:12])) + (" …" if len(value) > 12 else "")
+    if key == "dataset":
+        return display_path(value)
+    if key == "created":
+        return short_time(value) or str(value)  # '2026-01-01 12:00', whole
+    if isinstance(value, dict):
+        return ", ".join(f"{a}={b}" for a, b in value.items())
+    return str(value)
+
+
+def config_table(config: dict, width: int = 0) -> RenderableType:
+    """The run's settings, one per row. In `width` cells (0: no limit) no word is folded: a value with a word
+    longer than its column goes on the line under its name, at the panel's width (efficientnet_lite0 whole at 80
+    columns), and only a word longer than that (a path) keeps both ends with "…" in the middle."""
     keys = [k for k in CONFIG_KEYS_FIRST if k in config] + sorted(k for k in config if k not in CONFIG_KEYS_FIRST)
-    value_w = width - max(map(len, keys), default=0) - 1 if width else 0
+    key_w = max(map(len, keys), default=0)
+    value_w = width - key_w - 1 if width else 0
+    rows: list[RenderableType] = []
     for k in keys:
-        v = config[k]
-        if k == "classes" and isinstance(v, list):
-            v = f"{len(v)}: " + ", ".join(map(str, v[:12])) + (" …" if len(v) > 12 else "")
-        elif k == "dataset":
-            v = display_path(v)
-        elif k == "created":
-            v = short_time(v) or v  # the minute it started, whole: '2026-01-01 12:00'
-        elif isinstance(v, dict):
-            v = ", ".join(f"{a}={b}" for a, b in v.items())
-        v = str(v)
-        if value_w > 0:
-            v = " ".join(middle_truncate(word, value_w) for word in v.split(" "))
-        table.add_row(k, v)
-    return table
+        v = config_value(k, config[k])
+        if value_w > 0 and any(len(word) > value_w for word in v.split(" ")):
+            below = " ".join(middle_truncate(word, width - 2) for word in v.split(" "))
+            rows.append(Text(k, "bold"))
+            rows.append(Padding(Text(below), (0, 0, 0, 2)))
+            continue
+        row = Table.grid(padding=(0, 1))
+        row.add_column(style="bold", no_wrap=True, width=key_w)
+        row.add_column(overflow="fold")
+        row.add_row(k, v)
+        rows.append(row)
+    return Group(*rows)
 
 
 class ConfigTable(Widget):
@@ -63,7 +77,7 @@ class ConfigTable(Widget):
         self.fit_width = width  # the height is measured before the widget has its size
         return super().get_content_height(container, viewport, width)
 
-    def render(self) -> Table:
+    def render(self) -> RenderableType:
         return config_table(self.config, self.size.width or self.fit_width)
 
 

@@ -312,7 +312,8 @@ async def test_report_from_the_runs_screen_says_where_it_went_and_how_to_fetch_i
 
 
 async def test_the_detail_never_folds_a_path_or_a_name_mid_word_at_80x24(tmp_path):
-    """A long dataset path keeps both ends with "…" in the middle; the class list wraps between names."""
+    """A value too long for its column goes under its name (the backbone whole); a path longer than the panel
+    keeps both ends with "…" in the middle; the class list wraps between names."""
     root = tmp_path / "runs"
     run = write_pets_run(root, tmp_path / "pets", DONE)
     config = json.loads((run / "config.json").read_text())
@@ -329,9 +330,11 @@ async def test_the_detail_never_folds_a_path_or_a_name_mid_word_at_80x24(tmp_pat
         console = Console(width=width, record=True, file=io.StringIO())
         console.print(table.render())
         lines = [line.rstrip() for line in console.export_text().splitlines()]
-        dataset = next(line for line in lines if line.startswith("dataset"))
-        assert "…" in dataset and dataset.endswith("audit"), dataset  # the folder's own name is whole
-        assert dataset.split()[1].startswith("/mnt/sh"), dataset
+        # too long for its column: on the line under its name, at the panel's width, both ends kept
+        at = lines.index("dataset")
+        dataset = lines[at + 1].strip()
+        assert "…" in dataset and dataset.endswith("audit") and dataset.startswith("/mnt/sh"), dataset
+        assert any(line.split()[-1] == "efficientnet_lite0" for line in lines if line.strip()), lines  # never cut
         assert all(len(line) <= width for line in lines), (width, lines)
         words = " ".join(lines[lines.index(next(x for x in lines if x.startswith("classes"))):]).split()
         names = {name.strip(",") for name in words}
