@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 import os
 import shutil
@@ -69,6 +70,35 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+    _share_stylesheet_parses()
+    # Python's cyclic collector sweeps every live object once per ~70,000 allocations by default; a workbench
+    # test allocates millions (Textual widgets, styles, strips) beside torch's and Textual's own, and those full
+    # sweeps were a seventh of the pilot tests' time (0.4 s each). Fewer, later sweeps: the same garbage is
+    # collected, no test relies on when (none uses gc or weakref).
+    gc.set_threshold(10_000, 20, 20)
+
+
+def _share_stylesheet_parses() -> None:
+    """Parse each piece of Textual CSS once per test process, not once per app.
+
+    Textual keeps its parsed rules per Stylesheet, so every app that a test starts tokenizes the workbench's
+    stylesheet and every widget's DEFAULT_CSS again. That was a fifth of a short pilot test's CPU, and hundreds
+    of apps start in one process. The parse is a pure function of the CSS, where it was read from and the theme's
+    variables, so the key holds all three. A parse that raises is not kept, and a kept parse that has errors
+    still raises when the stylesheet checks them, as it would if it were new. Only the tests do this: the
+    workbench starts one app per process."""
+    from textual.css.stylesheet import Stylesheet
+
+    parse_rules = Stylesheet._parse_rules
+    parsed: dict[tuple, list] = {}
+
+    def shared(self, css, read_from, is_default_rules=False, tie_breaker=0, scope=""):
+        key = (css, read_from, is_default_rules, tie_breaker, scope, tuple(sorted(self._variables.items())))
+        if key not in parsed:
+            parsed[key] = parse_rules(self, css, read_from, is_default_rules, tie_breaker, scope)
+        return list(parsed[key])
+
+    Stylesheet._parse_rules = shared  # type: ignore[method-assign]
 
 
 def _module_fixture_group(item: pytest.Item) -> str | None:

@@ -8,6 +8,8 @@ differ it falls back to the unfolded copy, so an unusual architecture is never s
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, overload
 
 import torch
@@ -68,21 +70,40 @@ def inference_copy(model: Classifier | Ensemble, device: torch.device, size: int
 
 
 def _classifier_copy(model: Classifier, device: torch.device, size: int) -> Classifier:
-    reference = copy.deepcopy(model).eval()
-    fast = copy.deepcopy(reference)
+    # One deep copy, not two: the folded copy is checked against the caller's model itself, run in eval mode
+    # for the check and put back as it was (a second copy doubled the memory of a large backbone and was a
+    # third of a probe's set-up time). Only when the check fails is a second, unfolded copy made.
+    fast = copy.deepcopy(model).eval()
     if fold_batchnorm(fast.backbone):
-        with torch.inference_mode():
-            probe = _probe_images(reference, size)
-            want = reference.features(probe)
+        with torch.inference_mode(), _evaluating(model):
+            probe = _probe_images(model, size)
+            want = model.features(probe)
             got = fast.features(probe)
         if not _same_outputs(want, got):
-            fast = reference
+            fast = copy.deepcopy(model).eval()
     fast = fast.to(device)
     if device.type in ("cpu", "cuda"):
         fast = fast.to(memory_format=torch.channels_last)
     for p in fast.parameters():
         p.requires_grad_(False)
     return fast
+
+
+@contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode for the block, then each module's own mode again (a training model may mix
+    them: frozen stages in eval). A model already all in eval is not touched, so one shared between threads
+    (the attack targets' cache) is never seen in another mode."""
+    training = [(m, m.training) for m in model.modules()]
+    if not any(t for _, t in training):
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, t in training:
+            m.training = t
 
 
 def _probe_images(model: nn.Module, size: int) -> torch.Tensor:

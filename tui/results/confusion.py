@@ -88,6 +88,7 @@ class ConfusionGrid(Widget, can_focus=True):
         self.classes_: list[str] = []
         self.matrix: list[list[int]] = []
         self.row_totals: list[int] = []
+        self.biggest = 0
         self.top = 0  # first visible row
         self.left = 0  # first visible column
 
@@ -96,6 +97,7 @@ class ConfusionGrid(Widget, can_focus=True):
     def set_matrix(self, classes: list[str], matrix: list[list[int]]) -> None:
         self.classes_, self.matrix = list(classes), matrix
         self.row_totals = [sum(row) for row in matrix]
+        self.biggest = max((v for row in matrix for v in row), default=0)  # every line asks for cell_w
         self.top = self.left = 0
         self.set_reactive(ConfusionGrid.cursor, (0, 0))
         self.refresh()
@@ -111,8 +113,7 @@ class ConfusionGrid(Widget, can_focus=True):
     @property
     def cell_w(self) -> int:
         """Wide enough for the column number, the biggest count and "100", plus one space."""
-        biggest = max((v for row in self.matrix for v in row), default=0)
-        return max(self.number_w, len(str(biggest)), 3) + 1
+        return max(self.number_w, len(str(self.biggest)), 3) + 1
 
     @property
     def label_w(self) -> int:

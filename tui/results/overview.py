@@ -51,6 +51,10 @@ class MatrixMap(Widget, can_focus=True):
         super().__init__(**kwargs)
         self.matrix = matrix
         self.totals = [sum(row) for row in matrix]
+        # each cell's shade once, and each drawn line kept: the cursor's move redraws the map, and a burst of
+        # arrow keys over SSH would otherwise blend every cell again for every key
+        self.shades = [[self._shade(i, j) for j in range(self.n)] for i in range(self.n)]
+        self._lines: dict[tuple, Strip] = {}
         self.set_reactive(MatrixMap.cursor, cursor)
 
     @property
@@ -66,17 +70,30 @@ class MatrixMap(Widget, can_focus=True):
         """1 to 3 characters a column: as square as the room allows (a character is about twice as tall)."""
         return max(1, min(3, ((self.size.width or 80) - self.gutter) // max(1, self.n)))
 
+    def _shade(self, i: int, j: int) -> Color:
+        count, total = self.matrix[i][j], self.totals[i]
+        share = count / total if total else 0.0
+        return blend(LOW, GREEN if i == j else RED, share ** 0.6 if count else 0.0)
+
     def colour(self, i: int, j: int) -> Color:
         if i >= self.n:
             return EMPTY
         if (i, j) == self.cursor:
             return CURSOR
-        count, total = self.matrix[i][j], self.totals[i]
-        share = count / total if total else 0.0
-        return blend(LOW, GREEN if i == j else RED, share ** 0.6 if count else 0.0)
+        return self.shades[i][j]
 
     def render_line(self, y: int) -> Strip:
         width, base = self.size.width, self.rich_style
+        # a line depends on the cursor only when the cursor's row is on it (or it is the header)
+        on_line = y == 0 or self.cursor[0] in (2 * (y - 1), 2 * (y - 1) + 1)
+        key = (y, width, base, self.cursor if on_line else None)
+        if key not in self._lines:
+            if len(self._lines) > 512:
+                self._lines.clear()
+            self._lines[key] = self._render_line(y, width, base)
+        return self._lines[key]
+
+    def _render_line(self, y: int, width: int, base: Style) -> Strip:
         muted = base + Style(dim=True)
         cw, gutter = self.cell_w, self.gutter
         if y == 0:  # column numbers every TICK columns, the cursor's column marked

@@ -73,6 +73,11 @@ class ConfigForm(VerticalScroll):
             super().__init__()
             self.form, self.values, self.errors, self.name = form, values, errors, name
 
+        def can_replace(self, message: Message) -> bool:
+            # each Changed carries every field's value: a newer one from the same form makes an older one
+            # waiting in the queue redundant (mounting the form changes every field at once)
+            return isinstance(message, ConfigForm.Changed) and message.form is self.form
+
     class Scrolled(Message):
         def __init__(self, form: ConfigForm) -> None:
             super().__init__()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from helpers.results import PETS, pets_app, pets_dataset, pets_report, write_pets_run
-from helpers.tui import make_app, text_of, wait_for
+from helpers.tui import burst, make_app, text_of, wait_for
 
 from tui.results.confusion import ConfusionGrid
 from tui.results.losses import LossGrid
@@ -84,7 +84,7 @@ async def test_the_whole_matrix_fits_one_screen_and_its_cells_open_their_images(
         assert heat.region.bottom <= 24
         last = heat.render_line((len(PETS) + 1) // 2).text
         assert last.startswith("36 ") and last.count("▀") == len(PETS) * heat.cell_w
-        await pilot.press(*["down"] * t, *["right"] * p)
+        await burst(pilot, *["down"] * t, *["right"] * p)
         await pilot.pause()
         assert heat.cursor == (t, p)
         assert "yorkshire_terrier → scottish_terrier: 2" in text_of(app, "#overview-cell")

@@ -20,6 +20,7 @@ from helpers.tui import (
     SIZES,
     all_drawn,
     all_loaded,
+    burst,
     make_app,
     settle,
     wait_for,
@@ -54,7 +55,7 @@ def test_results_37_classes(snap_compare, size, tmp_path, monkeypatch):
         await pilot.press("4")
         await wait_for(pilot, lambda: pilot.app.screen.view is not None, 30, "the report")
         # the cursor on a mistake far from the corner: the headers stay, the crosshair shows
-        await pilot.press(*["down"] * 36, *["right"] * 30)
+        await burst(pilot, *["down"] * 36, *["right"] * 30)  # as over a laggy SSH link: all at once
         await wait_thumbnails(pilot, pilot.app.screen.query_one("#loss-images"))
         await settle(pilot)
 
@@ -103,7 +104,7 @@ def test_results_matrix_overview(snap_compare, size, tmp_path, monkeypatch):
         await wait_for(pilot, lambda: pilot.app.screen.view is not None, 30, "the report")
         await pilot.press("o")
         await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ == "MatrixOverview", 10, "the overview")
-        await pilot.press(*["down"] * PETS.index("yorkshire_terrier"), *["right"] * PETS.index("scottish_terrier"))
+        await burst(pilot, *["down"] * PETS.index("yorkshire_terrier"), *["right"] * PETS.index("scottish_terrier"))
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=before)
