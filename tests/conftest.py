@@ -7,17 +7,25 @@ import gc
 import inspect
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 from helpers.data import DEMO, ROOT, make_dataset, make_pets_like
 
+# PYTHONDONTWRITEBYTECODE=1 (set on some machines: this project's CI and dev machines among them) made every
+# pytest process rewrite the asserts of all ~150 test modules again, each run: 3 s of CPU in each of the three
+# workers before the first test. The suite keeps its compiled modules in __pycache__ (ignored by git), as
+# Python does by default.
+sys.dont_write_bytecode = False
+
 # ------------------------------------------------------------------------------ tiers
 # Every test gets one tier marker, from what it does (read off its code and its fixtures' code, so a new test
 # is tiered without anyone remembering to): `system` spawns processes (the CLI as a subprocess, torchrun, a
 # wheel's venv, a pty, a browser), compiles (torch.export, ONNX), holds an accuracy bar on real photos (`slow`)
-# or chains the features end to end (the scenario files); `pilot` drives the workbench by keys; `unit` is the
-# rest. `pytest -m "not system"` is the loop a contributor waits for (docs/development.md).
+# or chains the features end to end (the scenario files), or is one more case of the every-backbone sweep
+# (`sweep`: the fast tier keeps the first architecture of each builder); `pilot` drives the workbench by keys;
+# `unit` is the rest. `pytest -m "not system"` is the loop a contributor waits for (docs/development.md).
 SPAWNS = ("subprocess.", "Popen(", "torch.distributed.run", "pty.fork", "pty.openpty", "chromium", "tmux ",
           # compiling: torch.export traces the model and ONNX converts the program (seconds each)
           "torch.export", "torch.compile", "onnx", "pt2", "export_run(",
@@ -51,7 +59,7 @@ def _spawns(fn, depth: int = 2) -> bool:
 
 def _tier(item: pytest.Item) -> str:
     path = Path(str(item.fspath))
-    if item.get_closest_marker("system") or item.get_closest_marker("slow") or path.name in SYSTEM_FILES:
+    if any(item.get_closest_marker(m) for m in ("system", "slow", "sweep")) or path.name in SYSTEM_FILES:
         return "system"
     fn = getattr(item, "function", None)
     if fn is not None and _spawns(fn):
@@ -93,12 +101,24 @@ def _share_stylesheet_parses() -> None:
     parsed: dict[tuple, list] = {}
 
     def shared(self, css, read_from, is_default_rules=False, tie_breaker=0, scope=""):
-        key = (css, read_from, is_default_rules, tie_breaker, scope, tuple(sorted(self._variables.items())))
+        variables = self._variables  # replaced, never changed in place (Stylesheet.set_variables)
+        memo = self.__dict__.get("_tlbench_variables")
+        if memo is None or memo[0] is not variables:
+            memo = self._tlbench_variables = (variables, tuple(sorted(variables.items())))
+        key = (css, read_from, is_default_rules, tie_breaker, scope, memo[1])
         if key not in parsed:
             parsed[key] = parse_rules(self, css, read_from, is_default_rules, tie_breaker, scope)
         return list(parsed[key])
 
     Stylesheet._parse_rules = shared  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    # After the last test a worker sweeps its heap five times over (pytest's check for unraisable exceptions)
+    # and the interpreter's shutdown sweeps it again: seconds per worker with PyTorch and hundreds of apps'
+    # leftovers, after the last test. Frozen, the sweeps skip what every test has left behind.
+    gc.freeze()
 
 
 def _module_fixture_group(item: pytest.Item) -> str | None:
@@ -121,9 +141,17 @@ def pytest_collection_modifyitems(config, items):
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
     # the longest first: under pytest-xdist a minute-long test started last keeps one worker busy after the rest
-    # are done (the accuracy bars on real photos, then the other system tests, then the short ones)
-    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("system")
-               else 2)
+    # are done. The accuracy bars on real photos, the other system tests, the modules that share a trained run
+    # (one worker takes a whole group), the workbench's pilots (seconds each, and slower still while another
+    # thread of theirs works), the training tests (seconds each), then the engine's other unit tests, mostly a
+    # fraction of a second, to fill the end.
+    def rank(item: pytest.Item) -> int:
+        for rank, marker in enumerate(("slow", "system", "xdist_group", "pilot")):
+            if item.get_closest_marker(marker):
+                return rank
+        return 4 if "train" in item.path.relative_to(ROOT / "tests").parts else 5
+
+    items.sort(key=rank)
 
 
 def _isolate(monkeypatch: pytest.MonkeyPatch, base: Path) -> None:

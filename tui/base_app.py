@@ -161,9 +161,11 @@ class WorkbenchApp(App):
             outcome: tuple = (None, backbone_rows(lambda: time.sleep(0.02)))
         except Exception as err:  # noqa: BLE001 - shown by the Model screen with the error modal
             outcome = (err, None)
+        if not self.is_running or self._loop is None or self._loop.is_closed():
+            return  # the app closed meanwhile (a call now would leave its coroutine never awaited)
         try:
             self.call_from_thread(self._registry_loaded, outcome)
-        except RuntimeError:  # the app closed meanwhile
+        except RuntimeError:  # it closed just now
             pass
 
     def _registry_loaded(self, outcome: tuple) -> None:

@@ -2,7 +2,8 @@
 feature extraction with the width the registry reports, it splits into stages, its random architecture equals
 the one torchvision builds for its weights, and the listing itself exits 0.
 
-Cost: 83 names on a 2-core CPU. Models are built without their default initialisation (parameters allocated on
+Cost: 83 names on a 2-core CPU; the fast tier runs the first name of each builder (`sweep`), the full suite
+all of them. Models are built without their default initialisation (parameters allocated on
 the meta device, then filled with small constants), at the smallest input each allows. Transformers (ViT, Swin,
 MaxViT) cannot shrink their input, and the biggest nets hold up to 645M parameters, so before the forward pass
 each run of shape-preserving repeated blocks inside an nn.Sequential or a ModuleList (a ResNet stage's blocks after its first,
@@ -42,6 +43,25 @@ from engine.models.stages import backbone_stages
 from engine.runtime.devices import parameters_on_meta
 
 ALL = available_backbones(all_models=True)
+
+
+def builder(name: str) -> str:
+    """The code that builds it: torchvision's builder module (resnet covers ResNeXt and Wide ResNet, efficientnet
+    B0-B7 and V2, …), or the family for the others."""
+    spec = get_spec(name)
+    return torchvision.models.get_model_builder(name).__module__ if spec.family == "torchvision" else spec.family
+
+
+def sweep(names: list[str]) -> list:
+    """Every name; beyond the first of each builder a case is marked `sweep`, so the fast tier
+    (`pytest -m "not system"`) runs each builder's code once and the full suite every architecture."""
+    seen: set[str] = set()
+    cases = []
+    for name in names:
+        first = builder(name) not in seen
+        seen.add(builder(name))
+        cases.append(name if first else pytest.param(name, marks=pytest.mark.sweep))
+    return cases
 
 
 def split_head(name: str, model: nn.Module) -> tuple[nn.Module, nn.Module | None]:
@@ -128,7 +148,7 @@ def two_images(tmp_path_factory):
     return root, paths
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", sweep(ALL))
 def test_every_listed_backbone_gives_features_of_the_registry_width(name, two_images, monkeypatch):
     """build_classifier's real path (random weights: the architecture with torchvision's arguments for the
     weights, its ImageNet head split off), then the probe's cached feature extraction on two tiny images."""
@@ -149,7 +169,7 @@ def test_every_listed_backbone_gives_features_of_the_registry_width(name, two_im
     assert torch.isfinite(feats).all()
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", sweep(ALL))
 def test_every_listed_backbone_splits_into_stages_that_cover_every_parameter_once(name):
     backbone, _ = split_head(name, empty_architecture(get_spec(name)))
     stages = backbone_stages(backbone)
@@ -167,7 +187,7 @@ def simple_attributes(model: nn.Module) -> dict:
             for name, m in model.named_modules()}
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if get_spec(n).family == "torchvision"])
+@pytest.mark.parametrize("name", sweep([n for n in ALL if get_spec(n).family == "torchvision"]))
 def test_random_architecture_equals_what_torchvision_builds_for_the_weights(name, monkeypatch):
     """What architecture_kwargs passes for a random backbone (and for loading a full checkpoint) must equal
     what torchvision's builder makes of `weights=` (the file's loading is skipped: meta tensors only)."""

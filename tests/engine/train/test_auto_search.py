@@ -64,13 +64,17 @@ class Clock:
         return self.now
 
 
-def searched(tmp_path: Path, clock=None, budget: float = 15.0, seed: int = 0, **kw) -> tuple[Search, dict]:
+def search_for(tmp_path: Path, clock=None, budget: float = 15.0, seed: int = 0, **kw) -> Search:
     config = TrainConfig(dataset=str(tmp_path), mode="auto", img_size=32, folds=3, budget=budget, seed=seed,
                          workers=0, **kw).validate()
-    s = Search(config, samples(tmp_path), str(tmp_path), CLASSES, JobContext(lambda e: None, JobControl()),
-               torch.device("cpu"), clock=clock or Clock(), precision="fp32")
-    winner = run_search(s, config, None)
-    return s, leaderboard(s, winner, config, len(s.paths), 0)
+    return Search(config, samples(tmp_path), str(tmp_path), CLASSES, JobContext(lambda e: None, JobControl()),
+                  torch.device("cpu"), clock=clock or Clock(), precision="fp32")
+
+
+def searched(tmp_path: Path, clock=None, budget: float = 15.0, seed: int = 0, **kw) -> tuple[Search, dict]:
+    s = search_for(tmp_path, clock, budget, seed, **kw)
+    winner = run_search(s, s.config, None)
+    return s, leaderboard(s, winner, s.config, len(s.paths), 0)
 
 
 def test_time_left_buys_the_larger_space_and_a_short_budget_lists_what_it_left_out(tmp_path, stand_ins):
@@ -110,9 +114,8 @@ def test_repeated_cross_validation_is_the_same_for_a_seed_and_pairs_candidates_f
     # the repeats split the photos differently from each other, and another seed differently again
     tests = [[sorted(te.tolist()) for _, te in f] for f in s1.fold_sets]
     assert tests[0] != tests[1] != tests[2]
-    s3, _ = searched(tmp_path, seed=4)
-    assert s3.fold_sets is not None
-    assert [[sorted(te.tolist()) for _, te in f] for f in s3.fold_sets] != tests
+    other_seed = search_for(tmp_path, seed=4).folds()  # the folds every candidate of that search is scored on
+    assert [[sorted(te.tolist()) for _, te in f] for f in other_seed] != tests
     # every candidate is scored on every fold of every repeat, in the same order: they pair up
     entries = [e for e in board1["leaderboard"] if "fold_accuracies" in e]
     assert all(len(e["fold_accuracies"]) == REPEATS * 3 for e in entries)
