@@ -75,7 +75,9 @@ def _classifier_copy(model: Classifier, device: torch.device, size: int) -> Clas
     # third of a probe's set-up time). Only when the check fails is a second, unfolded copy made.
     fast = copy.deepcopy(model).eval()
     if fold_batchnorm(fast.backbone):
-        with torch.inference_mode(), _evaluating(model):
+        # no_grad, not inference_mode: a module that caches a tensor in its forward (a lazily built rotary
+        # table) would keep an inference tensor, which a later training step could not save for backward
+        with torch.no_grad(), _evaluating(model):
             probe = _probe_images(model, size)
             want = model.features(probe)
             got = fast.features(probe)

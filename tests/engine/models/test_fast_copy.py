@@ -63,3 +63,16 @@ def test_a_fold_that_changes_the_outputs_falls_back_to_an_unfolded_copy(monkeypa
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(fast.features(x), model.features(x), atol=1e-5)  # channels_last: not bit-equal
+
+
+def test_a_tensor_the_model_caches_during_the_check_can_still_be_trained_through():
+    """A module may keep a tensor its first forward made (a lazily built rotary table): made by the check on
+    the caller's model, it must be an ordinary tensor, or a later training step cannot save it for backward."""
+    model = lite0().train()
+    cache: dict[str, torch.Tensor] = {}
+    model.backbone.register_forward_hook(lambda module, args, out: cache.setdefault("first", out))
+    inference_copy(model, torch.device("cpu"), 32)
+    assert "first" in cache  # the check ran the caller's model
+    weight = model.head.weight
+    (model(torch.rand(2, 3, 32, 32)) * cache["first"].mean()).sum().backward()
+    assert weight.grad is not None
