@@ -48,9 +48,9 @@ class TinyViT(nn.Module):
         return self.norm(self.blocks(t))[:, 0]
 
 
-def tiny(backbone, width):
-    torch.manual_seed(0)
-    return Classifier(backbone, nn.Linear(width, 3), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)).eval()
+def tiny(backbone: type[nn.Module], width: int) -> Classifier:
+    torch.manual_seed(0)  # before the backbone too: its weights must not depend on what ran earlier in the process
+    return Classifier(backbone(), nn.Linear(width, 3), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)).eval()
 
 
 PREP = Preprocessing(crop_size=32, resize_size=36)
@@ -62,7 +62,7 @@ def test_each_method_on_tiny_models_writes_heatmaps_at_the_original_resolution(t
     Image.fromarray(rng.integers(0, 255, (40, 70, 3), dtype=np.uint8)).save(img)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    for name, model, width in [("cnn", TinyCNN(), 16), ("vit", TinyViT(), 16)]:
+    for name, model, width in [("cnn", TinyCNN, 16), ("vit", TinyViT, 16)]:
         m = tiny(model, width)
         before = {k: v.clone() for k, v in m.state_dict().items()}
         for method in METHODS:
@@ -82,11 +82,11 @@ def test_each_method_on_tiny_models_writes_heatmaps_at_the_original_resolution(t
 
 def test_gradcam_layer_is_the_last_feature_map_or_the_last_blocks_input():
     x = torch.rand(1, 3, 32, 32)
-    _, stage, kind = gradcam_layer(tiny(TinyCNN(), 16), x)
+    _, stage, kind = gradcam_layer(tiny(TinyCNN, 16), x)
     assert (stage, kind) == ("features[1]", "nchw")
-    _, stage, kind = gradcam_layer(tiny(TinyViT(), 16), x)
+    _, stage, kind = gradcam_layer(tiny(TinyViT, 16), x)
     assert (stage, kind) == ("blocks.0", "tokens")  # the last block's input: its class token reads every patch
-    heat = attribute(tiny(TinyViT(), 16), x, 0, "gradcam")
+    heat = attribute(tiny(TinyViT, 16), x, 0, "gradcam")
     assert heat.shape == (32, 32) and heat.max() > 0
 
 
@@ -141,7 +141,7 @@ def test_with_tta_it_explains_the_flip_averaged_prediction_that_eval_and_predict
     from engine.data.loaders import eval_transform
     from engine.evaluate.explain import explain_pil
 
-    model = tiny(TinyCNN(), 16)
+    model = tiny(TinyCNN, 16)
     rng = np.random.default_rng(0)
     img = Image.fromarray(rng.integers(0, 255, (36, 36, 3), dtype=np.uint8))  # asymmetric: the views differ
     x = eval_transform(img, PREP).unsqueeze(0).float().div(255)
