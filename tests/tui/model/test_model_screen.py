@@ -312,3 +312,23 @@ async def test_y_copies_the_train_line_of_the_forms_settings(tiny_dataset):
         await pilot.press("y")
         await pilot.pause()
         assert "--epochs 7" in app.clipboard and "--mode head" in app.clipboard
+
+
+async def test_opening_the_form_validates_it_a_few_times_not_once_per_field(tiny_dataset, monkeypatch):
+    """Mounting the form changes every field at once: the screen validates the newest values, not each field's
+    in turn (25 validations before, each reading the dataset and the runs folder). Changes made together still
+    all arrive: the last Changed carries every field."""
+    from tui.model.screen import ModelScreen
+
+    checks = []
+    real = ModelScreen.check
+    monkeypatch.setattr(ModelScreen, "check", lambda self, *a, **k: checks.append(1) or real(self, *a, **k))
+    app = make_app(tiny_dataset)
+    async with app.run_test(size=(120, 35)) as pilot:
+        screen = await model_screen(pilot)
+        fields = len(screen.query(".form-row"))
+        assert fields > 20 and 0 < len(checks) <= 5, (len(checks), fields)
+        screen.query_one("#field-lr").value = "0.02"
+        screen.query_one("#field-epochs").value = "7"
+        await pilot.pause()
+        assert app.state.config["lr"] == 0.02 and app.state.config["epochs"] == 7
