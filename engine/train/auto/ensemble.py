@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from engine.evaluate.crossval import CVResult, paired_gain, top_k_accuracy
-from engine.train.auto.search import TIE, Scored, Search
+from engine.train.auto.search import Scored, Search, beats
 
 POOL = 6  # the best recipes that may join (those that read the same input batch as the incumbent)
 STEPS = 20  # greedy steps: weights in twentieths
@@ -103,7 +103,7 @@ def ensemble_candidate(search: Search) -> Scored | None:
     search.results[name] = scored
     singles = [s for s in search.results.values() if s.recipe is not None]
     margins = [(s.name, *paired_gain(cv.fold_accuracies, s.cv.fold_accuracies)) for s in singles]
-    wins = all(gain > max(se, TIE) for _, gain, se in margins)
+    wins = all(beats(gain, se) for _, gain, se in margins)
     closest = min(margins, key=lambda m: m[1] - m[2])
     entry = {"recipe": name, "settings": {"members": [{"recipe": m.name, "weight": round(w, 4),
                                                        "settings": m.recipe.settings() if m.recipe else {}}

@@ -39,7 +39,14 @@ REPEATS = 3  # sets of k folds: the estimate's std across them is a third of one
 # seconds per image per megapixel of input before any extraction was timed (a warm cache times none): a
 # 2-core CPU's order of magnitude for an EfficientNet-Lite, so a budget is not overrun on a guess of zero
 UNMEASURED_RATE = 1.0
-TIE = 1e-9
+TIE = 1e-9  # float rounding: a gain this close to its standard error is equal to it
+
+
+def beats(gain: float, se: float) -> bool:
+    """The noise rule: a mean gain over the paired folds counts only when it exceeds one standard error by more
+    than rounding. A change on a single fold (every other fold tied) has a gain of exactly one standard error
+    whatever its size, so it never counts: one photo judged differently in one fold is not evidence."""
+    return gain - se > TIE
 
 
 @dataclass
@@ -222,7 +229,7 @@ class Search:
         if challenger is self.incumbent:
             return False
         gain, se = paired_gain(challenger.cv.fold_accuracies, self.incumbent.cv.fold_accuracies)
-        kept = gain > max(se, TIE)
+        kept = beats(gain, se)
         entry.update({"vs": self.incumbent.name, "gain": round(gain, 6), "gain_se": round(se, 6), "kept": kept})
         if kept:
             self.ctx.log(f"auto: kept {challenger.name}: +{gain:.4f} ± {se:.4f} over {self.incumbent.name}")

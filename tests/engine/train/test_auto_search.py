@@ -14,7 +14,7 @@ import engine.train.auto.recipes as recipes
 import engine.train.auto.search as search_module
 from engine.core.jobs import JobContext, JobControl
 from engine.data.layouts import Sample
-from engine.evaluate.crossval import CVResult
+from engine.evaluate.crossval import CVResult, paired_gain
 from engine.train.auto.run import leaderboard, run_search
 from engine.train.auto.search import REPEATS, Scored, Search
 from engine.train.config import TrainConfig
@@ -142,6 +142,32 @@ def test_a_gain_within_the_noise_is_not_kept_one_beyond_it_is(tmp_path):
     entry = next(e for e in s.leaderboard if e["recipe"] == "within")
     assert entry["kept"] is False and 0 < entry["gain"] < entry["gain_se"]
     assert s.challenge(beyond) and s.incumbent is beyond  # a smaller, steadier gain clears the noise
+
+
+def test_a_change_on_a_single_fold_is_within_the_noise_whatever_its_size(tmp_path):
+    # cats-2 of bench/auto_recipe.py: a head setting that judged one photo differently in one of 15 folds was
+    # kept, because its gain equals its standard error exactly and float rounding put it 4e-19 above
+    config = TrainConfig(dataset=str(tmp_path), mode="auto").validate()
+    s = Search(config, samples(tmp_path), str(tmp_path), CLASSES, JobContext(lambda e: None, JobControl()),
+               torch.device("cpu"), clock=Clock(), precision="fp32")
+    base = [0.5] * 15
+    one_photo, many = list(base), list(base)
+    one_photo[0] += 1 / 20
+    many[3] += 0.4  # 8 photos of 20, still one fold
+    incumbent, *challengers = (Scored(None, name, cv(f), 0.0) for name, f in
+                               (("incumbent", base), ("one photo", one_photo), ("one fold", many)))
+    for sc in (incumbent, *challengers):
+        s.leaderboard.append({"recipe": sc.name})
+    s.challenge(incumbent)
+    for challenger in challengers:
+        gain, se = paired_gain(challenger.cv.fold_accuracies, base)
+        assert gain == pytest.approx(se, rel=1e-9) and gain > 0
+        assert not s.challenge(challenger) and s.incumbent is incumbent
+    two_folds = list(one_photo)
+    two_folds[1] += 1 / 20  # the same gain on a second fold as well: now it clears the noise
+    steadier = Scored(None, "two folds", cv(two_folds), 0.0)
+    s.leaderboard.append({"recipe": steadier.name})
+    assert s.challenge(steadier) and s.incumbent is steadier
 
 
 def test_the_default_probe_is_always_scored_and_auto_never_estimates_below_it(tmp_path, stand_ins, monkeypatch):
